@@ -1,0 +1,92 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings every camflow target shares: Swift 6 language mode is the package
+/// default; warnings are errors in CI through `make`.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "camflow",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "camflow", targets: ["CamflowMain"]),
+        .library(name: "Camflow", targets: ["Camflow"]),
+        .library(name: "CamflowCLI", targets: ["CamflowCLI"]),
+        .library(name: "FilesPlugin", targets: ["FilesPlugin"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The engine: packets, nodes, edges, scheduler, registry, YAML config.
+        .target(
+            name: "Camflow",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Plugin families: one module each, written against the public Camflow API.
+        .target(
+            name: "FilesPlugin",
+            dependencies: [
+                "Camflow",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Plugins/Files",
+            swiftSettings: swiftSettings
+        ),
+        // The command line, as a library so a user's own binary can add plugins.
+        .target(
+            name: "CamflowCLI",
+            dependencies: [
+                "Camflow",
+                "FilesPlugin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `camflow` executable: the built-in plugin list and nothing else.
+        .executableTarget(
+            name: "CamflowMain",
+            dependencies: ["CamflowCLI"],
+            path: "Sources/camflow",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CamflowTests",
+            dependencies: [
+                "Camflow",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FilesPluginTests",
+            dependencies: ["FilesPlugin", "Camflow"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CamflowCLITests",
+            dependencies: ["CamflowCLI", "FilesPlugin", "Camflow"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,57 @@
+/// `${VAR}` and `${VAR:-default}` in option values. Done on parsed scalars,
+/// not on the raw text, so a value holding YAML punctuation cannot change
+/// the document's structure and errors keep their positions.
+enum Interpolation {
+    struct Failure: Error {
+        var message: String
+        /// Characters from the start of the scalar to the problem.
+        var offset: Int
+    }
+
+    static func expand(_ text: String, environment: [String: String]) throws(Failure) -> String {
+        guard text.contains("$") else { return text }
+        var result = ""
+        let chars = Array(text)
+        var i = 0
+        while i < chars.count {
+            if chars[i] == "$", i + 2 < chars.count, chars[i + 1] == "$", chars[i + 2] == "{" {
+                result += "${"
+                i += 3
+                continue
+            }
+            guard chars[i] == "$", i + 1 < chars.count, chars[i + 1] == "{" else {
+                result.append(chars[i])
+                i += 1
+                continue
+            }
+            guard let close = chars[(i + 2)...].firstIndex(of: "}") else {
+                throw Failure(message: "unclosed '${' in a value; write '$${' for a literal '${'", offset: i)
+            }
+            let body = String(chars[(i + 2)..<close])
+            let name: String
+            let fallback: String?
+            if let range = body.range(of: ":-") {
+                name = String(body[..<range.lowerBound])
+                fallback = String(body[range.upperBound...])
+            } else {
+                name = body
+                fallback = nil
+            }
+            guard !name.isEmpty, name.allSatisfy({ $0 == "_" || $0.isLetter || $0.isNumber }) else {
+                throw Failure(message: "'${\(body)}' is not a variable reference; expected ${NAME} or ${NAME:-default}",
+                              offset: i)
+            }
+            if let value = environment[name], !(value.isEmpty && fallback != nil) {
+                result += value
+            } else if let fallback {
+                result += fallback
+            } else {
+                throw Failure(
+                    message: "environment variable '\(name)' is not set; set it or give a default: ${\(name):-value}",
+                    offset: i)
+            }
+            i = close + 1
+        }
+        return result
+    }
+}

@@ -1,0 +1,84 @@
+import Synchronization
+
+/// The bounded queue in front of one node: one lane per input edge.
+/// Producers suspend while their lane is full — that is the backpressure — and
+/// the consumer suspends while the inbox is empty. All logic is in
+/// ``InboxStateMachine``; this type only holds the lock and resumes tasks.
+final class Inbox: Sendable {
+    typealias Waiter = UnsafeContinuation<Void, Never>
+    private let state: Mutex<InboxStateMachine<Waiter>>
+    let capacity: Int
+
+    init(lanes: Int, capacity: Int) {
+        self.capacity = capacity
+        self.state = Mutex(InboxStateMachine(lanes: lanes, capacity: capacity))
+    }
+
+    /// Stores `packet` in `lane`, suspending while the lane is full. Returns
+    /// false when the consumer is gone and the packet was dropped.
+    @discardableResult
+    func push(_ packet: Packet, lane: Int) async -> Bool {
+        var blockedSince: UInt64 = 0
+        while true {
+            let action = state.withLock { $0.push(packet, lane: lane) }
+            switch action {
+            case .stored(let consumer):
+                if blockedSince != 0 {
+                    let blocked = MonotonicClock.now() &- blockedSince
+                    state.withLock { $0.recordBlocked(lane: lane, nanoseconds: blocked) }
+                }
+                consumer?.resume()
+                return true
+            case .discarded:
+                return false
+            case .full:
+                if blockedSince == 0 { blockedSince = MonotonicClock.now() }
+                await withUnsafeContinuation { (waiter: Waiter) in
+                    state.withLock { $0.waitForRoom(lane: lane, waiter) }?.resume()
+                }
+            }
+        }
+    }
+
+    /// Moves the next ready packets into `batch` (at most `limit`), waiting
+    /// while none are ready. Returns false at end of stream.
+    func pop(into batch: inout [Packet], limit: Int) async -> Bool {
+        var wake: [Waiter] = []
+        while true {
+            let action = state.withLock { $0.pop(into: &batch, limit: limit, wake: &wake) }
+            switch action {
+            case .batch:
+                for producer in wake { producer.resume() }
+                return true
+            case .endOfStream:
+                return false
+            case .wait:
+                await withUnsafeContinuation { (waiter: Waiter) in
+                    state.withLock { $0.waitForPackets(waiter) }?.resume()
+                }
+            }
+        }
+    }
+
+    /// The producer of `lane` has finished.
+    func finish(lane: Int) {
+        state.withLock { $0.finish(lane: lane) }?.resume()
+    }
+
+    /// The consumer stopped for good: drop what is queued and what comes.
+    func discardAll() {
+        var wake: [Waiter] = []
+        state.withLock { $0.discardAll(wake: &wake) }
+        for waiter in wake { waiter.resume() }
+    }
+
+    /// Ends everything now (hard stop): producers and consumer are released.
+    func terminate() {
+        var wake: [Waiter] = []
+        state.withLock { $0.terminate(wake: &wake) }
+        for waiter in wake { waiter.resume() }
+    }
+
+    /// Counters of each lane, in lane order.
+    var laneStats: [InboxStateMachine<Waiter>.LaneStats] { state.withLock { $0.lanes } }
+}

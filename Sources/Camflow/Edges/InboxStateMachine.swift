@@ -1,0 +1,151 @@
+internal import DequeModule
+
+/// The logic of a node's inbox: every edge into a node is a *lane* of one
+/// FIFO, bounded per lane. A pure value: its mutating methods say what to do
+/// next (wake the consumer, wake producers, wait) and ``Inbox`` carries it out
+/// under a lock. It is tested without tasks.
+///
+/// One FIFO for all lanes keeps arrival order across inputs and gives the
+/// consumer a single place to wait; per-lane counts keep each edge bounded
+/// on its own, so one busy input cannot starve another of room.
+struct InboxStateMachine<Waiter> {
+    struct Entry {
+        var lane: Int
+        var packet: Packet
+    }
+
+    /// Per-edge counters, read by status and metrics.
+    struct LaneStats: Sendable, Equatable {
+        var depth = 0
+        var maxDepth = 0
+        var packetsIn: UInt64 = 0
+        var bytesIn: UInt64 = 0
+        var packetsOut: UInt64 = 0
+        var discarded: UInt64 = 0
+        var blockedNanoseconds: UInt64 = 0
+        var finished = false
+    }
+
+    enum PushAction {
+        /// Stored; wake this consumer if one was waiting.
+        case stored(wakeConsumer: Waiter?)
+        /// The lane is full: the producer waits until the consumer takes.
+        case full
+        /// The consumer is gone (failed or the pipeline was terminated).
+        case discarded
+    }
+
+    enum PopAction {
+        /// Packets were moved into the batch; wake these producers.
+        case batch
+        /// Nothing queued: the consumer waits.
+        case wait
+        /// Every lane finished and nothing is left: end of stream.
+        case endOfStream
+    }
+
+    let capacity: Int
+    private(set) var lanes: [LaneStats]
+    private var queue: Deque<Entry>
+    private var waitingProducers: [Waiter?]
+    private var waitingConsumer: Waiter?
+    /// The consumer stopped reading: packets are counted and dropped.
+    private(set) var isDiscarding = false
+
+    init(lanes: Int, capacity: Int) {
+        precondition(capacity > 0, "edge capacity must be positive")
+        self.capacity = capacity
+        self.lanes = Array(repeating: LaneStats(), count: lanes)
+        self.queue = Deque(minimumCapacity: capacity * max(lanes, 1))
+        self.waitingProducers = Array(repeating: nil, count: lanes)
+    }
+
+    var depth: Int { queue.count }
+
+    mutating func push(_ packet: Packet, lane: Int) -> PushAction {
+        if isDiscarding {
+            lanes[lane].discarded += 1
+            return .discarded
+        }
+        guard lanes[lane].depth < capacity else { return .full }
+        queue.append(Entry(lane: lane, packet: packet))
+        lanes[lane].depth += 1
+        lanes[lane].maxDepth = max(lanes[lane].maxDepth, lanes[lane].depth)
+        lanes[lane].packetsIn += 1
+        lanes[lane].bytesIn += UInt64(packet.payload.readableBytes)
+        let consumer = waitingConsumer
+        waitingConsumer = nil
+        return .stored(wakeConsumer: consumer)
+    }
+
+    /// A producer that found its lane full registers here. Returns the waiter
+    /// back when it should not wait after all (room appeared, or discarding).
+    mutating func waitForRoom(lane: Int, _ waiter: Waiter) -> Waiter? {
+        if isDiscarding || lanes[lane].depth < capacity { return waiter }
+        waitingProducers[lane] = waiter
+        return nil
+    }
+
+    mutating func recordBlocked(lane: Int, nanoseconds: UInt64) {
+        lanes[lane].blockedNanoseconds += nanoseconds
+    }
+
+    /// Moves up to `limit` packets into `batch`, appending the producers to
+    /// wake to `wake`.
+    mutating func pop(into batch: inout [Packet], limit: Int, wake: inout [Waiter]) -> PopAction {
+        if queue.isEmpty {
+            return lanes.allSatisfy(\.finished) ? .endOfStream : .wait
+        }
+        let count = min(limit, queue.count)
+        for _ in 0..<count {
+            let entry = queue.removeFirst()
+            lanes[entry.lane].depth -= 1
+            lanes[entry.lane].packetsOut += 1
+            batch.append(entry.packet)
+            if let producer = waitingProducers[entry.lane] {
+                waitingProducers[entry.lane] = nil
+                wake.append(producer)
+            }
+        }
+        return .batch
+    }
+
+    /// The consumer found nothing and registers here. Returns the waiter back
+    /// when it should not wait after all.
+    mutating func waitForPackets(_ waiter: Waiter) -> Waiter? {
+        if !queue.isEmpty || lanes.allSatisfy(\.finished) { return waiter }
+        waitingConsumer = waiter
+        return nil
+    }
+
+    /// The producer of `lane` will send nothing more.
+    mutating func finish(lane: Int) -> Waiter? {
+        lanes[lane].finished = true
+        guard lanes.allSatisfy(\.finished) else { return nil }
+        let consumer = waitingConsumer
+        waitingConsumer = nil
+        return consumer
+    }
+
+    /// The consumer is gone: drop what is queued (counted per lane) and
+    /// accept no more, so producers never block on a dead node.
+    mutating func discardAll(wake: inout [Waiter]) {
+        isDiscarding = true
+        while let entry = queue.popFirst() {
+            lanes[entry.lane].depth -= 1
+            lanes[entry.lane].discarded += 1
+        }
+        for lane in waitingProducers.indices {
+            if let producer = waitingProducers[lane] { wake.append(producer) }
+            waitingProducers[lane] = nil
+        }
+        if let consumer = waitingConsumer { wake.append(consumer) }
+        waitingConsumer = nil
+    }
+
+    /// Ends the stream for the consumer at once, whatever is queued.
+    mutating func terminate(wake: inout [Waiter]) {
+        discardAll(wake: &wake)
+        for lane in lanes.indices { lanes[lane].finished = true }
+    }
+}

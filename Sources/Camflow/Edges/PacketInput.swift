@@ -1,0 +1,95 @@
+import Synchronization
+
+/// The packets arriving at a node from all its inputs, in arrival order.
+/// Iterate it with `for await packet in context.input`; the loop ends when
+/// every input has ended.
+///
+/// The input takes ready packets from the inbox in batches, so a busy edge
+/// costs one lock and one wake-up per batch, not per packet. Packets of a
+/// taken batch survive a restart of the node: the next instance gets them.
+/// Read it from one task at a time.
+public final class PacketInput: AsyncSequence, @unchecked Sendable {
+    public typealias Element = Packet
+    public typealias Failure = Never
+
+    private let inbox: Inbox?
+    private let stats: NodeStats
+    private var batch: [Packet] = []
+    private var index = 0
+    /// The largest batch taken at once.
+    static let batchLimit = 64
+
+    init(inbox: Inbox?, stats: NodeStats) {
+        self.inbox = inbox
+        self.stats = stats
+        batch.reserveCapacity(Self.batchLimit)
+    }
+
+    /// The next packet, or nil at end of stream.
+    public func next() async -> Packet? {
+        if index == batch.count {
+            batch.removeAll(keepingCapacity: true)
+            index = 0
+            guard let inbox, await inbox.pop(into: &batch, limit: Self.batchLimit) else { return nil }
+        }
+        let packet = batch[index]
+        index += 1
+        stats.countIn(packet)
+        return packet
+    }
+
+    /// Drops everything queued and everything still to come: the node is gone.
+    func discardRemaining() {
+        if index < batch.count { stats.countDropped(batch.count - index) }
+        batch.removeAll()
+        index = 0
+        inbox?.discardAll()
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let input: PacketInput
+        public mutating func next() async -> Packet? { await input.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(input: self) }
+}
+
+/// Where a node's packets go: one edge per consumer (fan-out). Each edge
+/// carries only the kinds its consumer accepts.
+public final class PacketOutput: Sendable {
+    struct Target: Sendable {
+        let inbox: Inbox
+        let lane: Int
+        let accepts: PacketKinds
+    }
+
+    private let targets: [Target]
+    private let stats: NodeStats
+    private let finished = Atomic<Bool>(false)
+
+    init(targets: [Target], stats: NodeStats) {
+        self.targets = targets
+        self.stats = stats
+    }
+
+    /// Sends `packet` to every consumer that accepts its kind, suspending
+    /// while a consumer's edge is full.
+    public func emit(_ packet: Packet) async {
+        stats.countOut(packet)
+        for target in targets where target.accepts.contains(packet.kind) {
+            await target.inbox.push(packet, lane: target.lane)
+        }
+    }
+
+    /// Whether any consumer takes this kind: nodes may skip building packets
+    /// nobody reads.
+    public func wants(_ kind: PacketKind) -> Bool {
+        targets.contains { $0.accepts.contains(kind) }
+    }
+
+    /// End of stream for every consumer. Idempotent.
+    func finish() {
+        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for target in targets { target.inbox.finish(lane: target.lane) }
+    }
+}

@@ -1,0 +1,66 @@
+public import Logging
+
+/// A running node: one instance per run (and per restart), made by its
+/// type's factory. The scheduler calls ``run(_:)`` in a task of its own.
+///
+/// - Sources produce until the task is cancelled (the pipeline is stopping)
+///   or their input is exhausted, then return.
+/// - Transforms and sinks read ``NodeContext/input`` until it ends. Most
+///   write only ``PacketProcessor/process(_:_:)`` and get the loop for free.
+///
+/// Returning ends the node's output streams; throwing is a failure handled by
+/// the node's restart policy.
+public protocol Node: Sendable {
+    func run(_ context: NodeContext) async throws
+    /// The kinds this instance emits when its options narrow or widen the
+    /// type's declaration (e.g. `frames: true`). nil: as declared.
+    var emittedKinds: PacketKinds? { get }
+}
+
+extension Node {
+    public var emittedKinds: PacketKinds? { nil }
+}
+
+/// A transform or sink written as a function of one packet: the run loop,
+/// end of stream and restart hand-over are done for it.
+public protocol PacketProcessor: Node {
+    /// Handles one packet; emit results with `context.emit`.
+    mutating func process(_ packet: Packet, _ context: NodeContext) async throws
+    /// Called once at end of stream: flush what is pending.
+    mutating func finish(_ context: NodeContext) async throws
+}
+
+extension PacketProcessor {
+    public mutating func finish(_ context: NodeContext) async throws {}
+
+    public func run(_ context: NodeContext) async throws {
+        var processor = self
+        for await packet in context.input {
+            try await processor.process(packet, context)
+        }
+        try await processor.finish(context)
+    }
+}
+
+/// What a running node sees of the pipeline: its id, its input and output,
+/// a logger and its counters.
+public struct NodeContext: Sendable {
+    /// The node's id in the pipeline.
+    public let id: String
+    /// The node's type name.
+    public let typeName: String
+    /// Packets from all inputs, in arrival order. Empty for sources.
+    public let input: PacketInput
+    /// Fan-out to every consumer.
+    public let output: PacketOutput
+    /// Logger with `node` metadata set.
+    public let logger: Logger
+    /// The node's counters; nodes add drops here.
+    public let stats: NodeStats
+
+    /// Sends a packet downstream, suspending while a consumer's edge is full.
+    @inlinable
+    public func emit(_ packet: Packet) async {
+        await output.emit(packet)
+    }
+}

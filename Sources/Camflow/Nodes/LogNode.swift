@@ -1,0 +1,110 @@
+/// `log`: one line per packet on standard output, as text or JSON lines.
+struct LogNode: PacketProcessor {
+    enum Format: String, CaseIterable { case text, json }
+
+    static let type = NodeType(
+        name: "log",
+        summary: "Prints one line per packet to standard output (text or JSON lines).",
+        details: """
+            Text lines read 'stream kind #sequence bytes [keyframe] [dts= pts= dur=] [codec]'; \
+            event packets print their name and fields. JSON lines carry the same fields as the \
+            ZeroMQ header, plus 'event' and its fields for events.
+            """,
+        options: [
+            OptionSpec("format", .choice(Format.allCases.map(\.rawValue)), default: "text", "Line format."),
+            OptionSpec("every", .integer, default: "1", "Print one packet in N (per node)."),
+            OptionSpec("prefix", .string, "Text put before every text line, such as the node id."),
+        ],
+        accepts: .all,
+        emits: .nothing,
+        make: { options in
+            let every = try options.integer("every") ?? 1
+            guard every >= 1 else {
+                throw ConfigError("option 'every' of node '\(options.nodeID)' must be at least 1",
+                                  at: try options.value("every")?.location ?? options.location)
+            }
+            return LogNode(format: try options.choice("format") ?? .text, every: every,
+                           prefix: try options.string("prefix"))
+        })
+
+    let format: Format
+    let every: Int
+    let prefix: String?
+    private var seen = 0
+
+    init(format: Format, every: Int, prefix: String?) {
+        self.format = format
+        self.every = every
+        self.prefix = prefix
+    }
+
+    mutating func process(_ packet: Packet, _ context: NodeContext) async throws {
+        defer { seen += 1 }
+        guard seen % every == 0 else { return }
+        var line = format == .json ? Self.json(packet) : Self.text(packet)
+        if format == .text, let prefix { line = prefix + " " + line }
+        line += "\n"
+        // One write per line: a reader of a pipe sees each packet as it passes.
+        try OutputStream.standardOutput.write(line)
+    }
+
+    static func text(_ packet: Packet) -> String {
+        var parts = [packet.stream, packet.kind.name, "#\(packet.sequence)", "\(packet.payload.readableBytes)B"]
+        if packet.discontinuity { parts.append("discontinuity") }
+        if let media = packet.media {
+            if media.keyframe == true { parts.append("keyframe") }
+            if media.track != 0 { parts.append("track=\(media.track)") }
+            if let dts = media.dts { parts.append("dts=\(dts)") }
+            if let pts = media.pts { parts.append("pts=\(pts)") }
+            if let duration = media.duration { parts.append("dur=\(duration)") }
+            if media.timescale != 0 { parts.append("timescale=\(media.timescale)") }
+            if let codec = media.codec { parts.append(codec) }
+            if let width = media.width, let height = media.height { parts.append("\(width)x\(height)") }
+        }
+        if let event = packet.event {
+            parts.append(event.name)
+            for (key, value) in event.fields { parts.append("\(key)=\(value)") }
+        }
+        return parts.joined(separator: " ")
+    }
+
+    static func json(_ packet: Packet) -> String {
+        var object = JSONObject()
+        object.append("stream", packet.stream)
+        object.append("kind", packet.kind.name)
+        object.append("sequence", Int64(packet.sequence))
+        object.append("bytes", Int64(packet.payload.readableBytes))
+        if packet.discontinuity { object.append("discontinuity", true) }
+        if let media = packet.media {
+            object.append("track", Int64(media.track))
+            object.append("codec", media.codec)
+            object.append("timescale", Int64(media.timescale))
+            object.append("dts", media.dts)
+            object.append("pts", media.pts)
+            object.append("duration", media.duration)
+            object.append("keyframe", media.keyframe)
+            object.append("width", media.width.map(Int64.init))
+            object.append("height", media.height.map(Int64.init))
+        }
+        object.append("received_at_ns", Int64(bitPattern: packet.receivedAt))
+        if let event = packet.event {
+            object.append("event", event.name)
+            for (key, value) in event.fields { object.append(key, value) }
+        }
+        return object.text
+    }
+}
+
+/// `null`: counts what arrives and discards it.
+struct NullNode: Node {
+    static let type = NodeType(
+        name: "null",
+        summary: "Counts packets and discards them.",
+        accepts: .all,
+        emits: .nothing,
+        make: { _ in NullNode() })
+
+    func run(_ context: NodeContext) async throws {
+        for await _ in context.input {}
+    }
+}

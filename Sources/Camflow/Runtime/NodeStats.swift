@@ -1,0 +1,45 @@
+import Synchronization
+
+/// Counters of one node, updated by the node's task and read by status,
+/// summary and metrics from anywhere. Relaxed atomics: each is exact on its
+/// own, a snapshot of several is not a single instant.
+public final class NodeStats: Sendable {
+    let packetsIn = Atomic<UInt64>(0)
+    let bytesIn = Atomic<UInt64>(0)
+    let packetsOut = Atomic<UInt64>(0)
+    let bytesOut = Atomic<UInt64>(0)
+    let dropped = Atomic<UInt64>(0)
+    let restarts = Atomic<UInt64>(0)
+    let failures = Atomic<UInt64>(0)
+
+    init() {}
+
+    @inline(__always)
+    func countIn(_ packet: Packet) {
+        packetsIn.add(1, ordering: .relaxed)
+        bytesIn.add(UInt64(packet.payload.readableBytes), ordering: .relaxed)
+    }
+
+    @inline(__always)
+    func countOut(_ packet: Packet) {
+        packetsOut.add(1, ordering: .relaxed)
+        bytesOut.add(UInt64(packet.payload.readableBytes), ordering: .relaxed)
+    }
+
+    /// Counts packets the node dropped on purpose (a queue policy) or lost.
+    public func countDropped(_ count: Int = 1) {
+        dropped.add(UInt64(count), ordering: .relaxed)
+    }
+
+    var snapshot: NodeSnapshot.Counters {
+        NodeSnapshot.Counters(
+            packetsIn: packetsIn.load(ordering: .relaxed),
+            bytesIn: bytesIn.load(ordering: .relaxed),
+            packetsOut: packetsOut.load(ordering: .relaxed),
+            bytesOut: bytesOut.load(ordering: .relaxed),
+            dropped: dropped.load(ordering: .relaxed),
+            restarts: restarts.load(ordering: .relaxed),
+            failures: failures.load(ordering: .relaxed)
+        )
+    }
+}

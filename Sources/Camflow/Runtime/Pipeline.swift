@@ -1,0 +1,228 @@
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// A running pipeline: every node in a task of its own, bounded edges between
+/// them, restart policies, and a graceful stop.
+///
+/// ```
+///   source ──edge──▶ transform ──edge──▶ sink
+///     │  emit() suspends while          │  for await packet in input
+///     │  the edge is full (backpressure)│  ends when all inputs end
+///     ▼                                 ▼
+///   stop: cancel sources ─▶ their outputs end ─▶ queues drain ─▶ sinks flush
+/// ```
+///
+/// It is a `Service`: run it in a `ServiceGroup` and SIGINT/SIGTERM stop it
+/// gracefully; cancelling its task stops it at once. A pipeline runs once.
+public final class Pipeline: Service, Sendable {
+    /// A checked graph this pipeline runs.
+    public let graph: PipelineGraph
+    private let runtime: [RuntimeNode]
+    private let logger: Logger
+    private let stopSignal = StopSignal()
+    private let failures = Mutex<[NodeFailure]>([])
+    private let startedAt = Atomic<UInt64>(0)
+    private let metricsInterval: Duration?
+
+    /// Prepares `graph` to run: creates the edges, starts nothing.
+    /// - Parameter metricsInterval: how often counters are exported through
+    ///   swift-metrics; nil to not export.
+    public init(graph: PipelineGraph, logger: Logger, metricsInterval: Duration? = .seconds(1)) {
+        self.graph = graph
+        self.logger = logger
+        self.metricsInterval = metricsInterval
+        var consumers = [[PacketOutput.Target]](repeating: [], count: graph.nodes.count)
+        var inboxes: [Inbox?] = []
+        for (index, node) in graph.nodes.enumerated() {
+            let inbox = node.inputs.isEmpty ? nil : Inbox(lanes: node.inputs.count, capacity: node.spec.capacity)
+            inboxes.append(inbox)
+            for (lane, producer) in node.inputs.enumerated() {
+                consumers[producer].append(.init(inbox: inbox!, lane: lane, accepts: node.type.accepts))
+            }
+            _ = index
+        }
+        runtime = graph.nodes.indices.map { index in
+            let stats = NodeStats()
+            return RuntimeNode(
+                node: graph.nodes[index], index: index, inbox: inboxes[index], stats: stats,
+                input: PacketInput(inbox: inboxes[index], stats: stats),
+                output: PacketOutput(targets: consumers[index], stats: stats))
+        }
+    }
+
+    /// Runs until every node has finished: sources ran out or were stopped,
+    /// and everything they produced has passed through.
+    /// - Throws: ``PipelineFailure`` when a node failed beyond its restart policy.
+    public func run() async throws {
+        startedAt.store(MonotonicClock.now(), ordering: .relaxed)
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await runNodes()
+            } onCancel: {
+                terminate()
+            }
+        } onGracefulShutdown: {
+            self.requestStop()
+        }
+        let failed = failures.withLock { $0 }
+        if !failed.isEmpty { throw PipelineFailure(failures: failed) }
+    }
+
+    /// Stops the sources; the rest of the graph drains and the run returns.
+    public func requestStop() {
+        guard !stopSignal.isFired else { return }
+        logger.debug("stopping sources")
+        stopSignal.fire()
+    }
+
+    /// Counters of every node and edge now.
+    public func snapshot() -> PipelineSnapshot {
+        let start = startedAt.load(ordering: .relaxed)
+        var edges: [EdgeSnapshot] = []
+        for node in runtime {
+            guard let inbox = node.inbox else { continue }
+            for (lane, stats) in inbox.laneStats.enumerated() {
+                edges.append(EdgeSnapshot(
+                    from: graph.nodes[node.node.inputs[lane]].spec.id, to: node.node.spec.id,
+                    capacity: inbox.capacity, depth: stats.depth, maxDepth: stats.maxDepth,
+                    packets: stats.packetsIn, bytes: stats.bytesIn, discarded: stats.discarded,
+                    blockedNanoseconds: stats.blockedNanoseconds))
+            }
+        }
+        return PipelineSnapshot(
+            name: graph.name,
+            elapsedNanoseconds: start == 0 ? 0 : MonotonicClock.now() - start,
+            nodes: runtime.map { NodeSnapshot(id: $0.node.spec.id, type: $0.node.type.name, counters: $0.stats.snapshot) },
+            edges: edges)
+    }
+
+    private func runNodes() async {
+        let exporter = metricsInterval.map { MetricsExporter(interval: $0) }
+        await withTaskGroup(of: Void.self) { outer in
+            if let exporter {
+                outer.addTask { await exporter.run { self.snapshot() } }
+            }
+            await withTaskGroup(of: Void.self) { group in
+                for node in runtime where !node.node.type.isSource {
+                    group.addTask { await self.runToEnd(node) }
+                }
+                group.addTask { await self.runSources() }
+            }
+            outer.cancelAll()
+        }
+        exporter?.export(snapshot())
+    }
+
+    /// Sources run in a group of their own, cancelled when a stop is requested.
+    private func runSources() async {
+        enum Done { case source, stopRequested }
+        let sources = runtime.filter { $0.node.type.isSource }
+        await withTaskGroup(of: Done.self) { group in
+            for source in sources {
+                group.addTask {
+                    await self.runToEnd(source)
+                    return .source
+                }
+            }
+            group.addTask {
+                await self.stopSignal.wait()
+                return .stopRequested
+            }
+            var running = sources.count
+            while let done = await group.next() {
+                switch done {
+                case .stopRequested:
+                    group.cancelAll()
+                case .source:
+                    running -= 1
+                    if running == 0 { group.cancelAll() }
+                }
+            }
+        }
+    }
+
+    /// Runs a node under its restart policy, then ends its output and
+    /// releases its input so nothing upstream waits on it.
+    private func runToEnd(_ node: RuntimeNode) async {
+        let outcome = await runWithRestarts(node)
+        node.output.finish()
+        node.input.discardRemaining()
+        if case .failed(let error) = outcome {
+            let failure = NodeFailure(node: node.node.spec.id, type: node.node.type.name,
+                                      message: String(describing: error))
+            logger.error("\(failure)")
+            failures.withLock { $0.append(failure) }
+            requestStop()
+        }
+    }
+
+    private enum Outcome { case finished, failed(any Error) }
+
+    private func runWithRestarts(_ runtimeNode: RuntimeNode) async -> Outcome {
+        let spec = runtimeNode.node.spec
+        let isSource = runtimeNode.node.type.isSource
+        var logger = self.logger
+        logger[metadataKey: "node"] = .string(spec.id)
+        let context = NodeContext(
+            id: spec.id, typeName: spec.type, input: runtimeNode.input, output: runtimeNode.output,
+            logger: logger, stats: runtimeNode.stats)
+        var attempt = 0
+        while true {
+            do {
+                let node = try runtimeNode.node.type.make(runtimeNode.node.options)
+                try await node.run(context)
+                return .finished
+            } catch {
+                // A source told to stop may surface the cancellation as an error.
+                if isSource && Task.isCancelled { return .finished }
+                runtimeNode.stats.failures.add(1, ordering: .relaxed)
+                attempt += 1
+                let policy = spec.restart
+                guard policy.mode == .onFailure, attempt <= policy.maxRestarts ?? .max else {
+                    return .failed(error)
+                }
+                let delay = policy.delay(beforeAttempt: attempt)
+                let limit = policy.maxRestarts.map { " of \($0)" } ?? ""
+                logger.warning("node failed; restarting in \(delay) (restart \(attempt)\(limit))",
+                               metadata: ["error": "\(error)"])
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    return .finished
+                }
+                runtimeNode.stats.restarts.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Hard stop: every edge ends now, queued packets are dropped.
+    private func terminate() {
+        stopSignal.fire()
+        for node in runtime { node.inbox?.terminate() }
+    }
+}
+
+/// A node's run-time parts.
+private struct RuntimeNode: Sendable {
+    let node: PipelineGraph.Node
+    let index: Int
+    let inbox: Inbox?
+    let stats: NodeStats
+    let input: PacketInput
+    let output: PacketOutput
+}
+
+/// One node that failed beyond its restart policy.
+public struct NodeFailure: Sendable, CustomStringConvertible {
+    public let node: String
+    public let type: String
+    public let message: String
+    public var description: String { "node '\(node)' (\(type)) failed: \(message)" }
+}
+
+/// The pipeline stopped because nodes failed.
+public struct PipelineFailure: Error, Sendable, CustomStringConvertible {
+    public let failures: [NodeFailure]
+    public var description: String { failures.map(\.description).joined(separator: "\n") }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Camflow
+
+/// `camflow graph FILE`: the pipeline as a Mermaid or Graphviz diagram.
+struct GraphCommand: ParsableCommand {
+    enum Format: String, ExpressibleByArgument, CaseIterable { case mermaid, dot }
+
+    static let configuration = CommandConfiguration(
+        commandName: "graph",
+        abstract: "Print a pipeline as a Mermaid or Graphviz (dot) diagram.",
+        discussion: "Nodes show their id and type; edges the packet kinds they carry. No option values are shown, so no credential is.")
+
+    @Argument(help: "The pipeline file (YAML).")
+    var file: String
+
+    @Option(help: "mermaid or dot.")
+    var format: Format = .mermaid
+
+    func run() throws {
+        let graph = try PipelineFile.load(file, registry: CommandEnvironment.registry)
+        print(GraphDiagram(graph: graph).render(format == .dot ? .dot : .mermaid))
+    }
+}
+
+/// Draws a checked graph. Labels come from ids, types and packet kinds only.
+struct GraphDiagram {
+    enum Format { case mermaid, dot }
+    let graph: PipelineGraph
+
+    func render(_ format: Format) -> String {
+        var lines: [String] = []
+        switch format {
+        case .mermaid:
+            lines.append("flowchart LR")
+            for node in graph.nodes {
+                lines.append("    \(identifier(node.spec.id))[\"\(node.spec.id)<br/><small>\(node.type.name)</small>\"]")
+            }
+            for node in graph.nodes {
+                for input in node.inputs {
+                    let producer = graph.nodes[input]
+                    let kinds = producer.emits.intersection(node.type.accepts)
+                    lines.append("    \(identifier(producer.spec.id)) -->|\(kinds)| \(identifier(node.spec.id))")
+                }
+            }
+        case .dot:
+            lines.append("digraph \"\(graph.name)\" {")
+            lines.append("    rankdir=LR;")
+            lines.append("    node [shape=box, fontname=\"Helvetica\"];")
+            for node in graph.nodes {
+                let shape = node.type.isSource ? ", shape=invhouse" : node.type.isSink ? ", shape=house" : ""
+                lines.append("    \"\(node.spec.id)\" [label=\"\(node.spec.id)\\n\(node.type.name)\"\(shape)];")
+            }
+            for node in graph.nodes {
+                for input in node.inputs {
+                    let producer = graph.nodes[input]
+                    let kinds = producer.emits.intersection(node.type.accepts)
+                    lines.append("    \"\(producer.spec.id)\" -> \"\(node.spec.id)\" [label=\"\(kinds)\"];")
+                }
+            }
+            lines.append("}")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Mermaid ids may not hold '-'.
+    private func identifier(_ id: String) -> String {
+        "n_" + id.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+    }
+}

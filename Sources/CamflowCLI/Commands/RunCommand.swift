@@ -1,0 +1,104 @@
+import ArgumentParser
+import Camflow
+import Logging
+import ServiceLifecycle
+
+/// `camflow run FILE`: runs a pipeline until its sources end or it is stopped.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a pipeline until its sources end, or until Ctrl-C / SIGTERM.",
+        discussion: """
+            On Ctrl-C or SIGTERM the sources stop first, queued packets drain and sinks flush; \
+            the exit code is then 0. A live status table goes to stderr every --status-interval \
+            when stderr is a terminal, and a summary at exit.
+            """)
+
+    @Argument(help: "The pipeline file (YAML).")
+    var file: String
+
+    @Option(help: "Seconds between status tables on a terminal, such as 5s; 0 turns them off.")
+    var statusInterval: String = "5s"
+
+    @Option(name: .customLong("for"), help: "Stop gracefully after this long, such as 30s or 2m.")
+    var runFor: String?
+
+    @Option(help: "Longest wait for the graph to drain after a stop before it is cut short.")
+    var shutdownTimeout: String = "10s"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Flag(help: "Do not print the summary at exit.")
+    var quiet = false
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level: expected trace, debug, info, notice, warning, error or critical, found '\(logLevel)'")
+        }
+        for (name, value) in [("--status-interval", statusInterval), ("--shutdown-timeout", shutdownTimeout),
+                              ("--for", runFor ?? "1s")] where Units.duration(value) == nil {
+            throw ValidationError("\(name): expected a duration such as 500ms, 5s or 2m, found '\(value)'")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "camflow")
+        let graph = try PipelineFile.load(file, registry: CommandEnvironment.registry)
+        let pipeline = Pipeline(graph: graph, logger: logger)
+        let statusEvery = Units.duration(statusInterval) ?? .seconds(5)
+        let stopAfter = runFor.flatMap(Units.duration)
+
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: pipeline, successTerminationBehavior: .gracefullyShutdownGroup,
+                             serviceName: "pipeline \(graph.name)")],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = Units.duration(shutdownTimeout)
+        let group = ServiceGroup(configuration: configuration)
+
+        var failure: (any Error)?
+        await withTaskGroup(of: Void.self) { tasks in
+            if let stopAfter {
+                tasks.addTask {
+                    do { try await Task.sleep(for: stopAfter) } catch { return }
+                    pipeline.requestStop()
+                }
+            }
+            if statusEvery > .zero, OutputStream.standardError.isTerminal {
+                tasks.addTask {
+                    var previous: PipelineSnapshot?
+                    while true {
+                        do { try await Task.sleep(for: statusEvery) } catch { return }
+                        let now = pipeline.snapshot()
+                        printError(now.table(previous: previous) + "\n")
+                        previous = now
+                    }
+                }
+            }
+            do {
+                try await group.run()
+            } catch {
+                failure = error
+            }
+            tasks.cancelAll()
+        }
+        if !quiet {
+            printError(pipeline.snapshot().table())
+        }
+        if let failure {
+            if failure is PipelineFailure {
+                printError("error: \(failure)")
+            } else {
+                printError("error: the pipeline did not stop cleanly: \(failure)")
+            }
+            throw ExitCodes.failure
+        }
+    }
+}
