@@ -1,0 +1,53 @@
+SHELL := /bin/bash
+# camflow: `make demo` runs the main job, `make test` runs the tests.
+# Both install missing Debian packages first when run as root.
+
+SWIFT ?= swift
+# Debian packages the build and tests need beyond the Swift toolchain.
+DEBIAN_PACKAGES ?=
+BUILD_LOG := .build/build.log
+
+.PHONY: all build release test demo deps docs bench fixtures clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing"; echo "install them with: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+# Builds everything (tests included) and fails on any warning in our own code.
+build: deps
+	@mkdir -p .build
+	@$(SWIFT) build --build-tests 2>&1 | tee $(BUILD_LOG); test $${PIPESTATUS[0]} -eq 0
+	@if grep -E "^/.*/(Sources|Plugins|Tests)/.*: warning:" $(BUILD_LOG) | grep -v "/.build/"; then \
+	  echo "error: warnings in camflow's own code (see above)"; exit 1; fi
+
+release: deps
+	$(SWIFT) build -c release
+
+test: build
+	$(SWIFT) test --skip-build --disable-xctest
+
+demo: build
+	$$($(SWIFT) build --show-bin-path)/camflow run pipelines/replay.yaml
+
+# Rewrites docs/nodes.md from the node declarations.
+docs: build
+	$$($(SWIFT) build --show-bin-path)/camflow nodes --markdown > docs/nodes.md
+
+bench: release
+	$$($(SWIFT) build -c release --show-bin-path)/camflow bench engine
+
+fixtures:
+	scripts/make-fixtures.sh
+
+clean:
+	rm -rf .build

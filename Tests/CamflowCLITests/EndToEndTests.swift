@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// The real `camflow` binary: exit codes, runs, and a graceful stop by signal.
+@Suite struct EndToEndTests {
+    @Test func validate_acceptsTheShippedPipelines() async throws {
+        let result = try await camflow("validate", "pipelines/replay.yaml")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("pipelines/replay.yaml: ok"))
+    }
+
+    @Test func validate_invalidFile_exits2_withFileLineAndColumn() async throws {
+        let path = try temporaryPipeline("""
+            nodes:
+              replay: { type: file-replay, path: x.mp4 }
+              log: { type: lgo, inputs: [replay] }
+            """)
+        let result = try await camflow("validate", path)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("\(path):3:16: error: unknown node type 'lgo' (node 'log'); did you mean 'log'?"))
+    }
+
+    @Test func missingPipelineFile_exits2() async throws {
+        let result = try await camflow("run", "/nonexistent/pipeline.yaml")
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("cannot read pipeline file '/nonexistent/pipeline.yaml'"))
+    }
+
+    @Test func usageError_exits64() async throws {
+        let result = try await camflow("run")
+        #expect(result.status == 64)
+    }
+
+    @Test func failingNode_exits1_andNamesIt() async throws {
+        let path = try temporaryPipeline("""
+            nodes:
+              replay: { type: file-replay, path: /nonexistent/clip.mp4 }
+              sink: { type: null, inputs: [replay] }
+            """)
+        let result = try await camflow("run", path)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("node 'replay' (file-replay) failed: cannot open '/nonexistent/clip.mp4'"))
+    }
+
+    @Test func run_replaysTheFixtureToTheEnd() async throws {
+        let result = try await camflow("run", "pipelines/replay.yaml")
+        #expect(result.status == 0, "\(result.stderr)")
+        let fixture = try FileManager.default.attributesOfItem(
+            atPath: repositoryRoot.appendingPathComponent("Tests/Fixtures/h264-main-aac.mp4").path)[.size] as? Int ?? 0
+        let bytes = result.stdout.split(separator: "\n").compactMap { line -> Int? in
+            line.split(separator: " ").first { $0.hasSuffix("B") }.flatMap { Int($0.dropLast()) }
+        }
+        #expect(bytes.reduce(0, +) == fixture, "every byte of the file is logged once")
+    }
+
+    @Test func sigint_stopsGracefully_exits0_andLosesNothing() async throws {
+        let path = try temporaryPipeline("""
+            nodes:
+              replay:
+                type: file-replay
+                path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4
+                chunk-size: 1KiB
+                loop: true
+                rate: 2MiB/s
+              buffer: { type: queue, inputs: [replay], max-packets: 4096 }
+              log: { type: log, inputs: [buffer] }
+            """)
+        let process = try CamflowProcess(["run", path])
+        try await process.waitForOutput(lines: 200)
+        process.process.interrupt()
+        let status = try await process.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "\(process.stderr)")
+        let printed = process.stdout.split(separator: "\n").count
+        let replay = summaryRow(process.stderr, node: "replay")
+        let log = summaryRow(process.stderr, node: "log")
+        #expect(replay != nil && log != nil, "summary missing:\n\(process.stderr)")
+        #expect(replay?.packetsOut == printed, "packets emitted = lines printed")
+        #expect(log?.packetsIn == printed)
+        #expect(summaryRow(process.stderr, node: "buffer")?.dropped == 0)
+    }
+}
