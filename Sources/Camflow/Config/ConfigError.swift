@@ -60,7 +60,7 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
         let gutter = String(repeating: " ", count: number.count)
         let caretPad = String(location.lineText.prefix(max(0, location.column - 1)).map { $0 == "\t" ? "\t" : " " })
         return [
-            " \(number) | \(location.lineText)",
+            " \(number) | \(Redaction.line(location.lineText))",
             " \(gutter) | \(caretPad)^",
         ]
     }

@@ -31,10 +31,11 @@ public final class PacketInput: AsyncSequence, @unchecked Sendable {
             batch.removeAll(keepingCapacity: true)
             index = 0
             guard let inbox, await inbox.pop(into: &batch, limit: Self.batchLimit) else { return nil }
+            // Counted per batch: two atomic adds per batch, not per packet.
+            stats.countIn(batch)
         }
         let packet = batch[index]
         index += 1
-        stats.countIn(packet)
         return packet
     }
 

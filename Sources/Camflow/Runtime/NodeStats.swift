@@ -14,10 +14,11 @@ public final class NodeStats: Sendable {
 
     init() {}
 
-    @inline(__always)
-    func countIn(_ packet: Packet) {
-        packetsIn.add(1, ordering: .relaxed)
-        bytesIn.add(UInt64(packet.payload.readableBytes), ordering: .relaxed)
+    func countIn(_ batch: [Packet]) {
+        var bytes = 0
+        for packet in batch { bytes &+= packet.payload.readableBytes }
+        packetsIn.add(UInt64(batch.count), ordering: .relaxed)
+        bytesIn.add(UInt64(bytes), ordering: .relaxed)
     }
 
     @inline(__always)

@@ -1,0 +1,42 @@
+/// Hides credentials in text that is printed: URLs with a password, and
+/// values of password-like keys in quoted pipeline lines.
+public enum Redaction {
+    /// Keys whose values are never printed.
+    static let secretKeys: Set<String> = ["password", "pass", "pwd", "secret", "token", "curve-secret-key", "api-key"]
+
+    /// `ws://admin:hunter2@cam/ws` → `ws://admin:***@cam/ws`.
+    public static func url(_ text: String) -> String {
+        guard let scheme = text.range(of: "://") else { return text }
+        let authorityStart = scheme.upperBound
+        let authorityEnd = text[authorityStart...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? text.endIndex
+        guard let at = text[authorityStart..<authorityEnd].lastIndex(of: "@"),
+              let colon = text[authorityStart..<at].firstIndex(of: ":") else { return text }
+        return String(text[..<text.index(after: colon)]) + "***" + String(text[at...])
+    }
+
+    /// A pipeline line with secret values masked: `password: x` → `password: ***`.
+    /// References such as `${INSTAR_PASSWORD}` stay visible.
+    public static func line(_ text: String) -> String {
+        var result = ""
+        var rest = Substring(url(text))
+        while let colon = rest.firstIndex(of: ":") {
+            let keyPart = rest[..<colon]
+            let key = keyPart.split(whereSeparator: { " {,\t\"'".contains($0) }).last.map(String.init) ?? ""
+            result += rest[...colon]
+            rest = rest[rest.index(after: colon)...]
+            guard secretKeys.contains(key.lowercased()) || key.lowercased().hasSuffix("password") else { continue }
+            let leading = rest.prefix(while: { $0 == " " })
+            let value = rest.dropFirst(leading.count)
+            let end = value.firstIndex(where: { $0 == "," || $0 == "}" }) ?? value.endIndex
+            let secret = value[..<end]
+            result += leading
+            if secret.hasPrefix("${") || secret.isEmpty {
+                result += secret
+            } else {
+                result += "***"
+            }
+            rest = value[end...]
+        }
+        return result + rest
+    }
+}

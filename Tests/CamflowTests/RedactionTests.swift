@@ -1,0 +1,24 @@
+import Camflow
+import Testing
+
+@Suite struct RedactionTests {
+    @Test func urlPasswordIsMasked() {
+        #expect(Redaction.url("wss://admin:hunter2@192.0.2.1:443/ws") == "wss://admin:***@192.0.2.1:443/ws")
+        #expect(Redaction.url("ws://camera/ws?x=a@b") == "ws://camera/ws?x=a@b")
+        #expect(Redaction.url("ws://admin@camera/ws") == "ws://admin@camera/ws")
+    }
+
+    @Test func passwordValuesInQuotedLinesAreMasked() {
+        #expect(Redaction.line("    password: hunter2") == "    password: ***")
+        #expect(Redaction.line("  cam: { type: x, password: hunter2, port: 80 }")
+            == "  cam: { type: x, password: ***, port: 80 }")
+        #expect(Redaction.line("    password: ${INSTAR_PASSWORD}") == "    password: ${INSTAR_PASSWORD}")
+        #expect(Redaction.line("    url: ws://admin:pw@cam/ws") == "    url: ws://admin:***@cam/ws")
+    }
+
+    @Test func configErrorsNeverQuoteAPassword() throws {
+        let error = ConfigError("x", at: SourceLocation(file: "p.yaml", line: 3, column: 5,
+                                                        lineText: "    password: hunter2, colour: red"))
+        #expect(!error.description.contains("hunter2"))
+    }
+}
