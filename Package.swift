@@ -40,6 +40,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Pure streaming MP4 parser: no engine, no I/O.
+        .target(
+            name: "ISOBMFF",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Plugin families: one module each, written against the public Camflow API.
         .target(
             name: "FilesPlugin",
@@ -78,6 +84,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ISOBMFFTests",
+            dependencies: ["ISOBMFF", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,127 @@
+public import NIOCore
+
+/// One sample (access unit) of a fragment.
+public struct Sample: Sendable, Equatable {
+    public var track: UInt32
+    /// Decode time in the track's timescale.
+    public var dts: Int64
+    /// Presentation time: dts + composition offset.
+    public var pts: Int64
+    public var duration: UInt32
+    public var size: UInt32
+    /// Start of the sample's bytes within ``Fragment/bytes``.
+    public var offset: Int
+    /// The ISO sample flags.
+    public var flags: UInt32
+
+    /// `sample_is_non_sync_sample` is clear: decoding can start here.
+    public var isSync: Bool { flags & 0x0001_0000 == 0 }
+}
+
+/// A movie fragment: `moof` + `mdat` bytes and the samples they hold.
+public struct Fragment: Sendable {
+    /// moof + mdat, a slice of the input where they arrived together.
+    public var bytes: ByteBuffer
+    /// `mfhd` sequence number.
+    public var sequenceNumber: UInt32
+    /// Samples of every track, in the order the truns list them.
+    public var samples: [Sample]
+    /// Stream offset of the moof's first byte.
+    public var streamOffset: Int64
+
+    /// The bytes of `sample` (a slice, not a copy).
+    public func data(of sample: Sample) -> ByteBuffer {
+        bytes.getSlice(at: bytes.readerIndex + sample.offset, length: Int(sample.size)) ?? ByteBuffer()
+    }
+
+    /// Parses a moof whose content is `moof`, the box starting at buffer
+    /// index `moofStart`, with the mdat payload at `mdatPayload` (buffer indices).
+    /// `nextDTS` carries each track's decode time across fragments without `tfdt`.
+    static func parse(
+        moof: BoxReader, moofStart: Int, mdatPayload: Range<Int>, bytes: ByteBuffer, initSegment: InitSegment,
+        nextDTS: inout [UInt32: Int64]
+    ) throws(ParseError) -> Fragment {
+        var sequenceNumber: UInt32 = 0
+        if var mfhd = try moof.child(.mfhd) {
+            _ = try mfhd.fullBoxHeader()
+            sequenceNumber = try mfhd.u32("sequence_number")
+        }
+        var samples: [Sample] = []
+        // Where the previous traf's data ended: the default base of the next one.
+        var previousTrafEnd = moofStart
+        var isFirstTraf = true
+        for traf in try moof.children(.traf) {
+            var tfhd = try traf.required(.tfhd)
+            let (_, tfhdFlags) = try tfhd.fullBoxHeader()
+            let trackID = try tfhd.u32("track_ID")
+            guard let track = initSegment.track(trackID) else {
+                throw tfhd.error(.unknownTrack, "track fragment for track \(trackID), which the init segment does not have")
+            }
+            var defaults = track.defaults
+            var base: Int
+            if tfhdFlags & 0x01 != 0 {
+                let absolute = Int64(bitPattern: try tfhd.u64("base_data_offset"))
+                base = Int(absolute - moof.streamOffset)
+            } else if tfhdFlags & 0x2_0000 != 0 || isFirstTraf {
+                base = moofStart
+            } else {
+                base = previousTrafEnd
+            }
+            if tfhdFlags & 0x02 != 0 { defaults.descriptionIndex = try tfhd.u32("sample_description_index") }
+            if tfhdFlags & 0x08 != 0 { defaults.duration = try tfhd.u32("default_sample_duration") }
+            if tfhdFlags & 0x10 != 0 { defaults.size = try tfhd.u32("default_sample_size") }
+            if tfhdFlags & 0x20 != 0 { defaults.flags = try tfhd.u32("default_sample_flags") }
+            isFirstTraf = false
+
+            var dts = nextDTS[trackID] ?? 0
+            if var tfdt = try traf.child(.tfdt) {
+                let (version, _) = try tfdt.fullBoxHeader()
+                dts = version == 1 ? Int64(bitPattern: try tfdt.u64("baseMediaDecodeTime"))
+                                   : Int64(try tfdt.u32("baseMediaDecodeTime"))
+            }
+            var dataCursor = base
+            for var trun in try traf.children(.trun) {
+                let (version, flags) = try trun.fullBoxHeader()
+                let count = Int(try trun.u32("sample_count"))
+                if flags & 0x01 != 0 { dataCursor = base + Int(Int32(bitPattern: try trun.u32("data_offset"))) }
+                var firstFlags: UInt32?
+                if flags & 0x04 != 0 { firstFlags = try trun.u32("first_sample_flags") }
+                let perSample = (flags & 0x100 != 0 ? 4 : 0) + (flags & 0x200 != 0 ? 4 : 0)
+                    + (flags & 0x400 != 0 ? 4 : 0) + (flags & 0x800 != 0 ? 4 : 0)
+                // Bound the work by what the boxes can hold before allocating.
+                let limit = perSample > 0 ? trun.remaining / perSample : max(mdatPayload.count, 1)
+                guard count <= limit else {
+                    throw trun.error(.truncatedBox, "trun declares \(count) samples but has room for \(limit)")
+                }
+                samples.reserveCapacity(samples.count + count)
+                for index in 0..<count {
+                    let duration = flags & 0x100 != 0 ? try trun.u32("sample_duration") : defaults.duration
+                    let size = flags & 0x200 != 0 ? try trun.u32("sample_size") : defaults.size
+                    var sampleFlags = flags & 0x400 != 0 ? try trun.u32("sample_flags") : defaults.flags
+                    if index == 0, let firstFlags { sampleFlags = firstFlags }
+                    var offset: Int64 = 0
+                    if flags & 0x800 != 0 {
+                        let raw = try trun.u32("sample_composition_time_offset")
+                        offset = version == 0 ? Int64(raw) : Int64(Int32(bitPattern: raw))
+                    }
+                    let start = dataCursor
+                    let end = start + Int(size)
+                    guard start >= mdatPayload.lowerBound, end <= mdatPayload.upperBound else {
+                        throw trun.error(
+                            .sampleOutsideMdat,
+                            "sample \(index) of track \(trackID) lies at bytes \(start - moofStart)..<\(end - moofStart) of the fragment, "
+                                + "outside its mdat (\(mdatPayload.lowerBound - moofStart)..<\(mdatPayload.upperBound - moofStart))")
+                    }
+                    samples.append(Sample(track: trackID, dts: dts, pts: dts + offset, duration: duration, size: size,
+                                          offset: start - moofStart, flags: sampleFlags))
+                    dts += Int64(duration)
+                    dataCursor = end
+                }
+            }
+            previousTrafEnd = dataCursor
+            nextDTS[trackID] = dts
+        }
+        return Fragment(bytes: bytes, sequenceNumber: sequenceNumber, samples: samples,
+                        streamOffset: moof.streamOffset + Int64(moofStart))
+    }
+}

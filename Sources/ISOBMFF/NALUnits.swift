@@ -1,0 +1,84 @@
+public import NIOCore
+
+/// What the NAL unit headers of one video sample say: reads one length and
+/// one header byte per NAL unit, never the slice data.
+public struct NALSummary: Sendable, Equatable {
+    /// NAL unit types present, as bits (1 << type).
+    public var types: UInt64 = 0
+    public var count = 0
+    /// H.264 IDR (type 5) or H.265 IRAP (BLA, IDR, CRA: types 16...21).
+    public var isKeyframe = false
+    /// H.265 BLA/IDR/CRA present, by name, for reports.
+    public var irapKind: String?
+    /// SPS present in the sample itself.
+    public var hasParameterSets = false
+
+    public func contains(type: UInt8) -> Bool { types & (1 << UInt64(type)) != 0 }
+}
+
+extension VideoDecoderConfiguration {
+    /// Walks the length-prefixed NAL units of `sample`.
+    /// - Throws: when a length runs past the sample's end.
+    public func summarize(_ sample: ByteBuffer) throws(ParseError) -> NALSummary {
+        var summary = NALSummary()
+        var index = sample.readerIndex
+        let end = sample.writerIndex
+        while index < end {
+            guard index + nalLengthSize <= end else {
+                throw ParseError(.invalidField, "\(end - index) stray bytes after the last NAL unit", offset: Int64(index),
+                                 path: "sample")
+            }
+            var length = 0
+            for i in 0..<nalLengthSize { length = length << 8 | Int(sample.getInteger(at: index + i, as: UInt8.self) ?? 0) }
+            index += nalLengthSize
+            guard length > 0, index + length <= end else {
+                throw ParseError(.invalidField, "a NAL unit of \(length) bytes overruns its sample (\(end - index) left)",
+                                 offset: Int64(index), path: "sample")
+            }
+            let header = sample.getInteger(at: index, as: UInt8.self) ?? 0
+            let type: UInt8
+            switch codec {
+            case .h264:
+                type = header & 0x1F
+                if type == 5 { summary.isKeyframe = true }
+                if type == 7 { summary.hasParameterSets = true }
+            case .h265:
+                type = (header >> 1) & 0x3F
+                if (16...21).contains(type) {
+                    summary.isKeyframe = true
+                    summary.irapKind = type <= 18 ? "BLA" : type <= 20 ? "IDR" : "CRA"
+                }
+                if type == 33 { summary.hasParameterSets = true }
+            }
+            summary.types |= 1 << UInt64(type & 0x3F)
+            summary.count += 1
+            index += length
+        }
+        return summary
+    }
+
+    /// The sample in Annex B form: each NAL unit behind a 4-byte start code,
+    /// and the parameter sets first when `withParameterSets` (for keyframes)
+    /// and the sample does not carry its own.
+    public func annexB(_ sample: ByteBuffer, withParameterSets: Bool) throws(ParseError) -> ByteBuffer {
+        let summary = try summarize(sample)
+        let sets = withParameterSets && !summary.hasParameterSets ? parameterSets : []
+        let extra = (summary.count + sets.count) * 4 + sets.reduce(0) { $0 + $1.readableBytes }
+        var out = ByteBuffer()
+        out.reserveCapacity(sample.readableBytes + extra)
+        for set in sets {
+            out.writeInteger(UInt32(1))
+            out.writeImmutableBuffer(set)
+        }
+        var index = sample.readerIndex
+        while index < sample.writerIndex {
+            var length = 0
+            for i in 0..<nalLengthSize { length = length << 8 | Int(sample.getInteger(at: index + i, as: UInt8.self) ?? 0) }
+            index += nalLengthSize
+            out.writeInteger(UInt32(1))
+            if let unit = sample.getSlice(at: index, length: length) { out.writeImmutableBuffer(unit) }
+            index += length
+        }
+        return out
+    }
+}
