@@ -3,8 +3,9 @@ SHELL := /bin/bash
 # Both install missing Debian packages first when run as root.
 
 SWIFT ?= swift
-# Debian packages the build and tests need beyond the Swift toolchain.
-DEBIAN_PACKAGES ?=
+# Debian packages the build and tests need beyond the Swift toolchain:
+# ffmpeg (ffprobe is the oracle of the MP4 parser tests).
+DEBIAN_PACKAGES ?= ffmpeg
 BUILD_LOG := .build/build.log
 
 .PHONY: all build release test demo deps docs bench fixtures clean

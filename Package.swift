@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "Camflow", targets: ["Camflow"]),
         .library(name: "CamflowCLI", targets: ["CamflowCLI"]),
         .library(name: "FilesPlugin", targets: ["FilesPlugin"]),
+        .library(name: "MP4Plugin", targets: ["MP4Plugin"]),
+        .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -56,12 +58,24 @@ let package = Package(
             path: "Plugins/Files",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "MP4Plugin",
+            dependencies: [
+                "Camflow",
+                "ISOBMFF",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Plugins/MP4",
+            swiftSettings: swiftSettings
+        ),
         // The command line, as a library so a user's own binary can add plugins.
         .target(
             name: "CamflowCLI",
             dependencies: [
                 "Camflow",
                 "FilesPlugin",
+                "MP4Plugin",
+                "ISOBMFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -94,6 +108,12 @@ let package = Package(
         .testTarget(
             name: "FilesPluginTests",
             dependencies: ["FilesPlugin", "Camflow"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MP4PluginTests",
+            dependencies: ["MP4Plugin", "FilesPlugin", "Camflow", "ISOBMFF",
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,10 +1,11 @@
 public import ArgumentParser
 public import Camflow
 import FilesPlugin
+import MP4Plugin
 
 /// The plugins compiled into the `camflow` executable.
 public enum BuiltinPlugins {
-    public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self]
+    public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self]
 }
 
 /// The `camflow` command line. A custom binary with extra node types calls

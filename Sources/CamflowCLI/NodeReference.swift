@@ -79,6 +79,7 @@ enum NodeReference {
         case .nothing: "nothing (sink)"
         case .kinds(let kinds): kinds.description
         case .inputKinds: "what its inputs send"
+        case .inputKindsAnd(let kinds): "what its inputs send, and \(kinds)"
         }
     }
 }

@@ -13,6 +13,8 @@ public struct NALSummary: Sendable, Equatable {
     /// SPS present in the sample itself.
     public var hasParameterSets = false
 
+    public init() {}
+
     public func contains(type: UInt8) -> Bool { types & (1 << UInt64(type)) != 0 }
 }
 
@@ -80,5 +82,44 @@ extension VideoDecoderConfiguration {
             index += length
         }
         return out
+    }
+}
+
+extension VideoDecoderConfiguration {
+    /// Like ``summarize(_:)`` for a sample already in Annex B form (start codes).
+    public func summarizeAnnexB(_ sample: ByteBuffer) -> NALSummary {
+        var summary = NALSummary()
+        sample.withUnsafeReadableBytes { bytes in
+            var index = 0
+            var zeros = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                index += 1
+                if byte == 0 {
+                    zeros += 1
+                    continue
+                }
+                defer { zeros = 0 }
+                guard byte == 1, zeros >= 2, index < bytes.count else { continue }
+                let header = bytes[index]
+                let type: UInt8
+                switch codec {
+                case .h264:
+                    type = header & 0x1F
+                    if type == 5 { summary.isKeyframe = true }
+                    if type == 7 { summary.hasParameterSets = true }
+                case .h265:
+                    type = (header >> 1) & 0x3F
+                    if (16...21).contains(type) {
+                        summary.isKeyframe = true
+                        summary.irapKind = type <= 18 ? "BLA" : type <= 20 ? "IDR" : "CRA"
+                    }
+                    if type == 33 { summary.hasParameterSets = true }
+                }
+                summary.types |= 1 << UInt64(type & 0x3F)
+                summary.count += 1
+            }
+        }
+        return summary
     }
 }

@@ -137,9 +137,11 @@ public struct GraphValidator: Sendable {
             switch type.emits {
             case .nothing: emitted[index] = []
             case .kinds(let kinds): emitted[index] = instanceEmits ?? kinds
-            case .inputKinds:
+            case .inputKinds, .inputKindsAnd:
                 let fromInputs = inputIndices.reduce(into: PacketKinds()) { $0.formUnion(emitted[$1]) }
-                emitted[index] = instanceEmits ?? fromInputs.intersection(type.accepts)
+                var own = PacketKinds()
+                if case .inputKindsAnd(let extra) = type.emits { own = extra }
+                emitted[index] = instanceEmits ?? fromInputs.intersection(type.accepts).union(own)
             }
             nodes.append(PipelineGraph.Node(
                 spec: spec, type: type, options: options, emits: emitted[index],

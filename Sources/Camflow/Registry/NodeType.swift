@@ -6,6 +6,8 @@ public enum Emission: Sendable, Equatable {
     case kinds(PacketKinds)
     /// Whatever its inputs send (queues, filters).
     case inputKinds
+    /// Whatever its inputs send, and these kinds of its own (e.g. events).
+    case inputKindsAnd(PacketKinds)
 }
 
 /// A node type as a plugin registers it under a YAML `type:` name: what it

@@ -16,8 +16,14 @@ public struct TestHarness: Sendable {
     public let registry: NodeRegistry
     public var logger: Logger
 
-    public init(plugins: [any CamflowPlugin.Type] = [], logger: Logger = Logger(label: "camflow.test")) {
-        self.registry = NodeRegistry(plugins: plugins)
+    /// - Parameters:
+    ///   - plugins: plugins whose node types the graphs may use.
+    ///   - nodeTypes: further types made in the test itself (a source of fixed packets, say).
+    public init(plugins: [any CamflowPlugin.Type] = [], nodeTypes: [NodeType] = [],
+                logger: Logger = Logger(label: "camflow.test")) {
+        var registry = NodeRegistry(plugins: plugins)
+        for type in nodeTypes { registry.register(type, from: "test") }
+        self.registry = registry
         self.logger = logger
     }
 

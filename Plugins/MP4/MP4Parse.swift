@@ -1,0 +1,167 @@
+import Camflow
+import ISOBMFF
+import NIOCore
+
+/// `mp4-parse`: turns a byte stream into init segments, fragments and,
+/// optionally, one packet per sample.
+struct MP4Parse: PacketProcessor {
+    static let type = NodeType(
+        name: "mp4-parse",
+        summary: "Parses a fragmented MP4 byte stream into init, fragment and (optionally) frame packets.",
+        details: """
+            Keeps one parser per stream. Boxes are cut out of the input without copying when they \
+            arrive within one packet. With 'frames' it also emits one frame packet per sample, audio \
+            and video, carrying dts/pts/duration/keyframe/codec; a fragment's frames come before the \
+            fragment itself. A packet flagged as a discontinuity (reconnect, dropped bytes) makes the \
+            parser drop what it had and resynchronise on the next init segment or moof. Parse \
+            problems become 'parse-error' events and parsing carries on. Event packets pass through.
+            """,
+        options: [
+            OptionSpec("frames", .bool, default: "false", "Also emit one frame packet per sample."),
+            OptionSpec("emit", .list(.choice(["init", "fragment", "frame"])),
+                       "Which packets to emit; default init and fragment, plus frame with 'frames'."),
+            OptionSpec("annexb", .bool, default: "false",
+                       "Convert video frames to Annex B (start codes; parameter sets before each keyframe)."),
+            OptionSpec("max-box-size", .size, default: "64MiB",
+                       "Largest box (or moof + mdat) buffered; larger ones are errors and skipped."),
+        ],
+        accepts: [.bytes, .event],
+        emits: .kinds([.initSegment, .fragment, .event]),
+        make: { options in
+            var kinds: PacketKinds = [.initSegment, .fragment]
+            if try options.bool("frames") == true { kinds.insert(.frame) }
+            if let listed = try options.stringList("emit") {
+                kinds = PacketKinds(listed.compactMap(PacketKind.init(name:)).map(PacketKinds.init))
+            }
+            let maxBoxSize = try options.size("max-box-size") ?? 64 << 20
+            guard maxBoxSize >= 1024 else {
+                throw ConfigError("option 'max-box-size' of node '\(options.nodeID)' must be at least 1KiB",
+                                  at: try options.value("max-box-size")?.location ?? options.location)
+            }
+            return MP4Parse(kinds: kinds, annexB: try options.bool("annexb") ?? false, maxBoxSize: maxBoxSize)
+        })
+
+    let kinds: PacketKinds
+    let annexB: Bool
+    let maxBoxSize: Int
+    private var streams: [String: StreamState] = [:]
+
+    init(kinds: PacketKinds, annexB: Bool, maxBoxSize: Int) {
+        self.kinds = kinds
+        self.annexB = annexB
+        self.maxBoxSize = maxBoxSize
+    }
+
+    var emittedKinds: PacketKinds? { kinds.union(.event) }
+
+    /// One stream's parser and counters.
+    private struct StreamState {
+        var parser: StreamingParser
+        var sequences: [PacketKind: UInt64] = [:]
+        var afterGap = false
+        var skippedTypes: Set<FourCC> = []
+
+        mutating func nextSequence(_ kind: PacketKind) -> UInt64 {
+            defer { sequences[kind, default: 0] += 1 }
+            return sequences[kind, default: 0]
+        }
+    }
+
+    mutating func process(_ packet: Packet, _ context: NodeContext) async throws {
+        guard packet.kind == .bytes else {
+            await context.emit(packet)
+            return
+        }
+        var state = streams.removeValue(forKey: packet.stream)
+            ?? StreamState(parser: StreamingParser(configuration: .init(maxBoxSize: maxBoxSize)))
+        if packet.discontinuity {
+            state.parser.resynchronize()
+            state.afterGap = true
+        }
+        state.parser.append(packet.payload)
+        while true {
+            do {
+                guard let item = try state.parser.next() else { break }
+                await emit(item, from: packet, state: &state, context)
+            } catch {
+                await reportError(error, stream: packet.stream, state: &state, context)
+            }
+        }
+        streams[packet.stream] = state
+    }
+
+    mutating func finish(_ context: NodeContext) async throws {
+        for (stream, var state) in streams.sorted(by: { $0.key < $1.key }) {
+            do {
+                try state.parser.finish()
+            } catch {
+                await reportError(error, stream: stream, state: &state, context)
+            }
+        }
+    }
+
+    private func reportError(_ error: ParseError, stream: String, state: inout StreamState,
+                             _ context: NodeContext) async {
+        context.logger.warning("parse error in stream \(stream): \(error)")
+        context.stats.countDropped()
+        await context.emit(.event(.parseError(error, node: context.id), stream: stream,
+                                  sequence: state.nextSequence(.event)))
+    }
+
+    private func emit(_ item: StreamingParser.Item, from packet: Packet, state: inout StreamState,
+                      _ context: NodeContext) async {
+        switch item {
+        case .initSegment(let segment):
+            guard kinds.contains(.initSegment) else { return }
+            let video = segment.tracks.first(where: \.isVideo)
+            let media = MediaInfo(track: video?.id ?? 0, codec: segment.tracks.compactMap(\.codec).joined(separator: ", "),
+                                  timescale: video?.timescale ?? 0, width: video?.width, height: video?.height)
+            await context.emit(Packet(kind: .initSegment, stream: packet.stream, sequence: state.nextSequence(.initSegment),
+                                      payload: segment.bytes, receivedAt: packet.receivedAt,
+                                      discontinuity: take(&state.afterGap), media: media))
+        case .fragment(let fragment):
+            guard let initSegment = state.parser.initSegment else { return }
+            var gap = take(&state.afterGap)
+            if kinds.contains(.frame) {
+                for sample in fragment.samples {
+                    guard let track = initSegment.track(sample.track) else { continue }
+                    var payload = fragment.data(of: sample)
+                    if annexB, let video = track.video {
+                        do {
+                            payload = try video.annexB(payload, withParameterSets: sample.isSync)
+                        } catch {
+                            await reportError(error, stream: packet.stream, state: &state, context)
+                            continue
+                        }
+                    }
+                    await context.emit(Packet(
+                        kind: .frame, stream: packet.stream, sequence: state.nextSequence(.frame), payload: payload,
+                        receivedAt: packet.receivedAt, discontinuity: gap,
+                        media: MediaInfo(track: sample.track, codec: track.codec, timescale: track.timescale,
+                                         dts: sample.dts, pts: sample.pts, duration: Int64(sample.duration),
+                                         keyframe: sample.isSync, width: track.width, height: track.height)))
+                    gap = false
+                }
+            }
+            guard kinds.contains(.fragment) else { return }
+            let lead = fragment.samples.first { initSegment.track($0.track)?.isVideo == true } ?? fragment.samples.first
+            let track = lead.flatMap { initSegment.track($0.track) }
+            let duration = fragment.samples.reduce(Int64(0)) { $0 + ($1.track == lead?.track ? Int64($1.duration) : 0) }
+            await context.emit(Packet(
+                kind: .fragment, stream: packet.stream, sequence: state.nextSequence(.fragment), payload: fragment.bytes,
+                receivedAt: packet.receivedAt, discontinuity: gap,
+                media: MediaInfo(track: lead?.track ?? 0, codec: track?.codec, timescale: track?.timescale ?? 0,
+                                 dts: lead?.dts, pts: lead?.pts, duration: duration, keyframe: lead?.isSync,
+                                 width: track?.width, height: track?.height)))
+        case .skipped(let type, let size, let offset):
+            if state.skippedTypes.insert(type).inserted, ![FourCC.free, .skip, .mdat, .styp, .sidx].contains(type) {
+                context.logger.debug("skipping box '\(type)' (\(size) bytes at \(offset)) in stream \(packet.stream)")
+            }
+        }
+    }
+
+    private func take(_ flag: inout Bool) -> Bool {
+        defer { flag = false }
+        return flag
+    }
+}

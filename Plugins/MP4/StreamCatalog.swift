@@ -1,0 +1,48 @@
+import Camflow
+import ISOBMFF
+import NIOCore
+
+/// What a downstream node knows of each stream: its latest init segment,
+/// read from `init` packets, so `fragment` and `frame` packets can be
+/// interpreted without the parser's state.
+struct StreamCatalog {
+    private(set) var initSegments: [String: InitSegment] = [:]
+
+    /// Reads an init packet. Returns the parse error, if any.
+    mutating func update(with packet: Packet) -> ParseError? {
+        do {
+            initSegments[packet.stream] = try InitSegment(parsing: packet.payload)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func track(stream: String, id: UInt32) -> Track? { initSegments[stream]?.track(id) }
+
+    /// The samples of a fragment packet, when its stream's init segment is known.
+    func fragment(_ packet: Packet) throws(ParseError) -> Fragment? {
+        guard let initSegment = initSegments[packet.stream] else { return nil }
+        return try Fragment(parsing: packet.payload, initSegment: initSegment)
+    }
+}
+
+extension VideoDecoderConfiguration {
+    /// The NAL summary of a frame payload in either form: length-prefixed
+    /// (as stored in MP4) or Annex B (after `annexb: true`).
+    func summarizeAnyForm(_ payload: ByteBuffer) -> NALSummary? {
+        if let summary = try? summarize(payload) { return summary }
+        let annexB = summarizeAnnexB(payload)
+        return annexB.count > 0 ? annexB : nil
+    }
+}
+
+extension Event {
+    /// The event for a parse problem: code, message, offset and box path.
+    static func parseError(_ error: ParseError, node: String) -> Event {
+        Event("parse-error", [
+            ("node", .string(node)), ("code", .string(error.code.rawValue)), ("message", .string(error.message)),
+            ("offset", .int(error.offset)), ("path", .string(error.path)),
+        ])
+    }
+}
