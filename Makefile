@@ -8,7 +8,7 @@ SWIFT ?= swift
 DEBIAN_PACKAGES ?= ffmpeg
 BUILD_LOG := .build/build.log
 
-.PHONY: all build release test demo deps docs bench fixtures clean
+.PHONY: all build release test demo deps docs bench fixtures fuzz clean
 
 all: build
 
@@ -52,3 +52,14 @@ fixtures:
 
 clean:
 	rm -rf .build
+
+# Fuzzes the MP4 parser with libFuzzer, seeded with the fixtures.
+# FUZZ_SECONDS=600 make fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(SWIFT) build --scratch-path .build-fuzz --product ISOBMFFFuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -D -Xswiftc FUZZING
+	mkdir -p .build-fuzz/corpus
+	for f in Tests/Fixtures/*.mp4; do printf '\x00\xff' | cat - $$f > .build-fuzz/corpus/$$(basename $$f); done
+	.build-fuzz/debug/ISOBMFFFuzz .build-fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  -timeout=10 -max_len=300000 -print_final_stats=1

@@ -48,6 +48,14 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // libFuzzer target over the parser (`make fuzz`); without -D FUZZING it
+        // replays a corpus, so the normal build keeps it compiling.
+        .executableTarget(
+            name: "ISOBMFFFuzz",
+            dependencies: ["ISOBMFF", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/ISOBMFF",
+            swiftSettings: swiftSettings
+        ),
         // Plugin families: one module each, written against the public Camflow API.
         .target(
             name: "FilesPlugin",
