@@ -58,7 +58,7 @@ clean:
 FUZZ_SECONDS ?= 60
 fuzz:
 	$(SWIFT) build --scratch-path .build-fuzz --product ISOBMFFFuzz \
-	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -D -Xswiftc FUZZING
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -D -Xswiftc FUZZING -Xswiftc -use-ld=lld
 	mkdir -p .build-fuzz/corpus
 	for f in Tests/Fixtures/*.mp4; do printf '\x00\xff' | cat - $$f > .build-fuzz/corpus/$$(basename $$f); done
 	.build-fuzz/debug/ISOBMFFFuzz .build-fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \

@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "CamflowCLI", targets: ["CamflowCLI"]),
         .library(name: "FilesPlugin", targets: ["FilesPlugin"]),
         .library(name: "MP4Plugin", targets: ["MP4Plugin"]),
+        .library(name: "InstarPlugin", targets: ["InstarPlugin"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
     ],
     dependencies: [
@@ -27,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // The engine: packets, nodes, edges, scheduler, registry, YAML config.
@@ -76,6 +81,25 @@ let package = Package(
             path: "Plugins/MP4",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "InstarPlugin",
+            dependencies: [
+                "Camflow",
+                "ISOBMFF",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Plugins/Instar",
+            swiftSettings: swiftSettings
+        ),
         // The command line, as a library so a user's own binary can add plugins.
         .target(
             name: "CamflowCLI",
@@ -83,12 +107,14 @@ let package = Package(
                 "Camflow",
                 "FilesPlugin",
                 "MP4Plugin",
+                "InstarPlugin",
                 "ISOBMFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            resources: [.copy("Resources/camera.mp4")],
             swiftSettings: swiftSettings
         ),
         // The `camflow` executable: the built-in plugin list and nothing else.
@@ -121,6 +147,12 @@ let package = Package(
         .testTarget(
             name: "MP4PluginTests",
             dependencies: ["MP4Plugin", "FilesPlugin", "Camflow", "ISOBMFF",
+                           .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "InstarPluginTests",
+            dependencies: ["InstarPlugin", "MP4Plugin", "Camflow", "ISOBMFF",
                            .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),

@@ -48,3 +48,6 @@ ffmpeg "${common[@]}" -f lavfi -i "$(video 320x240)" -t 5 \
   "${out[@]}" "${per_gop[@]}" h264-gop-change.mp4
 
 ls -l
+
+# The simulator's built-in media is the camera-like clip (git stores it once).
+cp h264-main-aac.mp4 ../../Sources/CamflowCLI/Resources/camera.mp4

@@ -34,10 +34,26 @@ func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
 }
 
 #if FUZZING
+// SwiftPM links an executable's entry point as `<module>_main`; under
+// libFuzzer that entry hands control to the fuzzer's driver.
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+@_cdecl("ISOBMFFFuzz_main")
+func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return runFuzzerDriver(&argc, &argv, fuzzerTestOneInput)
 }
 #else
 import Foundation

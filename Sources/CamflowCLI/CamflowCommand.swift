@@ -1,11 +1,12 @@
 public import ArgumentParser
 public import Camflow
 import FilesPlugin
+import InstarPlugin
 import MP4Plugin
 
 /// The plugins compiled into the `camflow` executable.
 public enum BuiltinPlugins {
-    public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self]
+    public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self]
 }
 
 /// The `camflow` command line. A custom binary with extra node types calls
@@ -20,7 +21,7 @@ public struct CamflowCommand: AsyncParsableCommand {
             64 wrong command-line usage.
             """,
         subcommands: [RunCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
-                      BenchCommand.self])
+                      SimCommand.self, BenchCommand.self])
 
     public init() {}
 

@@ -38,6 +38,11 @@ enum PipelineFile {
     }
 }
 
+/// Writes a line to standard output at once (unbuffered: scripts wait for it).
+func printOutput(_ text: String) {
+    try? OutputStream.standardOutput.write(text + "\n")
+}
+
 /// Writes a line to standard error.
 func printError(_ text: String) {
     try? OutputStream.standardError.write(text + "\n")

@@ -125,3 +125,45 @@ public struct Fragment: Sendable {
                         streamOffset: moof.streamOffset + Int64(moofStart))
     }
 }
+
+extension Fragment {
+    /// A copy of the fragment's bytes with every `tfdt` moved by
+    /// `shift(trackID)` ticks and the `mfhd` sequence number moved by
+    /// `sequenceShift`: how a looped file keeps continuous timestamps.
+    public func rewritingTimes(sequenceShift: UInt32, shift: (UInt32) -> Int64) -> ByteBuffer {
+        var out = ByteBuffer()
+        out.writeImmutableBuffer(bytes)
+        let base = out.readerIndex
+        func boxes(in range: Range<Int>, _ visit: (String, Range<Int>) -> Void) {
+            var index = range.lowerBound
+            while index + 8 <= range.upperBound {
+                guard let size = out.getInteger(at: index, as: UInt32.self),
+                      let type = out.getBytes(at: index + 4, length: 4),
+                      size >= 8, index + Int(size) <= range.upperBound else { return }
+                visit(String(decoding: type, as: UTF8.self), (index + 8)..<(index + Int(size)))
+                index += Int(size)
+            }
+        }
+        guard let moofSize = out.getInteger(at: base, as: UInt32.self) else { return out }
+        boxes(in: (base + 8)..<(base + Int(moofSize))) { type, content in
+            if type == "mfhd", let sequence = out.getInteger(at: content.lowerBound + 4, as: UInt32.self) {
+                out.setInteger(sequence &+ sequenceShift, at: content.lowerBound + 4)
+            }
+            guard type == "traf" else { return }
+            var trackID: UInt32 = 0
+            boxes(in: content) { child, body in
+                if child == "tfhd" { trackID = out.getInteger(at: body.lowerBound + 4, as: UInt32.self) ?? 0 }
+            }
+            boxes(in: content) { child, body in
+                guard child == "tfdt", let version = out.getInteger(at: body.lowerBound, as: UInt8.self) else { return }
+                let at = body.lowerBound + 4
+                if version == 1, let time = out.getInteger(at: at, as: UInt64.self) {
+                    out.setInteger(UInt64(bitPattern: Int64(bitPattern: time) &+ shift(trackID)), at: at)
+                } else if let time = out.getInteger(at: at, as: UInt32.self) {
+                    out.setInteger(UInt32(truncatingIfNeeded: Int64(time) &+ shift(trackID)), at: at)
+                }
+            }
+        }
+        return out
+    }
+}

@@ -6,6 +6,7 @@ import Testing
         #expect(Redaction.url("wss://admin:hunter2@192.0.2.1:443/ws") == "wss://admin:***@192.0.2.1:443/ws")
         #expect(Redaction.url("ws://camera/ws?x=a@b") == "ws://camera/ws?x=a@b")
         #expect(Redaction.url("ws://admin@camera/ws") == "ws://admin@camera/ws")
+        #expect(Redaction.url("ws://cam/ws?user=admin&pwd=hunter2&x=1") == "ws://cam/ws?user=admin&pwd=***&x=1")
     }
 
     @Test func passwordValuesInQuotedLinesAreMasked() {

@@ -4,14 +4,29 @@ public enum Redaction {
     /// Keys whose values are never printed.
     static let secretKeys: Set<String> = ["password", "pass", "pwd", "secret", "token", "curve-secret-key", "api-key"]
 
-    /// `ws://admin:hunter2@cam/ws` → `ws://admin:***@cam/ws`.
+    /// `ws://admin:hunter2@cam/ws` → `ws://admin:***@cam/ws`; query
+    /// credentials (`?user=admin&pwd=hunter2`) are masked too.
     public static func url(_ text: String) -> String {
-        guard let scheme = text.range(of: "://") else { return text }
-        let authorityStart = scheme.upperBound
-        let authorityEnd = text[authorityStart...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? text.endIndex
-        guard let at = text[authorityStart..<authorityEnd].lastIndex(of: "@"),
-              let colon = text[authorityStart..<at].firstIndex(of: ":") else { return text }
-        return String(text[..<text.index(after: colon)]) + "***" + String(text[at...])
+        var result = ""
+        var rest = Substring(text)
+        if let scheme = rest.range(of: "://") {
+            let authorityEnd = rest[scheme.upperBound...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" })
+                ?? rest.endIndex
+            if let at = rest[scheme.upperBound..<authorityEnd].lastIndex(of: "@"),
+               let colon = rest[scheme.upperBound..<at].firstIndex(of: ":") {
+                result += rest[...colon] + "***"
+                rest = rest[at...]
+            }
+        }
+        for key in ["pwd=", "password="] {
+            var masked = ""
+            while let found = rest.range(of: key) {
+                masked += rest[..<found.upperBound] + "***"
+                rest = rest[found.upperBound...].drop(while: { $0 != "&" && $0 != "#" })
+            }
+            rest = Substring(masked + rest)
+        }
+        return result + rest
     }
 
     /// A pipeline line with secret values masked: `password: x` → `password: ***`.

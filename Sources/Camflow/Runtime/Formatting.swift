@@ -55,3 +55,8 @@ extension String {
         return right ? pad + self : self + pad
     }
 }
+
+extension Duration {
+    /// `250ms`, `1.27s`, `2m5s`: short text for logs.
+    public var shortDescription: String { HumanUnits.duration(nanoseconds: UInt64(max(0, nanoseconds))) }
+}

@@ -184,7 +184,7 @@ public final class Pipeline: Service, Sendable {
                 }
                 let delay = policy.delay(beforeAttempt: attempt)
                 let limit = policy.maxRestarts.map { " of \($0)" } ?? ""
-                logger.warning("node failed; restarting in \(delay) (restart \(attempt)\(limit))",
+                logger.warning("node failed; restarting in \(delay.shortDescription) (restart \(attempt)\(limit))",
                                metadata: ["error": "\(error)"])
                 do {
                     try await Task.sleep(for: delay)

@@ -1,0 +1,350 @@
+import Camflow
+import Logging
+import NIOCore
+import NIOSSL
+import NIOWebSocket
+import Synchronization
+
+/// Exponential backoff with jitter between reconnects. A value, tested without tasks.
+struct ReconnectBackoff: Sendable {
+    var minimum: Duration
+    var maximum: Duration
+    /// Attempts allowed in a row without a successful session; nil: unlimited.
+    var maxAttempts: Int?
+    private(set) var failures = 0
+
+    init(minimum: Duration, maximum: Duration, maxAttempts: Int?) {
+        self.minimum = minimum
+        self.maximum = maximum
+        self.maxAttempts = maxAttempts
+    }
+
+    /// A session delivered media: the next failure starts from the minimum again.
+    mutating func reset() { failures = 0 }
+
+    /// The wait before the next attempt, or nil when attempts are used up.
+    /// `random` in 0...1 spreads reconnects of many cameras (half to full delay).
+    mutating func next(random: Double) -> Duration? {
+        failures += 1
+        if let maxAttempts, failures > maxAttempts { return nil }
+        var delay = minimum
+        for _ in 1..<failures {
+            delay = delay * 2
+            if delay >= maximum { break }
+        }
+        delay = min(delay, maximum)
+        return delay * (0.5 + 0.5 * min(max(random, 0), 1))
+    }
+}
+
+/// `instar-camera`: the live fragmented-MP4 stream of an INSTAR camera over
+/// its WebSocket server.
+struct InstarCamera: Node {
+    static let type = NodeType(
+        name: "instar-camera",
+        summary: "Streams fMP4 from an INSTAR camera's WebSocket server (ws:// or wss://), reconnecting on failure.",
+        details: """
+            Connects to the camera's WebSocket endpoint with HTTP Basic authentication on the upgrade \
+            (or ?user=&pwd= with 'auth: query'), sends the start message ('livestream' or \
+            'livestream/<channel>'), and emits one bytes packet per binary message, without copying \
+            it. Reads the next message only when its output has room, so a slow pipeline slows the \
+            camera through TCP flow control. Sends 'keep-alive' every 'keep-alive' messages and after \
+            'keep-alive-interval' of client silence. No media for 'idle-timeout' means the connection \
+            is dead. Reconnects with exponential backoff and jitter; the first packet after a \
+            reconnect is flagged as a discontinuity. Emits events: connected, disconnected (reason), \
+            auth-failed, server-error (text starting 'error:'), server-text. On stop it sends the stop \
+            message and closes the socket cleanly. Passwords never appear in logs or events.
+            """,
+        options: [
+            OptionSpec("url", .string, "Camera URL: ws://host[:port][/ws] or wss://...; or set 'host' and friends."),
+            OptionSpec("protocol", .choice(["ws", "wss"]), default: "ws", "With 'host': plain or TLS WebSocket."),
+            OptionSpec("host", .string, "With no 'url': the camera's address."),
+            OptionSpec("port", .integer, "With 'host': the port; 80 for ws, 443 for wss."),
+            OptionSpec("endpoint", .string, default: "/ws", "With 'host': the path of the WebSocket endpoint."),
+            OptionSpec("username", .string, "User name for the camera."),
+            OptionSpec("password", .secret, "Password for the camera; never printed. Use ${VAR}."),
+            OptionSpec("auth", .choice(CameraAuthentication.allCases.map(\.rawValue)), default: "basic",
+                       "How credentials are sent: HTTP Basic, or ?user=&pwd= in the URL."),
+            OptionSpec("channel", .integer, "Stream channel: 11, 12 or 13; the start message becomes livestream/<channel>."),
+            OptionSpec("start-message", .string, "Text that starts the stream; default livestream[/<channel>]."),
+            OptionSpec("stop-message", .string, default: "stop", "Text that stops the stream on shutdown."),
+            OptionSpec("keep-alive", .integer, default: "10", "Send keep-alive every N received messages; 0: never."),
+            OptionSpec("keep-alive-interval", .duration, default: "20s", "Send keep-alive after this long without sending."),
+            OptionSpec("idle-timeout", .duration, default: "10s", "No media for this long: the connection is dead, reconnect."),
+            OptionSpec("connect-timeout", .duration, default: "10s", "Give up a TCP connect after this long."),
+            OptionSpec("reconnect-min", .duration, default: "1s", "First wait before reconnecting."),
+            OptionSpec("reconnect-max", .duration, default: "30s", "Longest wait between reconnects."),
+            OptionSpec("reconnect-attempts", .integer, "Failed attempts in a row before the node fails; unlimited when unset."),
+            OptionSpec("ca-file", .string, "PEM file of the certificate authority (or the camera's self-signed certificate) to trust."),
+            OptionSpec("insecure", .bool, default: "false", "Accept any certificate (a camera's self-signed one) without checking."),
+            OptionSpec("max-message-size", .size, default: "16MiB", "Largest WebSocket message accepted."),
+            OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
+        ],
+        accepts: [],
+        emits: .kinds([.bytes, .event]),
+        make: { options in try InstarCamera(options) })
+
+    let settings: CameraConnection.Settings
+    let startMessage: String
+    let stopMessage: String
+    let keepAliveEvery: Int
+    let keepAliveInterval: Duration
+    let idleTimeout: Duration
+    let backoff: ReconnectBackoff
+    let stream: String
+
+    init(_ options: NodeOptions) throws {
+        func fail(_ name: String, _ message: String) throws -> Never {
+            throw ConfigError("node '\(options.nodeID)': \(message)", at: try options.value(name)?.location ?? options.location)
+        }
+        var username = try options.string("username")
+        var password = try options.string("password")
+        let endpoint: CameraEndpoint
+        if let url = try options.string("url") {
+            if options.isSet("host") { try fail("host", "set either 'url' or 'host', not both") }
+            do {
+                let parsed = try CameraEndpoint.parse(url)
+                endpoint = parsed.endpoint
+                username = username ?? parsed.username
+                password = password ?? parsed.password
+            } catch {
+                try fail("url", error.message)
+            }
+        } else if let host = try options.string("host") {
+            let port = try options.integer("port")
+            if let port, !(1...65535).contains(port) { try fail("port", "'port' must be 1 to 65535") }
+            endpoint = CameraEndpoint(secure: try options.string("protocol") == "wss", host: host, port: port,
+                                      path: try options.string("endpoint") ?? "/ws")
+        } else {
+            throw ConfigError("node '\(options.nodeID)' needs 'url' (ws://host/ws) or 'host'", at: options.location)
+        }
+        let channel = try options.integer("channel")
+        if let channel, !CameraCommand.channels.contains(channel) {
+            try fail("channel", "'channel' must be 11, 12 or 13, found \(channel)")
+        }
+        let maxMessageSize = try options.size("max-message-size") ?? 16 << 20
+        guard (1024...(1 << 30)).contains(maxMessageSize) else {
+            try fail("max-message-size", "'max-message-size' must be 1KiB to 1GiB")
+        }
+        var tls: TLSConfiguration?
+        if endpoint.secure {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if try options.bool("insecure") == true {
+                configuration.certificateVerification = .none
+            } else if let caFile = try options.string("ca-file") {
+                configuration.trustRoots = .file(caFile)
+            }
+            tls = configuration
+        }
+        let connectTimeout = try options.duration("connect-timeout") ?? .seconds(10)
+        settings = CameraConnection.Settings(
+            endpoint: endpoint, username: username, password: password,
+            authentication: try options.choice("auth") ?? .basic, tls: tls, maxMessageSize: maxMessageSize,
+            connectTimeout: .nanoseconds(connectTimeout.nanoseconds))
+        startMessage = try options.string("start-message") ?? CameraCommand.startLivestream(channel: channel).text
+        stopMessage = try options.string("stop-message") ?? "stop"
+        keepAliveEvery = max(0, try options.integer("keep-alive") ?? 10)
+        keepAliveInterval = try options.duration("keep-alive-interval") ?? .seconds(20)
+        idleTimeout = try options.duration("idle-timeout") ?? .seconds(10)
+        guard keepAliveInterval > .zero, idleTimeout > .zero else {
+            try fail("idle-timeout", "'idle-timeout' and 'keep-alive-interval' must be positive")
+        }
+        backoff = ReconnectBackoff(minimum: try options.duration("reconnect-min") ?? .seconds(1),
+                                   maximum: try options.duration("reconnect-max") ?? .seconds(30),
+                                   maxAttempts: try options.integer("reconnect-attempts"))
+        stream = try options.string("stream") ?? options.nodeID
+    }
+
+    func run(_ context: NodeContext) async throws {
+        var backoff = self.backoff
+        let counters = Counters()
+        var discontinuity = false
+        while !Task.isCancelled {
+            let end = await session(context, counters: counters, discontinuity: discontinuity)
+            switch end {
+            case .stopped:
+                return
+            case .authenticationFailed(let status):
+                context.logger.error("camera \(settings.endpoint) refused the credentials (HTTP \(status))")
+                await emit(context, counters, "auth-failed", [("status", .int(Int64(status))), ("url", .string("\(settings.endpoint)"))])
+            case .ended(let reason, let deliveredMedia):
+                context.logger.warning("camera \(settings.endpoint): \(reason)")
+                await emit(context, counters, "disconnected", [("reason", .string(reason)), ("url", .string("\(settings.endpoint)"))])
+                if deliveredMedia {
+                    backoff.reset()
+                    discontinuity = true
+                }
+            }
+            guard let delay = backoff.next(random: Double.random(in: 0...1)) else {
+                throw CameraFailure(message: "gave up on camera \(settings.endpoint) after \(backoff.failures - 1) failed attempts: \(end)")
+            }
+            context.logger.info("reconnecting to \(settings.endpoint) in \(delay.shortDescription)")
+            do { try await Task.sleep(for: delay) } catch { return }
+        }
+    }
+
+    enum SessionEnd: CustomStringConvertible {
+        case stopped
+        case authenticationFailed(status: Int)
+        case ended(reason: String, deliveredMedia: Bool)
+
+        var description: String {
+            switch self {
+            case .stopped: "stopped"
+            case .authenticationFailed(let status): "the camera refused the credentials (HTTP \(status))"
+            case .ended(let reason, _): reason
+            }
+        }
+    }
+
+    /// Counters that live across sessions.
+    final class Counters: Sendable {
+        let bytesSequence = Atomic<UInt64>(0)
+        let eventSequence = Atomic<UInt64>(0)
+    }
+
+    private func emit(_ context: NodeContext, _ counters: Counters, _ name: String,
+                      _ fields: [(key: String, value: EventValue)]) async {
+        let sequence = counters.eventSequence.add(1, ordering: .relaxed).oldValue
+        await context.emit(.event(Event(name, fields), stream: stream, sequence: sequence))
+    }
+
+    /// One connection, from connect to close. Never throws: how it ended is the result.
+    private func session(_ context: NodeContext, counters: Counters, discontinuity: Bool) async -> SessionEnd {
+        let socket: CameraConnection.WebSocket
+        do {
+            socket = try await CameraConnection.open(settings)
+        } catch CameraConnectionError.authenticationFailed(let status) {
+            return .authenticationFailed(status: status)
+        } catch is CancellationError {
+            return .stopped
+        } catch {
+            if Task.isCancelled { return .stopped }
+            return .ended(reason: "\(error)", deliveredMedia: false)
+        }
+        context.logger.info("connected to \(settings.endpoint)")
+        await emit(context, counters, "connected", [("url", .string("\(settings.endpoint)"))])
+        let state = SessionState()
+        let channel = socket.channel
+        let stopFrame = Self.textFrame(stopMessage, allocator: channel.allocator)
+        do {
+            return try await withTaskCancellationHandler {
+                try await socket.executeThenClose { inbound, outbound in
+                    try await outbound.write(Self.textFrame(startMessage, allocator: channel.allocator))
+                    state.sent()
+                    return try await withThrowingTaskGroup(of: SessionEnd?.self) { group in
+                        group.addTask {
+                            try await watchdog(state: state, outbound: outbound, allocator: channel.allocator)
+                        }
+                        group.addTask {
+                            try await read(inbound, outbound: outbound, allocator: channel.allocator, state: state,
+                                           counters: counters, discontinuity: discontinuity, context)
+                        }
+                        let end = try await group.next() ?? nil
+                        group.cancelAll()
+                        return end ?? (Task.isCancelled ? .stopped : .ended(reason: "the connection ended", deliveredMedia: state.deliveredMedia))
+                    }
+                }
+            } onCancel: {
+                // Stop: ask the camera to stop and close cleanly; the read loop then ends.
+                channel.write(stopFrame, promise: nil)
+                channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(),
+                                                     data: channel.allocator.buffer(integer: UInt16(1000))), promise: nil)
+            }
+        } catch {
+            if Task.isCancelled { return .stopped }
+            return .ended(reason: "\(error)", deliveredMedia: state.deliveredMedia)
+        }
+    }
+
+    /// Reads messages one at a time, each only after the previous one was taken downstream.
+    private func read(_ inbound: NIOAsyncChannelInboundStream<WebSocketFrame>,
+                      outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>, allocator: ByteBufferAllocator,
+                      state: SessionState, counters: Counters, discontinuity: Bool,
+                      _ context: NodeContext) async throws -> SessionEnd? {
+        var first = discontinuity
+        var received = 0
+        for try await frame in inbound {
+            switch frame.opcode {
+            case .binary, .continuation:
+                state.media()
+                let sequence = counters.bytesSequence.add(1, ordering: .relaxed).oldValue
+                await context.emit(Packet(kind: .bytes, stream: stream, sequence: sequence,
+                                          payload: frame.maskKey == nil ? frame.data : frame.unmaskedData,
+                                          discontinuity: first))
+                first = false
+            case .text:
+                let text = String(buffer: frame.maskKey == nil ? frame.data : frame.unmaskedData)
+                if text.hasPrefix("error:") {
+                    context.logger.warning("camera \(settings.endpoint) says: \(text)")
+                    await emit(context, counters, "server-error", [("text", .string(text))])
+                } else {
+                    await emit(context, counters, "server-text", [("text", .string(text))])
+                }
+            case .ping:
+                try await outbound.write(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData))
+                continue
+            case .connectionClose:
+                var data = frame.unmaskedData
+                let code = data.readInteger(as: UInt16.self).map { " (code \($0))" } ?? ""
+                if Task.isCancelled { return .stopped }
+                return .ended(reason: "the camera closed the connection\(code)", deliveredMedia: state.deliveredMedia)
+            default:
+                continue
+            }
+            received += 1
+            if keepAliveEvery > 0, received % keepAliveEvery == 0 {
+                try await outbound.write(Self.textFrame(CameraCommand.keepAlive.text, allocator: allocator))
+                state.sent()
+            }
+        }
+        if Task.isCancelled { return .stopped }
+        return .ended(reason: "the camera hung up", deliveredMedia: state.deliveredMedia)
+    }
+
+    /// Sends keep-alives when the client has been quiet, and ends the session
+    /// when media stops.
+    private func watchdog(state: SessionState, outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>,
+                          allocator: ByteBufferAllocator) async throws -> SessionEnd? {
+        let tick = min(idleTimeout, keepAliveInterval) / 4
+        while true {
+            try await Task.sleep(for: max(tick, .milliseconds(10)))
+            let now = MonotonicClock.now()
+            if now &- state.lastMedia > UInt64(idleTimeout.nanoseconds) {
+                return .ended(reason: "no media for \(idleTimeout.shortDescription) (idle timeout)", deliveredMedia: state.deliveredMedia)
+            }
+            if now &- state.lastSent > UInt64(keepAliveInterval.nanoseconds) {
+                try await outbound.write(Self.textFrame(CameraCommand.keepAlive.text, allocator: allocator))
+                state.sent()
+            }
+        }
+    }
+
+    static func textFrame(_ text: String, allocator: ByteBufferAllocator) -> WebSocketFrame {
+        WebSocketFrame(fin: true, opcode: .text, maskKey: .random(), data: allocator.buffer(string: text))
+    }
+}
+
+/// Times shared by a session's reader and watchdog.
+private final class SessionState: Sendable {
+    private let lastMediaAt = Atomic<UInt64>(MonotonicClock.now())
+    private let lastSentAt = Atomic<UInt64>(MonotonicClock.now())
+    private let anyMedia = Atomic<Bool>(false)
+
+    var lastMedia: UInt64 { lastMediaAt.load(ordering: .relaxed) }
+    var lastSent: UInt64 { lastSentAt.load(ordering: .relaxed) }
+    var deliveredMedia: Bool { anyMedia.load(ordering: .relaxed) }
+
+    func media() {
+        lastMediaAt.store(MonotonicClock.now(), ordering: .relaxed)
+        anyMedia.store(true, ordering: .relaxed)
+    }
+
+    func sent() { lastSentAt.store(MonotonicClock.now(), ordering: .relaxed) }
+}
+
+/// The camera could not be reached within the allowed attempts.
+struct CameraFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}

@@ -1,0 +1,372 @@
+import Camflow
+import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+import Synchronization
+
+/// How the simulator behaves: what it serves, to whom, and which faults it injects.
+public struct CameraSimulatorConfiguration: Sendable {
+    /// How the byte stream is cut into WebSocket messages.
+    public enum Chunking: String, Sendable, CaseIterable {
+        /// Every top-level box its own message (ftyp, moov, moof, mdat).
+        case box
+        /// The init segment, then one message per moof + mdat.
+        case fragment
+        /// Random cuts of 1 byte to 16 KiB, across box boundaries.
+        case random
+    }
+
+    public var host = "127.0.0.1"
+    /// The first camera's port; the others follow. 0: any free port for each.
+    public var port = 0
+    public var cameras = 1
+    /// Credentials the cameras require; nil: no authentication.
+    public var username: String? = "admin"
+    public var password: String? = "instar"
+    /// Also accept `?user=&pwd=` on the path (some firmware does).
+    public var acceptsQueryAuthentication = false
+    public var media: SimulatedMedia
+    public var chunking: Chunking = .fragment
+    /// Serve wss:// with this certificate.
+    public var tls: SelfSignedCertificate?
+    /// Close a connection whose client said nothing for this long (the camera: 60 s).
+    public var clientIdleTimeout: Duration = .seconds(60)
+    /// Hang up every connection this long after it started streaming.
+    public var dropEvery: Duration?
+    /// Stop sending (keep the socket) this long after streaming started.
+    public var stallAfter: Duration?
+    /// Send a message of malformed bytes this often.
+    public var garbageEvery: Duration?
+    /// Media seconds per wall second (1: real time).
+    public var speed: Double = 1
+
+    public init(media: SimulatedMedia) {
+        self.media = media
+    }
+}
+
+/// A WebSocket server that behaves like an INSTAR camera: `/ws`, HTTP Basic
+/// authentication (401 with a challenge otherwise), the text commands, the
+/// 60 s client idle limit, and fMP4 sent in real time by media timestamps,
+/// looping with continuous timestamps. Every camera keeps one live timeline:
+/// a client that connects (or reconnects) joins at the next fragment.
+public final class CameraSimulator: Sendable {
+    public let configuration: CameraSimulatorConfiguration
+    private let logger: Logger
+
+    public init(configuration: CameraSimulatorConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Listens and serves until the task is cancelled. `ready` receives each
+    /// camera's URL once all are listening.
+    public func run(ready: @Sendable ([String]) -> Void) async throws {
+        let sslContext: NIOSSLContext? = try configuration.tls.map { certificate in
+            let configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificate.certificatePEM.utf8)).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(certificate.privateKeyPEM.utf8), format: .pem)))
+            return try NIOSSLContext(configuration: configuration)
+        }
+        var servers: [(NIOAsyncChannel<EventLoopFuture<Connection>, Never>, Camera)] = []
+        for index in 0..<configuration.cameras {
+            let port = configuration.port == 0 ? 0 : configuration.port + index
+            let camera = Camera(number: index + 1)
+            let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: configuration.host, port: port) { channel in
+                    self.configure(channel, sslContext: sslContext)
+                }
+            servers.append((server, camera))
+        }
+        let scheme = sslContext == nil ? "ws" : "wss"
+        ready(servers.map { server, _ in "\(scheme)://\(configuration.host):\(server.channel.localAddress?.port ?? 0)/ws" })
+        try await withThrowingDiscardingTaskGroup { group in
+            for (server, camera) in servers {
+                group.addTask {
+                    try await server.executeThenClose { connections in
+                        try await withThrowingDiscardingTaskGroup { connectionsGroup in
+                            for try await upgrade in connections {
+                                connectionsGroup.addTask {
+                                    guard case .camera(let socket) = try? await upgrade.get() else { return }
+                                    await self.serve(socket, camera: camera)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Connections
+
+    private enum Connection: Sendable {
+        case camera(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>)
+        case refused
+    }
+
+    /// nil when the request may be upgraded; else the status to refuse it with.
+    private func admission(_ head: HTTPRequestHead) -> HTTPResponseStatus? {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        guard path == "/ws" else { return .notFound }
+        guard let username = configuration.username else { return nil }
+        let expected = "\(username):\(configuration.password ?? "")"
+        if let header = head.headers.first(name: "Authorization"), header.hasPrefix("Basic "),
+           let decoded = Data(base64Encoded: String(header.dropFirst(6))),
+           String(decoding: decoded, as: UTF8.self) == expected {
+            return nil
+        }
+        if configuration.acceptsQueryAuthentication, let query = head.uri.split(separator: "?", maxSplits: 1).last {
+            var fields: [String: String] = [:]
+            for pair in query.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 { fields[parts[0]] = parts[1].removingPercentEncoding }
+            }
+            if fields["user"] == username, fields["pwd"] == (configuration.password ?? "") { return nil }
+        }
+        return .unauthorized
+    }
+
+    private func configure(_ channel: any Channel, sslContext: NIOSSLContext?) -> EventLoopFuture<EventLoopFuture<Connection>> {
+        channel.eventLoop.makeCompletedFuture {
+            if let sslContext {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+            }
+            let upgrader = NIOTypedWebSocketServerUpgrader<Connection>(
+                maxFrameSize: 1 << 20,
+                shouldUpgrade: { channel, head in
+                    // NIO drops the head of a declined upgrade request, so the refusal is answered here.
+                    guard let status = self.admission(head) else { return channel.eventLoop.makeSucceededFuture(HTTPHeaders()) }
+                    RefusalResponder.respond(on: channel, version: head.version, status: status)
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        Connection.camera(try NIOAsyncChannel(wrappingChannelSynchronously: channel))
+                    }
+                })
+            return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(
+                configuration: .init(upgradeConfiguration: .init(
+                    upgraders: [upgrader],
+                    notUpgradingCompletionHandler: { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(RefusalResponder(admission: self.admission))
+                            return Connection.refused
+                        }
+                    })))
+        }
+    }
+
+    /// One client: commands in, media out.
+    private func serve(_ socket: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, camera: Camera) async {
+        let channel = socket.channel
+        let peer = channel.remoteAddress.map { "\($0)" } ?? "?"
+        logger.info("camera \(camera.number): client \(peer) connected")
+        let lastHeard = ClientActivity()
+        let control = StreamControl()
+        do {
+            try await socket.executeThenClose { inbound, outbound in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        // The camera closes connections whose client has gone quiet.
+                        let limit = UInt64(self.configuration.clientIdleTimeout.nanoseconds)
+                        while true {
+                            try await Task.sleep(for: max(self.configuration.clientIdleTimeout / 8, .milliseconds(10)))
+                            if MonotonicClock.now() &- lastHeard.last > limit {
+                                self.logger.info("camera \(camera.number): client \(peer) idle, closing")
+                                try? await channel.close()
+                                return
+                            }
+                        }
+                    }
+                    for try await frame in inbound {
+                        lastHeard.heard()
+                        switch frame.opcode {
+                        case .text:
+                            let text = String(buffer: frame.unmaskedData)
+                            guard let command = CameraCommand(text) else {
+                                try await outbound.write(Self.text("error: unknown command '\(text)'", channel))
+                                continue
+                            }
+                            switch command {
+                            case .startLivestream(let number):
+                                if let number, !CameraCommand.channels.contains(number) {
+                                    try await outbound.write(Self.text("error: no channel \(number); use 11, 12 or 13", channel))
+                                    continue
+                                }
+                                let generation = control.start()
+                                group.addTask {
+                                    try await self.stream(generation: generation, control: control, camera: camera,
+                                                          outbound: outbound, channel: channel, peer: peer)
+                                }
+                            case .stop:
+                                control.stop()
+                            case .keepAlive:
+                                continue
+                            }
+                        case .ping:
+                            try await outbound.write(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
+                        case .connectionClose:
+                            try? await outbound.write(WebSocketFrame(fin: true, opcode: .connectionClose,
+                                                                     data: channel.allocator.buffer(integer: UInt16(1000))))
+                            group.cancelAll()
+                            return
+                        default:
+                            continue
+                        }
+                    }
+                    group.cancelAll()
+                }
+            }
+        } catch {
+            logger.debug("camera \(camera.number): client \(peer): \(error)")
+        }
+        control.stop()
+        logger.info("camera \(camera.number): client \(peer) disconnected")
+    }
+
+    /// Sends the init segment, then fragments when the camera's live timeline reaches them.
+    private func stream(generation: Int, control: StreamControl, camera: Camera,
+                        outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>, channel: any Channel,
+                        peer: String) async throws {
+        let media = configuration.media
+        let clock = ContinuousClock()
+        let started = clock.now
+        try await send(media.initSegment, outbound, channel)
+        var (loop, index) = media.position(startingAtOrAfter: camera.mediaSeconds(speed: configuration.speed))
+        var nextGarbage = configuration.garbageEvery.map { started + $0 }
+        let dropAt = configuration.dropEvery.map { started + $0 }
+        let stallAt = configuration.stallAfter.map { started + $0 }
+        while control.isCurrent(generation) {
+            let due = camera.instant(ofMediaSeconds: media.start(index, loop: loop), speed: configuration.speed)
+            let wake = [due, nextGarbage, dropAt, stallAt].compactMap { $0 }.min() ?? due
+            try await Task.sleep(until: wake, clock: clock)
+            let now = clock.now
+            if let dropAt, now >= dropAt {
+                logger.info("camera \(camera.number): hanging up on \(peer) (--drop-every)")
+                try? await channel.close()
+                return
+            }
+            if let stallAt, now >= stallAt {
+                logger.info("camera \(camera.number): stalling \(peer) (--stall-after)")
+                try await Task.sleep(for: .seconds(365 * 86400))
+                return
+            }
+            if let garbage = nextGarbage, now >= garbage, let every = configuration.garbageEvery {
+                var bytes = channel.allocator.buffer(capacity: 512)
+                bytes.writeRepeatingByte(0xFF, count: 512)
+                try await outbound.write(WebSocketFrame(fin: true, opcode: .binary, data: bytes))
+                nextGarbage = garbage + every
+                continue
+            }
+            guard now >= due, control.isCurrent(generation) else { continue }
+            try await send(media.fragment(index, loop: loop), outbound, channel)
+            index += 1
+            if index == media.fragments.count {
+                index = 0
+                loop += 1
+            }
+        }
+    }
+
+    /// Cuts `bytes` into messages as configured and writes them.
+    private func send(_ bytes: ByteBuffer, _ outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>,
+                      _ channel: any Channel) async throws {
+        let messages: [ByteBuffer]
+        switch configuration.chunking {
+        case .fragment:
+            messages = [bytes]
+        case .box:
+            messages = SimulatedMedia.boxes(bytes)
+        case .random:
+            var rest = bytes
+            var pieces: [ByteBuffer] = []
+            while rest.readableBytes > 0, let piece = rest.readSlice(length: min(Int.random(in: 1...16384), rest.readableBytes)) {
+                pieces.append(piece)
+            }
+            messages = pieces
+        }
+        for message in messages {
+            try await outbound.write(WebSocketFrame(fin: true, opcode: .binary, data: message))
+        }
+    }
+
+    private static func text(_ text: String, _ channel: any Channel) -> WebSocketFrame {
+        WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: text))
+    }
+}
+
+/// One simulated camera: its live timeline, shared by all its clients.
+private final class Camera: Sendable {
+    let number: Int
+    let origin = ContinuousClock.now
+
+    init(number: Int) { self.number = number }
+
+    func mediaSeconds(speed: Double) -> Double { (ContinuousClock.now - origin).seconds * speed }
+
+    func instant(ofMediaSeconds seconds: Double, speed: Double) -> ContinuousClock.Instant {
+        origin + .nanoseconds(Int64(seconds / speed * 1e9))
+    }
+}
+
+/// When a client last said something.
+private final class ClientActivity: Sendable {
+    private let time = Atomic<UInt64>(MonotonicClock.now())
+    var last: UInt64 { time.load(ordering: .relaxed) }
+    func heard() { time.store(MonotonicClock.now(), ordering: .relaxed) }
+}
+
+/// Which `livestream` command is current: a new one replaces the old, `stop` ends it.
+private final class StreamControl: Sendable {
+    private let generation = Mutex<(current: Int, active: Bool)>((0, false))
+
+    func start() -> Int {
+        generation.withLock { state in
+            state.current += 1
+            state.active = true
+            return state.current
+        }
+    }
+
+    func stop() { generation.withLock { $0.active = false } }
+
+    func isCurrent(_ value: Int) -> Bool { generation.withLock { $0.active && $0.current == value } }
+}
+
+/// Answers a request that was not upgraded, then closes: 404 off `/ws`,
+/// 401 with a Basic challenge without the right credentials, 426 otherwise.
+private final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let admission: @Sendable (HTTPRequestHead) -> HTTPResponseStatus?
+
+    init(admission: @escaping @Sendable (HTTPRequestHead) -> HTTPResponseStatus?) {
+        self.admission = admission
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = unwrapInboundIn(data) else { return }
+        Self.respond(on: context.channel, version: head.version, status: admission(head) ?? .upgradeRequired)
+    }
+
+    /// Writes an empty response with `status` and closes the connection.
+    static func respond(on channel: any Channel, version: HTTPVersion, status: HTTPResponseStatus) {
+        var headers = HTTPHeaders([("Content-Length", "0"), ("Connection", "close")])
+        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"INSTAR\"") }
+        if status == .upgradeRequired { headers.add(name: "Upgrade", value: "websocket") }
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)),
+                      promise: nil)
+        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}

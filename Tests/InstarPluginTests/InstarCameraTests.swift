@@ -1,0 +1,157 @@
+import Camflow
+import Foundation
+@testable import InstarPlugin
+import NIOCore
+import Testing
+
+/// The camera source against the simulator over real sockets on loopback.
+@Suite struct InstarCameraTests {
+    @Test func authenticatedStream_deliversParsableFragments() async throws {
+        let run = try await withSimulator(simulatorConfiguration()) { urls in
+            try await harness.run([
+                camera(urls[0], ["channel": "12"]),
+                NodeSpec(id: "parse", type: "mp4-parse", inputs: ["cam"]),
+            ], collect: ["cam", "parse"], stopWhen: { ($0["parse"] ?? []).filter { $0.kind == .fragment }.count >= 4 })
+        }
+        let parsed = run.packets["parse"] ?? []
+        #expect(parsed.filter { $0.kind == .initSegment }.count == 1)
+        #expect(parsed.filter { $0.kind == .fragment }.count >= 4)
+        #expect(events(parsed, named: "parse-error").isEmpty)
+        #expect(events(run.packets["cam"] ?? [], named: "connected").count == 1)
+        let dts = parsed.filter { $0.kind == .fragment }.compactMap { $0.media?.dts }
+        #expect(dts == dts.sorted() && Set(dts).count == dts.count, "timestamps continue across loops: \(dts)")
+    }
+
+    @Test func wrongPassword_isAuthFailed_andRetriedWithBackoff() async throws {
+        let run = try await withSimulator(simulatorConfiguration()) { urls in
+            try await harness.run([camera(urls[0], ["password": "wrong"])], collect: ["cam"],
+                                  stopWhen: { events($0["cam"] ?? [], named: "auth-failed").count >= 3 })
+        }
+        let failures = events(run.packets["cam"] ?? [], named: "auth-failed")
+        #expect(failures.count >= 3)
+        #expect(failures.allSatisfy { $0["status"] == .int(401) })
+        let text = (run.packets["cam"] ?? []).compactMap(\.event).map { "\($0)" }.joined()
+        #expect(!text.contains("wrong"), "the password never appears in events")
+    }
+
+    @Test func wrongPassword_withLimitedAttempts_failsTheNodeClearly() async throws {
+        do {
+            _ = try await withSimulator(simulatorConfiguration()) { urls in
+                try await harness.run([camera(urls[0], ["password": "wrong", "reconnect-attempts": "1"])], collect: ["cam"])
+            }
+            Issue.record("the run should fail")
+        } catch let failure as PipelineFailure {
+            #expect(failure.description.contains("gave up on camera ws://127.0.0.1:"))
+            #expect(failure.description.contains("refused the credentials (HTTP 401)"))
+            #expect(!failure.description.contains("wrong"))
+        }
+    }
+
+    @Test(arguments: [11, 12, 13])
+    func everyChannel_streams(_ channel: Int) async throws {
+        let run = try await withSimulator(simulatorConfiguration()) { urls in
+            try await harness.run([camera(urls[0], ["channel": .scalar("\(channel)")])], collect: ["cam"],
+                                  stopWhen: { ($0["cam"] ?? []).filter { $0.kind == .bytes }.count >= 2 })
+        }
+        #expect((run.packets["cam"] ?? []).filter { $0.kind == .bytes }.count >= 2)
+    }
+
+    @Test func unknownCommand_isAServerErrorEvent() async throws {
+        let run = try await withSimulator(simulatorConfiguration()) { urls in
+            try await harness.run([camera(urls[0], ["start-message": "livestream/14"])], collect: ["cam"],
+                                  stopWhen: { !events($0["cam"] ?? [], named: "server-error").isEmpty })
+        }
+        let errors = events(run.packets["cam"] ?? [], named: "server-error")
+        #expect(errors.first?["text"] == .string("error: no channel 14; use 11, 12 or 13"))
+    }
+
+    @Test func keepAlive_keepsTheConnectionPastTheCameraIdleLimit() async throws {
+        let configuration = simulatorConfiguration { $0.clientIdleTimeout = .milliseconds(600) }
+        let run = try await withSimulator(configuration) { urls in
+            try await harness.run([camera(urls[0], ["keep-alive": "0", "keep-alive-interval": "150ms"])], collect: ["cam"],
+                                  stopWhen: { ($0["cam"] ?? []).filter { $0.kind == .bytes }.count >= 12 })
+        }
+        // 12 fragments at 10x speed take over 2 s: four times the camera's idle limit.
+        #expect(events(run.packets["cam"] ?? [], named: "disconnected").isEmpty)
+        #expect(events(run.packets["cam"] ?? [], named: "connected").count == 1)
+    }
+
+    @Test func withoutKeepAlive_theCameraClosesAnIdleClient() async throws {
+        let configuration = simulatorConfiguration { $0.clientIdleTimeout = .milliseconds(300) }
+        let run = try await withSimulator(configuration) { urls in
+            try await harness.run([camera(urls[0], ["keep-alive": "0", "keep-alive-interval": "1h"])], collect: ["cam"],
+                                  stopWhen: { !events($0["cam"] ?? [], named: "disconnected").isEmpty })
+        }
+        #expect(!events(run.packets["cam"] ?? [], named: "disconnected").isEmpty)
+    }
+
+    @Test func dropEvery_reconnects_andDeliversEachFragmentOnceInOrder() async throws {
+        let configuration = simulatorConfiguration { $0.dropEvery = .milliseconds(700) }
+        let run = try await withSimulator(configuration) { urls in
+            try await harness.run([
+                camera(urls[0]),
+                NodeSpec(id: "parse", type: "mp4-parse", inputs: ["cam"]),
+            ], collect: ["cam", "parse"], stopWhen: { events($0["cam"] ?? [], named: "connected").count >= 3 && ($0["parse"] ?? []).filter { $0.kind == .fragment }.count >= 6 })
+        }
+        let parsed = run.packets["parse"] ?? []
+        #expect(events(parsed, named: "parse-error").isEmpty)
+        let fragments = parsed.filter { $0.kind == .fragment }
+        let dts = fragments.compactMap { $0.media?.dts }
+        #expect(dts == dts.sorted(), "in order: \(dts)")
+        #expect(Set(dts).count == dts.count, "exactly once: \(dts)")
+        #expect(events(run.packets["cam"] ?? [], named: "disconnected").count >= 2)
+        #expect(parsed.contains { $0.kind == .initSegment && $0.discontinuity }, "the stream after a reconnect is flagged")
+    }
+
+    @Test func stall_isDetectedByIdleTimeout_andRecovered() async throws {
+        let configuration = simulatorConfiguration { $0.stallAfter = .milliseconds(500) }
+        let run = try await withSimulator(configuration) { urls in
+            try await harness.run([camera(urls[0], ["idle-timeout": "400ms"])], collect: ["cam"],
+                                  stopWhen: { events($0["cam"] ?? [], named: "connected").count >= 2 && ($0["cam"]?.last?.kind == .bytes) })
+        }
+        let disconnects = events(run.packets["cam"] ?? [], named: "disconnected")
+        #expect(disconnects.first?["reason"] == .string("no media for 400ms (idle timeout)"))
+        #expect(run.packets["cam"]?.last?.kind == .bytes, "media flows again after the reconnect")
+    }
+
+    @Test func garbage_isReported_andTheStreamGoesOn() async throws {
+        let configuration = simulatorConfiguration { $0.garbageEvery = .milliseconds(250) }
+        let run = try await withSimulator(configuration) { urls in
+            try await harness.run([
+                camera(urls[0]),
+                NodeSpec(id: "parse", type: "mp4-parse", inputs: ["cam"]),
+            ], collect: ["parse"], stopWhen: {
+                let packets = $0["parse"] ?? []
+                return events(packets, named: "parse-error").count >= 2 && packets.filter { $0.kind == .fragment }.count >= 4
+            })
+        }
+        let parsed = run.packets["parse"] ?? []
+        #expect(events(parsed, named: "parse-error").allSatisfy { $0["code"] == .string("invalid-box-header") })
+        #expect(parsed.filter { $0.kind == .fragment }.count >= 4)
+    }
+
+    @Test(arguments: [CameraSimulatorConfiguration.Chunking.box, .random])
+    func chunking_doesNotChangeWhatIsParsed(_ chunking: CameraSimulatorConfiguration.Chunking) async throws {
+        let configuration = simulatorConfiguration { $0.chunking = chunking }
+        let run = try await withSimulator(configuration) { urls in
+            try await harness.run([
+                camera(urls[0]),
+                NodeSpec(id: "parse", type: "mp4-parse", inputs: ["cam"], options: ["frames": "true"]),
+            ], collect: ["parse"], stopWhen: { ($0["parse"] ?? []).filter { $0.kind == .fragment }.count >= 3 })
+        }
+        let parsed = run.packets["parse"] ?? []
+        #expect(events(parsed, named: "parse-error").isEmpty)
+        #expect(parsed.filter { $0.kind == .frame && $0.media?.track == 1 }.count >= 150)
+    }
+
+    @Test func reconnectBackoff_doublesWithJitter_andCanGiveUp() {
+        var backoff = ReconnectBackoff(minimum: .seconds(1), maximum: .seconds(5), maxAttempts: 4)
+        #expect(backoff.next(random: 1) == .seconds(1))
+        #expect(backoff.next(random: 1) == .seconds(2))
+        #expect(backoff.next(random: 0) == .seconds(2), "jitter takes off up to half")
+        #expect(backoff.next(random: 1) == .seconds(5))
+        #expect(backoff.next(random: 1) == nil)
+        backoff.reset()
+        #expect(backoff.next(random: 1) == .seconds(1))
+    }
+}

@@ -1,0 +1,142 @@
+import Camflow
+import Foundation
+import InstarPlugin
+import NIOCore
+import Synchronization
+import Testing
+
+@Suite struct TLSTests {
+    static let certificate = try? SelfSignedCertificate()
+
+    func tlsConfiguration() throws -> CameraSimulatorConfiguration {
+        let certificate = try #require(Self.certificate)
+        return simulatorConfiguration { $0.tls = certificate }
+    }
+
+    func run(_ url: String, _ options: [String: OptionValue]) async throws -> [Packet] {
+        try await harness.run([camera(url, options)], collect: ["cam"], stopWhen: {
+            let packets = $0["cam"] ?? []
+            return packets.contains { $0.kind == .bytes } || events(packets, named: "disconnected").count >= 2
+        }).packets["cam"] ?? []
+    }
+
+    @Test func insecure_acceptsTheSelfSignedCertificate() async throws {
+        let packets = try await withSimulator(try tlsConfiguration()) { urls in
+            #expect(urls[0].hasPrefix("wss://"))
+            return try await run(urls[0], ["insecure": "true"])
+        }
+        #expect(packets.contains { $0.kind == .bytes })
+    }
+
+    @Test func caFile_trustsTheCamerasCertificate() async throws {
+        let certificate = try #require(Self.certificate)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-ca-\(UUID().uuidString).pem").path
+        try certificate.certificatePEM.write(toFile: path, atomically: true, encoding: .utf8)
+        let packets = try await withSimulator(try tlsConfiguration()) { urls in
+            try await run(urls[0], ["ca-file": .scalar(path)])
+        }
+        #expect(packets.contains { $0.kind == .bytes })
+    }
+
+    @Test func verifyMode_refusesTheSelfSignedCertificate() async throws {
+        let packets = try await withSimulator(try tlsConfiguration()) { urls in
+            try await run(urls[0], [:])
+        }
+        #expect(!packets.contains { $0.kind == .bytes })
+        let reasons = events(packets, named: "disconnected").compactMap { $0["reason"]?.description }
+        #expect(reasons.first?.lowercased().contains("certificate") == true, "\(reasons)")
+    }
+}
+
+@Suite struct BackpressureTests {
+    @Test func blockedSink_stopsTheSourceReading() async throws {
+        let gate = Gate()
+        let received = Counter()
+        let blocking = NodeType(name: "blocking-sink", summary: "", accepts: .all, emits: .nothing) { _ in
+            BlockingSink(gate: gate, received: received)
+        }
+        let harness = TestHarness(plugins: [InstarPlugin.self], nodeTypes: [blocking])
+        // 10x speed: a 2 s fragment every 200 ms, and random cuts make many messages.
+        let configuration = simulatorConfiguration { $0.chunking = .box; $0.speed = 20 }
+        let snapshot = try await withSimulator(configuration) { urls in
+            try await withThrowingTaskGroup(of: PipelineSnapshot?.self) { group in
+                let graph = try GraphValidator(registry: harness.registry).validate(PipelineSpec(name: "bp", nodes: [
+                    camera(urls[0]),
+                    NodeSpec(id: "sink", type: "blocking-sink", inputs: ["cam"], capacity: 4),
+                ]))
+                let pipeline = Pipeline(graph: graph, logger: harness.logger, metricsInterval: nil)
+                group.addTask {
+                    try await pipeline.run()
+                    return nil
+                }
+                // The sink holds its first packet; the edge fills up.
+                try await waitUntil { pipeline.snapshot().edges.first?.depth == 4 }
+                // One more message may be in hand, waiting for room; after that, nothing is read.
+                try await Task.sleep(for: .milliseconds(300))
+                let atFull = pipeline.snapshot().node("cam")?.counters.packetsOut ?? 0
+                // 2 s of wall time is 40 s of media at 20x: dozens of messages the camera wants to send.
+                try await Task.sleep(for: .seconds(2))
+                let later = pipeline.snapshot()
+                #expect(later.node("cam")?.counters.packetsOut == atFull, "the source read while its output was full")
+                #expect(atFull <= 4 + 1 + 1, "edge capacity, the one the sink holds, the one waiting for room")
+                #expect(later.edges.first?.maxDepth == 4)
+                gate.open()
+                try await waitUntil { received.value > Int(atFull) + 5 }
+                pipeline.requestStop()
+                _ = try await group.next()
+                return pipeline.snapshot()
+            }
+        }
+        #expect((snapshot.edges.first?.maxDepth ?? 99) <= 4)
+    }
+}
+
+struct BlockingSink: Node {
+    let gate: Gate
+    let received: Counter
+    func run(_ context: NodeContext) async throws {
+        for await _ in context.input {
+            await gate.wait()
+            received.increment()
+        }
+    }
+}
+
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
+    func increment() { count.withLock { $0 += 1 } }
+}
+
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    func open() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+}
+
+func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting for a condition")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
