@@ -37,8 +37,9 @@ release: deps
 test: build
 	$(SWIFT) test --skip-build --disable-xctest
 
+# The main job: a simulated camera and pipelines/demo.yaml, DEMO_SECONDS long.
 demo: build
-	$$($(SWIFT) build --show-bin-path)/camflow run pipelines/replay.yaml
+	scripts/demo.sh
 
 # Rewrites docs/nodes.md from the node declarations.
 docs: build

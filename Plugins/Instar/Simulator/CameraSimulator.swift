@@ -232,7 +232,8 @@ public final class CameraSimulator: Sendable {
         logger.info("camera \(camera.number): client \(peer) disconnected")
     }
 
-    /// Sends the init segment, then fragments when the camera's live timeline reaches them.
+    /// Sends the init segment, then each fragment when the camera's live timeline reaches its end,
+    /// as a camera sends a fragment once it has recorded it.
     private func stream(generation: Int, control: StreamControl, camera: Camera,
                         outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>, channel: any Channel,
                         peer: String) async throws {
@@ -245,7 +246,7 @@ public final class CameraSimulator: Sendable {
         let dropAt = configuration.dropEvery.map { started + $0 }
         let stallAt = configuration.stallAfter.map { started + $0 }
         while control.isCurrent(generation) {
-            let due = camera.instant(ofMediaSeconds: media.start(index, loop: loop), speed: configuration.speed)
+            let due = camera.instant(ofMediaSeconds: media.end(index, loop: loop), speed: configuration.speed)
             let wake = [due, nextGarbage, dropAt, stallAt].compactMap { $0 }.min() ?? due
             try await Task.sleep(until: wake, clock: clock)
             let now = clock.now

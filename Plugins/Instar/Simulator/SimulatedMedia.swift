@@ -59,6 +59,11 @@ public struct SimulatedMedia: Sendable {
         Double(loop) * loopSeconds + starts[index]
     }
 
+    /// When fragment `index` of pass `loop` ends: a live camera can send it only then.
+    public func end(_ index: Int, loop: Int) -> Double {
+        index + 1 < starts.count ? start(index + 1, loop: loop) : Double(loop + 1) * loopSeconds
+    }
+
     /// The first fragment starting at or after `seconds`.
     public func position(startingAtOrAfter seconds: Double) -> (loop: Int, index: Int) {
         let loop = max(0, Int((seconds / loopSeconds).rounded(.down)))
