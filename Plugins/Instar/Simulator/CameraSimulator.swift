@@ -63,6 +63,13 @@ public final class CameraSimulator: Sendable {
         self.logger = logger
     }
 
+    /// Where every camera's timeline starts, in `MonotonicClock` nanoseconds
+    /// (the system's monotonic clock, shared with other processes): media
+    /// second `t` is sent at `timelineOrigin + t / speed` (after the fragment
+    /// holding it has ended). Benchmarks measure latency against it.
+    public let timelineOrigin = MonotonicClock.now()
+    private let continuousOrigin = ContinuousClock.now
+
     /// Listens and serves until the task is cancelled. `ready` receives each
     /// camera's URL once all are listening.
     public func run(ready: @Sendable ([String]) -> Void) async throws {
@@ -75,7 +82,7 @@ public final class CameraSimulator: Sendable {
         var servers: [(NIOAsyncChannel<EventLoopFuture<Connection>, Never>, Camera)] = []
         for index in 0..<configuration.cameras {
             let port = configuration.port == 0 ? 0 : configuration.port + index
-            let camera = Camera(number: index + 1)
+            let camera = Camera(number: index + 1, origin: continuousOrigin)
             let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -307,9 +314,12 @@ public final class CameraSimulator: Sendable {
 /// One simulated camera: its live timeline, shared by all its clients.
 private final class Camera: Sendable {
     let number: Int
-    let origin = ContinuousClock.now
+    let origin: ContinuousClock.Instant
 
-    init(number: Int) { self.number = number }
+    init(number: Int, origin: ContinuousClock.Instant) {
+        self.number = number
+        self.origin = origin
+    }
 
     func mediaSeconds(speed: Double) -> Double { (ContinuousClock.now - origin).seconds * speed }
 

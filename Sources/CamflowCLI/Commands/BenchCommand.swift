@@ -1,13 +1,14 @@
 import ArgumentParser
 import Camflow
 import Foundation
+import Logging
 
 /// `camflow bench ...`: benchmarks printed as tables. Build with `-c release`.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark and print a table (build with -c release for real numbers).",
-        subcommands: [EngineBenchCommand.self, MP4BenchCommand.self])
+        subcommands: [EngineBenchCommand.self, MP4BenchCommand.self, IngestBenchCommand.self])
 }
 
 /// `camflow bench engine`: packets through chains of pass-through nodes.
@@ -111,6 +112,93 @@ struct MP4BenchCommand: AsyncParsableCommand {
                          ratio.map { $0.text(1) + "x" } ?? "-"])
         }
         print("media: \(path), \(data.count) bytes")
+        print(TextTable.render(rows))
+    }
+}
+
+/// `camflow bench ingest`: many simulated cameras into one pipeline.
+struct IngestBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "N simulated cameras into instar-camera -> mp4-parse -> keyframes -> stats -> null.",
+        discussion: """
+            Starts 'camflow sim' in a separate process with the largest camera count, serving a \
+            1440p H.264 + AAC fragmented MP4 at about 4 Mbit/s (made once with ffmpeg, or --media), \
+            then runs one pipeline per camera count. CPU is this process's (the pipeline's) user + \
+            system time over the measured window. Latency runs from the moment the simulator's \
+            timeline has a fragment recorded (when it sends it) to the sink, across processes on \
+            the system's monotonic clock.
+            """)
+
+    @Option(help: "Camera counts, comma-separated.")
+    var cameras = "1,10,100,500"
+
+    @Option(help: "Measured seconds per camera count.")
+    var seconds = 10
+
+    @Option(help: "Seconds to connect and settle before measuring.")
+    var warmup = 3
+
+    @Option(help: "A fragmented MP4 for every camera; default: the generated 1440p clip.")
+    var media: String?
+
+    private var counts: [Int] { cameras.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } }
+
+    func validate() throws {
+        guard !counts.isEmpty else { throw ValidationError("--cameras: expected numbers such as 1,10,100") }
+        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive") }
+    }
+
+    func run() async throws {
+        #if DEBUG
+        printError("note: this is a debug build; build with 'swift build -c release' for real numbers")
+        #endif
+        let path = media ?? FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-1440p.mp4").path
+        if media == nil, !FileManager.default.fileExists(atPath: path) {
+            printError("making \(path) with ffmpeg (once)...")
+            try MP4Benchmark.generateMedia(at: path, seconds: 20)
+        }
+        let maxCameras = counts.max() ?? 1
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-sim-\(getpid()).out")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let simulator = Process()
+        simulator.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        simulator.arguments = ["sim", "--port", "0", "--cameras", "\(maxCameras)", "--media", path, "--log-level", "error"]
+        simulator.standardOutput = try FileHandle(forWritingTo: output)
+        try simulator.run()
+        defer {
+            simulator.terminate()
+            try? FileManager.default.removeItem(at: output)
+        }
+        var lines: [Substring] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !lines.contains(where: { $0.hasPrefix("timeline-origin-ns: ") }) {
+            guard ContinuousClock.now < deadline, simulator.isRunning else {
+                throw BenchmarkError(message: "the simulator did not start")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            lines = ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n")
+        }
+        let urls = lines.filter { $0.hasPrefix("camera ") }.compactMap { $0.split(separator: " ").last.map(String.init) }
+        let origin = lines.first { $0.hasPrefix("timeline-origin-ns: ") }.flatMap { UInt64($0.dropFirst(20)) } ?? 0
+        let bench = IngestBenchmark(simulatorURLs: urls, timelineOrigin: origin, speed: 1)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        var rows = [["cameras", "Mbit/s in", "CPU s/GB", "CPU %/camera", "CPU % total", "p50 ms", "p99 ms", "fragments", "peak RSS"]]
+        for count in counts {
+            let result = try await bench.run(cameras: count, warmup: .seconds(warmup), seconds: .seconds(seconds), logger: logger)
+            let gigabytes = Double(result.bytes) / 1e9
+            rows.append([
+                "\(count)", (Double(result.bytes) * 8 / 1e6 / result.wallSeconds).text(1),
+                gigabytes > 0 ? (result.cpuSeconds / gigabytes).text(2) : "-",
+                (result.cpuSeconds / result.wallSeconds / Double(count) * 100).text(3),
+                (result.cpuSeconds / result.wallSeconds * 100).text(1),
+                result.latencies.percentile(50).map { $0.text(1) } ?? "-",
+                result.latencies.percentile(99).map { $0.text(1) } ?? "-",
+                "\(result.latencies.count)", "\(result.peakResidentKiB / 1024) MiB",
+            ])
+            printError("done: \(count) cameras")
+        }
         print(TextTable.render(rows))
     }
 }

@@ -12,7 +12,8 @@ struct SimCommand: AsyncParsableCommand {
         commandName: "sim",
         abstract: "Serve simulated INSTAR cameras: WebSocket /ws, Basic auth, live fMP4 in real time.",
         discussion: """
-            Prints one line per camera, 'camera N: ws://HOST:PORT/ws', once listening; runs until \
+            Prints one line per camera, 'camera N: ws://HOST:PORT/ws', once listening, then \
+            'timeline-origin-ns: T' (media second s is sent at monotonic time T + s/speed); runs until \
             Ctrl-C or SIGTERM. The media loops forever with continuous timestamps; a client joins \
             each camera's live timeline at the next fragment. Fault injection: --drop-every hangs \
             up, --stall-after stops sending but keeps the socket, --garbage-every sends malformed \
@@ -154,6 +155,7 @@ private struct SimulatorService: Service {
             try await cancelWhenGracefulShutdown {
                 try await simulator.run { urls in
                     for (index, url) in urls.enumerated() { printOutput("camera \(index + 1): \(url)") }
+                    printOutput("timeline-origin-ns: \(simulator.timelineOrigin)")
                 }
             }
         } catch is CancellationError {
