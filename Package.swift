@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "FilesPlugin", targets: ["FilesPlugin"]),
         .library(name: "MP4Plugin", targets: ["MP4Plugin"]),
         .library(name: "InstarPlugin", targets: ["InstarPlugin"]),
+        .library(name: "ZeroMQPlugin", targets: ["ZeroMQPlugin"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
     ],
     dependencies: [
@@ -46,6 +47,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
+        ),
+        // libzmq from Debian's libzmq3-dev. Its header and library are in the
+        // system paths; libzmq's pkg-config flags (-isystem for Kerberos)
+        // are ones SwiftPM refuses with a warning, so they are not read.
+        .systemLibrary(
+            name: "CZeroMQ",
+            providers: [.apt(["libzmq3-dev"])]
         ),
         // Pure streaming MP4 parser: no engine, no I/O.
         .target(
@@ -100,6 +108,17 @@ let package = Package(
             path: "Plugins/Instar",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "ZeroMQPlugin",
+            dependencies: [
+                "Camflow",
+                "CZeroMQ",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Plugins/ZeroMQ",
+            swiftSettings: swiftSettings
+        ),
         // The command line, as a library so a user's own binary can add plugins.
         .target(
             name: "CamflowCLI",
@@ -108,6 +127,7 @@ let package = Package(
                 "FilesPlugin",
                 "MP4Plugin",
                 "InstarPlugin",
+                "ZeroMQPlugin",
                 "ISOBMFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -153,6 +173,12 @@ let package = Package(
         .testTarget(
             name: "InstarPluginTests",
             dependencies: ["InstarPlugin", "MP4Plugin", "Camflow", "ISOBMFF",
+                           .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ZeroMQPluginTests",
+            dependencies: ["ZeroMQPlugin", "Camflow", "FilesPlugin", "MP4Plugin",
                            .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),

@@ -3,10 +3,11 @@ public import Camflow
 import FilesPlugin
 import InstarPlugin
 import MP4Plugin
+import ZeroMQPlugin
 
 /// The plugins compiled into the `camflow` executable.
 public enum BuiltinPlugins {
-    public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self]
+    public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self, ZeroMQPlugin.self]
 }
 
 /// The `camflow` command line. A custom binary with extra node types calls
@@ -21,7 +22,7 @@ public struct CamflowCommand: AsyncParsableCommand {
             64 wrong command-line usage.
             """,
         subcommands: [RunCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
-                      SimCommand.self, BenchCommand.self])
+                      SimCommand.self, BrokerCommand.self, BenchCommand.self])
 
     public init() {}
 

@@ -7,8 +7,9 @@ struct LogNode: PacketProcessor {
         summary: "Prints one line per packet to standard output (text or JSON lines).",
         details: """
             Text lines read 'stream kind #sequence bytes [keyframe] [dts= pts= dur=] [codec]'; \
-            event packets print their name and fields. JSON lines carry the same fields as the \
-            ZeroMQ header, plus 'event' and its fields for events.
+            event packets print their name and fields. JSON lines are the ZeroMQ message header \
+            (stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, height, \
+            track, received_at_ns; event and fields for events) plus 'bytes'.
             """,
         options: [
             OptionSpec("format", .choice(Format.allCases.map(\.rawValue)), default: "text", "Line format."),
@@ -68,30 +69,9 @@ struct LogNode: PacketProcessor {
         return parts.joined(separator: " ")
     }
 
+    /// The packet header (as published over ZeroMQ) plus the payload size.
     static func json(_ packet: Packet) -> String {
-        var object = JSONObject()
-        object.append("stream", packet.stream)
-        object.append("kind", packet.kind.name)
-        object.append("sequence", Int64(packet.sequence))
-        object.append("bytes", Int64(packet.payload.readableBytes))
-        if packet.discontinuity { object.append("discontinuity", true) }
-        if let media = packet.media {
-            object.append("track", Int64(media.track))
-            object.append("codec", media.codec)
-            object.append("timescale", Int64(media.timescale))
-            object.append("dts", media.dts)
-            object.append("pts", media.pts)
-            object.append("duration", media.duration)
-            object.append("keyframe", media.keyframe)
-            object.append("width", media.width.map(Int64.init))
-            object.append("height", media.height.map(Int64.init))
-        }
-        object.append("received_at_ns", Int64(bitPattern: packet.receivedAt))
-        if let event = packet.event {
-            object.append("event", event.name)
-            for (key, value) in event.fields { object.append(key, value) }
-        }
-        return object.text
+        PacketHeader.json(packet) { $0.append("bytes", Int64(packet.payload.readableBytes)) }
     }
 }
 

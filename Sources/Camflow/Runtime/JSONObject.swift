@@ -47,6 +47,12 @@ public struct JSONObject: Sendable {
         }
     }
 
+    /// A nested object.
+    public mutating func append(_ key: String, object: JSONObject) {
+        self.key(key)
+        body += object.text
+    }
+
     static func quote(_ string: String, into out: inout String) {
         out += "\""
         for scalar in string.unicodeScalars {

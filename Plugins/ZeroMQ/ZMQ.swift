@@ -1,0 +1,226 @@
+import CZeroMQ
+import Foundation
+import Synchronization
+public import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A libzmq failure: the operation, errno and libzmq's text for it.
+public struct ZMQError: Error, Sendable, CustomStringConvertible {
+    public let operation: String
+    public let errno: Int32
+
+    init(_ operation: String, errno: Int32 = zmq_errno()) {
+        self.operation = operation
+        self.errno = errno
+    }
+
+    public var description: String {
+        "\(operation) failed: \(String(cString: zmq_strerror(errno))) (errno \(errno))"
+    }
+
+    /// The call would have blocked (no message waiting, or the high-water mark reached).
+    var wouldBlock: Bool { errno == EAGAIN }
+}
+
+/// A libzmq context. One per process is plenty; it is thread-safe.
+public final class ZMQContext: @unchecked Sendable {
+    // libzmq contexts are documented as thread-safe.
+    let handle: UnsafeMutableRawPointer
+
+    public static let shared = ZMQContext()
+
+    private let terminated = Mutex(false)
+
+    public init() {
+        handle = zmq_ctx_new()
+    }
+
+    deinit { terminate() }
+
+    /// Ends the context: blocks until every socket is closed and their
+    /// pending messages went out (or their linger time passed).
+    public func terminate() {
+        guard !terminated.withLock({ done in defer { done = true }; return done }) else { return }
+        zmq_ctx_term(handle)
+    }
+
+    /// The libzmq version, such as `4.3.4`.
+    public static var version: String {
+        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        zmq_version(&major, &minor, &patch)
+        return "\(major).\(minor).\(patch)"
+    }
+
+    /// Whether libzmq was built with `capability` (such as `curve`).
+    public static func has(_ capability: String) -> Bool { zmq_has(capability) != 0 }
+}
+
+/// One ZeroMQ socket. Not thread-safe, like the libzmq socket under it:
+/// create, use and close it in one task (or thread).
+public final class ZMQSocket {
+    public enum Kind: Int32, Sendable {
+        case pub, sub, xpub, xsub, pull, push, pair
+        var raw: Int32 {
+            switch self {
+            case .pub: ZMQ_PUB
+            case .sub: ZMQ_SUB
+            case .xpub: ZMQ_XPUB
+            case .xsub: ZMQ_XSUB
+            case .pull: ZMQ_PULL
+            case .push: ZMQ_PUSH
+            case .pair: ZMQ_PAIR
+            }
+        }
+    }
+
+    let handle: UnsafeMutableRawPointer
+    private var closed = false
+
+    public init(_ kind: Kind, context: ZMQContext = .shared) throws(ZMQError) {
+        guard let socket = zmq_socket(context.handle, kind.raw) else { throw ZMQError("zmq_socket") }
+        handle = socket
+    }
+
+    deinit { close() }
+
+    /// Closes now; pending messages go out for up to the `linger` time.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        zmq_close(handle)
+    }
+
+    public func bind(_ endpoint: String) throws(ZMQError) {
+        guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError("zmq_bind \(endpoint)") }
+    }
+
+    public func connect(_ endpoint: String) throws(ZMQError) {
+        guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError("zmq_connect \(endpoint)") }
+    }
+
+    /// The endpoint last bound, with the real port of a `*` bind.
+    public var lastEndpoint: String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var size = buffer.count
+        zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size)
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
+        var value = value
+        guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size) == 0 else {
+            throw ZMQError("zmq_setsockopt \(option)")
+        }
+    }
+
+    public func set(_ option: Int32, bytes: [UInt8]) throws(ZMQError) {
+        let result = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        guard result == 0 else { throw ZMQError("zmq_setsockopt \(option)") }
+    }
+
+    public func subscribe(_ prefix: String) throws(ZMQError) { try set(ZMQ_SUBSCRIBE, bytes: Array(prefix.utf8)) }
+
+    /// Sends a multipart message without blocking. Payloads are handed to
+    /// libzmq without a copy: each message keeps its `ByteBuffer` alive until
+    /// libzmq has sent it. Returns false when the high-water mark was reached
+    /// (the message was dropped, as PUB does for a slow subscriber).
+    @discardableResult
+    public func send(_ parts: [ByteBuffer]) throws(ZMQError) -> Bool {
+        for (index, part) in parts.enumerated() {
+            var message = zmq_msg_t()
+            try Self.initialize(&message, with: part)
+            let flags = ZMQ_DONTWAIT | (index < parts.count - 1 ? ZMQ_SNDMORE : 0)
+            if zmq_msg_send(&message, handle, flags) < 0 {
+                let error = ZMQError("zmq_msg_send")
+                zmq_msg_close(&message)
+                // libzmq takes a multipart message whole or not at all: EAGAIN can only come first.
+                if error.wouldBlock && index == 0 { return false }
+                throw error
+            }
+        }
+        return true
+    }
+
+    /// A message whose data is `buffer`'s bytes, kept alive by a retained box.
+    private static func initialize(_ message: inout zmq_msg_t, with buffer: ByteBuffer) throws(ZMQError) {
+        let count = buffer.readableBytes
+        // Small parts are cheaper copied than boxed.
+        guard count > 256 else {
+            guard zmq_msg_init_size(&message, count) == 0 else { throw ZMQError("zmq_msg_init_size") }
+            buffer.withUnsafeReadableBytes { bytes in
+                if count > 0 { zmq_msg_data(&message).copyMemory(from: bytes.baseAddress!, byteCount: count) }
+            }
+            return
+        }
+        let box = Unmanaged.passRetained(BufferBox(buffer))
+        // The storage does not move while the box holds the buffer unmodified.
+        let pointer = buffer.withUnsafeReadableBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress!) }
+        let result = zmq_msg_init_data(&message, pointer, count, { _, hint in
+            hint.map { Unmanaged<BufferBox>.fromOpaque($0).release() }
+        }, box.toOpaque())
+        guard result == 0 else {
+            box.release()
+            throw ZMQError("zmq_msg_init_data")
+        }
+    }
+
+    /// Receives one multipart message; nil when none is waiting (with `wait: false`)
+    /// or the timeout passed.
+    public func receive(timeout: Duration? = nil) throws(ZMQError) -> [ByteBuffer]? {
+        if let timeout {
+            guard try poll(timeout: timeout) else { return nil }
+        }
+        var parts: [ByteBuffer] = []
+        while true {
+            var message = zmq_msg_t()
+            zmq_msg_init(&message)
+            defer { zmq_msg_close(&message) }
+            if zmq_msg_recv(&message, handle, ZMQ_DONTWAIT) < 0 {
+                let error = ZMQError("zmq_msg_recv")
+                if error.wouldBlock && parts.isEmpty { return nil }
+                throw error
+            }
+            let size = zmq_msg_size(&message)
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(size)
+            if size > 0 { buffer.writeBytes(UnsafeRawBufferPointer(start: zmq_msg_data(&message), count: size)) }
+            parts.append(buffer)
+            guard zmq_msg_more(&message) != 0 else { return parts }
+        }
+    }
+
+    /// Waits until a message can be received, at most `timeout`.
+    public func poll(timeout: Duration) throws(ZMQError) -> Bool {
+        var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
+        let milliseconds = Int(max(0, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
+        let ready = zmq_poll(&item, 1, milliseconds)
+        if ready < 0 {
+            let error = ZMQError("zmq_poll")
+            if error.errno == EINTR { return false }
+            throw error
+        }
+        return ready > 0
+    }
+}
+
+/// Keeps a `ByteBuffer` alive for libzmq.
+private final class BufferBox {
+    let buffer: ByteBuffer
+    init(_ buffer: ByteBuffer) { self.buffer = buffer }
+}
+
+/// Runs blocking ZeroMQ work on a thread of its own, so it never holds one
+/// of the few threads of Swift's cooperative pool.
+enum ZMQThread {
+    static func run<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try body() })
+            }
+            thread.name = name
+            thread.start()
+        }
+    }
+}

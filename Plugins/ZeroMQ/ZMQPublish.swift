@@ -1,0 +1,191 @@
+import Camflow
+import CZeroMQ
+import NIOCore
+
+/// Topic for a packet from a template: `{stream}` and `{kind}`, where the
+/// kind of a `keyframe` or `stats` event is that name (`cam1/keyframe`),
+/// and of other events `event`.
+struct TopicTemplate: Sendable {
+    let template: String
+
+    func topic(for packet: Packet) -> String {
+        topic(stream: packet.stream, kind: Self.kindName(packet))
+    }
+
+    func topic(stream: String, kind: String) -> String {
+        template.replacingOccurrences("{stream}", with: stream).replacingOccurrences("{kind}", with: kind)
+    }
+
+    static func kindName(_ packet: Packet) -> String {
+        if packet.kind == .event, let name = packet.event?.name, name == "keyframe" || name == "stats" { return name }
+        return packet.kind.name
+    }
+}
+
+extension String {
+    func replacingOccurrences(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty, contains(target) else { return self }
+        return components(separatedBy: target).joined(separator: replacement)
+    }
+
+    func components(separatedBy separator: String) -> [String] {
+        var parts: [String] = []
+        var rest = Substring(self)
+        while let range = rest.range(of: separator) {
+            parts.append(String(rest[..<range.lowerBound]))
+            rest = rest[range.upperBound...]
+        }
+        parts.append(String(rest))
+        return parts
+    }
+}
+
+/// `zmq-publish`: every packet as a three-frame ZeroMQ message (topic, JSON
+/// header, payload) on a PUB (or, latching, XPUB) socket.
+struct ZMQPublish: Node {
+    static let type = NodeType(
+        name: "zmq-publish",
+        summary: "Publishes packets over ZeroMQ: topic, JSON header, payload; late joiners get the init segment.",
+        details: """
+            Each packet becomes a three-frame message: the topic ('{stream}/{kind}' by default: \\
+            cam1/init, cam1/fragment, cam1/frame, cam1/keyframe, cam1/stats, cam1/event), the JSON \\
+            header (stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, \\
+            height, track, received_at_ns; events add event and fields), and the payload, handed to \\
+            libzmq without a copy. A slow or stuck subscriber never blocks the pipeline: at the \\
+            high-water mark messages to it are dropped and counted. With 'latch' (the default) the \\
+            socket is an XPUB and a new subscription that matches a stream's init topic gets that \\
+            stream's latest init segment again, so a late joiner decodes from the next keyframe \\
+            (subscribers already there receive it again too). Subscribers should subscribe with a \\
+            trailing slash ('cam1/') so that cam1 does not match cam10.
+            """,
+        options: [
+            OptionSpec("endpoint", .list(.string), required: true,
+                       "ZeroMQ endpoints, such as tcp://127.0.0.1:5555 or tcp://*:5555 (tcp://127.0.0.1:* picks a port)."),
+            OptionSpec("connect", .bool, default: "false", "Connect to the endpoints (a broker) instead of binding them."),
+            OptionSpec("kinds", .list(.choice(PacketKind.allCases.map(\.name))), "Packet kinds to publish; all when unset."),
+            OptionSpec("topic", .string, default: "{stream}/{kind}", "Topic template: {stream} and {kind}."),
+            OptionSpec("sndhwm", .integer, default: "1000", "Messages queued per subscriber before new ones are dropped."),
+            OptionSpec("linger", .duration, default: "1s", "How long queued messages may still go out at shutdown."),
+            OptionSpec("latch", .bool, default: "true", "Re-send a stream's init segment to each new matching subscription."),
+            OptionSpec("wait-for-subscribers", .integer, default: "0",
+                       "Hold the first packet until this many subscriptions arrived (for batch jobs and tests)."),
+            OptionSpec("wait-timeout", .duration, default: "30s", "Longest wait for 'wait-for-subscribers'."),
+            OptionSpec("curve-secret-key", .secret, "CURVE secret key (Z85, 40 characters) to encrypt with; never printed."),
+            OptionSpec("curve-server", .bool, default: "false", "Be the CURVE server (requires curve-secret-key)."),
+        ],
+        accepts: .all,
+        emits: .nothing,
+        make: { options in try ZMQPublish(options) })
+
+    let endpoints: [String]
+    let connect: Bool
+    let kinds: PacketKinds
+    let topic: TopicTemplate
+    let highWaterMark: Int32
+    let linger: Duration
+    let latch: Bool
+    let waitForSubscribers: Int
+    let waitTimeout: Duration
+    let curveSecretKey: String?
+
+    init(_ options: NodeOptions) throws {
+        endpoints = try options.stringList("endpoint") ?? []
+        guard !endpoints.isEmpty else { throw ConfigError("node '\(options.nodeID)' needs an 'endpoint'", at: options.location) }
+        connect = try options.bool("connect") ?? false
+        if let listed = try options.stringList("kinds") {
+            kinds = PacketKinds(listed.compactMap(PacketKind.init(name:)).map(PacketKinds.init))
+        } else {
+            kinds = .all
+        }
+        topic = TopicTemplate(template: try options.string("topic") ?? "{stream}/{kind}")
+        highWaterMark = Int32(clamping: try options.integer("sndhwm") ?? 1000)
+        linger = try options.duration("linger") ?? .seconds(1)
+        latch = try options.bool("latch") ?? true
+        waitForSubscribers = try options.integer("wait-for-subscribers") ?? 0
+        waitTimeout = try options.duration("wait-timeout") ?? .seconds(30)
+        curveSecretKey = try options.string("curve-secret-key")
+        let curveServer = try options.bool("curve-server") ?? false
+        if curveServer != (curveSecretKey != nil) {
+            throw ConfigError("node '\(options.nodeID)': 'curve-server: true' and 'curve-secret-key' go together",
+                              at: try options.value("curve-server")?.location ?? options.location)
+        }
+        if let key = curveSecretKey, key.utf8.count != 40 {
+            throw ConfigError("node '\(options.nodeID)': 'curve-secret-key' must be 40 Z85 characters",
+                              at: options.location)
+        }
+        if curveSecretKey != nil, !ZMQContext.has("curve") {
+            throw ConfigError("node '\(options.nodeID)': this libzmq (\(ZMQContext.version)) was built without CURVE",
+                              at: try options.value("curve-secret-key")?.location ?? options.location)
+        }
+    }
+
+    func run(_ context: NodeContext) async throws {
+        // XPUB hears subscriptions: needed for the latch and for waiting on subscribers.
+        let useXPUB = latch || waitForSubscribers > 0
+        // A context of its own: ending it waits until queued messages went out.
+        let zmq = ZMQContext()
+        let socket = try ZMQSocket(useXPUB ? .xpub : .pub, context: zmq)
+        defer { socket.close() }
+        try socket.set(ZMQ_SNDHWM, highWaterMark)
+        try socket.set(ZMQ_LINGER, Int32(clamping: linger.nanoseconds / 1_000_000))
+        if useXPUB { try socket.set(ZMQ_XPUB_VERBOSE, 1) }
+        if let key = curveSecretKey {
+            try socket.set(ZMQ_CURVE_SERVER, 1)
+            try socket.set(ZMQ_CURVE_SECRETKEY, bytes: Array(key.utf8))
+        }
+        for endpoint in endpoints {
+            if connect { try socket.connect(endpoint) } else { try socket.bind(endpoint) }
+            context.logger.info("publishing on \(connect ? endpoint : socket.lastEndpoint)")
+        }
+        var latched: [String: (topic: String, packet: Packet)] = [:]
+        var subscriptions = 0
+        var sent: UInt64 = 0
+        var dropped: UInt64 = 0
+
+        /// Reads pending subscription messages; re-sends init segments they match.
+        func serviceSubscriptions() throws {
+            guard useXPUB else { return }
+            while let message = try socket.receive(), let frame = message.first, frame.readableBytes >= 1 {
+                let subscribe = frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 1
+                guard subscribe else { continue }
+                subscriptions += 1
+                let prefix = frame.getString(at: frame.readerIndex + 1, length: frame.readableBytes - 1) ?? ""
+                guard latch else { continue }
+                for (_, entry) in latched.sorted(by: { $0.key < $1.key }) where entry.topic.hasPrefix(prefix) {
+                    try publish(entry.packet, topic: entry.topic)
+                }
+            }
+        }
+
+        func publish(_ packet: Packet, topic: String) throws {
+            let parts = [ByteBuffer(string: topic), ByteBuffer(string: PacketHeader.json(packet)), packet.payload]
+            if try socket.send(parts) {
+                sent += 1
+            } else {
+                dropped += 1
+                context.stats.countDropped()
+            }
+        }
+
+        if waitForSubscribers > 0 {
+            let deadline = ContinuousClock.now + waitTimeout
+            while subscriptions < waitForSubscribers, ContinuousClock.now < deadline, !Task.isCancelled {
+                try serviceSubscriptions()
+                if subscriptions < waitForSubscribers { try? await Task.sleep(for: .milliseconds(5)) }
+            }
+            if subscriptions < waitForSubscribers {
+                context.logger.warning("only \(subscriptions) of \(waitForSubscribers) subscribers after \(waitTimeout.shortDescription); publishing anyway")
+            }
+        }
+        for await packet in context.input {
+            try serviceSubscriptions()
+            guard kinds.contains(packet.kind) else { continue }
+            let topic = topic.topic(for: packet)
+            if packet.kind == .initSegment { latched[packet.stream] = (topic, packet) }
+            try publish(packet, topic: topic)
+        }
+        context.logger.info("published \(sent) messages, \(dropped) dropped at the high-water mark")
+        socket.close()
+        try await ZMQThread.run("zmq-publish-linger") { zmq.terminate() }
+    }
+}

@@ -1,0 +1,108 @@
+import Camflow
+import CZeroMQ
+import Dispatch
+import NIOCore
+import Synchronization
+
+/// `zmq-subscribe`: packets from ZeroMQ messages in camflow's format, so one
+/// camflow process can feed another.
+struct ZMQSubscribe: Node {
+    static let type = NodeType(
+        name: "zmq-subscribe",
+        summary: "Receives camflow packets over ZeroMQ (topic, JSON header, payload) from zmq-publish or a broker.",
+        details: """
+            A SUB socket, connected (or bound) to the endpoints, subscribed to the topic prefixes. \\
+            Each three-frame message becomes the packet it was: kind, stream, sequence, media \\
+            fields, event fields and payload. A malformed message (wrong frame count, bad header) \\
+            becomes a 'zmq-error' event and is skipped. The socket lives on a thread of its own; \\
+            when the pipeline is slow, messages wait in libzmq up to 'rcvhwm' and are then dropped \\
+            by the publisher, never piled up in memory.
+            """,
+        options: [
+            OptionSpec("endpoint", .list(.string), required: true, "ZeroMQ endpoints, such as tcp://127.0.0.1:5556."),
+            OptionSpec("bind", .bool, default: "false", "Bind the endpoints instead of connecting to them."),
+            OptionSpec("topics", .list(.string), "Topic prefixes to subscribe to, such as cam1/; everything when unset."),
+            OptionSpec("rcvhwm", .integer, default: "1000", "Messages queued before the publisher drops for this subscriber."),
+        ],
+        accepts: [],
+        emits: .kinds(.all),
+        make: { options in
+            let endpoints = try options.stringList("endpoint") ?? []
+            guard !endpoints.isEmpty else { throw ConfigError("node '\(options.nodeID)' needs an 'endpoint'", at: options.location) }
+            return ZMQSubscribe(endpoints: endpoints, bind: try options.bool("bind") ?? false,
+                                topics: try options.stringList("topics") ?? [""],
+                                highWaterMark: Int32(clamping: try options.integer("rcvhwm") ?? 1000))
+        })
+
+    let endpoints: [String]
+    let bind: Bool
+    let topics: [String]
+    let highWaterMark: Int32
+
+    func run(_ context: NodeContext) async throws {
+        let handoff = Handoff()
+        let (messages, continuation) = AsyncStream<[ByteBuffer]>.makeStream()
+        let receiver = Task.detached { [endpoints, bind, topics, highWaterMark] in
+            try await ZMQThread.run("zmq-subscribe") {
+                defer { continuation.finish() }
+                let socket = try ZMQSocket(.sub)
+                defer { socket.close() }
+                try socket.set(ZMQ_RCVHWM, highWaterMark)
+                try socket.set(ZMQ_LINGER, 0)
+                for topic in topics { try socket.subscribe(topic) }
+                for endpoint in endpoints {
+                    if bind { try socket.bind(endpoint) } else { try socket.connect(endpoint) }
+                }
+                while !handoff.isStopped {
+                    guard let message = try socket.receive(timeout: .milliseconds(100)) else { continue }
+                    // Wait for room downstream: the socket's own queue then fills, and the publisher drops.
+                    handoff.waitForRoom()
+                    continuation.yield(message)
+                }
+            }
+        }
+        var sequence: UInt64 = 0
+        await withTaskCancellationHandler {
+            for await message in messages {
+                handoff.taken()
+                guard message.count == 3 else {
+                    await reject("expected 3 frames (topic, header, payload), got \(message.count)", context, &sequence)
+                    continue
+                }
+                do {
+                    await context.emit(try PacketHeader.packet(header: message[1], payload: message[2]))
+                } catch {
+                    await reject("\(error) (topic '\(String(buffer: message[0]))')", context, &sequence)
+                }
+            }
+        } onCancel: {
+            handoff.stop()
+        }
+        handoff.stop()
+        try await receiver.value
+    }
+
+    private func reject(_ reason: String, _ context: NodeContext, _ sequence: inout UInt64) async {
+        context.logger.warning("skipping a malformed message: \(reason)")
+        context.stats.countDropped()
+        await context.emit(.event(Event("zmq-error", [("reason", .string(reason))]), stream: context.id, sequence: sequence))
+        sequence += 1
+    }
+}
+
+/// Flow control between the receiving thread and the node's task: at most
+/// `capacity` messages in between.
+private final class Handoff: Sendable {
+    private let room = DispatchSemaphore(value: 16)
+    private let stopped = Atomic<Bool>(false)
+
+    var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    func waitForRoom() {
+        while !isStopped, room.wait(timeout: .now() + .milliseconds(100)) == .timedOut {}
+    }
+
+    func taken() { room.signal() }
+
+    func stop() { stopped.store(true, ordering: .releasing) }
+}

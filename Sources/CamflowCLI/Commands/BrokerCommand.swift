@@ -1,0 +1,67 @@
+import ArgumentParser
+import Camflow
+import Logging
+import ServiceLifecycle
+import ZeroMQPlugin
+
+/// `camflow broker`: an XSUB/XPUB forwarder between many publishers and subscribers.
+struct BrokerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "broker",
+        abstract: "Forward ZeroMQ messages from many camflow publishers to many subscribers (XSUB/XPUB).",
+        discussion: """
+            Publishers (zmq-publish with 'connect: true') connect to the frontend; subscribers \
+            (zmq-subscribe, or any SUB socket) connect to the backend. Prints 'frontend: ENDPOINT' and \
+            'backend: ENDPOINT' once bound (a '*' port shows the real one), counters every \
+            --status-interval, and counters at exit (Ctrl-C or SIGTERM).
+            """)
+
+    @Option(help: "Endpoint(s) publishers connect to.")
+    var frontend: [String] = ["tcp://*:5555"]
+
+    @Option(help: "Endpoint(s) subscribers connect to.")
+    var backend: [String] = ["tcp://*:5556"]
+
+    @Option(help: "Print counters this often, such as 10s; never when unset.")
+    var statusInterval: String?
+
+    func validate() throws {
+        if let statusInterval, Units.duration(statusInterval).map({ $0 > .zero }) != true {
+            throw ValidationError("--status-interval: expected a duration such as 10s, found '\(statusInterval)'")
+        }
+    }
+
+    func run() async throws {
+        let broker = ZMQBroker(frontends: frontend, backends: backend)
+        let interval = statusInterval.flatMap(Units.duration)
+        let group = ServiceGroup(configuration: .init(
+            services: [BrokerService(broker: broker, interval: interval)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "camflow.broker")))
+        do {
+            try await group.run()
+        } catch {
+            printError("error: \(error)")
+            throw ExitCodes.failure
+        }
+    }
+}
+
+private struct BrokerService: Service {
+    let broker: ZMQBroker
+    let interval: Duration?
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await broker.run(interval: interval, ready: { frontends, backends in
+                    for endpoint in frontends { printOutput("frontend: \(endpoint)") }
+                    for endpoint in backends { printOutput("backend: \(endpoint)") }
+                }, report: { statistics, final in
+                    printOutput("\(final ? "final" : "status"): \(statistics)")
+                })
+            }
+        } catch is CancellationError {
+            return
+        }
+    }
+}
