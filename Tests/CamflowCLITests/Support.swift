@@ -62,6 +62,18 @@ final class CamflowProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// Waits until a line of stdout satisfies `condition`.
+    func waitForLine(timeout: Duration = .seconds(60), where condition: (Substring) -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !stdout.split(separator: "\n").contains(where: condition) {
+            if ContinuousClock.now > deadline || !process.isRunning {
+                Issue.record("camflow printed no such line; stderr:\n\(stderr)")
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     /// Waits until stdout holds `lines` lines.
     func waitForOutput(lines: Int, timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout

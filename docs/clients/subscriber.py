@@ -89,7 +89,9 @@ def main():
                 if not started and not keyframe:
                     continue  # a decoder starts at a keyframe
                 started = True
-                is_annex_b = payload.startswith(b"\0\0\0\1") or payload.startswith(b"\0\0\1")
+                # camflow's Annex B always uses 4-byte start codes; a length
+                # prefix of 1 is no real NAL unit, so this cannot be confused.
+                is_annex_b = payload.startswith(b"\0\0\0\1")
                 out.write(payload if is_annex_b else annex_b(payload, config, keyframe))
                 written += 1
                 if args.frames and written >= args.frames:
