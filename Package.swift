@@ -128,6 +128,7 @@ let package = Package(
                 "MP4Plugin",
                 "InstarPlugin",
                 "ZeroMQPlugin",
+                "CZeroMQ",
                 "ISOBMFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

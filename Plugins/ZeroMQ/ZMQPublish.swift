@@ -40,6 +40,12 @@ extension String {
     }
 }
 
+/// A stream and kind name: what a topic depends on.
+private struct TopicKey: Hashable {
+    var stream: String
+    var kind: String
+}
+
 /// `zmq-publish`: every packet as a three-frame ZeroMQ message (topic, JSON
 /// header, payload) on a PUB (or, latching, XPUB) socket.
 struct ZMQPublish: Node {
@@ -138,6 +144,9 @@ struct ZMQPublish: Node {
             context.logger.info("publishing on \(connect ? endpoint : socket.lastEndpoint)")
         }
         var latched: [String: (topic: String, packet: Packet)] = [:]
+        // Per packet: a topic from the cache and a header in a reused buffer, no allocation.
+        var topics: [TopicKey: (text: String, bytes: ByteBuffer)] = [:]
+        var header = JSONObject()
         var subscriptions = 0
         var sent: UInt64 = 0
         var dropped: UInt64 = 0
@@ -152,14 +161,15 @@ struct ZMQPublish: Node {
                 let prefix = frame.getString(at: frame.readerIndex + 1, length: frame.readableBytes - 1) ?? ""
                 guard latch else { continue }
                 for (_, entry) in latched.sorted(by: { $0.key < $1.key }) where entry.topic.hasPrefix(prefix) {
-                    try publish(entry.packet, topic: entry.topic)
+                    try publish(entry.packet, topic: ByteBuffer(string: entry.topic))
                 }
             }
         }
 
-        func publish(_ packet: Packet, topic: String) throws {
-            let parts = [ByteBuffer(string: topic), ByteBuffer(string: PacketHeader.json(packet)), packet.payload]
-            if try socket.send(parts) {
+        func publish(_ packet: Packet, topic: ByteBuffer) throws {
+            header.reset()
+            PacketHeader.write(packet, into: &header)
+            if try socket.send([topic, header.finish(), packet.payload]) {
                 sent += 1
             } else {
                 dropped += 1
@@ -177,12 +187,26 @@ struct ZMQPublish: Node {
                 context.logger.warning("only \(subscriptions) of \(waitForSubscribers) subscribers after \(waitTimeout.shortDescription); publishing anyway")
             }
         }
+        // Reading subscriptions costs a system call: at most once a millisecond (and before any init).
+        var lastService: UInt64 = 0
         for await packet in context.input {
-            try serviceSubscriptions()
+            let now = MonotonicClock.now()
+            if now &- lastService > 1_000_000 || packet.kind == .initSegment {
+                try serviceSubscriptions()
+                lastService = now
+            }
             guard kinds.contains(packet.kind) else { continue }
-            let topic = topic.topic(for: packet)
-            if packet.kind == .initSegment { latched[packet.stream] = (topic, packet) }
-            try publish(packet, topic: topic)
+            let key = TopicKey(stream: packet.stream, kind: TopicTemplate.kindName(packet))
+            let topic: (text: String, bytes: ByteBuffer)
+            if let cached = topics[key] {
+                topic = cached
+            } else {
+                let text = self.topic.topic(stream: key.stream, kind: key.kind)
+                topic = (text, ByteBuffer(string: text))
+                topics[key] = topic
+            }
+            if packet.kind == .initSegment { latched[packet.stream] = (topic.text, packet) }
+            try publish(packet, topic: topic.bytes)
         }
         context.logger.info("published \(sent) messages, \(dropped) dropped at the high-water mark")
         socket.close()

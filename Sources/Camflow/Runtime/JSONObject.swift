@@ -1,41 +1,72 @@
-/// Builds one JSON object as text, keys in insertion order. Enough for log
-/// lines and message headers without a Foundation round trip.
+public import NIOCore
+
+/// Builds one JSON object, keys in insertion order, straight into a
+/// `ByteBuffer`: log lines and message headers without Foundation and, when
+/// reused with ``reset()``, without allocating per packet.
 public struct JSONObject: Sendable {
-    private var body = ""
+    /// The object's bytes so far (without the closing brace until ``finish()``).
+    private var body: ByteBuffer
+    private var empty = true
 
-    public init() {}
+    public init(capacity: Int = 256) {
+        body = ByteBuffer()
+        body.reserveCapacity(capacity)
+        body.writeInteger(UInt8(ascii: "{"))
+    }
 
-    /// The object as JSON text.
-    public var text: String { "{" + body + "}" }
+    /// Starts over, keeping the memory.
+    public mutating func reset() {
+        body.clear()
+        body.writeInteger(UInt8(ascii: "{"))
+        empty = true
+    }
+
+    /// The finished object as bytes.
+    public var bytes: ByteBuffer {
+        var copy = body
+        copy.writeInteger(UInt8(ascii: "}"))
+        return copy
+    }
+
+    /// Closes the object and returns its bytes without copying them; call
+    /// ``reset()`` before building the next one.
+    public mutating func finish() -> ByteBuffer {
+        body.writeInteger(UInt8(ascii: "}"))
+        return body
+    }
+
+    /// The finished object as text.
+    public var text: String { String(buffer: bytes) }
 
     private mutating func key(_ key: String) {
-        if !body.isEmpty { body += "," }
-        JSONObject.quote(key, into: &body)
-        body += ":"
+        if !empty { body.writeInteger(UInt8(ascii: ",")) }
+        empty = false
+        Self.quote(key, into: &body)
+        body.writeInteger(UInt8(ascii: ":"))
     }
 
     public mutating func append(_ key: String, _ value: String?) {
         guard let value else { return }
         self.key(key)
-        JSONObject.quote(value, into: &body)
+        Self.quote(value, into: &body)
     }
 
     public mutating func append(_ key: String, _ value: Int64?) {
         guard let value else { return }
         self.key(key)
-        body += String(value)
+        body.writeString(String(value))
     }
 
     public mutating func append(_ key: String, _ value: Double?) {
         guard let value else { return }
         self.key(key)
-        body += value.isFinite ? value.formatted(maxFractionDigits: 6) : "null"
+        body.writeString(value.isFinite ? value.formatted(maxFractionDigits: 6) : "null")
     }
 
     public mutating func append(_ key: String, _ value: Bool?) {
         guard let value else { return }
         self.key(key)
-        body += value ? "true" : "false"
+        body.writeStaticString(value ? "true" : "false")
     }
 
     public mutating func append(_ key: String, _ value: EventValue) {
@@ -50,24 +81,30 @@ public struct JSONObject: Sendable {
     /// A nested object.
     public mutating func append(_ key: String, object: JSONObject) {
         self.key(key)
-        body += object.text
+        var nested = object.bytes
+        body.writeBuffer(&nested)
     }
 
-    static func quote(_ string: String, into out: inout String) {
-        out += "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+    static func quote(_ string: String, into out: inout ByteBuffer) {
+        out.writeInteger(UInt8(ascii: "\""))
+        // Fast path: nothing to escape, the UTF-8 goes as it is.
+        if string.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out.writeString(string)
+        } else {
+            for scalar in string.unicodeScalars {
+                switch scalar {
+                case "\"": out.writeStaticString("\\\"")
+                case "\\": out.writeStaticString("\\\\")
+                case "\n": out.writeStaticString("\\n")
+                case "\r": out.writeStaticString("\\r")
+                case "\t": out.writeStaticString("\\t")
+                case _ where scalar.value < 0x20:
+                    let hex = String(scalar.value, radix: 16)
+                    out.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+                default: out.writeString(String(scalar))
+                }
             }
         }
-        out += "\""
+        out.writeInteger(UInt8(ascii: "\""))
     }
 }

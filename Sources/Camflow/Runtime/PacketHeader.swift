@@ -10,6 +10,13 @@ public enum PacketHeader {
     /// The header of `packet` as JSON text.
     public static func json(_ packet: Packet, extra: (inout JSONObject) -> Void = { _ in }) -> String {
         var object = JSONObject()
+        write(packet, into: &object)
+        extra(&object)
+        return object.text
+    }
+
+    /// Writes the header of `packet` into `object` (reset first when reused).
+    public static func write(_ packet: Packet, into object: inout JSONObject) {
         object.append("stream", packet.stream)
         object.append("kind", packet.kind.name)
         object.append("sequence", Int64(bitPattern: packet.sequence))
@@ -32,8 +39,6 @@ public enum PacketHeader {
             for (key, value) in event.fields { fields.append(key, value) }
             object.append("fields", object: fields)
         }
-        extra(&object)
-        return object.text
     }
 
     /// Why a header could not be read.

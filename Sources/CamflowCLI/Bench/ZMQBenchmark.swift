@@ -1,0 +1,143 @@
+import Camflow
+import CZeroMQ
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+import ZeroMQPlugin
+
+/// `camflow bench zmq`: the zmq-publish node against a bare libzmq PUB loop,
+/// both to a SUB socket on its own thread over tcp://127.0.0.1.
+struct ZMQBenchmark {
+    struct Result {
+        var sent: Int
+        var received: Int
+        var seconds: Double
+        var latenciesMicroseconds: [Double]
+    }
+
+    /// Receives on a thread of its own until `expected` messages or `idle` without one.
+    final class Subscriber: Sendable {
+        let endpoint: String
+        private let state = Mutex<(received: Int, latencies: [Double], first: UInt64, last: UInt64)>((0, [], 0, 0))
+        private let done = DispatchSemaphore(value: 0)
+
+        /// `endpoint` nil: bind a free port (read it from ``endpoint``), else connect.
+        init(endpoint: String?, expected: Int, measureLatency: Bool, idle: Duration = .seconds(2)) throws {
+            let socket = try ZMQSocket(.sub)
+            try socket.set(ZMQ_RCVHWM, 0)
+            try socket.subscribe("")
+            if let endpoint {
+                try socket.connect(endpoint)
+                self.endpoint = endpoint
+            } else {
+                try socket.bind("tcp://127.0.0.1:*")
+                self.endpoint = socket.lastEndpoint
+            }
+            // The socket moves to the receiving thread for good; starting a thread is a memory barrier.
+            nonisolated(unsafe) let owned = socket
+            let thread = Thread { [self] in
+                defer { self.done.signal() }
+                var count = 0
+                while count < expected, let parts = try? owned.receive(timeout: idle) {
+                    let now = MonotonicClock.now()
+                    count += 1
+                    let created = measureLatency && parts.count > 1 ? Self.createdAt(parts[1]) : nil
+                    self.state.withLock { state in
+                        state.received = count
+                        if state.first == 0 { state.first = now }
+                        state.last = now
+                        if let created { state.latencies.append(Double(now &- created) / 1000) }
+                    }
+                }
+                owned.close()
+            }
+            thread.start()
+        }
+
+        /// `received_at_ns` from a camflow header, or the 8-byte stamp of the bare loop.
+        static func createdAt(_ header: ByteBuffer) -> UInt64? {
+            if header.readableBytes == 8 { return header.getInteger(at: header.readerIndex) }
+            guard let text = header.getString(at: header.readerIndex, length: header.readableBytes),
+                  let key = text.range(of: "\"received_at_ns\":") else { return nil }
+            return UInt64(text[key.upperBound...].prefix { $0.isNumber })
+        }
+
+        func wait() -> (received: Int, seconds: Double, latencies: [Double]) {
+            done.wait()
+            return state.withLock { ($0.received, Double($0.last &- $0.first) / 1e9, $0.latencies) }
+        }
+    }
+
+    /// A bare PUB socket sending `count` messages of `size` bytes, `rate` per second (nil: flat out).
+    static func bare(count: Int, size: Int, rate: Double?) async throws -> Result {
+        let socket = try ZMQSocket(.pub)
+        try socket.set(ZMQ_SNDHWM, 0)
+        try socket.bind("tcp://127.0.0.1:*")
+        let subscriber = try Subscriber(endpoint: socket.lastEndpoint, expected: count, measureLatency: rate != nil)
+        try await Task.sleep(for: .milliseconds(300))  // the subscription reaches the publisher
+        var payload = ByteBuffer()
+        payload.writeRepeatingByte(0x42, count: size)
+        let topic = ByteBuffer(string: "cam1/frame")
+        let start = ContinuousClock.now
+        for index in 0..<count {
+            if let rate { try await pace(index, rate: rate, start: start) }
+            var stamp = ByteBuffer()
+            stamp.writeInteger(MonotonicClock.now())
+            try socket.send([topic, stamp, payload])
+        }
+        let result = subscriber.wait()
+        socket.close()
+        return Result(sent: count, received: result.received, seconds: result.seconds, latenciesMicroseconds: result.latencies)
+    }
+
+    /// The same through a pipeline: a source of `count` packets into `zmq-publish`.
+    static func node(count: Int, size: Int, rate: Double?) async throws -> Result {
+        // The subscriber binds and the node connects: no port to guess.
+        let subscriber = try Subscriber(endpoint: nil, expected: count, measureLatency: rate != nil)
+        let endpoint = subscriber.endpoint
+        let source = NodeType(name: "bench-frames", summary: "Frames at a rate.", accepts: [], emits: .kinds(.frame)) { _ in
+            PacedFrames(count: count, size: size, rate: rate)
+        }
+        var registry = NodeRegistry(plugins: [ZeroMQPlugin.self])
+        registry.register(source, from: "bench")
+        let graph = try GraphValidator(registry: registry).validate(PipelineSpec(name: "bench-zmq", nodes: [
+            NodeSpec(id: "cam1", type: "bench-frames"),
+            NodeSpec(id: "publish", type: "zmq-publish", inputs: ["cam1"], options: [
+                "endpoint": .scalar(endpoint), "connect": "true", "sndhwm": "0", "latch": "false",
+                "wait-for-subscribers": "1",
+            ]),
+        ]))
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        try await Pipeline(graph: graph, logger: logger, metricsInterval: nil).run()
+        let result = subscriber.wait()
+        return Result(sent: count, received: result.received, seconds: result.seconds, latenciesMicroseconds: result.latencies)
+    }
+
+    static func pace(_ index: Int, rate: Double, start: ContinuousClock.Instant) async throws {
+        let due = start + .nanoseconds(Int64(Double(index) / rate * 1e9))
+        if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+    }
+}
+
+/// Emits `count` frame packets sharing one payload, stamped at creation.
+struct PacedFrames: Node {
+    let count: Int
+    let size: Int
+    let rate: Double?
+
+    func run(_ context: NodeContext) async throws {
+        var payload = ByteBuffer()
+        payload.writeRepeatingByte(0x42, count: size)
+        // Paced runs measure latency: start once the subscription has arrived, as the bare loop does.
+        if rate != nil { try await Task.sleep(for: .milliseconds(300)) }
+        let start = ContinuousClock.now
+        for index in 0..<count {
+            if let rate { try await ZMQBenchmark.pace(index, rate: rate, start: start) }
+            await context.emit(Packet(kind: .frame, stream: "cam1", sequence: UInt64(index), payload: payload,
+                                      media: MediaInfo(track: 1, codec: "avc1.4D0033", timescale: 90000,
+                                                       dts: Int64(index) * 3600, keyframe: index % 50 == 0)))
+        }
+    }
+}
