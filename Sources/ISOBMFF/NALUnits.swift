@@ -16,6 +16,26 @@ public struct NALSummary: Sendable, Equatable {
     public init() {}
 
     public func contains(type: UInt8) -> Bool { types & (1 << UInt64(type)) != 0 }
+
+    /// Counts one NAL unit by its first header byte.
+    mutating func add(header: UInt8, codec: VideoDecoderConfiguration.Codec) {
+        let type: UInt8
+        switch codec {
+        case .h264:
+            type = header & 0x1F
+            if type == 5 { isKeyframe = true }
+            if type == 7 { hasParameterSets = true }
+        case .h265:
+            type = (header >> 1) & 0x3F
+            if (16...21).contains(type) {
+                isKeyframe = true
+                irapKind = type <= 18 ? "BLA" : type <= 20 ? "IDR" : "CRA"
+            }
+            if type == 33 { hasParameterSets = true }
+        }
+        types |= 1 << UInt64(type & 0x3F)
+        count += 1
+    }
 }
 
 extension VideoDecoderConfiguration {
@@ -37,23 +57,7 @@ extension VideoDecoderConfiguration {
                 throw ParseError(.invalidField, "a NAL unit of \(length) bytes overruns its sample (\(end - index) left)",
                                  offset: Int64(index), path: "sample")
             }
-            let header = sample.getInteger(at: index, as: UInt8.self) ?? 0
-            let type: UInt8
-            switch codec {
-            case .h264:
-                type = header & 0x1F
-                if type == 5 { summary.isKeyframe = true }
-                if type == 7 { summary.hasParameterSets = true }
-            case .h265:
-                type = (header >> 1) & 0x3F
-                if (16...21).contains(type) {
-                    summary.isKeyframe = true
-                    summary.irapKind = type <= 18 ? "BLA" : type <= 20 ? "IDR" : "CRA"
-                }
-                if type == 33 { summary.hasParameterSets = true }
-            }
-            summary.types |= 1 << UInt64(type & 0x3F)
-            summary.count += 1
+            summary.add(header: sample.getInteger(at: index, as: UInt8.self) ?? 0, codec: codec)
             index += length
         }
         return summary
@@ -101,23 +105,7 @@ extension VideoDecoderConfiguration {
                 }
                 defer { zeros = 0 }
                 guard byte == 1, zeros >= 2, index < bytes.count else { continue }
-                let header = bytes[index]
-                let type: UInt8
-                switch codec {
-                case .h264:
-                    type = header & 0x1F
-                    if type == 5 { summary.isKeyframe = true }
-                    if type == 7 { summary.hasParameterSets = true }
-                case .h265:
-                    type = (header >> 1) & 0x3F
-                    if (16...21).contains(type) {
-                        summary.isKeyframe = true
-                        summary.irapKind = type <= 18 ? "BLA" : type <= 20 ? "IDR" : "CRA"
-                    }
-                    if type == 33 { summary.hasParameterSets = true }
-                }
-                summary.types |= 1 << UInt64(type & 0x3F)
-                summary.count += 1
+                summary.add(header: bytes[index], codec: codec)
             }
         }
         return summary

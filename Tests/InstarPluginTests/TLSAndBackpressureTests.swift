@@ -70,7 +70,7 @@ import Testing
                     return nil
                 }
                 // The sink holds its first packet; the edge fills up.
-                try await waitUntil { pipeline.snapshot().edges.first?.depth == 4 }
+                try await waitUntil("the edge is full") { pipeline.snapshot().edges.first?.depth == 4 }
                 // One more message may be in hand, waiting for room; after that, nothing is read.
                 try await Task.sleep(for: .milliseconds(300))
                 let atFull = pipeline.snapshot().node("cam")?.counters.packetsOut ?? 0
@@ -81,7 +81,7 @@ import Testing
                 #expect(atFull <= 4 + 1 + 1, "edge capacity, the one the sink holds, the one waiting for room")
                 #expect(later.edges.first?.maxDepth == 4)
                 gate.open()
-                try await waitUntil { received.value > Int(atFull) + 5 }
+                try await waitUntil("the sink takes packets again") { received.value > Int(atFull) + 5 }
                 pipeline.requestStop()
                 _ = try await group.next()
                 return pipeline.snapshot()
@@ -108,35 +108,3 @@ final class Counter: Sendable {
     func increment() { count.withLock { $0 += 1 } }
 }
 
-final class Gate: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-    func open() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.open = true
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-    func wait() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.open { return true }
-                s.waiters.append(c)
-                return false
-            }
-            if now { c.resume() }
-        }
-    }
-}
-
-func waitUntil(timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("timed out waiting for a condition")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-}

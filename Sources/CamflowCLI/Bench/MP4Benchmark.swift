@@ -96,6 +96,17 @@ struct MP4Benchmark {
         return nil
     }
 
+    /// The file to benchmark with: `given`, or the generated 1440p clip (made on first use).
+    static func media(_ given: String?) throws -> String {
+        if let given { return given }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-1440p.mp4").path
+        if !FileManager.default.fileExists(atPath: path) {
+            printError("making \(path) with ffmpeg (once)...")
+            try generateMedia(at: path, seconds: 20)
+        }
+        return path
+    }
+
     /// A 1440p, ~4 Mbit/s H.264 + AAC fragmented MP4 like the camera's, made with ffmpeg once.
     static func generateMedia(at path: String, seconds: Int) throws {
         guard let ffmpeg = which("ffmpeg") else {

@@ -37,9 +37,7 @@ struct EngineBenchCommand: AsyncParsableCommand {
     private var parsedChains: [Int] { chains.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } }
 
     func run() async throws {
-        #if DEBUG
-        printError("note: this is a debug build; build with 'swift build -c release' for real numbers")
-        #endif
+        warnIfDebugBuild()
         var rows = [["chain", "payload", "packets", "seconds", "packets/s", "ns/hop", "payload GB/s", "peak RSS"]]
         for chain in parsedChains {
             for payload in [64, 1 << 20] {
@@ -81,14 +79,8 @@ struct MP4BenchCommand: AsyncParsableCommand {
     var repeats: Int = 5
 
     func run() async throws {
-        #if DEBUG
-        printError("note: this is a debug build; build with 'swift build -c release' for real numbers")
-        #endif
-        let path = media ?? FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-1440p.mp4").path
-        if media == nil, !FileManager.default.fileExists(atPath: path) {
-            printError("making \(path) with ffmpeg (once)...")
-            try MP4Benchmark.generateMedia(at: path, seconds: 20)
-        }
+        warnIfDebugBuild()
+        let path = try MP4Benchmark.media(media)
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let bench = MP4Benchmark(media: data, mediaPath: path, totalBytes: megabytes * 1_000_000)
         var results: [MP4Benchmark.Row] = []
@@ -151,14 +143,8 @@ struct IngestBenchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        #if DEBUG
-        printError("note: this is a debug build; build with 'swift build -c release' for real numbers")
-        #endif
-        let path = media ?? FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-1440p.mp4").path
-        if media == nil, !FileManager.default.fileExists(atPath: path) {
-            printError("making \(path) with ffmpeg (once)...")
-            try MP4Benchmark.generateMedia(at: path, seconds: 20)
-        }
+        warnIfDebugBuild()
+        let path = try MP4Benchmark.media(media)
         let maxCameras = counts.max() ?? 1
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-sim-\(getpid()).out")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
@@ -221,9 +207,7 @@ struct ZMQBenchCommand: AsyncParsableCommand {
     var scale = 1.0
 
     func run() async throws {
-        #if DEBUG
-        printError("note: this is a debug build; build with 'swift build -c release' for real numbers")
-        #endif
+        warnIfDebugBuild()
         var rows = [["path", "payload", "messages", "received", "msg/s", "MB/s", "vs bare", "p50 µs", "p99 µs"]]
         func row(_ name: String, _ size: Int, _ result: ZMQBenchmark.Result, bare: ZMQBenchmark.Result?) -> [String] {
             let rate = Double(result.received) / max(result.seconds, 1e-9)
@@ -249,6 +233,13 @@ struct ZMQBenchCommand: AsyncParsableCommand {
         print("libzmq \(ZMQContext.version)")
         print(TextTable.render(rows))
     }
+}
+
+/// Benchmarks of a debug build measure the debug build.
+func warnIfDebugBuild() {
+    #if DEBUG
+    printError("note: this is a debug build; build with 'swift build -c release' for real numbers")
+    #endif
 }
 
 extension Double {

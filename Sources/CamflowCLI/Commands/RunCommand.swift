@@ -36,19 +36,12 @@ struct RunCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: expected trace, debug, info, notice, warning, error or critical, found '\(logLevel)'")
         }
-        for (name, value) in [("--status-interval", statusInterval), ("--shutdown-timeout", shutdownTimeout),
-                              ("--for", runFor ?? "1s")] where Units.duration(value) == nil {
-            throw ValidationError("\(name): expected a duration such as 500ms, 5s or 2m, found '\(value)'")
-        }
+        try validateDurations([("--status-interval", statusInterval), ("--shutdown-timeout", shutdownTimeout),
+                               ("--for", runFor)])
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "camflow")
         let graph = try PipelineFile.load(file, registry: CommandEnvironment.registry)
         let pipeline = Pipeline(graph: graph, logger: logger)

@@ -78,22 +78,13 @@ struct SimCommand: AsyncParsableCommand {
             throw ValidationError("--chunking: expected box, fragment or random, found '\(chunking)'")
         }
         guard speed > 0 else { throw ValidationError("--speed must be positive") }
-        for (name, value) in [("--client-idle-timeout", clientIdleTimeout), ("--drop-every", dropEvery),
-                              ("--stall-after", stallAfter), ("--garbage-every", garbageEvery)] {
-            if let value, Units.duration(value).map({ $0 > .zero }) != true {
-                throw ValidationError("\(name): expected a duration such as 500ms, 5s or 2m, found '\(value)'")
-            }
-        }
+        try validateDurations([("--client-idle-timeout", clientIdleTimeout), ("--drop-every", dropEvery),
+                               ("--stall-after", stallAfter), ("--garbage-every", garbageEvery)], positive: true)
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .notice
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(Logger.Level(rawValue: logLevel) ?? .notice)
         let logger = Logger(label: "camflow.sim")
         let mediaBytes: Data
         do {
