@@ -124,8 +124,9 @@ public final class ZMQSocket {
 
     /// Sends a multipart message without blocking. Payloads are handed to
     /// libzmq without a copy: each message keeps its `ByteBuffer` alive until
-    /// libzmq has sent it. Returns false when the high-water mark was reached
-    /// (the message was dropped, as PUB does for a slow subscriber).
+    /// libzmq has sent it. Returns false when libzmq could not take it now
+    /// (EAGAIN). A PUB socket never says so: it drops, per subscriber, what
+    /// a subscriber at its high-water mark cannot take.
     @discardableResult
     public func send(_ parts: [ByteBuffer]) throws(ZMQError) -> Bool {
         for (index, part) in parts.enumerated() {
@@ -189,6 +190,16 @@ public final class ZMQSocket {
             parts.append(buffer)
             guard zmq_msg_more(&message) != 0 else { return parts }
         }
+    }
+
+    /// `ZMQ_EVENTS`: whether a message can be received (bit 1) or sent (bit 2).
+    /// Reading it also lets the socket process pending commands, such as
+    /// sending its subscriptions, without receiving anything.
+    public var events: Int32 {
+        var value: Int32 = 0
+        var size = MemoryLayout<Int32>.size
+        zmq_getsockopt(handle, ZMQ_EVENTS, &value, &size)
+        return value
     }
 
     /// Waits until a message can be received, at most `timeout`.

@@ -208,7 +208,7 @@ struct ZMQPublish: Node {
             if packet.kind == .initSegment { latched[packet.stream] = (topic.text, packet) }
             try publish(packet, topic: topic.bytes)
         }
-        context.logger.info("published \(sent) messages, \(dropped) dropped at the high-water mark")
+        context.logger.info("published \(sent) messages, \(dropped) refused")
         socket.close()
         try await ZMQThread.run("zmq-publish-linger") { zmq.terminate() }
     }

@@ -22,6 +22,19 @@ import Testing
         #expect(dts == dts.sorted() && Set(dts).count == dts.count, "timestamps continue across loops: \(dts)")
     }
 
+    @Test func stop_sendsTheStopMessageAndClosesCleanly() async throws {
+        let simulator = CameraSimulator(configuration: simulatorConfiguration(), logger: .init(label: "sim"))
+        let (urls, continuation) = AsyncStream<[String]>.makeStream()
+        let serving = Task { try await simulator.run { continuation.yield($0) } }
+        defer { serving.cancel() }
+        var iterator = urls.makeAsyncIterator()
+        let url = try #require(await iterator.next()?.first)
+        _ = try await harness.run([camera(url, ["channel": "13", "keep-alive-interval": "1h"])], collect: ["cam"],
+                                  stopWhen: { ($0["cam"] ?? []).contains { $0.kind == .bytes } })
+        try await waitUntil("the camera hears 'stop'") { simulator.receivedCommands["stop"] == 1 }
+        #expect(simulator.receivedCommands["livestream/13"] == 1)
+    }
+
     @Test func wrongPassword_isAuthFailed_andRetriedWithBackoff() async throws {
         let run = try await withSimulator(simulatorConfiguration()) { urls in
             try await harness.run([camera(urls[0], ["password": "wrong"])], collect: ["cam"],

@@ -123,3 +123,88 @@ import Testing
         #expect(frames.first?.isKeyframe == true)
     }
 }
+
+@Suite struct SlowAndBrokenPeersTests {
+    /// A subscriber that never reads must not hold the pipeline: PUB drops and counts.
+    @Test func stuckSubscriber_neverBlocksThePipeline() async throws {
+        let stuck = try ZMQSocket(.sub)
+        try stuck.set(ZMQ_RCVHWM, 1)
+        try stuck.set(ZMQ_RCVBUF, 4096)
+        try stuck.subscribe("")
+        try stuck.bind("tcp://127.0.0.1:*")
+        // The stuck subscriber sends its subscription (socket commands are processed on use) but reads nothing.
+        nonisolated(unsafe) let idle = stuck
+        let alive = Task {
+            while !Task.isCancelled {
+                _ = idle.events
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let source = NodeType(name: "big-frames", summary: "", accepts: [], emits: .kinds(.frame)) { _ in
+            ClosureNode { context in
+                var payload = ByteBuffer()
+                payload.writeRepeatingByte(1, count: 200 * 1024)
+                for index in 0..<2000 {
+                    await context.emit(Packet(kind: .frame, stream: "cam1", sequence: UInt64(index), payload: payload))
+                }
+            }
+        }
+        let run = try await TestHarness(plugins: [ZeroMQPlugin.self], nodeTypes: [source]).run([
+            NodeSpec(id: "src", type: "big-frames"),
+            NodeSpec(id: "pub", type: "zmq-publish", inputs: ["src"], options: [
+                "endpoint": .scalar(stuck.lastEndpoint), "connect": "true", "sndhwm": "2", "linger": "0s",
+                "latch": "false", "wait-for-subscribers": "1",
+            ]),
+        ], collect: [])
+        let counters = try #require(run.snapshot.node("pub")?.counters)
+        #expect(counters.packetsIn == 2000, "the pipeline ran to the end")
+        alive.cancel()
+        _ = await alive.value
+        // What reached the stuck subscriber is what its queues hold: libzmq dropped the rest for it.
+        var delivered = 0
+        while (try stuck.receive(timeout: .milliseconds(200))) != nil { delivered += 1 }
+        #expect(delivered < 200, "\(delivered) of 2000 reached the stuck subscriber")
+        stuck.close()
+    }
+
+    @Test func malformedMessages_becomeEvents_andAreSkipped() async throws {
+        let publisher = try ZMQSocket(.pub)
+        try publisher.bind("tcp://127.0.0.1:*")
+        let endpoint = publisher.lastEndpoint
+        nonisolated(unsafe) let sender = publisher
+        let good = Packet(kind: .frame, stream: "cam1", sequence: 9, payload: ByteBuffer(string: "ok"))
+        // Until the subscriber is connected messages vanish, so rounds of all three go out until it has seen them.
+        let sending = Task {
+            while !Task.isCancelled {
+                _ = try? sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: "{}")])
+                _ = try? sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: "not json"), ByteBuffer()])
+                _ = try? sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: PacketHeader.json(good)), good.payload])
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        @Sendable func reasons(_ packets: [Packet]) -> [String] {
+            packets.compactMap(\.event).filter { $0.name == "zmq-error" }.compactMap { $0["reason"]?.description }
+        }
+        let run = try await TestHarness(plugins: [ZeroMQPlugin.self]).run([
+            NodeSpec(id: "sub", type: "zmq-subscribe", options: ["endpoint": .scalar(endpoint)]),
+        ], collect: ["sub"], stopWhen: { collected in
+            let packets = collected["sub"] ?? []
+            let seen = reasons(packets)
+            return seen.contains { $0.hasPrefix("expected 3 frames") } && seen.contains { $0.hasPrefix("the header is not") }
+                && packets.contains { $0.kind == .frame }
+        })
+        sending.cancel()
+        _ = await sending.value
+        publisher.close()
+        let packets = run.packets["sub"] ?? []
+        #expect(reasons(packets).contains { $0.hasPrefix("expected 3 frames (topic, header, payload), got 2") })
+        #expect(reasons(packets).contains { $0.hasPrefix("the header is not a JSON object") })
+        #expect(packets.filter { $0.kind == .frame }.allSatisfy { $0.sequence == 9 && String(buffer: $0.payload) == "ok" })
+    }
+}
+
+/// A node whose run is a closure.
+struct ClosureNode: Node {
+    let body: @Sendable (NodeContext) async throws -> Void
+    func run(_ context: NodeContext) async throws { try await body(context) }
+}

@@ -68,6 +68,10 @@ public final class CameraSimulator: Sendable {
     /// second `t` is sent at `timelineOrigin + t / speed` (after the fragment
     /// holding it has ended). Benchmarks measure latency against it.
     public let timelineOrigin = MonotonicClock.now()
+    private let commands = Mutex<[String: Int]>([:])
+
+    /// How often each client text message was received, over all cameras.
+    public var receivedCommands: [String: Int] { commands.withLock { $0 } }
     private let continuousOrigin = ContinuousClock.now
 
     /// Listens and serves until the task is cancelled. `ready` receives each
@@ -198,6 +202,7 @@ public final class CameraSimulator: Sendable {
                         switch frame.opcode {
                         case .text:
                             let text = String(buffer: frame.unmaskedData)
+                            self.commands.withLock { $0[text, default: 0] += 1 }
                             guard let command = CameraCommand(text) else {
                                 try await outbound.write(Self.text("error: unknown command '\(text)'", channel))
                                 continue
