@@ -45,6 +45,11 @@ final class CamflowProcess: @unchecked Sendable {
         try process.run()
     }
 
+    /// A process a failed test left running is stopped, so none outlives the run.
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+
     var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 
