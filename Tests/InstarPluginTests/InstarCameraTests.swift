@@ -79,12 +79,12 @@ import Testing
     }
 
     @Test func keepAlive_keepsTheConnectionPastTheCameraIdleLimit() async throws {
-        let configuration = simulatorConfiguration { $0.clientIdleTimeout = .milliseconds(600) }
+        let configuration = simulatorConfiguration { $0.clientIdleTimeout = .milliseconds(1000) }
         let run = try await withSimulator(configuration) { urls in
-            try await harness.run([camera(urls[0], ["keep-alive": "0", "keep-alive-interval": "150ms"])], collect: ["cam"],
-                                  stopWhen: { ($0["cam"] ?? []).filter { $0.kind == .bytes }.count >= 12 })
+            try await harness.run([camera(urls[0], ["keep-alive": "0", "keep-alive-interval": "100ms"])], collect: ["cam"],
+                                  stopWhen: { ($0["cam"] ?? []).filter { $0.kind == .bytes }.count >= 16 })
         }
-        // 12 fragments at 10x speed take over 2 s: four times the camera's idle limit.
+        // 16 fragments at 10x speed take over 3 s: three times the camera's idle limit.
         #expect(events(run.packets["cam"] ?? [], named: "disconnected").isEmpty)
         #expect(events(run.packets["cam"] ?? [], named: "connected").count == 1)
     }
