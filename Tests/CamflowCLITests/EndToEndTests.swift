@@ -81,4 +81,23 @@ import Testing
         #expect(log?.packetsIn == printed)
         #expect(summaryRow(process.stderr, node: "buffer")?.dropped == 0)
     }
+
+    @Test func statusTable_isPrintedOnATerminalOnly() async throws {
+        let path = try temporaryPipeline("""
+            nodes:
+              replay: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4, loop: true, rate: 1MiB/s }
+              sink: { type: null, inputs: [replay] }
+            """)
+        let arguments = ["run", path, "--status-interval", "200ms", "--for", "1500ms"]
+        // script(1) gives the command a pseudo-terminal.
+        let command = ([camflowBinary] + arguments).map { "'\($0)'" }.joined(separator: " ")
+        let onTerminal = try runTool("/usr/bin/script", ["-qfec", command, "/dev/null"])
+        // A terminal ends lines with \r\n.
+        let tables = onTerminal.stdout.replacingOccurrences(of: "\r", with: "").components(separatedBy: "\nnode ").count - 1
+        #expect(onTerminal.status == 0)
+        #expect(tables >= 3, "a status table every 200 ms, then the summary: \(tables) tables")
+        let piped = try await camflow("run", path, "--status-interval", "200ms", "--for", "1500ms")
+        #expect(piped.status == 0)
+        #expect(piped.stderr.components(separatedBy: "\nnode ").count - 1 == 1, "only the summary when stderr is a pipe")
+    }
 }

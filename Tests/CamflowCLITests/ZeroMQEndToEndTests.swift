@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 
-/// A running external program (the Python subscriber, ffmpeg) with captured output.
+/// Runs an external program (ffmpeg, script) to its end, with captured output.
 func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     let out = Pipe(), err = Pipe()
+    process.standardInput = FileHandle.nullDevice
     process.standardOutput = out
     process.standardError = err
     try process.run()
