@@ -57,7 +57,9 @@ struct ZMQBenchmark {
 
         /// `received_at_ns` from a camflow header, or the 8-byte stamp of the bare loop.
         static func createdAt(_ header: ByteBuffer) -> UInt64? {
-            if header.readableBytes == 8 { return header.getInteger(at: header.readerIndex) }
+            if header.getInteger(at: header.readerIndex, as: UInt8.self) != UInt8(ascii: "{") {
+                return header.getInteger(at: header.readerIndex)
+            }
             guard let text = header.getString(at: header.readerIndex, length: header.readableBytes),
                   let key = text.range(of: "\"received_at_ns\":") else { return nil }
             return UInt64(text[key.upperBound...].prefix { $0.isNumber })
@@ -79,11 +81,14 @@ struct ZMQBenchmark {
         var payload = ByteBuffer()
         payload.writeRepeatingByte(0x42, count: size)
         let topic = ByteBuffer(string: "cam1/frame")
+        // The same bytes on the wire as camflow's header: an 8-byte stamp padded to its length.
+        let headerLength = PacketHeader.json(PacedFrames.packet(0, payload: payload)).utf8.count
         let start = ContinuousClock.now
         for index in 0..<count {
             if let rate { try await pace(index, rate: rate, start: start) }
             var stamp = ByteBuffer()
             stamp.writeInteger(MonotonicClock.now())
+            stamp.writeRepeatingByte(0x20, count: headerLength - 8)
             try socket.send([topic, stamp, payload])
         }
         let result = subscriber.wait()
@@ -135,9 +140,14 @@ struct PacedFrames: Node {
         let start = ContinuousClock.now
         for index in 0..<count {
             if let rate { try await ZMQBenchmark.pace(index, rate: rate, start: start) }
-            await context.emit(Packet(kind: .frame, stream: "cam1", sequence: UInt64(index), payload: payload,
-                                      media: MediaInfo(track: 1, codec: "avc1.4D0033", timescale: 90000,
-                                                       dts: Int64(index) * 3600, keyframe: index % 50 == 0)))
+            await context.emit(Self.packet(index, payload: payload))
         }
+    }
+
+    /// A video frame as a camera's would look.
+    static func packet(_ index: Int, payload: ByteBuffer) -> Packet {
+        Packet(kind: .frame, stream: "cam1", sequence: UInt64(index), payload: payload,
+               media: MediaInfo(track: 1, codec: "avc1.4D0033", timescale: 90000, dts: Int64(index) * 3600,
+                                keyframe: index % 50 == 0))
     }
 }
