@@ -74,7 +74,9 @@ let package = Package(
             name: "FilesPlugin",
             dependencies: [
                 "Camflow",
+                "ISOBMFF",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Plugins/Files",
             swiftSettings: swiftSettings
@@ -162,7 +164,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FilesPluginTests",
-            dependencies: ["FilesPlugin", "Camflow"],
+            dependencies: ["FilesPlugin", "Camflow", "MP4Plugin", "InstarPlugin", "ISOBMFF",
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

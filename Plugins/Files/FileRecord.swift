@@ -1,0 +1,353 @@
+import Camflow
+import Foundation
+import ISOBMFF
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `file-record`: segmented, crash-safe recording of playable fragmented MP4 files.
+struct FileRecord: Node {
+    enum SyncPolicy: String, CaseIterable { case everyFragment = "every-fragment", onClose = "on-close" }
+
+    static let type = NodeType(
+        name: "file-record",
+        summary: "Records init + fragment packets as segmented, playable MP4 files, crash-safe, with retention and an index.",
+        details: """
+            Each file is the stream's init segment followed by whole fragments and starts at a \\
+            keyframe. A new file starts when 'segment' of media time or 'max-size' is reached (at the \\
+            next keyframe) and when the init segment changes or follows a reconnect. A file being \\
+            written is named *.partial; on close it is fsynced and renamed. At start, *.partial files \\
+            under the root (left by a crash) are cut after their last whole fragment and renamed. \\
+            Each finished file is appended to index.jsonl in the root (stream, start and end media \\
+            time, wall-clock start, keyframes, size); 'camflow recordings ROOT' lists them. \\
+            Retention ('keep', 'max-total-size') deletes the oldest finished files. A write error \\
+            (full disk, permissions) becomes a 'record-error' event and a log line; fragments wait \\
+            in a bounded buffer and writing is retried, so the rest of the pipeline runs on.
+            """,
+        options: [
+            OptionSpec("path", .string, default: "recordings/{stream}/%Y-%m-%d/%H%M%S.mp4",
+                       "File name template: {stream}, {node} and strftime fields; the part before the first field is the root."),
+            OptionSpec("segment", .duration, default: "60s", "Media time per file (cut at the next keyframe)."),
+            OptionSpec("max-size", .size, "Bytes per file (cut at the next keyframe); no limit when unset."),
+            OptionSpec("fsync", .choice(SyncPolicy.allCases.map(\.rawValue)), default: "on-close",
+                       "When written data is forced to disk: after every fragment, or when a file is closed."),
+            OptionSpec("keep", .duration, "Delete finished files older than this, such as 7d."),
+            OptionSpec("max-total-size", .size, "Delete the oldest finished files while the root holds more than this."),
+            OptionSpec("buffer", .size, default: "64MiB", "Fragments held while the disk fails; the oldest go beyond this."),
+            OptionSpec("retry", .duration, default: "1s", "Wait between attempts after a write error."),
+        ],
+        accepts: [.initSegment, .fragment],
+        emits: .kinds(.event),
+        make: { options in
+            let template = try options.string("path") ?? "recordings/{stream}/%Y-%m-%d/%H%M%S.mp4"
+            let path: RecordingPath
+            do {
+                path = try RecordingPath(template)
+            } catch {
+                throw ConfigError("option 'path' of node '\(options.nodeID)': \(error)",
+                                  at: try options.value("path")?.location ?? options.location)
+            }
+            return FileRecord(
+                id: options.nodeID, path: path, segment: (try options.duration("segment") ?? .seconds(60)).seconds,
+                maxSize: try options.size("max-size"), sync: try options.choice("fsync") ?? .onClose,
+                keep: try options.duration("keep"), maxTotalSize: try options.size("max-total-size"),
+                bufferLimit: try options.size("buffer") ?? 64 << 20, retry: try options.duration("retry") ?? .seconds(1))
+        })
+
+    let id: String
+    let path: RecordingPath
+    let segment: Double
+    let maxSize: Int?
+    let sync: SyncPolicy
+    let keep: Duration?
+    let maxTotalSize: Int?
+    let bufferLimit: Int
+    let retry: Duration
+
+    private var streams: [String: StreamRecording] = [:]
+    private var eventSequence: UInt64 = 0
+
+    init(id: String, path: RecordingPath, segment: Double, maxSize: Int?, sync: SyncPolicy, keep: Duration?,
+         maxTotalSize: Int?, bufferLimit: Int, retry: Duration) {
+        self.id = id
+        self.path = path
+        self.segment = segment
+        self.maxSize = maxSize
+        self.sync = sync
+        self.keep = keep
+        self.maxTotalSize = maxTotalSize
+        self.bufferLimit = bufferLimit
+        self.retry = retry
+    }
+
+    func run(_ context: NodeContext) async throws {
+        // What a crash left half-written is finished before anything new is.
+        for finished in RecordingFiles.recoverPartials(under: path.root, log: context.logger) {
+            RecordingFiles.appendIndex(finished, root: path.root)
+        }
+        var recorder = self
+        for await packet in context.input {
+            await recorder.process(packet, context)
+        }
+        await recorder.finish(context)
+    }
+
+    mutating func process(_ packet: Packet, _ context: NodeContext) async {
+        var stream = streams[packet.stream] ?? StreamRecording(name: packet.stream)
+        defer { streams[packet.stream] = stream }
+        switch packet.kind {
+        case .initSegment:
+            if stream.initSegment != packet.payload || packet.discontinuity {
+                await close(&stream, context)
+                stream.initSegment = packet.payload
+            }
+        case .fragment:
+            guard stream.initSegment != nil else {
+                context.stats.countDropped()
+                return
+            }
+            if packet.discontinuity { await close(&stream, context) }
+            stream.pending.append(packet)
+            stream.pendingBytes += packet.payload.readableBytes
+            while stream.pendingBytes > bufferLimit, stream.pending.count > 1 {
+                let dropped = stream.pending.removeFirst()
+                stream.pendingBytes -= dropped.payload.readableBytes
+                context.stats.countDropped()
+            }
+            if let retryAt = stream.retryAt, MonotonicClock.now() < retryAt { return }
+            await flush(&stream, context)
+        default:
+            return
+        }
+    }
+
+    mutating func finish(_ context: NodeContext) async {
+        for name in streams.keys.sorted() {
+            guard var stream = streams[name] else { continue }
+            stream.retryAt = nil
+            await flush(&stream, context)
+            if !stream.pending.isEmpty {
+                context.logger.error("stream \(name): \(stream.pending.count) fragments could not be written")
+                context.stats.countDropped(stream.pending.count)
+            }
+            await close(&stream, context)
+            streams[name] = stream
+        }
+    }
+
+    /// Writes pending fragments; on a write error keeps them and sets the retry time.
+    private mutating func flush(_ stream: inout StreamRecording, _ context: NodeContext) async {
+        while let fragment = stream.pending.first {
+            do {
+                try write(fragment, to: &stream)
+                stream.pending.removeFirst()
+                stream.pendingBytes -= fragment.payload.readableBytes
+                if stream.failing {
+                    stream.failing = false
+                    context.logger.notice("stream \(stream.name): writing again")
+                }
+            } catch let error as RecordingError {
+                stream.retryAt = MonotonicClock.now() + UInt64(retry.nanoseconds)
+                if !stream.failing {
+                    stream.failing = true
+                    context.logger.error("stream \(stream.name): \(error)")
+                    await emitEvent("record-error", stream: stream.name, [
+                        ("path", .string(error.path)), ("errno", .int(Int64(error.errno))), ("message", .string("\(error)")),
+                    ], context)
+                }
+                return
+            } catch {
+                return
+            }
+        }
+        stream.retryAt = nil
+        if stream.closeRequested { await close(&stream, context) }
+    }
+
+    /// Appends one fragment, opening or rotating files as needed.
+    private func write(_ fragment: Packet, to stream: inout StreamRecording) throws {
+        let keyframe = fragment.media?.keyframe == true
+        let time = fragment.media.flatMap { media -> Double? in
+            guard let dts = media.dts, media.timescale > 0 else { return nil }
+            return Double(dts) / Double(media.timescale)
+        }
+        if keyframe, var file = stream.file {
+            let long = (time.map { $0 - (file.startTime ?? $0) } ?? 0) >= segment
+            let big = maxSize.map { file.size + fragment.payload.readableBytes > $0 } ?? false
+            if long || big {
+                stream.file = nil
+                let finished = try file.finish(sync: true)
+                RecordingFiles.appendIndex(finished, root: path.root)
+                applyRetention()
+            }
+        }
+        if stream.file == nil {
+            // A file starts with a keyframe; fragments before the first one are skipped.
+            guard keyframe, let initSegment = stream.initSegment else { return }
+            let target = path.path(stream: stream.name, node: id, time: Int(Date().timeIntervalSince1970))
+            stream.file = try RecordingFile(path: target, stream: stream.name, initSegment: initSegment)
+        }
+        guard var file = stream.file else { return }
+        defer { stream.file = file }
+        try file.append(fragment.payload, time: time, duration: fragment.media.flatMap { media -> Double? in
+            guard let duration = media.duration, media.timescale > 0 else { return nil }
+            return Double(duration) / Double(media.timescale)
+        }, keyframe: keyframe, sync: sync == .everyFragment)
+    }
+
+    /// Finishes the stream's open file (after writing what is pending, if the disk allows).
+    private mutating func close(_ stream: inout StreamRecording, _ context: NodeContext) async {
+        guard stream.pending.isEmpty else {
+            stream.closeRequested = true
+            return
+        }
+        stream.closeRequested = false
+        guard var file = stream.file else { return }
+        stream.file = nil
+        do {
+            let finished = try file.finish(sync: true)
+            RecordingFiles.appendIndex(finished, root: path.root)
+            applyRetention()
+            await emitEvent("recorded", stream: stream.name, [
+                ("path", .string(finished.path)), ("bytes", .int(Int64(finished.bytes))),
+                ("keyframes", .int(Int64(finished.keyframes))),
+            ], context)
+        } catch {
+            context.logger.error("stream \(stream.name): \(error)")
+        }
+    }
+
+    private func applyRetention() {
+        guard keep != nil || maxTotalSize != nil else { return }
+        RecordingFiles.applyRetention(root: path.root, keep: keep, maxTotalSize: maxTotalSize)
+    }
+
+    private mutating func emitEvent(_ name: String, stream: String, _ fields: [(key: String, value: EventValue)],
+                                    _ context: NodeContext) async {
+        defer { eventSequence += 1 }
+        await context.emit(.event(Event(name, [("node", .string(id))] + fields), stream: stream, sequence: eventSequence))
+    }
+}
+
+/// One stream's recording state.
+private struct StreamRecording {
+    var name: String
+    var initSegment: ByteBuffer?
+    var file: RecordingFile?
+    /// Fragments not yet on disk (a write failed), oldest first.
+    var pending: [Packet] = []
+    var pendingBytes = 0
+    var retryAt: UInt64?
+    var failing = false
+    var closeRequested = false
+}
+
+/// A write that failed, with the path and the system's reason.
+struct RecordingError: Error, CustomStringConvertible {
+    var operation: String
+    var path: String
+    var errno: Int32
+    var description: String {
+        "cannot \(operation) '\(path)': \(String(cString: strerror(errno))) (errno \(errno))"
+    }
+}
+
+/// A finished recording, as listed in index.jsonl.
+struct FinishedRecording: Equatable {
+    var path: String
+    var stream: String
+    var start: Double?
+    var end: Double?
+    var wallStart: Double
+    var keyframes: Int
+    var fragments: Int
+    var bytes: Int
+}
+
+/// A file being written: `NAME.partial` until finished.
+struct RecordingFile {
+    let path: String
+    let stream: String
+    private let fd: Int32
+    private(set) var size = 0
+    /// Bytes known to be whole: a torn write is cut back to here before the retry.
+    private var committed = 0
+    private(set) var startTime: Double?
+    private var endTime: Double?
+    private var keyframes = 0
+    private var fragments = 0
+    private let wallStart = Date().timeIntervalSince1970
+
+    var partialPath: String { path + ".partial" }
+
+    init(path: String, stream: String, initSegment: ByteBuffer) throws {
+        self.path = path
+        self.stream = stream
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw RecordingError(operation: "create directory", path: directory, errno: Int32((error as NSError).code))
+            }
+        }
+        let descriptor = open(path + ".partial", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw RecordingError(operation: "create", path: path + ".partial", errno: errno) }
+        fd = descriptor
+        do {
+            try writeAll(initSegment)
+            committed = size
+        } catch {
+            close(fd)
+            unlink(path + ".partial")
+            throw error
+        }
+    }
+
+    private mutating func writeAll(_ bytes: ByteBuffer) throws {
+        let failure: Int32? = bytes.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                offset += written
+            }
+            return nil
+        }
+        if let failure {
+            // Cut a torn write back, so the file stays whole fragments.
+            _ = ftruncate(fd, off_t(committed))
+            _ = lseek(fd, off_t(committed), SEEK_SET)
+            size = committed
+            throw RecordingError(operation: "write", path: partialPath, errno: failure)
+        }
+        size += bytes.readableBytes
+    }
+
+    mutating func append(_ fragment: ByteBuffer, time: Double?, duration: Double?, keyframe: Bool, sync: Bool) throws {
+        try writeAll(fragment)
+        if sync, fsync(fd) != 0 { throw RecordingError(operation: "fsync", path: partialPath, errno: errno) }
+        committed = size
+        fragments += 1
+        if keyframe { keyframes += 1 }
+        if let time {
+            startTime = startTime ?? time
+            endTime = time + (duration ?? 0)
+        }
+    }
+
+    /// Flushes, closes and renames the file to its final name.
+    mutating func finish(sync: Bool) throws -> FinishedRecording {
+        if sync, fsync(fd) != 0 { throw RecordingError(operation: "fsync", path: partialPath, errno: errno) }
+        close(fd)
+        let target = RecordingFiles.freeName(path)
+        guard rename(partialPath, target) == 0 else { throw RecordingError(operation: "rename", path: partialPath, errno: errno) }
+        RecordingFiles.syncDirectory(of: target)
+        return FinishedRecording(path: target, stream: stream, start: startTime, end: endTime, wallStart: wallStart,
+                                 keyframes: keyframes, fragments: fragments, bytes: size)
+    }
+}

@@ -1,0 +1,131 @@
+import Camflow
+import Foundation
+import ISOBMFF
+import Logging
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a recorder does to the files under its root: the index, crash
+/// recovery and retention.
+enum RecordingFiles {
+    static let indexName = "index.jsonl"
+
+    /// `path`, or `path` with `-1`, `-2`... before `.mp4` when it is taken.
+    static func freeName(_ path: String) -> String {
+        guard FileManager.default.fileExists(atPath: path) else { return path }
+        let stem = String(path.dropLast(4))
+        var number = 1
+        while FileManager.default.fileExists(atPath: "\(stem)-\(number).mp4") { number += 1 }
+        return "\(stem)-\(number).mp4"
+    }
+
+    /// Makes a rename durable.
+    static func syncDirectory(of path: String) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
+    }
+
+    /// Appends one line to the root's index with a single write, so lines never interleave.
+    static func appendIndex(_ recording: FinishedRecording, root: String) {
+        var object = JSONObject()
+        let relative = recording.path.hasPrefix(root + "/") ? String(recording.path.dropFirst(root.count + 1)) : recording.path
+        object.append("path", relative)
+        object.append("stream", recording.stream)
+        object.append("start", recording.start)
+        object.append("end", recording.end)
+        object.append("wall_start", recording.wallStart)
+        object.append("keyframes", Int64(recording.keyframes))
+        object.append("fragments", Int64(recording.fragments))
+        object.append("bytes", Int64(recording.bytes))
+        let line = object.text + "\n"
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let fd = open(root + "/" + indexName, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
+    }
+
+    /// Finds `*.partial` files under `root` (left by a crash), cuts each after
+    /// its last whole fragment and renames it. Returns what was finished.
+    static func recoverPartials(under root: String, log: Logger) -> [FinishedRecording] {
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+        var finished: [FinishedRecording] = []
+        for case let relative as String in walker where relative.hasSuffix(".mp4.partial") {
+            let partial = root + "/" + relative
+            guard let recording = recover(partial) else {
+                log.warning("removing '\(partial)': no whole fragment in it")
+                unlink(partial)
+                continue
+            }
+            log.notice("recovered '\(recording.path)' (\(recording.fragments) fragments) after a crash")
+            finished.append(recording)
+        }
+        return finished
+    }
+
+    /// Truncates a partial recording after its last whole fragment and renames it.
+    static func recover(_ partial: String) -> FinishedRecording? {
+        guard let data = FileManager.default.contents(atPath: partial) else { return nil }
+        var parser = StreamingParser(configuration: .init(maxBoxSize: max(data.count, 1)))
+        parser.append(ByteBuffer(bytes: data))
+        var wholeEnd: Int64 = 0
+        var initSegment: InitSegment?
+        var fragments = 0, keyframes = 0
+        var start: Double?, end: Double?
+        while true {
+            guard let item = try? parser.next() else { break }
+            switch item {
+            case .initSegment(let segment): initSegment = segment
+            case .fragment(let fragment):
+                fragments += 1
+                wholeEnd = parser.offset
+                let video = initSegment?.tracks.first(where: \.isVideo)
+                let samples = fragment.samples.filter { $0.track == (video?.id ?? fragment.samples.first?.track) }
+                if samples.first?.isSync == true { keyframes += 1 }
+                if let video, let first = samples.first, let last = samples.last {
+                    let scale = Double(video.timescale)
+                    start = start ?? Double(first.dts) / scale
+                    end = Double(last.dts + Int64(last.duration)) / scale
+                }
+            case .skipped: continue
+            }
+        }
+        guard fragments > 0, truncate(partial, off_t(wholeEnd)) == 0 else { return nil }
+        let target = freeName(String(partial.dropLast(".partial".count)))
+        guard rename(partial, target) == 0 else { return nil }
+        syncDirectory(of: target)
+        let created = (try? FileManager.default.attributesOfItem(atPath: target)[.modificationDate] as? Date)?
+            .timeIntervalSince1970 ?? Date().timeIntervalSince1970
+        return FinishedRecording(path: target, stream: (target as NSString).pathComponents.dropLast().last ?? "",
+                                 start: start, end: end, wallStart: created, keyframes: keyframes,
+                                 fragments: fragments, bytes: Int(wholeEnd))
+    }
+
+    /// Deletes the oldest finished recordings under `root` beyond the limits.
+    /// Files being written (`*.partial`) are never touched.
+    static func applyRetention(root: String, keep: Duration?, maxTotalSize: Int?) {
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return }
+        var files: [(path: String, date: Date, size: Int)] = []
+        for case let relative as String in walker where relative.hasSuffix(".mp4") {
+            let path = root + "/" + relative
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                  let date = attributes[.modificationDate] as? Date,
+                  let size = (attributes[.size] as? NSNumber)?.intValue else { continue }
+            files.append((path, date, size))
+        }
+        files.sort { ($0.date, $0.path) < ($1.date, $1.path) }
+        var total = files.reduce(0) { $0 + $1.size }
+        let oldest = keep.map { Date().addingTimeInterval(-$0.seconds) }
+        for file in files {
+            let tooOld = oldest.map { file.date < $0 } ?? false
+            let tooMuch = maxTotalSize.map { total > $0 } ?? false
+            guard tooOld || tooMuch else { break }
+            if unlink(file.path) == 0 { total -= file.size }
+        }
+    }
+}

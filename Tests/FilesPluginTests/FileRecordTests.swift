@@ -1,0 +1,174 @@
+import Camflow
+@testable import FilesPlugin
+import Foundation
+import InstarPlugin
+import ISOBMFF
+import MP4Plugin
+import NIOCore
+import Testing
+
+let fixtureDirectory: URL = {
+    var url = URL(fileURLWithPath: #filePath)
+    while url.path != "/" {
+        url.deleteLastPathComponent()
+        let candidate = url.appendingPathComponent("Tests/Fixtures")
+        if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+    }
+    return URL(fileURLWithPath: "Tests/Fixtures")
+}()
+
+func fixtureBytes(_ name: String) throws -> ByteBuffer {
+    ByteBuffer(bytes: try Data(contentsOf: fixtureDirectory.appendingPathComponent(name)))
+}
+
+/// Emits bytes packets: a live-like stream of `media` looped `loops` times.
+struct LoopedStream: Node {
+    let parts: [ByteBuffer]
+    static func type(_ parts: [ByteBuffer]) -> NodeType {
+        NodeType(name: "stream-bytes", summary: "", accepts: [], emits: .kinds(.bytes)) { _ in LoopedStream(parts: parts) }
+    }
+    static func looped(_ media: SimulatedMedia, loops: Int) -> [ByteBuffer] {
+        var parts = [media.initSegment]
+        for loop in 0..<loops {
+            for index in media.fragments.indices { parts.append(media.fragment(index, loop: loop)) }
+        }
+        return parts
+    }
+    func run(_ context: NodeContext) async throws {
+        for (index, part) in parts.enumerated() {
+            await context.emit(Packet(kind: .bytes, stream: "cam1", sequence: UInt64(index), payload: part))
+        }
+    }
+}
+
+func temporaryDirectory() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rec-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func files(under root: String, suffix: String = ".mp4") -> [String] {
+    (FileManager.default.enumerator(atPath: root)?.compactMap { $0 as? String } ?? [])
+        .filter { $0.hasSuffix(suffix) }.map { root + "/" + $0 }.sorted()
+}
+
+func tool(_ path: String, _ arguments: [String]) throws -> (stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+/// Video packets of a file per ffprobe: count and whether the first is a keyframe.
+func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors: String) {
+    let errors = try tool("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"]).stderr
+    let packets = try tool("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=flags",
+                                                "-of", "csv=p=0", path]).stdout.split(separator: "\n")
+    return (packets.count, packets.first?.hasPrefix("K") == true, errors)
+}
+
+@Suite struct FileRecordTests {
+    let media = try? SimulatedMedia(file: try fixtureBytes("h264-main-aac.mp4"))
+
+    func record(_ parts: [ByteBuffer], root: String, options: [String: OptionValue]) async throws -> TestHarness.Run {
+        var all: [String: OptionValue] = ["path": .scalar(root + "/{stream}/%Y%m%d-%H%M%S.mp4")]
+        all.merge(options) { $1 }
+        return try await TestHarness(plugins: [FilesPlugin.self, MP4Plugin.self], nodeTypes: [LoopedStream.type(parts)]).run([
+            NodeSpec(id: "cam", type: "stream-bytes"),
+            NodeSpec(id: "parse", type: "mp4-parse", inputs: ["cam"]),
+            NodeSpec(id: "record", type: "file-record", inputs: ["parse"], options: all),
+        ], collect: ["record"])
+    }
+
+    @Test func threeMinutes_in20sSegments_areAllPlayable_andAddUp() async throws {
+        let media = try #require(media)
+        let root = try temporaryDirectory()
+        // 30 passes of the 6 s clip: 3 minutes with continuous timestamps.
+        let run = try await record(LoopedStream.looped(media, loops: 30), root: root, options: ["segment": "20s"])
+        let recorded = files(under: root)
+        #expect(recorded.count == 9, "\(recorded)")
+        var frames = 0
+        for file in recorded {
+            let probe = try probeVideo(file)
+            #expect(probe.errors.isEmpty, "\(file): \(probe.errors)")
+            #expect(probe.firstIsKey, "\(file) starts with a keyframe")
+            frames += probe.frames
+        }
+        #expect(frames == 30 * 150, "every video frame of the input, once")
+        #expect(files(under: root, suffix: ".partial").isEmpty)
+        let index = try String(contentsOfFile: root + "/index.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(index.count == 9)
+        #expect(index.first?.contains(#""stream":"cam1""#) == true)
+        #expect(index.first?.contains(#""start":0,"end":20"#) == true, "\(index.first ?? "")")
+        #expect((run.packets["record"] ?? []).compactMap(\.event).filter { $0.name == "recorded" }.count == 1)
+    }
+
+    @Test func changedInitSegment_startsANewFile() async throws {
+        let a = SimulatedMedia.boxes(try fixtureBytes("h264-baseline.mp4")).dropLast()  // without mfra
+        let b = SimulatedMedia.boxes(try fixtureBytes("h264-gop-change.mp4")).dropLast()
+        let root = try temporaryDirectory()
+        _ = try await record(Array(a) + Array(b), root: root, options: ["segment": "1h"])
+        let recorded = files(under: root)
+        #expect(recorded.count == 2)
+        let probes = try recorded.map(probeVideo)
+        #expect(probes.allSatisfy { $0.errors.isEmpty && $0.firstIsKey })
+        #expect(probes.map(\.frames).sorted() == [75, 125])
+    }
+
+    @Test func retention_deletesExactlyTheOldest() async throws {
+        let media = try #require(media)
+        let root = try temporaryDirectory()
+        // 6 passes in 2 s segments: 18 files of 50 to 75 KB; keep at most 300 KB.
+        _ = try await record(LoopedStream.looped(media, loops: 6), root: root,
+                             options: ["segment": "2s", "max-total-size": "300KB"])
+        let left = files(under: root)
+        let sizes = try left.map { try FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0 }
+        #expect(sizes.reduce(0, +) <= 300_000)
+        #expect(left.count >= 3)
+        // The newest survive: the last index entries are the files left.
+        let index = try String(contentsOfFile: root + "/index.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(index.count == 18)
+        let newest = index.suffix(left.count).compactMap { line -> String? in
+            guard let range = line.range(of: #""path":""#) else { return nil }
+            return String(line[range.upperBound...].prefix { $0 != "\"" })
+        }
+        #expect(Set(newest.map { root + "/" + $0 }) == Set(left))
+    }
+
+    @Test func crashLeftovers_areCutAfterTheLastWholeFragment() async throws {
+        let boxes = SimulatedMedia.boxes(try fixtureBytes("h264-baseline.mp4"))
+        let root = try temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: root + "/cam1", withIntermediateDirectories: true)
+        // ftyp moov moof mdat moof mdat, and half of the third fragment: a write cut by kill -9.
+        var partial = ByteBuffer()
+        for box in boxes.prefix(6) { partial.writeImmutableBuffer(box) }
+        let whole = partial.readableBytes
+        partial.writeImmutableBuffer(boxes[6])
+        partial.writeImmutableBuffer(boxes[7].getSlice(at: boxes[7].readerIndex, length: 1000)!)
+        try Data(partial.readableBytesView).write(to: URL(fileURLWithPath: root + "/cam1/crashed.mp4.partial"))
+        _ = try await record([], root: root, options: [:])
+        #expect(files(under: root, suffix: ".partial").isEmpty)
+        let recovered = root + "/cam1/crashed.mp4"
+        #expect((try FileManager.default.attributesOfItem(atPath: recovered)[.size] as? Int) == whole)
+        let probe = try probeVideo(recovered)
+        #expect(probe.errors.isEmpty && probe.firstIsKey && probe.frames == 50)
+        #expect(try String(contentsOfFile: root + "/index.jsonl", encoding: .utf8).contains(#""path":"cam1/crashed.mp4""#))
+    }
+
+    @Test func streamNames_cannotLeaveTheRoot() throws {
+        let path = try RecordingPath("/data/rec/{stream}/{node}.mp4")
+        #expect(path.root == "/data/rec")
+        #expect(path.path(stream: "../../etc", node: "n", time: 0) == "/data/rec/.._.._etc/n.mp4")
+        #expect(path.path(stream: "..", node: "a/b", time: 0) == "/data/rec/_/a_b.mp4")
+        #expect(path.path(stream: "cam 1", node: "x", time: 0).hasPrefix("/data/rec/cam_1/"))
+        #expect(throws: RecordingPath.Invalid.self) { try RecordingPath("../up/{stream}.mp4") }
+    }
+}
