@@ -1,4 +1,5 @@
 public import Camflow
+import ISOBMFF
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,8 @@ public struct FileReplay: Node {
             OptionSpec("chunk-size", .size, default: "64KiB", "Bytes per packet."),
             OptionSpec("loop", .bool, default: "false", "Start over at the end of the file, until stopped."),
             OptionSpec("rate", .rate, "Pace the output to this many bytes per second; as fast as possible when unset."),
+            OptionSpec("realtime", .bool, default: "false",
+                       "Read the file as fragmented MP4 and send each fragment at its media time, as a camera does; chunk-size and rate do not apply."),
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
         ],
         accepts: [],
@@ -42,7 +45,7 @@ public struct FileReplay: Node {
             }
             return FileReplay(
                 path: try options.requiredString("path"), chunkSize: chunkSize,
-                loop: try options.bool("loop") ?? false, rate: rate,
+                loop: try options.bool("loop") ?? false, rate: rate, realtime: try options.bool("realtime") ?? false,
                 stream: try options.string("stream") ?? options.nodeID)
         })
 
@@ -50,27 +53,25 @@ public struct FileReplay: Node {
     let chunkSize: Int
     let loop: Bool
     let rate: Double?
+    let realtime: Bool
     let stream: String
 
     public func run(_ context: NodeContext) async throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileError(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
+        if realtime {
+            try await replayInRealTime(fd, context)
+            return
+        }
         // Blocks of many chunks: one read(2) per block, packets are slices.
         let blockSize = max(chunkSize, min(chunkSize * 16, 4 << 20))
         var sequence: UInt64 = 0
         var pacer = rate.map { RatePacer(bytesPerSecond: $0) }
         var startOfPass = true
         while !Task.isCancelled {
-            var block = ByteBufferAllocator().buffer(capacity: blockSize)
-            let count = try block.writeWithUnsafeMutableBytes(minimumWritableBytes: blockSize) { raw in
-                while true {
-                    let n = read(fd, raw.baseAddress, raw.count)
-                    if n >= 0 { return n }
-                    if errno != EINTR { throw FileError(path: path, operation: "read", errno: errno) }
-                }
-            }
-            if count == 0 {
+            var block = try readBlock(fd, size: blockSize)
+            if block.readableBytes == 0 {
                 guard loop, sequence > 0 else { return }
                 guard lseek(fd, 0, SEEK_SET) == 0 else { throw FileError(path: path, operation: "seek", errno: errno) }
                 startOfPass = true
@@ -86,6 +87,66 @@ public struct FileReplay: Node {
                 startOfPass = false
                 sequence += 1
                 if block.readableBytes == 0 { break }
+            }
+        }
+    }
+}
+
+extension FileReplay {
+    /// The next block of the file; empty at its end.
+    func readBlock(_ fd: Int32, size: Int) throws -> ByteBuffer {
+        var block = ByteBufferAllocator().buffer(capacity: size)
+        _ = try block.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            while true {
+                let n = read(fd, raw.baseAddress, raw.count)
+                if n >= 0 { return n }
+                if errno != EINTR { throw FileError(path: path, operation: "read", errno: errno) }
+            }
+        }
+        return block
+    }
+
+    /// Sends the init segment, then each fragment when its media time comes.
+    func replayInRealTime(_ fd: Int32, _ context: NodeContext) async throws {
+        var parser = StreamingParser(configuration: .init(maxBoxSize: 256 << 20))
+        var sequence: UInt64 = 0
+        var origin: (clock: ContinuousClock.Instant, media: Double)?
+        var pass = 0
+        var sentInPass = 0
+        while !Task.isCancelled {
+            let block = try readBlock(fd, size: 1 << 20)
+            if block.readableBytes == 0 {
+                guard loop, sentInPass > 0 else { return }
+                guard lseek(fd, 0, SEEK_SET) == 0 else { throw FileError(path: path, operation: "seek", errno: errno) }
+                parser.reset()
+                origin = nil
+                pass += 1
+                sentInPass = 0
+                continue
+            }
+            parser.append(block)
+            while let item = try parser.next() {
+                let bytes: ByteBuffer
+                switch item {
+                case .initSegment(let segment):
+                    bytes = segment.bytes
+                case .fragment(let fragment):
+                    bytes = fragment.bytes
+                    let lead = parser.initSegment?.tracks.first(where: \.isVideo) ?? parser.initSegment?.tracks.first
+                    if let lead, let first = fragment.samples.first(where: { $0.track == lead.id }) {
+                        let time = Double(first.dts) / Double(lead.timescale)
+                        let start = origin ?? (ContinuousClock.now, time)
+                        origin = start
+                        try await Task.sleep(until: start.clock + .nanoseconds(Int64((time - start.media) * 1e9)),
+                                             clock: .continuous)
+                    }
+                case .skipped:
+                    continue
+                }
+                await context.emit(Packet(kind: .bytes, stream: stream, sequence: sequence, payload: bytes,
+                                          discontinuity: sentInPass == 0 && pass > 0))
+                sequence += 1
+                sentInPass += 1
             }
         }
     }

@@ -1,6 +1,9 @@
 public import ArgumentParser
 public import Camflow
 import FilesPlugin
+#if canImport(Glibc)
+import Glibc
+#endif
 import InstarPlugin
 import MP4Plugin
 import ZeroMQPlugin
@@ -22,13 +25,16 @@ public struct CamflowCommand: AsyncParsableCommand {
             64 wrong command-line usage.
             """,
         subcommands: [RunCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
-                      SimCommand.self, BrokerCommand.self, BenchCommand.self])
+                      SimCommand.self, BrokerCommand.self, RecordingsCommand.self, BenchCommand.self])
 
     public init() {}
 
     /// Parses the command line and runs it with the node types of `plugins`
     /// (the engine's own nodes are always there).
     public static func main(plugins: [any CamflowPlugin.Type]) async {
+        // A file size limit (ulimit -f) must fail a write with EFBIG, which
+        // file-record reports and retries, not kill the process.
+        signal(SIGXFSZ, SIG_IGN)
         await CommandEnvironment.$registry.withValue(NodeRegistry(plugins: plugins)) {
             await main()
         }

@@ -28,14 +28,15 @@ final class CamflowProcess: @unchecked Sendable {
     let stdoutURL: URL
     let stderrURL: URL
 
-    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    /// Starts `executable` (camflow unless given) with `arguments`.
+    init(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         stdoutURL = dir.appendingPathComponent("stdout")
         stderrURL = dir.appendingPathComponent("stderr")
         _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: camflowBinary)
+        process.executableURL = URL(fileURLWithPath: executable ?? camflowBinary)
         process.arguments = arguments
         process.currentDirectoryURL = repositoryRoot
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
