@@ -100,3 +100,27 @@ import Glibc
         }
     }
 }
+
+@Suite struct RecordingsCommandTests {
+    @Test func recordings_listsWhatTheIndexHolds() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-list-\(UUID().uuidString)").path
+        let pipeline = try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/clip.mp4", segment: 2s }
+            """)
+        #expect(try await camflow("run", pipeline).status == 0)
+        let listed = try await camflow("recordings", root)
+        #expect(listed.status == 0)
+        let rows = listed.stdout.split(separator: "\n").dropFirst()
+        #expect(rows.count == 3, "\(listed.stdout)")
+        let first = rows.first?.split(separator: " ") ?? []
+        #expect(first.prefix(4) == ["cam1/clip.mp4", "cam1", "0.000", "2.000"], "\(listed.stdout)")
+        let at = try await camflow("recordings", root, "--at", "3.5")
+        #expect(at.stdout.split(separator: "\n").dropFirst().count == 1)
+        #expect(at.stdout.contains("cam1/clip-1.mp4"))
+        let missing = try await camflow("recordings", root + "/nothing-here")
+        #expect(missing.status == 2)
+    }
+}

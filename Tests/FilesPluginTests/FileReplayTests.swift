@@ -76,3 +76,20 @@ import Testing
         _ = try GraphValidator(registry: harness.registry).validate(spec)
     }
 }
+
+@Suite struct RealtimeReplayTests {
+    @Test func realtime_sendsEachFragmentAtItsMediaTime() async throws {
+        let path = fixtureDirectory.appendingPathComponent("h264-baseline.mp4").path
+        let clock = ContinuousClock()
+        let start = clock.now
+        let run = try await TestHarness(plugins: [FilesPlugin.self]).run([
+            NodeSpec(id: "replay", type: "file-replay", options: ["path": .scalar(path), "realtime": "true"]),
+        ], collect: ["replay"])
+        let elapsed = clock.now - start
+        let packets = run.packets["replay"] ?? []
+        // The init segment, then 3 fragments at 0 s, 1 s and 2 s of media time, each whole.
+        #expect(packets.count == 4)
+        #expect(packets.dropFirst().allSatisfy { $0.payload.getString(at: $0.payload.readerIndex + 4, length: 4) == "moof" })
+        #expect(elapsed >= .milliseconds(1900), "paced like a camera: \(elapsed)")
+    }
+}
