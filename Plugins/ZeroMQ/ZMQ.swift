@@ -133,7 +133,9 @@ public final class ZMQSocket {
             var message = zmq_msg_t()
             try Self.initialize(&message, with: part)
             let flags = ZMQ_DONTWAIT | (index < parts.count - 1 ? ZMQ_SNDMORE : 0)
-            if zmq_msg_send(&message, handle, flags) < 0 {
+            var result = zmq_msg_send(&message, handle, flags)
+            while result < 0 && zmq_errno() == EINTR { result = zmq_msg_send(&message, handle, flags) }
+            if result < 0 {
                 let error = ZMQError("zmq_msg_send")
                 zmq_msg_close(&message)
                 // libzmq takes a multipart message whole or not at all: EAGAIN can only come first.
@@ -180,6 +182,8 @@ public final class ZMQSocket {
             defer { zmq_msg_close(&message) }
             if zmq_msg_recv(&message, handle, ZMQ_DONTWAIT) < 0 {
                 let error = ZMQError("zmq_msg_recv")
+                // A signal (Ctrl-C reaching this thread) interrupts the call: nothing is lost, ask again.
+                if error.errno == EINTR { continue }
                 if error.wouldBlock && parts.isEmpty { return nil }
                 throw error
             }

@@ -155,8 +155,8 @@ func temporaryFile(_ name: String) -> String {
         try await consumer.waitForLine { $0.hasPrefix("cam1 event ") && $0.contains(" keyframe track=1 ") }
         producer.process.interrupt()
         consumer.process.interrupt()
-        #expect(try await producer.waitForExit() == 0)
-        #expect(try await consumer.waitForExit() == 0)
+        #expect(try await producer.waitForExit() == 0, "\(producer.stderr)")
+        #expect(try await consumer.waitForExit() == 0, "\(consumer.stderr)")
         broker.process.interrupt()
         #expect(try await broker.waitForExit() == 0)
         let output = consumer.stdout.split(separator: "\n")
