@@ -171,4 +171,19 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         #expect(path.path(stream: "cam 1", node: "x", time: 0).hasPrefix("/data/rec/cam_1/"))
         #expect(throws: RecordingPath.Invalid.self) { try RecordingPath("../up/{stream}.mp4") }
     }
+
+    @Test func keep_deletesFilesOlderThanTheAge_neverOnesInProgress() throws {
+        let root = try temporaryDirectory()
+        let old = root + "/cam1/old.mp4", recent = root + "/cam1/recent.mp4", writing = root + "/cam1/now.mp4.partial"
+        try FileManager.default.createDirectory(atPath: root + "/cam1", withIntermediateDirectories: true)
+        for path in [old, recent, writing] { _ = FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3])) }
+        let twoDaysAgo = Date().addingTimeInterval(-2 * 86400)
+        for path in [old, writing] {
+            try FileManager.default.setAttributes([.modificationDate: twoDaysAgo], ofItemAtPath: path)
+        }
+        RecordingFiles.applyRetention(root: root, keep: .seconds(86400), maxTotalSize: nil)
+        #expect(!FileManager.default.fileExists(atPath: old))
+        #expect(FileManager.default.fileExists(atPath: recent))
+        #expect(FileManager.default.fileExists(atPath: writing))
+    }
 }
