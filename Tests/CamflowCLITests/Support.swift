@@ -1,15 +1,9 @@
+import Camflow
 import Foundation
 import Testing
 
 /// The repository root, found from this file.
-let repositoryRoot: URL = {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-    }
-    return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-}()
+let repositoryRoot = repositoryFile("Package.swift").deletingLastPathComponent()
 
 /// The `camflow` binary `make test` built: next to the test bundle, or `CAMFLOW_BIN`.
 let camflowBinary: String = {

@@ -7,15 +7,7 @@ import MP4Plugin
 import NIOCore
 import Testing
 
-let fixtureDirectory: URL = {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        let candidate = url.appendingPathComponent("Tests/Fixtures")
-        if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
-    }
-    return URL(fileURLWithPath: "Tests/Fixtures")
-}()
+let fixtureDirectory = repositoryFile("Tests/Fixtures")
 
 func fixtureBytes(_ name: String) throws -> ByteBuffer {
     ByteBuffer(bytes: try Data(contentsOf: fixtureDirectory.appendingPathComponent(name)))

@@ -7,15 +7,7 @@ import NIOCore
 import Synchronization
 import Testing
 
-let fixtures: URL = {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        let candidate = url.appendingPathComponent("Tests/Fixtures")
-        if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
-    }
-    return URL(fileURLWithPath: "Tests/Fixtures")
-}()
+let fixtures = repositoryFile("Tests/Fixtures")
 
 let cameraMedia: SimulatedMedia = {
     let data = (try? Data(contentsOf: fixtures.appendingPathComponent("h264-main-aac.mp4"))) ?? Data()

@@ -6,15 +6,7 @@ import MP4Plugin
 import NIOCore
 import Testing
 
-let fixtures: URL = {
-    var url = URL(fileURLWithPath: #filePath)
-    while url.path != "/" {
-        url.deleteLastPathComponent()
-        let candidate = url.appendingPathComponent("Tests/Fixtures")
-        if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
-    }
-    return URL(fileURLWithPath: "Tests/Fixtures")
-}()
+let fixtures = repositoryFile("Tests/Fixtures")
 
 func fixturePath(_ name: String) -> OptionValue { .scalar(fixtures.appendingPathComponent(name).path) }
 

@@ -98,8 +98,7 @@ import Testing
 @Suite struct PublishSubscribeTests {
     /// One process feeding another's shape: zmq-publish → zmq-subscribe in two pipelines.
     @Test func subscribeGetsBackThePacketsPublished() async throws {
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures")
+        let fixtures = repositoryFile("Tests/Fixtures")
         let port = Int.random(in: 20000...60000)
         let endpoint = "tcp://127.0.0.1:\(port)"
         let harness = TestHarness(plugins: [FilesPlugin.self, MP4Plugin.self, ZeroMQPlugin.self])
