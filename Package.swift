@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "MP4Plugin", targets: ["MP4Plugin"]),
         .library(name: "InstarPlugin", targets: ["InstarPlugin"]),
         .library(name: "ZeroMQPlugin", targets: ["ZeroMQPlugin"]),
+        .library(name: "RateLimitPlugin", targets: ["RateLimitPlugin"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
     ],
     dependencies: [
@@ -121,6 +122,13 @@ let package = Package(
             path: "Plugins/ZeroMQ",
             swiftSettings: swiftSettings
         ),
+        // Written against the public Camflow API only: the custom-node tutorial's example.
+        .target(
+            name: "RateLimitPlugin",
+            dependencies: ["Camflow"],
+            path: "Plugins/RateLimit",
+            swiftSettings: swiftSettings
+        ),
         // The command line, as a library so a user's own binary can add plugins.
         .target(
             name: "CamflowCLI",
@@ -130,6 +138,7 @@ let package = Package(
                 "MP4Plugin",
                 "InstarPlugin",
                 "ZeroMQPlugin",
+                "RateLimitPlugin",
                 "CZeroMQ",
                 "ISOBMFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -184,6 +193,11 @@ let package = Package(
             name: "ZeroMQPluginTests",
             dependencies: ["ZeroMQPlugin", "Camflow", "FilesPlugin", "MP4Plugin",
                            .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RateLimitPluginTests",
+            dependencies: ["RateLimitPlugin", "Camflow", "FilesPlugin", "MP4Plugin"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -6,11 +6,13 @@ import Glibc
 #endif
 import InstarPlugin
 import MP4Plugin
+import RateLimitPlugin
 import ZeroMQPlugin
 
 /// The plugins compiled into the `camflow` executable.
 public enum BuiltinPlugins {
-    public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self, ZeroMQPlugin.self]
+    public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self, ZeroMQPlugin.self,
+                                                       RateLimitPlugin.self]
 }
 
 /// The `camflow` command line. A custom binary with extra node types calls
