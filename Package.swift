@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "InstarPlugin", targets: ["InstarPlugin"]),
         .library(name: "ZeroMQPlugin", targets: ["ZeroMQPlugin"]),
         .library(name: "RateLimitPlugin", targets: ["RateLimitPlugin"]),
+        .library(name: "ExecPlugin", targets: ["ExecPlugin"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
     ],
     dependencies: [
@@ -129,6 +130,12 @@ let package = Package(
             path: "Plugins/RateLimit",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "ExecPlugin",
+            dependencies: ["Camflow", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Plugins/Exec",
+            swiftSettings: swiftSettings
+        ),
         // The command line, as a library so a user's own binary can add plugins.
         .target(
             name: "CamflowCLI",
@@ -139,6 +146,7 @@ let package = Package(
                 "InstarPlugin",
                 "ZeroMQPlugin",
                 "RateLimitPlugin",
+                "ExecPlugin",
                 "CZeroMQ",
                 "ISOBMFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -198,6 +206,12 @@ let package = Package(
         .testTarget(
             name: "RateLimitPluginTests",
             dependencies: ["RateLimitPlugin", "Camflow", "FilesPlugin", "MP4Plugin"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ExecPluginTests",
+            dependencies: ["ExecPlugin", "Camflow", "FilesPlugin", "MP4Plugin",
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,6 +5,7 @@ import FilesPlugin
 import Glibc
 #endif
 import InstarPlugin
+import ExecPlugin
 import MP4Plugin
 import RateLimitPlugin
 import ZeroMQPlugin
@@ -12,7 +13,7 @@ import ZeroMQPlugin
 /// The plugins compiled into the `camflow` executable.
 public enum BuiltinPlugins {
     public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self, ZeroMQPlugin.self,
-                                                       RateLimitPlugin.self]
+                                                       RateLimitPlugin.self, ExecPlugin.self]
 }
 
 /// The `camflow` command line. A custom binary with extra node types calls

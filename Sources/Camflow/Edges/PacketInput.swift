@@ -39,6 +39,18 @@ public final class PacketInput: AsyncSequence, @unchecked Sendable {
         return packet
     }
 
+    /// Puts a packet back at the front: the next `next()` (also the next
+    /// instance's, after a restart) returns it. For a node that failed before
+    /// it was done with a packet, so that nothing accepted is lost.
+    public func putBack(_ packet: Packet) {
+        if index > 0 {
+            index -= 1
+            batch[index] = packet
+        } else {
+            batch.insert(packet, at: 0)
+        }
+    }
+
     /// Drops everything queued and everything still to come: the node is gone.
     func discardRemaining() {
         if index < batch.count { stats.countDropped(batch.count - index) }

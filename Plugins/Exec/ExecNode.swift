@@ -1,0 +1,275 @@
+public import Camflow
+import Foundation
+import NIOCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The framing between camflow and an `exec` child, both ways: per packet a
+/// 4-byte big-endian header length, the JSON header (as in ZeroMQ messages),
+/// a 4-byte big-endian payload length, the payload. Pure.
+enum ExecFraming {
+    /// `ackSequence` is the number the child acknowledges this packet with
+    /// (the header's `ack_sequence`).
+    static func encode(_ packet: Packet, ackSequence: UInt64) -> ByteBuffer {
+        let header = PacketHeader.json(packet) { $0.append("ack_sequence", Int64(bitPattern: ackSequence)) }
+        var out = ByteBuffer()
+        out.reserveCapacity(8 + header.utf8.count + packet.payload.readableBytes)
+        out.writeInteger(UInt32(header.utf8.count))
+        out.writeString(header)
+        out.writeInteger(UInt32(packet.payload.readableBytes))
+        out.writeImmutableBuffer(packet.payload)
+        return out
+    }
+
+    struct Malformed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// What a child sends: a packet, or the acknowledgement that it is done
+    /// with the input packet of that sequence number (`{"ack": N}`, no payload).
+    enum Message {
+        case packet(Packet)
+        case ack(UInt64)
+    }
+
+    /// The next whole message in `buffer`, consuming it; nil when more bytes are needed.
+    static func decode(_ buffer: inout ByteBuffer, maxSize: Int = 256 << 20) throws(Malformed) -> Message? {
+        guard let headerLength = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
+        guard Int(headerLength) <= 1 << 20 else { throw Malformed(description: "a header of \(headerLength) bytes") }
+        let payloadAt = buffer.readerIndex + 4 + Int(headerLength)
+        guard let payloadLength = buffer.getInteger(at: payloadAt, as: UInt32.self) else { return nil }
+        guard Int(payloadLength) <= maxSize else { throw Malformed(description: "a payload of \(payloadLength) bytes") }
+        guard buffer.readableBytes >= 8 + Int(headerLength) + Int(payloadLength) else { return nil }
+        buffer.moveReaderIndex(forwardBy: 4)
+        let header = buffer.readSlice(length: Int(headerLength)) ?? ByteBuffer()
+        buffer.moveReaderIndex(forwardBy: 4)
+        let payload = buffer.readSlice(length: Int(payloadLength)) ?? ByteBuffer()
+        if let text = header.getString(at: header.readerIndex, length: header.readableBytes), text.hasPrefix("{\"ack\":"),
+           let number = UInt64(text.dropFirst(7).prefix { $0.isNumber }) {
+            return .ack(number)
+        }
+        do {
+            return .packet(try PacketHeader.packet(header: header, payload: payload))
+        } catch {
+            throw Malformed(description: "\(error)")
+        }
+    }
+}
+
+/// `exec`: a node in any language, as a child process speaking the framing
+/// on stdin and stdout.
+struct ExecNode: Node {
+    static let type = NodeType(
+        name: "exec",
+        summary: "Runs a command as a node: packets go to its stdin and come back from its stdout, framed.",
+        details: """
+            Each packet is a 4-byte big-endian header length, the JSON header (the ZeroMQ header: \\
+            stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, height, \\
+            track, received_at_ns; events add event and fields), a 4-byte big-endian payload length and \\
+            the payload; the child answers in the same framing (docs/clients/camflow_node.py reads \\
+            and writes it). Its stderr goes to the log under the node's id. A slow child slows its \\
+            producers: camflow writes only as fast as the child reads. A child that exits or writes \\
+            malformed framing fails the node, which the restart policy restarts; the packet it was \\
+            given last is given to the new child first.
+            """,
+        options: [
+            OptionSpec("command", .list(.string), required: true, "The program and its arguments, such as [python3, node.py]."),
+            OptionSpec("env", .list(.string), "Extra environment variables, as NAME=value."),
+            OptionSpec("cwd", .string, "Working directory; the current one when unset."),
+        ],
+        accepts: .all,
+        emits: .inputKindsAnd(.event),
+        make: { options in
+            let command = try options.stringList("command") ?? []
+            guard let executable = command.first, !executable.isEmpty else {
+                throw ConfigError("node '\(options.nodeID)' needs a 'command'", at: options.location)
+            }
+            var environment: [String: String] = [:]
+            for entry in try options.stringList("env") ?? [] {
+                guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                    throw ConfigError("option 'env' of node '\(options.nodeID)': expected NAME=value, found '\(entry)'",
+                                      at: try options.value("env")?.location ?? options.location)
+                }
+                environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+            }
+            return ExecNode(command: command, environment: environment, directory: try options.string("cwd"))
+        })
+
+    let command: [String]
+    let environment: [String: String]
+    let directory: String?
+
+    struct ChildFailed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func run(_ context: NodeContext) async throws {
+        // A child that exits leaves a closed pipe: writing to it must be an error, not SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        do {
+            try process.run()
+        } catch {
+            throw ChildFailed(description: "cannot start \(command.joined(separator: " ")): \(error.localizedDescription)")
+        }
+        let input = stdin.fileHandleForWriting.fileDescriptor
+        let output = stdout.fileHandleForReading.fileDescriptor
+        let errors = stderr.fileHandleForReading.fileDescriptor
+        for fd in [input, output, errors] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        defer {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+        }
+        let inFlight = InFlight()
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await Self.readPackets(from: output, inFlight: inFlight, context) }
+                group.addTask { await Self.forwardLog(from: errors, context) }
+                group.addTask {
+                    for await packet in context.input {
+                        // Kept until the child acknowledges it: a child that dies hands it to the next one.
+                        let sequence = inFlight.add(packet)
+                        try await Self.writeAll(ExecFraming.encode(packet, ackSequence: sequence), to: input)
+                    }
+                    try? stdin.fileHandleForWriting.close()
+                }
+                // The child's output ends when it exits; that decides.
+                try await group.next()
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch {
+            for packet in inFlight.unacknowledged.reversed() { context.input.putBack(packet) }
+            throw error
+        }
+        process.waitUntilExit()
+        if process.terminationStatus != 0 {
+            for packet in inFlight.unacknowledged.reversed() { context.input.putBack(packet) }
+        }
+        guard process.terminationStatus == 0 else {
+            throw ChildFailed(description: "\(command.joined(separator: " ")) exited with status \(process.terminationStatus)")
+        }
+    }
+
+    /// Waits for a non-blocking descriptor without holding a thread: short naps while idle.
+    private static func nap(_ idle: inout Int) async throws {
+        idle = min(idle + 1, 20)
+        try await Task.sleep(for: .milliseconds(idle))
+    }
+
+    static func writeAll(_ buffer: ByteBuffer, to fd: Int32) async throws {
+        var rest = buffer
+        var idle = 0
+        while rest.readableBytes > 0 {
+            let written = rest.withUnsafeReadableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written > 0 {
+                rest.moveReaderIndex(forwardBy: written)
+                idle = 0
+            } else if errno == EAGAIN || errno == EINTR {
+                try await nap(&idle)
+            } else {
+                throw ChildFailed(description: "the child stopped reading (\(String(cString: strerror(errno))))")
+            }
+        }
+    }
+
+    static func readPackets(from fd: Int32, inFlight: InFlight, _ context: NodeContext) async throws {
+        var buffer = ByteBuffer()
+        var idle = 0
+        while true {
+            var chunk = ByteBufferAllocator().buffer(capacity: 65536)
+            var result = 0
+            var failure: Int32 = 0
+            _ = chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: 65536) { raw in
+                result = Glibc.read(fd, raw.baseAddress, raw.count)
+                failure = errno
+                return max(0, result)
+            }
+            if result < 0 {
+                guard failure == EAGAIN || failure == EINTR else {
+                    throw ChildFailed(description: "reading the child's output failed: \(String(cString: strerror(failure)))")
+                }
+                try await nap(&idle)
+                continue
+            }
+            if result == 0 {
+                guard buffer.readableBytes == 0 else {
+                    throw ChildFailed(description: "the child's output ended inside a packet")
+                }
+                return
+            }
+            idle = 0
+            buffer.writeBuffer(&chunk)
+            do {
+                while let message = try ExecFraming.decode(&buffer) {
+                    switch message {
+                    case .packet(let packet): await context.emit(packet)
+                    case .ack(let sequence): inFlight.acknowledge(sequence)
+                    }
+                }
+            } catch {
+                await context.emit(.event(Event("exec-error", [("reason", .string("malformed output: \(error)"))]),
+                                          stream: context.id))
+                throw ChildFailed(description: "malformed output from the child: \(error)")
+            }
+        }
+    }
+
+    static func forwardLog(from fd: Int32, _ context: NodeContext) async {
+        var pending = ""
+        var idle = 0
+        while true {
+            var bytes = [UInt8](repeating: 0, count: 4096)
+            let count = Glibc.read(fd, &bytes, bytes.count)
+            if count > 0 {
+                idle = 0
+                pending += String(decoding: bytes.prefix(count), as: UTF8.self)
+                while let newline = pending.firstIndex(of: "\n") {
+                    context.logger.warning("\(pending[..<newline])")
+                    pending = String(pending[pending.index(after: newline)...])
+                }
+            } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
+                do { try await nap(&idle) } catch { return }
+            } else {
+                if !pending.isEmpty { context.logger.warning("\(pending)") }
+                return
+            }
+        }
+    }
+}
+
+/// Packets written to the child and not yet acknowledged, oldest first.
+final class InFlight: Sendable {
+    private let state = Mutex<(next: UInt64, packets: [(UInt64, Packet)])>((0, []))
+
+    func add(_ packet: Packet) -> UInt64 {
+        state.withLock { state in
+            defer { state.next += 1 }
+            state.packets.append((state.next, packet))
+            return state.next
+        }
+    }
+
+    /// The child is done with `sequence` and everything before it.
+    func acknowledge(_ sequence: UInt64) {
+        state.withLock { $0.packets.removeAll { $0.0 <= sequence } }
+    }
+
+    var unacknowledged: [Packet] { state.withLock { $0.packets.map(\.1) } }
+}
+
+/// The `exec` node: a node in any language.
+public enum ExecPlugin: CamflowPlugin {
+    public static let name = "exec"
+    public static var nodeTypes: [NodeType] { [ExecNode.type] }
+}

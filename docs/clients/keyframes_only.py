@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""An `exec` node in Python: passes init segments and keyframe frames, drops the rest.
+
+    nodes:
+      keyframes: { type: exec, inputs: [parse], command: [python3, docs/clients/keyframes_only.py] }
+
+With CAMFLOW_EXIT_AFTER=N it exits after N packets, once (it leaves a marker
+file named by CAMFLOW_MARKER): how the tests show that a child that dies is
+restarted and loses nothing.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from camflow_node import emit, packets  # noqa: E402
+
+exit_after = int(os.environ.get("CAMFLOW_EXIT_AFTER", "0"))
+marker = os.environ.get("CAMFLOW_MARKER", "")
+seen = 0
+for header, payload in packets():
+    seen += 1
+    if exit_after and seen > exit_after and marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        print(f"exiting on purpose after {exit_after} packets", file=sys.stderr)
+        sys.exit(3)
+    if header["kind"] == "init" or (header["kind"] == "frame" and header.get("keyframe")):
+        emit(header, payload)
