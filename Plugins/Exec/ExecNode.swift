@@ -149,16 +149,26 @@ struct ExecNode: Node {
                 group.cancelAll()
             }
         } catch {
-            for packet in inFlight.unacknowledged.reversed() { context.input.putBack(packet) }
-            throw error
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            throw await fail(process, inFlight, cause: error, context)
         }
         process.waitUntilExit()
-        if process.terminationStatus != 0 {
-            for packet in inFlight.unacknowledged.reversed() { context.input.putBack(packet) }
-        }
         guard process.terminationStatus == 0 else {
-            throw ChildFailed(description: "\(command.joined(separator: " ")) exited with status \(process.terminationStatus)")
+            throw await fail(process, inFlight, cause: nil, context)
         }
+    }
+
+    /// Hands the unacknowledged packets back for the next child and reports why this one failed.
+    private func fail(_ process: Process, _ inFlight: InFlight, cause: (any Error)?, _ context: NodeContext) async -> ChildFailed {
+        let pending = inFlight.unacknowledged
+        for packet in pending.reversed() { context.input.putBack(packet) }
+        var reason = "\(command.joined(separator: " ")) exited with status \(process.terminationStatus)"
+        if let failure = cause as? ChildFailed, process.terminationStatus == 0 { reason = failure.description }
+        await context.emit(.event(Event("exec-error", [("reason", .string(reason)),
+                                                       ("unacknowledged", .int(Int64(pending.count)))]),
+                                  stream: context.id))
+        return ChildFailed(description: reason)
     }
 
     /// Waits for a non-blocking descriptor without holding a thread: short naps while idle.

@@ -55,3 +55,23 @@ import Testing
         }
     }
 }
+
+@Suite struct MultiCameraEndToEndTests {
+    @Test func threeIngestInstances_ofOneComposite_allRun() async throws {
+        let sim = try CamflowProcess(["sim", "--port", "0", "--speed", "10", "--cameras", "3"])
+        defer { sim.process.terminate() }
+        try await sim.waitForOutput(lines: 3)
+        let urls = sim.stdout.split(separator: "\n").filter { $0.hasPrefix("camera ") }.map { String($0.split(separator: " ")[2]) }
+        try #require(urls.count == 3)
+        let run = try CamflowProcess(["run", "pipelines/multi-camera.yaml"],
+                                     environment: ["FRONT_URL": urls[0], "BACK_URL": urls[1], "YARD_URL": urls[2]])
+        for stream in ["front", "back", "yard"] {
+            try await run.waitForLine { $0.hasPrefix("\(stream) event ") && $0.contains(" stats track=1 kind=video") }
+        }
+        run.process.interrupt()
+        #expect(try await run.waitForExit() == 0, "\(run.stderr)")
+        let graph = try await camflow("graph", "pipelines/multi-camera.yaml", "--format", "dot")
+        #expect(graph.stdout.contains("subgraph \"cluster_front\""))
+        #expect(graph.stdout.contains("\"front.keyframes\" -> \"stats\""))
+    }
+}

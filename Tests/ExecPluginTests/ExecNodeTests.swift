@@ -61,5 +61,7 @@ import Testing
         let frames = (result.packets["keep"] ?? []).filter { $0.kind == .frame }
         #expect(frames.count == 3, "every keyframe once, across the restart")
         #expect(Set(frames.map(\.sequence)).count == 3)
+        let errors = (result.packets["keep"] ?? []).compactMap(\.event).filter { $0.name == "exec-error" }
+        #expect(errors.first?["reason"]?.description.hasSuffix("exited with status 3") == true)
     }
 }

@@ -8,12 +8,15 @@ public struct SourceLocation: Sendable, Equatable {
     public var column: Int
     /// The text of that line, for quoting.
     public var lineText: String
+    /// For a file included as a composite node: where it was included, outermost last.
+    public var includedFrom: [String]
 
-    public init(file: String, line: Int, column: Int, lineText: String) {
+    public init(file: String, line: Int, column: Int, lineText: String, includedFrom: [String] = []) {
         self.file = file
         self.line = line
         self.column = column
         self.lineText = lineText
+        self.includedFrom = includedFrom
     }
 
     /// The same line, `offset` characters to the right.
@@ -50,6 +53,7 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
         guard let location else { return (["error: \(message)"] + notes).joined(separator: "\n") }
         var lines = ["\(location.file):\(location.line):\(location.column): error: \(message)"]
         lines += Self.quote(location)
+        lines += location.includedFrom.map { "note: in the graph included at \($0)" }
         lines += notes
         return lines.joined(separator: "\n")
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// Reads a pipeline file into a ``PipelineSpec``: YAML syntax, the document's
@@ -7,14 +8,24 @@ import Yams
 public struct PipelineLoader: Sendable {
     /// Variables for `${VAR}`; the process environment in the CLI.
     public var environment: [String: String]
+    /// Reads an included graph file (a composite node's `file`).
+    public var readFile: @Sendable (String) throws -> String
 
-    public init(environment: [String: String]) {
+    /// - Parameter readFile: reads included graph files; the file system when nil.
+    public init(environment: [String: String], readFile: (@Sendable (String) throws -> String)? = nil) {
         self.environment = environment
+        self.readFile = readFile ?? { try String(contentsOfFile: $0, encoding: .utf8) }
     }
 
-    /// Parses `text`, read from `file` (used in messages only).
+    /// Parses `text`, read from `file`; composite nodes (`type: graph`) are
+    /// replaced by the nodes of the graph they include.
     public func load(_ text: String, file: String) throws(ConfigErrors) -> PipelineSpec {
-        var context = LoadContext(file: file, text: text, environment: environment)
+        try load(text, file: file, includedFrom: [], includeChain: [file])
+    }
+
+    private func load(_ text: String, file: String, includedFrom: [String],
+                      includeChain: [String]) throws(ConfigErrors) -> PipelineSpec {
+        var context = LoadContext(file: file, text: text, environment: environment, includedFrom: includedFrom)
         let root: Yams.Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -30,6 +41,9 @@ public struct PipelineLoader: Sendable {
         var name = Self.defaultName(file)
         var nodes: [NodeSpec] = []
         var sawNodes = false
+        var input: String?
+        var output: String?
+        let keys = ["name", "nodes", "input", "output"]
         for (key, value) in document {
             let keyText = key.string ?? ""
             switch keyText {
@@ -38,10 +52,14 @@ public struct PipelineLoader: Sendable {
             case "nodes":
                 sawNodes = true
                 nodes = context.nodes(value)
+            case "input":
+                input = context.scalar(value, what: "the graph's input node")
+            case "output":
+                output = context.scalar(value, what: "the graph's output node")
             default:
                 context.error(
-                    "unknown top-level key '\(keyText)'; expected 'name' or 'nodes'"
-                        + Suggestions.didYouMean(keyText, among: ["name", "nodes"]),
+                    "unknown top-level key '\(keyText)'; expected one of \(keys.joined(separator: ", "))"
+                        + Suggestions.didYouMean(keyText, among: keys),
                     at: key.mark)
             }
         }
@@ -49,7 +67,104 @@ public struct PipelineLoader: Sendable {
             context.error("the pipeline has no 'nodes' mapping", at: document.mark)
         }
         guard context.errors.isEmpty else { throw ConfigErrors(context.errors) }
-        return PipelineSpec(name: name, file: file, nodes: nodes)
+        var spec = PipelineSpec(name: name, file: file, nodes: nodes)
+        spec.input = input
+        spec.output = output
+        return try expandComposites(spec, includedFrom: includedFrom, includeChain: includeChain)
+    }
+
+    /// Replaces every `type: graph` node by the nodes of its file, ids prefixed
+    /// with the composite's id and a dot; its inputs feed the graph's `input`
+    /// node, and its consumers read the graph's `output` node.
+    private func expandComposites(_ spec: PipelineSpec, includedFrom: [String],
+                                  includeChain: [String]) throws(ConfigErrors) -> PipelineSpec {
+        guard spec.nodes.contains(where: { $0.type == "graph" }) else { return spec }
+        var errors: [ConfigError] = []
+        var expanded: [NodeSpec] = []
+        var outputs: [String: String] = [:]
+        let directory = spec.file.map { file -> String in
+            guard let slash = file.lastIndex(of: "/") else { return "" }
+            return String(file[...slash])
+        } ?? ""
+        for node in spec.nodes {
+            guard node.type == "graph" else {
+                expanded.append(node)
+                continue
+            }
+            let known = ["file", "params"]
+            for (key, value) in node.options where !known.contains(key) {
+                errors.append(ConfigError("unknown option '\(key)' for composite node '\(node.id)'; expected file or params"
+                                            + Suggestions.didYouMean(key, among: known),
+                                          at: node.optionKeyLocations[key] ?? value.location ?? node.location))
+            }
+            guard let relative = node.options["file"]?.scalarText else {
+                errors.append(ConfigError("composite node '\(node.id)' needs 'file': the graph to include", at: node.location))
+                continue
+            }
+            let path = relative.hasPrefix("/") ? relative : directory + relative
+            let site = node.options["file"]?.location ?? node.location
+            let siteText = site.map { "\($0.file):\($0.line):\($0.column) (node '\(node.id)')" } ?? "node '\(node.id)'"
+            guard !includeChain.contains(path) else {
+                errors.append(ConfigError("composite node '\(node.id)' includes '\(path)', which includes itself",
+                                          at: site))
+                continue
+            }
+            var parameters = environment
+            if let params = node.options["params"] {
+                guard case .map(let pairs) = params.content else {
+                    errors.append(ConfigError("'params' of composite node '\(node.id)' is a mapping of names to values",
+                                              at: params.location ?? node.location))
+                    continue
+                }
+                for (key, value) in pairs { parameters[key] = value.scalarText ?? "" }
+            }
+            let text: String
+            do {
+                text = try readFile(path)
+            } catch {
+                errors.append(ConfigError("cannot read '\(path)', included by composite node '\(node.id)'", at: site))
+                continue
+            }
+            let loader = PipelineLoader(environment: parameters, readFile: readFile)
+            let graph: PipelineSpec
+            do {
+                graph = try loader.load(text, file: path, includedFrom: [siteText] + includedFrom,
+                                        includeChain: includeChain + [path])
+            } catch {
+                errors += error.errors
+                continue
+            }
+            guard let output = graph.output, graph.nodes.contains(where: { $0.id == output }) else {
+                errors.append(ConfigError("'\(path)' must name its 'output' node to be used as a composite node", at: site))
+                continue
+            }
+            if !node.inputs.isEmpty, graph.input.map({ id in graph.nodes.contains { $0.id == id } }) != true {
+                errors.append(ConfigError("'\(path)' must name its 'input' node: composite node '\(node.id)' has inputs",
+                                          at: site))
+                continue
+            }
+            let prefix = node.id + "."
+            for var inner in graph.nodes {
+                let innerID = inner.id
+                inner.id = prefix + innerID
+                inner.inputs = inner.inputs.map { prefix + $0 }
+                if innerID == graph.input {
+                    inner.inputs += node.inputs
+                    inner.inputLocations += node.inputLocations
+                }
+                inner.groups = [node.id] + inner.groups.map { prefix + $0 }
+                expanded.append(inner)
+            }
+            outputs[node.id] = prefix + output
+        }
+        guard errors.isEmpty else { throw ConfigErrors(errors) }
+        // Consumers of a composite read its output node.
+        for index in expanded.indices {
+            expanded[index].inputs = expanded[index].inputs.map { outputs[$0] ?? $0 }
+        }
+        var result = spec
+        result.nodes = expanded
+        return result
     }
 
     /// `pipelines/front-door.yaml` is named `front-door` unless it says otherwise.
@@ -65,17 +180,20 @@ private struct LoadContext {
     let file: String
     let lines: [Substring]
     let environment: [String: String]
+    let includedFrom: [String]
     var errors: [ConfigError] = []
 
-    init(file: String, text: String, environment: [String: String]) {
+    init(file: String, text: String, environment: [String: String], includedFrom: [String]) {
         self.file = file
         self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         self.environment = environment
+        self.includedFrom = includedFrom
     }
 
     func location(line: Int, column: Int) -> SourceLocation {
         let text = line >= 1 && line <= lines.count ? String(lines[line - 1]) : ""
-        return SourceLocation(file: file, line: line, column: column, lineText: text.trimmingTrailingCR)
+        return SourceLocation(file: file, line: line, column: column, lineText: text.trimmingTrailingCR,
+                              includedFrom: includedFrom)
     }
 
     func location(_ mark: Yams.Mark?) -> SourceLocation? {

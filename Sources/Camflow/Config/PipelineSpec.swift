@@ -46,6 +46,8 @@ public struct NodeSpec: Sendable {
     public var capacity: Int
     /// The type-specific options, by name.
     public var options: [String: OptionValue]
+    /// The composite nodes this node came from, outermost first (empty for a node of the file itself).
+    public var groups: [String] = []
 
     /// Where the id is written.
     public var location: SourceLocation?
@@ -81,6 +83,10 @@ public struct PipelineSpec: Sendable {
     /// The file it came from, as the user named it; nil when built in code.
     public var file: String?
     public var nodes: [NodeSpec]
+    /// For a graph used as a composite node: the node that takes the composite's inputs.
+    public var input: String?
+    /// For a graph used as a composite node: the node whose output is the composite's.
+    public var output: String?
 
     public init(name: String, file: String? = nil, nodes: [NodeSpec]) {
         self.name = name

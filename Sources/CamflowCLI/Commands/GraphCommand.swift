@@ -8,7 +8,7 @@ struct GraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "graph",
         abstract: "Print a pipeline as a Mermaid or Graphviz (dot) diagram.",
-        discussion: "Nodes show their id and type; edges the packet kinds they carry. No option values are shown, so no credential is.")
+        discussion: "Nodes show their id and type; edges the packet kinds they carry; composite nodes are clusters. No option values are shown, so no credential is.")
 
     @Argument(help: "The pipeline file (YAML).")
     var file: String
@@ -32,8 +32,12 @@ struct GraphDiagram {
         switch format {
         case .mermaid:
             lines.append("flowchart LR")
-            for node in graph.nodes {
-                lines.append("    \(identifier(node.spec.id))[\"\(node.spec.id)<br/><small>\(node.type.name)</small>\"]")
+            for (group, members) in groups() {
+                if let group { lines.append("    subgraph \(identifier(group))[\"\(group)\"]") }
+                for node in members {
+                    lines.append("    \(group == nil ? "" : "    ")\(identifier(node.spec.id))[\"\(node.spec.id)<br/><small>\(node.type.name)</small>\"]")
+                }
+                if group != nil { lines.append("    end") }
             }
             for node in graph.nodes {
                 for input in node.inputs {
@@ -46,9 +50,13 @@ struct GraphDiagram {
             lines.append("digraph \"\(graph.name)\" {")
             lines.append("    rankdir=LR;")
             lines.append("    node [shape=box, fontname=\"Helvetica\"];")
-            for node in graph.nodes {
-                let shape = node.type.isSource ? ", shape=invhouse" : node.type.isSink ? ", shape=house" : ""
-                lines.append("    \"\(node.spec.id)\" [label=\"\(node.spec.id)\\n\(node.type.name)\"\(shape)];")
+            for (group, members) in groups() {
+                if let group { lines.append("    subgraph \"cluster_\(group)\" { label=\"\(group)\"; style=rounded;") }
+                for node in members {
+                    let shape = node.type.isSource ? ", shape=invhouse" : node.type.isSink ? ", shape=house" : ""
+                    lines.append("    \(group == nil ? "" : "    ")\"\(node.spec.id)\" [label=\"\(node.spec.id)\\n\(node.type.name)\"\(shape)];")
+                }
+                if group != nil { lines.append("    }") }
             }
             for node in graph.nodes {
                 for input in node.inputs {
@@ -60,6 +68,18 @@ struct GraphDiagram {
             lines.append("}")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Nodes by the composite node they came from (nil: the file's own), in file order.
+    private func groups() -> [(String?, [PipelineGraph.Node])] {
+        var order: [String?] = []
+        var members: [String?: [PipelineGraph.Node]] = [:]
+        for node in graph.nodes {
+            let group = node.spec.groups.last.map { _ in node.spec.groups.joined(separator: ".") }
+            if members[group] == nil { order.append(group) }
+            members[group, default: []].append(node)
+        }
+        return order.map { ($0, members[$0] ?? []) }
     }
 
     /// Mermaid ids may not hold '-'.
