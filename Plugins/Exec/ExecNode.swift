@@ -133,7 +133,6 @@ struct ExecNode: Node {
         let inFlight = InFlight()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await Self.readPackets(from: output, inFlight: inFlight, context) }
                 group.addTask { await Self.forwardLog(from: errors, context) }
                 group.addTask {
                     for await packet in context.input {
@@ -143,10 +142,15 @@ struct ExecNode: Node {
                     }
                     try? stdin.fileHandleForWriting.close()
                 }
-                // The child's output ends when it exits; that decides.
-                try await group.next()
-                try await group.next()
-                group.cancelAll()
+                // Everything the child writes is read to its end: that is when the child is done.
+                do {
+                    try await Self.readPackets(from: output, inFlight: inFlight, context)
+                } catch {
+                    // Malformed output: stop the child, so the writer's next write fails too.
+                    process.terminate()
+                    throw error
+                }
+                try await group.waitForAll()
             }
         } catch {
             if process.isRunning { process.terminate() }
