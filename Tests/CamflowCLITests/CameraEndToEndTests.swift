@@ -14,7 +14,11 @@ import Testing
     @Test func demoPipeline_againstTheSimulator_logsKeyframesAndStats() async throws {
         let (sim, url) = try await startSimulator()
         defer { sim.process.terminate() }
-        let run = try CamflowProcess(["run", "pipelines/demo.yaml"], environment: ["CAMERA_URL": url])
+        // The demo records under ./recordings: run it elsewhere than in the repository.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-demo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let run = try CamflowProcess(["run", repositoryRoot.appendingPathComponent("pipelines/demo.yaml").path],
+                                     environment: ["CAMERA_URL": url], directory: scratch)
         try await run.waitForOutput(lines: 8)
         run.process.interrupt()
         let status = try await run.waitForExit(timeout: .seconds(30))
@@ -28,8 +32,10 @@ import Testing
     @Test func wrongPassword_isAnErrorLine_andNeverPrinted() async throws {
         let (sim, url) = try await startSimulator()
         defer { sim.process.terminate() }
-        let run = try CamflowProcess(["run", "pipelines/demo.yaml", "--for", "2s"],
-                                     environment: ["CAMERA_URL": url, "CAMERA_PASSWORD": "hunter2-secret"])
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-demo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let run = try CamflowProcess(["run", repositoryRoot.appendingPathComponent("pipelines/demo.yaml").path, "--for", "2s"],
+                                     environment: ["CAMERA_URL": url, "CAMERA_PASSWORD": "hunter2-secret"], directory: scratch)
         let status = try await run.waitForExit(timeout: .seconds(30))
         #expect(status == 0)
         #expect(run.stderr.contains("refused the credentials (HTTP 401)"))

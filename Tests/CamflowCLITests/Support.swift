@@ -23,7 +23,8 @@ final class CamflowProcess: @unchecked Sendable {
     let stderrURL: URL
 
     /// Starts `executable` (camflow unless given) with `arguments`.
-    init(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil) throws {
+    init(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil,
+         directory: URL = repositoryRoot) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         stdoutURL = dir.appendingPathComponent("stdout")
@@ -32,7 +33,7 @@ final class CamflowProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable ?? camflowBinary)
         process.arguments = arguments
-        process.currentDirectoryURL = repositoryRoot
+        process.currentDirectoryURL = directory
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
