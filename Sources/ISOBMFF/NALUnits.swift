@@ -8,14 +8,10 @@ public struct NALSummary: Sendable, Equatable {
     public var count = 0
     /// H.264 IDR (type 5) or H.265 IRAP (BLA, IDR, CRA: types 16...21).
     public var isKeyframe = false
-    /// H.265 BLA/IDR/CRA present, by name, for reports.
-    public var irapKind: String?
     /// SPS present in the sample itself.
     public var hasParameterSets = false
 
     public init() {}
-
-    public func contains(type: UInt8) -> Bool { types & (1 << UInt64(type)) != 0 }
 
     /// Counts one NAL unit by its first header byte.
     mutating func add(header: UInt8, codec: VideoDecoderConfiguration.Codec) {
@@ -27,10 +23,7 @@ public struct NALSummary: Sendable, Equatable {
             if type == 7 { hasParameterSets = true }
         case .h265:
             type = (header >> 1) & 0x3F
-            if (16...21).contains(type) {
-                isKeyframe = true
-                irapKind = type <= 18 ? "BLA" : type <= 20 ? "IDR" : "CRA"
-            }
+            if (16...21).contains(type) { isKeyframe = true }
             if type == 33 { hasParameterSets = true }
         }
         types |= 1 << UInt64(type & 0x3F)

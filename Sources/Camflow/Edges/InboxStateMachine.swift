@@ -60,8 +60,6 @@ struct InboxStateMachine<Waiter> {
         self.waitingProducers = Array(repeating: nil, count: lanes)
     }
 
-    var depth: Int { queue.count }
-
     mutating func push(_ packet: Packet, lane: Int) -> PushAction {
         if isDiscarding {
             lanes[lane].discarded += 1

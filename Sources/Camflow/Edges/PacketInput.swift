@@ -94,12 +94,6 @@ public final class PacketOutput: Sendable {
         }
     }
 
-    /// Whether any consumer takes this kind: nodes may skip building packets
-    /// nobody reads.
-    public func wants(_ kind: PacketKind) -> Bool {
-        targets.contains { $0.accepts.contains(kind) }
-    }
-
     /// End of stream for every consumer. Idempotent.
     func finish() {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }

@@ -34,18 +34,21 @@ public final class Pipeline: Service, Sendable {
         self.metricsInterval = metricsInterval
         var consumers = [[PacketOutput.Target]](repeating: [], count: graph.nodes.count)
         var inboxes: [Inbox?] = []
-        for (index, node) in graph.nodes.enumerated() {
-            let inbox = node.inputs.isEmpty ? nil : Inbox(lanes: node.inputs.count, capacity: node.spec.capacity)
+        for node in graph.nodes {
+            guard !node.inputs.isEmpty else {
+                inboxes.append(nil)
+                continue
+            }
+            let inbox = Inbox(lanes: node.inputs.count, capacity: node.spec.capacity)
             inboxes.append(inbox)
             for (lane, producer) in node.inputs.enumerated() {
-                consumers[producer].append(.init(inbox: inbox!, lane: lane, accepts: node.type.accepts))
+                consumers[producer].append(.init(inbox: inbox, lane: lane, accepts: node.type.accepts))
             }
-            _ = index
         }
         runtime = graph.nodes.indices.map { index in
             let stats = NodeStats()
             return RuntimeNode(
-                node: graph.nodes[index], index: index, inbox: inboxes[index], stats: stats,
+                node: graph.nodes[index], inbox: inboxes[index], stats: stats,
                 input: PacketInput(inbox: inboxes[index], stats: stats),
                 output: PacketOutput(targets: consumers[index], stats: stats))
         }
@@ -206,7 +209,6 @@ public final class Pipeline: Service, Sendable {
 /// A node's run-time parts.
 private struct RuntimeNode: Sendable {
     let node: PipelineGraph.Node
-    let index: Int
     let inbox: Inbox?
     let stats: NodeStats
     let input: PacketInput

@@ -17,7 +17,6 @@ struct MP4Benchmark {
     }
 
     let media: Data
-    let mediaPath: String
     /// Bytes pushed through the pipeline per run (the file, repeated).
     let totalBytes: Int
 

@@ -83,7 +83,7 @@ struct MP4BenchCommand: AsyncParsableCommand {
         warnIfDebugBuild()
         let path = try MP4Benchmark.media(media)
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        let bench = MP4Benchmark(media: data, mediaPath: path, totalBytes: megabytes * 1_000_000)
+        let bench = MP4Benchmark(media: data, totalBytes: megabytes * 1_000_000)
         var results: [MP4Benchmark.Row] = []
         results.append(try await bench.camflow(frames: false))
         results.append(try await bench.camflow(frames: true))
