@@ -210,13 +210,13 @@ public final class ZMQSocket {
     public func poll(timeout: Duration) throws(ZMQError) -> Bool {
         var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
         let milliseconds = Int(max(0, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
-        let ready = zmq_poll(&item, 1, milliseconds)
-        if ready < 0 {
+        while true {
+            let ready = zmq_poll(&item, 1, milliseconds)
+            if ready >= 0 { return ready > 0 }
             let error = ZMQError("zmq_poll")
-            if error.errno == EINTR { return false }
-            throw error
+            // A signal (Ctrl-C) reaching this thread: wait again rather than report nothing.
+            guard error.errno == EINTR else { throw error }
         }
-        return ready > 0
     }
 }
 

@@ -63,7 +63,9 @@ public struct ZMQBroker: Sendable {
                     }
                     boundContinuation.yield(.success((frontendNames, backendNames)))
                     boundContinuation.finish()
-                    zmq_proxy_steerable(frontend.handle, backend.handle, nil, steering.handle)
+                    // Runs until TERMINATE; a signal reaching this thread interrupts it, so it starts again.
+                    while zmq_proxy_steerable(frontend.handle, backend.handle, nil, steering.handle) != 0,
+                          zmq_errno() == EINTR {}
                 } catch {
                     boundContinuation.yield(.failure(error))
                     boundContinuation.finish()

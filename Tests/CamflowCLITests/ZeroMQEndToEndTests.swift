@@ -153,15 +153,17 @@ func temporaryFile(_ name: String) -> String {
         let producer = try CamflowProcess(["run", upstream])
         // Frames and keyframe events of cam1 come out of the second process.
         try await consumer.waitForLine { $0.hasPrefix("cam1 event ") && $0.contains(" keyframe track=1 ") }
+        // Stopped upstream first, as an operator would.
         producer.process.interrupt()
-        consumer.process.interrupt()
         #expect(try await producer.waitForExit() == 0, "\(producer.stderr)")
-        #expect(try await consumer.waitForExit() == 0, "\(consumer.stderr)")
+        consumer.process.interrupt()
+        let consumerStatus = try await consumer.waitForExit()
+        #expect(consumerStatus == 0, "status \(consumerStatus):\n\(consumer.stderr)")
         broker.process.interrupt()
-        #expect(try await broker.waitForExit() == 0)
+        #expect(try await broker.waitForExit() == 0, "\(broker.stderr)")
         let output = consumer.stdout.split(separator: "\n")
         #expect(output.contains { $0.hasPrefix("cam1 frame ") && $0.contains("avc1.4D4033") })
         #expect(output.contains { $0.hasPrefix("cam1 event ") && $0.contains(" keyframe track=1 ") })
-        #expect(broker.stdout.contains("final: published "))
+        #expect(broker.stdout.contains("final: published "), "\(broker.stdout)")
     }
 }
