@@ -81,7 +81,7 @@ struct InstarCamera: Node {
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
         ],
         accepts: [],
-        emits: .kinds([.bytes, .event]),
+        emits: .kinds([.bytes, .event]), reportsConnection: true,
         make: { options in try InstarCamera(options) })
 
     let settings: CameraConnection.Settings
@@ -161,6 +161,7 @@ struct InstarCamera: Node {
         var discontinuity = false
         while !Task.isCancelled {
             let end = await session(context, counters: counters, discontinuity: discontinuity)
+            context.stats.setConnected(false)
             switch end {
             case .stopped:
                 return
@@ -223,6 +224,7 @@ struct InstarCamera: Node {
             return .ended(reason: "\(error)", deliveredMedia: false)
         }
         context.logger.info("connected to \(settings.endpoint)")
+        context.stats.setConnected(true)
         await emit(context, counters, "connected", [("url", .string("\(settings.endpoint)"))])
         let state = SessionState()
         let channel = socket.channel

@@ -57,6 +57,9 @@ public struct NodeContext: Sendable {
     public let logger: Logger
     /// The node's counters; nodes add drops here.
     public let stats: NodeStats
+    /// The whole running pipeline, read-only: its graph, every counter,
+    /// readiness and metrics. Status and web nodes read it; others need not.
+    public let pipeline: PipelineView
 
     /// Sends a packet downstream, suspending while a consumer's edge is full.
     @inlinable

@@ -27,13 +27,19 @@ public struct NodeType: Sendable {
     /// Kinds it takes; empty for a source.
     public var accepts: PacketKinds
     public var emits: Emission
+    /// A source whose readiness is a connection it reports through
+    /// ``NodeStats/setConnected(_:)`` (a camera): until it reports one it
+    /// counts as not ready.
+    public var reportsConnection: Bool
     /// Builds a node from checked options.
     public var make: @Sendable (NodeOptions) throws -> any Node
 
     public init(
         name: String, summary: String, details: String? = nil, options: [OptionSpec] = [],
-        accepts: PacketKinds, emits: Emission, make: @escaping @Sendable (NodeOptions) throws -> any Node
+        accepts: PacketKinds, emits: Emission, reportsConnection: Bool = false,
+        make: @escaping @Sendable (NodeOptions) throws -> any Node
     ) {
+        self.reportsConnection = reportsConnection
         self.name = name
         self.summary = summary
         self.details = details

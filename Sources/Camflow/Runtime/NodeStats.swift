@@ -11,6 +11,10 @@ public final class NodeStats: Sendable {
     let dropped = Atomic<UInt64>(0)
     let restarts = Atomic<UInt64>(0)
     let failures = Atomic<UInt64>(0)
+    /// Whether the node's run is in progress (set by the pipeline).
+    let running = Atomic<Bool>(false)
+    /// 0 never reported, 1 connected, 2 not connected.
+    let connection = Atomic<UInt8>(0)
 
     init() {}
 
@@ -30,6 +34,21 @@ public final class NodeStats: Sendable {
     /// Counts packets the node dropped on purpose (a queue policy) or lost.
     public func countDropped(_ count: Int = 1) {
         dropped.add(UInt64(count), ordering: .relaxed)
+    }
+
+    /// Reports whether a source that connects to something (a camera) has
+    /// its connection now; `/readyz` and status pages read it.
+    public func setConnected(_ connected: Bool) {
+        connection.store(connected ? 1 : 2, ordering: .relaxed)
+    }
+
+    /// nil when the node never reported a connection state.
+    var connected: Bool? {
+        switch connection.load(ordering: .relaxed) {
+        case 1: true
+        case 2: false
+        default: nil
+        }
     }
 
     var snapshot: NodeSnapshot.Counters {

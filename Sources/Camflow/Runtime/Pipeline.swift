@@ -24,14 +24,21 @@ public final class Pipeline: Service, Sendable {
     private let failures = Mutex<[NodeFailure]>([])
     private let startedAt = Atomic<UInt64>(0)
     private let metricsInterval: Duration?
+    private let metricsText: (@Sendable () -> String)?
 
     /// Prepares `graph` to run: creates the edges, starts nothing.
-    /// - Parameter metricsInterval: how often counters are exported through
-    ///   swift-metrics; nil to not export.
-    public init(graph: PipelineGraph, logger: Logger, metricsInterval: Duration? = .seconds(1)) {
+    /// - Parameters:
+    ///   - metricsInterval: how often counters are exported through
+    ///     swift-metrics; nil to not export.
+    ///   - metricsText: the metrics backend's exposition (Prometheus text),
+    ///     for nodes that serve it; the executable that bootstrapped the
+    ///     backend passes it.
+    public init(graph: PipelineGraph, logger: Logger, metricsInterval: Duration? = .seconds(1),
+                metricsText: (@Sendable () -> String)? = nil) {
         self.graph = graph
         self.logger = logger
         self.metricsInterval = metricsInterval
+        self.metricsText = metricsText
         var consumers = [[PacketOutput.Target]](repeating: [], count: graph.nodes.count)
         var inboxes: [Inbox?] = []
         for node in graph.nodes {
@@ -79,6 +86,11 @@ public final class Pipeline: Service, Sendable {
         stopSignal.fire()
     }
 
+    /// What nodes see of this pipeline.
+    public var view: PipelineView {
+        PipelineView(graph: graph, snapshot: { self.snapshot() }, metricsText: metricsText)
+    }
+
     /// Counters of every node and edge now.
     public func snapshot() -> PipelineSnapshot {
         let start = startedAt.load(ordering: .relaxed)
@@ -96,7 +108,10 @@ public final class Pipeline: Service, Sendable {
         return PipelineSnapshot(
             name: graph.name,
             elapsedNanoseconds: start == 0 ? 0 : MonotonicClock.now() - start,
-            nodes: runtime.map { NodeSnapshot(id: $0.node.spec.id, type: $0.node.type.name, counters: $0.stats.snapshot) },
+            nodes: runtime.map {
+                NodeSnapshot(id: $0.node.spec.id, type: $0.node.type.name, counters: $0.stats.snapshot,
+                             running: $0.stats.running.load(ordering: .relaxed), connected: $0.stats.connected)
+            },
             edges: edges)
     }
 
@@ -169,11 +184,14 @@ public final class Pipeline: Service, Sendable {
         logger[metadataKey: "node"] = .string(spec.id)
         let context = NodeContext(
             id: spec.id, typeName: spec.type, input: runtimeNode.input, output: runtimeNode.output,
-            logger: logger, stats: runtimeNode.stats)
+            logger: logger, stats: runtimeNode.stats, pipeline: view)
+        if runtimeNode.node.type.reportsConnection { runtimeNode.stats.setConnected(false) }
         var attempt = 0
         while true {
             do {
                 let node = try runtimeNode.node.type.make(runtimeNode.node.options)
+                runtimeNode.stats.running.store(true, ordering: .relaxed)
+                defer { runtimeNode.stats.running.store(false, ordering: .relaxed) }
                 try await node.run(context)
                 return .finished
             } catch {

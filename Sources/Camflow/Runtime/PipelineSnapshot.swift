@@ -17,6 +17,11 @@ public struct NodeSnapshot: Sendable {
     public let id: String
     public let type: String
     public let counters: Counters
+    /// Whether the node's run is in progress (between starts and restarts it is not).
+    public let running: Bool
+    /// For a node that reports a connection (a camera source): whether it
+    /// has one now. nil for nodes that report none.
+    public let connected: Bool?
 }
 
 /// Counters of one edge at one moment.
@@ -104,7 +109,7 @@ extension String {
 /// a couple of relaxed atomic adds.
 final class MetricsExporter: Sendable {
     private let interval: Duration
-    private let last = Mutex<[String: UInt64]>([:])
+    private let deltas = CounterDeltas()
 
     init(interval: Duration) {
         self.interval = interval
@@ -139,6 +144,19 @@ final class MetricsExporter: Sendable {
     }
 
     private func add(_ label: String, _ dimensions: [(String, String)], _ total: UInt64) {
+        deltas.add(label, dimensions, total: total)
+    }
+}
+
+/// Turns running totals (atomic counters read now and then) into
+/// swift-metrics counter increments, so hot paths only add to an atomic.
+public final class CounterDeltas: Sendable {
+    private let last = Mutex<[String: UInt64]>([:])
+
+    public init() {}
+
+    /// Increments counter `label` by what `total` grew since the last call.
+    public func add(_ label: String, _ dimensions: [(String, String)], total: UInt64) {
         let key = label + dimensions.map { "|\($0.1)" }.joined()
         let delta = last.withLock { seen -> UInt64 in
             let previous = seen[key] ?? 0
