@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "ZeroMQPlugin", targets: ["ZeroMQPlugin"]),
         .library(name: "RateLimitPlugin", targets: ["RateLimitPlugin"]),
         .library(name: "ExecPlugin", targets: ["ExecPlugin"]),
+        .library(name: "WebPlugin", targets: ["WebPlugin"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
     ],
     dependencies: [
@@ -35,6 +36,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
     ],
     targets: [
         // The engine: packets, nodes, edges, scheduler, registry, YAML config.
@@ -136,6 +141,35 @@ let package = Package(
             path: "Plugins/Exec",
             swiftSettings: swiftSettings
         ),
+        // The web sink: restream over the camera's protocol, viewer page,
+        // dashboard, Prometheus metrics, health.
+        .target(
+            name: "WebPlugin",
+            dependencies: [
+                "Camflow",
+                "InstarPlugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Plugins/Web",
+            resources: [
+                .embedInCode("Assets/viewer.html"),
+                .embedInCode("Assets/dashboard.html"),
+                .embedInCode("Assets/camflow-player.js"),
+                .embedInCode("Assets/viewer.js"),
+                .embedInCode("Assets/dashboard.js"),
+                .embedInCode("Assets/camflow.css"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The command line, as a library so a user's own binary can add plugins.
         .target(
             name: "CamflowCLI",
@@ -147,12 +181,15 @@ let package = Package(
                 "ZeroMQPlugin",
                 "RateLimitPlugin",
                 "ExecPlugin",
+                "WebPlugin",
                 "CZeroMQ",
                 "ISOBMFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             resources: [.copy("Resources/camera.mp4")],
             swiftSettings: swiftSettings
@@ -215,8 +252,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "WebPluginTests",
+            dependencies: ["WebPlugin", "Camflow", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "CamflowCLITests",
-            dependencies: ["CamflowCLI", "FilesPlugin", "Camflow"],
+            dependencies: ["CamflowCLI", "FilesPlugin", "Camflow", "ISOBMFF",
+                           .product(name: "WSClient", package: "swift-websocket"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -8,12 +8,13 @@ import InstarPlugin
 import ExecPlugin
 import MP4Plugin
 import RateLimitPlugin
+import WebPlugin
 import ZeroMQPlugin
 
 /// The plugins compiled into the `camflow` executable.
 public enum BuiltinPlugins {
     public static let all: [any CamflowPlugin.Type] = [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self, ZeroMQPlugin.self,
-                                                       RateLimitPlugin.self, ExecPlugin.self]
+                                                       RateLimitPlugin.self, ExecPlugin.self, WebPlugin.self]
 }
 
 /// The `camflow` command line. A custom binary with extra node types calls

@@ -63,10 +63,11 @@ final class CamflowProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    /// Waits until a line of stdout satisfies `condition`.
-    func waitForLine(timeout: Duration = .seconds(60), where condition: (Substring) -> Bool) async throws {
+    /// Waits until a line of stdout (or stderr, where logs go) satisfies `condition`.
+    func waitForLine(timeout: Duration = .seconds(60), inStderr: Bool = false,
+                     where condition: (Substring) -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
-        while !stdout.split(separator: "\n").contains(where: condition) {
+        while !(inStderr ? stderr : stdout).split(separator: "\n").contains(where: condition) {
             if ContinuousClock.now > deadline || !process.isRunning {
                 Issue.record("camflow printed no such line; stderr:\n\(stderr)")
                 throw CancellationError()

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Camflow
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// `camflow run FILE`: runs a pipeline until its sources end or it is stopped.
@@ -44,7 +46,8 @@ struct RunCommand: AsyncParsableCommand {
         bootstrapLogging(Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "camflow")
         let graph = try PipelineFile.load(file, registry: CommandEnvironment.registry)
-        let pipeline = Pipeline(graph: graph, logger: logger)
+        let registry = bootstrapMetrics()
+        let pipeline = Pipeline(graph: graph, logger: logger, metricsText: { registry.emitToString() })
         let statusEvery = Units.duration(statusInterval) ?? .seconds(5)
         let stopAfter = runFor.flatMap(Units.duration)
 
@@ -94,4 +97,12 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCodes.failure
         }
     }
+}
+
+/// The executable's metrics backend: swift-metrics into a Prometheus
+/// registry, which the `web` node serves on `/metrics`.
+private func bootstrapMetrics() -> PrometheusCollectorRegistry {
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    return registry
 }

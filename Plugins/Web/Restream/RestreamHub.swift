@@ -1,0 +1,289 @@
+public import Camflow
+import NIOCore
+import Synchronization
+
+/// The web sink's shared state: each stream's cache and each viewer's queue,
+/// under one lock. The pipeline side calls ``publish(_:)`` and never waits;
+/// each viewer's connection takes its items with ``next(_:)``.
+public final class RestreamHub: Sendable {
+    /// One viewer's counters and queue.
+    struct Viewer {
+        let id: Int
+        /// The stream asked for in the path; nil for the default stream.
+        let requested: String?
+        let remote: String
+        let connectedAt: ContinuousClock.Instant
+        var stream: String?
+        var queue: ViewerQueue
+        /// Between `livestream` and `stop`.
+        var playing = false
+        var sentFragments: UInt64 = 0
+        var sentBytes: UInt64 = 0
+        var waiter: CheckedContinuation<ViewerItem?, Never>?
+        var closed = false
+    }
+
+    struct State {
+        var streams: [String: StreamCache] = [:]
+        /// Stream names in order of first appearance; the first is the default.
+        var order: [String] = []
+        var viewers: [Int: Viewer] = [:]
+        var nextViewer = 1
+        var finished = false
+        var drained: CheckedContinuation<Void, Never>?
+        /// Counters of viewers that left, so totals never go down.
+        var departedSent: [String: UInt64] = [:]
+        var departedDropped: [String: UInt64] = [:]
+    }
+
+    /// Bytes a viewer may have queued before it loses GOPs.
+    public let viewerQueueLimit: Int
+    /// Bytes of the current GOP kept per stream for joiners.
+    public let gopCacheLimit: Int
+    private let state = Mutex(State())
+
+    public init(viewerQueueLimit: Int, gopCacheLimit: Int) {
+        self.viewerQueueLimit = viewerQueueLimit
+        self.gopCacheLimit = gopCacheLimit
+    }
+
+    // MARK: Pipeline side
+
+    /// Takes an init segment or fragment; other kinds are ignored.
+    public func publish(_ packet: Packet) {
+        guard packet.kind == .initSegment || packet.kind == .fragment else { return }
+        state.withLock { state in
+            if state.streams[packet.stream] == nil {
+                state.streams[packet.stream] = StreamCache(name: packet.stream, limit: gopCacheLimit)
+                state.order.append(packet.stream)
+                bindWaitingViewers(&state)
+            }
+            if packet.kind == .initSegment {
+                guard state.streams[packet.stream]!.take(initSegment: packet) else { return }
+                for id in state.viewers.keys where state.viewers[id]!.stream == packet.stream && state.viewers[id]!.playing {
+                    state.viewers[id]!.queue.pushControl(.initSegment(packet.payload))
+                    state.viewers[id]!.queue.startAtNextGOP()
+                    wake(&state.viewers[id]!)
+                }
+            } else {
+                let starts = state.streams[packet.stream]!.take(fragment: packet)
+                for id in state.viewers.keys where state.viewers[id]!.stream == packet.stream && state.viewers[id]!.playing {
+                    if state.viewers[id]!.queue.push(fragment: packet.payload, startsGOP: starts) {
+                        wake(&state.viewers[id]!)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The input ended: viewers get what is queued, then their connections end.
+    public func finish() {
+        state.withLock { state in
+            state.finished = true
+            for id in state.viewers.keys { wake(&state.viewers[id]!) }
+        }
+    }
+
+    /// Returns when every viewer has left (after ``finish()``).
+    public func waitUntilViewersLeft() async {
+        await withCheckedContinuation { continuation in
+            state.withLock { state in
+                if state.viewers.isEmpty { continuation.resume() } else { state.drained = continuation }
+            }
+        }
+    }
+
+    // MARK: Viewer side
+
+    /// A new connection; `stream` nil asks for the default (first) stream.
+    public func attach(stream: String?, remote: String) -> Int {
+        state.withLock { state in
+            let id = state.nextViewer
+            state.nextViewer += 1
+            var viewer = Viewer(id: id, requested: stream, remote: remote, connectedAt: .now,
+                                queue: ViewerQueue(limit: viewerQueueLimit))
+            viewer.stream = stream ?? state.order.first
+            state.viewers[id] = viewer
+            return id
+        }
+    }
+
+    /// The connection closed.
+    public func detach(_ id: Int) {
+        state.withLock { state in
+            guard let viewer = state.viewers.removeValue(forKey: id) else { return }
+            viewer.waiter?.resume(returning: nil)
+            let stream = viewer.stream ?? ""
+            state.departedSent[stream, default: 0] &+= viewer.sentFragments
+            state.departedDropped[stream, default: 0] &+= viewer.queue.droppedFragments
+            if state.finished, state.viewers.isEmpty, let drained = state.drained {
+                state.drained = nil
+                drained.resume()
+            }
+        }
+    }
+
+    /// `livestream`: the init segment, then fragments from the latest GOP
+    /// start. Returns an error message for the client, or nil.
+    public func start(_ id: Int) -> String? {
+        state.withLock { state -> String? in
+            guard var viewer = state.viewers[id] else { return nil }
+            if let requested = viewer.requested, !state.order.isEmpty, state.streams[requested] == nil {
+                return "error: no stream '\(requested)'; streams: \(state.order.joined(separator: ", "))"
+            }
+            viewer.playing = true
+            viewer.queue.clearFragments()
+            if let name = viewer.stream, let cache = state.streams[name], let initSegment = cache.initSegment {
+                viewer.queue.pushControl(.initSegment(initSegment))
+                if cache.gop.isEmpty {
+                    viewer.queue.startAtNextGOP()
+                } else {
+                    for (index, fragment) in cache.gop.enumerated() {
+                        viewer.queue.push(fragment: fragment, startsGOP: index == 0)
+                    }
+                }
+            } else {
+                viewer.queue.startAtNextGOP()
+            }
+            state.viewers[id] = viewer
+            wake(&state.viewers[id]!)
+            return nil
+        }
+    }
+
+    /// `stop`: no more fragments until the next `livestream`.
+    public func stop(_ id: Int) {
+        state.withLock { state in
+            state.viewers[id]?.playing = false
+            state.viewers[id]?.queue.clearFragments()
+        }
+    }
+
+    /// Queues a text message for the client (replies, errors).
+    public func send(text: String, to id: Int) {
+        state.withLock { state in
+            guard state.viewers[id] != nil else { return }
+            state.viewers[id]!.queue.pushControl(.text(text))
+            wake(&state.viewers[id]!)
+        }
+    }
+
+    /// The next item for a viewer; nil when its connection should end
+    /// (closed, or the input ended and its queue is empty). Cancellable.
+    public func next(_ id: Int) async -> ViewerItem? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<ViewerItem?, Never>) in
+                state.withLock { state in
+                    guard state.viewers[id] != nil, !state.viewers[id]!.closed, !Task.isCancelled else {
+                        return continuation.resume(returning: nil)
+                    }
+                    if let item = state.viewers[id]!.queue.pop() {
+                        return continuation.resume(returning: item)
+                    }
+                    if state.finished { return continuation.resume(returning: nil) }
+                    state.viewers[id]!.waiter = continuation
+                }
+            }
+        } onCancel: {
+            state.withLock { state in
+                state.viewers[id]?.closed = true
+                state.viewers[id]?.waiter?.resume(returning: nil)
+                state.viewers[id]?.waiter = nil
+            }
+        }
+    }
+
+    /// Counts an item as sent (after the socket took it).
+    public func sent(_ item: ViewerItem, to id: Int) {
+        guard case .fragment(let buffer, _) = item else { return }
+        state.withLock { state in
+            state.viewers[id]?.sentFragments &+= 1
+            state.viewers[id]?.sentBytes &+= UInt64(buffer.readableBytes)
+        }
+    }
+
+    // MARK: Status
+
+    /// Streams and viewers now.
+    public func snapshot() -> RestreamSnapshot {
+        state.withLock { state in
+            RestreamSnapshot(
+                streams: state.order.compactMap { name in
+                    guard let cache = state.streams[name] else { return nil }
+                    let viewers = state.viewers.values.filter { $0.stream == name }
+                    return .init(name: name, codecs: cache.codecs, width: cache.width, height: cache.height,
+                                 fragments: cache.fragments, bytes: cache.bytes, gops: cache.gops,
+                                 mediaSeconds: cache.mediaSeconds, viewers: viewers.count,
+                                 sentFragments: viewers.reduce(state.departedSent[name] ?? 0) { $0 &+ $1.sentFragments },
+                                 droppedFragments: viewers.reduce(state.departedDropped[name] ?? 0) { $0 &+ $1.queue.droppedFragments })
+                },
+                viewers: state.viewers.values.sorted { $0.id < $1.id }.map { viewer in
+                    .init(id: viewer.id, stream: viewer.stream, remote: viewer.remote, playing: viewer.playing,
+                          sentFragments: viewer.sentFragments, sentBytes: viewer.sentBytes,
+                          droppedFragments: viewer.queue.droppedFragments, droppedGOPs: viewer.queue.droppedGOPs,
+                          queuedBytes: viewer.queue.bytes,
+                          connectedSeconds: (ContinuousClock.now - viewer.connectedAt).seconds)
+                })
+        }
+    }
+
+    // MARK: Private
+
+    private func wake(_ viewer: inout Viewer) {
+        guard let waiter = viewer.waiter else { return }
+        viewer.waiter = nil
+        if let item = viewer.queue.pop() {
+            waiter.resume(returning: item)
+        } else {
+            viewer.waiter = waiter
+        }
+    }
+
+    /// Viewers of the default stream that came before any stream did.
+    private func bindWaitingViewers(_ state: inout State) {
+        guard let first = state.order.first else { return }
+        for id in state.viewers.keys where state.viewers[id]!.stream == nil {
+            state.viewers[id]!.stream = first
+        }
+    }
+}
+
+/// Streams and viewers of a web sink at one moment.
+public struct RestreamSnapshot: Sendable, Codable {
+    public struct Stream: Sendable, Codable {
+        public let name: String
+        public let codecs: String?
+        public let width: Int?
+        public let height: Int?
+        public let fragments: UInt64
+        public let bytes: UInt64
+        public let gops: UInt64
+        public let mediaSeconds: Double
+        public let viewers: Int
+        public let sentFragments: UInt64
+        public let droppedFragments: UInt64
+    }
+
+    public struct Viewer: Sendable, Codable {
+        public let id: Int
+        public let stream: String?
+        public let remote: String
+        public let playing: Bool
+        public let sentFragments: UInt64
+        public let sentBytes: UInt64
+        public let droppedFragments: UInt64
+        public let droppedGOPs: UInt64
+        public let queuedBytes: Int
+        public let connectedSeconds: Double
+    }
+
+    public let streams: [Stream]
+    public let viewers: [Viewer]
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,164 @@
+import Camflow
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// What the web sink serves, on one port: the camera protocol on `/ws`,
+/// the viewer, the dashboard, `/api/stats`, `/metrics`, `/healthz` and
+/// `/readyz`, all behind HTTP Basic when credentials are set.
+struct WebServer: Sendable {
+    let settings: WebSettings
+    let hub: RestreamHub
+    let pipeline: PipelineView
+    let nodeID: String
+    let logger: Logger
+
+    /// Runs until cancelled. `onListening` gets the bound address.
+    func run(onListening: @escaping @Sendable (SocketAddress) async -> Void) async throws {
+        let session = ViewerSession(hub: hub, idleTimeout: settings.idleTimeout, logger: logger)
+        let credentials = settings.credentials
+        let viewerLogger = logger
+        // The upgrade is checked here, not in the router: NIO drops the
+        // request of a declined upgrade, so a router's 401 would reach the
+        // client as 400. The refusal is written before declining.
+        var server = HTTPServerBuilder.http1WebSocketUpgrade(
+            configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
+        ) { request, channel, _ in
+            guard let stream = Self.webSocketStream(request.path ?? "") else {
+                Refusal.write(.notFound, on: channel)
+                return .dontUpgrade
+            }
+            if let credentials, !credentials.accepts(request.headerFields[.authorization]) {
+                viewerLogger.notice("refused a viewer without valid credentials from \(channel.remoteAddress?.description ?? "?")")
+                Refusal.write(.unauthorized, on: channel)
+                return .dontUpgrade
+            }
+            // A small send buffer: a viewer that falls behind shows up in its
+            // queue (and loses whole GOPs) within a fraction of a second, not
+            // after megabytes of kernel buffer and seconds of delay.
+            _ = channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: Self.viewerSendBuffer)
+            let remote = channel.remoteAddress.map(Self.describe) ?? "unknown"
+            return .upgrade([:]) { inbound, outbound, _ in
+                await session.serve(inbound: inbound, outbound: outbound, stream: stream, remote: remote)
+            }
+        }
+        if let tls = settings.tls {
+            server = try .tls(server, tlsConfiguration: tls)
+        }
+        let app = Application(
+            router: makeRouter(),
+            server: server,
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "camflow"),
+            onServerRunning: { channel in
+                if let address = channel.localAddress { await onListening(address) }
+            },
+            logger: logger)
+        try await app.runService()
+    }
+
+    static let viewerSendBuffer: SocketOptionValue = 256 * 1024
+
+    /// `/ws` → the default stream (""), `/ws/NAME` → NAME; nil for other paths.
+    static func webSocketStream(_ path: String) -> String?? {
+        let plain = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        if plain == "/ws" || plain == "/ws/" { return .some(nil) }
+        guard plain.hasPrefix("/ws/") else { return nil }
+        let name = String(plain.dropFirst(4))
+        return name.removingPercentEncoding.map { .some($0) } ?? nil
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v4, .v6: "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        default: address.description
+        }
+    }
+
+    private func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        if let credentials = settings.credentials {
+            router.add(middleware: BasicAuthMiddleware(credentials: credentials))
+        }
+        router.get("/") { _, _ in Self.asset(WebAssets.dashboard, "text/html; charset=utf-8") }
+        router.get("/viewer") { _, _ in Self.asset(WebAssets.viewer, "text/html; charset=utf-8") }
+        router.get("/assets/:file") { _, context in
+            guard let name = context.parameters.get("file"), let asset = WebAssets.files[name] else {
+                return Response(status: .notFound)
+            }
+            return Self.asset(asset.bytes, asset.contentType)
+        }
+        router.get("/healthz") { _, _ in Self.text("ok\n") }
+        router.get("/readyz") { _, _ in
+            let waiting = pipeline.sourcesNotReady(in: pipeline.snapshot())
+            return waiting.isEmpty
+                ? Self.text("ready\n")
+                : Self.text("not ready: waiting for \(waiting.joined(separator: ", "))\n", status: .serviceUnavailable)
+        }
+        router.get("/metrics") { _, _ in
+            guard let text = pipeline.metricsText() else {
+                return Self.text("no metrics backend: the program running this pipeline bootstrapped none\n",
+                                 status: .notFound)
+            }
+            return Self.text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/api/stats") { _, _ in
+            let body = try StatusReport(pipeline: pipeline, webNode: nodeID, restream: hub.snapshot()).json()
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            headers[.cacheControl] = "no-store"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        return router
+    }
+
+    private static func asset(_ bytes: [UInt8], _ contentType: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        headers[.cacheControl] = "no-cache"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    private static func text(_ text: String, status: HTTPResponse.Status = .ok,
+                             contentType: String = "text/plain; charset=utf-8") -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        headers[.cacheControl] = "no-store"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+/// 401 with a Basic challenge for any request without the credentials.
+struct BasicAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let credentials: BasicCredentials
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard credentials.accepts(request.headers[.authorization]) else {
+            var headers = HTTPFields()
+            headers[.wwwAuthenticate] = BasicCredentials.challenge
+            headers[.contentType] = "text/plain; charset=utf-8"
+            return Response(status: .unauthorized, headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(string: "401: this camflow needs a username and password\n")))
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Answers a WebSocket request that will not be upgraded, on the NIO
+/// channel, then closes it.
+enum Refusal {
+    static func write(_ status: HTTPResponseStatus, on channel: any Channel) {
+        var headers = HTTPHeaders([("Content-Length", "0"), ("Connection", "close")])
+        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: BasicCredentials.challenge) }
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)),
+                      promise: nil)
+        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,196 @@
+import Camflow
+import Logging
+import Metrics
+import NIOCore
+import NIOSSL
+
+/// The web sink's checked options.
+struct WebSettings: Sendable {
+    var host: String
+    var port: Int
+    var credentials: BasicCredentials?
+    var tls: TLSConfiguration?
+    var viewerQueue: Int
+    var gopCache: Int
+    var idleTimeout: Duration
+    var drainTimeout: Duration
+
+    /// `HOST:PORT`, `[V6]:PORT`, `:PORT` (every interface) or `PORT`.
+    static func parseBind(_ text: String) -> (host: String, port: Int)? {
+        var host = "127.0.0.1"
+        var portText = Substring(text)
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+        } else if let colon = text.lastIndex(of: ":") {
+            host = colon == text.startIndex ? "0.0.0.0" : String(text[..<colon])
+            portText = text[text.index(after: colon)...]
+        }
+        guard let port = Int(portText), (0...65535).contains(port), !host.isEmpty else { return nil }
+        return (host, port)
+    }
+}
+
+/// `web`: restreams init segments and fragments to browsers and camera
+/// clients over the camera's own WebSocket protocol, and serves a viewer,
+/// a dashboard, `/api/stats`, `/metrics`, `/healthz` and `/readyz`.
+struct WebSink: Node {
+    static let type = NodeType(
+        name: "web",
+        summary: "Serves streams to browsers over the camera's WebSocket protocol, with a viewer, dashboard and /metrics.",
+        details: """
+            One camera connection, any number of viewers. '/ws' (the first stream) and '/ws/NAME' speak \\
+            the INSTAR camera's protocol: 'livestream' or 'livestream/<11|12|13>' starts the stream with \\
+            the init segment and then fragments from the latest keyframe, 'stop' stops it, \\
+            'keep-alive' is accepted, other text is answered 'error: ...', and a client silent for \\
+            'idle-timeout' is closed. Each viewer has its own queue of 'viewer-queue' bytes: a viewer \\
+            that falls behind loses whole GOPs (its video stays decodable) and never slows the \\
+            pipeline or other viewers. '/viewer' is the camera's web client rebuilt (MSE, codec \\
+            from the init segment), '/' a dashboard with a live tile per stream and the pipeline \\
+            graph with rates, queue fill and drops; '/api/stats' (JSON), '/metrics' (Prometheus), \\
+            '/healthz', '/readyz' (ready when every source runs and every camera is connected). \\
+            With 'username' and 'password' everything answers 401 without them.
+            """,
+        options: [
+            OptionSpec("bind", .string, default: "127.0.0.1:8080",
+                       "Address to listen on: HOST:PORT, [V6]:PORT or :PORT for every interface; port 0 picks one."),
+            OptionSpec("username", .string, "HTTP Basic user required for everything served (with 'password')."),
+            OptionSpec("password", .secret, "HTTP Basic password; never printed."),
+            OptionSpec("tls-cert", .string, "PEM certificate chain file: serve https and wss (with 'tls-key')."),
+            OptionSpec("tls-key", .string, "PEM private key file for 'tls-cert'."),
+            OptionSpec("viewer-queue", .size, default: "8MiB",
+                       "Bytes queued per viewer before it loses whole GOPs; at least one GOP."),
+            OptionSpec("gop-cache", .size, default: "16MiB",
+                       "Bytes of the current GOP kept per stream so a viewer can start at the latest keyframe."),
+            OptionSpec("idle-timeout", .duration, default: "60s",
+                       "Close a viewer that sent nothing (not even keep-alive) for this long, as the camera does."),
+            OptionSpec("drain-timeout", .duration, default: "2s",
+                       "At the end of the stream, how long viewers may still take what is queued for them."),
+        ],
+        accepts: [.initSegment, .fragment],
+        emits: .nothing,
+        make: { options in try WebSink(options) })
+
+    let settings: WebSettings
+    let tlsFiles: (cert: String, key: String)?
+
+    init(_ options: NodeOptions) throws {
+        let bind = try options.string("bind") ?? "127.0.0.1:8080"
+        guard let (host, port) = WebSettings.parseBind(bind) else {
+            throw ConfigError("node '\(options.nodeID)': 'bind' must be HOST:PORT, [V6]:PORT or :PORT, found '\(bind)'",
+                              at: try options.value("bind")?.location ?? options.location)
+        }
+        let username = try options.string("username")
+        let password = try options.string("password")
+        if (username == nil) != (password == nil) {
+            throw ConfigError("node '\(options.nodeID)': 'username' and 'password' go together",
+                              at: try options.value(username == nil ? "password" : "username")?.location ?? options.location)
+        }
+        let cert = try options.string("tls-cert")
+        let key = try options.string("tls-key")
+        if (cert == nil) != (key == nil) {
+            throw ConfigError("node '\(options.nodeID)': 'tls-cert' and 'tls-key' go together",
+                              at: try options.value(cert == nil ? "tls-key" : "tls-cert")?.location ?? options.location)
+        }
+        tlsFiles = cert.flatMap { cert in key.map { (cert, $0) } }
+        let viewerQueue = try options.size("viewer-queue") ?? 8 << 20
+        let gopCache = try options.size("gop-cache") ?? 16 << 20
+        let idleTimeout = try options.duration("idle-timeout") ?? .seconds(60)
+        guard viewerQueue > 0, gopCache > 0, idleTimeout > .zero else {
+            throw ConfigError("node '\(options.nodeID)': 'viewer-queue', 'gop-cache' and 'idle-timeout' must be positive",
+                              at: options.location)
+        }
+        settings = WebSettings(
+            host: host, port: port,
+            credentials: username.flatMap { user in password.map { BasicCredentials(username: user, password: $0) } },
+            tls: nil, viewerQueue: viewerQueue, gopCache: gopCache, idleTimeout: idleTimeout,
+            drainTimeout: try options.duration("drain-timeout") ?? .seconds(2))
+    }
+
+    func run(_ context: NodeContext) async throws {
+        var configured = self.settings
+        if let tlsFiles {
+            configured.tls = try Self.tlsConfiguration(cert: tlsFiles.cert, key: tlsFiles.key, node: context.id)
+        }
+        let settings = configured
+        let hub = RestreamHub(viewerQueueLimit: settings.viewerQueue, gopCacheLimit: settings.gopCache)
+        let server = WebServer(settings: settings, hub: hub, pipeline: context.pipeline, nodeID: context.id,
+                               logger: context.logger)
+        let scheme = settings.tls == nil ? "http" : "https"
+        let logger = context.logger
+        let metrics = ViewerMetrics(node: context.id)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await server.run { address in
+                        let host = address.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? settings.host
+                        let base = "\(scheme)://\(host):\(address.port ?? settings.port)"
+                        logger.notice("serving \(base)/ (viewer: \(base)/viewer, camera protocol: \(base)/ws)")
+                    }
+                } catch is CancellationError {
+                } catch {
+                    throw WebError(message: "cannot serve on \(settings.host):\(settings.port): \(error)")
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                    metrics.export(hub.snapshot())
+                }
+            }
+            for await packet in context.input {
+                hub.publish(packet)
+            }
+            // The stream ended: let viewers take what is queued, within bounds.
+            hub.finish()
+            await withTaskGroup(of: Void.self) { drain in
+                drain.addTask { await hub.waitUntilViewersLeft() }
+                drain.addTask { try? await Task.sleep(for: settings.drainTimeout) }
+                await drain.next()
+                drain.cancelAll()
+            }
+            metrics.export(hub.snapshot())
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+    }
+
+    static func tlsConfiguration(cert: String, key: String, node: String) throws -> TLSConfiguration {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
+            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+            return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
+        } catch {
+            throw WebError(message: "node '\(node)': cannot load 'tls-cert' \(cert) / 'tls-key' \(key): \(error)")
+        }
+    }
+}
+
+/// A failure of the web sink, said in words.
+struct WebError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Per-stream viewer counters through swift-metrics (Prometheus under
+/// `camflow run`), exported as deltas once a second.
+struct ViewerMetrics: Sendable {
+    let node: String
+    private let deltas = CounterDeltas()
+
+    init(node: String) {
+        self.node = node
+    }
+
+    func export(_ snapshot: RestreamSnapshot) {
+        for stream in snapshot.streams {
+            let dimensions = [("node", node), ("stream", stream.name)]
+            deltas.add("camflow_web_fragments_sent_total", dimensions, total: stream.sentFragments)
+            deltas.add("camflow_web_fragments_dropped_total", dimensions, total: stream.droppedFragments)
+            Gauge(label: "camflow_web_viewers", dimensions: dimensions).record(stream.viewers)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+#!/usr/bin/python3
+"""Drives Debian's headless Chromium over the DevTools protocol for camflow's
+end-to-end tests, and reads /metrics with the Prometheus client's parser.
+
+  browser_check.py viewer URL --screenshot FILE [--play SECONDS] [--timeout S]
+  browser_check.py dashboard URL --screenshot FILE [--play SECONDS] [--timeout S]
+  browser_check.py metrics URL
+
+Prints one JSON object with what it saw; the Swift tests decide what passes.
+Chromium speaks the protocol over a pipe (--remote-debugging-pipe: fd 3 in,
+fd 4 out, messages ended by NUL), so no WebSocket library is needed.
+"""
+
+import argparse
+import base64
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+class Chromium:
+    def __init__(self):
+        self.profile = tempfile.mkdtemp(prefix="camflow-chromium-")
+        # Keep fds 3 and 4 taken first, so the child's 3 and 4 can be set
+        # in preexec without clobbering a pipe end still to be copied.
+        placeholders = [os.open(os.devnull, os.O_RDONLY) for _ in range(2)]
+        to_chrome_r, self.to_chrome = os.pipe()
+        self.from_chrome, from_chrome_w = os.pipe()
+        binary = shutil.which("chromium") or shutil.which("chromium-browser")
+        if not binary:
+            raise SystemExit("chromium is not installed (apt-get install chromium)")
+
+        def wire_fds():
+            os.dup2(to_chrome_r, 3)
+            os.dup2(from_chrome_w, 4)
+
+        self.process = subprocess.Popen(
+            [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+             "--user-data-dir=" + self.profile, "--no-first-run", "--no-default-browser-check",
+             "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-extensions",
+             "--window-size=1280,900", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=wire_fds,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        for fd in placeholders:
+            os.close(fd)
+        self.buffer = b""
+        self.next_id = 0
+        self.events = []
+        self.session = None
+
+    def send(self, method, params=None, session=True, timeout=30):
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params or {}}
+        if session and self.session:
+            message["sessionId"] = self.session
+        os.write(self.to_chrome, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.read(deadline)
+            if reply is None:
+                raise SystemExit(f"chromium did not answer {method} within {timeout}s")
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise SystemExit(f"{method} failed: {reply['error']}")
+                return reply.get("result", {})
+            if "method" in reply:
+                self.events.append(reply)
+
+    def read(self, deadline):
+        while b"\0" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.from_chrome], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self.from_chrome, 1 << 20)
+            if not chunk:
+                raise SystemExit("chromium exited")
+            self.buffer += chunk
+        message, self.buffer = self.buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def open(self, url):
+        target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)
+        attached = self.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, session=False)
+        self.session = attached["sessionId"]
+        for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
+            self.send(domain)
+        self.send("Page.navigate", {"url": url})
+
+    def evaluate(self, expression):
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        if "exceptionDetails" in result:
+            return None
+        return result["result"].get("value")
+
+    def console_errors(self):
+        errors = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            elif method == "Runtime.exceptionThrown":
+                details = params.get("exceptionDetails", {})
+                errors.append(details.get("exception", {}).get("description") or details.get("text", "exception"))
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                errors.append(params["entry"].get("text", ""))
+        return errors
+
+    def screenshot(self, path):
+        data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(base64.b64decode(data))
+
+    def close(self):
+        try:
+            self.send("Browser.close", session=False, timeout=5)
+        except SystemExit:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+VIEWER_STATE = """(() => {
+  const video = document.getElementById('video');
+  const viewer = window.camflowViewer || {};
+  const player = viewer.player;
+  return { played: player ? player.playedSeconds() : 0, currentTime: video.currentTime,
+           videoWidth: video.videoWidth, videoHeight: video.videoHeight,
+           badge: document.getElementById('badge').textContent,
+           codecs: document.getElementById('codec').textContent,
+           messages: viewer.messages || 0, pageErrors: viewer.errors || [] };
+})()"""
+
+DASHBOARD_STATE = """(() => {
+  const dashboard = window.camflowDashboard || { tiles: new Map(), errors: [] };
+  const tiles = [...dashboard.tiles.entries()].map(([name, tile]) => ({
+    name, played: tile.player.playedSeconds(), state: tile.player.state,
+    videoWidth: tile.root.querySelector('video').videoWidth,
+    videoHeight: tile.root.querySelector('video').videoHeight }));
+  return { reports: dashboard.reports || 0, tiles,
+           graphNodes: [...document.querySelectorAll('#graph g.node')].map((g) => g.dataset.id),
+           graphEdges: document.querySelectorAll('#graph g.edge').length,
+           nodeLabels: [...document.querySelectorAll('#graph g.node text.small')].map((t) => t.textContent),
+           ready: document.getElementById('ready').textContent, pageErrors: dashboard.errors };
+})()"""
+
+
+def browse(args, expression, done):
+    chromium = Chromium()
+    try:
+        chromium.open(args.url)
+        deadline = time.monotonic() + args.timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = chromium.evaluate(expression)
+            if state and done(state):
+                break
+            chromium.read(time.monotonic() + 0.25)  # collects events while waiting
+        state = state or {}
+        state["consoleErrors"] = chromium.console_errors()
+        chromium.screenshot(args.screenshot)
+        state["screenshot"] = os.path.abspath(args.screenshot)
+        return state
+    finally:
+        chromium.close()
+
+
+def metrics(url):
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    families = list(text_string_to_metric_families(text))  # raises on malformed text
+    samples = {}
+    for family in families:
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return {"families": len(families), "types": sorted({f.type for f in families}), "samples": samples}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["viewer", "dashboard", "metrics"])
+    parser.add_argument("url")
+    parser.add_argument("--screenshot")
+    parser.add_argument("--play", type=float, default=2.5)
+    parser.add_argument("--timeout", type=float, default=60)
+    args = parser.parse_args()
+    if args.mode == "metrics":
+        result = metrics(args.url)
+    elif args.mode == "viewer":
+        result = browse(args, VIEWER_STATE, lambda s: s["played"] >= args.play or s["pageErrors"])
+    else:
+        result = browse(args, DASHBOARD_STATE,
+                        lambda s: s["reports"] >= 3 and s["tiles"] and all(t["played"] >= args.play for t in s["tiles"]))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,488 @@
+import Camflow
+import Foundation
+import ISOBMFF
+import Logging
+import NIOCore
+import Testing
+import WSClient
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `web` sink as users meet it: `camflow run` serving a simulated
+/// camera to a real headless Chromium, to camera-protocol WebSocket
+/// clients, to Prometheus and to curl-like HTTP requests.
+@Suite struct WebEndToEndTests {
+    /// Where screenshots of the pages go (kept after the run, not committed).
+    static let artifacts = repositoryRoot.appendingPathComponent(".build/test-artifacts")
+
+    /// `camflow sim` plus `camflow run` of a camera → mp4-parse → web
+    /// pipeline; returns both processes and the web port.
+    func startWeb(simArguments: [String] = [], webOptions: String = "", extraNodes: String = "")
+        async throws -> (sim: CamflowProcess, run: CamflowProcess, port: Int)
+    {
+        let sim = try CamflowProcess(["sim", "--port", "0"] + simArguments)
+        try await sim.waitForLine { $0.hasPrefix("camera 1: ") }
+        let url = try #require(sim.stdout.split(separator: "\n").first { $0.hasPrefix("camera 1: ") }).dropFirst(10)
+        let pipeline = try temporaryPipeline("""
+            name: web-test
+            nodes:
+              camera: { type: instar-camera, url: "\(url)", username: admin, password: instar }
+              parse: { type: mp4-parse, inputs: [camera] }
+              web: { type: web, inputs: [parse], bind: "127.0.0.1:0"\(webOptions) }
+            \(extraNodes)
+            """)
+        let run = try CamflowProcess(["run", pipeline, "--status-interval", "0"])
+        try await run.waitForLine(timeout: .seconds(60), inStderr: true) { $0.contains("serving http://127.0.0.1:") }
+        let line = try #require(run.stderr.split(separator: "\n").first { $0.contains("serving http://127.0.0.1:") })
+        let port = try #require(line.split(separator: "serving http://127.0.0.1:").last?.prefix { $0.isNumber }).description
+        return (sim, run, try #require(Int(port)))
+    }
+
+    // MARK: Browser
+
+    @Test func viewerPage_playsTheCamera_inHeadlessChromium() async throws {
+        let (sim, run, port) = try await startWeb()
+        defer { sim.process.terminate(); run.process.terminate() }
+        let screenshot = Self.artifacts.appendingPathComponent("viewer.png").path
+        let result = try await browserCheck(["viewer", "http://127.0.0.1:\(port)/viewer?autostart=1",
+                                             "--screenshot", screenshot, "--play", "2.5"])
+        let played = try #require(result["played"] as? Double)
+        #expect(played >= 2.0, "\(result)")
+        // The simulator's clip is 640x360 H.264 main + AAC; the MSE type came from its init segment.
+        #expect(result["videoWidth"] as? Int == 640)
+        #expect(result["videoHeight"] as? Int == 360)
+        #expect((result["codecs"] as? String)?.contains("avc1.4D4033, mp4a.40.2") == true, "\(result)")
+        #expect((result["badge"] as? String)?.hasPrefix("connected") == true)
+        #expect((result["consoleErrors"] as? [String])?.isEmpty == true, "\(result)")
+        #expect((result["pageErrors"] as? [String])?.isEmpty == true, "\(result)")
+        #expect(FileManager.default.fileExists(atPath: screenshot))
+    }
+
+    @Test func dashboard_showsALiveTile_andThePipelineGraph() async throws {
+        let (sim, run, port) = try await startWeb()
+        defer { sim.process.terminate(); run.process.terminate() }
+        let screenshot = Self.artifacts.appendingPathComponent("dashboard.png").path
+        let result = try await browserCheck(["dashboard", "http://127.0.0.1:\(port)/", "--screenshot", screenshot,
+                                             "--play", "1.5"])
+        let tiles = try #require(result["tiles"] as? [[String: Any]])
+        #expect(tiles.count == 1)
+        #expect(tiles.first?["name"] as? String == "camera")
+        #expect((tiles.first?["played"] as? Double ?? 0) >= 1.5, "\(result)")
+        #expect(tiles.first?["videoWidth"] as? Int == 640)
+        #expect(result["graphNodes"] as? [String] == ["camera", "parse", "web"])
+        #expect(result["graphEdges"] as? Int == 2)
+        #expect(result["ready"] as? String == "ready")
+        #expect((result["consoleErrors"] as? [String])?.isEmpty == true, "\(result)")
+        #expect(FileManager.default.fileExists(atPath: screenshot))
+    }
+
+    /// Runs Tests/Browser/browser_check.py with Debian's python3 and returns its JSON.
+    func browserCheck(_ arguments: [String]) async throws -> [String: Any] {
+        let script = repositoryRoot.appendingPathComponent("Tests/Browser/browser_check.py").path
+        let check = try CamflowProcess([script] + arguments + ["--timeout", "60"], executable: "/usr/bin/python3")
+        let status = try await check.waitForExit(timeout: .seconds(120))
+        #expect(status == 0, "\(check.stderr)")
+        let data = Data(check.stdout.utf8)
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "\(check.stdout) \(check.stderr)")
+    }
+
+    // MARK: HTTP
+
+    @Test func metrics_parseAsPrometheusText_andMoveWithTraffic() async throws {
+        let (sim, run, port) = try await startWeb(simArguments: ["--speed", "4"])
+        defer { sim.process.terminate(); run.process.terminate() }
+        let key = "camflow_node_packets_in_total{node=web,pipeline=web-test,type=web}"
+        let first = try await prometheusSample(port: port, key)
+        var second = first
+        try await waitUntil("the web node's counter moves", timeout: .seconds(30)) {
+            second = (try? prometheusSampleNow(port: port, key)) ?? first
+            return second > first
+        }
+        #expect(second > first)
+        let families = try await browserCheck(["metrics", "http://127.0.0.1:\(port)/metrics"])
+        let samples = try #require(families["samples"] as? [String: Double])
+        // Every engine counter and gauge, per node and per edge.
+        for name in ["camflow_node_packets_out_total{node=camera,pipeline=web-test,type=instar-camera}",
+                     "camflow_node_bytes_in_total{node=parse,pipeline=web-test,type=mp4-parse}",
+                     "camflow_edge_packets_total{from=parse,pipeline=web-test,to=web}",
+                     "camflow_edge_depth{from=camera,pipeline=web-test,to=parse}",
+                     "camflow_edge_capacity{from=parse,pipeline=web-test,to=web}"] {
+            #expect(samples[name] != nil, "\(name) missing from \(samples.keys.sorted())")
+        }
+        #expect((families["types"] as? [String])?.contains("gauge") == true)
+    }
+
+    func prometheusSample(port: Int, _ key: String) async throws -> Double {
+        var value: Double?
+        try await waitUntil("\(key) appears in /metrics", timeout: .seconds(30)) {
+            value = try? prometheusSampleNow(port: port, key)
+            return value != nil
+        }
+        return try #require(value)
+    }
+
+    /// One sample read with the Prometheus client's own parser.
+    func prometheusSampleNow(port: Int, _ key: String) throws -> Double? {
+        let script = repositoryRoot.appendingPathComponent("Tests/Browser/browser_check.py").path
+        let result = try runTool("/usr/bin/python3", [script, "metrics", "http://127.0.0.1:\(port)/metrics"])
+        guard result.status == 0,
+              let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+              let samples = json["samples"] as? [String: Double] else { return nil }
+        return samples[key]
+    }
+
+    @Test func healthAndReadiness_followTheCameraConnection() async throws {
+        let (sim, run, port) = try await startWeb()
+        defer { run.process.terminate() }
+        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+        try await waitUntil("ready", timeout: .seconds(30)) { (try? rawHTTP(port: port, "/readyz").status) == 200 }
+        let stats = try rawHTTP(port: port, "/api/stats")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(stats.body.utf8)) as? [String: Any])
+        #expect(json["ready"] as? Bool == true)
+        #expect((json["nodes"] as? [[String: Any]])?.map { $0["id"] as? String } == ["camera", "parse", "web"])
+        // The camera goes away: not ready, and the reason names it.
+        sim.process.terminate()
+        try await waitUntil("not ready", timeout: .seconds(30)) { (try? rawHTTP(port: port, "/readyz").status) == 503 }
+        #expect(try rawHTTP(port: port, "/readyz").body.contains("waiting for camera"))
+        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+    }
+
+    @Test func credentials_401Everywhere_withoutThem() async throws {
+        let (sim, run, port) = try await startWeb(webOptions: ", username: viewer, password: \"web-secret\"")
+        defer { sim.process.terminate(); run.process.terminate() }
+        let good = "Basic " + Data("viewer:web-secret".utf8).base64EncodedString()
+        let bad = "Basic " + Data("viewer:wrong".utf8).base64EncodedString()
+        for path in ["/", "/viewer", "/assets/camflow-player.js", "/api/stats", "/metrics", "/healthz", "/readyz"] {
+            let refused = try rawHTTP(port: port, path)
+            #expect(refused.status == 401, "\(path)")
+            #expect(refused.head.lowercased().contains("www-authenticate: basic"), "\(path)")
+            #expect(try rawHTTP(port: port, path, authorization: bad).status == 401, "\(path)")
+            #expect(try rawHTTP(port: port, path, authorization: good).status != 401, "\(path)")
+        }
+        for path in ["/ws", "/ws/camera"] {
+            let refused = try rawHTTP(port: port, path, upgrade: true)
+            #expect(refused.status == 401, "\(path): \(refused.head)")
+            #expect(refused.head.lowercased().contains("www-authenticate: basic"))
+            #expect(try rawHTTP(port: port, path, authorization: good, upgrade: true).status == 101, "\(path)")
+        }
+        #expect(!(run.stdout + run.stderr).contains("web-secret"))
+    }
+
+    // MARK: Camera protocol
+
+    @Test func tenViewers_getTheStream_andASlowOneLosesWholeGOPs() async throws {
+        // A denser clip than the default one, so a stalled viewer falls
+        // behind in seconds: 1280x720 at ~4 Mbit/s, a keyframe every second,
+        // two fragments per GOP.
+        let media = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-web-\(UUID().uuidString).mp4").path
+        let encode = try runTool("/usr/bin/ffmpeg", [
+            "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-t", "4",
+            "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "4M", "-g", "25", "-keyint_min", "25",
+            "-sc_threshold", "0", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
+            "-frag_duration", "500000", media])
+        try #require(encode.status == 0, "\(encode.stderr)")
+        let (sim, run, port) = try await startWeb(simArguments: ["--media", media, "--speed", "4"],
+                                                  webOptions: ", viewer-queue: 1MiB")
+        defer { sim.process.terminate(); run.process.terminate() }
+
+        // The slow viewer is a plain socket with a small receive buffer that
+        // reads nothing for a while (a client library would keep reading).
+        let slowViewer = try SlowViewer(port: port)
+        let viewers = (0..<9).map { _ in ViewerRecorder() }
+        let tasks = viewers.map { viewer in Task { try await viewer.watch(port: port) } }
+        defer { tasks.forEach { $0.cancel() } }
+        // Enough for the fast ones to see several GOPs and for the slow
+        // one's queue to overflow while it reads nothing.
+        try await waitUntil("viewers see 25 fragments", timeout: .seconds(60)) {
+            viewers.allSatisfy { $0.messageCount >= 25 }
+        }
+        try await waitUntil("the slow viewer loses GOPs", timeout: .seconds(60)) {
+            (try? droppedGOPs(port: port, viewer: 1)) ?? 0 >= 2
+        }
+        let slowMessages = try await slowViewer.readMessages(atLeast: 8)
+        let stats = try apiStats(port: port)
+        run.process.terminate()
+        for task in tasks { _ = try? await task.value }
+
+        let streams = try viewers.map { try $0.parse() } + [try ViewerRecorder.parse(slowMessages)]
+        for (index, stream) in streams.enumerated() {
+            #expect(stream.initSegments >= 1, "viewer \(index)")
+            #expect(stream.fragments.first?.startsWithKeyframe == true, "viewer \(index) starts mid-GOP")
+        }
+        // The nine: every fragment, in order, sequence numbers without a gap.
+        for (index, stream) in streams.prefix(9).enumerated() {
+            let sequences = stream.fragments.map(\.sequence)
+            #expect(sequences.count >= 24, "viewer \(index)")
+            #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $1 == $0 + 1 }, "viewer \(index): \(sequences)")
+        }
+        // The slow one: fragments the others got are missing, and whatever
+        // follows a missing one starts with a keyframe: whole GOPs went, the
+        // video stays decodable.
+        let reference = streams[0].fragments.map(\.sequence)
+        let slow = streams[9].fragments
+        let received = Set(slow.map(\.sequence))
+        let span = reference.filter { $0 <= (slow.last?.sequence ?? 0) }
+        let missing = span.filter { !received.contains($0) }
+        #expect(!missing.isEmpty, "slow viewer got \(slow.map(\.sequence)), the others \(reference)")
+        for fragment in slow where missing.contains(fragment.sequence - 1) {
+            #expect(fragment.startsWithKeyframe, "fragment \(fragment.sequence) follows a gap mid-GOP")
+        }
+        // The counters say the same: only the slow viewer (id 1) dropped.
+        let perViewer = try #require(stats["viewers"] as? [[String: Any]])
+        #expect(perViewer.count == 10)
+        for viewer in perViewer {
+            let dropped = viewer["droppedGOPs"] as? Int ?? -1
+            #expect(viewer["id"] as? Int == 1 ? dropped >= 2 : dropped == 0, "\(viewer)")
+        }
+    }
+
+    @Test func cameraProtocol_commandsErrorsAndIdleTimeout() async throws {
+        let (sim, run, port) = try await startWeb(simArguments: ["--speed", "10"], webOptions: ", idle-timeout: 1500ms")
+        defer { sim.process.terminate(); run.process.terminate() }
+        let messages = MessageLog()
+        let started = ContinuousClock.now
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/ws", configuration: .init(maxFrameSize: 16 << 20),
+                                          logger: Logger(label: "test")) { inbound, outbound, _ in
+            try await outbound.write(.text("hello camera"))
+            try await outbound.write(.text("livestream/14"))
+            try await outbound.write(.text("livestream/12"))
+            var stopped = false
+            for try await message in inbound.messages(maxSize: 16 << 20) {
+                messages.append(message)
+                if !stopped, messages.binaryCount >= 2 {
+                    try await outbound.write(.text("keep-alive"))
+                    try await outbound.write(.text("stop"))
+                    stopped = true
+                    messages.markStop()
+                }
+            }
+        }
+        // No more messages after stop; then the server closed the silent client.
+        let elapsed = ContinuousClock.now - started
+        #expect(messages.texts.first == "error: unknown command 'hello camera'")
+        #expect(messages.texts.contains("error: no channel 14; use 11, 12 or 13"))
+        #expect(messages.binaryCount >= 2)
+        #expect(messages.binaryAfterStop <= 1, "a fragment in flight at most")
+        #expect(elapsed >= .milliseconds(1500) && elapsed < .seconds(30))
+        #expect(run.stderr.contains("closed: no message for 1.5s"), "\(run.stderr)")
+    }
+
+    @Test func anotherCamflow_readsTheRestream_asACamera() async throws {
+        let (sim, run, port) = try await startWeb()
+        defer { sim.process.terminate(); run.process.terminate() }
+        let downstream = try temporaryPipeline("""
+            nodes:
+              upstream: { type: instar-camera, url: "ws://127.0.0.1:\(port)/ws/camera", reconnect-attempts: 3 }
+              parse: { type: mp4-parse, inputs: [upstream] }
+              keyframes: { type: keyframes, inputs: [parse] }
+              log: { type: log, inputs: [keyframes], format: text }
+            """)
+        let reader = try CamflowProcess(["run", downstream, "--status-interval", "0"])
+        defer { reader.process.terminate() }
+        try await reader.waitForLine(timeout: .seconds(60)) { $0.contains(" keyframe track=1 ") }
+        #expect(reader.stdout.contains(" connected url=ws://127.0.0.1:\(port)/ws/camera"), "\(reader.stdout)")
+    }
+}
+
+/// Reads /api/stats.
+func apiStats(port: Int) throws -> [String: Any] {
+    let response = try rawHTTP(port: port, "/api/stats")
+    return try #require(try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])
+}
+
+/// GOPs viewer `id` lost so far, from /api/stats.
+func droppedGOPs(port: Int, viewer id: Int) throws -> Int {
+    let viewers = try apiStats(port: port)["viewers"] as? [[String: Any]] ?? []
+    return viewers.first { $0["id"] as? Int == id }?["droppedGOPs"] as? Int ?? 0
+}
+
+/// One HTTP/1.1 request over a plain socket, read to the end: status, head
+/// and body exactly as sent. `upgrade` asks for a WebSocket and reads the head only.
+func rawHTTP(port: Int, _ path: String, authorization: String? = nil, upgrade: Bool = false) throws
+    -> (status: Int, head: String, body: String)
+{
+    let fd = try connectTCP(port: port)
+    defer { close(fd) }
+    var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+    if upgrade {
+        request += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    } else {
+        request += "Connection: close\r\n"
+    }
+    if let authorization { request += "Authorization: \(authorization)\r\n" }
+    request += "\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var received: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = recv(fd, &chunk, chunk.count, 0)
+        if count <= 0 { break }
+        received += chunk[..<count]
+        if upgrade, received.count >= 4, received.suffix(4) == [13, 10, 13, 10] { break }
+    }
+    let text = String(decoding: received, as: UTF8.self)
+    let parts = text.components(separatedBy: "\r\n\r\n")
+    let head = parts.first ?? ""
+    let status = head.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    return (status, head, parts.dropFirst().joined(separator: "\r\n\r\n"))
+}
+
+/// Text and binary messages one client received, and when it sent `stop`.
+final class MessageLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _texts: [String] = []
+    private var binaries = 0
+    private var stopAt: Int?
+
+    func append(_ message: WebSocketMessage) {
+        lock.withLock {
+            switch message {
+            case .text(let text): _texts.append(text)
+            case .binary: binaries += 1
+            }
+        }
+    }
+
+    func markStop() { lock.withLock { stopAt = binaries } }
+    var texts: [String] { lock.withLock { _texts } }
+    var binaryCount: Int { lock.withLock { binaries } }
+    var binaryAfterStop: Int { lock.withLock { stopAt.map { binaries - $0 } ?? 0 } }
+}
+
+/// One viewer: connects to /ws, sends `livestream`, keeps every binary
+/// message until the server goes away.
+final class ViewerRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [ByteBuffer] = []
+
+    var messageCount: Int { lock.withLock { messages.count } }
+
+    func watch(port: Int) async throws {
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/ws", configuration: .init(maxFrameSize: 16 << 20),
+                                          logger: Logger(label: "viewer")) { inbound, outbound, _ in
+            try await outbound.write(.text("livestream"))
+            var count = 0
+            for try await message in inbound.messages(maxSize: 16 << 20) {
+                if case .binary(let buffer) = message { self.lock.withLock { self.messages.append(buffer) } }
+                count += 1
+                if count % 10 == 0 { try await outbound.write(.text("keep-alive")) }
+            }
+        }
+    }
+
+    struct Received {
+        var initSegments = 0
+        var fragments: [(sequence: UInt32, startsWithKeyframe: Bool)] = []
+    }
+
+    func parse() throws -> Received { try Self.parse(lock.withLock { messages }) }
+
+    /// Parses binary messages with camflow's streaming parser.
+    static func parse(_ messages: [ByteBuffer]) throws -> Received {
+        var parser = StreamingParser()
+        var result = Received()
+        for message in messages {
+            parser.append(message)
+            while let item = try parser.next() {
+                switch item {
+                case .initSegment: result.initSegments += 1
+                case .fragment(let fragment):
+                    let video = fragment.samples.first { $0.track == 1 }
+                    result.fragments.append((fragment.sequenceNumber, video?.isSync == true))
+                default: break
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// A viewer on a plain blocking socket with a small receive buffer: it
+/// asks for the stream, then reads nothing until ``readMessages(atLeast:)``.
+final class SlowViewer: @unchecked Sendable {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = try connectTCP(port: port, receiveBuffer: 32 * 1024)
+        let request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var head: [UInt8] = []
+        var byte: UInt8 = 0
+        while head.suffix(4) != [13, 10, 13, 10], recv(fd, &byte, 1, 0) == 1 { head.append(byte) }
+        guard String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101") else {
+            throw POSIXError(.EPROTO)
+        }
+        // A masked text frame, as clients send.
+        let text = Array("livestream".utf8)
+        let mask: [UInt8] = [1, 2, 3, 4]
+        let frame = [0x81, 0x80 | UInt8(text.count)] + mask + text.enumerated().map { $1 ^ mask[$0 % 4] }
+        _ = frame.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    deinit { close(fd) }
+
+    /// Reads frames until `count` binary messages arrived (10 s at most).
+    func readMessages(atLeast count: Int) async throws -> [ByteBuffer] {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                var bytes: [UInt8] = []
+                var messages: [ByteBuffer] = []
+                var chunk = [UInt8](repeating: 0, count: 1 << 16)
+                let deadline = Date().addingTimeInterval(10)
+                while messages.count < count, Date() < deadline {
+                    let n = recv(self.fd, &chunk, chunk.count, 0)
+                    if n <= 0 { break }
+                    bytes += chunk[..<n]
+                    while let (opcode, payload, used) = Self.frame(bytes) {
+                        if opcode == 2 { messages.append(ByteBuffer(bytes: payload)) }
+                        bytes.removeFirst(used)
+                    }
+                }
+                continuation.resume(returning: messages)
+            }.start()
+        }
+    }
+
+    /// One unmasked server frame at the start of `bytes`: opcode, payload, bytes used.
+    static func frame(_ bytes: [UInt8]) -> (UInt8, [UInt8], Int)? {
+        guard bytes.count >= 2 else { return nil }
+        var length = Int(bytes[1] & 0x7f)
+        var offset = 2
+        if length == 126 {
+            guard bytes.count >= 4 else { return nil }
+            length = Int(bytes[2]) << 8 | Int(bytes[3])
+            offset = 4
+        } else if length == 127 {
+            guard bytes.count >= 10 else { return nil }
+            length = bytes[2..<10].reduce(0) { $0 << 8 | Int($1) }
+            offset = 10
+        }
+        guard bytes.count >= offset + length else { return nil }
+        return (bytes[0] & 0x0f, Array(bytes[offset..<offset + length]), offset + length)
+    }
+}
+
+/// A connected TCP socket to 127.0.0.1:`port`, with a receive buffer size if given.
+func connectTCP(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    if var size = receiveBuffer {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        throw POSIXError(.init(rawValue: errno) ?? .ECONNREFUSED)
+    }
+    return fd
+}
