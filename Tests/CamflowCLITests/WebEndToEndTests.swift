@@ -18,7 +18,7 @@ import Glibc
 
     /// `camflow sim` plus `camflow run` of a camera → mp4-parse → web
     /// pipeline; returns both processes and the web port.
-    func startWeb(simArguments: [String] = [], webOptions: String = "", extraNodes: String = "")
+    func startWeb(simArguments: [String] = [], webOptions: String = "", extraNodes: String = "", scheme: String = "http")
         async throws -> (sim: CamflowProcess, run: CamflowProcess, port: Int)
     {
         let sim = try CamflowProcess(["sim", "--port", "0"] + simArguments)
@@ -33,9 +33,10 @@ import Glibc
             \(extraNodes)
             """)
         let run = try CamflowProcess(["run", pipeline, "--status-interval", "0"])
-        try await run.waitForLine(timeout: .seconds(60), inStderr: true) { $0.contains("serving http://127.0.0.1:") }
-        let line = try #require(run.stderr.split(separator: "\n").first { $0.contains("serving http://127.0.0.1:") })
-        let port = try #require(line.split(separator: "serving http://127.0.0.1:").last?.prefix { $0.isNumber }).description
+        let serving = "serving \(scheme)://127.0.0.1:"
+        try await run.waitForLine(timeout: .seconds(60), inStderr: true) { $0.contains(serving) }
+        let line = try #require(run.stderr.split(separator: "\n").first { $0.contains(serving) })
+        let port = try #require(line.split(separator: serving).last?.prefix { $0.isNumber }).description
         return (sim, run, try #require(Int(port)))
     }
 
@@ -268,12 +269,27 @@ import Glibc
         #expect(run.stderr.contains("closed: no message for 1.5s"), "\(run.stderr)")
     }
 
-    @Test func anotherCamflow_readsTheRestream_asACamera() async throws {
-        let (sim, run, port) = try await startWeb()
+    @Test(arguments: [false, true])
+    func anotherCamflow_readsTheRestream_asACamera(overTLS: Bool) async throws {
+        // With TLS: a certificate for 127.0.0.1, which the reader trusts as its ca-file.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var tlsOptions = ""
+        var readerTLS = ""
+        if overTLS {
+            let made = try runTool("/usr/bin/openssl", [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "\(dir)/key.pem", "-out", "\(dir)/cert.pem"])
+            try #require(made.status == 0, "\(made.stderr)")
+            tlsOptions = ", tls-cert: \"\(dir)/cert.pem\", tls-key: \"\(dir)/key.pem\""
+            readerTLS = ", ca-file: \"\(dir)/cert.pem\""
+        }
+        let (sim, run, port) = try await startWeb(webOptions: tlsOptions, scheme: overTLS ? "https" : "http")
         defer { sim.process.terminate(); run.process.terminate() }
+        let url = "\(overTLS ? "wss" : "ws")://127.0.0.1:\(port)/ws/camera"
         let downstream = try temporaryPipeline("""
             nodes:
-              upstream: { type: instar-camera, url: "ws://127.0.0.1:\(port)/ws/camera", reconnect-attempts: 3 }
+              upstream: { type: instar-camera, url: "\(url)", reconnect-attempts: 3\(readerTLS) }
               parse: { type: mp4-parse, inputs: [upstream] }
               keyframes: { type: keyframes, inputs: [parse] }
               log: { type: log, inputs: [keyframes], format: text }
@@ -281,7 +297,7 @@ import Glibc
         let reader = try CamflowProcess(["run", downstream, "--status-interval", "0"])
         defer { reader.process.terminate() }
         try await reader.waitForLine(timeout: .seconds(60)) { $0.contains(" keyframe track=1 ") }
-        #expect(reader.stdout.contains(" connected url=ws://127.0.0.1:\(port)/ws/camera"), "\(reader.stdout)")
+        #expect(reader.stdout.contains(" connected url=\(url)"), "\(reader.stdout)")
     }
 }
 
