@@ -1,6 +1,8 @@
 import Camflow
 import Logging
 import Metrics
+import ServiceLifecycle
+import Synchronization
 import NIOCore
 import NIOSSL
 
@@ -122,19 +124,28 @@ struct WebSink: Node {
         let scheme = settings.tls == nil ? "http" : "https"
         let logger = context.logger
         let metrics = ViewerMetrics(node: context.id)
+        let serverState = ServerState()
+        let application = try server.application { address in
+            let host = address.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? settings.host
+            let base = "\(scheme)://\(host):\(address.port ?? settings.port)"
+            logger.notice("serving \(base)/ (viewer: \(base)/viewer, camera protocol: \(base)/ws)")
+            serverState.listening()
+        }
+        // A service group of its own, so the server stops gracefully when the
+        // stream ends (cancelling it would cut connections mid-write).
+        let services = ServiceGroup(configuration: .init(services: [application], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    try await server.run { address in
-                        let host = address.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? settings.host
-                        let base = "\(scheme)://\(host):\(address.port ?? settings.port)"
-                        logger.notice("serving \(base)/ (viewer: \(base)/viewer, camera protocol: \(base)/ws)")
-                    }
-                } catch is CancellationError {
+                    try await services.run()
                 } catch {
-                    throw WebError(message: "cannot serve on \(settings.host):\(settings.port): \(error)")
+                    let failure = WebError(message: "cannot serve on \(settings.host):\(settings.port): \(error)")
+                    serverState.failed(failure)
+                    throw failure
                 }
             }
+            // A server that cannot bind fails the node now, not when the stream ends.
+            try await serverState.waitUntilListening()
             group.addTask {
                 while !Task.isCancelled {
                     do { try await Task.sleep(for: .seconds(1)) } catch { return }
@@ -142,6 +153,7 @@ struct WebSink: Node {
                 }
             }
             for await packet in context.input {
+                if let failure = serverState.failure { throw failure }
                 hub.publish(packet)
             }
             // The stream ended: let viewers take what is queued, within bounds.
@@ -153,8 +165,11 @@ struct WebSink: Node {
                 drain.cancelAll()
             }
             metrics.export(hub.snapshot())
+            await services.triggerGracefulShutdown()
+            // Viewers still connected after the drain are cut off here.
+            hub.closeAll()
+            try await group.next()
             group.cancelAll()
-            try await group.waitForAll()
         }
     }
 
@@ -165,6 +180,46 @@ struct WebSink: Node {
             return TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
         } catch {
             throw WebError(message: "node '\(node)': cannot load 'tls-cert' \(cert) / 'tls-key' \(key): \(error)")
+        }
+    }
+}
+
+/// Whether the server listens, or why it stopped: read by the packet loop,
+/// which cannot be interrupted, and awaited once at start.
+final class ServerState: Sendable {
+    private struct State {
+        var listening = false
+        var failure: WebError?
+        var waiter: CheckedContinuation<Void, any Error>?
+    }
+
+    private let state = Mutex(State())
+
+    func listening() {
+        state.withLock { state in
+            state.listening = true
+            state.waiter?.resume()
+            state.waiter = nil
+        }
+    }
+
+    func failed(_ failure: WebError) {
+        state.withLock { state in
+            state.failure = failure
+            state.waiter?.resume(throwing: failure)
+            state.waiter = nil
+        }
+    }
+
+    var failure: WebError? { state.withLock { $0.failure } }
+
+    func waitUntilListening() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            state.withLock { state in
+                if let failure = state.failure { return continuation.resume(throwing: failure) }
+                if state.listening { return continuation.resume() }
+                state.waiter = continuation
+            }
         }
     }
 }

@@ -170,6 +170,21 @@ import Glibc
         #expect(!(run.stdout + run.stderr).contains("web-secret"))
     }
 
+    @Test func aPortInUse_failsTheRun_atOnce_sayingWhich() async throws {
+        let (sim, run, port) = try await startWeb()
+        defer { sim.process.terminate(); run.process.terminate() }
+        let second = try temporaryPipeline("""
+            nodes:
+              replay: { type: file-replay, path: Tests/Fixtures/h264-main-aac.mp4, loop: true }
+              parse: { type: mp4-parse, inputs: [replay] }
+              web: { type: web, inputs: [parse], bind: "127.0.0.1:\(port)" }
+            """)
+        let result = try await camflow("run", second, "--status-interval", "0")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("node 'web' (web) failed: cannot serve on 127.0.0.1:\(port)"), "\(result.stderr)")
+        #expect(result.stderr.contains("Address already in use"))
+    }
+
     // MARK: Camera protocol
 
     @Test func tenViewers_getTheStream_andASlowOneLosesWholeGOPs() async throws {

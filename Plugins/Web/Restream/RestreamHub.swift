@@ -84,6 +84,17 @@ public final class RestreamHub: Sendable {
         }
     }
 
+    /// Ends every viewer's connection now, queued or not.
+    public func closeAll() {
+        state.withLock { state in
+            for id in state.viewers.keys {
+                state.viewers[id]!.closed = true
+                state.viewers[id]!.waiter?.resume(returning: nil)
+                state.viewers[id]!.waiter = nil
+            }
+        }
+    }
+
     /// Returns when every viewer has left (after ``finish()``).
     public func waitUntilViewersLeft() async {
         await withCheckedContinuation { continuation in

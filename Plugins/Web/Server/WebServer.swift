@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
+import ServiceLifecycle
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -19,8 +20,9 @@ struct WebServer: Sendable {
     let nodeID: String
     let logger: Logger
 
-    /// Runs until cancelled. `onListening` gets the bound address.
-    func run(onListening: @escaping @Sendable (SocketAddress) async -> Void) async throws {
+    /// The Hummingbird application; run it as a service. `onListening` gets
+    /// the bound address.
+    func application(onListening: @escaping @Sendable (SocketAddress) async -> Void) throws -> some Service {
         let session = ViewerSession(hub: hub, idleTimeout: settings.idleTimeout, logger: logger)
         let credentials = settings.credentials
         let viewerLogger = logger
@@ -51,7 +53,7 @@ struct WebServer: Sendable {
         if let tls = settings.tls {
             server = try .tls(server, tlsConfiguration: tls)
         }
-        let app = Application(
+        return Application(
             router: makeRouter(),
             server: server,
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "camflow"),
@@ -59,7 +61,6 @@ struct WebServer: Sendable {
                 if let address = channel.localAddress { await onListening(address) }
             },
             logger: logger)
-        try await app.runService()
     }
 
     static let viewerSendBuffer: SocketOptionValue = 256 * 1024

@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Run a benchmark and print a table (build with -c release for real numbers).",
         subcommands: [EngineBenchCommand.self, MP4BenchCommand.self, IngestBenchCommand.self, ZMQBenchCommand.self,
-                      RecordBenchCommand.self])
+                      RecordBenchCommand.self, WebBenchCommand.self])
 }
 
 /// `camflow bench engine`: packets through chains of pass-through nodes.
@@ -146,29 +146,8 @@ struct IngestBenchCommand: AsyncParsableCommand {
     func run() async throws {
         warnIfDebugBuild()
         let path = try MP4Benchmark.media(media)
-        let maxCameras = counts.max() ?? 1
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-sim-\(getpid()).out")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        let simulator = Process()
-        simulator.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        simulator.arguments = ["sim", "--port", "0", "--cameras", "\(maxCameras)", "--media", path, "--log-level", "error"]
-        simulator.standardOutput = try FileHandle(forWritingTo: output)
-        try simulator.run()
-        defer {
-            simulator.terminate()
-            try? FileManager.default.removeItem(at: output)
-        }
-        var lines: [Substring] = []
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !lines.contains(where: { $0.hasPrefix("timeline-origin-ns: ") }) {
-            guard ContinuousClock.now < deadline, simulator.isRunning else {
-                throw BenchmarkError(message: "the simulator did not start")
-            }
-            try await Task.sleep(for: .milliseconds(50))
-            lines = ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n")
-        }
-        let urls = lines.filter { $0.hasPrefix("camera ") }.compactMap { $0.split(separator: " ").last.map(String.init) }
-        let origin = lines.first { $0.hasPrefix("timeline-origin-ns: ") }.flatMap { UInt64($0.dropFirst(20)) } ?? 0
+        let (simulator, urls, origin) = try await ChildProcess.simulator(media: path, cameras: counts.max() ?? 1)
+        defer { withExtendedLifetime(simulator) {} }
         let bench = IngestBenchmark(simulatorURLs: urls, timelineOrigin: origin, speed: 1)
         var logger = Logger(label: "bench")
         logger.logLevel = .error
@@ -309,5 +288,60 @@ extension Double {
             out.append(c)
         }
         return String(out.reversed())
+    }
+}
+
+/// `camflow bench web`: one camera restreamed by the `web` sink to N viewers.
+struct WebBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "web",
+        abstract: "One simulated camera -> mp4-parse -> web, restreamed to N camera-protocol viewers.",
+        discussion: """
+            The simulator and the viewers (a 'camflow run' of N instar-camera nodes pointed at the \
+            web sink's /ws) run in processes of their own, so CPU is this process's alone: the \
+            pipeline, the web server and its per-viewer queues. Bytes out and drops come from \
+            /api/stats over the measured window.
+            """)
+
+    @Option(help: "Viewer counts, comma-separated.")
+    var viewers = "1,10,100"
+
+    @Option(help: "Measured seconds per viewer count.")
+    var seconds = 10
+
+    @Option(help: "Seconds to connect and settle before measuring.")
+    var warmup = 3
+
+    @Option(help: "A fragmented MP4 for the camera; default: the generated 1440p clip.")
+    var media: String?
+
+    private var counts: [Int] { viewers.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } }
+
+    func validate() throws {
+        guard !counts.isEmpty else { throw ValidationError("--viewers: expected numbers such as 1,10,100") }
+        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive") }
+    }
+
+    func run() async throws {
+        warnIfDebugBuild()
+        let (simulator, urls, _) = try await ChildProcess.simulator(media: try MP4Benchmark.media(media), cameras: 1)
+        defer { withExtendedLifetime(simulator) {} }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        var rows = [["viewers", "Mbit/s in", "Mbit/s out", "CPU % total", "CPU s/GB out", "fragments out", "dropped", "peak RSS"]]
+        for count in counts {
+            let result = try await WebBenchmark(cameraURL: urls[0]).run(
+                viewers: count, warmup: .seconds(warmup), seconds: .seconds(seconds), logger: logger)
+            let gigabytesOut = Double(result.bytesOut) / 1e9
+            rows.append([
+                "\(count)", (Double(result.bytesIn) * 8 / 1e6 / result.wallSeconds).text(1),
+                (Double(result.bytesOut) * 8 / 1e6 / result.wallSeconds).text(1),
+                (result.cpuSeconds / result.wallSeconds * 100).text(1),
+                gigabytesOut > 0 ? (result.cpuSeconds / gigabytesOut).text(2) : "-",
+                "\(result.fragmentsOut)", "\(result.dropped)", "\(result.peakResidentKiB / 1024) MiB",
+            ])
+            printError("done: \(count) viewers")
+        }
+        print(TextTable.render(rows))
     }
 }

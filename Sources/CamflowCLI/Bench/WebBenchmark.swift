@@ -1,0 +1,109 @@
+import Camflow
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import InstarPlugin
+import Logging
+import MP4Plugin
+import WebPlugin
+
+/// `camflow bench web`: `instar-camera → mp4-parse → web` in this process,
+/// N viewers in another (`camflow run` of N instar-camera nodes reading the
+/// web sink's `/ws`), so this process's CPU is the restream's alone.
+struct WebBenchmark {
+    struct Result {
+        var bytesIn: UInt64
+        var bytesOut: UInt64
+        var fragmentsOut: UInt64
+        var dropped: UInt64
+        var wallSeconds: Double
+        var cpuSeconds: Double
+        var peakResidentKiB: Int
+    }
+
+    let cameraURL: String
+
+    func run(viewers: Int, warmup: Duration, seconds: Duration, logger: Logger) async throws -> Result {
+        let port = try Self.freePort()
+        let registry = NodeRegistry(plugins: [InstarPlugin.self, MP4Plugin.self, WebPlugin.self])
+        let graph = try GraphValidator(registry: registry).validate(PipelineSpec(name: "bench-web", nodes: [
+            NodeSpec(id: "cam", type: "instar-camera", options: [
+                "url": .scalar(cameraURL), "username": "admin", "password": "instar", "idle-timeout": "30s",
+            ]),
+            NodeSpec(id: "parse", type: "mp4-parse", inputs: ["cam"]),
+            NodeSpec(id: "web", type: "web", inputs: ["parse"], options: ["bind": .scalar("127.0.0.1:\(port)")]),
+        ]))
+        let pipeline = Pipeline(graph: graph, logger: logger, metricsInterval: nil)
+        return try await withThrowingTaskGroup(of: Result?.self) { group in
+            group.addTask {
+                try await pipeline.run()
+                return nil
+            }
+            let stats = URL(string: "http://127.0.0.1:\(port)/api/stats")!
+            let deadline = ContinuousClock.now + .seconds(30)
+            while (try? await Self.viewerTotals(stats)) == nil {
+                guard ContinuousClock.now < deadline else { throw BenchmarkError(message: "the web sink did not start") }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let viewerPipeline = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-viewers-\(getpid()).yaml")
+            var yaml = "name: bench-viewers\nnodes:\n"
+            for index in 0..<viewers {
+                yaml += "  v\(index): { type: instar-camera, url: \"ws://127.0.0.1:\(port)/ws\", idle-timeout: 30s }\n"
+            }
+            yaml += "  sink: { type: null, inputs: [\((0..<viewers).map { "v\($0)" }.joined(separator: ", "))] }\n"
+            try yaml.write(to: viewerPipeline, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: viewerPipeline) }
+            let viewerProcess = try ChildProcess(["run", viewerPipeline.path, "--status-interval", "0", "--log-level", "error", "--quiet"])
+            defer { viewerProcess.process.terminate() }
+            try await Task.sleep(for: warmup)
+
+            func cameraBytes() -> UInt64 { pipeline.snapshot().node("cam")?.counters.bytesOut ?? 0 }
+            let before = try await Self.viewerTotals(stats)
+            let bytesInBefore = cameraBytes()
+            let cpuBefore = CPUTime.now()
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await Task.sleep(for: seconds)
+            let wall = (clock.now - start).seconds
+            let cpu = CPUTime.now() - cpuBefore
+            let after = try await Self.viewerTotals(stats)
+            let bytesIn = cameraBytes() - bytesInBefore
+            viewerProcess.process.terminate()
+            pipeline.requestStop()
+            while try await group.next() != nil {}
+            guard after.viewers == viewers else {
+                throw BenchmarkError(message: "\(after.viewers) of \(viewers) viewers connected")
+            }
+            return Result(bytesIn: bytesIn, bytesOut: after.bytes - before.bytes, fragmentsOut: after.fragments - before.fragments,
+                          dropped: after.dropped - before.dropped, wallSeconds: wall, cpuSeconds: cpu,
+                          peakResidentKiB: EngineBenchmark.peakResidentKiB())
+        }
+    }
+
+    /// Viewers connected now and what they were sent and lost, from /api/stats.
+    static func viewerTotals(_ url: URL) async throws -> (viewers: Int, bytes: UInt64, fragments: UInt64, dropped: UInt64) {
+        let (data, _) = try await URLSession.shared.data(from: url)
+        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let viewers = json["viewers"] as? [[String: Any]] else { throw BenchmarkError(message: "bad /api/stats") }
+        func sum(_ key: String) -> UInt64 { viewers.reduce(0) { $0 + UInt64(($1[key] as? Int) ?? 0) } }
+        return (viewers.count, sum("sentBytes"), sum("sentFragments"), sum("droppedFragments"))
+    }
+
+    /// A port nothing listens on now (the kernel's pick for port 0).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw BenchmarkError(message: "cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
