@@ -78,6 +78,26 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: screenshot))
     }
 
+    @Test func viewerPage_saysSo_whenTheBrowserCannotPlayTheCodec() async throws {
+        // Chromium on Debian plays H.264, not H.265: the page must say so, not stay black.
+        let pipeline = try temporaryPipeline("""
+            nodes:
+              replay: { type: file-replay, path: "\(repositoryRoot.path)/Tests/Fixtures/h265.mp4", realtime: true, loop: true }
+              parse: { type: mp4-parse, inputs: [replay] }
+              web: { type: web, inputs: [parse], bind: "127.0.0.1:0" }
+            """)
+        let run = try CamflowProcess(["run", pipeline, "--status-interval", "0"])
+        defer { run.process.terminate() }
+        try await run.waitForLine(timeout: .seconds(60), inStderr: true) { $0.contains("serving http://127.0.0.1:") }
+        let line = try #require(run.stderr.split(separator: "\n").first { $0.contains("serving http://127.0.0.1:") })
+        let port = try #require(line.split(separator: "serving http://127.0.0.1:").last?.prefix { $0.isNumber })
+        let result = try await browserCheck(["viewer", "http://127.0.0.1:\(port)/viewer?autostart=1", "--screenshot",
+                                             Self.artifacts.appendingPathComponent("viewer-hevc.png").path])
+        let errors = try #require(result["pageErrors"] as? [String])
+        #expect(errors.contains { $0.contains("cannot play") && $0.contains("hev1") }, "\(result)")
+        #expect(result["played"] as? Double == 0)
+    }
+
     /// Runs Tests/Browser/browser_check.py with Debian's python3 and returns its JSON.
     func browserCheck(_ arguments: [String]) async throws -> [String: Any] {
         let script = repositoryRoot.appendingPathComponent("Tests/Browser/browser_check.py").path

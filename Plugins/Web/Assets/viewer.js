@@ -62,7 +62,12 @@
         if (status === "disconnected" && detail !== "stopped") toast("disconnected: " + detail, "warn");
       },
       onMessage: logMessage,
-      onError: (text) => { state.errors.push(text); toast(text, "error"); },
+      onError: (text) => {
+        state.errors.push(text);
+        toast(text, "error");
+        // A codec the browser lacks stays on the page, not only in a toast.
+        if (text.includes("cannot play")) { $("codec").textContent = text; $("codec").className = "error"; }
+      },
       onCodecs: (mime) => { $("codec").textContent = mime; },
     });
     state.player.start();
