@@ -93,7 +93,7 @@
     const depth = layers(report.nodes);
     const columns = new Map();
     const position = new Map();
-    const W = 168, H = 70, GX = 74, GY = 26;
+    const W = 200, H = 70, GX = 70, GY = 26;
     for (const node of report.nodes) {
       const d = depth.get(node.id);
       const row = columns.get(d) || 0;
