@@ -278,6 +278,13 @@ import Glibc
         defer { sim.process.terminate(); run.process.terminate() }
         let messages = MessageLog()
         let started = ContinuousClock.now
+        // Without the idle close the connection would stay open: end it then,
+        // and the checks below fail instead of the test hanging.
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30))
+            run.process.terminate()
+        }
+        defer { watchdog.cancel() }
         try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/ws", configuration: .init(maxFrameSize: 16 << 20),
                                           logger: Logger(label: "test")) { inbound, outbound, _ in
             try await outbound.write(.text("hello camera"))

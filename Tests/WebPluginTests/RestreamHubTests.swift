@@ -1,6 +1,7 @@
 import Camflow
 import NIOCore
 import Testing
+import Synchronization
 import WebPlugin
 
 /// The hub between the pipeline and the viewers: streams by name, joining
@@ -61,6 +62,22 @@ import WebPlugin
         await hub.waitUntilViewersLeft()
     }
 
+    @Test func aWriterWaitingOnAnEmptyQueue_learnsThatTheStreamEnded() async throws {
+        let hub = RestreamHub(viewerQueueLimit: 1 << 20, gopCacheLimit: 1 << 20)
+        let id = hub.attach(stream: "a", remote: "test")
+        let ended = Flag()
+        let writer = Task {
+            let item = await hub.next(id)
+            ended.set()
+            return item
+        }
+        // Let the writer reach its wait first (a test that finishes first passes trivially).
+        for _ in 0..<100 { await Task.yield() }
+        hub.finish()
+        try await waitUntil("the waiting writer returns", timeout: .seconds(10)) { ended.isSet }
+        #expect(await writer.value == nil)
+    }
+
     @Test func aNewInitSegment_reachesViewers_beforeTheNextKeyframe() async {
         let hub = RestreamHub(viewerQueueLimit: 1 << 20, gopCacheLimit: 1 << 20)
         hub.publish(packet(.initSegment, stream: "a", tag: 1))
@@ -73,4 +90,10 @@ import WebPlugin
         hub.publish(packet(.fragment, stream: "a", keyframe: true, tag: 13))
         #expect(await queued(hub, id, count: 4) == ["init1", "f11", "init3", "f13"])
     }
+}
+
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }

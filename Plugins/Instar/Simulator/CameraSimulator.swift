@@ -155,7 +155,7 @@ public final class CameraSimulator: Sendable {
                 shouldUpgrade: { channel, head in
                     // NIO drops the head of a declined upgrade request, so the refusal is answered here.
                     guard let status = self.admission(head) else { return channel.eventLoop.makeSucceededFuture(HTTPHeaders()) }
-                    RefusalResponder.respond(on: channel, version: head.version, status: status)
+                    HTTPRefusal.write(status, realm: "INSTAR", version: head.version, on: channel)
                     return channel.eventLoop.makeSucceededFuture(nil)
                 },
                 upgradePipelineHandler: { channel, _ in
@@ -371,18 +371,6 @@ private final class RefusalResponder: ChannelInboundHandler, RemovableChannelHan
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let head) = unwrapInboundIn(data) else { return }
-        Self.respond(on: context.channel, version: head.version, status: admission(head) ?? .upgradeRequired)
-    }
-
-    /// Writes an empty response with `status` and closes the connection.
-    static func respond(on channel: any Channel, version: HTTPVersion, status: HTTPResponseStatus) {
-        var headers = HTTPHeaders([("Content-Length", "0"), ("Connection", "close")])
-        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"INSTAR\"") }
-        if status == .upgradeRequired { headers.add(name: "Upgrade", value: "websocket") }
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)),
-                      promise: nil)
-        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        HTTPRefusal.write(admission(head) ?? .upgradeRequired, realm: "INSTAR", version: head.version, on: context.channel)
     }
 }

@@ -6,8 +6,10 @@ import Synchronization
 /// under one lock. The pipeline side calls ``publish(_:)`` and never waits;
 /// each viewer's connection takes its items with ``next(_:)``.
 public final class RestreamHub: Sendable {
-    /// One viewer's counters and queue.
-    struct Viewer {
+    /// One viewer's counters and queue. A reference, touched only under the
+    /// hub's lock: a packet updates every viewer's queue in place, without
+    /// copying the table of viewers or their queues.
+    final class Viewer {
         let id: Int
         /// The stream asked for in the path; nil for the default stream.
         let requested: String?
@@ -21,6 +23,22 @@ public final class RestreamHub: Sendable {
         var sentBytes: UInt64 = 0
         var waiter: CheckedContinuation<ViewerItem?, Never>?
         var closed = false
+
+        init(id: Int, requested: String?, remote: String, stream: String?, queueLimit: Int) {
+            self.id = id
+            self.requested = requested
+            self.remote = remote
+            self.connectedAt = .now
+            self.stream = stream
+            self.queue = ViewerQueue(limit: queueLimit)
+        }
+
+        /// Hands the next item to a waiting writer, if both are there.
+        func wake() {
+            guard let waiter, let item = queue.pop() else { return }
+            self.waiter = nil
+            waiter.resume(returning: item)
+        }
     }
 
     struct State {
@@ -60,17 +78,15 @@ public final class RestreamHub: Sendable {
             }
             if packet.kind == .initSegment {
                 guard state.streams[packet.stream]!.take(initSegment: packet) else { return }
-                for id in state.viewers.keys where state.viewers[id]!.stream == packet.stream && state.viewers[id]!.playing {
-                    state.viewers[id]!.queue.pushControl(.initSegment(packet.payload))
-                    state.viewers[id]!.queue.startAtNextGOP()
-                    wake(&state.viewers[id]!)
+                for viewer in state.viewers.values where viewer.stream == packet.stream && viewer.playing {
+                    viewer.queue.pushControl(.initSegment(packet.payload))
+                    viewer.queue.startAtNextGOP()
+                    viewer.wake()
                 }
             } else {
                 let starts = state.streams[packet.stream]!.take(fragment: packet)
-                for id in state.viewers.keys where state.viewers[id]!.stream == packet.stream && state.viewers[id]!.playing {
-                    if state.viewers[id]!.queue.push(fragment: packet.payload, startsGOP: starts) {
-                        wake(&state.viewers[id]!)
-                    }
+                for viewer in state.viewers.values where viewer.stream == packet.stream && viewer.playing {
+                    if viewer.queue.push(fragment: packet.payload, startsGOP: starts) { viewer.wake() }
                 }
             }
         }
@@ -80,17 +96,21 @@ public final class RestreamHub: Sendable {
     public func finish() {
         state.withLock { state in
             state.finished = true
-            for id in state.viewers.keys { wake(&state.viewers[id]!) }
+            // A writer waiting on an empty queue learns that nothing more comes.
+            for viewer in state.viewers.values where viewer.queue.items.isEmpty {
+                viewer.waiter?.resume(returning: nil)
+                viewer.waiter = nil
+            }
         }
     }
 
     /// Ends every viewer's connection now, queued or not.
     public func closeAll() {
         state.withLock { state in
-            for id in state.viewers.keys {
-                state.viewers[id]!.closed = true
-                state.viewers[id]!.waiter?.resume(returning: nil)
-                state.viewers[id]!.waiter = nil
+            for viewer in state.viewers.values {
+                viewer.closed = true
+                viewer.waiter?.resume(returning: nil)
+                viewer.waiter = nil
             }
         }
     }
@@ -111,10 +131,8 @@ public final class RestreamHub: Sendable {
         state.withLock { state in
             let id = state.nextViewer
             state.nextViewer += 1
-            var viewer = Viewer(id: id, requested: stream, remote: remote, connectedAt: .now,
-                                queue: ViewerQueue(limit: viewerQueueLimit))
-            viewer.stream = stream ?? state.order.first
-            state.viewers[id] = viewer
+            state.viewers[id] = Viewer(id: id, requested: stream, remote: remote, stream: stream ?? state.order.first,
+                                       queueLimit: viewerQueueLimit)
             return id
         }
     }
@@ -138,7 +156,7 @@ public final class RestreamHub: Sendable {
     /// start. Returns an error message for the client, or nil.
     public func start(_ id: Int) -> String? {
         state.withLock { state -> String? in
-            guard var viewer = state.viewers[id] else { return nil }
+            guard let viewer = state.viewers[id] else { return nil }
             if let requested = viewer.requested, !state.order.isEmpty, state.streams[requested] == nil {
                 return "error: no stream '\(requested)'; streams: \(state.order.joined(separator: ", "))"
             }
@@ -156,8 +174,7 @@ public final class RestreamHub: Sendable {
             } else {
                 viewer.queue.startAtNextGOP()
             }
-            state.viewers[id] = viewer
-            wake(&state.viewers[id]!)
+            viewer.wake()
             return nil
         }
     }
@@ -165,17 +182,18 @@ public final class RestreamHub: Sendable {
     /// `stop`: no more fragments until the next `livestream`.
     public func stop(_ id: Int) {
         state.withLock { state in
-            state.viewers[id]?.playing = false
-            state.viewers[id]?.queue.clearFragments()
+            guard let viewer = state.viewers[id] else { return }
+            viewer.playing = false
+            viewer.queue.clearFragments()
         }
     }
 
     /// Queues a text message for the client (replies, errors).
     public func send(text: String, to id: Int) {
         state.withLock { state in
-            guard state.viewers[id] != nil else { return }
-            state.viewers[id]!.queue.pushControl(.text(text))
-            wake(&state.viewers[id]!)
+            guard let viewer = state.viewers[id] else { return }
+            viewer.queue.pushControl(.text(text))
+            viewer.wake()
         }
     }
 
@@ -185,21 +203,20 @@ public final class RestreamHub: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<ViewerItem?, Never>) in
                 state.withLock { state in
-                    guard state.viewers[id] != nil, !state.viewers[id]!.closed, !Task.isCancelled else {
+                    guard let viewer = state.viewers[id], !viewer.closed, !Task.isCancelled else {
                         return continuation.resume(returning: nil)
                     }
-                    if let item = state.viewers[id]!.queue.pop() {
-                        return continuation.resume(returning: item)
-                    }
+                    if let item = viewer.queue.pop() { return continuation.resume(returning: item) }
                     if state.finished { return continuation.resume(returning: nil) }
-                    state.viewers[id]!.waiter = continuation
+                    viewer.waiter = continuation
                 }
             }
         } onCancel: {
             state.withLock { state in
-                state.viewers[id]?.closed = true
-                state.viewers[id]?.waiter?.resume(returning: nil)
-                state.viewers[id]?.waiter = nil
+                guard let viewer = state.viewers[id] else { return }
+                viewer.closed = true
+                viewer.waiter?.resume(returning: nil)
+                viewer.waiter = nil
             }
         }
     }
@@ -208,8 +225,9 @@ public final class RestreamHub: Sendable {
     public func sent(_ item: ViewerItem, to id: Int) {
         guard case .fragment(let buffer, _) = item else { return }
         state.withLock { state in
-            state.viewers[id]?.sentFragments &+= 1
-            state.viewers[id]?.sentBytes &+= UInt64(buffer.readableBytes)
+            guard let viewer = state.viewers[id] else { return }
+            viewer.sentFragments &+= 1
+            viewer.sentBytes &+= UInt64(buffer.readableBytes)
         }
     }
 
@@ -240,21 +258,11 @@ public final class RestreamHub: Sendable {
 
     // MARK: Private
 
-    private func wake(_ viewer: inout Viewer) {
-        guard let waiter = viewer.waiter else { return }
-        viewer.waiter = nil
-        if let item = viewer.queue.pop() {
-            waiter.resume(returning: item)
-        } else {
-            viewer.waiter = waiter
-        }
-    }
-
     /// Viewers of the default stream that came before any stream did.
     private func bindWaitingViewers(_ state: inout State) {
         guard let first = state.order.first else { return }
-        for id in state.viewers.keys where state.viewers[id]!.stream == nil {
-            state.viewers[id]!.stream = first
+        for viewer in state.viewers.values where viewer.stream == nil {
+            viewer.stream = first
         }
     }
 }

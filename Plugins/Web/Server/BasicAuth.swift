@@ -6,8 +6,9 @@ struct BasicCredentials: Sendable {
     let username: String
     let password: String
 
+    static let realm = "camflow"
     /// The challenge a refused request carries.
-    static let challenge = "Basic realm=\"camflow\", charset=\"UTF-8\""
+    static let challenge = "Basic realm=\"\(realm)\", charset=\"UTF-8\""
 
     /// Whether an `Authorization` header value holds these credentials.
     func accepts(_ authorization: String?) -> Bool {

@@ -7,7 +7,7 @@ import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 import NIOCore
-import NIOHTTP1
+import InstarPlugin
 import NIOSSL
 
 /// What the web sink serves, on one port: the camera protocol on `/ws`,
@@ -33,12 +33,12 @@ struct WebServer: Sendable {
             configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
         ) { request, channel, _ in
             guard let stream = Self.webSocketStream(request.path ?? "") else {
-                Refusal.write(.notFound, on: channel)
+                HTTPRefusal.write(.notFound, realm: BasicCredentials.realm, on: channel)
                 return .dontUpgrade
             }
             if let credentials, !credentials.accepts(request.headerFields[.authorization]) {
                 viewerLogger.notice("refused a viewer without valid credentials from \(channel.remoteAddress?.description ?? "?")")
-                Refusal.write(.unauthorized, on: channel)
+                HTTPRefusal.write(.unauthorized, realm: BasicCredentials.realm, on: channel)
                 return .dontUpgrade
             }
             // A small send buffer: a viewer that falls behind shows up in its
@@ -147,19 +147,5 @@ struct BasicAuthMiddleware<Context: RequestContext>: RouterMiddleware {
                             body: .init(byteBuffer: ByteBuffer(string: "401: this camflow needs a username and password\n")))
         }
         return try await next(request, context)
-    }
-}
-
-/// Answers a WebSocket request that will not be upgraded, on the NIO
-/// channel, then closes it.
-enum Refusal {
-    static func write(_ status: HTTPResponseStatus, on channel: any Channel) {
-        var headers = HTTPHeaders([("Content-Length", "0"), ("Connection", "close")])
-        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: BasicCredentials.challenge) }
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)),
-                      promise: nil)
-        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
-            channel.close(promise: nil)
-        }
     }
 }

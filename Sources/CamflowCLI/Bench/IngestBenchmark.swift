@@ -55,12 +55,7 @@ struct IngestBenchmark {
             }
             latencies.reset()
             let bytesBefore = cameraBytes()
-            let cpuBefore = CPUTime.now()
-            let clock = ContinuousClock()
-            let start = clock.now
-            try await Task.sleep(for: seconds)
-            let wall = (clock.now - start).seconds
-            let cpu = CPUTime.now() - cpuBefore
+            let (wall, cpu) = try await CPUTime.measure(seconds)
             let bytes = cameraBytes() - bytesBefore
             let samples = latencies.values
             pipeline.requestStop()

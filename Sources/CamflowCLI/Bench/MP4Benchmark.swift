@@ -150,6 +150,15 @@ struct MemoryReplay: Node {
 /// CPU time (user + system) of this process or of its waited-for children.
 enum CPUTime {
     static func now() -> Double { usage(RUSAGE_SELF) }
+
+    /// Sleeps `duration` and returns the wall and CPU seconds (this process) it took.
+    static func measure(_ duration: Duration) async throws -> (wallSeconds: Double, cpuSeconds: Double) {
+        let cpuBefore = now()
+        let clock = ContinuousClock()
+        let start = clock.now
+        try await Task.sleep(for: duration)
+        return ((clock.now - start).seconds, now() - cpuBefore)
+    }
     static func children() -> Double { usage(RUSAGE_CHILDREN) }
 
     private static func usage(_ who: __rusage_who) -> Double {

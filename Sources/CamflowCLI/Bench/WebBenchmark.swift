@@ -61,12 +61,7 @@ struct WebBenchmark {
             func cameraBytes() -> UInt64 { pipeline.snapshot().node("cam")?.counters.bytesOut ?? 0 }
             let before = try await Self.viewerTotals(stats)
             let bytesInBefore = cameraBytes()
-            let cpuBefore = CPUTime.now()
-            let clock = ContinuousClock()
-            let start = clock.now
-            try await Task.sleep(for: seconds)
-            let wall = (clock.now - start).seconds
-            let cpu = CPUTime.now() - cpuBefore
+            let (wall, cpu) = try await CPUTime.measure(seconds)
             let after = try await Self.viewerTotals(stats)
             let bytesIn = cameraBytes() - bytesInBefore
             viewerProcess.process.terminate()

@@ -127,25 +127,15 @@ struct IngestBenchCommand: AsyncParsableCommand {
     @Option(help: "Camera counts, comma-separated.")
     var cameras = "1,10,100,500"
 
-    @Option(help: "Measured seconds per camera count.")
-    var seconds = 10
+    @OptionGroup var live: LiveBenchOptions
 
-    @Option(help: "Seconds to connect and settle before measuring.")
-    var warmup = 3
+    private var counts: [Int] { LiveBenchOptions.counts(cameras) }
 
-    @Option(help: "A fragmented MP4 for every camera; default: the generated 1440p clip.")
-    var media: String?
-
-    private var counts: [Int] { cameras.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } }
-
-    func validate() throws {
-        guard !counts.isEmpty else { throw ValidationError("--cameras: expected numbers such as 1,10,100") }
-        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive") }
-    }
+    func validate() throws { try live.validate(counts, option: "--cameras") }
 
     func run() async throws {
         warnIfDebugBuild()
-        let path = try MP4Benchmark.media(media)
+        let path = try MP4Benchmark.media(live.media)
         let (simulator, urls, origin) = try await ChildProcess.simulator(media: path, cameras: counts.max() ?? 1)
         defer { withExtendedLifetime(simulator) {} }
         let bench = IngestBenchmark(simulatorURLs: urls, timelineOrigin: origin, speed: 1)
@@ -153,7 +143,8 @@ struct IngestBenchCommand: AsyncParsableCommand {
         logger.logLevel = .error
         var rows = [["cameras", "Mbit/s in", "CPU s/GB", "CPU %/camera", "CPU % total", "p50 ms", "p99 ms", "fragments", "peak RSS"]]
         for count in counts {
-            let result = try await bench.run(cameras: count, warmup: .seconds(warmup), seconds: .seconds(seconds), logger: logger)
+            let result = try await bench.run(cameras: count, warmup: .seconds(live.warmup), seconds: .seconds(live.seconds),
+                                             logger: logger)
             let gigabytes = Double(result.bytes) / 1e9
             rows.append([
                 "\(count)", (Double(result.bytes) * 8 / 1e6 / result.wallSeconds).text(1),
@@ -306,32 +297,22 @@ struct WebBenchCommand: AsyncParsableCommand {
     @Option(help: "Viewer counts, comma-separated.")
     var viewers = "1,10,100"
 
-    @Option(help: "Measured seconds per viewer count.")
-    var seconds = 10
+    @OptionGroup var live: LiveBenchOptions
 
-    @Option(help: "Seconds to connect and settle before measuring.")
-    var warmup = 3
+    private var counts: [Int] { LiveBenchOptions.counts(viewers) }
 
-    @Option(help: "A fragmented MP4 for the camera; default: the generated 1440p clip.")
-    var media: String?
-
-    private var counts: [Int] { viewers.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } }
-
-    func validate() throws {
-        guard !counts.isEmpty else { throw ValidationError("--viewers: expected numbers such as 1,10,100") }
-        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive") }
-    }
+    func validate() throws { try live.validate(counts, option: "--viewers") }
 
     func run() async throws {
         warnIfDebugBuild()
-        let (simulator, urls, _) = try await ChildProcess.simulator(media: try MP4Benchmark.media(media), cameras: 1)
+        let (simulator, urls, _) = try await ChildProcess.simulator(media: try MP4Benchmark.media(live.media), cameras: 1)
         defer { withExtendedLifetime(simulator) {} }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         var rows = [["viewers", "Mbit/s in", "Mbit/s out", "CPU % total", "CPU s/GB out", "fragments out", "dropped", "peak RSS"]]
         for count in counts {
             let result = try await WebBenchmark(cameraURL: urls[0]).run(
-                viewers: count, warmup: .seconds(warmup), seconds: .seconds(seconds), logger: logger)
+                viewers: count, warmup: .seconds(live.warmup), seconds: .seconds(live.seconds), logger: logger)
             let gigabytesOut = Double(result.bytesOut) / 1e9
             rows.append([
                 "\(count)", (Double(result.bytesIn) * 8 / 1e6 / result.wallSeconds).text(1),
@@ -343,5 +324,27 @@ struct WebBenchCommand: AsyncParsableCommand {
             printError("done: \(count) viewers")
         }
         print(TextTable.render(rows))
+    }
+}
+
+/// What the benchmarks against a live simulated camera share.
+struct LiveBenchOptions: ParsableArguments {
+    @Option(help: "Measured seconds per count.")
+    var seconds = 10
+
+    @Option(help: "Seconds to connect and settle before measuring.")
+    var warmup = 3
+
+    @Option(help: "A fragmented MP4 for the cameras; default: the generated 1440p clip.")
+    var media: String?
+
+    /// `1,10,100` as numbers; anything else is left out.
+    static func counts(_ list: String) -> [Int] {
+        list.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+    }
+
+    func validate(_ counts: [Int], option: String) throws {
+        guard !counts.isEmpty else { throw ValidationError("\(option): expected numbers such as 1,10,100") }
+        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive") }
     }
 }
