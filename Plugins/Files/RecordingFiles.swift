@@ -69,30 +69,46 @@ enum RecordingFiles {
     }
 
     /// Truncates a partial recording after its last whole fragment and renames it.
+    /// The file is read a block at a time, so its size does not matter, and
+    /// the first thing that does not parse is where it is cut: a crash leaves
+    /// a torn last write, and a planted file may hold anything.
     static func recover(_ partial: String) -> FinishedRecording? {
-        guard let data = FileManager.default.contents(atPath: partial) else { return nil }
-        var parser = StreamingParser(configuration: .init(maxBoxSize: max(data.count, 1)))
-        parser.append(ByteBuffer(bytes: data))
+        let fd = open(partial, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var parser = StreamingParser()
         var wholeEnd: Int64 = 0
         var initSegment: InitSegment?
         var fragments = 0, keyframes = 0
         var start: Double?, end: Double?
-        while true {
-            guard let item = try? parser.next() else { break }
-            switch item {
-            case .initSegment(let segment): initSegment = segment
-            case .fragment(let fragment):
-                fragments += 1
-                wholeEnd = parser.offset
-                let video = initSegment?.tracks.first(where: \.isVideo)
-                let samples = fragment.samples.filter { $0.track == (video?.id ?? fragment.samples.first?.track) }
-                if samples.first?.isSync == true { keyframes += 1 }
-                if let video, let first = samples.first, let last = samples.last {
-                    let scale = Double(video.timescale)
-                    start = start ?? Double(first.dts) / scale
-                    end = Double(last.dts + Int64(last.duration)) / scale
+        reading: while true {
+            var block = ByteBufferAllocator().buffer(capacity: 1 << 20)
+            let count = block.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { raw in
+                var n: Int
+                repeat { n = read(fd, raw.baseAddress, raw.count) } while n < 0 && errno == EINTR
+                return max(n, 0)
+            }
+            guard count > 0 else { break }
+            parser.append(block)
+            while true {
+                let item: StreamingParser.Item?
+                do { item = try parser.next() } catch { break reading }
+                guard let item else { break }
+                switch item {
+                case .initSegment(let segment): initSegment = segment
+                case .fragment(let fragment):
+                    fragments += 1
+                    wholeEnd = parser.offset
+                    let video = initSegment?.tracks.first(where: \.isVideo)
+                    let samples = fragment.samples.filter { $0.track == (video?.id ?? fragment.samples.first?.track) }
+                    if samples.first?.isSync == true { keyframes += 1 }
+                    if let video, let first = samples.first, let last = samples.last {
+                        let scale = Double(video.timescale)
+                        start = start ?? Double(first.dts) / scale
+                        end = (Double(last.dts) + Double(last.duration)) / scale
+                    }
+                case .skipped: continue
                 }
-            case .skipped: continue
             }
         }
         guard fragments > 0, truncate(partial, off_t(wholeEnd)) == 0 else { return nil }

@@ -99,14 +99,14 @@ struct BoxReader {
         return (type, child, start)
     }
 
-    /// Every direct child of `type`, in order.
-    func children(_ type: FourCC) throws(ParseError) -> [BoxReader] {
-        var copy = self
-        var found: [BoxReader] = []
-        while let child = try copy.nextChild() {
-            if child.type == type { found.append(child.reader) }
+    /// The next direct child of `type`, passing over others; nil at the end.
+    /// Children are walked one at a time with a copy of the parent as the
+    /// cursor, never collected: a hostile box may hold millions of them.
+    mutating func nextChild(_ type: FourCC) throws(ParseError) -> BoxReader? {
+        while let child = try nextChild() {
+            if child.type == type { return child.reader }
         }
-        return found
+        return nil
     }
 
     /// The first direct child of `type`.

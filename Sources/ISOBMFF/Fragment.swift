@@ -37,9 +37,13 @@ public struct Fragment: Sendable {
     /// Parses a moof whose content is `moof`, the box starting at buffer
     /// index `moofStart`, with the mdat payload at `mdatPayload` (buffer indices).
     /// `nextDTS` carries each track's decode time across fragments without `tfdt`.
+    /// Every value read is checked before it is used: offsets must fall
+    /// inside the fragment, times must not overflow, and all truns together
+    /// may declare at most `maxSamples` samples (and no more than the mdat has
+    /// bytes), so a small hostile moof cannot make the parser allocate much.
     static func parse(
         moof: BoxReader, moofStart: Int, mdatPayload: Range<Int>, bytes: ByteBuffer, initSegment: InitSegment,
-        nextDTS: inout [UInt32: Int64]
+        maxSamples: Int, nextDTS: inout [UInt32: Int64]
     ) throws(ParseError) -> Fragment {
         var sequenceNumber: UInt32 = 0
         if var mfhd = try moof.child(.mfhd) {
@@ -50,7 +54,8 @@ public struct Fragment: Sendable {
         // Where the previous traf's data ended: the default base of the next one.
         var previousTrafEnd = moofStart
         var isFirstTraf = true
-        for traf in try moof.children(.traf) {
+        var trafs = moof
+        while let traf = try trafs.nextChild(.traf) {
             var tfhd = try traf.required(.tfhd)
             let (_, tfhdFlags) = try tfhd.fullBoxHeader()
             let trackID = try tfhd.u32("track_ID")
@@ -61,7 +66,12 @@ public struct Fragment: Sendable {
             var base: Int
             if tfhdFlags & 0x01 != 0 {
                 let absolute = Int64(bitPattern: try tfhd.u64("base_data_offset"))
-                base = Int(absolute - moof.streamOffset)
+                let (relative, overflow) = absolute.subtractingReportingOverflow(moof.streamOffset)
+                guard !overflow, relative >= Int64(moofStart), relative <= Int64(mdatPayload.upperBound) else {
+                    throw tfhd.error(.sampleOutsideMdat,
+                                     "base_data_offset \(absolute) of track \(trackID) lies outside its fragment")
+                }
+                base = Int(relative)
             } else if tfhdFlags & 0x2_0000 != 0 || isFirstTraf {
                 base = moofStart
             } else {
@@ -79,10 +89,14 @@ public struct Fragment: Sendable {
                 dts = version == 1 ? Int64(bitPattern: try tfdt.u64("baseMediaDecodeTime"))
                                    : Int64(try tfdt.u32("baseMediaDecodeTime"))
             }
+            // Samples with no bytes need no room in the mdat, so the mdat's size alone does not bound them.
+            let sampleLimit = min(maxSamples, max(mdatPayload.count, 1))
             var dataCursor = base
-            for var trun in try traf.children(.trun) {
+            var truns = traf
+            while var trun = try truns.nextChild(.trun) {
                 let (version, flags) = try trun.fullBoxHeader()
                 let count = Int(try trun.u32("sample_count"))
+                // base lies inside the fragment and the offset is 32-bit: no overflow.
                 if flags & 0x01 != 0 { dataCursor = base + Int(Int32(bitPattern: try trun.u32("data_offset"))) }
                 var firstFlags: UInt32?
                 if flags & 0x04 != 0 { firstFlags = try trun.u32("first_sample_flags") }
@@ -92,6 +106,11 @@ public struct Fragment: Sendable {
                 let limit = perSample > 0 ? trun.remaining / perSample : max(mdatPayload.count, 1)
                 guard count <= limit else {
                     throw trun.error(.truncatedBox, "trun declares \(count) samples but has room for \(limit)")
+                }
+                guard count <= sampleLimit - samples.count else {
+                    throw trun.error(.invalidField,
+                                     "the fragment's truns declare more than \(sampleLimit) samples "
+                                        + "(\(samples.count) before this one, which adds \(count))")
                 }
                 samples.reserveCapacity(samples.count + count)
                 for index in 0..<count {
@@ -105,6 +124,7 @@ public struct Fragment: Sendable {
                         offset = version == 0 ? Int64(raw) : Int64(Int32(bitPattern: raw))
                     }
                     let start = dataCursor
+                    // dataCursor stays within 2^31 of the fragment and size is 32-bit: no overflow.
                     let end = start + Int(size)
                     guard start >= mdatPayload.lowerBound, end <= mdatPayload.upperBound else {
                         throw trun.error(
@@ -112,9 +132,15 @@ public struct Fragment: Sendable {
                             "sample \(index) of track \(trackID) lies at bytes \(start - moofStart)..<\(end - moofStart) of the fragment, "
                                 + "outside its mdat (\(mdatPayload.lowerBound - moofStart)..<\(mdatPayload.upperBound - moofStart))")
                     }
-                    samples.append(Sample(track: trackID, dts: dts, pts: dts + offset, duration: duration, size: size,
+                    let (pts, ptsOverflow) = dts.addingReportingOverflow(offset)
+                    let (nextDecodeTime, dtsOverflow) = dts.addingReportingOverflow(Int64(duration))
+                    guard !ptsOverflow, !dtsOverflow else {
+                        throw trun.error(.invalidField,
+                                         "sample \(index) of track \(trackID): decode time \(dts) overflows 64 bits")
+                    }
+                    samples.append(Sample(track: trackID, dts: dts, pts: pts, duration: duration, size: size,
                                           offset: start - moofStart, flags: sampleFlags))
-                    dts += Int64(duration)
+                    dts = nextDecodeTime
                     dataCursor = end
                 }
             }

@@ -47,13 +47,17 @@ public struct InitSegment: Sendable {
     public func track(_ id: UInt32) -> Track? { tracks.first { $0.id == id } }
 
     /// Parses a `moov` box's content; `ftyp` is the preceding ftyp's content, if any.
-    static func parse(moov: BoxReader, ftyp: BoxReader?, bytes: ByteBuffer) throws(ParseError) -> InitSegment {
+    static func parse(moov: BoxReader, ftyp: BoxReader?, bytes: ByteBuffer, maxTracks: Int) throws(ParseError) -> InitSegment {
         var majorBrand: FourCC?
         if var ftyp { majorBrand = try ftyp.fourCC("major_brand") }
         var defaults: [UInt32: SampleDefaults] = [:]
         let mvex = try moov.child(.mvex)
         if let mvex {
-            for var trex in try mvex.children(.trex) {
+            var trexes = mvex
+            while var trex = try trexes.nextChild(.trex) {
+                guard defaults.count < maxTracks else {
+                    throw trex.error(.invalidField, "mvex declares more than \(maxTracks) track defaults")
+                }
                 _ = try trex.fullBoxHeader()
                 let id = try trex.u32("track_ID")
                 defaults[id] = SampleDefaults(
@@ -64,7 +68,11 @@ public struct InitSegment: Sendable {
             }
         }
         var tracks: [Track] = []
-        for trak in try moov.children(.trak) {
+        var traks = moov
+        while let trak = try traks.nextChild(.trak) {
+            guard tracks.count < maxTracks else {
+                throw trak.error(.invalidField, "moov declares more than \(maxTracks) tracks")
+            }
             var track = try parseTrack(trak)
             track.defaults = defaults[track.id] ?? SampleDefaults()
             tracks.append(track)

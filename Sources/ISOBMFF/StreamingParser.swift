@@ -13,18 +13,29 @@ public import NIOCore
 /// and a plausible size is skipped whole, otherwise the parser scans for the
 /// next `ftyp`, `styp`, `moov` or `moof` header.
 public struct StreamingParser: Sendable {
-    /// Limits that protect memory from hostile input.
+    /// Limits that protect memory and time from hostile input.
     public struct Configuration: Sendable {
-        /// The largest box buffered whole (moov, moof, moof + mdat each count).
+        /// The largest box buffered whole (moov, moof, moof + mdat each count),
+        /// and the largest box skipped unread: anything larger is taken for
+        /// corruption and the parser looks for the next plausible box.
         public var maxBoxSize: Int
-        public init(maxBoxSize: Int = 64 << 20) { self.maxBoxSize = maxBoxSize }
+        /// The most samples one fragment may declare, across all its truns.
+        public var maxSamplesPerFragment: Int
+        /// The most tracks an init segment may declare.
+        public var maxTracks: Int
+
+        public init(maxBoxSize: Int = 64 << 20, maxSamplesPerFragment: Int = 1 << 16, maxTracks: Int = 64) {
+            self.maxBoxSize = maxBoxSize
+            self.maxSamplesPerFragment = maxSamplesPerFragment
+            self.maxTracks = maxTracks
+        }
     }
 
     /// What the stream held next.
     public enum Item: Sendable {
         case initSegment(InitSegment)
         case fragment(Fragment)
-        /// A box passed over: its type, size and stream offset.
+        /// A box passed over: its type, size (-1: to the end of the stream) and stream offset.
         case skipped(type: FourCC, size: Int64, offset: Int64)
     }
 
@@ -34,7 +45,16 @@ public struct StreamingParser: Sendable {
     /// Stream offset of the next unread byte.
     public private(set) var offset: Int64 = 0
 
+    /// The next unread bytes, contiguous. Either a chunk as appended (no
+    /// copy), or a buffer of this parser's own that gathers a box which
+    /// arrived in pieces.
     private var buffer = ByteBuffer()
+    /// Chunks appended but not yet needed, in order. They are merged into
+    /// `buffer` only when a box spans them, and then only up to its end, so
+    /// the parser holds no more than the box in flight and the chunk it
+    /// came with, however long the stream.
+    private var pending = CircularBuffer<ByteBuffer>()
+    private var pendingBytes = 0
     /// Bytes still to drop of a box being skipped.
     private var skipRemaining: Int64 = 0
     private var pendingFtyp: (bytes: ByteBuffer, offset: Int64)?
@@ -46,21 +66,28 @@ public struct StreamingParser: Sendable {
     }
 
     /// A parser that reads fragments against a known init segment.
-    init(initSegment: InitSegment, maxBoxSize: Int) {
-        self.configuration = Configuration(maxBoxSize: maxBoxSize)
+    init(initSegment: InitSegment, configuration: Configuration) {
+        self.configuration = configuration
         self.initSegment = initSegment
     }
 
     /// Bytes held waiting for the rest of a box.
-    public var bufferedBytes: Int { buffer.readableBytes }
+    public var bufferedBytes: Int { buffer.readableBytes + pendingBytes }
 
-    /// Adds the next chunk of the stream.
+    /// Bytes of storage the parser itself keeps alive: the chunk being read
+    /// and any box being gathered. It depends on the largest box in flight,
+    /// never on how long the stream has run.
+    public var retainedBytes: Int { buffer.capacity + pendingBytes }
+
+    /// Adds the next chunk of the stream. The chunk is kept as it is (its
+    /// storage is shared, not copied) until boxes are cut out of it.
     public mutating func append(_ chunk: ByteBuffer) {
-        if buffer.readableBytes == 0 {
+        guard chunk.readableBytes > 0 else { return }
+        if buffer.readableBytes == 0, pending.isEmpty {
             buffer = chunk
         } else {
-            var chunk = chunk
-            buffer.writeBuffer(&chunk)
+            pending.append(chunk)
+            pendingBytes += chunk.readableBytes
         }
     }
 
@@ -74,8 +101,10 @@ public struct StreamingParser: Sendable {
     /// fragment or an init segment, keeping the init segment: for a gap in
     /// the middle of a stream (bytes dropped upstream).
     public mutating func resynchronize() {
-        offset += Int64(buffer.readableBytes)
-        buffer.clear()
+        offset += Int64(bufferedBytes)
+        buffer = ByteBuffer()
+        pending.removeAll()
+        pendingBytes = 0
         skipRemaining = 0
         pendingFtyp = nil
         resynchronizing = true
@@ -83,13 +112,12 @@ public struct StreamingParser: Sendable {
 
     /// The end of the stream: an error if it stopped inside a box.
     public func finish() throws(ParseError) {
-        guard buffer.readableBytes > 0 || skipRemaining > 0 else { return }
-        if skipRemaining > 0, skipRemaining != .max {
+        if skipRemaining > 0 {
             throw ParseError(.truncatedStream, "the stream ended \(skipRemaining) bytes short of the end of a skipped box",
                              offset: offset, path: "")
         }
-        if buffer.readableBytes > 0, !resynchronizing {
-            throw ParseError(.truncatedStream, "the stream ended inside a box (\(buffer.readableBytes) bytes left over)",
+        if bufferedBytes > 0, !resynchronizing {
+            throw ParseError(.truncatedStream, "the stream ended inside a box (\(bufferedBytes) bytes left over)",
                              offset: offset, path: "")
         }
     }
@@ -98,62 +126,61 @@ public struct StreamingParser: Sendable {
     public mutating func next() throws(ParseError) -> Item? {
         while true {
             if skipRemaining > 0 {
-                let count = Int(min(skipRemaining, Int64(buffer.readableBytes)))
-                consume(count)
-                if skipRemaining != .max { skipRemaining -= Int64(count) }
+                skipRemaining -= Int64(discard(upTo: skipRemaining))
                 if skipRemaining > 0 { return nil }
             }
             if resynchronizing {
                 guard scanForBoxStart() else { return nil }
                 resynchronizing = false
             }
-            guard buffer.readableBytes >= 8 else { return nil }
+            guard gather(8) else { return nil }
             let start = buffer.readerIndex
             let size32 = buffer.getInteger(at: start, as: UInt32.self) ?? 0
             let type = FourCC(rawValue: buffer.getInteger(at: start + 4, as: UInt32.self) ?? 0)
             var size = Int64(size32)
             var headerSize = 8
+            guard type.isPrintable else {
+                throw failAndResync(.invalidBoxHeader, "bytes \(hexPreview()) are not a box header", path: "")
+            }
             if size32 == 1 {
-                guard buffer.readableBytes >= 16 else { return nil }
-                size = Int64(bitPattern: buffer.getInteger(at: start + 8, as: UInt64.self) ?? 0)
+                guard gather(16) else { return nil }
+                // A largesize past Int64.max is as implausible as one just below it.
+                size = Int64(clamping: buffer.getInteger(at: buffer.readerIndex + 8, as: UInt64.self) ?? 0)
                 headerSize = 16
             }
-            guard type.isPrintable else {
-                throw failAndResync(.invalidBoxHeader, "bytes \(hexPreview(start)) are not a box header", path: "")
-            }
             if size32 == 0 {
-                // Legal only for a last box that runs to the end of the file.
+                // "To the end of the file": legal only for a last mdat. A live
+                // stream has no end, so rather than go blind the parser looks
+                // for the next box start inside it.
                 guard type == .mdat else {
                     throw failAndResync(.invalidBoxHeader, "box '\(type)' has size 0, allowed only for a final mdat",
                                         path: type.description)
                 }
                 let boxOffset = offset
-                skipRemaining = .max
+                discardWithinBuffer(8)
+                resynchronizing = true
                 return .skipped(type: type, size: -1, offset: boxOffset)
             }
             guard size >= Int64(headerSize) else {
                 throw failAndResync(.invalidBoxHeader, "box '\(type)' claims \(size) bytes, less than its header",
                                     path: type.description)
             }
+            guard size <= Int64(configuration.maxBoxSize) else {
+                throw failAndResync(.boxTooLarge,
+                                    "box '\(type)' claims \(size) bytes, more than max-box-size (\(configuration.maxBoxSize))",
+                                    path: type.description)
+            }
             switch type {
             case .ftyp, .styp, .moov, .sidx, .moof:
-                guard size <= Int64(configuration.maxBoxSize) else {
-                    throw failAndSkip(size, .boxTooLarge,
-                                      "box '\(type)' claims \(size) bytes, more than max-box-size (\(configuration.maxBoxSize))",
-                                      path: type.description)
-                }
                 if type == .moof {
                     // nil: the fragment is not all here yet.
                     return try fragment(moofSize: Int(size), headerSize: headerSize)
                 }
-                guard buffer.readableBytes >= Int(size) else {
-                    reserve(Int(size))
-                    return nil
-                }
+                guard gather(Int(size)) else { return nil }
                 let boxOffset = offset
-                let box = buffer.getSlice(at: start, length: Int(size)) ?? ByteBuffer()
-                let reader = reader(for: start, headerSize: headerSize, size: Int(size), path: type.description)
-                consume(Int(size))
+                let box = takeSlice(Int(size))
+                let reader = BoxReader(buffer: box, range: (box.readerIndex + headerSize)..<box.writerIndex,
+                                       streamOffset: boxOffset - Int64(box.readerIndex), path: type.description)
                 switch type {
                 case .ftyp:
                     pendingFtyp = (box, boxOffset)
@@ -166,7 +193,8 @@ public struct StreamingParser: Sendable {
                         BoxReader(buffer: $0.bytes, range: ($0.bytes.readerIndex + 8)..<$0.bytes.writerIndex,
                                   streamOffset: $0.offset - Int64($0.bytes.readerIndex), path: "ftyp")
                     }
-                    let parsed = try InitSegment.parse(moov: reader, ftyp: ftypReader, bytes: bytes)
+                    let parsed = try InitSegment.parse(moov: reader, ftyp: ftypReader, bytes: bytes,
+                                                       maxTracks: configuration.maxTracks)
                     initSegment = parsed
                     nextDTS = [:]
                     return .initSegment(parsed)
@@ -182,14 +210,10 @@ public struct StreamingParser: Sendable {
         }
     }
 
-    /// moof + the mdat after it, once both are buffered.
+    /// moof + the mdat after it, once both are here.
     private mutating func fragment(moofSize: Int, headerSize: Int) throws(ParseError) -> Item? {
-        let start = buffer.readerIndex
-        guard buffer.readableBytes >= moofSize + 8 else {
-            reserve(moofSize + 16)
-            return nil
-        }
-        let mdatStart = start + moofSize
+        guard gather(moofSize + 8) else { return nil }
+        let mdatStart = buffer.readerIndex + moofSize
         let mdatSize32 = buffer.getInteger(at: mdatStart, as: UInt32.self) ?? 0
         let mdatType = FourCC(rawValue: buffer.getInteger(at: mdatStart + 4, as: UInt32.self) ?? 0)
         guard mdatType == .mdat else {
@@ -198,55 +222,107 @@ public struct StreamingParser: Sendable {
         var mdatSize = Int64(mdatSize32)
         var mdatHeader = 8
         if mdatSize32 == 1 {
-            guard buffer.readableBytes >= moofSize + 16 else { return nil }
-            mdatSize = Int64(bitPattern: buffer.getInteger(at: mdatStart + 8, as: UInt64.self) ?? 0)
+            guard gather(moofSize + 16) else { return nil }
+            mdatSize = Int64(clamping: buffer.getInteger(at: buffer.readerIndex + moofSize + 8, as: UInt64.self) ?? 0)
             mdatHeader = 16
         }
         guard mdatSize >= Int64(mdatHeader), mdatSize32 != 0 else {
             throw failAndSkip(Int64(moofSize), .invalidBoxHeader, "the mdat after a moof claims \(mdatSize) bytes",
                               path: "mdat")
         }
-        let total = Int64(moofSize) + mdatSize
-        guard total <= Int64(configuration.maxBoxSize) else {
-            throw failAndSkip(total, .boxTooLarge,
-                              "fragment (moof + mdat) of \(total) bytes is larger than max-box-size (\(configuration.maxBoxSize))",
+        // moofSize is at most maxBoxSize, so this sum cannot overflow before the comparison.
+        guard mdatSize <= Int64(configuration.maxBoxSize) - Int64(moofSize) else {
+            throw failAndSkip(Int64(moofSize), .boxTooLarge,
+                              "fragment (moof + mdat of \(mdatSize) bytes) is larger than max-box-size (\(configuration.maxBoxSize))",
                               path: "mdat")
         }
-        guard buffer.readableBytes >= Int(total) else {
-            reserve(Int(total))
-            return nil
-        }
+        let total = moofSize + Int(mdatSize)
+        guard gather(total) else { return nil }
         guard let initSegment else {
-            throw failAndSkip(total, .fragmentBeforeInit, "a fragment (moof) arrived before any init segment (moov)",
+            throw failAndSkip(Int64(total), .fragmentBeforeInit, "a fragment (moof) arrived before any init segment (moov)",
                               path: "moof")
         }
-        let moof = reader(for: start, headerSize: headerSize, size: moofSize, path: "moof")
-        let bytes = buffer.getSlice(at: start, length: Int(total)) ?? ByteBuffer()
-        let payload = (mdatStart + mdatHeader)..<(start + Int(total))
-        // Consumed whether or not it parses: after an error the next call goes on after it.
-        consume(Int(total))
+        let fragmentOffset = offset
+        // Taken whether or not it parses: after an error the next call goes on after it.
+        let bytes = takeSlice(total)
+        let start = bytes.readerIndex
+        let moof = BoxReader(buffer: bytes, range: (start + headerSize)..<(start + moofSize),
+                             streamOffset: fragmentOffset - Int64(start), path: "moof")
+        let payload = (start + moofSize + mdatHeader)..<(start + total)
         return .fragment(try Fragment.parse(moof: moof, moofStart: start, mdatPayload: payload, bytes: bytes,
-                                            initSegment: initSegment, nextDTS: &nextDTS))
+                                            initSegment: initSegment, maxSamples: configuration.maxSamplesPerFragment,
+                                            nextDTS: &nextDTS))
     }
 
-    private func reader(for start: Int, headerSize: Int, size: Int, path: String) -> BoxReader {
-        BoxReader(buffer: buffer, range: (start + headerSize)..<(start + size),
-                  streamOffset: offset - Int64(buffer.readerIndex), path: path)
+    // MARK: Buffering
+
+    /// Makes the first `count` unread bytes contiguous in `buffer`, if that
+    /// many have arrived; false when more are needed. Bytes are copied only
+    /// when a box spans chunks, once, into a buffer of exactly its size.
+    private mutating func gather(_ count: Int) -> Bool {
+        if buffer.readableBytes >= count { return true }
+        guard buffer.readableBytes + pendingBytes >= count else { return false }
+        if buffer.readableBytes == 0 {
+            buffer = pending.removeFirst()
+            pendingBytes -= buffer.readableBytes
+            if buffer.readableBytes >= count { return true }
+        }
+        var gathered = ByteBufferAllocator().buffer(capacity: count)
+        gathered.writeBuffer(&buffer)
+        while gathered.readableBytes < count {
+            var chunk = pending.removeFirst()
+            pendingBytes -= chunk.readableBytes
+            let wanted = count - gathered.readableBytes
+            if chunk.readableBytes > wanted, var head = chunk.readSlice(length: wanted) {
+                gathered.writeBuffer(&head)
+                pending.prepend(chunk)
+                pendingBytes += chunk.readableBytes
+            } else {
+                gathered.writeBuffer(&chunk)
+            }
+        }
+        buffer = gathered
+        return true
     }
 
-    private mutating func consume(_ count: Int) {
+    /// The next `count` bytes, which `gather` made contiguous, as a slice.
+    private mutating func takeSlice(_ count: Int) -> ByteBuffer {
+        let slice = buffer.readSlice(length: count) ?? ByteBuffer()
+        offset += Int64(count)
+        refill()
+        return slice
+    }
+
+    /// Drops up to `count` unread bytes without gathering them; returns how many.
+    private mutating func discard(upTo count: Int64) -> Int64 {
+        var dropped: Int64 = 0
+        while dropped < count, buffer.readableBytes > 0 {
+            let step = Int(min(count - dropped, Int64(buffer.readableBytes)))
+            discardWithinBuffer(step)
+            dropped += Int64(step)
+        }
+        return dropped
+    }
+
+    private mutating func discardWithinBuffer(_ count: Int) {
         buffer.moveReaderIndex(forwardBy: count)
         offset += Int64(count)
-        if buffer.readableBytes == 0 { buffer = ByteBuffer() }
+        refill()
     }
 
-    /// Room for a whole box, so gathering it does not reallocate per chunk.
-    private mutating func reserve(_ size: Int) {
-        let missing = size - buffer.readableBytes
-        if missing > 0, buffer.writableBytes < missing {
-            buffer.reserveCapacity(minimumWritableBytes: missing)
+    /// Once `buffer` is used up, the next pending chunk takes its place, and
+    /// the used-up storage is released.
+    private mutating func refill() {
+        guard buffer.readableBytes == 0 else { return }
+        if let next = pending.popFirst() {
+            pendingBytes -= next.readableBytes
+            buffer = next
+        } else {
+            buffer = ByteBuffer()
         }
     }
+
+    // MARK: Errors and resynchronisation
 
     /// Reports a problem and skips the whole box of `size` bytes at the read position.
     private mutating func failAndSkip(_ size: Int64, _ code: ParseError.Code, _ message: String,
@@ -259,42 +335,49 @@ public struct StreamingParser: Sendable {
     /// Reports a problem and scans for the next plausible box start.
     private mutating func failAndResync(_ code: ParseError.Code, _ message: String, path: String) -> ParseError {
         let error = ParseError(code, message, offset: offset, path: path)
-        consume(1)
+        discardWithinBuffer(1)
         resynchronizing = true
         return error
     }
 
     /// Moves to the next `ftyp`, `styp`, `moov` or `moof` whose size looks
-    /// right. Keeps the last 7 bytes when none is found: a header may be
+    /// plausible. Keeps the last 7 bytes when none is found: a header may be
     /// cut by the chunk boundary.
     private mutating func scanForBoxStart() -> Bool {
-        let starts: Set<UInt32> = [FourCC.ftyp.rawValue, FourCC.styp.rawValue, FourCC.moov.rawValue, FourCC.moof.rawValue]
-        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
-            guard bytes.count >= 8 else { return nil }
-            var index = 4
-            while index + 4 <= bytes.count {
-                let type = UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16
-                    | UInt32(bytes[index + 2]) << 8 | UInt32(bytes[index + 3])
-                if starts.contains(type) {
-                    let size = UInt32(bytes[index - 4]) << 24 | UInt32(bytes[index - 3]) << 16
-                        | UInt32(bytes[index - 2]) << 8 | UInt32(bytes[index - 1])
-                    if size >= 8 || size == 1 { return index - 4 }
-                }
-                index += 1
+        let maxBoxSize = UInt64(configuration.maxBoxSize)
+        while true {
+            if buffer.readableBytes < 8 {
+                // The few bytes left may start a header that the next chunk completes.
+                guard let next = pending.first else { return false }
+                _ = gather(buffer.readableBytes + next.readableBytes)
+                if buffer.readableBytes < 8 { continue }
             }
-            return nil
+            let found: Int? = buffer.withUnsafeReadableBytes { bytes in
+                var index = 4
+                while index + 4 <= bytes.count {
+                    let type = UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16
+                        | UInt32(bytes[index + 2]) << 8 | UInt32(bytes[index + 3])
+                    if type == FourCC.moof.rawValue || type == FourCC.moov.rawValue
+                        || type == FourCC.ftyp.rawValue || type == FourCC.styp.rawValue {
+                        let size = UInt64(bytes[index - 4]) << 24 | UInt64(bytes[index - 3]) << 16
+                            | UInt64(bytes[index - 2]) << 8 | UInt64(bytes[index - 1])
+                        if size == 1 || (size >= 8 && size <= maxBoxSize) { return index - 4 }
+                    }
+                    index += 1
+                }
+                return nil
+            }
+            if let found {
+                discardWithinBuffer(found)
+                return true
+            }
+            discardWithinBuffer(buffer.readableBytes - 7)
+            if pending.isEmpty { return false }
         }
-        if let found {
-            consume(found)
-            return true
-        }
-        let keep = min(buffer.readableBytes, 7)
-        consume(buffer.readableBytes - keep)
-        return false
     }
 
-    private func hexPreview(_ start: Int) -> String {
-        let bytes = buffer.getBytes(at: start, length: min(8, buffer.readableBytes)) ?? []
+    private func hexPreview() -> String {
+        let bytes = buffer.getBytes(at: buffer.readerIndex, length: min(8, buffer.readableBytes)) ?? []
         return bytes.map(hex).joined(separator: " ")
     }
 
@@ -327,7 +410,8 @@ extension Fragment {
     /// Parses a whole fragment (moof + mdat, as a `fragment` packet carries)
     /// against `initSegment`. Decode times come from `tfdt` (0 without one).
     public init(parsing bytes: ByteBuffer, initSegment: InitSegment) throws(ParseError) {
-        var parser = StreamingParser(initSegment: initSegment, maxBoxSize: max(bytes.readableBytes, 1))
+        var parser = StreamingParser(initSegment: initSegment,
+                                     configuration: .init(maxBoxSize: max(bytes.readableBytes, 1)))
         parser.append(bytes)
         while let item = try parser.next() {
             if case .fragment(let fragment) = item {
