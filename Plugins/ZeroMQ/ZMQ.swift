@@ -115,6 +115,14 @@ public final class ZMQSocket {
         }
     }
 
+    /// Sets a 64-bit option, such as `ZMQ_MAXMSGSIZE`.
+    public func set(_ option: Int32, int64 value: Int64) throws(ZMQError) {
+        var value = value
+        guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int64>.size) == 0 else {
+            throw ZMQError("zmq_setsockopt \(option)")
+        }
+    }
+
     public func set(_ option: Int32, bytes: [UInt8]) throws(ZMQError) {
         let result = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
         guard result == 0 else { throw ZMQError("zmq_setsockopt \(option)") }
@@ -170,8 +178,9 @@ public final class ZMQSocket {
     }
 
     /// Receives one multipart message; nil when none is waiting (with `wait: false`)
-    /// or the timeout passed.
-    public func receive(timeout: Duration? = nil) throws(ZMQError) -> [ByteBuffer]? {
+    /// or the timeout passed. Parts past `maxParts` are received and dropped,
+    /// so a peer's million empty parts cost no memory.
+    public func receive(timeout: Duration? = nil, maxParts: Int = .max) throws(ZMQError) -> [ByteBuffer]? {
         if let timeout {
             guard try poll(timeout: timeout) else { return nil }
         }
@@ -186,6 +195,10 @@ public final class ZMQSocket {
                 if error.errno == EINTR { continue }
                 if error.wouldBlock && parts.isEmpty { return nil }
                 throw error
+            }
+            guard parts.count < maxParts else {
+                guard zmq_msg_more(&message) != 0 else { return parts }
+                continue
             }
             let size = zmq_msg_size(&message)
             var buffer = ByteBuffer()

@@ -61,8 +61,9 @@ struct ZMQPublish: Node {
             high-water mark messages to it are dropped and counted. With 'latch' (the default) the \\
             socket is an XPUB and a new subscription that matches a stream's init topic gets that \\
             stream's latest init segment again, so a late joiner decodes from the next keyframe \\
-            (subscribers already there receive it again too). Subscribers should subscribe with a \\
-            trailing slash ('cam1/') so that cam1 does not match cam10.
+            (subscribers already there receive it again too); init segments are latched for at most \\
+            'max-streams' streams, the one idle longest giving way. Subscribers should subscribe \\
+            with a trailing slash ('cam1/') so that cam1 does not match cam10.
             """,
         options: [
             OptionSpec("endpoint", .list(.string), required: true,
@@ -78,6 +79,7 @@ struct ZMQPublish: Node {
             OptionSpec("wait-timeout", .duration, default: "30s", "Longest wait for 'wait-for-subscribers'."),
             OptionSpec("curve-secret-key", .secret, "CURVE secret key (Z85, 40 characters) to encrypt with; never printed."),
             OptionSpec("curve-server", .bool, default: "false", "Be the CURVE server (requires curve-secret-key)."),
+            .maxStreams(),
         ],
         accepts: .all,
         emits: .nothing,
@@ -93,8 +95,10 @@ struct ZMQPublish: Node {
     let waitForSubscribers: Int
     let waitTimeout: Duration
     let curveSecretKey: String?
+    let maxStreams: Int
 
     init(_ options: NodeOptions) throws {
+        maxStreams = try options.maxStreams()
         endpoints = try options.stringList("endpoint") ?? []
         guard !endpoints.isEmpty else { throw ConfigError("node '\(options.nodeID)' needs an 'endpoint'", at: options.location) }
         connect = try options.bool("connect") ?? false
@@ -143,7 +147,7 @@ struct ZMQPublish: Node {
             if connect { try socket.connect(endpoint) } else { try socket.bind(endpoint) }
             context.logger.info("publishing on \(connect ? endpoint : socket.lastEndpoint)")
         }
-        var latched: [String: (topic: String, packet: Packet)] = [:]
+        var latched = StreamTable<(topic: String, packet: Packet)>(capacity: maxStreams)
         // Per packet: a topic from the cache and a header in a reused buffer, no allocation.
         var topics: [TopicKey: (text: String, bytes: ByteBuffer)] = [:]
         var header = JSONObject()
@@ -160,7 +164,8 @@ struct ZMQPublish: Node {
                 subscriptions += 1
                 let prefix = frame.getString(at: frame.readerIndex + 1, length: frame.readableBytes - 1) ?? ""
                 guard latch else { continue }
-                for (_, entry) in latched.sorted(by: { $0.key < $1.key }) where entry.topic.hasPrefix(prefix) {
+                for stream in latched.streams {
+                    guard let entry = latched[stream], entry.topic.hasPrefix(prefix) else { continue }
                     try publish(entry.packet, topic: ByteBuffer(string: entry.topic))
                 }
             }
@@ -203,9 +208,13 @@ struct ZMQPublish: Node {
             } else {
                 let text = self.topic.topic(stream: key.stream, kind: key.kind)
                 topic = (text, ByteBuffer(string: text))
+                // A cache: streams come and go, so it starts over rather than grow without end.
+                if topics.count >= maxStreams * PacketKind.allCases.count * 2 { topics.removeAll(keepingCapacity: true) }
                 topics[key] = topic
             }
-            if packet.kind == .initSegment { latched[packet.stream] = (topic.text, packet) }
+            if packet.kind == .initSegment, let evicted = latched.put((topic.text, packet), for: packet.stream) {
+                await context.reportEvicted(stream: evicted.stream, capacity: maxStreams, emitEvent: false)
+            }
             try publish(packet, topic: topic.bytes)
         }
         context.logger.info("published \(sent) messages, \(dropped) refused")

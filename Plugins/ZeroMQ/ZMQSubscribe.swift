@@ -11,50 +11,65 @@ struct ZMQSubscribe: Node {
         name: "zmq-subscribe",
         summary: "Receives camflow packets over ZeroMQ (topic, JSON header, payload) from zmq-publish or a broker.",
         details: """
-            A SUB socket, connected (or bound) to the endpoints, subscribed to the topic prefixes. \\
-            Each three-frame message becomes the packet it was: kind, stream, sequence, media \\
-            fields, event fields and payload. A malformed message (wrong frame count, bad header) \\
-            becomes a 'zmq-error' event and is skipped. The socket lives on a thread of its own; \\
-            when the pipeline is slow, messages wait in libzmq up to 'rcvhwm' and are then dropped \\
-            by the publisher, never piled up in memory.
+            A SUB socket, connected (or bound) to the endpoints, subscribed to the topic prefixes. \
+            Each three-frame message becomes the packet it was: kind, stream, sequence, media \
+            fields, event fields and payload. Every header field is checked for its type and range \
+            (stream, codec and event names 1 to 256 bytes without control characters, timescale and \
+            track 32-bit, width and height 0 to 65535, duration 0 to 2^40, times whole 64-bit \
+            numbers; a header of at most 64KiB). A malformed message (wrong frame count, bad header, \
+            a frame over 'max-message-size', which libzmq refuses by closing the connection) \
+            becomes a 'zmq-error' event or a dropped connection and is skipped. The socket lives on \
+            a thread of its own; when the pipeline is slow, messages wait in libzmq up to 'rcvhwm' \
+            and are then dropped by the publisher, never piled up in memory.
             """,
         options: [
             OptionSpec("endpoint", .list(.string), required: true, "ZeroMQ endpoints, such as tcp://127.0.0.1:5556."),
             OptionSpec("bind", .bool, default: "false", "Bind the endpoints instead of connecting to them."),
             OptionSpec("topics", .list(.string), "Topic prefixes to subscribe to, such as cam1/; everything when unset."),
             OptionSpec("rcvhwm", .integer, default: "1000", "Messages queued before the publisher drops for this subscriber."),
+            OptionSpec("max-message-size", .size, default: "64MiB",
+                       "Largest message frame accepted (ZMQ_MAXMSGSIZE); a peer sending a larger one is disconnected."),
         ],
         accepts: [],
         emits: .kinds(.all),
         make: { options in
             let endpoints = try options.stringList("endpoint") ?? []
             guard !endpoints.isEmpty else { throw ConfigError("node '\(options.nodeID)' needs an 'endpoint'", at: options.location) }
+            let maxMessageSize = try options.size("max-message-size") ?? 64 << 20
+            guard maxMessageSize >= 1024 else {
+                throw ConfigError("option 'max-message-size' of node '\(options.nodeID)' must be at least 1KiB",
+                                  at: try options.value("max-message-size")?.location ?? options.location)
+            }
             return ZMQSubscribe(endpoints: endpoints, bind: try options.bool("bind") ?? false,
                                 topics: try options.stringList("topics") ?? [""],
-                                highWaterMark: Int32(clamping: try options.integer("rcvhwm") ?? 1000))
+                                highWaterMark: Int32(clamping: try options.integer("rcvhwm") ?? 1000),
+                                maxMessageSize: maxMessageSize)
         })
 
     let endpoints: [String]
     let bind: Bool
     let topics: [String]
     let highWaterMark: Int32
+    let maxMessageSize: Int
 
     func run(_ context: NodeContext) async throws {
         let handoff = Handoff()
         let (messages, continuation) = AsyncStream<[ByteBuffer]>.makeStream()
-        let receiver = Task.detached { [endpoints, bind, topics, highWaterMark] in
+        let receiver = Task.detached { [endpoints, bind, topics, highWaterMark, maxMessageSize] in
             try await ZMQThread.run("zmq-subscribe") {
                 defer { continuation.finish() }
                 let socket = try ZMQSocket(.sub)
                 defer { socket.close() }
                 try socket.set(ZMQ_RCVHWM, highWaterMark)
                 try socket.set(ZMQ_LINGER, 0)
+                try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(maxMessageSize))
                 for topic in topics { try socket.subscribe(topic) }
                 for endpoint in endpoints {
                     if bind { try socket.bind(endpoint) } else { try socket.connect(endpoint) }
                 }
                 while !handoff.isStopped {
-                    guard let message = try socket.receive(timeout: .milliseconds(100)) else { continue }
+                    // A fourth part is kept only to tell the message apart from a good one.
+                    guard let message = try socket.receive(timeout: .milliseconds(100), maxParts: 4) else { continue }
                     // Wait for room downstream: the socket's own queue then fills, and the publisher drops.
                     handoff.waitForRoom()
                     continuation.yield(message)
@@ -66,13 +81,14 @@ struct ZMQSubscribe: Node {
             for await message in messages {
                 handoff.taken()
                 guard message.count == 3 else {
-                    await reject("expected 3 frames (topic, header, payload), got \(message.count)", context, &sequence)
+                    let got = message.count > 3 ? "more than 3" : "\(message.count)"
+                    await reject("expected 3 frames (topic, header, payload), got \(got)", context, &sequence)
                     continue
                 }
                 do {
                     await context.emit(try PacketHeader.packet(header: message[1], payload: message[2]))
                 } catch {
-                    await reject("\(error) (topic '\(String(buffer: message[0]))')", context, &sequence)
+                    await reject("\(error) (topic '\(UntrustedText.printable(message[0], limit: 64))')", context, &sequence)
                 }
             }
         } onCancel: {

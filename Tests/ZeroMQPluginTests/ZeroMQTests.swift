@@ -38,6 +38,61 @@ import Testing
         }
     }
 
+    /// Each header names what is wrong with it: type, range, size.
+    @Test(arguments: [
+        (#"{"stream":"a","kind":"frame","duration":9223372036854775807}"#, "the header's 'duration' is 9223372036854775807, outside 0...1099511627776"),
+        (#"{"stream":"a","kind":"frame","duration":-1}"#, "the header's 'duration' is -1, outside 0...1099511627776"),
+        (#"{"stream":"a","kind":"frame","dts":1e300}"#, "the header's 'dts' must be a whole number that fits 64 bits"),
+        (#"{"stream":"a","kind":"frame","dts":1.5}"#, "the header's 'dts' must be a whole number that fits 64 bits"),
+        (#"{"stream":"a","kind":"frame","dts":true}"#, "the header's 'dts' must be a whole number that fits 64 bits"),
+        (#"{"stream":"a","kind":"frame","dts":"12"}"#, "the header's 'dts' must be a whole number that fits 64 bits"),
+        (#"{"stream":"a","kind":"frame","timescale":4294967296}"#, "the header's 'timescale' is 4294967296, outside 0...4294967295"),
+        (#"{"stream":"a","kind":"frame","width":-5,"codec":"x"}"#, "the header's 'width' is -5, outside 0...65535"),
+        (#"{"stream":"a","kind":"frame","keyframe":1}"#, "the header's 'keyframe' must be true or false"),
+        (#"{"stream":"a\nforged log line","kind":"frame"}"#, "the header's 'stream' must be 1 to 256 bytes without control characters"),
+        (#"{"stream":"","kind":"frame"}"#, "the header's 'stream' must be 1 to 256 bytes without control characters"),
+        (#"{"stream":7,"kind":"frame"}"#, "the header's 'stream' must be a string"),
+        (#"{"kind":"frame"}"#, "the header has no 'stream'"),
+        (#"[1,2]"#, "the header is not a JSON object"),
+        (#"{"stream":"a","kind":"\u001b[31mred"}"#, "the header's 'kind' is '\\u{1B}[31mred', not one of init, fragment, frame, event, bytes"),
+    ])
+    func hostileHeaders_areRefused_withTheReason(_ header: String, _ reason: String) {
+        #expect(throws: PacketHeader.Invalid.self) {
+            do {
+                _ = try PacketHeader.packet(header: ByteBuffer(string: header), payload: ByteBuffer())
+            } catch {
+                #expect("\(error)" == reason)
+                throw error
+            }
+        }
+    }
+
+    @Test func hugeHeadersAndLongNames_areRefused() {
+        let long = String(repeating: "x", count: 257)
+        #expect(throws: PacketHeader.Invalid.self) {
+            try PacketHeader.packet(header: ByteBuffer(string: #"{"stream":"\#(long)","kind":"frame"}"#), payload: ByteBuffer())
+        }
+        let padded = #"{"stream":"a","kind":"frame","pad":""# + String(repeating: " ", count: 70_000) + #""}"#
+        #expect(throws: PacketHeader.Invalid.self) {
+            try PacketHeader.packet(header: ByteBuffer(string: padded), payload: ByteBuffer())
+        }
+        let manyFields = (0..<300).map { #""f\#($0)":\#($0)"# }.joined(separator: ",")
+        #expect(throws: PacketHeader.Invalid.self) {
+            try PacketHeader.packet(header: ByteBuffer(string: #"{"stream":"a","kind":"event","event":"e","fields":{\#(manyFields)}}"#),
+                                    payload: ByteBuffer())
+        }
+    }
+
+    @Test func extremeButValidValues_arePassedExactly() throws {
+        let header = #"{"stream":"a","kind":"frame","dts":-9223372036854775808,"pts":9223372036854775807,"timescale":4294967295,"sequence":-1,"track":4294967295}"#
+        let packet = try PacketHeader.packet(header: ByteBuffer(string: header), payload: ByteBuffer())
+        #expect(packet.media?.dts == .min)
+        #expect(packet.media?.pts == .max)
+        #expect(packet.media?.timescale == .max)
+        #expect(packet.media?.track == .max)
+        #expect(packet.sequence == .max)
+    }
+
     @Test func topics_followTheTemplate() {
         let template = TopicTemplate(template: "{stream}/{kind}")
         #expect(template.topic(for: Packet(kind: .initSegment, stream: "cam1")) == "cam1/init")

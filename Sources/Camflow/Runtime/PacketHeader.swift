@@ -46,46 +46,184 @@ public enum PacketHeader {
         public let description: String
     }
 
+    /// Limits on what a header from outside may hold. The header comes from
+    /// anyone who can reach a ZeroMQ socket: every field is checked for its
+    /// type and range before a packet is built, so a wrong value is an error
+    /// here, never a trap or a silent wrap further down the pipeline.
+    public enum Limits {
+        /// The largest header read, in bytes.
+        public static let headerBytes = 64 << 10
+        /// The longest stream name, codec string or event name, in bytes.
+        public static let nameBytes = 256
+        /// The most event fields.
+        public static let eventFields = 256
+        /// The longest string value of an event field, in bytes.
+        public static let fieldBytes = 4096
+        /// The largest duration, in timescale units: 2^40 is 127 days at 100 kHz.
+        public static let duration: Int64 = 1 << 40
+    }
+
     /// A packet from a header and its payload.
     public static func packet(header: ByteBuffer, payload: ByteBuffer) throws(Invalid) -> Packet {
-        let data = Data(header.readableBytesView)
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard header.readableBytes <= Limits.headerBytes else {
+            throw Invalid(description: "the header has \(header.readableBytes) bytes, more than \(Limits.headerBytes)")
+        }
+        let wire: WireHeader
+        do {
+            wire = try JSONDecoder().decode(WireHeader.self, from: Data(header.readableBytesView))
+        } catch let error as DecodingError {
+            throw Invalid(description: describe(error))
+        } catch {
             throw Invalid(description: "the header is not a JSON object")
         }
-        guard let stream = object["stream"] as? String, !stream.isEmpty else {
-            throw Invalid(description: "the header has no 'stream'")
+        let stream = try name(wire.stream, "stream")
+        guard let kind = PacketKind(name: wire.kind) else {
+            throw Invalid(description: "the header's 'kind' is '\(UntrustedText.printable(wire.kind, limit: 32))', not one of init, fragment, frame, event, bytes")
         }
-        guard let kindName = object["kind"] as? String, let kind = PacketKind(name: kindName) else {
-            throw Invalid(description: "the header has no valid 'kind'")
-        }
-        func int(_ key: String) -> Int64? { (object[key] as? NSNumber)?.int64Value }
         var media: MediaInfo?
-        if object["codec"] != nil || object["dts"] != nil || object["keyframe"] != nil || object["timescale"] != nil {
+        if wire.codec != nil || wire.dts != nil || wire.pts != nil || wire.duration != nil || wire.keyframe != nil
+            || wire.timescale != nil || wire.width != nil || wire.height != nil || wire.track != nil {
+            var codec: String?
+            if let text = wire.codec { codec = try name(text, "codec") }
             media = MediaInfo(
-                track: UInt32(truncatingIfNeeded: int("track") ?? 0), codec: object["codec"] as? String,
-                timescale: UInt32(truncatingIfNeeded: int("timescale") ?? 0), dts: int("dts"), pts: int("pts"),
-                duration: int("duration"), keyframe: (object["keyframe"] as? NSNumber)?.boolValue,
-                width: int("width").map(Int.init), height: int("height").map(Int.init))
+                track: try ranged(wire.track, "track", 0...Int64(UInt32.max)).map(UInt32.init) ?? 0,
+                codec: codec,
+                timescale: try ranged(wire.timescale, "timescale", 0...Int64(UInt32.max)).map(UInt32.init) ?? 0,
+                dts: wire.dts, pts: wire.pts,
+                duration: try ranged(wire.duration, "duration", 0...Limits.duration),
+                keyframe: wire.keyframe,
+                width: try ranged(wire.width, "width", 0...65535).map(Int.init),
+                height: try ranged(wire.height, "height", 0...65535).map(Int.init))
         }
         var event: Event?
-        if let name = object["event"] as? String {
-            var fields: [(key: String, value: EventValue)] = []
-            for (key, value) in ((object["fields"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
+        if let eventName = wire.event {
+            let fields = wire.fields ?? [:]
+            guard fields.count <= Limits.eventFields else {
+                throw Invalid(description: "the header's event has \(fields.count) fields, more than \(Limits.eventFields)")
+            }
+            var values: [(key: String, value: EventValue)] = []
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+                let key = try name(key, "event field name")
                 switch value {
-                case let text as String: fields.append((key, .string(text)))
-                case let number as NSNumber:
-                    switch String(cString: number.objCType) {
-                    case "d", "f": fields.append((key, .double(number.doubleValue)))
-                    case "c", "B": fields.append((key, .bool(number.boolValue)))
-                    default: fields.append((key, .int(number.int64Value)))
-                    }
-                default: continue
+                case .value(.string(let text)) where text.utf8.count > Limits.fieldBytes:
+                    throw Invalid(description: "the event field '\(key)' has more than \(Limits.fieldBytes) bytes")
+                case .value(let scalar): values.append((key, scalar))
+                case .unsupported: continue
                 }
             }
-            event = Event(name, fields)
+            event = Event(try name(eventName, "event"), values)
         }
-        return Packet(kind: kind, stream: stream, sequence: UInt64(bitPattern: int("sequence") ?? 0), payload: payload,
-                      receivedAt: MonotonicClock.now(), discontinuity: (object["discontinuity"] as? Bool) ?? false,
+        return Packet(kind: kind, stream: stream, sequence: UInt64(bitPattern: wire.sequence ?? 0), payload: payload,
+                      receivedAt: MonotonicClock.now(), discontinuity: wire.discontinuity ?? false,
                       media: media, event: event)
+    }
+
+    /// A name from outside: not empty, not too long, no control characters (they would forge log lines).
+    private static func name(_ value: String, _ field: String) throws(Invalid) -> String {
+        guard !value.isEmpty, value.utf8.count <= Limits.nameBytes,
+              !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw Invalid(description: "the header's '\(field)' must be 1 to \(Limits.nameBytes) bytes without control characters")
+        }
+        return value
+    }
+
+    private static func ranged(_ value: Int64?, _ field: String, _ range: ClosedRange<Int64>) throws(Invalid) -> Int64? {
+        guard let value else { return nil }
+        guard range.contains(value) else {
+            throw Invalid(description: "the header's '\(field)' is \(value), outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            if context.codingPath.isEmpty { return "the header is not a JSON object" }
+            let expected = type == Int64.self ? "a whole number that fits 64 bits"
+                : type == Bool.self ? "true or false" : type == String.self ? "a string" : "\(type)"
+            return "the header's '\(path(context))' must be \(expected)"
+        case .keyNotFound(let key, _):
+            return "the header has no '\(key.stringValue)'"
+        case .dataCorrupted:
+            return "the header is not a JSON object"
+        @unknown default:
+            return "the header is not a JSON object"
+        }
+    }
+
+    private static func path(_ context: DecodingError.Context) -> String {
+        context.codingPath.map(\.stringValue).joined(separator: ".")
+    }
+}
+
+/// The header as it travels: every field typed, so that JSONDecoder refuses
+/// a number where a string belongs, a fraction or 1e300 where a 64-bit
+/// integer belongs, and `true` where a number belongs.
+private struct WireHeader: Decodable {
+    var stream: String
+    var kind: String
+    @WireInteger var sequence: Int64?
+    var codec: String?
+    @WireInteger var timescale: Int64?
+    @WireInteger var dts: Int64?
+    @WireInteger var pts: Int64?
+    @WireInteger var duration: Int64?
+    var keyframe: Bool?
+    @WireInteger var width: Int64?
+    @WireInteger var height: Int64?
+    @WireInteger var track: Int64?
+    var discontinuity: Bool?
+    var event: String?
+    var fields: [String: WireFieldValue]?
+}
+
+/// An optional 64-bit integer field. JSONDecoder refuses `1.5` or `1e300`
+/// for an Int64 as corrupt data without saying which key; this says it as
+/// a type mismatch at the key, so the error names the field.
+@propertyWrapper
+private struct WireInteger: Decodable {
+    var wrappedValue: Int64?
+
+    init(wrappedValue: Int64?) { self.wrappedValue = wrappedValue }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            wrappedValue = nil
+        } else if let value = try? container.decode(Int64.self) {
+            wrappedValue = value
+        } else {
+            throw DecodingError.typeMismatch(Int64.self, .init(codingPath: decoder.codingPath,
+                                                               debugDescription: "not a 64-bit integer"))
+        }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// An absent key leaves a ``WireInteger`` nil, as for a plain optional.
+    fileprivate func decode(_ type: WireInteger.Type, forKey key: Key) throws -> WireInteger {
+        try decodeIfPresent(type, forKey: key) ?? WireInteger(wrappedValue: nil)
+    }
+}
+
+/// An event field's value: a scalar, or something camflow's events never
+/// hold (array, object, null), which is passed over.
+private enum WireFieldValue: Decodable {
+    case value(EventValue)
+    case unsupported
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) {
+            self = .value(.string(text))
+        } else if let flag = try? container.decode(Bool.self) {
+            self = .value(.bool(flag))
+        } else if let whole = try? container.decode(Int64.self) {
+            self = .value(.int(whole))
+        } else if let number = try? container.decode(Double.self) {
+            self = .value(.double(number))
+        } else {
+            self = .unsupported
+        }
     }
 }
