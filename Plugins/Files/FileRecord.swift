@@ -23,7 +23,9 @@ struct FileRecord: Node {
             time, wall-clock start, keyframes, size); 'camflow recordings ROOT' lists them. \\
             Retention ('keep', 'max-total-size') deletes the oldest finished files. A write error \\
             (full disk, permissions) becomes a 'record-error' event and a log line; fragments wait \\
-            in a bounded buffer and writing is retried, so the rest of the pipeline runs on.
+            in a bounded buffer and writing is retried, so the rest of the pipeline runs on. At \
+            most 'max-streams' streams are recorded at once (each holds a file and a buffer); a new \
+            one beyond that finishes the file of the stream idle longest.
             """,
         options: [
             OptionSpec("path", .string, default: "recordings/{stream}/%Y-%m-%d/%H%M%S.mp4",
@@ -36,6 +38,7 @@ struct FileRecord: Node {
             OptionSpec("max-total-size", .size, "Delete the oldest finished files while the root holds more than this."),
             OptionSpec("buffer", .size, default: "64MiB", "Fragments held while the disk fails; the oldest go beyond this."),
             OptionSpec("retry", .duration, default: "1s", "Wait between attempts after a write error."),
+            .maxStreams(default: 16),
         ],
         accepts: [.initSegment, .fragment],
         emits: .kinds(.event),
@@ -52,7 +55,8 @@ struct FileRecord: Node {
                 id: options.nodeID, path: path, segment: (try options.duration("segment") ?? .seconds(60)).seconds,
                 maxSize: try options.size("max-size"), sync: try options.choice("fsync") ?? .onClose,
                 keep: try options.duration("keep"), maxTotalSize: try options.size("max-total-size"),
-                bufferLimit: try options.size("buffer") ?? 64 << 20, retry: try options.duration("retry") ?? .seconds(1))
+                bufferLimit: try options.size("buffer") ?? 64 << 20, retry: try options.duration("retry") ?? .seconds(1),
+                maxStreams: try options.maxStreams(default: 16))
         })
 
     let id: String
@@ -65,11 +69,12 @@ struct FileRecord: Node {
     let bufferLimit: Int
     let retry: Duration
 
-    private var streams: [String: StreamRecording] = [:]
+    private var streams: StreamTable<StreamRecording>
     private var eventSequence: UInt64 = 0
 
     init(id: String, path: RecordingPath, segment: Double, maxSize: Int?, sync: SyncPolicy, keep: Duration?,
-         maxTotalSize: Int?, bufferLimit: Int, retry: Duration) {
+         maxTotalSize: Int?, bufferLimit: Int, retry: Duration, maxStreams: Int) {
+        self.streams = StreamTable(capacity: maxStreams)
         self.id = id
         self.path = path
         self.segment = segment
@@ -94,8 +99,15 @@ struct FileRecord: Node {
     }
 
     mutating func process(_ packet: Packet, _ context: NodeContext) async {
-        var stream = streams[packet.stream] ?? StreamRecording(name: packet.stream)
-        defer { streams[packet.stream] = stream }
+        var stream = streams.take(packet.stream) ?? StreamRecording(name: packet.stream)
+        await process(packet, stream: &stream, context)
+        if var evicted = streams.put(stream, for: packet.stream) {
+            await context.reportEvicted(stream: evicted.stream, capacity: streams.capacity)
+            await retire(&evicted.value, context)
+        }
+    }
+
+    private mutating func process(_ packet: Packet, stream: inout StreamRecording, _ context: NodeContext) async {
         switch packet.kind {
         case .initSegment:
             if stream.initSegment != packet.payload || packet.discontinuity {
@@ -123,17 +135,23 @@ struct FileRecord: Node {
     }
 
     mutating func finish(_ context: NodeContext) async {
-        for name in streams.keys.sorted() {
-            guard var stream = streams[name] else { continue }
-            stream.retryAt = nil
-            await flush(&stream, context)
-            if !stream.pending.isEmpty {
-                context.logger.error("stream \(name): \(stream.pending.count) fragments could not be written")
-                context.stats.countDropped(stream.pending.count)
-            }
-            await close(&stream, context)
-            streams[name] = stream
+        for name in streams.streams {
+            guard var stream = streams.take(name) else { continue }
+            await retire(&stream, context)
         }
+    }
+
+    /// Writes what the stream still holds, one last try, and finishes its file.
+    private mutating func retire(_ stream: inout StreamRecording, _ context: NodeContext) async {
+        stream.retryAt = nil
+        await flush(&stream, context)
+        if !stream.pending.isEmpty {
+            context.logger.error("stream \(stream.name): \(stream.pending.count) fragments could not be written")
+            context.stats.countDropped(stream.pending.count)
+            stream.pending = []
+            stream.pendingBytes = 0
+        }
+        await close(&stream, context)
     }
 
     /// Writes pending fragments; on a write error keeps them and sets the retry time.

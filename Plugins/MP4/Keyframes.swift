@@ -45,9 +45,12 @@ struct KeyframeDetector {
         }
         keyframes += 1
         var report = Keyframe(track: track, pts: pts, timescale: timescale, size: size, disagreed: disagreed)
-        if let last = state.lastKeyframePTS {
+        // A pts before the previous keyframe's is a restarted clock, not a GOP: no length for it.
+        if let last = state.lastKeyframePTS, pts >= last {
             report.gopFrames = state.framesSinceKeyframe + 1
-            report.gopSeconds = timescale > 0 ? Double(pts - last) / Double(timescale) : nil
+            let (ticks, overflow) = pts.subtractingReportingOverflow(last)
+            let length = overflow ? Double(pts) - Double(last) : Double(ticks)
+            report.gopSeconds = timescale > 0 ? length / Double(timescale) : nil
         }
         state.lastKeyframePTS = pts
         state.framesSinceKeyframe = 0
@@ -73,36 +76,56 @@ struct Keyframes: PacketProcessor {
             """,
         options: [
             OptionSpec("only", .bool, default: "false", "Pass only keyframe frames, fragments that start with one, init and events."),
+            .maxStreams(),
         ],
         accepts: [.initSegment, .fragment, .frame, .event],
         emits: .inputKindsAnd(.event),
         make: { options in
-            var node = Keyframes()
-            node.onlyKeyframes = try options.bool("only") ?? false
-            return node
+            Keyframes(onlyKeyframes: try options.bool("only") ?? false, maxStreams: try options.maxStreams())
         })
 
-    var onlyKeyframes = false
-    private var catalog = StreamCatalog()
-    private var detectors: [String: KeyframeDetector] = [:]
-    private var streamsWithFrames: Set<String> = []
+    let onlyKeyframes: Bool
+    private var streams: StreamTable<KeyframeStream>
     private var eventSequence: UInt64 = 0
-    private var reportedDisagreement: Set<String> = []
+
+    init(onlyKeyframes: Bool = false, maxStreams: Int = 64) {
+        self.onlyKeyframes = onlyKeyframes
+        self.streams = StreamTable(capacity: maxStreams)
+    }
+
+    /// What the node keeps of one stream.
+    private struct KeyframeStream {
+        var media = StreamMedia()
+        var detector = KeyframeDetector()
+        var hasFrames = false
+        var reportedDisagreement = false
+    }
 
     mutating func process(_ packet: Packet, _ context: NodeContext) async throws {
+        guard packet.kind != .event, packet.kind != .bytes else {
+            await context.emit(packet)
+            return
+        }
+        var stream = streams.take(packet.stream) ?? KeyframeStream()
+        await process(packet, stream: &stream, context)
+        if let evicted = streams.put(stream, for: packet.stream) {
+            await context.reportEvicted(stream: evicted.stream, capacity: streams.capacity)
+        }
+    }
+
+    private mutating func process(_ packet: Packet, stream: inout KeyframeStream, _ context: NodeContext) async {
         switch packet.kind {
         case .initSegment:
-            if let error = catalog.update(with: packet) {
+            if let error = stream.media.update(with: packet) {
                 context.logger.warning("unreadable init segment in stream \(packet.stream): \(error)")
             }
             await context.emit(packet)
         case .frame:
-            streamsWithFrames.insert(packet.stream)
+            stream.hasFrames = true
             var packet = packet
-            if let media = packet.media, let track = catalog.track(stream: packet.stream, id: media.track),
-               let video = track.video {
+            if let media = packet.media, let track = stream.media.track(media.track), let video = track.video {
                 let nal = video.summarizeAnyForm(packet.payload)
-                let decision = await examine(stream: packet.stream, track: media.track, pts: media.pts ?? media.dts ?? 0,
+                let decision = await examine(&stream, name: packet.stream, track: media.track, pts: media.pts ?? media.dts ?? 0,
                                              timescale: media.timescale, size: packet.payload.readableBytes,
                                              sync: media.keyframe ?? false, nal: nal, receivedAt: packet.receivedAt,
                                              context)
@@ -111,15 +134,15 @@ struct Keyframes: PacketProcessor {
             if !onlyKeyframes || packet.isKeyframe { await context.emit(packet) }
         case .fragment:
             var packet = packet
-            if !streamsWithFrames.contains(packet.stream) {
+            if !stream.hasFrames {
                 do {
-                    if let fragment = try catalog.fragment(packet) {
+                    if let fragment = try stream.media.fragment(packet) {
                         var first = true
                         for sample in fragment.samples {
-                            guard let track = catalog.track(stream: packet.stream, id: sample.track),
+                            guard let track = stream.media.track(sample.track),
                                   let video = track.video else { continue }
                             let nal = try? video.summarize(fragment.data(of: sample))
-                            let decision = await examine(stream: packet.stream, track: sample.track, pts: sample.pts,
+                            let decision = await examine(&stream, name: packet.stream, track: sample.track, pts: sample.pts,
                                                          timescale: track.timescale, size: Int(sample.size),
                                                          sync: sample.isSync, nal: nal, receivedAt: packet.receivedAt,
                                                          context)
@@ -138,17 +161,17 @@ struct Keyframes: PacketProcessor {
     }
 
     /// Runs the detector on one video frame; emits the keyframe event.
-    private mutating func examine(stream: String, track: UInt32, pts: Int64, timescale: UInt32, size: Int, sync: Bool,
-                                  nal: NALSummary?, receivedAt: UInt64, _ context: NodeContext) async -> Bool {
-        var detector = detectors[stream] ?? KeyframeDetector()
-        let before = detector.disagreements
-        let (isKeyframe, report) = detector.frame(track: track, pts: pts, timescale: timescale, size: size,
-                                                  sync: sync, nal: nal)
-        if detector.disagreements > before, reportedDisagreement.insert(stream).inserted {
+    private mutating func examine(_ state: inout KeyframeStream, name stream: String, track: UInt32, pts: Int64,
+                                  timescale: UInt32, size: Int, sync: Bool, nal: NALSummary?, receivedAt: UInt64,
+                                  _ context: NodeContext) async -> Bool {
+        let before = state.detector.disagreements
+        let (isKeyframe, report) = state.detector.frame(track: track, pts: pts, timescale: timescale, size: size,
+                                                        sync: sync, nal: nal)
+        if state.detector.disagreements > before, !state.reportedDisagreement {
+            state.reportedDisagreement = true
             context.logger.notice("stream \(stream): sync flags and NAL types disagree; going by NAL types")
         }
-        let disagreements = detector.disagreements
-        detectors[stream] = detector
+        let disagreements = state.detector.disagreements
         guard let report else { return isKeyframe }
         var fields: [(key: String, value: EventValue)] = [
             ("track", .int(Int64(report.track))),

@@ -23,7 +23,10 @@ struct MP4Parse: PacketProcessor {
             OptionSpec("annexb", .bool, default: "false",
                        "Convert video frames to Annex B (start codes; parameter sets before each keyframe)."),
             OptionSpec("max-box-size", .size, default: "64MiB",
-                       "Largest box (or moof + mdat) buffered; larger ones are errors and skipped."),
+                       "Largest box (or moof + mdat) buffered or skipped; a larger size is taken for corruption: reported, and the parser looks for the next box."),
+            OptionSpec("max-samples", .integer, default: "65536",
+                       "Most samples one fragment may declare across its truns; more is reported as corruption."),
+            .maxStreams(),
         ],
         accepts: [.bytes, .event],
         emits: .kinds([.initSegment, .fragment, .event]),
@@ -38,18 +41,26 @@ struct MP4Parse: PacketProcessor {
                 throw ConfigError("option 'max-box-size' of node '\(options.nodeID)' must be at least 1KiB",
                                   at: try options.value("max-box-size")?.location ?? options.location)
             }
-            return MP4Parse(kinds: kinds, annexB: try options.bool("annexb") ?? false, maxBoxSize: maxBoxSize)
+            let maxSamples = try options.integer("max-samples") ?? 1 << 16
+            guard maxSamples >= 1 else {
+                throw ConfigError("option 'max-samples' of node '\(options.nodeID)' must be at least 1",
+                                  at: try options.value("max-samples")?.location ?? options.location)
+            }
+            return MP4Parse(kinds: kinds, annexB: try options.bool("annexb") ?? false,
+                            parser: .init(maxBoxSize: maxBoxSize, maxSamplesPerFragment: maxSamples),
+                            maxStreams: try options.maxStreams())
         })
 
     let kinds: PacketKinds
     let annexB: Bool
-    let maxBoxSize: Int
-    private var streams: [String: StreamState] = [:]
+    let parser: StreamingParser.Configuration
+    private var streams: StreamTable<StreamState>
 
-    init(kinds: PacketKinds, annexB: Bool, maxBoxSize: Int) {
+    init(kinds: PacketKinds, annexB: Bool, parser: StreamingParser.Configuration, maxStreams: Int) {
         self.kinds = kinds
         self.annexB = annexB
-        self.maxBoxSize = maxBoxSize
+        self.parser = parser
+        self.streams = StreamTable(capacity: maxStreams)
     }
 
     var emittedKinds: PacketKinds? { kinds.union(.event) }
@@ -72,8 +83,7 @@ struct MP4Parse: PacketProcessor {
             await context.emit(packet)
             return
         }
-        var state = streams.removeValue(forKey: packet.stream)
-            ?? StreamState(parser: StreamingParser(configuration: .init(maxBoxSize: maxBoxSize)))
+        var state = streams.take(packet.stream) ?? StreamState(parser: StreamingParser(configuration: parser))
         if packet.discontinuity {
             state.parser.resynchronize()
             state.afterGap = true
@@ -87,11 +97,14 @@ struct MP4Parse: PacketProcessor {
                 await reportError(error, stream: packet.stream, state: &state, context)
             }
         }
-        streams[packet.stream] = state
+        if let evicted = streams.put(state, for: packet.stream) {
+            await context.reportEvicted(stream: evicted.stream, capacity: streams.capacity)
+        }
     }
 
     mutating func finish(_ context: NodeContext) async throws {
-        for (stream, var state) in streams.sorted(by: { $0.key < $1.key }) {
+        for stream in streams.streams {
+            guard var state = streams.take(stream) else { continue }
             do {
                 try state.parser.finish()
             } catch {

@@ -56,7 +56,9 @@ struct TrackStatistics {
         totalFrames += 1
         bytes += size
         totalBytes += size
-        mediaTicks += duration
+        // Durations come from the wire: saturate rather than trap.
+        let (ticks, overflow) = mediaTicks.addingReportingOverflow(max(duration, 0))
+        mediaTicks = overflow ? .max : ticks
         // A gap: the sample starts later than the previous one ended (half a frame of slack).
         if let expected = expectedNextTime, time - expected > max(length, 0.001) / 2 {
             gaps += 1
@@ -67,7 +69,7 @@ struct TrackStatistics {
         if keyframe, kind == "video" {
             keyframes += 1
             let presentation = Double(pts) / scale
-            if let last = lastKeyframeTime {
+            if let last = lastKeyframeTime, presentation >= last {
                 gopSeconds.append(presentation - last)
                 gopFrames.append(framesSinceKeyframe + 1)
             }
@@ -84,6 +86,16 @@ struct TrackStatistics {
         } else {
             origin = (arrival, time)
         }
+    }
+
+    /// Forgets where the timeline was: after a discontinuity (a restarted
+    /// clock, a looped file, a new init segment), the next sample starts a
+    /// new one instead of measuring a negative or huge step from the last.
+    mutating func restartTimeline() {
+        lastKeyframeTime = nil
+        framesSinceKeyframe = 0
+        expectedNextTime = nil
+        origin = nil
     }
 
     mutating func addFragment(seconds: Double) {
@@ -147,10 +159,17 @@ struct Stats: PacketProcessor {
             gop-frames, gop-seconds, gop-jitter-seconds, fragment-seconds, gaps (and gap-seconds), \
             drift-ms and max-drift-ms (arrival time against media time since the first sample), \
             total-frames, total-bytes and interval-seconds. Reads frames when they flow, \
-            else the samples of each fragment.
+            else the samples of each fragment. A decode time that steps back, or jumps forward by \
+            more than 'max-jump', without a new init segment (a camera that restarted its clock, a \
+            looped file) is a discontinuity: the interval so far is reported, a 'discontinuity' \
+            event says where (track, from-seconds, to-seconds, direction), and measuring starts \
+            afresh, so no interval, rate or GOP is ever negative. At most 64 tracks per stream.
             """,
         options: [
             OptionSpec("interval", .duration, default: "5s", "Media time between reports."),
+            OptionSpec("max-jump", .duration, default: "60s",
+                       "A forward step in decode time larger than this is a discontinuity, not a gap."),
+            .maxStreams(),
         ],
         accepts: [.initSegment, .fragment, .frame, .event],
         emits: .kinds(.event),
@@ -160,22 +179,42 @@ struct Stats: PacketProcessor {
                 throw ConfigError("option 'interval' of node '\(options.nodeID)' must be positive",
                                   at: try options.value("interval")?.location ?? options.location)
             }
-            return Stats(interval: interval.seconds)
+            let maxJump = try options.duration("max-jump") ?? .seconds(60)
+            guard maxJump > .zero else {
+                throw ConfigError("option 'max-jump' of node '\(options.nodeID)' must be positive",
+                                  at: try options.value("max-jump")?.location ?? options.location)
+            }
+            return Stats(interval: interval.seconds, maxJump: maxJump.seconds, maxStreams: try options.maxStreams())
         })
 
+    /// Tracks measured per stream; track ids beyond it are ignored.
+    static let maxTracks = 64
+
     let interval: Double
-    private var catalog = StreamCatalog()
-    private var tracks: [TrackKey: TrackReporter] = [:]
+    let maxJump: Double
+    private var streams: StreamTable<StreamStatistics>
     private var sequence: UInt64 = 0
 
-    init(interval: Double) {
+    init(interval: Double, maxJump: Double = 60, maxStreams: Int = 64) {
         self.interval = interval
+        self.maxJump = maxJump
+        self.streams = StreamTable(capacity: maxStreams)
     }
 
-    private struct TrackKey: Hashable, Comparable {
-        var stream: String
-        var track: UInt32
-        static func < (a: TrackKey, b: TrackKey) -> Bool { (a.stream, a.track) < (b.stream, b.track) }
+    /// What the node keeps of one stream.
+    private struct StreamStatistics {
+        var media = StreamMedia()
+        var tracks: [UInt32: TrackReporter] = [:]
+        var hasFrames = false
+
+        /// The reporter of `track`, new if need be; nil past ``Stats/maxTracks``.
+        func reporter(_ track: UInt32) -> TrackReporter? {
+            if let existing = tracks[track] { return existing }
+            guard tracks.count < Stats.maxTracks else { return nil }
+            var statistics = TrackStatistics(track: track)
+            if let info = media.track(track) { statistics.describe(info) }
+            return TrackReporter(statistics: statistics)
+        }
     }
 
     /// A track's statistics and the start of its current interval.
@@ -184,30 +223,40 @@ struct Stats: PacketProcessor {
         var intervalStart: Double?
     }
 
-    private var streamsWithFrames: Set<String> = []
-
     mutating func process(_ packet: Packet, _ context: NodeContext) async throws {
+        guard packet.kind != .event, packet.kind != .bytes else { return }
+        var stream = streams.take(packet.stream) ?? StreamStatistics()
+        await process(packet, stream: &stream, context)
+        if let evicted = streams.put(stream, for: packet.stream) {
+            await context.reportEvicted(stream: evicted.stream, capacity: streams.capacity)
+        }
+    }
+
+    private mutating func process(_ packet: Packet, stream: inout StreamStatistics, _ context: NodeContext) async {
         switch packet.kind {
         case .initSegment:
-            _ = catalog.update(with: packet)
+            _ = stream.media.update(with: packet)
+            // A new init segment starts a new timeline: times may restart without it being a discontinuity.
+            for track in stream.tracks.keys {
+                stream.tracks[track]?.statistics.restartTimeline()
+                stream.tracks[track]?.intervalStart = nil
+            }
         case .frame:
-            streamsWithFrames.insert(packet.stream)
+            stream.hasFrames = true
             if let media = packet.media {
-                await add(stream: packet.stream, track: media.track, dts: media.dts ?? 0,
+                await add(to: &stream, name: packet.stream, track: media.track, dts: media.dts ?? 0,
                           pts: media.pts ?? media.dts ?? 0, duration: media.duration ?? 0,
                           size: packet.payload.readableBytes, keyframe: packet.isKeyframe,
                           arrival: packet.receivedAt, context)
             }
         case .fragment:
-            if let media = packet.media, media.timescale > 0 {
-                let key = TrackKey(stream: packet.stream, track: media.track)
-                var reporter = tracks[key] ?? reporter(for: key)
+            if let media = packet.media, media.timescale > 0, var reporter = stream.reporter(media.track) {
                 reporter.statistics.addFragment(seconds: Double(media.duration ?? 0) / Double(media.timescale))
-                tracks[key] = reporter
+                stream.tracks[media.track] = reporter
             }
-            if !streamsWithFrames.contains(packet.stream), let fragment = try? catalog.fragment(packet) {
+            if !stream.hasFrames, let fragment = try? stream.media.fragment(packet) {
                 for sample in fragment.samples {
-                    await add(stream: packet.stream, track: sample.track, dts: sample.dts, pts: sample.pts,
+                    await add(to: &stream, name: packet.stream, track: sample.track, dts: sample.dts, pts: sample.pts,
                               duration: Int64(sample.duration), size: Int(sample.size), keyframe: sample.isSync,
                               arrival: packet.receivedAt, context)
                 }
@@ -218,48 +267,60 @@ struct Stats: PacketProcessor {
     }
 
     mutating func finish(_ context: NodeContext) async throws {
-        for key in tracks.keys.sorted() {
-            guard var reporter = tracks[key] else { continue }
-            let end = reporter.statistics.currentEnd ?? 0
-            await report(&reporter, key: key, length: end - (reporter.intervalStart ?? end), context)
-            tracks[key] = reporter
+        for name in streams.streams {
+            guard var stream = streams.take(name) else { continue }
+            for track in stream.tracks.keys.sorted() {
+                guard var reporter = stream.tracks[track] else { continue }
+                let end = reporter.statistics.currentEnd ?? 0
+                await report(&reporter, stream: name, length: max(0, end - (reporter.intervalStart ?? end)), context)
+                stream.tracks[track] = reporter
+            }
         }
     }
 
-    private func reporter(for key: TrackKey) -> TrackReporter {
-        var statistics = TrackStatistics(track: key.track)
-        if let info = catalog.track(stream: key.stream, id: key.track) { statistics.describe(info) }
-        return TrackReporter(statistics: statistics)
-    }
-
-    /// Adds a sample, first closing the track's interval when the sample starts after it.
-    private mutating func add(stream: String, track: UInt32, dts: Int64, pts: Int64, duration: Int64, size: Int,
-                              keyframe: Bool, arrival: UInt64, _ context: NodeContext) async {
-        let key = TrackKey(stream: stream, track: track)
-        var reporter = tracks[key] ?? reporter(for: key)
-        if reporter.statistics.timescale == 0, let info = catalog.track(stream: stream, id: track) {
+    /// Adds a sample, first closing the track's interval when the sample
+    /// starts after it, or the timeline when the sample breaks it.
+    private mutating func add(to stream: inout StreamStatistics, name: String, track: UInt32, dts: Int64, pts: Int64,
+                              duration: Int64, size: Int, keyframe: Bool, arrival: UInt64,
+                              _ context: NodeContext) async {
+        guard var reporter = stream.reporter(track) else { return }
+        if reporter.statistics.timescale == 0, let info = stream.media.track(track) {
             reporter.statistics.describe(info)
         }
         let timescale = reporter.statistics.timescale
         guard timescale > 0 else { return }
         let time = Double(dts) / Double(timescale)
+        if let expected = reporter.statistics.currentEnd {
+            let slack = max(1.0, Double(max(duration, 0)) / Double(timescale))
+            if time < expected - slack || time - expected > maxJump {
+                await report(&reporter, stream: name, length: max(0, expected - (reporter.intervalStart ?? expected)),
+                             context)
+                await context.emit(.event(Event("discontinuity", [
+                    ("track", .int(Int64(track))), ("from-seconds", .double(expected)), ("to-seconds", .double(time)),
+                    ("direction", .string(time < expected ? "backward" : "forward")),
+                ]), stream: name, sequence: sequence))
+                sequence += 1
+                reporter.statistics.restartTimeline()
+                reporter.intervalStart = nil
+            }
+        }
         let start = reporter.intervalStart ?? time
         if time - start >= interval {
-            await report(&reporter, key: key, length: interval, context)
+            await report(&reporter, stream: name, length: interval, context)
             reporter.intervalStart = start + interval * ((time - start) / interval).rounded(.down)
         } else {
             reporter.intervalStart = start
         }
         reporter.statistics.add(dts: dts, pts: pts, duration: duration, size: size, keyframe: keyframe, arrival: arrival)
-        tracks[key] = reporter
+        stream.tracks[track] = reporter
     }
 
-    private mutating func report(_ reporter: inout TrackReporter, key: TrackKey, length: Double,
+    private mutating func report(_ reporter: inout TrackReporter, stream: String, length: Double,
                                  _ context: NodeContext) async {
         guard reporter.statistics.frames > 0 || reporter.statistics.fragments > 0 else { return }
         var fields = reporter.statistics.report(intervalSeconds: length)
         fields.append(("interval-seconds", .double(length)))
-        await context.emit(.event(Event("stats", fields), stream: key.stream, sequence: sequence))
+        await context.emit(.event(Event("stats", fields), stream: stream, sequence: sequence))
         sequence += 1
         reporter.statistics.startInterval()
     }

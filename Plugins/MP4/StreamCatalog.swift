@@ -2,27 +2,28 @@ import Camflow
 import ISOBMFF
 import NIOCore
 
-/// What a downstream node knows of each stream: its latest init segment,
+/// What a downstream node knows of one stream: its latest init segment,
 /// read from `init` packets, so `fragment` and `frame` packets can be
-/// interpreted without the parser's state.
-struct StreamCatalog {
-    private(set) var initSegments: [String: InitSegment] = [:]
+/// interpreted without the parser's state. Nodes keep one per stream in a
+/// bounded ``StreamTable``.
+struct StreamMedia {
+    private(set) var initSegment: InitSegment?
 
     /// Reads an init packet. Returns the parse error, if any.
     mutating func update(with packet: Packet) -> ParseError? {
         do {
-            initSegments[packet.stream] = try InitSegment(parsing: packet.payload)
+            initSegment = try InitSegment(parsing: packet.payload)
             return nil
         } catch {
             return error
         }
     }
 
-    func track(stream: String, id: UInt32) -> Track? { initSegments[stream]?.track(id) }
+    func track(_ id: UInt32) -> Track? { initSegment?.track(id) }
 
-    /// The samples of a fragment packet, when its stream's init segment is known.
+    /// The samples of a fragment packet, when the stream's init segment is known.
     func fragment(_ packet: Packet) throws(ParseError) -> Fragment? {
-        guard let initSegment = initSegments[packet.stream] else { return nil }
+        guard let initSegment else { return nil }
         return try Fragment(parsing: packet.payload, initSegment: initSegment)
     }
 }

@@ -50,6 +50,7 @@ struct RateLimit: PacketProcessor {
         options: [
             OptionSpec("fps", .number, required: true, "Most video frames per second to pass."),
             OptionSpec("drop-audio", .bool, default: "false", "Drop audio frames."),
+            .maxStreams(),
         ],
         accepts: [.initSegment, .frame, .event],
         emits: .inputKinds,
@@ -59,16 +60,18 @@ struct RateLimit: PacketProcessor {
                 throw ConfigError("option 'fps' of node '\(options.nodeID)' must be positive",
                                   at: try options.value("fps")?.location ?? options.location)
             }
-            return RateLimit(fps: fps, dropAudio: try options.bool("drop-audio") ?? false)
+            return RateLimit(fps: fps, dropAudio: try options.bool("drop-audio") ?? false,
+                             maxStreams: try options.maxStreams())
         })
 
     let fps: Double
     let dropAudio: Bool
-    private var limiters: [String: RateLimiter] = [:]
+    private var limiters: StreamTable<RateLimiter>
 
-    init(fps: Double, dropAudio: Bool) {
+    init(fps: Double, dropAudio: Bool, maxStreams: Int = 64) {
         self.fps = fps
         self.dropAudio = dropAudio
+        self.limiters = StreamTable(capacity: maxStreams)
     }
 
     mutating func process(_ packet: Packet, _ context: NodeContext) async throws {
@@ -84,9 +87,12 @@ struct RateLimit: PacketProcessor {
         }
         // Decode time: it only grows, where presentation time jumps around B-frames.
         let time = media.timescale > 0 ? Double(media.dts ?? media.pts ?? 0) / Double(media.timescale) : 0
-        var limiter = limiters[packet.stream] ?? RateLimiter(fps: fps)
+        var limiter = limiters.take(packet.stream) ?? RateLimiter(fps: fps)
         let pass = limiter.admit(time: time, keyframe: packet.isKeyframe)
-        limiters[packet.stream] = limiter
+        if let evicted = limiters.put(limiter, for: packet.stream) {
+            // rate-limit emits only what it is given: the eviction is logged, not sent downstream.
+            await context.reportEvicted(stream: evicted.stream, capacity: limiters.capacity, emitEvent: false)
+        }
         if pass { await context.emit(packet) } else { context.stats.countDropped() }
     }
 }

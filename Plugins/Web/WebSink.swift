@@ -16,6 +16,8 @@ struct WebSettings: Sendable {
     var gopCache: Int
     var idleTimeout: Duration
     var drainTimeout: Duration
+    /// Streams cached for viewers at most; each holds up to `gopCache` bytes.
+    var maxStreams = 16
 
     /// `HOST:PORT`, `[V6]:PORT`, `:PORT` (every interface) or `PORT`.
     static func parseBind(_ text: String) -> (host: String, port: Int)? {
@@ -71,6 +73,7 @@ struct WebSink: Node {
                        "Close a viewer that sent nothing (not even keep-alive) for this long, as the camera does."),
             OptionSpec("drain-timeout", .duration, default: "2s",
                        "At the end of the stream, how long viewers may still take what is queued for them."),
+            .maxStreams(default: 16),
         ],
         accepts: [.initSegment, .fragment],
         emits: .nothing,
@@ -105,11 +108,13 @@ struct WebSink: Node {
             throw ConfigError("node '\(options.nodeID)': 'viewer-queue', 'gop-cache' and 'idle-timeout' must be positive",
                               at: options.location)
         }
-        settings = WebSettings(
+        var settings = WebSettings(
             host: host, port: port,
             credentials: username.flatMap { user in password.map { BasicCredentials(username: user, password: $0) } },
             tls: nil, viewerQueue: viewerQueue, gopCache: gopCache, idleTimeout: idleTimeout,
             drainTimeout: try options.duration("drain-timeout") ?? .seconds(2))
+        settings.maxStreams = try options.maxStreams(default: 16)
+        self.settings = settings
     }
 
     func run(_ context: NodeContext) async throws {
@@ -118,7 +123,8 @@ struct WebSink: Node {
             configured.tls = try Self.tlsConfiguration(cert: tlsFiles.cert, key: tlsFiles.key, node: context.id)
         }
         let settings = configured
-        let hub = RestreamHub(viewerQueueLimit: settings.viewerQueue, gopCacheLimit: settings.gopCache)
+        let hub = RestreamHub(viewerQueueLimit: settings.viewerQueue, gopCacheLimit: settings.gopCache,
+                              maxStreams: settings.maxStreams)
         let server = WebServer(settings: settings, hub: hub, pipeline: context.pipeline, nodeID: context.id,
                                logger: context.logger)
         let scheme = settings.tls == nil ? "http" : "https"
@@ -154,7 +160,9 @@ struct WebSink: Node {
             }
             for await packet in context.input {
                 if let failure = serverState.failure { throw failure }
-                hub.publish(packet)
+                if let evicted = hub.publish(packet) {
+                    await context.reportEvicted(stream: evicted, capacity: settings.maxStreams, emitEvent: false)
+                }
             }
             // The stream ended: let viewers take what is queued, within bounds.
             hub.finish()

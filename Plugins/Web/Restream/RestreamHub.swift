@@ -42,7 +42,7 @@ public final class RestreamHub: Sendable {
     }
 
     struct State {
-        var streams: [String: StreamCache] = [:]
+        var streams: StreamTable<StreamCache>
         /// Stream names in order of first appearance; the first is the default.
         var order: [String] = []
         var viewers: [Int: Viewer] = [:]
@@ -58,37 +58,45 @@ public final class RestreamHub: Sendable {
     public let viewerQueueLimit: Int
     /// Bytes of the current GOP kept per stream for joiners.
     public let gopCacheLimit: Int
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    public init(viewerQueueLimit: Int, gopCacheLimit: Int) {
+    public init(viewerQueueLimit: Int, gopCacheLimit: Int, maxStreams: Int = 64) {
         self.viewerQueueLimit = viewerQueueLimit
         self.gopCacheLimit = gopCacheLimit
+        self.state = Mutex(State(streams: StreamTable(capacity: maxStreams)))
     }
 
     // MARK: Pipeline side
 
-    /// Takes an init segment or fragment; other kinds are ignored.
-    public func publish(_ packet: Packet) {
-        guard packet.kind == .initSegment || packet.kind == .fragment else { return }
-        state.withLock { state in
-            if state.streams[packet.stream] == nil {
-                state.streams[packet.stream] = StreamCache(name: packet.stream, limit: gopCacheLimit)
+    /// Takes an init segment or fragment; other kinds are ignored. Returns
+    /// the name of a stream dropped to make room for a new one (at most
+    /// `maxStreams` are cached; the one idle longest goes), if any.
+    @discardableResult
+    public func publish(_ packet: Packet) -> String? {
+        guard packet.kind == .initSegment || packet.kind == .fragment else { return nil }
+        return state.withLock { state -> String? in
+            var cache = state.streams.take(packet.stream) ?? StreamCache(name: packet.stream, limit: gopCacheLimit)
+            let changed = packet.kind == .initSegment ? cache.take(initSegment: packet) : true
+            let starts = packet.kind == .fragment ? cache.take(fragment: packet) : false
+            let evicted = state.streams.put(cache, for: packet.stream)?.stream
+            if let evicted { state.order.removeAll { $0 == evicted } }
+            if !state.order.contains(packet.stream) {
                 state.order.append(packet.stream)
                 bindWaitingViewers(&state)
             }
             if packet.kind == .initSegment {
-                guard state.streams[packet.stream]!.take(initSegment: packet) else { return }
+                guard changed else { return evicted }
                 for viewer in state.viewers.values where viewer.stream == packet.stream && viewer.playing {
                     viewer.queue.pushControl(.initSegment(packet.payload))
                     viewer.queue.startAtNextGOP()
                     viewer.wake()
                 }
             } else {
-                let starts = state.streams[packet.stream]!.take(fragment: packet)
                 for viewer in state.viewers.values where viewer.stream == packet.stream && viewer.playing {
                     if viewer.queue.push(fragment: packet.payload, startsGOP: starts) { viewer.wake() }
                 }
             }
+            return evicted
         }
     }
 

@@ -1,0 +1,102 @@
+import Metrics
+
+/// Per-stream state of a node, with a bound on how many streams it holds.
+///
+/// Stream names come from whoever feeds the pipeline (a ZeroMQ peer may
+/// name a new stream in every message), so a node that keeps state per
+/// stream keeps it here: when a new stream arrives and the table is full,
+/// the stream used longest ago is evicted and handed back, for the node to
+/// flush and report (``NodeContext/reportEvicted(stream:capacity:)``).
+///
+/// A value type: nodes own it in their own state, no locks.
+public struct StreamTable<Value> {
+    /// The most streams held at once.
+    public let capacity: Int
+    private var entries: [String: (value: Value, lastUsed: UInt64)] = [:]
+    private var clock: UInt64 = 0
+
+    public init(capacity: Int) {
+        precondition(capacity > 0, "a stream table holds at least one stream")
+        self.capacity = capacity
+    }
+
+    /// How many streams are held.
+    public var count: Int { entries.count }
+
+    /// The names held, sorted (for reports at end of stream).
+    public var streams: [String] { entries.keys.sorted() }
+
+    /// The state of `stream`, if held. Reading does not count as use.
+    public subscript(stream: String) -> Value? { entries[stream]?.value }
+
+    /// Removes and returns the state of `stream`, for a node to work on it
+    /// (across suspension points) and ``put(_:for:)`` it back.
+    public mutating func take(_ stream: String) -> Value? {
+        entries.removeValue(forKey: stream)?.value
+    }
+
+    /// Stores the state of `stream` and marks it used. When that makes one
+    /// stream too many, the one used longest ago is removed and returned.
+    @discardableResult
+    public mutating func put(_ value: Value, for stream: String) -> (stream: String, value: Value)? {
+        clock += 1
+        var evicted: (stream: String, value: Value)?
+        if entries[stream] == nil, entries.count >= capacity,
+           let oldest = entries.min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
+            entries.removeValue(forKey: oldest.key)
+            evicted = (oldest.key, oldest.value.value)
+        }
+        entries[stream] = (value, clock)
+        return evicted
+    }
+
+    /// Applies `body` to every held state, in stream order.
+    public mutating func updateEach(_ body: (String, inout Value) throws -> Void) rethrows {
+        for stream in streams {
+            guard var entry = entries[stream] else { continue }
+            try body(stream, &entry.value)
+            entries[stream] = entry
+        }
+    }
+
+    /// Removes every stream whose state matches.
+    public mutating func removeAll(where shouldRemove: (String, Value) -> Bool) {
+        entries = entries.filter { !shouldRemove($0.key, $0.value.value) }
+    }
+}
+
+extension OptionSpec {
+    /// The `max-streams` option every node with per-stream state declares.
+    public static func maxStreams(default value: Int = 64) -> OptionSpec {
+        OptionSpec("max-streams", .integer, default: String(value),
+                   "Most streams this node keeps state for; a new stream beyond it evicts the one idle longest (with a 'stream-evicted' event).")
+    }
+}
+
+extension NodeOptions {
+    /// The `max-streams` option, checked to be positive.
+    public func maxStreams(default value: Int = 64) throws -> Int {
+        let count = try integer("max-streams") ?? value
+        guard count > 0 else {
+            throw ConfigError("option 'max-streams' of node '\(nodeID)' must be at least 1",
+                              at: try self.value("max-streams")?.location ?? location)
+        }
+        return count
+    }
+}
+
+extension NodeContext {
+    /// Says that `stream`'s state was dropped to make room: a warning, the
+    /// `camflow_stream_evictions_total` counter and, when `emitEvent`, a
+    /// `stream-evicted` event on that stream.
+    public func reportEvicted(stream: String, capacity: Int, emitEvent: Bool = true) async {
+        logger.warning("node \(id) holds state for at most \(capacity) streams: evicted '\(UntrustedText.printable(stream, limit: 64))', idle longest")
+        Counter(label: "camflow_stream_evictions_total", dimensions: [("node", id)]).increment()
+        guard emitEvent else { return }
+        await emit(.event(Event("stream-evicted", [("node", .string(id)), ("evicted", .string(stream)),
+                                                    ("max-streams", .int(Int64(capacity)))]),
+                          stream: stream))
+    }
+}
+
+extension StreamTable: Sendable where Value: Sendable {}
