@@ -58,13 +58,24 @@ fixtures:
 clean:
 	rm -rf .build
 
-# Fuzzes the MP4 parser with libFuzzer, seeded with the fixtures.
-# FUZZ_SECONDS=600 make fuzz
+# Fuzzes what camflow reads from the wire with libFuzzer + AddressSanitizer,
+# built optimised: FUZZ_TARGET=mp4 (the MP4 parser, the default) or header
+# (the ZeroMQ packet header). Small inputs and a dictionary of box types,
+# keys and edge values; what it finds is merged, minimised, into
+# Fuzz/corpus/TARGET, which the tests replay.   FUZZ_SECONDS=600 make fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_TARGET ?= mp4
+FUZZ_DICT = $(if $(filter header,$(FUZZ_TARGET)),Fuzz/header.dict,Fuzz/mp4.dict)
+FUZZ_WORK = .build-fuzz/corpus-$(FUZZ_TARGET)
 fuzz:
-	$(SWIFT) build --scratch-path .build-fuzz --product ISOBMFFFuzz \
+	$(SWIFT) build -c release --scratch-path .build-fuzz --product CamflowFuzz \
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -D -Xswiftc FUZZING -Xswiftc -use-ld=lld
-	mkdir -p .build-fuzz/corpus
-	for f in Tests/Fixtures/*.mp4; do printf '\x00\xff' | cat - $$f > .build-fuzz/corpus/$$(basename $$f); done
-	.build-fuzz/debug/ISOBMFFFuzz .build-fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-	  -timeout=10 -max_len=300000 -print_final_stats=1
+	scripts/make-fuzz-seeds.py
+	mkdir -p $(FUZZ_WORK) Fuzz/corpus/$(FUZZ_TARGET)
+	CAMFLOW_FUZZ_TARGET=$(FUZZ_TARGET) .build-fuzz/release/CamflowFuzz $(FUZZ_WORK) Fuzz/corpus/$(FUZZ_TARGET) \
+	  .build-fuzz/seeds/$(FUZZ_TARGET) -dict=$(FUZZ_DICT) -max_len=4096 -max_total_time=$(FUZZ_SECONDS) \
+	  -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+	rm -rf .build-fuzz/minimised && mkdir -p .build-fuzz/minimised
+	CAMFLOW_FUZZ_TARGET=$(FUZZ_TARGET) .build-fuzz/release/CamflowFuzz -merge=1 .build-fuzz/minimised \
+	  Fuzz/corpus/$(FUZZ_TARGET) $(FUZZ_WORK) -max_len=4096
+	rm -rf Fuzz/corpus/$(FUZZ_TARGET) && mv .build-fuzz/minimised Fuzz/corpus/$(FUZZ_TARGET)

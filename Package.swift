@@ -68,12 +68,14 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
-        // libFuzzer target over the parser (`make fuzz`); without -D FUZZING it
-        // replays a corpus, so the normal build keeps it compiling.
+        // libFuzzer targets over the MP4 parser and the ZeroMQ header (`make
+        // fuzz`); without -D FUZZING it replays a corpus, so the normal build
+        // keeps it compiling and the tests replay the checked-in corpus.
         .executableTarget(
-            name: "ISOBMFFFuzz",
-            dependencies: ["ISOBMFF", .product(name: "NIOCore", package: "swift-nio")],
-            path: "Fuzz/ISOBMFF",
+            name: "CamflowFuzz",
+            dependencies: ["ISOBMFF", "Camflow", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz",
+            exclude: ["mp4.dict", "header.dict", "corpus"],
             swiftSettings: swiftSettings
         ),
         // Plugin families: one module each, written against the public Camflow API.

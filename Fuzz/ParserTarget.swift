@@ -1,14 +1,16 @@
 import ISOBMFF
 import NIOCore
 
-/// Feeds one input to the parser the way a stream arrives: cut into chunks
-/// whose sizes come from the input's first bytes, then every result pulled,
-/// errors included, and every video sample's NAL units walked.
-func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
+/// The MP4 parser fed the way a stream arrives: cut into chunks whose size
+/// comes from the input's first two bytes, every result pulled (errors
+/// included), every video sample's NAL units walked, every init segment
+/// parsed again from its bytes.
+func fuzzParser(_ bytes: UnsafeRawBufferPointer) {
     guard bytes.count > 2 else { return }
     let chunk = Int(bytes[0]) << 8 | Int(bytes[1]) + 1
     var input = ByteBuffer(bytes: bytes.dropFirst(2))
-    var parser = StreamingParser(configuration: .init(maxBoxSize: 1 << 20))
+    // Small limits, so the fuzzer reaches them with small inputs.
+    var parser = StreamingParser(configuration: .init(maxBoxSize: 1 << 16, maxSamplesPerFragment: 256, maxTracks: 4))
     while input.readableBytes > 0 {
         guard let slice = input.readSlice(length: min(chunk, input.readableBytes)) else { break }
         parser.append(slice)
@@ -23,58 +25,16 @@ func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
                         _ = try? video.annexB(data, withParameterSets: sample.isSync)
                         _ = video.summarizeAnnexB(data)
                     }
+                    _ = fragment.rewritingTimes(sequenceShift: 1) { _ in 1 }
                 }
                 if case .initSegment(let segment) = item { _ = try? InitSegment(parsing: segment.bytes) }
             } catch {
                 _ = error.description
             }
         }
+        // The bound the parser promises: the box in flight and the chunk it came with.
+        precondition(parser.retainedBytes <= 2 * (1 << 16) + 2 * chunk + 64,
+                     "the parser holds \(parser.retainedBytes) bytes")
     }
     _ = try? parser.finish()
 }
-
-#if FUZZING
-// SwiftPM links an executable's entry point as `<module>_main`; under
-// libFuzzer that entry hands control to the fuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
-
-@_cdecl("ISOBMFFFuzz_main")
-func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return runFuzzerDriver(&argc, &argv, fuzzerTestOneInput)
-}
-#else
-import Foundation
-
-/// Without libFuzzer: replays the given files (a corpus or a crash) through the fuzz body.
-@main
-struct ReplayCorpus {
-    static func main() throws {
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
-            let files = isDirectory.boolValue
-                ? try FileManager.default.contentsOfDirectory(atPath: path).map { "\(path)/\($0)" } : [path]
-            for file in files {
-                let data = try Data(contentsOf: URL(fileURLWithPath: file))
-                data.withUnsafeBytes { fuzzOne($0) }
-                count += 1
-            }
-        }
-        print("replayed \(count) inputs")
-    }
-}
-#endif

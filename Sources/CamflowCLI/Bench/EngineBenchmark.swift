@@ -41,13 +41,7 @@ struct EngineBenchmark {
         return Result(
             seconds: seconds, packetsPerSecond: Double(packets) / seconds,
             nanosecondsPerHop: seconds * 1e9 / (Double(packets) * hops),
-            peakResidentKiB: Self.peakResidentKiB())
-    }
-
-    static func peakResidentKiB() -> Int {
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        return usage.ru_maxrss
+            peakResidentKiB: ResourceUsage.peakResidentKiB())
     }
 }
 

@@ -61,7 +61,7 @@ struct IngestBenchmark {
             pipeline.requestStop()
             while try await group.next() != nil {}
             return Result(cameras: cameras, bytes: bytes, wallSeconds: wall, cpuSeconds: cpu, latencies: samples,
-                          peakResidentKiB: EngineBenchmark.peakResidentKiB())
+                          peakResidentKiB: ResourceUsage.peakResidentKiB())
         }
     }
 }

@@ -72,7 +72,7 @@ struct WebBenchmark {
             }
             return Result(bytesIn: bytesIn, bytesOut: after.bytes - before.bytes, fragmentsOut: after.fragments - before.fragments,
                           dropped: after.dropped - before.dropped, wallSeconds: wall, cpuSeconds: cpu,
-                          peakResidentKiB: EngineBenchmark.peakResidentKiB())
+                          peakResidentKiB: ResourceUsage.peakResidentKiB())
         }
     }
 

@@ -87,6 +87,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         if !quiet {
             printError(pipeline.snapshot().table())
+            // Read by operators and by the hostile-input tests, which bound it.
+            let peak = ResourceUsage.peakResidentKiB()
+            printError("peak memory \(peak / 1024).\(peak % 1024 * 10 / 1024) MiB")
         }
         if let failure {
             if failure is PipelineFailure {
