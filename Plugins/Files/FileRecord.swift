@@ -21,9 +21,16 @@ struct FileRecord: Node {
             under the root (left by a crash) are cut after their last whole fragment and renamed. \\
             Each finished file is appended to index.jsonl in the root (stream, start and end media \\
             time, wall-clock start, keyframes, size); 'camflow recordings ROOT' lists them. \\
-            Retention ('keep', 'max-total-size') deletes the oldest finished files. A write error \\
-            (full disk, permissions) becomes a 'record-error' event and a log line; fragments wait \\
-            in a bounded buffer and writing is retried, so the rest of the pipeline runs on. At \
+            Every finished file, whether by rotation, a new init segment or the end, is announced \\
+            with a 'recorded' event. Retention ('keep', 'max-total-size') deletes the oldest \\
+            finished files, each with a 'deleted' event; when a write finds the disk full, \\
+            retention runs first and, if its limits free nothing, deletes the oldest finished \\
+            file, then the write is tried again (without retention configured nothing is ever \\
+            deleted). Another write error (permissions) becomes a 'record-error' event and a log \\
+            line; fragments wait in a bounded buffer and writing is retried, so the rest of the \\
+            pipeline runs on. Below the root no symbolic link is followed: directories are opened \\
+            with O_NOFOLLOW, a file is created with O_EXCL and published by a link that never \\
+            replaces an existing name. At \
             most 'max-streams' streams are recorded at once (each holds a file and a buffer); a new \
             one beyond that finishes the file of the stream idle longest.
             """,
@@ -154,18 +161,26 @@ struct FileRecord: Node {
         await close(&stream, context)
     }
 
-    /// Writes pending fragments; on a write error keeps them and sets the retry time.
+    /// Writes pending fragments; on a write error keeps them and sets the
+    /// retry time. A full disk first gets room from retention.
     private mutating func flush(_ stream: inout StreamRecording, _ context: NodeContext) async {
+        var freedForThisFlush = false
         while let fragment = stream.pending.first {
             do {
-                try write(fragment, to: &stream)
+                let rotated = try write(fragment, to: &stream)
                 stream.pending.removeFirst()
                 stream.pendingBytes -= fragment.payload.readableBytes
                 if stream.failing {
                     stream.failing = false
                     context.logger.notice("stream \(stream.name): writing again")
                 }
+                if let rotated { await announce(rotated, context) }
             } catch let error as RecordingError {
+                // A full disk: retention makes room first, then the write is tried again at once.
+                if error.errno == ENOSPC || error.errno == EDQUOT, !freedForThisFlush {
+                    freedForThisFlush = true
+                    if await makeRoom(context) { continue }
+                }
                 stream.retryAt = MonotonicClock.now() + UInt64(retry.nanoseconds)
                 if !stream.failing {
                     stream.failing = true
@@ -183,35 +198,36 @@ struct FileRecord: Node {
         if stream.closeRequested { await close(&stream, context) }
     }
 
-    /// Appends one fragment, opening or rotating files as needed.
-    private func write(_ fragment: Packet, to stream: inout StreamRecording) throws {
+    /// Appends one fragment, opening or rotating files as needed. Returns
+    /// the file that rotation finished, if any, to be announced.
+    private func write(_ fragment: Packet, to stream: inout StreamRecording) throws -> FinishedRecording? {
         let keyframe = fragment.media?.keyframe == true
         let time = fragment.media.flatMap { media -> Double? in
             guard let dts = media.dts, media.timescale > 0 else { return nil }
             return Double(dts) / Double(media.timescale)
         }
+        var rotated: FinishedRecording?
         if keyframe, var file = stream.file {
             let long = (time.map { $0 - (file.startTime ?? $0) } ?? 0) >= segment
             let big = maxSize.map { file.size + fragment.payload.readableBytes > $0 } ?? false
             if long || big {
                 stream.file = nil
-                let finished = try file.finish(sync: true)
-                RecordingFiles.appendIndex(finished, root: path.root)
-                applyRetention()
+                rotated = try file.finish(sync: true)
             }
         }
         if stream.file == nil {
             // A file starts with a keyframe; fragments before the first one are skipped.
-            guard keyframe, let initSegment = stream.initSegment else { return }
+            guard keyframe, let initSegment = stream.initSegment else { return rotated }
             let target = path.path(stream: stream.name, node: id, time: Int(Date().timeIntervalSince1970))
-            stream.file = try RecordingFile(path: target, stream: stream.name, initSegment: initSegment)
+            stream.file = try RecordingFile(path: target, root: path.root, stream: stream.name, initSegment: initSegment)
         }
-        guard var file = stream.file else { return }
+        guard var file = stream.file else { return rotated }
         defer { stream.file = file }
         try file.append(fragment.payload, time: time, duration: fragment.media.flatMap { media -> Double? in
             guard let duration = media.duration, media.timescale > 0 else { return nil }
             return Double(duration) / Double(media.timescale)
         }, keyframe: keyframe, sync: sync == .everyFragment)
+        return rotated
     }
 
     /// Finishes the stream's open file (after writing what is pending, if the disk allows).
@@ -224,21 +240,48 @@ struct FileRecord: Node {
         guard var file = stream.file else { return }
         stream.file = nil
         do {
-            let finished = try file.finish(sync: true)
-            RecordingFiles.appendIndex(finished, root: path.root)
-            applyRetention()
-            await emitEvent("recorded", stream: stream.name, [
-                ("path", .string(finished.path)), ("bytes", .int(Int64(finished.bytes))),
-                ("keyframes", .int(Int64(finished.keyframes))),
-            ], context)
+            await announce(try file.finish(sync: true), context)
         } catch {
             context.logger.error("stream \(stream.name): \(error)")
         }
     }
 
-    private func applyRetention() {
-        guard keep != nil || maxTotalSize != nil else { return }
-        RecordingFiles.applyRetention(root: path.root, keep: keep, maxTotalSize: maxTotalSize)
+    /// Every finished file, however it finished (rotation, a new init
+    /// segment, the end): indexed, announced with a `recorded` event, then
+    /// retention runs.
+    private mutating func announce(_ finished: FinishedRecording, _ context: NodeContext) async {
+        RecordingFiles.appendIndex(finished, root: path.root)
+        if let failure = finished.syncFailure {
+            context.logger.error("stream \(finished.stream): \(failure); the file is kept as written")
+        }
+        await emitEvent("recorded", stream: finished.stream, [
+            ("path", .string(finished.path)), ("bytes", .int(Int64(finished.bytes))),
+            ("keyframes", .int(Int64(finished.keyframes))),
+        ], context)
+        await applyRetention(context)
+    }
+
+    /// Deletes what the retention limits say, with a `deleted` event for each file.
+    @discardableResult
+    private mutating func applyRetention(_ context: NodeContext, orAtLeastOne: Bool = false) async -> Bool {
+        guard keep != nil || maxTotalSize != nil else { return false }
+        let deleted = RecordingFiles.applyRetention(root: path.root, keep: keep, maxTotalSize: maxTotalSize,
+                                                    orAtLeastOne: orAtLeastOne)
+        for file in deleted {
+            // Retention works on the whole root, across streams: the event goes on the node's own stream.
+            await emitEvent("deleted", stream: id, [
+                ("path", .string(file.path)), ("bytes", .int(Int64(file.size))),
+                ("reason", .string(file.reason)),
+            ], context)
+        }
+        return !deleted.isEmpty
+    }
+
+    /// On a full disk: retention by its limits and, when they free nothing,
+    /// the oldest finished recording goes (with retention configured only:
+    /// without it, camflow never deletes a recording). True when room was made.
+    private mutating func makeRoom(_ context: NodeContext) async -> Bool {
+        await applyRetention(context, orAtLeastOne: true)
     }
 
     private mutating func emitEvent(_ name: String, stream: String, _ fields: [(key: String, value: EventValue)],
@@ -262,7 +305,7 @@ private struct StreamRecording {
 }
 
 /// A write that failed, with the path and the system's reason.
-struct RecordingError: Error, CustomStringConvertible {
+struct RecordingError: Error, Equatable, CustomStringConvertible {
     var operation: String
     var path: String
     var errno: Int32
@@ -281,12 +324,17 @@ struct FinishedRecording: Equatable {
     var keyframes: Int
     var fragments: Int
     var bytes: Int
+    /// The fsync that failed as the file was finished, if one did.
+    var syncFailure: RecordingError?
 }
 
-/// A file being written: `NAME.partial` until finished.
+/// A file being written: `NAME.mp4.partial` until finished, created and
+/// published through a ``SafeDirectory``.
 struct RecordingFile {
-    let path: String
     let stream: String
+    private let directory: SafeDirectory
+    /// The file name without `.mp4`: `NAME.mp4.partial` while written, `NAME.mp4` after.
+    private let stem: String
     private let fd: Int32
     private(set) var size = 0
     /// Bytes known to be whole: a torn write is cut back to here before the retry.
@@ -297,28 +345,41 @@ struct RecordingFile {
     private var fragments = 0
     private let wallStart = Date().timeIntervalSince1970
 
-    var partialPath: String { path + ".partial" }
+    var partialPath: String { directory.path + "/" + stem + ".mp4.partial" }
 
-    init(path: String, stream: String, initSegment: ByteBuffer) throws {
-        self.path = path
+    /// Creates the file for `path` (a path below `root`, ending in `.mp4`)
+    /// and writes the init segment. When `path` is taken, `-1`, `-2`... is
+    /// added before `.mp4`.
+    init(path: String, root: String, stream: String, initSegment: ByteBuffer) throws {
         self.stream = stream
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw RecordingError(operation: "create directory", path: directory, errno: Int32((error as NSError).code))
+        let relative = root == "." || !path.hasPrefix(root + "/") ? path : String(path.dropFirst(root.count + 1))
+        var components = relative.split(separator: "/").map(String.init)
+        let name = String((components.popLast() ?? "recording.mp4").dropLast(".mp4".count))
+        directory = try SafeDirectory.open(root: root, relative: components)
+        var created: (stem: String, fd: Int32)?
+        do {
+            for number in 0..<10_000 where created == nil {
+                let candidate = number == 0 ? name : "\(name)-\(number)"
+                guard !directory.contains(candidate + ".mp4") else { continue }
+                if let file = try directory.createExclusive(candidate + ".mp4.partial") { created = (candidate, file) }
             }
+        } catch {
+            directory.close()
+            throw error
         }
-        let descriptor = open(path + ".partial", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw RecordingError(operation: "create", path: path + ".partial", errno: errno) }
-        fd = descriptor
+        guard let created else {
+            directory.close()
+            throw RecordingError(operation: "create", path: path + ".partial", errno: EEXIST)
+        }
+        stem = created.stem
+        fd = created.fd
         do {
             try writeAll(initSegment)
             committed = size
         } catch {
-            close(fd)
-            unlink(path + ".partial")
+            Glibc.close(fd)
+            directory.remove(stem + ".mp4.partial")
+            directory.close()
             throw error
         }
     }
@@ -358,14 +419,17 @@ struct RecordingFile {
         }
     }
 
-    /// Flushes, closes and renames the file to its final name.
+    /// Flushes, closes and publishes the file under its final name. The
+    /// descriptors are closed whatever happens; a failed fsync is reported in
+    /// the result and the file is still published (recovery at the next
+    /// start would do no better with it).
     mutating func finish(sync: Bool) throws -> FinishedRecording {
-        if sync, fsync(fd) != 0 { throw RecordingError(operation: "fsync", path: partialPath, errno: errno) }
-        close(fd)
-        let target = RecordingFiles.freeName(path)
-        guard rename(partialPath, target) == 0 else { throw RecordingError(operation: "rename", path: partialPath, errno: errno) }
-        RecordingFiles.syncDirectory(of: target)
+        var syncFailure: RecordingError?
+        if sync, fsync(fd) != 0 { syncFailure = RecordingError(operation: "fsync", path: partialPath, errno: errno) }
+        Glibc.close(fd)
+        defer { directory.close() }
+        let target = try directory.publish(stem + ".mp4.partial", stem: stem)
         return FinishedRecording(path: target, stream: stream, start: startTime, end: endTime, wallStart: wallStart,
-                                 keyframes: keyframes, fragments: fragments, bytes: size)
+                                 keyframes: keyframes, fragments: fragments, bytes: size, syncFailure: syncFailure)
     }
 }

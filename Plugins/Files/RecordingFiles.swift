@@ -12,24 +12,6 @@ import Glibc
 enum RecordingFiles {
     static let indexName = "index.jsonl"
 
-    /// `path`, or `path` with `-1`, `-2`... before `.mp4` when it is taken.
-    static func freeName(_ path: String) -> String {
-        guard FileManager.default.fileExists(atPath: path) else { return path }
-        let stem = String(path.dropLast(4))
-        var number = 1
-        while FileManager.default.fileExists(atPath: "\(stem)-\(number).mp4") { number += 1 }
-        return "\(stem)-\(number).mp4"
-    }
-
-    /// Makes a rename durable.
-    static func syncDirectory(of path: String) {
-        let directory = (path as NSString).deletingLastPathComponent
-        let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        fsync(fd)
-        close(fd)
-    }
-
     /// Appends one line to the root's index with a single write, so lines never interleave.
     static func appendIndex(_ recording: FinishedRecording, root: String) {
         var object = JSONObject()
@@ -50,16 +32,23 @@ enum RecordingFiles {
         _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
     }
 
-    /// Finds `*.partial` files under `root` (left by a crash), cuts each after
-    /// its last whole fragment and renames it. Returns what was finished.
+    /// Finds `*.mp4.partial` files under `root` (left by a crash), cuts each
+    /// after its last whole fragment and publishes it. Returns what was
+    /// finished. A `.partial` that is not a regular file (a planted link) is
+    /// removed without being followed.
     static func recoverPartials(under root: String, log: Logger) -> [FinishedRecording] {
         guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
         var finished: [FinishedRecording] = []
         for case let relative as String in walker where relative.hasSuffix(".mp4.partial") {
-            let partial = root + "/" + relative
-            guard let recording = recover(partial) else {
-                log.warning("removing '\(partial)': no whole fragment in it")
-                unlink(partial)
+            var components = relative.split(separator: "/").map(String.init)
+            guard let name = components.popLast(), let directory = try? SafeDirectory.open(root: root, relative: components) else {
+                log.warning("cannot open the directory of '\(root)/\(relative)'; left as it is")
+                continue
+            }
+            defer { directory.close() }
+            guard let recording = recover(name, in: directory) else {
+                log.warning("removing '\(root)/\(relative)': no whole fragment in it")
+                directory.remove(name)
                 continue
             }
             log.notice("recovered '\(recording.path)' (\(recording.fragments) fragments) after a crash")
@@ -68,14 +57,16 @@ enum RecordingFiles {
         return finished
     }
 
-    /// Truncates a partial recording after its last whole fragment and renames it.
+    /// Truncates a partial recording after its last whole fragment and publishes it.
     /// The file is read a block at a time, so its size does not matter, and
     /// the first thing that does not parse is where it is cut: a crash leaves
     /// a torn last write, and a planted file may hold anything.
-    static func recover(_ partial: String) -> FinishedRecording? {
-        let fd = open(partial, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    static func recover(_ name: String, in directory: SafeDirectory) -> FinishedRecording? {
+        let fd = openat(directory.fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
         var parser = StreamingParser()
         var wholeEnd: Int64 = 0
         var initSegment: InitSegment?
@@ -111,25 +102,35 @@ enum RecordingFiles {
                 }
             }
         }
-        guard fragments > 0, truncate(partial, off_t(wholeEnd)) == 0 else { return nil }
-        let target = freeName(String(partial.dropLast(".partial".count)))
-        guard rename(partial, target) == 0 else { return nil }
-        syncDirectory(of: target)
-        let created = (try? FileManager.default.attributesOfItem(atPath: target)[.modificationDate] as? Date)?
-            .timeIntervalSince1970 ?? Date().timeIntervalSince1970
+        guard fragments > 0, ftruncate(fd, off_t(wholeEnd)) == 0, fsync(fd) == 0 else { return nil }
+        let stem = String(name.dropLast(".mp4.partial".count))
+        guard let target = try? directory.publish(name, stem: stem) else { return nil }
         return FinishedRecording(path: target, stream: (target as NSString).pathComponents.dropLast().last ?? "",
-                                 start: start, end: end, wallStart: created, keyframes: keyframes,
+                                 start: start, end: end, wallStart: Double(info.st_mtim.tv_sec), keyframes: keyframes,
                                  fragments: fragments, bytes: Int(wholeEnd))
     }
 
-    /// Deletes the oldest finished recordings under `root` beyond the limits.
-    /// Files being written (`*.partial`) are never touched.
-    static func applyRetention(root: String, keep: Duration?, maxTotalSize: Int?) {
-        guard let walker = FileManager.default.enumerator(atPath: root) else { return }
+    /// A recording deleted by retention.
+    struct Deleted {
+        var path: String
+        var size: Int
+        /// `age`, `total-size` or `disk-full`.
+        var reason: String
+    }
+
+    /// Deletes the oldest finished recordings under `root` beyond the
+    /// limits, and, with `orAtLeastOne` (the disk is full), the oldest one
+    /// even within them. Files being written (`*.partial`) and links are
+    /// never touched. Returns what was deleted.
+    @discardableResult
+    static func applyRetention(root: String, keep: Duration?, maxTotalSize: Int?,
+                               orAtLeastOne: Bool = false) -> [Deleted] {
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
         var files: [(path: String, date: Date, size: Int)] = []
         for case let relative as String in walker where relative.hasSuffix(".mp4") {
             let path = root + "/" + relative
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                  attributes[.type] as? FileAttributeType == .typeRegular,
                   let date = attributes[.modificationDate] as? Date,
                   let size = (attributes[.size] as? NSNumber)?.intValue else { continue }
             files.append((path, date, size))
@@ -137,11 +138,18 @@ enum RecordingFiles {
         files.sort { ($0.date, $0.path) < ($1.date, $1.path) }
         var total = files.reduce(0) { $0 + $1.size }
         let oldest = keep.map { Date().addingTimeInterval(-$0.seconds) }
+        var deleted: [Deleted] = []
         for file in files {
             let tooOld = oldest.map { file.date < $0 } ?? false
             let tooMuch = maxTotalSize.map { total > $0 } ?? false
-            guard tooOld || tooMuch else { break }
-            if unlink(file.path) == 0 { total -= file.size }
+            let forRoom = orAtLeastOne && deleted.isEmpty
+            guard tooOld || tooMuch || forRoom else { break }
+            if unlink(file.path) == 0 {
+                total -= file.size
+                deleted.append(Deleted(path: file.path, size: file.size,
+                                       reason: tooOld ? "age" : tooMuch ? "total-size" : "disk-full"))
+            }
         }
+        return deleted
     }
 }

@@ -124,3 +124,84 @@ import Glibc
         #expect(missing.status == 2)
     }
 }
+
+/// What a hostile neighbour on the disk can try, and a disk that fills up.
+@Suite struct RecordingSafetyEndToEndTests {
+    func scratch(_ name: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-\(name)-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func plantedLinks_areNeverFollowed_andEveryFileIsAnnounced() async throws {
+        let root = try scratch("links")
+        let outside = try scratch("victim")
+        let victim = outside + "/precious.txt"
+        try "precious".write(toFile: victim, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: root + "/cam1", withIntermediateDirectories: true)
+        // Links where the first file would be written and where the second would be published.
+        try FileManager.default.createSymbolicLink(atPath: root + "/cam1/clip.mp4.partial", withDestinationPath: victim)
+        try FileManager.default.createSymbolicLink(atPath: root + "/cam1/clip-1.mp4", withDestinationPath: victim)
+        let pipeline = try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/clip.mp4", segment: 2s }
+              log: { type: log, inputs: [record] }
+            """)
+        let run = try await camflow("run", pipeline)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious", "the file behind the links is untouched")
+        let names = try FileManager.default.contentsOfDirectory(atPath: root + "/cam1").sorted()
+        // Recovery at start removed the planted .partial link (without following it); clip-1.mp4 is taken.
+        #expect(!names.contains("clip.mp4.partial"))
+        #expect(names.filter { $0.hasSuffix(".mp4") && $0 != "clip-1.mp4" } == ["clip-2.mp4", "clip-3.mp4", "clip.mp4"],
+                "recordings take free names around the link: \(names)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root + "/cam1/clip-1.mp4") == victim)
+        let recorded = run.stdout.split(separator: "\n").filter { $0.contains(" recorded ") }
+        #expect(recorded.count == 3, "every file is announced, rotated ones too:\n\(run.stdout)")
+        let index = try String(contentsOfFile: root + "/index.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(index.count == 3)
+        // A link to a directory below the root is not followed either: that stream cannot record.
+        try FileManager.default.createSymbolicLink(atPath: root + "/cam2", withDestinationPath: outside)
+        let elsewhere = try temporaryPipeline("""
+            nodes:
+              cam2: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
+              parse: { type: mp4-parse, inputs: [cam2] }
+              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/clip.mp4", segment: 2s, retry: 10ms }
+              log: { type: log, inputs: [record] }
+            """)
+        let refused = try await camflow("run", elsewhere)
+        #expect(refused.stdout.contains(" record-error "), "\(refused.stdout)\n\(refused.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside) == ["precious.txt"])
+    }
+
+    /// Whether this machine lets a test mount a small tmpfs in a private mount namespace (root, unshare).
+    static let canMountTmpfs: Bool = {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { return false }
+        let probe = (try? runTool("/usr/bin/unshare", ["-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"]))
+        return probe?.status == 0
+    }()
+
+    @Test(.enabled(if: canMountTmpfs, "needs root and mount namespaces for a really full disk"))
+    func aFullDisk_makesRoomThroughRetention_andRecordingGoesOn() async throws {
+        let root = try scratch("full")
+        let pipeline = try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4, loop: true, rate: 400KiB/s }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/%H%M%S.mp4", segment: 1s, max-total-size: 1GiB, retry: 50ms }
+              log: { type: log, inputs: [record] }
+            """)
+        // A 600 KiB disk of its own, in a mount namespace of its own.
+        let script = "mount -t tmpfs -o size=600k tmpfs '\(root)' && exec '\(camflowBinary)' run '\(pipeline)' --for 6s"
+        let run = try CamflowProcess(["-m", "sh", "-c", script], executable: "/usr/bin/unshare")
+        let status = try await run.waitForExit(timeout: .seconds(60))
+        #expect(status == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n")
+        let deleted = lines.filter { $0.contains(" deleted ") && $0.contains("reason=disk-full") }
+        #expect(!deleted.isEmpty, "the full disk made retention delete the oldest file:\n\(run.stdout)\n\(run.stderr)")
+        let firstDeletion = lines.firstIndex { $0.contains(" deleted ") } ?? lines.endIndex
+        #expect(lines[firstDeletion...].contains { $0.contains(" recorded ") }, "recording went on after the disk filled")
+    }
+}

@@ -100,7 +100,9 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         #expect(index.count == 9)
         #expect(index.first?.contains(#""stream":"cam1""#) == true)
         #expect(index.first?.contains(#""start":0,"end":20"#) == true, "\(index.first ?? "")")
-        #expect((run.packets["record"] ?? []).compactMap(\.event).filter { $0.name == "recorded" }.count == 1)
+        let announced = (run.packets["record"] ?? []).compactMap(\.event).filter { $0.name == "recorded" }
+        #expect(announced.count == 9, "every file is announced, those finished by rotation too")
+        #expect(Set(announced.compactMap { $0["path"]?.description }) == Set(recorded))
     }
 
     @Test func changedInitSegment_startsANewFile() async throws {
