@@ -20,12 +20,23 @@ public struct PipelineLoader: Sendable {
     /// Parses `text`, read from `file`; composite nodes (`type: graph`) are
     /// replaced by the nodes of the graph they include.
     public func load(_ text: String, file: String) throws(ConfigErrors) -> PipelineSpec {
-        try load(text, file: file, includedFrom: [], includeChain: [file])
+        try load(text, file: file, includedFrom: [], includeChain: [file], budget: IncludeBudget())
+    }
+
+    /// Files read for one pipeline, includes of includes counted: graphs
+    /// that include several others each could otherwise multiply into
+    /// millions of loads.
+    private final class IncludeBudget {
+        static let maxLoads = 256
+        var loads = 0
     }
 
     private func load(_ text: String, file: String, includedFrom: [String],
-                      includeChain: [String]) throws(ConfigErrors) -> PipelineSpec {
+                      includeChain: [String], budget: IncludeBudget) throws(ConfigErrors) -> PipelineSpec {
         var context = LoadContext(file: file, text: text, environment: environment, includedFrom: includedFrom)
+        if let refusal = YAMLGuard().check(text) {
+            throw ConfigErrors([ConfigError(refusal.message, at: context.location(line: refusal.line, column: refusal.column))])
+        }
         let root: Yams.Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -70,14 +81,14 @@ public struct PipelineLoader: Sendable {
         var spec = PipelineSpec(name: name, file: file, nodes: nodes)
         spec.input = input
         spec.output = output
-        return try expandComposites(spec, includedFrom: includedFrom, includeChain: includeChain)
+        return try expandComposites(spec, includedFrom: includedFrom, includeChain: includeChain, budget: budget)
     }
 
     /// Replaces every `type: graph` node by the nodes of its file, ids prefixed
     /// with the composite's id and a dot; its inputs feed the graph's `input`
     /// node, and its consumers read the graph's `output` node.
     private func expandComposites(_ spec: PipelineSpec, includedFrom: [String],
-                                  includeChain: [String]) throws(ConfigErrors) -> PipelineSpec {
+                                  includeChain: [String], budget: IncludeBudget) throws(ConfigErrors) -> PipelineSpec {
         guard spec.nodes.contains(where: { $0.type == "graph" }) else { return spec }
         var errors: [ConfigError] = []
         var expanded: [NodeSpec] = []
@@ -109,6 +120,12 @@ public struct PipelineLoader: Sendable {
                                           at: site))
                 continue
             }
+            budget.loads += 1
+            guard budget.loads <= IncludeBudget.maxLoads else {
+                throw ConfigErrors(errors + [ConfigError(
+                    "composite node '\(node.id)': the pipeline includes more than \(IncludeBudget.maxLoads) graphs in all",
+                    at: site)])
+            }
             var parameters = environment
             if let params = node.options["params"] {
                 guard case .map(let pairs) = params.content else {
@@ -129,7 +146,7 @@ public struct PipelineLoader: Sendable {
             let graph: PipelineSpec
             do {
                 graph = try loader.load(text, file: path, includedFrom: [siteText] + includedFrom,
-                                        includeChain: includeChain + [path])
+                                        includeChain: includeChain + [path], budget: budget)
             } catch {
                 errors += error.errors
                 continue
@@ -356,14 +373,18 @@ private struct LoadContext {
                     if text == "unlimited" { policy.maxRestarts = nil }
                     else if let n = Int(text), n >= 0 { policy.maxRestarts = n }
                     else { error("'restart.max-restarts': expected a count or 'unlimited', found '\(text)'", at: field.mark) }
-                case "backoff", "max-backoff":
+                case "backoff", "max-backoff", "reset-after":
                     guard let duration = Units.duration(text) else {
                         error("'restart.\(name)': expected a duration such as 500ms or 5s, found '\(text)'", at: field.mark)
                         continue
                     }
-                    if name == "backoff" { policy.backoff = duration } else { policy.maxBackoff = duration }
+                    switch name {
+                    case "backoff": policy.backoff = duration
+                    case "max-backoff": policy.maxBackoff = duration
+                    default: policy.resetAfter = duration
+                    }
                 default:
-                    let known = ["policy", "max-restarts", "backoff", "max-backoff"]
+                    let known = ["policy", "max-restarts", "backoff", "max-backoff", "reset-after"]
                     error("unknown key 'restart.\(name)'; expected one of \(known.joined(separator: ", "))"
                             + Suggestions.didYouMean(name, among: known), at: key.mark)
                 }

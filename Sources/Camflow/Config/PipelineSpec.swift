@@ -13,13 +13,18 @@ public struct RestartPolicy: Sendable, Equatable {
     /// The first wait; doubled after each failure up to `maxBackoff`.
     public var backoff: Duration
     public var maxBackoff: Duration
+    /// A run at least this long was healthy: the failure that ends it counts
+    /// as the first again, so a node that fails once a day is not given up
+    /// on after `maxRestarts` days.
+    public var resetAfter: Duration
 
     public init(mode: Mode, maxRestarts: Int? = 5, backoff: Duration = .milliseconds(500),
-                maxBackoff: Duration = .seconds(30)) {
+                maxBackoff: Duration = .seconds(30), resetAfter: Duration = .seconds(600)) {
         self.mode = mode
         self.maxRestarts = maxRestarts
         self.backoff = backoff
         self.maxBackoff = maxBackoff
+        self.resetAfter = resetAfter
     }
 
     public static let never = RestartPolicy(mode: .never)

@@ -18,15 +18,18 @@ public enum Redaction {
                 rest = rest[at...]
             }
         }
-        for key in ["pwd=", "password="] {
-            var masked = ""
-            while let found = rest.range(of: key) {
-                masked += rest[..<found.upperBound] + "***"
-                rest = rest[found.upperBound...].drop(while: { $0 != "&" && $0 != "#" })
-            }
-            rest = Substring(masked + rest)
-        }
-        return result + rest
+        // Query parameters with a secret-sounding name, in any case: ?pwd=, &Password=, &token=...
+        guard let query = rest.firstIndex(of: "?") else { return result + rest }
+        result += rest[...query]
+        let fragment = rest[query...].firstIndex(of: "#") ?? rest.endIndex
+        let parameters = rest[rest.index(after: query)..<fragment].split(separator: "&", omittingEmptySubsequences: false)
+        result += parameters.map { parameter -> String in
+            guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
+            let key = parameter[..<equals].lowercased()
+            let secret = secretKeys.contains(key) || key.hasSuffix("password") || key.hasSuffix("token")
+            return secret ? parameter[...equals] + "***" : String(parameter)
+        }.joined(separator: "&")
+        return result + rest[fragment...]
     }
 
     /// A pipeline line with secret values masked: `password: x` → `password: ***`.
