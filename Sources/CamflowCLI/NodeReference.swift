@@ -33,7 +33,7 @@ enum NodeReference {
             }
         }
         lines.append("")
-        lines.append("every node also takes: type, inputs, restart (never | on-failure | {policy, max-restarts, backoff, max-backoff}), capacity (packets per input edge, default \(NodeSpec.defaultCapacity))")
+        lines.append("every node also takes: type, inputs, restart (never | on-failure | {policy, max-restarts, backoff, max-backoff, reset-after}), capacity (packets per input edge, default \(NodeSpec.defaultCapacity))")
         return lines.joined(separator: "\n")
     }
 
@@ -47,7 +47,8 @@ enum NodeReference {
 
             Every node takes `type`, `inputs` (ids of the nodes feeding it), `restart` \
             (`never`, the default; `on-failure`; or a mapping with `policy`, `max-restarts`, \
-            `backoff`, `max-backoff`) and `capacity` (packets each input edge holds, default \
+            `backoff`, `max-backoff`, `reset-after`: a run that long counts the next failure as the \
+            first again, 10m by default) and `capacity` (packets each input edge holds, default \
             \(NodeSpec.defaultCapacity)).
 
             | type | role | summary |

@@ -59,6 +59,43 @@ import Testing
         #expect(snapshot.node("sink")?.counters.packetsIn == 800)
     }
 
+    @Test func aHealthyRun_resetsTheRestartCount() async throws {
+        // Each run lasts 30 ms, then fails: with reset-after 20 ms every failure is a first one,
+        // so a node allowed a single restart keeps being restarted (here until its sixth run).
+        let attempts = Shared(0)
+        let flaky = NodeType(name: "flaky", summary: "", accepts: .all, emits: .inputKinds) { _ in
+            ClosureSource { context in
+                let attempt = attempts.update({ $0 += 1; return $0 })
+                try await Task.sleep(for: .milliseconds(30))
+                if attempt < 6 { throw TestFailure(message: "fails once in a while") }
+                for await packet in context.input { await context.emit(packet) }
+            }
+        }
+        let received = Shared<[Packet]>([])
+        let registry = TestNodes.registry(TestNodes.source(count: 5), flaky, TestNodes.sink(received: received))
+        let snapshot = try await run([
+            NodeSpec(id: "src", type: "test-source"),
+            NodeSpec(id: "flaky", type: "flaky", inputs: ["src"],
+                     restart: RestartPolicy(mode: .onFailure, maxRestarts: 1, backoff: .milliseconds(1),
+                                            resetAfter: .milliseconds(20))),
+            NodeSpec(id: "sink", type: "test-sink", inputs: ["flaky"]),
+        ], registry: registry)
+        #expect(attempts.value == 6)
+        #expect(snapshot.node("flaky")?.counters.restarts == 5)
+        #expect(received.value.count == 5)
+        // Without the reset, the second failure is one too many.
+        attempts.update { $0 = 0 }
+        await #expect(throws: PipelineFailure.self) {
+            _ = try await run([
+                NodeSpec(id: "src", type: "test-source"),
+                NodeSpec(id: "flaky", type: "flaky", inputs: ["src"],
+                         restart: RestartPolicy(mode: .onFailure, maxRestarts: 1, backoff: .milliseconds(1),
+                                                resetAfter: .seconds(60))),
+                NodeSpec(id: "sink", type: "test-sink", inputs: ["flaky"]),
+            ], registry: registry)
+        }
+    }
+
     @Test func onFailure_restartsWithBackoff_untilItSucceeds() async throws {
         let attempts = Shared(0)
         let received = Shared<[Packet]>([])

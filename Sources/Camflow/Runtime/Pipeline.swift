@@ -188,6 +188,7 @@ public final class Pipeline: Service, Sendable {
         if runtimeNode.node.type.reportsConnection { runtimeNode.stats.setConnected(false) }
         var attempt = 0
         while true {
+            let started = ContinuousClock.now
             do {
                 let node = try runtimeNode.node.type.make(runtimeNode.node.options)
                 runtimeNode.stats.running.store(true, ordering: .relaxed)
@@ -198,8 +199,10 @@ public final class Pipeline: Service, Sendable {
                 // A source told to stop may surface the cancellation as an error.
                 if isSource && Task.isCancelled { return .finished }
                 runtimeNode.stats.failures.add(1, ordering: .relaxed)
-                attempt += 1
                 let policy = spec.restart
+                // After a healthy run, a failure starts the count (and the backoff) over.
+                if ContinuousClock.now - started >= policy.resetAfter { attempt = 0 }
+                attempt += 1
                 guard policy.mode == .onFailure, attempt <= policy.maxRestarts ?? .max else {
                     return .failed(error)
                 }
