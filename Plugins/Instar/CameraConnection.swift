@@ -54,21 +54,26 @@ struct CameraConnection {
         var connectTimeout: TimeAmount = .seconds(10)
     }
 
-    /// Connects and upgrades; returns the WebSocket channel.
+    /// Connects and upgrades; returns the WebSocket channel. On every other
+    /// outcome the connection is closed before this returns: a server that
+    /// answers 101 with a wrong `Sec-WebSocket-Accept` and streams on must
+    /// not leave a socket whose bytes pile up in the HTTP decoder.
     static func open(_ settings: Settings) async throws -> WebSocket {
-        var endpoint = settings.endpoint
+        let endpoint = settings.endpoint
         var headers = HTTPHeaders()
-        headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
+        headers.add(name: "Host", value: endpoint.hostHeader)
+        var uri = endpoint.path
         if let username = settings.username {
             switch settings.authentication {
             case .basic:
                 let token = Data("\(username):\(settings.password ?? "")".utf8).base64EncodedString()
                 headers.add(name: "Authorization", value: "Basic \(token)")
             case .query:
-                endpoint = endpoint.withQueryCredentials(username: username, password: settings.password ?? "")
+                // On the wire only: messages print `endpoint`, which holds no credentials.
+                uri = endpoint.pathWithQueryCredentials(username: username, password: settings.password ?? "")
             }
         }
-        let request = HTTPRequestHead(version: .http1_1, method: .GET, uri: endpoint.path, headers: headers)
+        let request = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)
         let sslContext: NIOSSLContext?
         do {
             sslContext = try settings.tls.map { try NIOSSLContext(configuration: $0) }
@@ -81,6 +86,9 @@ struct CameraConnection {
 
         let outcome: UpgradeOutcome
         let opened = NIOLockedValueBox<(any Channel)?>(nil)
+        // Whatever does not hand the socket over closes it.
+        var handedOver = false
+        defer { if !handedOver { opened.withLockedValue { $0 }?.close(promise: nil) } }
         do {
             let upgrade = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(settings.connectTimeout)
@@ -97,7 +105,7 @@ struct CameraConnection {
                             upgradePipelineHandler: { channel, _ in
                                 channel.eventLoop.makeCompletedFuture {
                                     try channel.pipeline.syncOperations.addHandler(NIOWebSocketFrameAggregator(
-                                        minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16,
+                                        minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024,
                                         maxAccumulatedFrameSize: maxMessageSize))
                                     // A small inbound buffer: demand, not the socket, sets the pace.
                                     let socket = try WebSocket(
@@ -106,7 +114,7 @@ struct CameraConnection {
                                     return UpgradeOutcome.upgraded(socket)
                                 }
                             })
-                        let configuration = NIOUpgradableHTTPClientPipelineConfiguration(
+                        var configuration = NIOUpgradableHTTPClientPipelineConfiguration(
                             upgradeConfiguration: .init(
                                 upgradeRequestHead: request, upgraders: [upgrader],
                                 notUpgradingCompletionHandler: { channel in
@@ -116,8 +124,14 @@ struct CameraConnection {
                                         return UpgradeOutcome.refused(capture.promise.futureResult)
                                     }
                                 }))
-                        return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
+                        // Frames that came in the same read as the 101 belong to the WebSocket.
+                        configuration.leftOverBytesStrategy = .forwardBytes
+                        let result = try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
                             configuration: configuration)
+                        // A denied upgrade (wrong accept key, no Upgrade header, a parse error) leaves
+                        // the HTTP decoder in place, buffering whatever follows: close at once, on the loop.
+                        result.whenFailure { _ in channel.close(promise: nil) }
+                        return result
                     }
                 }
             // The handshake must finish within the connect timeout, and a stop must not wait for it.
@@ -138,6 +152,7 @@ struct CameraConnection {
         }
         switch outcome {
         case .upgraded(let socket):
+            handedOver = true
             return socket
         case .refused(let head):
             let channel = opened.withLockedValue { $0 }

@@ -112,18 +112,23 @@ public struct CameraEndpoint: Sendable, Equatable, CustomStringConvertible {
         return (CameraEndpoint(secure: secure, host: host, port: port, path: path), username, password)
     }
 
-    /// `ws://host:port/path`, never with credentials.
+    /// `ws://host:port/path`, never with credentials: whatever the path
+    /// holds goes through the one redaction every printed URL goes through.
     public var description: String {
-        let bracketed = host.contains(":") ? "[\(host)]" : host
-        return "\(secure ? "wss" : "ws")://\(bracketed):\(port)\(path)"
+        Redaction.url("\(secure ? "wss" : "ws")://\(hostHeader)\(path)")
     }
 
-    /// The same endpoint with `?user=&pwd=` for firmware that takes credentials in the query.
-    func withQueryCredentials(username: String, password: String) -> CameraEndpoint {
-        var copy = self
+    /// `host:port`, with brackets around an IPv6 address: the `Host` header.
+    var hostHeader: String {
+        "\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+
+    /// The request path with `?user=&pwd=` for firmware that takes
+    /// credentials in the query. Goes on the wire only, never into a
+    /// description: print the endpoint instead.
+    func pathWithQueryCredentials(username: String, password: String) -> String {
         let separator = path.contains("?") ? "&" : "?"
-        copy.path += "\(separator)user=\(username.percentEncodedForQuery)&pwd=\(password.percentEncodedForQuery)"
-        return copy
+        return path + "\(separator)user=\(username.percentEncodedForQuery)&pwd=\(password.percentEncodedForQuery)"
     }
 }
 

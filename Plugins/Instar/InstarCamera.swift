@@ -51,9 +51,14 @@ struct InstarCamera: Node {
             camera through TCP flow control. Sends 'keep-alive' every 'keep-alive' messages and after \
             'keep-alive-interval' of client silence. No media for 'idle-timeout' means the connection \
             is dead. Reconnects with exponential backoff and jitter; the first packet after a \
-            reconnect is flagged as a discontinuity. Emits events: connected, disconnected (reason), \
-            auth-failed, server-error (text starting 'error:'), server-text. On stop it sends the stop \
-            message and closes the socket cleanly. Passwords never appear in logs or events.
+            reconnect is flagged as a discontinuity. After 'auth-retry-after' refused logins in a \
+            row it says so once and tries only every 'auth-retry-interval'. Emits events: \
+            connected, disconnected (reason), auth-failed, server-error (text starting 'error:'), \
+            server-text; camera text is cut to 256 characters with control characters escaped, \
+            and repeats are counted rather than repeated. A handshake that fails in any way \
+            (refused, a wrong Sec-WebSocket-Accept, a timeout) closes the connection at once. On \
+            stop it sends the stop message and closes the socket. Passwords never appear in logs, \
+            events or errors, with 'auth: query' too.
             """,
         options: [
             OptionSpec("url", .string, "Camera URL: ws://host[:port][/ws] or wss://...; or set 'host' and friends."),
@@ -75,9 +80,12 @@ struct InstarCamera: Node {
             OptionSpec("reconnect-min", .duration, default: "1s", "First wait before reconnecting."),
             OptionSpec("reconnect-max", .duration, default: "30s", "Longest wait between reconnects."),
             OptionSpec("reconnect-attempts", .integer, "Failed attempts in a row before the node fails; unlimited when unset."),
+            OptionSpec("auth-retry-after", .integer, default: "3",
+                       "Refused logins in a row after which camflow tries only every 'auth-retry-interval', so the camera does not lock the account."),
+            OptionSpec("auth-retry-interval", .duration, default: "5m", "Wait between login attempts once the credentials were refused that often."),
             OptionSpec("ca-file", .string, "PEM file of the certificate authority (or the camera's self-signed certificate) to trust."),
             OptionSpec("insecure", .bool, default: "false", "Accept any certificate (a camera's self-signed one) without checking."),
-            OptionSpec("max-message-size", .size, default: "16MiB", "Largest WebSocket message accepted."),
+            OptionSpec("max-message-size", .size, default: "16MiB", "Largest WebSocket message accepted (1KiB to 64MiB)."),
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
         ],
         accepts: [],
@@ -92,6 +100,8 @@ struct InstarCamera: Node {
     let idleTimeout: Duration
     let backoff: ReconnectBackoff
     let stream: String
+    let authRetryAfter: Int
+    let authRetryInterval: Duration
 
     init(_ options: NodeOptions) throws {
         func fail(_ name: String, _ message: String) throws -> Never {
@@ -123,8 +133,8 @@ struct InstarCamera: Node {
             try fail("channel", "'channel' must be 11, 12 or 13, found \(channel)")
         }
         let maxMessageSize = try options.size("max-message-size") ?? 16 << 20
-        guard (1024...(1 << 30)).contains(maxMessageSize) else {
-            try fail("max-message-size", "'max-message-size' must be 1KiB to 1GiB")
+        guard (1024...(64 << 20)).contains(maxMessageSize) else {
+            try fail("max-message-size", "'max-message-size' must be 1KiB to 64MiB")
         }
         var tls: TLSConfiguration?
         if endpoint.secure {
@@ -153,12 +163,15 @@ struct InstarCamera: Node {
                                    maximum: try options.duration("reconnect-max") ?? .seconds(30),
                                    maxAttempts: try options.integer("reconnect-attempts"))
         stream = try options.string("stream") ?? options.nodeID
+        authRetryAfter = max(1, try options.integer("auth-retry-after") ?? 3)
+        authRetryInterval = try options.duration("auth-retry-interval") ?? .seconds(300)
     }
 
     func run(_ context: NodeContext) async throws {
         var backoff = self.backoff
         let counters = Counters()
         var discontinuity = false
+        var refusedLogins = 0
         while !Task.isCancelled {
             let end = await session(context, counters: counters, discontinuity: discontinuity)
             context.stats.setConnected(false)
@@ -166,19 +179,31 @@ struct InstarCamera: Node {
             case .stopped:
                 return
             case .authenticationFailed(let status):
-                context.logger.error("camera \(settings.endpoint) refused the credentials (HTTP \(status))")
-                await emit(context, counters, "auth-failed", [("status", .int(Int64(status))), ("url", .string("\(settings.endpoint)"))])
+                refusedLogins += 1
+                let fields: [(key: String, value: EventValue)] = [("status", .int(Int64(status))), ("url", .string("\(settings.endpoint)"))]
+                if refusedLogins < authRetryAfter {
+                    context.logger.error("camera \(settings.endpoint) refused the credentials (HTTP \(status))")
+                    await emit(context, counters, "auth-failed", fields)
+                } else if refusedLogins == authRetryAfter {
+                    // Said once: a camera may lock an account that keeps failing, so from now on it is tried rarely.
+                    context.logger.error("camera \(settings.endpoint) refused the credentials \(refusedLogins) times in a row (HTTP \(status)); trying again every \(authRetryInterval.shortDescription) so the account is not locked: check 'username' and 'password'")
+                    await emit(context, counters, "auth-failed", fields + [("retry-every", .string(authRetryInterval.shortDescription))])
+                } else {
+                    context.logger.debug("camera \(settings.endpoint) refused the credentials again (HTTP \(status))")
+                }
             case .ended(let reason, let deliveredMedia):
                 context.logger.warning("camera \(settings.endpoint): \(reason)")
                 await emit(context, counters, "disconnected", [("reason", .string(reason)), ("url", .string("\(settings.endpoint)"))])
                 if deliveredMedia {
                     backoff.reset()
                     discontinuity = true
+                    refusedLogins = 0
                 }
             }
-            guard let delay = backoff.next(random: Double.random(in: 0...1)) else {
+            guard var delay = backoff.next(random: Double.random(in: 0...1)) else {
                 throw CameraFailure(message: "gave up on camera \(settings.endpoint) after \(backoff.failures - 1) failed attempts: \(end)")
             }
+            if refusedLogins >= authRetryAfter { delay = authRetryInterval * Double.random(in: 0.9...1.1) }
             context.logger.info("reconnecting to \(settings.endpoint) in \(delay.shortDescription)")
             do { try await Task.sleep(for: delay) } catch { return }
         }
@@ -202,6 +227,8 @@ struct InstarCamera: Node {
     final class Counters: Sendable {
         let bytesSequence = Atomic<UInt64>(0)
         let eventSequence = Atomic<UInt64>(0)
+        /// What the camera says in text, rate-limited across reconnects.
+        let text = Mutex(RepeatLimiter())
     }
 
     private func emit(_ context: NodeContext, _ counters: Counters, _ name: String,
@@ -276,12 +303,18 @@ struct InstarCamera: Node {
                                           discontinuity: first))
                 first = false
             case .text:
-                let text = String(buffer: frame.maskKey == nil ? frame.data : frame.unmaskedData)
-                if text.hasPrefix("error:") {
-                    context.logger.warning("camera \(settings.endpoint) says: \(text)")
-                    await emit(context, counters, "server-error", [("text", .string(text))])
-                } else {
-                    await emit(context, counters, "server-text", [("text", .string(text))])
+                // Camera text is a peer's: cut, escaped, and its repeats counted rather than repeated.
+                let data = frame.maskKey == nil ? frame.data : frame.unmaskedData
+                let isError = data.readableBytesView.starts(with: "error:".utf8)
+                let text = UntrustedText.printable(data)
+                let now = ContinuousClock.now
+                for line in counters.text.withLock({ $0.admit(text, now: now) }) {
+                    if isError {
+                        context.logger.warning("camera \(settings.endpoint) says: \(line)")
+                        await emit(context, counters, "server-error", [("text", .string(line))])
+                    } else {
+                        await emit(context, counters, "server-text", [("text", .string(line))])
+                    }
                 }
             case .ping:
                 try await outbound.write(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData))

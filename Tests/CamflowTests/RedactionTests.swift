@@ -1,4 +1,5 @@
 import Camflow
+import NIOCore
 import Testing
 
 @Suite struct RedactionTests {
@@ -7,6 +8,16 @@ import Testing
         #expect(Redaction.url("ws://camera/ws?x=a@b") == "ws://camera/ws?x=a@b")
         #expect(Redaction.url("ws://admin@camera/ws") == "ws://admin@camera/ws")
         #expect(Redaction.url("ws://cam/ws?user=admin&pwd=hunter2&x=1") == "ws://cam/ws?user=admin&pwd=***&x=1")
+        #expect(Redaction.url("ws://cam/ws?PWD=a&Password=b&api_token=c&token=d#top")
+            == "ws://cam/ws?PWD=***&Password=***&api_token=***&token=***#top")
+        #expect(Redaction.url("ws://a:b@cam:80/ws?pass=x") == "ws://a:***@cam:80/ws?pass=***")
+    }
+
+    @Test func peerTextIsCutAndEscaped() {
+        #expect(UntrustedText.printable("error: \u{1B}[31mred\nforged") == "error: \\u{1B}[31mred\\nforged")
+        let long = UntrustedText.printable(String(repeating: "x", count: 1000), limit: 10)
+        #expect(long == "xxxxxxxxxx… (1000 bytes)")
+        #expect(UntrustedText.printable(ByteBuffer(repeating: 0x41, count: 1 << 20), limit: 4) == "AAAA… (1048576 bytes)")
     }
 
     @Test func passwordValuesInQuotedLinesAreMasked() {
