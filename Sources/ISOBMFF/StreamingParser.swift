@@ -57,7 +57,7 @@ public struct StreamingParser: Sendable {
     private var pendingBytes = 0
     /// Bytes still to drop of a box being skipped.
     private var skipRemaining: Int64 = 0
-    private var pendingFtyp: (bytes: ByteBuffer, offset: Int64)?
+    private var pendingFtyp: (bytes: ByteBuffer, offset: Int64, headerSize: Int)?
     private var resynchronizing = false
     private var nextDTS: [UInt32: Int64] = [:]
 
@@ -183,14 +183,14 @@ public struct StreamingParser: Sendable {
                                        streamOffset: boxOffset - Int64(box.readerIndex), path: type.description)
                 switch type {
                 case .ftyp:
-                    pendingFtyp = (box, boxOffset)
+                    pendingFtyp = (box, boxOffset, headerSize)
                     continue
                 case .moov:
                     let ftyp = pendingFtyp
                     pendingFtyp = nil
                     let bytes = ftyp.map { Self.join($0.bytes, box) } ?? box
                     let ftypReader = ftyp.map {
-                        BoxReader(buffer: $0.bytes, range: ($0.bytes.readerIndex + 8)..<$0.bytes.writerIndex,
+                        BoxReader(buffer: $0.bytes, range: ($0.bytes.readerIndex + $0.headerSize)..<$0.bytes.writerIndex,
                                   streamOffset: $0.offset - Int64($0.bytes.readerIndex), path: "ftyp")
                     }
                     let parsed = try InitSegment.parse(moov: reader, ftyp: ftypReader, bytes: bytes,
