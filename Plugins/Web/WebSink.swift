@@ -18,6 +18,12 @@ struct WebSettings: Sendable {
     var drainTimeout: Duration
     /// Streams cached for viewers at most; each holds up to `gopCache` bytes.
     var maxStreams = 16
+    /// How long a new connection may take to send its request headers.
+    var headerTimeout: Duration = .seconds(10)
+    var maxConnections = 256
+    var maxConnectionsPerClient = 32
+    /// Origins (`https://host:port`) besides this server's own whose pages may open a WebSocket.
+    var allowedOrigins: [String] = []
 
     /// `HOST:PORT`, `[V6]:PORT`, `:PORT` (every interface) or `PORT`.
     static func parseBind(_ text: String) -> (host: String, port: Int)? {
@@ -74,6 +80,12 @@ struct WebSink: Node {
             OptionSpec("drain-timeout", .duration, default: "2s",
                        "At the end of the stream, how long viewers may still take what is queued for them."),
             .maxStreams(default: 16),
+            OptionSpec("header-timeout", .duration, default: "10s",
+                       "Close a connection that has not sent its request headers (a TLS handshake included) within this."),
+            OptionSpec("max-connections", .integer, default: "256", "Connections served at once; more are closed at once and counted."),
+            OptionSpec("max-connections-per-client", .integer, default: "32", "Connections at once from one client address."),
+            OptionSpec("allowed-origins", .list(.string),
+                       "Origins (such as https://nvr.example:8443) whose pages may open /ws besides this server's own; '*' for any."),
         ],
         accepts: [.initSegment, .fragment],
         emits: .nothing,
@@ -114,6 +126,14 @@ struct WebSink: Node {
             tls: nil, viewerQueue: viewerQueue, gopCache: gopCache, idleTimeout: idleTimeout,
             drainTimeout: try options.duration("drain-timeout") ?? .seconds(2))
         settings.maxStreams = try options.maxStreams(default: 16)
+        settings.headerTimeout = try options.duration("header-timeout") ?? .seconds(10)
+        settings.maxConnections = try options.integer("max-connections") ?? 256
+        settings.maxConnectionsPerClient = try options.integer("max-connections-per-client") ?? 32
+        settings.allowedOrigins = try options.stringList("allowed-origins") ?? []
+        guard settings.headerTimeout > .zero, settings.maxConnections > 0, settings.maxConnectionsPerClient > 0 else {
+            throw ConfigError("node '\(options.nodeID)': 'header-timeout', 'max-connections' and 'max-connections-per-client' must be positive",
+                              at: options.location)
+        }
         self.settings = settings
     }
 

@@ -357,8 +357,8 @@ func droppedGOPs(port: Int, viewer id: Int) throws -> Int {
 
 /// One HTTP/1.1 request over a plain socket, read to the end: status, head
 /// and body exactly as sent. `upgrade` asks for a WebSocket and reads the head only.
-func rawHTTP(port: Int, _ path: String, authorization: String? = nil, upgrade: Bool = false) throws
-    -> (status: Int, head: String, body: String)
+func rawHTTP(port: Int, _ path: String, authorization: String? = nil, upgrade: Bool = false,
+             headers: [String] = []) throws -> (status: Int, head: String, body: String)
 {
     let fd = try connectTCP(port: port)
     defer { close(fd) }
@@ -369,6 +369,7 @@ func rawHTTP(port: Int, _ path: String, authorization: String? = nil, upgrade: B
         request += "Connection: close\r\n"
     }
     if let authorization { request += "Authorization: \(authorization)\r\n" }
+    for header in headers { request += header + "\r\n" }
     request += "\r\n"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
     var received: [UInt8] = []

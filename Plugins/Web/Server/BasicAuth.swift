@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// HTTP Basic credentials the web sink requires, checked the same way for
@@ -19,18 +20,19 @@ struct BasicCredentials: Sendable {
               let text = String(data: decoded, encoding: .utf8),
               let colon = text.firstIndex(of: ":")
         else { return false }
-        // Both compared in full, so the time taken does not tell which part differs.
+        // Digests of fixed length, compared in full: neither the time taken nor a
+        // length (the password followed by NUL bytes) tells anything or lets anything through.
         let userMatches = Self.equal(Array(text[..<colon].utf8), Array(username.utf8))
         let passwordMatches = Self.equal(Array(text[text.index(after: colon)...].utf8), Array(password.utf8))
         return userMatches && passwordMatches
     }
 
-    /// Compares without stopping at the first difference.
-    private static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-        for i in 0..<max(a.count, b.count) {
-            difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
-        }
+    /// Whether two byte strings are equal, by their SHA-256 digests, without
+    /// stopping at the first difference.
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let left = Array(SHA256.hash(data: a)), right = Array(SHA256.hash(data: b))
+        var difference: UInt8 = 0
+        for index in 0..<left.count { difference |= left[index] ^ right[index] }
         return difference == 0
     }
 }

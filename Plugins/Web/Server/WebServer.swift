@@ -29,15 +29,27 @@ struct WebServer: Sendable {
         // The upgrade is checked here, not in the router: NIO drops the
         // request of a declined upgrade, so a router's 401 would reach the
         // client as 400. The refusal is written before declining.
-        var server = HTTPServerBuilder.http1WebSocketUpgrade(
-            configuration: .init(ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
-        ) { request, channel, _ in
+        let allowedOrigins = settings.allowedOrigins
+        let limits = ConnectionLimits(maxConnections: settings.maxConnections, maxPerClient: settings.maxConnectionsPerClient,
+                                      headerTimeout: .nanoseconds(settings.headerTimeout.nanoseconds), nodeID: nodeID)
+        let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws
+            -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> = { request, channel, _ in
             guard let stream = Self.webSocketStream(request.path ?? "") else {
                 HTTPRefusal.write(.notFound, realm: BasicCredentials.realm, on: channel)
                 return .dontUpgrade
             }
+            // Browsers resend cached Basic credentials to any page's WebSocket: only our own
+            // pages (or listed origins) may open one. Clients that send no Origin are not browsers.
+            if let origin = request.headerFields[.origin],
+               !Self.originAllowed(origin, host: request.authority, allowed: allowedOrigins) {
+                viewerLogger.notice("refused a WebSocket from origin '\(UntrustedText.printable(origin, limit: 64))'")
+                limits.countRefused("origin")
+                HTTPRefusal.write(.forbidden, realm: BasicCredentials.realm, on: channel)
+                return .dontUpgrade
+            }
             if let credentials, !credentials.accepts(request.headerFields[.authorization]) {
                 viewerLogger.notice("refused a viewer without valid credentials from \(channel.remoteAddress?.description ?? "?")")
+                limits.countRefused("credentials")
                 HTTPRefusal.write(.unauthorized, realm: BasicCredentials.realm, on: channel)
                 return .dontUpgrade
             }
@@ -49,6 +61,15 @@ struct WebServer: Sendable {
             return .upgrade([:]) { inbound, outbound, _ in
                 await session.serve(inbound: inbound, outbound: outbound, stream: stream, remote: remote)
             }
+        }
+        let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: .init(idleTimeout: .nanoseconds(settings.idleTimeout.nanoseconds)),
+            ws: .init(maxFrameSize: 1 << 16, autoPing: .disabled))
+        // The guard goes first on every connection: limits and the header timeout hold before any HTTP is parsed.
+        var server = HTTPServerBuilder { responder in
+            GuardedChildChannel(
+                base: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: configuration, shouldUpgrade: shouldUpgrade),
+                limits: limits)
         }
         if let tls = settings.tls {
             server = try .tls(server, tlsConfiguration: tls)
@@ -64,6 +85,22 @@ struct WebServer: Sendable {
     }
 
     static let viewerSendBuffer: SocketOptionValue = 256 * 1024
+
+    /// Whether a browser page from `origin` may open a WebSocket here: the
+    /// page came from this server (same host and port), or the origin is listed.
+    static func originAllowed(_ origin: String, host: String?, allowed: [String]) -> Bool {
+        let trimmed = origin.hasSuffix("/") ? String(origin.dropLast()) : origin
+        if allowed.contains(trimmed) || allowed.contains("*") { return true }
+        // A page's origin is http(s) (or "null"); ws:// and wss:// come from WebSocket
+        // libraries that name the socket's own URL, not from a page a browser shows.
+        if trimmed.hasPrefix("ws://") || trimmed.hasPrefix("wss://") { return true }
+        guard let host, let scheme = trimmed.range(of: "://") else { return false }
+        let originHost = trimmed[scheme.upperBound...]
+        if originHost == host { return true }
+        // A default port may be left out on either side.
+        let defaultPort = trimmed.hasPrefix("https://") ? ":443" : ":80"
+        return originHost + defaultPort == host || originHost == host + defaultPort
+    }
 
     /// `/ws` → the default stream (""), `/ws/NAME` → NAME; nil for other paths.
     static func webSocketStream(_ path: String) -> String?? {

@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The web sink against hostile browsers and clients: pages of other sites,
+/// near-miss passwords, and sockets that connect and never speak.
+@Suite struct WebHardeningEndToEndTests {
+    let web = WebEndToEndTests()
+
+    @Test func webSockets_fromOtherSitesPages_areRefused() async throws {
+        let (sim, run, port) = try await web.startWeb(webOptions: ", allowed-origins: [\"https://nvr.example\"]")
+        defer { sim.process.terminate(); run.process.terminate() }
+        let evil = try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://evil.example"])
+        #expect(evil.status == 403, "\(evil.head)")
+        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: null"]).status == 403, "a sandboxed page")
+        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://127.0.0.1:1\(port)"]).status == 403)
+        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: ws://127.0.0.1"]).status == 101,
+                "WebSocket libraries name the socket's URL")
+        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://127.0.0.1:\(port)"]).status == 101)
+        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://nvr.example"]).status == 101)
+        #expect(try rawHTTP(port: port, "/ws", upgrade: true).status == 101, "clients without Origin are not browsers")
+        let refused = try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=origin}")
+        #expect(refused >= 1)
+    }
+
+    @Test func thePasswordWithTrailingBytes_isNotThePassword() async throws {
+        let (sim, run, port) = try await web.startWeb(webOptions: ", username: viewer, password: s3cret")
+        defer { sim.process.terminate(); run.process.terminate() }
+        func basic(_ text: String) -> String { "Basic " + Data(text.utf8).base64EncodedString() }
+        #expect(try rawHTTP(port: port, "/healthz", authorization: basic("viewer:s3cret")).status == 200)
+        for near in ["viewer:s3cret" + String(repeating: "\0", count: 256), "viewer:s3cret\0", "viewer:s3cre", "viewer\0:s3cret"] {
+            #expect(try rawHTTP(port: port, "/healthz", authorization: basic(near)).status == 401, "\(near.debugDescription)")
+            #expect(try rawHTTP(port: port, "/ws", authorization: basic(near), upgrade: true).status == 401)
+        }
+    }
+
+    @Test func silentConnections_areClosed_andLimited() async throws {
+        let (sim, run, port) = try await web.startWeb(
+            webOptions: ", header-timeout: 1s, max-connections: 40, max-connections-per-client: 30")
+        defer { sim.process.terminate(); run.process.terminate() }
+        // 60 connections that start a request and never finish its headers.
+        var sockets: [Int32] = []
+        defer { for fd in sockets { close(fd) } }
+        for _ in 0..<60 {
+            let fd = try connectTCP(port: port)
+            _ = "GET /healthz HTTP/1.1\r\nHost: x\r\n".withCString { send(fd, $0, strlen($0), 0) }
+            sockets.append(fd)
+        }
+        // Each ends: those past the per-client limit at once, the rest at the header timeout.
+        let started = ContinuousClock.now
+        var closedAt: [Duration] = []
+        for fd in sockets {
+            var byte: UInt8 = 0
+            let count = recv(fd, &byte, 1, 0)
+            // Closed: an orderly end, or a reset where the server had unread bytes.
+            let failure = errno
+            #expect(count == 0 || (count < 0 && failure == ECONNRESET),
+                    "the server closed the connection (recv gave \(count), errno \(failure))")
+            closedAt.append(ContinuousClock.now - started)
+        }
+        #expect(closedAt.max() ?? .zero < .seconds(8), "all closed within the header timeout, with slack: \(closedAt.max() ?? .zero)")
+        // The server still serves, and said why it refused.
+        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+        #expect(try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=header-timeout}") >= 30)
+        #expect(try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=max-connections-per-client}") >= 30)
+    }
+}
