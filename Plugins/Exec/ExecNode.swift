@@ -46,8 +46,9 @@ enum ExecFraming {
         let header = buffer.readSlice(length: Int(headerLength)) ?? ByteBuffer()
         buffer.moveReaderIndex(forwardBy: 4)
         let payload = buffer.readSlice(length: Int(payloadLength)) ?? ByteBuffer()
+        // {"ack": N}, with or without spaces.
         if let text = header.getString(at: header.readerIndex, length: header.readableBytes), text.hasPrefix("{\"ack\":"),
-           let number = UInt64(text.dropFirst(7).prefix { $0.isNumber }) {
+           let number = UInt64(text.dropFirst(7).drop { $0 == " " }.prefix { $0.isNumber }) {
             return .ack(number)
         }
         do {
@@ -69,15 +70,27 @@ struct ExecNode: Node {
             stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, height, \\
             track, received_at_ns; events add event and fields), a 4-byte big-endian payload length and \\
             the payload; the child answers in the same framing (docs/clients/camflow_node.py reads \\
-            and writes it). Its stderr goes to the log under the node's id. A slow child slows its \\
-            producers: camflow writes only as fast as the child reads. A child that exits or writes \\
-            malformed framing fails the node, which the restart policy restarts; the packet it was \\
-            given last is given to the new child first.
+            and writes it). The header carries 'ack_sequence'; the child acknowledges a packet, and \\
+            every one before it, by sending a header {"ack": N} with an empty payload. At most \\
+            'max-unacked' packets and 'max-unacked-bytes' bytes go out unacknowledged: then camflow \\
+            waits, so a child that reads but never acknowledges slows its producers instead of \\
+            filling memory. Its stderr goes to the log under the node's id, lines cut to 1000 \\
+            characters. A slow child slows its producers: camflow writes only as fast as the child \\
+            reads. A child that exits or writes malformed framing fails the node, which the restart \\
+            policy restarts; the unacknowledged packets go to the new child first. The child runs in \\
+            a process group of its own with a minimal environment (PATH, LANG, LC_ALL, TZ, plus \\
+            'env' and the variables named in 'inherit-env'): camflow's own secrets are not in it. On \\
+            stop the group gets SIGTERM, then SIGKILL after 'stop-timeout'; if camflow itself is \\
+            killed, the kernel kills the child (PR_SET_PDEATHSIG, through setpriv).
             """,
         options: [
             OptionSpec("command", .list(.string), required: true, "The program and its arguments, such as [python3, node.py]."),
-            OptionSpec("env", .list(.string), "Extra environment variables, as NAME=value."),
+            OptionSpec("env", .list(.string), "Environment variables for the child, as NAME=value."),
+            OptionSpec("inherit-env", .list(.string), "Names of camflow's environment variables the child also gets."),
             OptionSpec("cwd", .string, "Working directory; the current one when unset."),
+            OptionSpec("max-unacked", .integer, default: "64", "Packets sent and not yet acknowledged before camflow waits."),
+            OptionSpec("max-unacked-bytes", .size, default: "64MiB", "Payload bytes sent and not yet acknowledged before camflow waits."),
+            OptionSpec("stop-timeout", .duration, default: "5s", "After SIGTERM, how long the child has before SIGKILL."),
         ],
         accepts: .all,
         emits: .inputKindsAnd(.event),
@@ -94,12 +107,27 @@ struct ExecNode: Node {
                 }
                 environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
             }
-            return ExecNode(command: command, environment: environment, directory: try options.string("cwd"))
+            let parent = ProcessInfo.processInfo.environment
+            for name in try options.stringList("inherit-env") ?? [] { environment[name] = environment[name] ?? parent[name] }
+            // A minimal environment: whatever camflow itself was given (passwords) stays with camflow.
+            for name in ["PATH", "LANG", "LC_ALL", "TZ"] where environment[name] == nil { environment[name] = parent[name] }
+            let maxUnacked = try options.integer("max-unacked") ?? 64
+            let maxUnackedBytes = try options.size("max-unacked-bytes") ?? 64 << 20
+            guard maxUnacked > 0, maxUnackedBytes > 0 else {
+                throw ConfigError("node '\(options.nodeID)': 'max-unacked' and 'max-unacked-bytes' must be positive",
+                                  at: options.location)
+            }
+            return ExecNode(command: command, environment: environment, directory: try options.string("cwd"),
+                            maxUnacked: maxUnacked, maxUnackedBytes: maxUnackedBytes,
+                            stopTimeout: try options.duration("stop-timeout") ?? .seconds(5))
         })
 
     let command: [String]
     let environment: [String: String]
     let directory: String?
+    let maxUnacked: Int
+    let maxUnackedBytes: Int
+    let stopTimeout: Duration
 
     struct ChildFailed: Error, CustomStringConvertible {
         var description: String
@@ -109,9 +137,12 @@ struct ExecNode: Node {
         // A child that exits leaves a closed pipe: writing to it must be an error, not SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Foundation starts the child in a process group of its own, so a stop reaches its
+        // children too. setpriv --pdeathsig: the kernel kills the child when camflow dies, even
+        // by SIGKILL (the setting survives the exec of env and of the command).
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--pdeathsig", "KILL", "--", "/usr/bin/env"] + command
+        process.environment = environment
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
         process.standardInput = stdin
@@ -126,16 +157,26 @@ struct ExecNode: Node {
         let output = stdout.fileHandleForReading.fileDescriptor
         let errors = stderr.fileHandleForReading.fileDescriptor
         for fd in [input, output, errors] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        defer {
-            if process.isRunning { process.terminate() }
-            process.waitUntilExit()
-        }
+        let processGroup = process.processIdentifier
+        defer { Self.stop(group: processGroup, process: process, grace: stopTimeout) }
         let inFlight = InFlight()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await Self.forwardLog(from: errors, context) }
                 group.addTask {
                     for await packet in context.input {
+                        // Bounded: a child that never acknowledges makes camflow wait, not hoard.
+                        var idle = 0
+                        let waitStarted = ContinuousClock.now
+                        var warned = false
+                        while !inFlight.hasRoom(packets: maxUnacked, bytes: maxUnackedBytes) {
+                            guard process.isRunning else { break }
+                            if !warned, ContinuousClock.now - waitStarted > .seconds(5) {
+                                warned = true
+                                context.logger.warning("the child has not acknowledged \(inFlight.count) packets for 5s; waiting (max-unacked: \(maxUnacked))")
+                            }
+                            try await Self.nap(&idle)
+                        }
                         // Kept until the child acknowledges it: a child that dies hands it to the next one.
                         let sequence = inFlight.add(packet)
                         try await Self.writeAll(ExecFraming.encode(packet, ackSequence: sequence), to: input)
@@ -147,14 +188,13 @@ struct ExecNode: Node {
                     try await Self.readPackets(from: output, inFlight: inFlight, context)
                 } catch {
                     // Malformed output: stop the child, so the writer's next write fails too.
-                    process.terminate()
+                    kill(-processGroup, SIGTERM)
                     throw error
                 }
                 try await group.waitForAll()
             }
         } catch {
-            if process.isRunning { process.terminate() }
-            process.waitUntilExit()
+            Self.stop(group: processGroup, process: process, grace: stopTimeout)
             throw await fail(process, inFlight, cause: error, context)
         }
         process.waitUntilExit()
@@ -173,6 +213,21 @@ struct ExecNode: Node {
                                                        ("unacknowledged", .int(Int64(pending.count)))]),
                                   stream: context.id))
         return ChildFailed(description: reason)
+    }
+
+    /// Stops the child's whole process group: SIGTERM, up to `grace` to exit,
+    /// then SIGKILL. Returns once the child has been reaped.
+    static func stop(group: Int32, process: Process, grace: Duration) {
+        guard process.isRunning else {
+            process.waitUntilExit()
+            return
+        }
+        kill(-group, SIGTERM)
+        let deadline = ContinuousClock.now + grace
+        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+        // The group, not just the child: what it started goes too.
+        kill(-group, SIGKILL)
+        process.waitUntilExit()
     }
 
     /// Waits for a non-blocking descriptor without holding a thread: short naps while idle.
@@ -249,13 +304,18 @@ struct ExecNode: Node {
                 idle = 0
                 pending += String(decoding: bytes.prefix(count), as: UTF8.self)
                 while let newline = pending.firstIndex(of: "\n") {
-                    context.logger.warning("\(pending[..<newline])")
+                    context.logger.warning("\(UntrustedText.printable(String(pending[..<newline]), limit: 1000))")
                     pending = String(pending[pending.index(after: newline)...])
+                }
+                // A child that never ends a line must not grow this without bound.
+                if pending.utf8.count > 64 << 10 {
+                    context.logger.warning("\(UntrustedText.printable(pending, limit: 1000))")
+                    pending = ""
                 }
             } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
                 do { try await nap(&idle) } catch { return }
             } else {
-                if !pending.isEmpty { context.logger.warning("\(pending)") }
+                if !pending.isEmpty { context.logger.warning("\(UntrustedText.printable(pending, limit: 1000))") }
                 return
             }
         }
@@ -264,19 +324,30 @@ struct ExecNode: Node {
 
 /// Packets written to the child and not yet acknowledged, oldest first.
 final class InFlight: Sendable {
-    private let state = Mutex<(next: UInt64, packets: [(UInt64, Packet)])>((0, []))
+    private let state = Mutex<(next: UInt64, packets: [(UInt64, Packet)], bytes: Int)>((0, [], 0))
 
     func add(_ packet: Packet) -> UInt64 {
         state.withLock { state in
             defer { state.next += 1 }
             state.packets.append((state.next, packet))
+            state.bytes += packet.payload.readableBytes
             return state.next
         }
     }
 
+    var count: Int { state.withLock { $0.packets.count } }
+
+    /// Whether one more packet may go out under the bounds (one always may when none is out).
+    func hasRoom(packets: Int, bytes: Int) -> Bool {
+        state.withLock { $0.packets.isEmpty || ($0.packets.count < packets && $0.bytes < bytes) }
+    }
+
     /// The child is done with `sequence` and everything before it.
     func acknowledge(_ sequence: UInt64) {
-        state.withLock { $0.packets.removeAll { $0.0 <= sequence } }
+        state.withLock { state in
+            state.packets.removeAll { $0.0 <= sequence }
+            state.bytes = state.packets.reduce(0) { $0 + $1.1.payload.readableBytes }
+        }
     }
 
     var unacknowledged: [Packet] { state.withLock { $0.packets.map(\.1) } }

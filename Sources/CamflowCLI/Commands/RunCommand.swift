@@ -64,7 +64,8 @@ struct RunCommand: AsyncParsableCommand {
             if let stopAfter {
                 tasks.addTask {
                     do { try await Task.sleep(for: stopAfter) } catch { return }
-                    pipeline.requestStop()
+                    // As Ctrl-C does: drain, and cancel what has not drained by --shutdown-timeout.
+                    await group.triggerGracefulShutdown()
                 }
             }
             if statusEvery > .zero, OutputStream.standardError.isTerminal {
