@@ -61,9 +61,10 @@ public final class ZMQContext: @unchecked Sendable {
 /// create, use and close it in one task (or thread).
 public final class ZMQSocket {
     public enum Kind: Int32, Sendable {
-        case pub, sub, xpub, xsub, pull, push, pair
+        case pub, sub, xpub, xsub, pull, push, pair, rep
         var raw: Int32 {
             switch self {
+            case .rep: ZMQ_REP
             case .pub: ZMQ_PUB
             case .sub: ZMQ_SUB
             case .xpub: ZMQ_XPUB

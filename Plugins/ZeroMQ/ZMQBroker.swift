@@ -1,5 +1,6 @@
 import CZeroMQ
 import Foundation
+import Logging
 import NIOCore
 
 /// An XSUB/XPUB forwarder (`zmq_proxy`) for many camflow publishers and many
@@ -26,10 +27,14 @@ public struct ZMQBroker: Sendable {
 
     public let frontends: [String]
     public let backends: [String]
+    /// The broker's CURVE secret key and the public keys of the publishers
+    /// and subscribers it admits; nil: no encryption.
+    public let curve: (secretKey: String, allowedClients: [String])?
 
-    public init(frontends: [String], backends: [String]) {
+    public init(frontends: [String], backends: [String], curve: (secretKey: String, allowedClients: [String])? = nil) {
         self.frontends = frontends
         self.backends = backends
+        self.curve = curve
     }
 
     /// Forwards until cancelled. `ready` gets the bound endpoints (real
@@ -38,8 +43,15 @@ public struct ZMQBroker: Sendable {
                     report: @escaping @Sendable (Statistics, _ final: Bool) -> Void) async throws {
         let context = ZMQContext()
         let control = "inproc://camflow-broker-\(UUID().uuidString)"
+        // Both sides are CURVE servers; one ZAP handler on the context admits the listed keys.
+        var zap: ZAPHandler?
+        if let curve {
+            let allowed = Set(curve.allowedClients.compactMap(CurveKey.decode))
+            zap = try await ZAPHandler.start(context: context, allowed: allowed, logger: Logger(label: "camflow.broker"))
+        }
+        let secretKey = curve?.secretKey
         let (bound, boundContinuation) = AsyncStream<Result<([String], [String]), ZMQError>>.makeStream()
-        let proxy = Task.detached { [frontends, backends] in
+        let proxy = Task.detached { [frontends, backends, secretKey] in
             try await ZMQThread.run("zmq-broker") {
                 do throws(ZMQError) {
                     let frontend = try ZMQSocket(.xsub, context: context)
@@ -51,6 +63,10 @@ public struct ZMQBroker: Sendable {
                         steering.close()
                     }
                     try steering.bind(control)
+                    if let secretKey {
+                        try ZAPHandler.configureServer(frontend, secretKey: secretKey)
+                        try ZAPHandler.configureServer(backend, secretKey: secretKey)
+                    }
                     var frontendNames: [String] = []
                     var backendNames: [String] = []
                     for endpoint in frontends {
@@ -74,7 +90,13 @@ public struct ZMQBroker: Sendable {
         }
         var results = bound.makeAsyncIterator()
         guard let result = await results.next() else { return }
-        let (frontendNames, backendNames) = try result.get()
+        let frontendNames: [String], backendNames: [String]
+        do {
+            (frontendNames, backendNames) = try result.get()
+        } catch {
+            await zap?.stop()
+            throw error
+        }
         ready(frontendNames, backendNames)
         let commands = try ZMQSocket(.pair, context: context)
         try commands.connect(control)
@@ -98,6 +120,7 @@ public struct ZMQBroker: Sendable {
         _ = try commands.send([ByteBuffer(string: "TERMINATE")])
         commands.close()
         try await proxy.value
+        await zap?.stop()
         context.terminate()
     }
 }

@@ -77,10 +77,8 @@ struct ZMQPublish: Node {
             OptionSpec("wait-for-subscribers", .integer, default: "0",
                        "Hold the first packet until this many subscriptions arrived (for batch jobs and tests)."),
             OptionSpec("wait-timeout", .duration, default: "30s", "Longest wait for 'wait-for-subscribers'."),
-            OptionSpec("curve-secret-key", .secret, "CURVE secret key (Z85, 40 characters) to encrypt with; never printed."),
-            OptionSpec("curve-server", .bool, default: "false", "Be the CURVE server (requires curve-secret-key)."),
             .maxStreams(),
-        ],
+        ] + CurveSettings.optionSpecs(server: true),
         accepts: .all,
         emits: .nothing,
         make: { options in try ZMQPublish(options) })
@@ -94,7 +92,7 @@ struct ZMQPublish: Node {
     let latch: Bool
     let waitForSubscribers: Int
     let waitTimeout: Duration
-    let curveSecretKey: String?
+    let curve: CurveSettings?
     let maxStreams: Int
 
     init(_ options: NodeOptions) throws {
@@ -113,20 +111,7 @@ struct ZMQPublish: Node {
         latch = try options.bool("latch") ?? true
         waitForSubscribers = try options.integer("wait-for-subscribers") ?? 0
         waitTimeout = try options.duration("wait-timeout") ?? .seconds(30)
-        curveSecretKey = try options.string("curve-secret-key")
-        let curveServer = try options.bool("curve-server") ?? false
-        if curveServer != (curveSecretKey != nil) {
-            throw ConfigError("node '\(options.nodeID)': 'curve-server: true' and 'curve-secret-key' go together",
-                              at: try options.value("curve-server")?.location ?? options.location)
-        }
-        if let key = curveSecretKey, key.utf8.count != 40 {
-            throw ConfigError("node '\(options.nodeID)': 'curve-secret-key' must be 40 Z85 characters",
-                              at: options.location)
-        }
-        if curveSecretKey != nil, !ZMQContext.has("curve") {
-            throw ConfigError("node '\(options.nodeID)': this libzmq (\(ZMQContext.version)) was built without CURVE",
-                              at: try options.value("curve-secret-key")?.location ?? options.location)
-        }
+        curve = try CurveSettings.from(options)
     }
 
     func run(_ context: NodeContext) async throws {
@@ -139,10 +124,27 @@ struct ZMQPublish: Node {
         try socket.set(ZMQ_SNDHWM, highWaterMark)
         try socket.set(ZMQ_LINGER, Int32(clamping: linger.nanoseconds / 1_000_000))
         if useXPUB { try socket.set(ZMQ_XPUB_VERBOSE, 1) }
-        if let key = curveSecretKey {
-            try socket.set(ZMQ_CURVE_SERVER, 1)
-            try socket.set(ZMQ_CURVE_SECRETKEY, bytes: Array(key.utf8))
+        // A CURVE server admits clients through a ZAP handler on this context, bound before the socket is.
+        var zap: ZAPHandler?
+        if case .server(_, let allowed)? = curve?.role {
+            zap = try await ZAPHandler.start(context: zmq, allowed: allowed, logger: context.logger)
         }
+        do {
+            if case .server(let secret, _)? = curve?.role { try ZAPHandler.configureServer(socket, secretKey: secret) }
+            try curve?.configureClient(socket)
+            try await publish(socket, context)
+        } catch {
+            socket.close()
+            await zap?.stop()
+            throw error
+        }
+        socket.close()
+        await zap?.stop()
+        try await ZMQThread.run("zmq-publish-linger") { zmq.terminate() }
+    }
+
+    private func publish(_ socket: ZMQSocket, _ context: NodeContext) async throws {
+        let useXPUB = latch || waitForSubscribers > 0
         for endpoint in endpoints {
             if connect { try socket.connect(endpoint) } else { try socket.bind(endpoint) }
             context.logger.info("publishing on \(connect ? endpoint : socket.lastEndpoint)")
@@ -218,7 +220,5 @@ struct ZMQPublish: Node {
             try publish(packet, topic: topic.bytes)
         }
         context.logger.info("published \(sent) messages, \(dropped) refused")
-        socket.close()
-        try await ZMQThread.run("zmq-publish-linger") { zmq.terminate() }
     }
 }

@@ -29,7 +29,7 @@ struct ZMQSubscribe: Node {
             OptionSpec("rcvhwm", .integer, default: "1000", "Messages queued before the publisher drops for this subscriber."),
             OptionSpec("max-message-size", .size, default: "64MiB",
                        "Largest message frame accepted (ZMQ_MAXMSGSIZE); a peer sending a larger one is disconnected."),
-        ],
+        ] + CurveSettings.optionSpecs(server: false),
         accepts: [],
         emits: .kinds(.all),
         make: { options in
@@ -43,7 +43,7 @@ struct ZMQSubscribe: Node {
             return ZMQSubscribe(endpoints: endpoints, bind: try options.bool("bind") ?? false,
                                 topics: try options.stringList("topics") ?? [""],
                                 highWaterMark: Int32(clamping: try options.integer("rcvhwm") ?? 1000),
-                                maxMessageSize: maxMessageSize)
+                                maxMessageSize: maxMessageSize, curve: try CurveSettings.from(options))
         })
 
     let endpoints: [String]
@@ -51,11 +51,12 @@ struct ZMQSubscribe: Node {
     let topics: [String]
     let highWaterMark: Int32
     let maxMessageSize: Int
+    let curve: CurveSettings?
 
     func run(_ context: NodeContext) async throws {
         let handoff = Handoff()
         let (messages, continuation) = AsyncStream<[ByteBuffer]>.makeStream()
-        let receiver = Task.detached { [endpoints, bind, topics, highWaterMark, maxMessageSize] in
+        let receiver = Task.detached { [endpoints, bind, topics, highWaterMark, maxMessageSize, curve] in
             try await ZMQThread.run("zmq-subscribe") {
                 defer { continuation.finish() }
                 let socket = try ZMQSocket(.sub)
@@ -63,6 +64,7 @@ struct ZMQSubscribe: Node {
                 try socket.set(ZMQ_RCVHWM, highWaterMark)
                 try socket.set(ZMQ_LINGER, 0)
                 try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(maxMessageSize))
+                try curve?.configureClient(socket)
                 for topic in topics { try socket.subscribe(topic) }
                 for endpoint in endpoints {
                     if bind { try socket.bind(endpoint) } else { try socket.connect(endpoint) }

@@ -29,7 +29,7 @@ public struct CamflowCommand: AsyncParsableCommand {
             64 wrong command-line usage.
             """,
         subcommands: [RunCommand.self, ValidateCommand.self, GraphCommand.self, NodesCommand.self,
-                      SimCommand.self, BrokerCommand.self, RecordingsCommand.self, BenchCommand.self])
+                      SimCommand.self, BrokerCommand.self, KeygenCommand.self, RecordingsCommand.self, BenchCommand.self])
 
     public init() {}
 

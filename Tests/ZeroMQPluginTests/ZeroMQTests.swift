@@ -134,12 +134,27 @@ import Testing
         }
     }
 
+    @Test func keyFiles_holdKeysWithEveryZ85Character() throws {
+        // '#' is a Z85 character: a key holding one must survive the comment rule.
+        var pair = try CurveKey.keypair()
+        while !pair.secretKey.contains("#") || !pair.publicKey.contains("#") { pair = try CurveKey.keypair() }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)").path
+        try "# a comment\npublic-key = \"\(pair.publicKey)\"\n  secret-key = \"\(pair.secretKey)\"\n\(pair.publicKey)\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try CurveKey.keys(inFile: path, kind: "secret-key") == [pair.secretKey])
+        #expect(try CurveKey.keys(inFile: path, kind: "public-key") == [pair.publicKey, pair.publicKey])
+        #expect(CurveKey.publicKey(ofSecret: pair.secretKey) == pair.publicKey)
+        try "not a key\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: CurveKeyError.self) { try CurveKey.keys(inFile: path) }
+    }
+
     @Test func curveIsAvailableOrRefusedClearly() {
         let spec = PipelineSpec(name: "t", nodes: [
             NodeSpec(id: "src", type: "file-replay", options: ["path": "/dev/null"]),
             NodeSpec(id: "pub", type: "zmq-publish", inputs: ["src"],
                      options: ["endpoint": "tcp://127.0.0.1:*", "curve-server": "true",
-                               "curve-secret-key": "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"]),
+                               "curve-secret-key": "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs",
+                               "allowed-client-keys": ["Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"]]),
         ])
         let registry = NodeRegistry(plugins: [FilesPlugin.self, ZeroMQPlugin.self])
         if ZMQContext.has("curve") {

@@ -25,6 +25,12 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Print counters this often, such as 10s; never when unset.")
     var statusInterval: String?
 
+    @Option(help: "File with the broker's CURVE secret key ('camflow keygen'): both sides encrypt and admit only --allowed-client-keys-file.")
+    var curveSecretKeyFile: String?
+
+    @Option(help: "File of the public keys (one per line) of the publishers and subscribers admitted over CURVE.")
+    var allowedClientKeysFile: String?
+
     func validate() throws {
         if let statusInterval, Units.duration(statusInterval).map({ $0 > .zero }) != true {
             throw ValidationError("--status-interval: expected a duration such as 10s, found '\(statusInterval)'")
@@ -32,7 +38,21 @@ struct BrokerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let broker = ZMQBroker(frontends: frontend, backends: backend)
+        var curve: (secretKey: String, allowedClients: [String])?
+        if let curveSecretKeyFile {
+            guard let allowedClientKeysFile else {
+                throw ValidationError("--curve-secret-key-file needs --allowed-client-keys-file: a CURVE broker admits only listed keys")
+            }
+            do {
+                let secrets = try CurveKey.keys(inFile: curveSecretKeyFile, kind: "secret-key")
+                guard secrets.count == 1 else { throw CurveKeyError(description: "'\(curveSecretKeyFile)' must hold one secret key") }
+                curve = (secrets[0], try CurveKey.keys(inFile: allowedClientKeysFile, kind: "public-key"))
+            } catch {
+                printError("error: \(error)")
+                throw ExitCodes.invalidPipeline
+            }
+        }
+        let broker = ZMQBroker(frontends: frontend, backends: backend, curve: curve)
         let interval = statusInterval.flatMap(Units.duration)
         let group = ServiceGroup(configuration: .init(
             services: [BrokerService(broker: broker, interval: interval)],
