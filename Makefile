@@ -7,7 +7,7 @@ SWIFT ?= swift
 # ffmpeg (ffprobe is the oracle of the MP4 parser tests, ffmpeg decodes what
 # subscribers received), libzmq3-dev and pkg-config (the ZeroMQ plugin),
 # python3-zmq (the Python subscriber in docs/clients/).
-DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client
+DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client procps util-linux
 BUILD_LOG := .build/build.log
 
 .PHONY: all build release test demo deps docs bench fixtures fuzz clean

@@ -60,6 +60,10 @@ public struct StreamingParser: Sendable {
     private var pendingFtyp: (bytes: ByteBuffer, offset: Int64, headerSize: Int)?
     private var resynchronizing = false
     private var nextDTS: [UInt32: Int64] = [:]
+    /// Bytes the box being read needs in all: until that many are held,
+    /// `next()` answers at once (a box arriving a byte at a time costs a
+    /// comparison per byte, not a re-read of its header).
+    private var waitingFor = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -105,6 +109,7 @@ public struct StreamingParser: Sendable {
         buffer = ByteBuffer()
         pending.removeAll()
         pendingBytes = 0
+        waitingFor = 0
         skipRemaining = 0
         pendingFtyp = nil
         resynchronizing = true
@@ -132,6 +137,10 @@ public struct StreamingParser: Sendable {
             if resynchronizing {
                 guard scanForBoxStart() else { return nil }
                 resynchronizing = false
+            }
+            if waitingFor > 0 {
+                guard bufferedBytes >= waitingFor else { return nil }
+                waitingFor = 0
             }
             guard gather(8) else { return nil }
             let start = buffer.readerIndex
@@ -261,7 +270,10 @@ public struct StreamingParser: Sendable {
     /// when a box spans chunks, once, into a buffer of exactly its size.
     private mutating func gather(_ count: Int) -> Bool {
         if buffer.readableBytes >= count { return true }
-        guard buffer.readableBytes + pendingBytes >= count else { return false }
+        guard buffer.readableBytes + pendingBytes >= count else {
+            waitingFor = count
+            return false
+        }
         if buffer.readableBytes == 0 {
             buffer = pending.removeFirst()
             pendingBytes -= buffer.readableBytes

@@ -83,6 +83,15 @@ import Testing
         }
     }
 
+    /// Found by the header fuzzer: an accepted header, written again, reads back the same.
+    @Test func zeroTimescaleAndTrackAlone_carryNoMedia_soTheHeaderRoundTrips() throws {
+        let header = #"{"stream":"cam1","kind":"frame","sequence":42,"timescale":0,"track":0,"received_at_ns":7}"#
+        let packet = try PacketHeader.packet(header: ByteBuffer(string: header), payload: ByteBuffer())
+        #expect(packet.media == nil)
+        let again = try PacketHeader.packet(header: ByteBuffer(string: PacketHeader.json(packet)), payload: ByteBuffer())
+        #expect(again.media == packet.media && again.stream == packet.stream && again.sequence == packet.sequence)
+    }
+
     @Test func extremeButValidValues_arePassedExactly() throws {
         let header = #"{"stream":"a","kind":"frame","dts":-9223372036854775808,"pts":9223372036854775807,"timescale":4294967295,"sequence":-1,"track":4294967295}"#
         let packet = try PacketHeader.packet(header: ByteBuffer(string: header), payload: ByteBuffer())

@@ -81,8 +81,10 @@ public enum PacketHeader {
             throw Invalid(description: "the header's 'kind' is '\(UntrustedText.printable(wire.kind, limit: 32))', not one of init, fragment, frame, event, bytes")
         }
         var media: MediaInfo?
+        // Media fields exactly when the writer would have written some: a header that reads back
+        // after being written again is the same (a fuzzer found `timescale: 0` alone did not).
         if wire.codec != nil || wire.dts != nil || wire.pts != nil || wire.duration != nil || wire.keyframe != nil
-            || wire.timescale != nil || wire.width != nil || wire.height != nil || wire.track != nil {
+            || (wire.timescale ?? 0) != 0 || wire.width != nil || wire.height != nil || (wire.track ?? 0) != 0 {
             var codec: String?
             if let text = wire.codec { codec = try name(text, "codec") }
             media = MediaInfo(
