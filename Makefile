@@ -6,7 +6,8 @@ SWIFT ?= swift
 # Debian packages the build and tests need beyond the Swift toolchain:
 # ffmpeg (ffprobe is the oracle of the MP4 parser tests, ffmpeg decodes what
 # subscribers received), libzmq3-dev and pkg-config (the ZeroMQ plugin),
-# python3-zmq (the Python subscriber in docs/clients/).
+# python3-zmq (the Python subscriber in docs/clients/), procps (pgrep in the exec
+# tests), util-linux (setpriv for exec children, unshare for the full-disk test).
 DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client procps util-linux
 BUILD_LOG := .build/build.log
 
