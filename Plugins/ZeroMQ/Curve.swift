@@ -49,8 +49,10 @@ public enum CurveKey {
         for raw in text.split(whereSeparator: \.isNewline) {
             var line = raw.drop { $0 == " " || $0 == "\t" }
             guard !line.isEmpty, !line.hasPrefix("#") else { continue }
-            if let equals = line.firstIndex(of: "=") {
-                let name = line[..<equals].trimmingCharacters(in: .whitespaces)
+            // `public-key = "..."`; anything else is a bare key ('=' is a Z85 character too).
+            if let name = ["public-key", "secret-key"].first(where: { line.hasPrefix($0) }),
+               let equals = line.firstIndex(of: "="),
+               line[line.index(line.startIndex, offsetBy: name.count)..<equals].allSatisfy({ $0 == " " || $0 == "\t" }) {
                 if let kind, name != kind { continue }
                 line = Substring(line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
                     .trimmingCharacters(in: CharacterSet(charactersIn: "\"")))

@@ -1,3 +1,4 @@
+import Camflow
 import Foundation
 import Testing
 
@@ -50,6 +51,48 @@ import Testing
         try await admitted.waitForOutput(lines: 40)
         #expect(refused.stdout.isEmpty, "an unlisted key received:\n\(refused.stdout.prefix(300))")
         #expect(!publisher.stderr.contains(allowed.publicKey), "the admitted key is not reported")
+    }
+
+    @Test func aCurveBroker_admitsOnlyListedPublishersAndSubscribers() async throws {
+        let keys = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-keys-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+        let broker = try await keygen(keys, "broker")
+        let member = try await keygen(keys, "member")
+        let stranger = try await keygen(keys, "stranger")
+        // The broker admits the member's key (one file of public keys), on both sides.
+        let process = try CamflowProcess(["broker", "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
+                                          "--curve-secret-key-file", broker.file, "--allowed-client-keys-file", member.file + ".pub"])
+        defer { process.process.terminate() }
+        try await process.waitForOutput(lines: 2)
+        let lines = process.stdout.split(separator: "\n")
+        let frontend = try #require(lines.first { $0.hasPrefix("frontend: ") }?.dropFirst(10))
+        let backend = try #require(lines.first { $0.hasPrefix("backend: ") }?.dropFirst(9))
+        let clip = repositoryRoot.appendingPathComponent("Tests/Fixtures/h264-main-aac.mp4").path
+        let publisher = try CamflowProcess(["run", try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(clip), loop: true, rate: 256KiB/s }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              publish: { type: zmq-publish, inputs: [parse], endpoint: "\(frontend)", connect: true,
+                         curve-server-key: "\(broker.publicKey)", curve-secret-key-file: \(member.file) }
+            """)])
+        defer { publisher.process.terminate() }
+        func subscriber(_ key: String) throws -> CamflowProcess {
+            try CamflowProcess(["run", try temporaryPipeline("""
+                nodes:
+                  sub: { type: zmq-subscribe, endpoint: "\(backend)", topics: [cam1/], curve-server-key: "\(broker.publicKey)",
+                         curve-secret-key-file: \(key) }
+                  log: { type: log, inputs: [sub] }
+                """)])
+        }
+        let admitted = try subscriber(member.file)
+        let refused = try subscriber(stranger.file)
+        defer { admitted.process.terminate(); refused.process.terminate() }
+        try await admitted.waitForOutput(lines: 20)
+        try await waitUntil("the broker refused the stranger", timeout: .seconds(30)) {
+            process.stderr.contains("refused a CURVE client") && process.stderr.contains(stranger.publicKey)
+        }
+        try await admitted.waitForOutput(lines: 40)
+        #expect(refused.stdout.isEmpty, "an unlisted key received through the broker")
     }
 
     @Test func aCurveServer_withoutAllowedClients_isRefusedAtLoad() async throws {

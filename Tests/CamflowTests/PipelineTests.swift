@@ -73,27 +73,22 @@ import Testing
         }
         let received = Shared<[Packet]>([])
         let registry = TestNodes.registry(TestNodes.source(count: 5), flaky, TestNodes.sink(received: received))
-        let snapshot = try await run([
-            NodeSpec(id: "src", type: "test-source"),
-            NodeSpec(id: "flaky", type: "flaky", inputs: ["src"],
-                     restart: RestartPolicy(mode: .onFailure, maxRestarts: 1, backoff: .milliseconds(1),
-                                            resetAfter: .milliseconds(20))),
-            NodeSpec(id: "sink", type: "test-sink", inputs: ["flaky"]),
-        ], registry: registry)
+        func runFlaky(resetAfter: Duration) async throws -> PipelineSnapshot {
+            try await run([
+                NodeSpec(id: "src", type: "test-source"),
+                NodeSpec(id: "flaky", type: "flaky", inputs: ["src"],
+                         restart: RestartPolicy(mode: .onFailure, maxRestarts: 1, backoff: .milliseconds(1),
+                                                resetAfter: resetAfter)),
+                NodeSpec(id: "sink", type: "test-sink", inputs: ["flaky"]),
+            ], registry: registry)
+        }
+        let snapshot = try await runFlaky(resetAfter: .milliseconds(20))
         #expect(attempts.value == 6)
         #expect(snapshot.node("flaky")?.counters.restarts == 5)
         #expect(received.value.count == 5)
         // Without the reset, the second failure is one too many.
         attempts.update { $0 = 0 }
-        await #expect(throws: PipelineFailure.self) {
-            _ = try await run([
-                NodeSpec(id: "src", type: "test-source"),
-                NodeSpec(id: "flaky", type: "flaky", inputs: ["src"],
-                         restart: RestartPolicy(mode: .onFailure, maxRestarts: 1, backoff: .milliseconds(1),
-                                                resetAfter: .seconds(60))),
-                NodeSpec(id: "sink", type: "test-sink", inputs: ["flaky"]),
-            ], registry: registry)
-        }
+        await #expect(throws: PipelineFailure.self) { _ = try await runFlaky(resetAfter: .seconds(60)) }
     }
 
     @Test func onFailure_restartsWithBackoff_untilItSucceeds() async throws {

@@ -144,15 +144,17 @@ import Testing
     }
 
     @Test func keyFiles_holdKeysWithEveryZ85Character() throws {
-        // '#' is a Z85 character: a key holding one must survive the comment rule.
+        // '#' and '=' are Z85 characters: keys holding them must survive the comment and name rules.
         var pair = try CurveKey.keypair()
-        while !pair.secretKey.contains("#") || !pair.publicKey.contains("#") { pair = try CurveKey.keypair() }
+        while !(pair.secretKey + pair.publicKey).contains("#") || !pair.publicKey.contains("=") { pair = try CurveKey.keypair() }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)").path
-        try "# a comment\npublic-key = \"\(pair.publicKey)\"\n  secret-key = \"\(pair.secretKey)\"\n\(pair.publicKey)\n"
+        try "# a comment\npublic-key = \"\(pair.publicKey)\"\n  secret-key = \"\(pair.secretKey)\"\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try CurveKey.keys(inFile: path, kind: "secret-key") == [pair.secretKey])
-        #expect(try CurveKey.keys(inFile: path, kind: "public-key") == [pair.publicKey, pair.publicKey])
+        #expect(try CurveKey.keys(inFile: path, kind: "public-key") == [pair.publicKey])
         #expect(CurveKey.publicKey(ofSecret: pair.secretKey) == pair.publicKey)
+        try "\(pair.publicKey)\n  # another\n\(pair.publicKey)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try CurveKey.keys(inFile: path, kind: "public-key") == [pair.publicKey, pair.publicKey], "bare keys")
         try "not a key\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(throws: CurveKeyError.self) { try CurveKey.keys(inFile: path) }
     }
