@@ -359,9 +359,17 @@ public struct StreamingParser: Sendable {
         let maxBoxSize = UInt64(configuration.maxBoxSize)
         while true {
             if buffer.readableBytes < 8 {
-                // The few bytes left may start a header that the next chunk completes.
-                guard let next = pending.first else { return false }
-                _ = gather(buffer.readableBytes + next.readableBytes)
+                // The few bytes left may start a header that the next chunk completes. They are
+                // moved to the front and the chunk added behind them, in place once the buffer is
+                // the parser's own: garbage arriving a byte at a time costs no allocation per byte.
+                guard var next = pending.popFirst() else { return false }
+                pendingBytes -= next.readableBytes
+                if buffer.readableBytes == 0 {
+                    buffer = next
+                } else {
+                    buffer.discardReadBytes()
+                    buffer.writeBuffer(&next)
+                }
                 if buffer.readableBytes < 8 { continue }
             }
             let found: Int? = buffer.withUnsafeReadableBytes { bytes in
