@@ -63,7 +63,9 @@ clean:
 # built optimised: FUZZ_TARGET=mp4 (the MP4 parser, the default) or header
 # (the ZeroMQ packet header). Small inputs and a dictionary of box types,
 # keys and edge values; what it finds is merged, minimised, into
-# Fuzz/corpus/TARGET, which the tests replay.   FUZZ_SECONDS=600 make fuzz
+# Fuzz/corpus/TARGET, which the tests replay with Fuzz/regressions/TARGET
+# (inputs that once broke something; a crash found goes there, named).
+#   FUZZ_SECONDS=600 make fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= mp4
 FUZZ_DICT = $(if $(filter header,$(FUZZ_TARGET)),Fuzz/header.dict,Fuzz/mp4.dict)
@@ -74,7 +76,7 @@ fuzz:
 	scripts/make-fuzz-seeds.py
 	mkdir -p $(FUZZ_WORK) Fuzz/corpus/$(FUZZ_TARGET)
 	CAMFLOW_FUZZ_TARGET=$(FUZZ_TARGET) .build-fuzz/release/CamflowFuzz $(FUZZ_WORK) Fuzz/corpus/$(FUZZ_TARGET) \
-	  .build-fuzz/seeds/$(FUZZ_TARGET) -dict=$(FUZZ_DICT) -max_len=4096 -max_total_time=$(FUZZ_SECONDS) \
+	  Fuzz/regressions/$(FUZZ_TARGET) .build-fuzz/seeds/$(FUZZ_TARGET) -dict=$(FUZZ_DICT) -max_len=4096 -max_total_time=$(FUZZ_SECONDS) \
 	  -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
 	rm -rf .build-fuzz/minimised && mkdir -p .build-fuzz/minimised
 	CAMFLOW_FUZZ_TARGET=$(FUZZ_TARGET) .build-fuzz/release/CamflowFuzz -merge=1 .build-fuzz/minimised \

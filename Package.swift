@@ -75,7 +75,7 @@ let package = Package(
             name: "CamflowFuzz",
             dependencies: ["ISOBMFF", "Camflow", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz",
-            exclude: ["mp4.dict", "header.dict", "corpus"],
+            exclude: ["mp4.dict", "header.dict", "corpus", "regressions"],
             swiftSettings: swiftSettings
         ),
         // Plugin families: one module each, written against the public Camflow API.

@@ -63,17 +63,22 @@ import Testing
         #expect((peak ?? .infinity) <= Self.memoryBoundMiB, "\(hostile.what): peak memory \(peak ?? -1) MiB")
     }
 
-    /// Every input the fuzzers kept (Fuzz/corpus), crashes they found
-    /// included, goes through the targets again: a crash found once is a
-    /// test forever.
+    /// Every input the fuzzers kept (Fuzz/corpus) and every input that once
+    /// broke something (Fuzz/regressions: what a fuzzer found, the hostile
+    /// cases) goes through the targets again: a crash found once is a test forever.
     @Test(arguments: ["mp4", "header"]) func fuzzCorpus_replaysWithoutACrash(_ target: String) async throws {
         let binary = URL(fileURLWithPath: camflowBinary).deletingLastPathComponent().appendingPathComponent("CamflowFuzz")
-        let corpus = repositoryRoot.appendingPathComponent("Fuzz/corpus/\(target)")
-        let files = try FileManager.default.contentsOfDirectory(atPath: corpus.path)
-        #expect(files.count >= 4, "a checked-in corpus for \(target)")
-        let process = try CamflowProcess([target, corpus.path], executable: binary.path)
+        var count = 0
+        var folders: [String] = []
+        for folder in ["Fuzz/corpus/\(target)", "Fuzz/regressions/\(target)"] {
+            let path = repositoryRoot.appendingPathComponent(folder).path
+            count += try FileManager.default.contentsOfDirectory(atPath: path).count
+            folders.append(path)
+        }
+        #expect(count >= 5, "a checked-in corpus for \(target)")
+        let process = try CamflowProcess([target] + folders, executable: binary.path)
         let status = try await process.waitForExit(timeout: .seconds(120))
         #expect(process.process.terminationReason == .exit && status == 0, "\(process.stderr)")
-        #expect(process.stdout.contains("replayed \(files.count) inputs through \(target)"), "\(process.stdout)")
+        #expect(process.stdout.contains("replayed \(count) inputs through \(target)"), "\(process.stdout)")
     }
 }
