@@ -176,6 +176,29 @@ import Glibc
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside) == ["precious.txt"])
     }
 
+    @Test func aFailedFsync_isReported_andTheFileStillFinishes() async throws {
+        // A shim (Tests/Peers/failing_fsync.c) makes fsync fail on files being written.
+        let build = try scratch("shim")
+        let shim = build + "/failing_fsync.so"
+        let compiled = try runTool("/usr/bin/gcc", ["-shared", "-fPIC", "-o", shim,
+                                                    repositoryRoot.appendingPathComponent("Tests/Peers/failing_fsync.c").path, "-ldl"])
+        try #require(compiled.status == 0, "\(compiled.stderr)")
+        let root = try scratch("fsync")
+        let pipeline = try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/clip.mp4", segment: 2s }
+              log: { type: log, inputs: [record] }
+            """)
+        let run = try await camflow("run", pipeline, environment: ["LD_PRELOAD": shim])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("cannot fsync") && run.stderr.contains("the file is kept as written"), "\(run.stderr)")
+        #expect(run.stdout.split(separator: "\n").filter { $0.contains(" recorded ") }.count == 3, "\(run.stdout)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: root + "/cam1").sorted()
+        #expect(names == ["clip-1.mp4", "clip-2.mp4", "clip.mp4"], "published, no .partial left behind: \(names)")
+    }
+
     /// Whether this machine lets a test mount a small tmpfs in a private mount namespace (root, unshare).
     static let canMountTmpfs: Bool = {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { return false }
