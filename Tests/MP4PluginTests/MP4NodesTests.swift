@@ -96,6 +96,23 @@ func count(_ packets: [Packet], _ kind: PacketKind) -> Int { packets.filter { $0
     }
 }
 
+@Suite struct StreamBoundTests {
+    @Test func streamsBeyondMaxStreams_evictTheIdlest_withAnEvent() async throws {
+        let file = try Data(contentsOf: fixtures.appendingPathComponent("h264-baseline.mp4"))
+        // Three streams named by whoever feeds the pipeline; the parser keeps two.
+        let packets = ["a", "b", "c"].map { Packet(kind: .bytes, stream: $0, payload: ByteBuffer(bytes: file)) }
+        let run = try await TestHarness(plugins: [MP4Plugin.self], nodeTypes: [PacketSource.type(packets)]).run([
+            NodeSpec(id: "src", type: "packets"),
+            NodeSpec(id: "parse", type: "mp4-parse", inputs: ["src"], options: ["max-streams": "2"]),
+        ], collect: ["parse"])
+        let events = (run.packets["parse"] ?? []).compactMap(\.event).filter { $0.name == "stream-evicted" }
+        #expect(events.count == 1)
+        #expect(events.first?["evicted"] == .string("a"))
+        #expect(events.first?["max-streams"] == .int(2))
+        #expect((run.packets["parse"] ?? []).filter { $0.kind == .fragment }.count == 9, "every stream was parsed")
+    }
+}
+
 /// Emits a fixed list of packets.
 struct PacketSource: Node {
     let packets: [Packet]
