@@ -66,21 +66,21 @@ struct ExecNode: Node {
         name: "exec",
         summary: "Runs a command as a node: packets go to its stdin and come back from its stdout, framed.",
         details: """
-            Each packet is a 4-byte big-endian header length, the JSON header (the ZeroMQ header: \\
-            stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, height, \\
-            track, received_at_ns; events add event and fields), a 4-byte big-endian payload length and \\
-            the payload; the child answers in the same framing (docs/clients/camflow_node.py reads \\
-            and writes it). The header carries 'ack_sequence'; the child acknowledges a packet, and \\
-            every one before it, by sending a header {"ack": N} with an empty payload. At most \\
-            'max-unacked' packets and 'max-unacked-bytes' bytes go out unacknowledged: then camflow \\
-            waits, so a child that reads but never acknowledges slows its producers instead of \\
-            filling memory. Its stderr goes to the log under the node's id, lines cut to 1000 \\
-            characters. A slow child slows its producers: camflow writes only as fast as the child \\
-            reads. A child that exits or writes malformed framing fails the node, which the restart \\
-            policy restarts; the unacknowledged packets go to the new child first. The child runs in \\
-            a process group of its own with a minimal environment (PATH, LANG, LC_ALL, TZ, plus \\
-            'env' and the variables named in 'inherit-env'): camflow's own secrets are not in it. On \\
-            stop the group gets SIGTERM, then SIGKILL after 'stop-timeout'; if camflow itself is \\
+            Each packet is a 4-byte big-endian header length, the JSON header (the ZeroMQ header: \
+            stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, height, \
+            track, received_at_ns; events add event and fields), a 4-byte big-endian payload length and \
+            the payload; the child answers in the same framing (docs/clients/camflow_node.py reads \
+            and writes it). The header carries 'ack_sequence'; the child acknowledges a packet, and \
+            every one before it, by sending a header {"ack": N} with an empty payload. At most \
+            'max-unacked' packets and 'max-unacked-bytes' bytes go out unacknowledged: then camflow \
+            waits, so a child that reads but never acknowledges slows its producers instead of \
+            filling memory. Its stderr goes to the log under the node's id, lines cut to 1000 \
+            characters. A slow child slows its producers: camflow writes only as fast as the child \
+            reads. A child that exits or writes malformed framing fails the node, which the restart \
+            policy restarts; the unacknowledged packets go to the new child first. The child runs in \
+            a process group of its own with a minimal environment (PATH, LANG, LC_ALL, TZ, plus \
+            'env' and the variables named in 'inherit-env'): camflow's own secrets are not in it. On \
+            stop the group gets SIGTERM, then SIGKILL after 'stop-timeout'; if camflow itself is \
             killed, the kernel kills the child (PR_SET_PDEATHSIG, through setpriv).
             """,
         options: [

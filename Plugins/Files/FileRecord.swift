@@ -14,22 +14,22 @@ struct FileRecord: Node {
         name: "file-record",
         summary: "Records init + fragment packets as segmented, playable MP4 files, crash-safe, with retention and an index.",
         details: """
-            Each file is the stream's init segment followed by whole fragments and starts at a \\
-            keyframe. A new file starts when 'segment' of media time or 'max-size' is reached (at the \\
-            next keyframe) and when the init segment changes or follows a reconnect. A file being \\
-            written is named *.partial; on close it is fsynced and renamed. At start, *.partial files \\
-            under the root (left by a crash) are cut after their last whole fragment and renamed. \\
-            Each finished file is appended to index.jsonl in the root (stream, start and end media \\
-            time, wall-clock start, keyframes, size); 'camflow recordings ROOT' lists them. \\
-            Every finished file, whether by rotation, a new init segment or the end, is announced \\
-            with a 'recorded' event. Retention ('keep', 'max-total-size') deletes the oldest \\
-            finished files, each with a 'deleted' event; when a write finds the disk full, \\
-            retention runs first and, if its limits free nothing, deletes the oldest finished \\
-            file, then the write is tried again (without retention configured nothing is ever \\
-            deleted). Another write error (permissions) becomes a 'record-error' event and a log \\
-            line; fragments wait in a bounded buffer and writing is retried, so the rest of the \\
-            pipeline runs on. Below the root no symbolic link is followed: directories are opened \\
-            with O_NOFOLLOW, a file is created with O_EXCL and published by a link that never \\
+            Each file is the stream's init segment followed by whole fragments and starts at a \
+            keyframe. A new file starts when 'segment' of media time or 'max-size' is reached (at the \
+            next keyframe) and when the init segment changes or follows a reconnect. A file being \
+            written is named *.partial; on close it is fsynced and renamed. At start, *.partial files \
+            under the root (left by a crash) are cut after their last whole fragment and renamed. \
+            Each finished file is appended to index.jsonl in the root (stream, start and end media \
+            time, wall-clock start, keyframes, size); 'camflow recordings ROOT' lists them. \
+            Every finished file, whether by rotation, a new init segment or the end, is announced \
+            with a 'recorded' event. Retention ('keep', 'max-total-size') deletes the oldest \
+            finished files, each with a 'deleted' event; when a write finds the disk full, \
+            retention runs first and, if its limits free nothing, deletes the oldest finished \
+            file, then the write is tried again (without retention configured nothing is ever \
+            deleted). Another write error (permissions) becomes a 'record-error' event and a log \
+            line; fragments wait in a bounded buffer and writing is retried, so the rest of the \
+            pipeline runs on. Below the root no symbolic link is followed: directories are opened \
+            with O_NOFOLLOW, a file is created with O_EXCL and published by a link that never \
             replaces an existing name. At \
             most 'max-streams' streams are recorded at once (each holds a file and a buffer); a new \
             one beyond that finishes the file of the stream idle longest.

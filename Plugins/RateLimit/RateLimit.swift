@@ -42,9 +42,9 @@ struct RateLimit: PacketProcessor {
         name: "rate-limit",
         summary: "Passes at most fps video frames per second, keeping keyframes and whole GOP prefixes.",
         details: """
-            For consumers that cannot take every frame, such as ML models. Every keyframe passes; \\
-            delta frames pass while a budget of 'fps' frames per second of media time lasts, and \\
-            once a frame of a GOP is dropped, the rest of that GOP is too, so every frame that \\
+            For consumers that cannot take every frame, such as ML models. Every keyframe passes; \
+            delta frames pass while a budget of 'fps' frames per second of media time lasts, and \
+            once a frame of a GOP is dropped, the rest of that GOP is too, so every frame that \
             passes can be decoded. Audio frames pass unless 'drop-audio'; other packets pass.
             """,
         options: [

@@ -52,16 +52,16 @@ struct WebSink: Node {
         name: "web",
         summary: "Serves streams to browsers over the camera's WebSocket protocol, with a viewer, dashboard and /metrics.",
         details: """
-            One camera connection, any number of viewers. '/ws' (the first stream) and '/ws/NAME' speak \\
-            the INSTAR camera's protocol: 'livestream' or 'livestream/<11|12|13>' starts the stream with \\
-            the init segment and then fragments from the latest keyframe, 'stop' stops it, \\
-            'keep-alive' is accepted, other text is answered 'error: ...', and a client silent for \\
-            'idle-timeout' is closed. Each viewer has its own queue of 'viewer-queue' bytes: a viewer \\
-            that falls behind loses whole GOPs (its video stays decodable) and never slows the \\
-            pipeline or other viewers. '/viewer' is the camera's web client rebuilt (MSE, codec \\
-            from the init segment), '/' a dashboard with a live tile per stream and the pipeline \\
-            graph with rates, queue fill and drops; '/api/stats' (JSON), '/metrics' (Prometheus), \\
-            '/healthz', '/readyz' (ready when every source runs and every camera is connected). \\
+            One camera connection, any number of viewers. '/ws' (the first stream) and '/ws/NAME' speak \
+            the INSTAR camera's protocol: 'livestream' or 'livestream/<11|12|13>' starts the stream with \
+            the init segment and then fragments from the latest keyframe, 'stop' stops it, \
+            'keep-alive' is accepted, other text is answered 'error: ...', and a client silent for \
+            'idle-timeout' is closed. Each viewer has its own queue of 'viewer-queue' bytes: a viewer \
+            that falls behind loses whole GOPs (its video stays decodable) and never slows the \
+            pipeline or other viewers. '/viewer' is the camera's web client rebuilt (MSE, codec \
+            from the init segment), '/' a dashboard with a live tile per stream and the pipeline \
+            graph with rates, queue fill and drops; '/api/stats' (JSON), '/metrics' (Prometheus), \
+            '/healthz', '/readyz' (ready when every source runs and every camera is connected). \
             With 'username' and 'password' everything answers 401 without them.
             """,
         options: [

@@ -53,16 +53,16 @@ struct ZMQPublish: Node {
         name: "zmq-publish",
         summary: "Publishes packets over ZeroMQ: topic, JSON header, payload; late joiners get the init segment.",
         details: """
-            Each packet becomes a three-frame message: the topic ('{stream}/{kind}' by default: \\
-            cam1/init, cam1/fragment, cam1/frame, cam1/keyframe, cam1/stats, cam1/event), the JSON \\
-            header (stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, \\
-            height, track, received_at_ns; events add event and fields), and the payload, handed to \\
-            libzmq without a copy. A slow or stuck subscriber never blocks the pipeline: at the \\
-            high-water mark messages to it are dropped and counted. With 'latch' (the default) the \\
-            socket is an XPUB and a new subscription that matches a stream's init topic gets that \\
-            stream's latest init segment again, so a late joiner decodes from the next keyframe \\
-            (subscribers already there receive it again too); init segments are latched for at most \\
-            'max-streams' streams, the one idle longest giving way. Subscribers should subscribe \\
+            Each packet becomes a three-frame message: the topic ('{stream}/{kind}' by default: \
+            cam1/init, cam1/fragment, cam1/frame, cam1/keyframe, cam1/stats, cam1/event), the JSON \
+            header (stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, \
+            height, track, received_at_ns; events add event and fields), and the payload, handed to \
+            libzmq without a copy. A slow or stuck subscriber never blocks the pipeline: at the \
+            high-water mark messages to it are dropped and counted. With 'latch' (the default) the \
+            socket is an XPUB and a new subscription that matches a stream's init topic gets that \
+            stream's latest init segment again, so a late joiner decodes from the next keyframe \
+            (subscribers already there receive it again too); init segments are latched for at most \
+            'max-streams' streams, the one idle longest giving way. Subscribers should subscribe \
             with a trailing slash ('cam1/') so that cam1 does not match cam10.
             """,
         options: [
