@@ -138,6 +138,11 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
     }
 
     func handle(value: Value, logger: Logger) async {
-        await base.handle(value: value, logger: logger)
+        // Hummingbird logs at error level every connection that ends before its upgrade is
+        // decided, which the guard does to hostile clients by the hundred: camflow counts and
+        // logs refusals itself, so per-connection logs from below stay quiet.
+        var quiet = logger
+        quiet.logLevel = .critical
+        await base.handle(value: value, logger: quiet)
     }
 }
