@@ -18,6 +18,16 @@ import Testing
         return (file, key)
     }
 
+    /// `camflow run` of zmq-subscribe → log, a CURVE client of the server with `serverKey`.
+    func curveSubscriber(_ endpoint: String, serverKey: String, secretFile: String) throws -> CamflowProcess {
+        try CamflowProcess(["run", try temporaryPipeline("""
+            nodes:
+              sub: { type: zmq-subscribe, endpoint: "\(endpoint)", topics: [cam1/], curve-server-key: "\(serverKey)",
+                     curve-secret-key-file: \(secretFile) }
+              log: { type: log, inputs: [sub] }
+            """)])
+    }
+
     @Test func onlyListedSubscribers_receive() async throws {
         let keys = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-keys-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
@@ -34,16 +44,8 @@ import Testing
             """), "--status-interval", "0"])
         defer { publisher.process.terminate() }
         let endpoint = try await publishedEndpoint(publisher)
-        func subscriber(_ key: String) throws -> CamflowProcess {
-            try CamflowProcess(["run", try temporaryPipeline("""
-                nodes:
-                  sub: { type: zmq-subscribe, endpoint: "\(endpoint)", topics: [cam1/], curve-server-key: "\(server.publicKey)",
-                         curve-secret-key-file: \(key) }
-                  log: { type: log, inputs: [sub] }
-                """)])
-        }
-        let admitted = try subscriber(allowed.file)
-        let refused = try subscriber(stranger.file)
+        let admitted = try curveSubscriber(endpoint, serverKey: server.publicKey, secretFile: allowed.file)
+        let refused = try curveSubscriber(endpoint, serverKey: server.publicKey, secretFile: stranger.file)
         defer { admitted.process.terminate(); refused.process.terminate() }
         try await admitted.waitForOutput(lines: 20)
         try await publisher.waitForLine(inStderr: true) { $0.contains("refused a CURVE client") && $0.contains(stranger.publicKey) }
@@ -76,16 +78,8 @@ import Testing
                          curve-server-key: "\(broker.publicKey)", curve-secret-key-file: \(member.file) }
             """)])
         defer { publisher.process.terminate() }
-        func subscriber(_ key: String) throws -> CamflowProcess {
-            try CamflowProcess(["run", try temporaryPipeline("""
-                nodes:
-                  sub: { type: zmq-subscribe, endpoint: "\(backend)", topics: [cam1/], curve-server-key: "\(broker.publicKey)",
-                         curve-secret-key-file: \(key) }
-                  log: { type: log, inputs: [sub] }
-                """)])
-        }
-        let admitted = try subscriber(member.file)
-        let refused = try subscriber(stranger.file)
+        let admitted = try curveSubscriber(String(backend), serverKey: broker.publicKey, secretFile: member.file)
+        let refused = try curveSubscriber(String(backend), serverKey: broker.publicKey, secretFile: stranger.file)
         defer { admitted.process.terminate(); refused.process.terminate() }
         try await admitted.waitForOutput(lines: 20)
         try await waitUntil("the broker refused the stranger", timeout: .seconds(30)) {

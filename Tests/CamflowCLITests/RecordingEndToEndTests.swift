@@ -133,6 +133,17 @@ import Glibc
         return path
     }
 
+    /// The 6 s fixture recorded in 2 s files as ROOT/cam1/clip*.mp4, events logged.
+    func clipRecording(_ root: String) throws -> String {
+        try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/clip.mp4", segment: 2s }
+              log: { type: log, inputs: [record] }
+            """)
+    }
+
     @Test func plantedLinks_areNeverFollowed_andEveryFileIsAnnounced() async throws {
         let root = try scratch("links")
         let outside = try scratch("victim")
@@ -142,13 +153,7 @@ import Glibc
         // Links where the first file would be written and where the second would be published.
         try FileManager.default.createSymbolicLink(atPath: root + "/cam1/clip.mp4.partial", withDestinationPath: victim)
         try FileManager.default.createSymbolicLink(atPath: root + "/cam1/clip-1.mp4", withDestinationPath: victim)
-        let pipeline = try temporaryPipeline("""
-            nodes:
-              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
-              parse: { type: mp4-parse, inputs: [cam1] }
-              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/clip.mp4", segment: 2s }
-              log: { type: log, inputs: [record] }
-            """)
+        let pipeline = try clipRecording(root)
         let run = try await camflow("run", pipeline)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious", "the file behind the links is untouched")
@@ -184,13 +189,7 @@ import Glibc
                                                     repositoryRoot.appendingPathComponent("Tests/Peers/failing_fsync.c").path, "-ldl"])
         try #require(compiled.status == 0, "\(compiled.stderr)")
         let root = try scratch("fsync")
-        let pipeline = try temporaryPipeline("""
-            nodes:
-              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
-              parse: { type: mp4-parse, inputs: [cam1] }
-              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/clip.mp4", segment: 2s }
-              log: { type: log, inputs: [record] }
-            """)
+        let pipeline = try clipRecording(root)
         let run = try await camflow("run", pipeline, environment: ["LD_PRELOAD": shim])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("cannot fsync") && run.stderr.contains("the file is kept as written"), "\(run.stderr)")
