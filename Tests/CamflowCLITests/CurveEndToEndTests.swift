@@ -18,11 +18,14 @@ import Testing
         return (file, key)
     }
 
+    /// A key written inline in a pipeline: '${' is a Z85 sequence too, and pipelines read it as a variable.
+    func literal(_ key: String) -> String { key.replacingOccurrences(of: "${", with: "$${") }
+
     /// `camflow run` of zmq-subscribe → log, a CURVE client of the server with `serverKey`.
     func curveSubscriber(_ endpoint: String, serverKey: String, secretFile: String) throws -> CamflowProcess {
         try CamflowProcess(["run", try temporaryPipeline("""
             nodes:
-              sub: { type: zmq-subscribe, endpoint: "\(endpoint)", topics: [cam1/], curve-server-key: "\(serverKey)",
+              sub: { type: zmq-subscribe, endpoint: "\(endpoint)", topics: [cam1/], curve-server-key: "\(literal(serverKey))",
                      curve-secret-key-file: \(secretFile) }
               log: { type: log, inputs: [sub] }
             """)])
@@ -40,7 +43,7 @@ import Testing
               cam1: { type: file-replay, path: \(clip), loop: true, rate: 256KiB/s }
               parse: { type: mp4-parse, inputs: [cam1] }
               publish: { type: zmq-publish, inputs: [parse], endpoint: "tcp://127.0.0.1:*", curve-server: true,
-                         curve-secret-key-file: \(server.file), allowed-client-keys: ["\(allowed.publicKey)"] }
+                         curve-secret-key-file: \(server.file), allowed-client-keys: ["\(literal(allowed.publicKey))"] }
             """), "--status-interval", "0"])
         defer { publisher.process.terminate() }
         let endpoint = try await publishedEndpoint(publisher)
@@ -75,7 +78,7 @@ import Testing
               cam1: { type: file-replay, path: \(clip), loop: true, rate: 256KiB/s }
               parse: { type: mp4-parse, inputs: [cam1] }
               publish: { type: zmq-publish, inputs: [parse], endpoint: "\(frontend)", connect: true,
-                         curve-server-key: "\(broker.publicKey)", curve-secret-key-file: \(member.file) }
+                         curve-server-key: "\(literal(broker.publicKey))", curve-secret-key-file: \(member.file) }
             """)])
         defer { publisher.process.terminate() }
         let admitted = try curveSubscriber(String(backend), serverKey: broker.publicKey, secretFile: member.file)
