@@ -1,4 +1,5 @@
 import Foundation
+import InstarProtocol
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -66,11 +67,11 @@ struct CameraConnection {
         if let username = settings.username {
             switch settings.authentication {
             case .basic:
-                let token = Data("\(username):\(settings.password ?? "")".utf8).base64EncodedString()
-                headers.add(name: "Authorization", value: "Basic \(token)")
+                let credentials = BasicCredentials(username: username, password: settings.password ?? "")
+                headers.add(name: "Authorization", value: credentials.authorization)
             case .query:
                 // On the wire only: messages print `endpoint`, which holds no credentials.
-                uri = endpoint.pathWithQueryCredentials(username: username, password: settings.password ?? "")
+                uri = QueryCredentials(username: username, password: settings.password ?? "").appended(to: endpoint.path)
             }
         }
         let request = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: headers)

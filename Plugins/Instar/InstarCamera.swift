@@ -1,5 +1,6 @@
 import Camflow
 import Logging
+import InstarProtocol
 import NIOCore
 import NIOSSL
 import NIOWebSocket
@@ -64,7 +65,7 @@ struct InstarCamera: Node {
             OptionSpec("url", .string, "Camera URL: ws://host[:port][/ws] or wss://...; or set 'host' and friends."),
             OptionSpec("protocol", .choice(["ws", "wss"]), default: "ws", "With 'host': plain or TLS WebSocket."),
             OptionSpec("host", .string, "With no 'url': the camera's address."),
-            OptionSpec("port", .integer, "With 'host': the port; 80 for ws, 443 for wss."),
+            OptionSpec("port", .integer, min: "1", max: "65535", "With 'host': the port; 80 for ws, 443 for wss."),
             OptionSpec("endpoint", .string, default: "/ws", "With 'host': the path of the WebSocket endpoint."),
             OptionSpec("username", .string, "User name for the camera."),
             OptionSpec("password", .secret, "Password for the camera; never printed. Use ${VAR}."),
@@ -73,19 +74,19 @@ struct InstarCamera: Node {
             OptionSpec("channel", .integer, "Stream channel: 11, 12 or 13; the start message becomes livestream/<channel>."),
             OptionSpec("start-message", .string, "Text that starts the stream; default livestream[/<channel>]."),
             OptionSpec("stop-message", .string, default: "stop", "Text that stops the stream on shutdown."),
-            OptionSpec("keep-alive", .integer, default: "10", "Send keep-alive every N received messages; 0: never."),
-            OptionSpec("keep-alive-interval", .duration, default: "20s", "Send keep-alive after this long without sending."),
-            OptionSpec("idle-timeout", .duration, default: "10s", "No media for this long: the connection is dead, reconnect."),
+            OptionSpec("keep-alive", .integer, default: "10", min: "0", "Send keep-alive every N received messages; 0: never."),
+            OptionSpec("keep-alive-interval", .duration, default: "20s", above: "0s", "Send keep-alive after this long without sending."),
+            OptionSpec("idle-timeout", .duration, default: "10s", above: "0s", "No media for this long: the connection is dead, reconnect."),
             OptionSpec("connect-timeout", .duration, default: "10s", "Give up a TCP connect after this long."),
             OptionSpec("reconnect-min", .duration, default: "1s", "First wait before reconnecting."),
             OptionSpec("reconnect-max", .duration, default: "30s", "Longest wait between reconnects."),
-            OptionSpec("reconnect-attempts", .integer, "Failed attempts in a row before the node fails; unlimited when unset."),
-            OptionSpec("auth-retry-after", .integer, default: "3",
+            OptionSpec("reconnect-attempts", .integer, min: "1", "Failed attempts in a row before the node fails; unlimited when unset."),
+            OptionSpec("auth-retry-after", .integer, default: "3", min: "1",
                        "Refused logins in a row after which camflow tries only every 'auth-retry-interval', so the camera does not lock the account."),
             OptionSpec("auth-retry-interval", .duration, default: "5m", "Wait between login attempts once the credentials were refused that often."),
             OptionSpec("ca-file", .string, "PEM file of the certificate authority (or the camera's self-signed certificate) to trust."),
             OptionSpec("insecure", .bool, default: "false", "Accept any certificate (a camera's self-signed one) without checking."),
-            OptionSpec("max-message-size", .size, default: "16MiB", "Largest WebSocket message accepted (1KiB to 64MiB)."),
+            OptionSpec("max-message-size", .size, default: "16MiB", min: "1KiB", max: "64MiB", "Largest WebSocket message accepted."),
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
         ],
         accepts: [],
@@ -105,12 +106,12 @@ struct InstarCamera: Node {
 
     init(_ options: NodeOptions) throws {
         func fail(_ name: String, _ message: String) throws -> Never {
-            throw ConfigError("node '\(options.nodeID)': \(message)", at: try options.value(name)?.location ?? options.location)
+            throw options.error(message, option: name)
         }
-        var username = try options.string("username")
-        var password = try options.string("password")
+        var username = try options.ifSet("username", options.string)
+        var password = try options.ifSet("password", options.string)
         let endpoint: CameraEndpoint
-        if let url = try options.string("url") {
+        if let url = try options.ifSet("url", options.string) {
             if options.isSet("host") { try fail("host", "set either 'url' or 'host', not both") }
             do {
                 let parsed = try CameraEndpoint.parse(url)
@@ -120,51 +121,42 @@ struct InstarCamera: Node {
             } catch {
                 try fail("url", error.message)
             }
-        } else if let host = try options.string("host") {
-            let port = try options.integer("port")
-            if let port, !(1...65535).contains(port) { try fail("port", "'port' must be 1 to 65535") }
-            endpoint = CameraEndpoint(secure: try options.string("protocol") == "wss", host: host, port: port,
-                                      path: try options.string("endpoint") ?? "/ws")
+        } else if let host = try options.ifSet("host", options.string) {
+            endpoint = CameraEndpoint(secure: try options.string("protocol") == "wss", host: host,
+                                      port: try options.ifSet("port", options.integer), path: try options.string("endpoint"))
         } else {
-            throw ConfigError("node '\(options.nodeID)' needs 'url' (ws://host/ws) or 'host'", at: options.location)
+            throw options.error("needs 'url' (ws://host/ws) or 'host'")
         }
-        let channel = try options.integer("channel")
+        let channel = try options.ifSet("channel", options.integer)
         if let channel, !CameraCommand.channels.contains(channel) {
             try fail("channel", "'channel' must be 11, 12 or 13, found \(channel)")
-        }
-        let maxMessageSize = try options.size("max-message-size") ?? 16 << 20
-        guard (1024...(64 << 20)).contains(maxMessageSize) else {
-            try fail("max-message-size", "'max-message-size' must be 1KiB to 64MiB")
         }
         var tls: TLSConfiguration?
         if endpoint.secure {
             var configuration = TLSConfiguration.makeClientConfiguration()
-            if try options.bool("insecure") == true {
+            if try options.bool("insecure") {
                 configuration.certificateVerification = .none
-            } else if let caFile = try options.string("ca-file") {
+            } else if let caFile = try options.ifSet("ca-file", options.string) {
                 configuration.trustRoots = .file(caFile)
             }
             tls = configuration
         }
-        let connectTimeout = try options.duration("connect-timeout") ?? .seconds(10)
         settings = CameraConnection.Settings(
             endpoint: endpoint, username: username, password: password,
-            authentication: try options.choice("auth") ?? .basic, tls: tls, maxMessageSize: maxMessageSize,
-            connectTimeout: .nanoseconds(connectTimeout.nanoseconds))
-        startMessage = try options.string("start-message") ?? CameraCommand.startLivestream(channel: channel).text
-        stopMessage = try options.string("stop-message") ?? "stop"
-        keepAliveEvery = max(0, try options.integer("keep-alive") ?? 10)
-        keepAliveInterval = try options.duration("keep-alive-interval") ?? .seconds(20)
-        idleTimeout = try options.duration("idle-timeout") ?? .seconds(10)
-        guard keepAliveInterval > .zero, idleTimeout > .zero else {
-            try fail("idle-timeout", "'idle-timeout' and 'keep-alive-interval' must be positive")
-        }
-        backoff = ReconnectBackoff(minimum: try options.duration("reconnect-min") ?? .seconds(1),
-                                   maximum: try options.duration("reconnect-max") ?? .seconds(30),
-                                   maxAttempts: try options.integer("reconnect-attempts"))
-        stream = try options.string("stream") ?? options.nodeID
-        authRetryAfter = max(1, try options.integer("auth-retry-after") ?? 3)
-        authRetryInterval = try options.duration("auth-retry-interval") ?? .seconds(300)
+            authentication: try options.choice("auth"), tls: tls, maxMessageSize: try options.size("max-message-size"),
+            connectTimeout: .nanoseconds(try options.duration("connect-timeout").nanoseconds))
+        startMessage = try options.ifSet("start-message", options.string)
+            ?? CameraCommand.startLivestream(channel: channel).text
+        stopMessage = try options.string("stop-message")
+        keepAliveEvery = try options.integer("keep-alive")
+        keepAliveInterval = try options.duration("keep-alive-interval")
+        idleTimeout = try options.duration("idle-timeout")
+        backoff = ReconnectBackoff(minimum: try options.duration("reconnect-min"),
+                                   maximum: try options.duration("reconnect-max"),
+                                   maxAttempts: try options.ifSet("reconnect-attempts", options.integer))
+        stream = try options.ifSet("stream", options.string) ?? options.nodeID
+        authRetryAfter = try options.integer("auth-retry-after")
+        authRetryInterval = try options.duration("auth-retry-interval")
     }
 
     func run(_ context: NodeContext) async throws {

@@ -1,6 +1,6 @@
 import Camflow
 import HummingbirdWebSocket
-import InstarPlugin
+import InstarProtocol
 import Logging
 import NIOCore
 import Synchronization

@@ -7,7 +7,7 @@ import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 import NIOCore
-import InstarPlugin
+import InstarProtocol
 import NIOSSL
 
 /// What the web sink serves, on one port: the camera protocol on `/ws`,
@@ -35,7 +35,7 @@ struct WebServer: Sendable {
         let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws
             -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> = { request, channel, _ in
             guard let stream = Self.webSocketStream(request.path ?? "") else {
-                HTTPRefusal.write(.notFound, realm: BasicCredentials.realm, on: channel)
+                HTTPRefusal.write(.notFound, realm: WebCredentials.realm, on: channel)
                 return .dontUpgrade
             }
             // Browsers resend cached Basic credentials to any page's WebSocket: only our own
@@ -44,13 +44,13 @@ struct WebServer: Sendable {
                !Self.originAllowed(origin, host: request.authority, allowed: allowedOrigins) {
                 viewerLogger.notice("refused a WebSocket from origin '\(UntrustedText.printable(origin, limit: 64))'")
                 limits.countRefused("origin")
-                HTTPRefusal.write(.forbidden, realm: BasicCredentials.realm, on: channel)
+                HTTPRefusal.write(.forbidden, realm: WebCredentials.realm, on: channel)
                 return .dontUpgrade
             }
             if let credentials, !credentials.accepts(request.headerFields[.authorization]) {
                 viewerLogger.notice("refused a viewer without valid credentials from \(channel.remoteAddress?.description ?? "?")")
                 limits.countRefused("credentials")
-                HTTPRefusal.write(.unauthorized, realm: BasicCredentials.realm, on: channel)
+                HTTPRefusal.write(.unauthorized, realm: WebCredentials.realm, on: channel)
                 return .dontUpgrade
             }
             // A small send buffer: a viewer that falls behind shows up in its
@@ -173,12 +173,12 @@ struct WebServer: Sendable {
 
 /// 401 with a Basic challenge for any request without the credentials.
 struct BasicAuthMiddleware<Context: RequestContext>: RouterMiddleware {
-    let credentials: BasicCredentials
+    let credentials: WebCredentials
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard credentials.accepts(request.headers[.authorization]) else {
             var headers = HTTPFields()
-            headers[.wwwAuthenticate] = BasicCredentials.challenge
+            headers[.wwwAuthenticate] = WebCredentials.challenge
             headers[.contentType] = "text/plain; charset=utf-8"
             return Response(status: .unauthorized, headers: headers,
                             body: .init(byteBuffer: ByteBuffer(string: "401: this camflow needs a username and password\n")))

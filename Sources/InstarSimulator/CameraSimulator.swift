@@ -1,4 +1,5 @@
 import Camflow
+import InstarProtocol
 import Foundation
 public import Logging
 import NIOCore
@@ -126,21 +127,15 @@ public final class CameraSimulator: Sendable {
     /// nil when the request may be upgraded; else the status to refuse it with.
     private func admission(_ head: HTTPRequestHead) -> HTTPResponseStatus? {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        guard path == "/ws" else { return .notFound }
+        guard path == CameraPath.webSocket else { return .notFound }
         guard let username = configuration.username else { return nil }
-        let expected = "\(username):\(configuration.password ?? "")"
-        if let header = head.headers.first(name: "Authorization"), header.hasPrefix("Basic "),
-           let decoded = Data(base64Encoded: String(header.dropFirst(6))),
-           String(decoding: decoded, as: UTF8.self) == expected {
+        let expected = BasicCredentials(username: username, password: configuration.password ?? "")
+        if let header = head.headers.first(name: "Authorization"), BasicCredentials(authorization: header) == expected {
             return nil
         }
-        if configuration.acceptsQueryAuthentication, let query = head.uri.split(separator: "?", maxSplits: 1).last {
-            var fields: [String: String] = [:]
-            for pair in query.split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                if parts.count == 2 { fields[parts[0]] = parts[1].removingPercentEncoding }
-            }
-            if fields["user"] == username, fields["pwd"] == (configuration.password ?? "") { return nil }
+        if configuration.acceptsQueryAuthentication, let offered = QueryCredentials(uri: head.uri),
+           offered.username == expected.username, offered.password == expected.password {
+            return nil
         }
         return .unauthorized
     }

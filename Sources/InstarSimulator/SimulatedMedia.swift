@@ -1,5 +1,6 @@
 public import ISOBMFF
 public import NIOCore
+public import Foundation
 
 /// A fragmented MP4 file prepared to play as a live camera: an init segment
 /// and fragments that loop forever with continuous timestamps. Pure.
@@ -92,4 +93,9 @@ public struct SimulatedMedia: Sendable {
         if rest.readableBytes > 0 { boxes.append(rest) }
         return boxes
     }
+}
+
+extension SimulatedMedia {
+    /// The 640x360 H.264 + AAC clip the simulator serves when given no file.
+    public static var builtInClip: URL? { Bundle.module.url(forResource: "camera", withExtension: "mp4") }
 }

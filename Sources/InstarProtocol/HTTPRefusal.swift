@@ -11,7 +11,7 @@ public enum HTTPRefusal {
     public static func write(_ status: HTTPResponseStatus, realm: String, version: HTTPVersion = .http1_1,
                              on channel: any Channel) {
         var headers = HTTPHeaders([("Content-Length", "0"), ("Connection", "close")])
-        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"\(realm)\", charset=\"UTF-8\"") }
+        if status == .unauthorized { headers.add(name: "WWW-Authenticate", value: BasicCredentials.challenge(realm: realm)) }
         if status == .upgradeRequired { headers.add(name: "Upgrade", value: "websocket") }
         channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)),
                       promise: nil)
