@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "camflow", targets: ["CamflowMain"]),
         .library(name: "Camflow", targets: ["Camflow"]),
+        .library(name: "CamflowTesting", targets: ["CamflowTesting"]),
         .library(name: "CamflowCLI", targets: ["CamflowCLI"]),
         .library(name: "FilesPlugin", targets: ["FilesPlugin"]),
         .library(name: "MP4Plugin", targets: ["MP4Plugin"]),
@@ -23,6 +24,8 @@ let package = Package(
         .library(name: "ExecPlugin", targets: ["ExecPlugin"]),
         .library(name: "WebPlugin", targets: ["WebPlugin"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
+        .library(name: "InstarProtocol", targets: ["InstarProtocol"]),
+        .library(name: "InstarSimulator", targets: ["InstarSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -68,6 +71,45 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // Helpers for tests of the engine and of plugins: an in-process
+        // harness, a gate, bounded waits. Never linked into a binary.
+        .target(
+            name: "CamflowTesting",
+            dependencies: ["Camflow"],
+            swiftSettings: swiftSettings
+        ),
+        // The INSTAR camera's protocol, shared by the camera node, the
+        // simulator and the web sink's restream: commands, the endpoint path,
+        // Basic and query credentials, the refusal of an upgrade.
+        .target(
+            name: "InstarProtocol",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A simulated INSTAR camera (`camflow sim`, tests, benchmarks), with
+        // its self-signed certificate and the built-in clip.
+        .target(
+            name: "InstarSimulator",
+            dependencies: [
+                "Camflow",
+                "ISOBMFF",
+                "InstarProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Resources/camera.mp4")],
+            swiftSettings: swiftSettings
+        ),
         // libFuzzer targets over the MP4 parser and the ZeroMQ header (`make
         // fuzz`); without -D FUZZING it replays a corpus, so the normal build
         // keeps it compiling and the tests replay the checked-in corpus.
@@ -104,16 +146,13 @@ let package = Package(
             name: "InstarPlugin",
             dependencies: [
                 "Camflow",
-                "ISOBMFF",
+                "InstarProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Plugins/Instar",
@@ -149,8 +188,9 @@ let package = Package(
             name: "WebPlugin",
             dependencies: [
                 "Camflow",
-                "InstarPlugin",
+                "InstarProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -174,11 +214,51 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The command line, as a library so a user's own binary can add plugins.
+        // The command line as a library: the root command and the commands
+        // that need only the engine (run, validate, graph, nodes). It links
+        // no plugin: the executable that calls it names those.
         .target(
             name: "CamflowCLI",
             dependencies: [
                 "Camflow",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `camflow bench`: one file per benchmark, each with its command.
+        .target(
+            name: "CamflowBench",
+            dependencies: [
+                "Camflow",
+                "CamflowCLI",
+                "CZeroMQ",
+                "ISOBMFF",
+                "InstarSimulator",
+                "FilesPlugin",
+                "MP4Plugin",
+                "InstarPlugin",
+                "ZeroMQPlugin",
+                "WebPlugin",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `camflow` executable, the composition root: the plugins and
+        // commands it ships (main.swift), and the commands that need a
+        // particular plugin (sim, broker, keygen, recordings).
+        .executableTarget(
+            name: "CamflowMain",
+            dependencies: [
+                "Camflow",
+                "CamflowCLI",
+                "CamflowBench",
+                "InstarSimulator",
                 "FilesPlugin",
                 "MP4Plugin",
                 "InstarPlugin",
@@ -186,86 +266,137 @@ let package = Package(
                 "RateLimitPlugin",
                 "ExecPlugin",
                 "WebPlugin",
-                "CZeroMQ",
-                "ISOBMFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            resources: [.copy("Resources/camera.mp4")],
+            path: "Sources/camflow",
             swiftSettings: swiftSettings
         ),
-        // The `camflow` executable: the built-in plugin list and nothing else.
+        // The custom binary docs/custom-nodes.md builds: three plugins only.
         .executableTarget(
-            name: "CamflowMain",
-            dependencies: ["CamflowCLI"],
-            path: "Sources/camflow",
+            name: "camflow-tutorial",
+            dependencies: ["CamflowCLI", "FilesPlugin", "MP4Plugin", "RateLimitPlugin"],
+            path: "Sources/camflow-tutorial",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CamflowTests",
             dependencies: [
                 "Camflow",
-                .product(name: "NIOCore", package: "swift-nio"),
+                "CamflowTesting",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ISOBMFFTests",
-            dependencies: ["ISOBMFF", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "CamflowTesting",
+                "ISOBMFF",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "FilesPluginTests",
-            dependencies: ["FilesPlugin", "Camflow", "MP4Plugin", "InstarPlugin", "ISOBMFF",
-                           .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                "FilesPlugin",
+                "ISOBMFF",
+                "InstarPlugin",
+                "InstarSimulator",
+                "MP4Plugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MP4PluginTests",
-            dependencies: ["MP4Plugin", "FilesPlugin", "Camflow", "ISOBMFF",
-                           .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                "FilesPlugin",
+                "ISOBMFF",
+                "MP4Plugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "InstarPluginTests",
-            dependencies: ["InstarPlugin", "MP4Plugin", "Camflow", "ISOBMFF",
-                           .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                "InstarPlugin",
+                "InstarSimulator",
+                .product(name: "Logging", package: "swift-log"),
+                "MP4Plugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ZeroMQPluginTests",
-            dependencies: ["ZeroMQPlugin", "Camflow", "FilesPlugin", "MP4Plugin",
-                           .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "CZeroMQ",
+                "Camflow",
+                "CamflowTesting",
+                "FilesPlugin",
+                "MP4Plugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+                "ZeroMQPlugin",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RateLimitPluginTests",
-            dependencies: ["RateLimitPlugin", "Camflow", "FilesPlugin", "MP4Plugin"],
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                "FilesPlugin",
+                "MP4Plugin",
+                "RateLimitPlugin",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ExecPluginTests",
-            dependencies: ["ExecPlugin", "Camflow", "FilesPlugin", "MP4Plugin",
-                           .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                "ExecPlugin",
+                "FilesPlugin",
+                "MP4Plugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WebPluginTests",
-            dependencies: ["WebPlugin", "Camflow", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                "WebPlugin",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CamflowCLITests",
-            dependencies: ["CamflowCLI", "FilesPlugin", "Camflow", "ISOBMFF",
-                           .product(name: "WSClient", package: "swift-websocket"),
-                           .product(name: "NIOCore", package: "swift-nio"),
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                "ISOBMFF",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "WSClient", package: "swift-websocket"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

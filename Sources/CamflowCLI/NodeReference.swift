@@ -4,13 +4,13 @@ import Camflow
 /// declarations that decode pipeline files.
 enum NodeReference {
     /// One line per type: name, role, summary.
-    static func list(_ registry: NodeRegistry) -> String {
+    static func list(_ registry: NodeRegistry, command: String = "camflow") -> String {
         let types = registry.names.compactMap { registry[$0] }
         let rows = [["type", "role", "summary"]] + types.map { [$0.name, $0.role, $0.summary] }
         let widths = (0..<2).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
             row[0].padding(widths[0]) + "  " + row[1].padding(widths[1]) + "  " + row[2]
-        }.joined(separator: "\n") + "\n\nRun 'camflow nodes TYPE' for a type's options."
+        }.joined(separator: "\n") + "\n\nRun '\(command) nodes TYPE' for a type's options."
     }
 
     /// Everything about one type, for `camflow nodes TYPE`.
@@ -28,6 +28,7 @@ enum NodeReference {
                 var head = "  \(option.name) <\(option.type)>"
                 if option.isRequired { head += " (required)" }
                 if let value = option.defaultValue { head += " [default: \(value)]" }
+                if let range = option.rangeDescription { head += " [\(range)]" }
                 lines.append(head)
                 lines.append("      \(option.summary)")
             }
@@ -69,7 +70,8 @@ enum NodeReference {
             out += "| option | type | default | description |\n| --- | --- | --- | --- |\n"
             for option in type.options {
                 let value = option.isRequired ? "required" : option.defaultValue.map { "`\($0)`" } ?? "unset"
-                out += "| `\(option.name)` | \(option.type.description.replacingBars) | \(value) | \(option.summary) |\n"
+                let type = option.type.description.replacingBars + (option.rangeDescription.map { ", \($0)" } ?? "")
+                out += "| `\(option.name)` | \(type) | \(value) | \(option.summary) |\n"
             }
         }
         return out

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Camflow
 import Foundation
-import Logging
 
 /// Reading and checking a pipeline file the same way for every command.
 enum PipelineFile {
@@ -36,35 +35,5 @@ enum PipelineFile {
             return "no such file"
         }
         return nsError.localizedDescription
-    }
-}
-
-/// Writes a line to standard output at once (unbuffered: scripts wait for it).
-func printOutput(_ text: String) {
-    try? OutputStream.standardOutput.write(text + "\n")
-}
-
-/// Writes a line to standard error.
-func printError(_ text: String) {
-    try? OutputStream.standardError.write(text + "\n")
-}
-
-/// Sends every log line to stderr at `level` and above; only the executable does this.
-func bootstrapLogging(_ level: Logger.Level) {
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
-}
-
-/// Checks durations given on the command line, naming the option.
-func validateDurations(_ options: [(name: String, value: String?)], positive: Bool = false) throws {
-    for (name, value) in options {
-        guard let value else { continue }
-        guard let duration = Units.duration(value), !positive || duration > .zero else {
-            let kind = positive ? "a positive duration" : "a duration"
-            throw ValidationError("\(name): expected \(kind) such as 500ms, 5s or 2m, found '\(value)'")
-        }
     }
 }

@@ -3,9 +3,9 @@ import Glibc
 #endif
 
 /// What this process has used of the machine, as the kernel counts it.
-enum ResourceUsage {
+public enum ResourceUsage {
     /// The most resident memory this process has held, in KiB (`ru_maxrss`).
-    static func peakResidentKiB() -> Int {
+    public static func peakResidentKiB() -> Int {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         return usage.ru_maxrss

@@ -1,3 +1,4 @@
+import CamflowTesting
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import CamflowTesting
 import Camflow
 @testable import ExecPlugin
 import FilesPlugin

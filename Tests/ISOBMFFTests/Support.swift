@@ -1,3 +1,4 @@
+import CamflowTesting
 import Foundation
 import ISOBMFF
 import NIOCore

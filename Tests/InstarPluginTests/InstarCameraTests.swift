@@ -1,3 +1,5 @@
+import InstarSimulator
+import CamflowTesting
 import Camflow
 import Foundation
 @testable import InstarPlugin

@@ -1,3 +1,4 @@
+import CamflowTesting
 import Camflow
 import FilesPlugin
 import MP4Plugin

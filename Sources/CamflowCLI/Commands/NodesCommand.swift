@@ -21,7 +21,7 @@ struct NodesCommand: ParsableCommand {
             return
         }
         guard let name = type else {
-            print(NodeReference.list(registry))
+            print(NodeReference.list(registry, command: CommandEnvironment.commandName))
             return
         }
         guard let nodeType = registry[name] else {

@@ -1,4 +1,7 @@
+import ArgumentParser
 import Camflow
+import CamflowCLI
+import InstarSimulator
 import FilesPlugin
 import Foundation
 import InstarPlugin
@@ -76,3 +79,49 @@ enum RecordBenchmark {
                    seconds: seconds)
     }
 }
+
+/// `camflow bench record`: recording throughput against cp.
+struct RecordBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "record",
+        abstract: "Write MB/s of file-replay -> mp4-parse -> file-record against cp of the same bytes.",
+        discussion: """
+            Makes a fragmented MP4 of --megabytes by looping the 1440p bench clip with continuous \
+            timestamps, then copies it with cp and records it with fsync on-close and every-fragment, \
+            in --directory (default: the temporary directory), all in one run.
+            """)
+
+    @Option(help: "Size of the input in megabytes.")
+    var megabytes = 300
+
+    @Option(help: "Where to write (the file system under test).")
+    var directory: String?
+
+    @Option(help: "A fragmented MP4 to loop instead of the generated clip.")
+    var media: String?
+
+    func run() async throws {
+        warnIfDebugBuild()
+        let source = try MP4Benchmark.media(media)
+        let directory = self.directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-record").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let input = directory + "/input.mp4"
+        let bytes = try RecordBenchmark.makeInput(from: try Data(contentsOf: URL(fileURLWithPath: source)),
+                                                  megabytes: megabytes, at: input)
+        defer { try? FileManager.default.removeItem(atPath: input) }
+        printError("input: \(bytes) bytes")
+        let copy = try RecordBenchmark.copy(input, to: directory)
+        let onClose = try await RecordBenchmark.record(input, to: directory, fsync: "on-close")
+        let everyFragment = try await RecordBenchmark.record(input, to: directory, fsync: "every-fragment")
+        var rows = [["writer", "MB", "seconds", "MB/s", "vs cp"]]
+        let cpRate = Double(copy.bytes) / 1e6 / copy.seconds
+        for row in [copy, onClose, everyFragment] {
+            let rate = Double(row.bytes) / 1e6 / row.seconds
+            rows.append([row.name, (Double(row.bytes) / 1e6).text(1), row.seconds.text(3), rate.text(1), (rate / cpRate).text(2)])
+        }
+        print("directory: \(directory)")
+        print(TextTable.render(rows))
+    }
+}
+
+/// Benchmarks of a debug build measure the debug build.

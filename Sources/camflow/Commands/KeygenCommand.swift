@@ -1,4 +1,5 @@
 import ArgumentParser
+import CamflowCLI
 import Foundation
 import ZeroMQPlugin
 

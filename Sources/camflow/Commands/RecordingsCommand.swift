@@ -1,5 +1,6 @@
 import ArgumentParser
 import Camflow
+import CamflowCLI
 import Foundation
 
 /// `camflow recordings DIR`: what a file-record sink wrote there.

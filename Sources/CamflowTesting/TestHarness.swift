@@ -1,3 +1,4 @@
+public import Camflow
 public import Logging
 import Synchronization
 

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Camflow
+import CamflowCLI
 import Foundation
-import InstarPlugin
+import InstarSimulator
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -90,7 +91,7 @@ struct SimCommand: AsyncParsableCommand {
         do {
             if let media {
                 mediaBytes = try Data(contentsOf: URL(fileURLWithPath: media))
-            } else if let url = Bundle.module.url(forResource: "camera", withExtension: "mp4") {
+            } else if let url = SimulatedMedia.builtInClip {
                 mediaBytes = try Data(contentsOf: url)
             } else {
                 printError("error: the built-in media is missing; pass --media FILE")

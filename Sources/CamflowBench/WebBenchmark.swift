@@ -1,4 +1,6 @@
+import ArgumentParser
 import Camflow
+import CamflowCLI
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -102,3 +104,50 @@ struct WebBenchmark {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
+
+/// `camflow bench web`: one camera restreamed by the `web` sink to N viewers.
+struct WebBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "web",
+        abstract: "One simulated camera -> mp4-parse -> web, restreamed to N camera-protocol viewers.",
+        discussion: """
+            The simulator and the viewers (a 'camflow run' of N instar-camera nodes pointed at the \
+            web sink's /ws) run in processes of their own, so CPU is this process's alone: the \
+            pipeline, the web server and its per-viewer queues. Bytes out and drops come from \
+            /api/stats over the measured window.
+            """)
+
+    @Option(help: "Viewer counts, comma-separated.")
+    var viewers = "1,10,100"
+
+    @OptionGroup var live: LiveBenchOptions
+
+    private var counts: [Int] { LiveBenchOptions.counts(viewers) }
+
+    func validate() throws { try live.validate(counts, option: "--viewers") }
+
+    func run() async throws {
+        warnIfDebugBuild()
+        let (simulator, urls, _) = try await ChildProcess.simulator(media: try MP4Benchmark.media(live.media), cameras: 1)
+        defer { withExtendedLifetime(simulator) {} }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        var rows = [["viewers", "Mbit/s in", "Mbit/s out", "CPU % total", "CPU s/GB out", "fragments out", "dropped", "peak RSS"]]
+        for count in counts {
+            let result = try await WebBenchmark(cameraURL: urls[0]).run(
+                viewers: count, warmup: .seconds(live.warmup), seconds: .seconds(live.seconds), logger: logger)
+            let gigabytesOut = Double(result.bytesOut) / 1e9
+            rows.append([
+                "\(count)", (Double(result.bytesIn) * 8 / 1e6 / result.wallSeconds).text(1),
+                (Double(result.bytesOut) * 8 / 1e6 / result.wallSeconds).text(1),
+                (result.cpuSeconds / result.wallSeconds * 100).text(1),
+                gigabytesOut > 0 ? (result.cpuSeconds / gigabytesOut).text(2) : "-",
+                "\(result.fragmentsOut)", "\(result.dropped)", "\(result.peakResidentKiB / 1024) MiB",
+            ])
+            printError("done: \(count) viewers")
+        }
+        print(TextTable.render(rows))
+    }
+}
+
+/// What the benchmarks against a live simulated camera share.

@@ -1,4 +1,6 @@
+import ArgumentParser
 import Camflow
+import CamflowCLI
 import Foundation
 import InstarPlugin
 import Logging
@@ -105,5 +107,56 @@ extension Array where Element == Double {
         let sorted = self.sorted()
         let rank = Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1
         return sorted[Swift.max(0, Swift.min(sorted.count - 1, rank))]
+    }
+}
+
+/// `camflow bench ingest`: many simulated cameras into one pipeline.
+struct IngestBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "N simulated cameras into instar-camera -> mp4-parse -> keyframes -> stats -> null.",
+        discussion: """
+            Starts 'camflow sim' in a separate process with the largest camera count, serving a \
+            1440p H.264 + AAC fragmented MP4 at about 4 Mbit/s (made once with ffmpeg, or --media), \
+            then runs one pipeline per camera count. CPU is this process's (the pipeline's) user + \
+            system time over the measured window. Latency runs from the moment the simulator's \
+            timeline has a fragment recorded (when it sends it) to the sink, across processes on \
+            the system's monotonic clock.
+            """)
+
+    @Option(help: "Camera counts, comma-separated.")
+    var cameras = "1,10,100,500"
+
+    @OptionGroup var live: LiveBenchOptions
+
+    private var counts: [Int] { LiveBenchOptions.counts(cameras) }
+
+    func validate() throws { try live.validate(counts, option: "--cameras") }
+
+    func run() async throws {
+        warnIfDebugBuild()
+        let path = try MP4Benchmark.media(live.media)
+        let (simulator, urls, origin) = try await ChildProcess.simulator(media: path, cameras: counts.max() ?? 1)
+        defer { withExtendedLifetime(simulator) {} }
+        let bench = IngestBenchmark(simulatorURLs: urls, timelineOrigin: origin, speed: 1)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        var rows = [["cameras", "Mbit/s in", "CPU s/GB", "CPU %/camera", "CPU % total", "p50 ms", "p99 ms", "fragments", "peak RSS"]]
+        for count in counts {
+            let result = try await bench.run(cameras: count, warmup: .seconds(live.warmup), seconds: .seconds(live.seconds),
+                                             logger: logger)
+            let gigabytes = Double(result.bytes) / 1e9
+            rows.append([
+                "\(count)", (Double(result.bytes) * 8 / 1e6 / result.wallSeconds).text(1),
+                gigabytes > 0 ? (result.cpuSeconds / gigabytes).text(2) : "-",
+                (result.cpuSeconds / result.wallSeconds / Double(count) * 100).text(3),
+                (result.cpuSeconds / result.wallSeconds * 100).text(1),
+                result.latencies.percentile(50).map { $0.text(1) } ?? "-",
+                result.latencies.percentile(99).map { $0.text(1) } ?? "-",
+                "\(result.latencies.count)", "\(result.peakResidentKiB / 1024) MiB",
+            ])
+            printError("done: \(count) cameras")
+        }
+        print(TextTable.render(rows))
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Camflow
+import CamflowCLI
 import Logging
 import ServiceLifecycle
 import ZeroMQPlugin

@@ -1,33 +1,17 @@
-import Synchronization
+import Camflow
 
 /// A one-shot gate for tests: a node waits on it until the test opens it,
 /// to hold a sink and watch backpressure build.
-public final class Gate: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+public struct Gate: Sendable {
+    private let signal = OneShotSignal()
 
     public init() {}
 
     /// Lets every waiter through, now and later.
-    public func open() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.open = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
+    public func open() { signal.fire() }
 
     /// Returns once the gate is open.
-    public func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let pass = state.withLock { state -> Bool in
-                if state.open { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if pass { continuation.resume() }
-        }
-    }
+    public func wait() async { await signal.wait() }
 }
 
 /// A condition a test waited for did not come true in time.

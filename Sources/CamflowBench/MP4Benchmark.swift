@@ -1,4 +1,6 @@
+import ArgumentParser
 import Camflow
+import CamflowCLI
 import Foundation
 import ISOBMFF
 import Logging
@@ -166,5 +168,58 @@ enum CPUTime {
         getrusage(__rusage_who_t(who.rawValue), &usage)
         return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
             + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+}
+
+/// `camflow bench mp4`: the MP4 path against ffprobe and GStreamer.
+struct MP4BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mp4",
+        abstract: "MB/s of mp4-parse + keyframes + stats on an in-memory 1440p fMP4, against ffprobe and GStreamer.",
+        discussion: """
+            The media is a 1440p H.264 + AAC fragmented MP4 at about 4 Mbit/s, made once with ffmpeg \
+            (or --media). camflow replays it from memory, repeated to --megabytes, through \
+            mp4-parse -> keyframes -> stats -> null, with and without frames: true. ffprobe \
+            -show_packets and gst-launch-1.0 filesrc ! qtdemux ! fakesink (when installed) read the \
+            same file from the page cache. 'MB/s per core' divides by CPU time, not wall time.
+            """)
+
+    @Option(help: "A fragmented MP4 to use instead of the generated one.")
+    var media: String?
+
+    @Option(help: "Megabytes pushed through camflow per run.")
+    var megabytes: Int = 1000
+
+    @Option(help: "Times each external tool reads the file.")
+    var repeats: Int = 5
+
+    func run() async throws {
+        warnIfDebugBuild()
+        let path = try MP4Benchmark.media(media)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let bench = MP4Benchmark(media: data, totalBytes: megabytes * 1_000_000)
+        var results: [MP4Benchmark.Row] = []
+        results.append(try await bench.camflow(frames: false))
+        results.append(try await bench.camflow(frames: true))
+        if let row = try bench.external("ffprobe -show_packets", ["ffprobe", "-v", "error", "-show_packets", path],
+                                        repeats: repeats) { results.append(row) }
+        else { printError("ffprobe not installed: skipped") }
+        if let row = try bench.external("gst-launch-1.0 qtdemux", ["gst-launch-1.0", "-q", "filesrc", "location=\(path)", "!",
+                                                                    "qtdemux", "!", "fakesink"], repeats: repeats) {
+            results.append(row)
+        } else { printError("gst-launch-1.0 not installed: skipped") }
+        let ffprobe = results.first { $0.name.hasPrefix("ffprobe") }
+        var rows = [["reader", "MB", "seconds", "MB/s", "MB/s per core", "fragments/s", "vs ffprobe"]]
+        for row in results {
+            let rate = Double(row.bytes) / 1e6 / row.wallSeconds
+            let perCore = row.cpuSeconds.map { Double(row.bytes) / 1e6 / max($0, 1e-9) }
+            let ratio = ffprobe.map { rate / (Double($0.bytes) / 1e6 / $0.wallSeconds) }
+            rows.append([row.name, (Double(row.bytes) / 1e6).text(1), row.wallSeconds.text(3), rate.text(1),
+                         perCore.map { $0.text(1) } ?? "-",
+                         row.fragments > 0 ? (Double(row.fragments) / row.wallSeconds).text(0) : "-",
+                         ratio.map { $0.text(1) + "x" } ?? "-"])
+        }
+        print("media: \(path), \(data.count) bytes")
+        print(TextTable.render(rows))
     }
 }
