@@ -68,7 +68,7 @@ struct ExecNode: Node {
         details: """
             Each packet is a 4-byte big-endian header length, the JSON header (the ZeroMQ header: \
             stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, height, \
-            track, received_at_ns; events add event and fields), a 4-byte big-endian payload length and \
+            track, track_kind, received_at_ns; events add event and fields), a 4-byte big-endian payload length and \
             the payload; the child answers in the same framing (docs/clients/camflow_node.py reads \
             and writes it). The header carries 'ack_sequence'; the child acknowledges a packet, and \
             every one before it, by sending a header {"ack": N} with an empty payload. At most \
@@ -88,38 +88,31 @@ struct ExecNode: Node {
             OptionSpec("env", .list(.string), "Environment variables for the child, as NAME=value."),
             OptionSpec("inherit-env", .list(.string), "Names of camflow's environment variables the child also gets."),
             OptionSpec("cwd", .string, "Working directory; the current one when unset."),
-            OptionSpec("max-unacked", .integer, default: "64", "Packets sent and not yet acknowledged before camflow waits."),
-            OptionSpec("max-unacked-bytes", .size, default: "64MiB", "Payload bytes sent and not yet acknowledged before camflow waits."),
+            OptionSpec("max-unacked", .integer, default: "64", min: "1", "Packets sent and not yet acknowledged before camflow waits."),
+            OptionSpec("max-unacked-bytes", .size, default: "64MiB", min: "1", "Payload bytes sent and not yet acknowledged before camflow waits."),
             OptionSpec("stop-timeout", .duration, default: "5s", "After SIGTERM, how long the child has before SIGKILL."),
         ],
         accepts: .all,
         emits: .inputKindsAnd(.event),
         make: { options in
-            let command = try options.stringList("command") ?? []
+            let command = try options.stringList("command")
             guard let executable = command.first, !executable.isEmpty else {
-                throw ConfigError("node '\(options.nodeID)' needs a 'command'", at: options.location)
+                throw options.error("expected a program and its arguments, such as [python3, node.py]", option: "command")
             }
             var environment: [String: String] = [:]
-            for entry in try options.stringList("env") ?? [] {
+            for entry in try options.stringList("env") {
                 guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-                    throw ConfigError("option 'env' of node '\(options.nodeID)': expected NAME=value, found '\(entry)'",
-                                      at: try options.value("env")?.location ?? options.location)
+                    throw options.error("expected NAME=value, found '\(entry)'", option: "env")
                 }
                 environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
             }
             let parent = ProcessInfo.processInfo.environment
-            for name in try options.stringList("inherit-env") ?? [] { environment[name] = environment[name] ?? parent[name] }
+            for name in try options.stringList("inherit-env") { environment[name] = environment[name] ?? parent[name] }
             // A minimal environment: whatever camflow itself was given (passwords) stays with camflow.
             for name in ["PATH", "LANG", "LC_ALL", "TZ"] where environment[name] == nil { environment[name] = parent[name] }
-            let maxUnacked = try options.integer("max-unacked") ?? 64
-            let maxUnackedBytes = try options.size("max-unacked-bytes") ?? 64 << 20
-            guard maxUnacked > 0, maxUnackedBytes > 0 else {
-                throw ConfigError("node '\(options.nodeID)': 'max-unacked' and 'max-unacked-bytes' must be positive",
-                                  at: options.location)
-            }
-            return ExecNode(command: command, environment: environment, directory: try options.string("cwd"),
-                            maxUnacked: maxUnacked, maxUnackedBytes: maxUnackedBytes,
-                            stopTimeout: try options.duration("stop-timeout") ?? .seconds(5))
+            return ExecNode(command: command, environment: environment, directory: try options.ifSet("cwd", options.string),
+                            maxUnacked: try options.integer("max-unacked"), maxUnackedBytes: try options.size("max-unacked-bytes"),
+                            stopTimeout: try options.duration("stop-timeout"))
         })
 
     let command: [String]

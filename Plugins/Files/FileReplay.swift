@@ -23,9 +23,9 @@ public struct FileReplay: Node {
             """,
         options: [
             OptionSpec("path", .string, required: true, "The file to read."),
-            OptionSpec("chunk-size", .size, default: "64KiB", "Bytes per packet."),
+            OptionSpec("chunk-size", .size, default: "64KiB", min: "1", max: "64MiB", "Bytes per packet."),
             OptionSpec("loop", .bool, default: "false", "Start over at the end of the file, until stopped."),
-            OptionSpec("rate", .rate, "Pace the output to this many bytes per second; as fast as possible when unset."),
+            OptionSpec("rate", .rate, above: "0B/s", "Pace the output to this many bytes per second; as fast as possible when unset."),
             OptionSpec("realtime", .bool, default: "false",
                        "Read the file as fragmented MP4 and send each fragment at its media time, as a camera does; chunk-size and rate do not apply."),
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
@@ -33,20 +33,10 @@ public struct FileReplay: Node {
         accepts: [],
         emits: .kinds(.bytes),
         make: { options in
-            let chunkSize = try options.size("chunk-size") ?? 65536
-            guard chunkSize > 0, chunkSize <= 64 << 20 else {
-                throw ConfigError("option 'chunk-size' of node '\(options.nodeID)': expected 1 byte to 64MiB",
-                                  at: try options.value("chunk-size")?.location ?? options.location)
-            }
-            let rate = try options.rate("rate")
-            if let rate, rate <= 0 {
-                throw ConfigError("option 'rate' of node '\(options.nodeID)' must be positive",
-                                  at: try options.value("rate")?.location ?? options.location)
-            }
-            return FileReplay(
-                path: try options.requiredString("path"), chunkSize: chunkSize,
-                loop: try options.bool("loop") ?? false, rate: rate, realtime: try options.bool("realtime") ?? false,
-                stream: try options.string("stream") ?? options.nodeID)
+            FileReplay(
+                path: try options.string("path"), chunkSize: try options.size("chunk-size"),
+                loop: try options.bool("loop"), rate: try options.ifSet("rate", options.rate),
+                realtime: try options.bool("realtime"), stream: try options.ifSet("stream", options.string) ?? options.nodeID)
         })
 
     let path: String

@@ -81,7 +81,7 @@ struct Keyframes: PacketProcessor {
         accepts: [.initSegment, .fragment, .frame, .event],
         emits: .inputKindsAnd(.event),
         make: { options in
-            Keyframes(onlyKeyframes: try options.bool("only") ?? false, maxStreams: try options.maxStreams())
+            Keyframes(onlyKeyframes: try options.bool("only"), maxStreams: try options.maxStreams())
         })
 
     let onlyKeyframes: Bool

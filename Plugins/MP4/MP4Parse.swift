@@ -22,9 +22,9 @@ struct MP4Parse: PacketProcessor {
                        "Which packets to emit; default init and fragment, plus frame with 'frames'."),
             OptionSpec("annexb", .bool, default: "false",
                        "Convert video frames to Annex B (start codes; parameter sets before each keyframe)."),
-            OptionSpec("max-box-size", .size, default: "64MiB",
+            OptionSpec("max-box-size", .size, default: "64MiB", min: "1KiB",
                        "Largest box (or moof + mdat) buffered or skipped; a larger size is taken for corruption: reported, and the parser looks for the next box."),
-            OptionSpec("max-samples", .integer, default: "65536",
+            OptionSpec("max-samples", .integer, default: "65536", min: "1",
                        "Most samples one fragment may declare across its truns; more is reported as corruption."),
             .maxStreams(),
         ],
@@ -32,22 +32,13 @@ struct MP4Parse: PacketProcessor {
         emits: .kinds([.initSegment, .fragment, .event]),
         make: { options in
             var kinds: PacketKinds = [.initSegment, .fragment]
-            if try options.bool("frames") == true { kinds.insert(.frame) }
-            if let listed = try options.stringList("emit") {
+            if try options.bool("frames") { kinds.insert(.frame) }
+            if let listed = try options.ifSet("emit", options.stringList) {
                 kinds = PacketKinds(listed.compactMap(PacketKind.init(name:)).map(PacketKinds.init))
             }
-            let maxBoxSize = try options.size("max-box-size") ?? 64 << 20
-            guard maxBoxSize >= 1024 else {
-                throw ConfigError("option 'max-box-size' of node '\(options.nodeID)' must be at least 1KiB",
-                                  at: try options.value("max-box-size")?.location ?? options.location)
-            }
-            let maxSamples = try options.integer("max-samples") ?? 1 << 16
-            guard maxSamples >= 1 else {
-                throw ConfigError("option 'max-samples' of node '\(options.nodeID)' must be at least 1",
-                                  at: try options.value("max-samples")?.location ?? options.location)
-            }
-            return MP4Parse(kinds: kinds, annexB: try options.bool("annexb") ?? false,
-                            parser: .init(maxBoxSize: maxBoxSize, maxSamplesPerFragment: maxSamples),
+            return MP4Parse(kinds: kinds, annexB: try options.bool("annexb"),
+                            parser: .init(maxBoxSize: try options.size("max-box-size"),
+                                          maxSamplesPerFragment: try options.integer("max-samples")),
                             maxStreams: try options.maxStreams())
         })
 
@@ -152,7 +143,8 @@ struct MP4Parse: PacketProcessor {
                         receivedAt: packet.receivedAt, discontinuity: gap,
                         media: MediaInfo(track: sample.track, codec: track.codec, timescale: track.timescale,
                                          dts: sample.dts, pts: sample.pts, duration: Int64(sample.duration),
-                                         keyframe: sample.isSync, width: track.width, height: track.height)))
+                                         keyframe: sample.isSync, width: track.width, height: track.height,
+                                         trackKind: track.kind)))
                     gap = false
                 }
             }
@@ -165,7 +157,7 @@ struct MP4Parse: PacketProcessor {
                 receivedAt: packet.receivedAt, discontinuity: gap,
                 media: MediaInfo(track: lead?.track ?? 0, codec: track?.codec, timescale: track?.timescale ?? 0,
                                  dts: lead?.dts, pts: lead?.pts, duration: duration, keyframe: lead?.isSync,
-                                 width: track?.width, height: track?.height)))
+                                 width: track?.width, height: track?.height, trackKind: track?.kind)))
         case .skipped(let type, let size, let offset):
             if state.skippedTypes.insert(type).inserted, ![FourCC.free, .skip, .mdat, .styp, .sidx].contains(type) {
                 context.logger.debug("skipping box '\(type)' (\(size) bytes at \(offset)) in stream \(packet.stream)")

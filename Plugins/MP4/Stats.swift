@@ -166,25 +166,16 @@ struct Stats: PacketProcessor {
             afresh, so no interval, rate or GOP is ever negative. At most 64 tracks per stream.
             """,
         options: [
-            OptionSpec("interval", .duration, default: "5s", "Media time between reports."),
-            OptionSpec("max-jump", .duration, default: "60s",
+            OptionSpec("interval", .duration, default: "5s", above: "0s", "Media time between reports."),
+            OptionSpec("max-jump", .duration, default: "60s", above: "0s",
                        "A forward step in decode time larger than this is a discontinuity, not a gap."),
             .maxStreams(),
         ],
         accepts: [.initSegment, .fragment, .frame, .event],
         emits: .kinds(.event),
         make: { options in
-            let interval = try options.duration("interval") ?? .seconds(5)
-            guard interval > .zero else {
-                throw ConfigError("option 'interval' of node '\(options.nodeID)' must be positive",
-                                  at: try options.value("interval")?.location ?? options.location)
-            }
-            let maxJump = try options.duration("max-jump") ?? .seconds(60)
-            guard maxJump > .zero else {
-                throw ConfigError("option 'max-jump' of node '\(options.nodeID)' must be positive",
-                                  at: try options.value("max-jump")?.location ?? options.location)
-            }
-            return Stats(interval: interval.seconds, maxJump: maxJump.seconds, maxStreams: try options.maxStreams())
+            Stats(interval: try options.duration("interval").seconds, maxJump: try options.duration("max-jump").seconds,
+                  maxStreams: try options.maxStreams())
         })
 
     /// Tracks measured per stream; track ids beyond it are ignored.

@@ -10,7 +10,7 @@ import NIOSSL
 struct WebSettings: Sendable {
     var host: String
     var port: Int
-    var credentials: BasicCredentials?
+    var credentials: WebCredentials?
     var tls: TLSConfiguration?
     var viewerQueue: Int
     var gopCache: Int
@@ -71,19 +71,19 @@ struct WebSink: Node {
             OptionSpec("password", .secret, "HTTP Basic password; never printed."),
             OptionSpec("tls-cert", .string, "PEM certificate chain file: serve https and wss (with 'tls-key')."),
             OptionSpec("tls-key", .string, "PEM private key file for 'tls-cert'."),
-            OptionSpec("viewer-queue", .size, default: "8MiB",
+            OptionSpec("viewer-queue", .size, default: "8MiB", min: "1",
                        "Bytes queued per viewer before it loses whole GOPs; at least one GOP."),
-            OptionSpec("gop-cache", .size, default: "16MiB",
+            OptionSpec("gop-cache", .size, default: "16MiB", min: "1",
                        "Bytes of the current GOP kept per stream so a viewer can start at the latest keyframe."),
-            OptionSpec("idle-timeout", .duration, default: "60s",
+            OptionSpec("idle-timeout", .duration, default: "60s", above: "0s",
                        "Close a viewer that sent nothing (not even keep-alive) for this long, as the camera does."),
             OptionSpec("drain-timeout", .duration, default: "2s",
                        "At the end of the stream, how long viewers may still take what is queued for them."),
             .maxStreams(default: 16),
-            OptionSpec("header-timeout", .duration, default: "10s",
+            OptionSpec("header-timeout", .duration, default: "10s", above: "0s",
                        "Close a connection that has not sent its request headers (a TLS handshake included) within this."),
-            OptionSpec("max-connections", .integer, default: "256", "Connections served at once; more are closed at once and counted."),
-            OptionSpec("max-connections-per-client", .integer, default: "32", "Connections at once from one client address."),
+            OptionSpec("max-connections", .integer, default: "256", min: "1", "Connections served at once; more are closed at once and counted."),
+            OptionSpec("max-connections-per-client", .integer, default: "32", min: "1", "Connections at once from one client address."),
             OptionSpec("allowed-origins", .list(.string),
                        "Origins (such as https://nvr.example:8443) whose pages may open /ws besides this server's own; '*' for any."),
         ],
@@ -95,45 +95,31 @@ struct WebSink: Node {
     let tlsFiles: (cert: String, key: String)?
 
     init(_ options: NodeOptions) throws {
-        let bind = try options.string("bind") ?? "127.0.0.1:8080"
+        let bind = try options.string("bind")
         guard let (host, port) = WebSettings.parseBind(bind) else {
-            throw ConfigError("node '\(options.nodeID)': 'bind' must be HOST:PORT, [V6]:PORT or :PORT, found '\(bind)'",
-                              at: try options.value("bind")?.location ?? options.location)
+            throw options.error("expected HOST:PORT, [V6]:PORT or :PORT, found '\(bind)'", option: "bind")
         }
-        let username = try options.string("username")
-        let password = try options.string("password")
+        let username = try options.ifSet("username", options.string)
+        let password = try options.ifSet("password", options.string)
         if (username == nil) != (password == nil) {
-            throw ConfigError("node '\(options.nodeID)': 'username' and 'password' go together",
-                              at: try options.value(username == nil ? "password" : "username")?.location ?? options.location)
+            throw options.error("'username' and 'password' go together", option: username == nil ? "password" : "username")
         }
-        let cert = try options.string("tls-cert")
-        let key = try options.string("tls-key")
+        let cert = try options.ifSet("tls-cert", options.string)
+        let key = try options.ifSet("tls-key", options.string)
         if (cert == nil) != (key == nil) {
-            throw ConfigError("node '\(options.nodeID)': 'tls-cert' and 'tls-key' go together",
-                              at: try options.value(cert == nil ? "tls-key" : "tls-cert")?.location ?? options.location)
+            throw options.error("'tls-cert' and 'tls-key' go together", option: cert == nil ? "tls-key" : "tls-cert")
         }
         tlsFiles = cert.flatMap { cert in key.map { (cert, $0) } }
-        let viewerQueue = try options.size("viewer-queue") ?? 8 << 20
-        let gopCache = try options.size("gop-cache") ?? 16 << 20
-        let idleTimeout = try options.duration("idle-timeout") ?? .seconds(60)
-        guard viewerQueue > 0, gopCache > 0, idleTimeout > .zero else {
-            throw ConfigError("node '\(options.nodeID)': 'viewer-queue', 'gop-cache' and 'idle-timeout' must be positive",
-                              at: options.location)
-        }
         var settings = WebSettings(
             host: host, port: port,
-            credentials: username.flatMap { user in password.map { BasicCredentials(username: user, password: $0) } },
-            tls: nil, viewerQueue: viewerQueue, gopCache: gopCache, idleTimeout: idleTimeout,
-            drainTimeout: try options.duration("drain-timeout") ?? .seconds(2))
-        settings.maxStreams = try options.maxStreams(default: 16)
-        settings.headerTimeout = try options.duration("header-timeout") ?? .seconds(10)
-        settings.maxConnections = try options.integer("max-connections") ?? 256
-        settings.maxConnectionsPerClient = try options.integer("max-connections-per-client") ?? 32
-        settings.allowedOrigins = try options.stringList("allowed-origins") ?? []
-        guard settings.headerTimeout > .zero, settings.maxConnections > 0, settings.maxConnectionsPerClient > 0 else {
-            throw ConfigError("node '\(options.nodeID)': 'header-timeout', 'max-connections' and 'max-connections-per-client' must be positive",
-                              at: options.location)
-        }
+            credentials: username.flatMap { user in password.map { WebCredentials(username: user, password: $0) } },
+            tls: nil, viewerQueue: try options.size("viewer-queue"), gopCache: try options.size("gop-cache"),
+            idleTimeout: try options.duration("idle-timeout"), drainTimeout: try options.duration("drain-timeout"))
+        settings.maxStreams = try options.maxStreams()
+        settings.headerTimeout = try options.duration("header-timeout")
+        settings.maxConnections = try options.integer("max-connections")
+        settings.maxConnectionsPerClient = try options.integer("max-connections-per-client")
+        settings.allowedOrigins = try options.stringList("allowed-origins")
         self.settings = settings
     }
 
@@ -215,40 +201,22 @@ struct WebSink: Node {
 /// Whether the server listens, or why it stopped: read by the packet loop,
 /// which cannot be interrupted, and awaited once at start.
 final class ServerState: Sendable {
-    private struct State {
-        var listening = false
-        var failure: WebError?
-        var waiter: CheckedContinuation<Void, any Error>?
-    }
+    /// Fires once the server listens or has failed.
+    private let settled = OneShotSignal()
+    private let failureState = Mutex<WebError?>(nil)
 
-    private let state = Mutex(State())
-
-    func listening() {
-        state.withLock { state in
-            state.listening = true
-            state.waiter?.resume()
-            state.waiter = nil
-        }
-    }
+    func listening() { settled.fire() }
 
     func failed(_ failure: WebError) {
-        state.withLock { state in
-            state.failure = failure
-            state.waiter?.resume(throwing: failure)
-            state.waiter = nil
-        }
+        failureState.withLock { $0 = failure }
+        settled.fire()
     }
 
-    var failure: WebError? { state.withLock { $0.failure } }
+    var failure: WebError? { failureState.withLock { $0 } }
 
     func waitUntilListening() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            state.withLock { state in
-                if let failure = state.failure { return continuation.resume(throwing: failure) }
-                if state.listening { return continuation.resume() }
-                state.waiter = continuation
-            }
-        }
+        await settled.wait()
+        if let failure { throw failure }
     }
 }
 

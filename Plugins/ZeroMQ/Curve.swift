@@ -208,10 +208,10 @@ extension CurveSettings {
     /// The settings the options ask for; nil when they ask for no CURVE.
     static func from(_ options: NodeOptions) throws -> CurveSettings? {
         func fail(_ option: String, _ message: String) throws -> Never {
-            throw ConfigError("node '\(options.nodeID)': \(message)", at: try options.value(option)?.location ?? options.location)
+            throw options.error(message, option: option)
         }
-        var secret = try options.string("curve-secret-key")
-        if let file = try options.string("curve-secret-key-file") {
+        var secret = try options.ifSet("curve-secret-key", options.string)
+        if let file = try options.ifSet("curve-secret-key-file", options.string) {
             if secret != nil { try fail("curve-secret-key-file", "set 'curve-secret-key' or 'curve-secret-key-file', not both") }
             let found: [String]
             do { found = try CurveKey.keys(inFile: file, kind: "secret-key") } catch {
@@ -220,8 +220,8 @@ extension CurveSettings {
             guard found.count == 1 else { try fail("curve-secret-key-file", "'\(file)' must hold exactly one secret key") }
             secret = found[0]
         }
-        let isServer = options.isSet("curve-server") ? try options.bool("curve-server") ?? false : false
-        let serverKey = try options.string("curve-server-key")
+        let isServer = options.isSet("curve-server") ? try options.bool("curve-server") : false
+        let serverKey = try options.ifSet("curve-server-key", options.string)
         guard isServer || serverKey != nil else {
             if secret != nil { try fail("curve-secret-key", "a CURVE key needs 'curve-server: true' or 'curve-server-key'") }
             return nil
@@ -238,8 +238,8 @@ extension CurveSettings {
             guard let publicKey = CurveKey.publicKey(ofSecret: secret) else { try fail("curve-secret-key", "not a CURVE secret key") }
             return CurveSettings(role: .client(serverKey: serverKey, publicKey: publicKey, secretKey: secret))
         }
-        var allowed = try options.stringList("allowed-client-keys") ?? []
-        if let file = try options.string("allowed-client-keys-file") {
+        var allowed = try options.stringList("allowed-client-keys")
+        if let file = try options.ifSet("allowed-client-keys-file", options.string) {
             do { allowed += try CurveKey.keys(inFile: file, kind: "public-key") } catch {
                 try fail("allowed-client-keys-file", "cannot read client keys from '\(file)': \(error)")
             }

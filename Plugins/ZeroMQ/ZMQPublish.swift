@@ -56,7 +56,7 @@ struct ZMQPublish: Node {
             Each packet becomes a three-frame message: the topic ('{stream}/{kind}' by default: \
             cam1/init, cam1/fragment, cam1/frame, cam1/keyframe, cam1/stats, cam1/event), the JSON \
             header (stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, \
-            height, track, received_at_ns; events add event and fields), and the payload, handed to \
+            height, track, track_kind, received_at_ns; events add event and fields), and the payload, handed to \
             libzmq without a copy. A slow or stuck subscriber never blocks the pipeline: at the \
             high-water mark messages to it are dropped and counted. With 'latch' (the default) the \
             socket is an XPUB and a new subscription that matches a stream's init topic gets that \
@@ -71,10 +71,10 @@ struct ZMQPublish: Node {
             OptionSpec("connect", .bool, default: "false", "Connect to the endpoints (a broker) instead of binding them."),
             OptionSpec("kinds", .list(.choice(PacketKind.allCases.map(\.name))), "Packet kinds to publish; all when unset."),
             OptionSpec("topic", .string, default: "{stream}/{kind}", "Topic template: {stream} and {kind}."),
-            OptionSpec("sndhwm", .integer, default: "1000", "Messages queued per subscriber before new ones are dropped."),
+            OptionSpec("sndhwm", .integer, default: "1000", min: "0", "Messages queued per subscriber before new ones are dropped."),
             OptionSpec("linger", .duration, default: "1s", "How long queued messages may still go out at shutdown."),
             OptionSpec("latch", .bool, default: "true", "Re-send a stream's init segment to each new matching subscription."),
-            OptionSpec("wait-for-subscribers", .integer, default: "0",
+            OptionSpec("wait-for-subscribers", .integer, default: "0", min: "0",
                        "Hold the first packet until this many subscriptions arrived (for batch jobs and tests)."),
             OptionSpec("wait-timeout", .duration, default: "30s", "Longest wait for 'wait-for-subscribers'."),
             .maxStreams(),
@@ -97,20 +97,20 @@ struct ZMQPublish: Node {
 
     init(_ options: NodeOptions) throws {
         maxStreams = try options.maxStreams()
-        endpoints = try options.stringList("endpoint") ?? []
-        guard !endpoints.isEmpty else { throw ConfigError("node '\(options.nodeID)' needs an 'endpoint'", at: options.location) }
-        connect = try options.bool("connect") ?? false
-        if let listed = try options.stringList("kinds") {
+        endpoints = try options.stringList("endpoint")
+        guard !endpoints.isEmpty else { throw options.error("expected at least one endpoint", option: "endpoint") }
+        connect = try options.bool("connect")
+        if let listed = try options.ifSet("kinds", options.stringList) {
             kinds = PacketKinds(listed.compactMap(PacketKind.init(name:)).map(PacketKinds.init))
         } else {
             kinds = .all
         }
-        topic = TopicTemplate(template: try options.string("topic") ?? "{stream}/{kind}")
-        highWaterMark = Int32(clamping: try options.integer("sndhwm") ?? 1000)
-        linger = try options.duration("linger") ?? .seconds(1)
-        latch = try options.bool("latch") ?? true
-        waitForSubscribers = try options.integer("wait-for-subscribers") ?? 0
-        waitTimeout = try options.duration("wait-timeout") ?? .seconds(30)
+        topic = TopicTemplate(template: try options.string("topic"))
+        highWaterMark = Int32(clamping: try options.integer("sndhwm"))
+        linger = try options.duration("linger")
+        latch = try options.bool("latch")
+        waitForSubscribers = try options.integer("wait-for-subscribers")
+        waitTimeout = try options.duration("wait-timeout")
         curve = try CurveSettings.from(options)
     }
 

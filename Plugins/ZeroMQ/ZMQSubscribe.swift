@@ -26,24 +26,20 @@ struct ZMQSubscribe: Node {
             OptionSpec("endpoint", .list(.string), required: true, "ZeroMQ endpoints, such as tcp://127.0.0.1:5556."),
             OptionSpec("bind", .bool, default: "false", "Bind the endpoints instead of connecting to them."),
             OptionSpec("topics", .list(.string), "Topic prefixes to subscribe to, such as cam1/; everything when unset."),
-            OptionSpec("rcvhwm", .integer, default: "1000", "Messages queued before the publisher drops for this subscriber."),
-            OptionSpec("max-message-size", .size, default: "64MiB",
+            OptionSpec("rcvhwm", .integer, default: "1000", min: "0", "Messages queued before the publisher drops for this subscriber."),
+            OptionSpec("max-message-size", .size, default: "64MiB", min: "1KiB",
                        "Largest message frame accepted (ZMQ_MAXMSGSIZE); a peer sending a larger one is disconnected."),
         ] + CurveSettings.optionSpecs(server: false),
         accepts: [],
         emits: .kinds(.all),
         make: { options in
-            let endpoints = try options.stringList("endpoint") ?? []
-            guard !endpoints.isEmpty else { throw ConfigError("node '\(options.nodeID)' needs an 'endpoint'", at: options.location) }
-            let maxMessageSize = try options.size("max-message-size") ?? 64 << 20
-            guard maxMessageSize >= 1024 else {
-                throw ConfigError("option 'max-message-size' of node '\(options.nodeID)' must be at least 1KiB",
-                                  at: try options.value("max-message-size")?.location ?? options.location)
-            }
-            return ZMQSubscribe(endpoints: endpoints, bind: try options.bool("bind") ?? false,
-                                topics: try options.stringList("topics") ?? [""],
-                                highWaterMark: Int32(clamping: try options.integer("rcvhwm") ?? 1000),
-                                maxMessageSize: maxMessageSize, curve: try CurveSettings.from(options))
+            let endpoints = try options.stringList("endpoint")
+            guard !endpoints.isEmpty else { throw options.error("expected at least one endpoint", option: "endpoint") }
+            let topics = try options.stringList("topics")
+            return ZMQSubscribe(endpoints: endpoints, bind: try options.bool("bind"),
+                                topics: topics.isEmpty ? [""] : topics,
+                                highWaterMark: Int32(clamping: try options.integer("rcvhwm")),
+                                maxMessageSize: try options.size("max-message-size"), curve: try CurveSettings.from(options))
         })
 
     let endpoints: [String]

@@ -9,23 +9,18 @@ struct LogNode: PacketProcessor {
             Text lines read 'stream kind #sequence bytes [keyframe] [dts= pts= dur=] [codec]'; \
             event packets print their name and fields. JSON lines are the ZeroMQ message header \
             (stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, height, \
-            track, received_at_ns; event and fields for events) plus 'bytes'.
+            track, track_kind, received_at_ns; event and fields for events) plus 'bytes'.
             """,
         options: [
             OptionSpec("format", .choice(Format.allCases.map(\.rawValue)), default: "text", "Line format."),
-            OptionSpec("every", .integer, default: "1", "Print one packet in N (per node)."),
+            OptionSpec("every", .integer, default: "1", min: "1", "Print one packet in N (per node)."),
             OptionSpec("prefix", .string, "Text put before every text line, such as the node id."),
         ],
         accepts: .all,
         emits: .nothing,
         make: { options in
-            let every = try options.integer("every") ?? 1
-            guard every >= 1 else {
-                throw ConfigError("option 'every' of node '\(options.nodeID)' must be at least 1",
-                                  at: try options.value("every")?.location ?? options.location)
-            }
-            return LogNode(format: try options.choice("format") ?? .text, every: every,
-                           prefix: try options.string("prefix"))
+            LogNode(format: try options.choice("format"), every: try options.integer("every"),
+                    prefix: try options.ifSet("prefix", options.string))
         })
 
     let format: Format

@@ -68,21 +68,14 @@ public struct StreamTable<Value> {
 extension OptionSpec {
     /// The `max-streams` option every node with per-stream state declares.
     public static func maxStreams(default value: Int = 64) -> OptionSpec {
-        OptionSpec("max-streams", .integer, default: String(value),
+        OptionSpec("max-streams", .integer, default: String(value), min: "1",
                    "Most streams this node keeps state for; a new stream beyond it evicts the one idle longest (with a 'stream-evicted' event).")
     }
 }
 
 extension NodeOptions {
-    /// The `max-streams` option, checked to be positive.
-    public func maxStreams(default value: Int = 64) throws -> Int {
-        let count = try integer("max-streams") ?? value
-        guard count > 0 else {
-            throw ConfigError("option 'max-streams' of node '\(nodeID)' must be at least 1",
-                              at: try self.value("max-streams")?.location ?? location)
-        }
-        return count
-    }
+    /// The `max-streams` option (``OptionSpec/maxStreams(default:)`` declares it).
+    public func maxStreams() throws -> Int { try integer("max-streams") }
 }
 
 extension NodeContext {

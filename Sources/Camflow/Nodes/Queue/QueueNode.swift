@@ -16,7 +16,7 @@ struct QueueNode: Node {
             The first packet after a drop is flagged as a discontinuity. Drops are counted.
             """,
         options: [
-            OptionSpec("max-packets", .integer, default: "1024", "Most packets held."),
+            OptionSpec("max-packets", .integer, default: "1024", min: "1", "Most packets held."),
             OptionSpec("max-bytes", .size, "Most payload bytes held; no limit when unset."),
             OptionSpec("max-duration", .duration,
                        "Most media time held (newest minus oldest decode time); no limit when unset."),
@@ -26,15 +26,10 @@ struct QueueNode: Node {
         accepts: .all,
         emits: .inputKinds,
         make: { options in
-            let packets = try options.integer("max-packets")
-            if let packets, packets < 1 {
-                throw ConfigError("option 'max-packets' of node '\(options.nodeID)' must be at least 1",
-                                  at: try options.value("max-packets")?.location ?? options.location)
-            }
-            return QueueNode(
-                limits: .init(packets: packets, bytes: try options.size("max-bytes"),
-                              duration: try options.duration("max-duration")),
-                policy: try options.choice("when-full") ?? .block)
+            QueueNode(
+                limits: .init(packets: try options.integer("max-packets"), bytes: try options.ifSet("max-bytes", options.size),
+                              duration: try options.ifSet("max-duration", options.duration)),
+                policy: try options.choice("when-full"))
         })
 
     let limits: QueueBuffer.Limits
@@ -59,84 +54,51 @@ struct QueueNode: Node {
     }
 }
 
-/// A ``QueueBuffer`` shared by the queue's intake and drain tasks.
+/// A ``QueueStateMachine`` shared by the queue's intake and drain tasks:
+/// it holds the lock and resumes tasks, the state machine decides.
 private final class QueueStorage: Sendable {
-    private struct State {
-        var buffer: QueueBuffer
-        var inputFinished = false
-        var waitingTaker: UnsafeContinuation<Void, Never>?
-        var waitingOfferer: UnsafeContinuation<Void, Never>?
-    }
-
-    private let state: Mutex<State>
+    typealias Waiter = UnsafeContinuation<Void, Never>
+    private let state: Mutex<QueueStateMachine<Waiter>>
 
     init(_ buffer: QueueBuffer) {
-        state = Mutex(State(buffer: buffer))
+        state = Mutex(QueueStateMachine(buffer))
     }
 
     /// Offers a packet, waiting while full under `block`. Returns how many
     /// packets the policy dropped.
     func offer(_ packet: Packet) async -> Int {
         while true {
-            let (result, taker) = state.withLock { state in
-                let result = state.buffer.offer(packet)
-                var taker: UnsafeContinuation<Void, Never>?
-                if case .accepted = result {
-                    taker = state.waitingTaker
-                    state.waitingTaker = nil
-                }
-                return (result, taker)
-            }
-            taker?.resume()
-            switch result {
-            case .accepted(let dropped): return dropped
-            case .dropped: return 1
+            switch state.withLock({ $0.offer(packet) }) {
+            case .accepted(let dropped, let taker):
+                taker?.resume()
+                return dropped
+            case .dropped:
+                return 1
             case .full:
-                await withUnsafeContinuation { (waiter: UnsafeContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { state -> Bool in
-                        if state.buffer.isEmpty { return true }
-                        state.waitingOfferer = waiter
-                        return false
-                    }
-                    if resumeNow { waiter.resume() }
+                await withUnsafeContinuation { (waiter: Waiter) in
+                    state.withLock { $0.waitForRoom(waiter) }?.resume()
                 }
             }
         }
     }
 
     func finishInput() {
-        let taker = state.withLock { state in
-            state.inputFinished = true
-            defer { state.waitingTaker = nil }
-            return state.waitingTaker
-        }
-        taker?.resume()
+        state.withLock { $0.finishInput() }?.resume()
     }
 
     /// The oldest packet, waiting while empty; nil when input ended and the
     /// buffer is drained.
     func take() async -> Packet? {
         while true {
-            enum Step { case packet(Packet), end, wait }
-            let (step, offerer) = state.withLock { state -> (Step, UnsafeContinuation<Void, Never>?) in
-                if let packet = state.buffer.take() {
-                    defer { state.waitingOfferer = nil }
-                    return (.packet(packet), state.waitingOfferer)
-                }
-                return (state.inputFinished ? .end : .wait, nil)
-            }
-            offerer?.resume()
-            switch step {
-            case .packet(let packet): return packet
-            case .end: return nil
+            switch state.withLock({ $0.take() }) {
+            case .packet(let packet, let offerer):
+                offerer?.resume()
+                return packet
+            case .end:
+                return nil
             case .wait:
-                await withUnsafeContinuation { (waiter: UnsafeContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { state -> Bool in
-                        if !state.buffer.isEmpty || state.inputFinished { return true }
-                        state.waitingTaker = waiter
-                        return false
-                    }
-                    if resumeNow { waiter.resume() }
+                await withUnsafeContinuation { (waiter: Waiter) in
+                    state.withLock { $0.waitForPackets(waiter) }?.resume()
                 }
             }
         }
