@@ -24,6 +24,9 @@ extension Node {
 /// A transform or sink written as a function of one packet: the run loop,
 /// end of stream and restart hand-over are done for it.
 public protocol PacketProcessor: Node {
+    /// Called once before the first packet: open files, recover what a crash
+    /// left. Throwing fails the node before it reads anything.
+    mutating func setUp(_ context: NodeContext) async throws
     /// Handles one packet; emit results with `context.emit`.
     mutating func process(_ packet: Packet, _ context: NodeContext) async throws
     /// Called once at end of stream: flush what is pending.
@@ -31,10 +34,12 @@ public protocol PacketProcessor: Node {
 }
 
 extension PacketProcessor {
+    public mutating func setUp(_ context: NodeContext) async throws {}
     public mutating func finish(_ context: NodeContext) async throws {}
 
     public func run(_ context: NodeContext) async throws {
         var processor = self
+        try await processor.setUp(context)
         for await packet in context.input {
             try await processor.process(packet, context)
         }

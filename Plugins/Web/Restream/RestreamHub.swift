@@ -33,11 +33,33 @@ public final class RestreamHub: Sendable {
             self.queue = ViewerQueue(limit: queueLimit)
         }
 
-        /// Hands the next item to a waiting writer, if both are there.
-        func wake() {
+        /// Hands the next item to a waiting writer, if both are there: to be
+        /// resumed once the hub's lock is released.
+        func wake(_ resumptions: inout Resumptions) {
             guard let waiter, let item = queue.pop() else { return }
             self.waiter = nil
-            waiter.resume(returning: item)
+            resumptions.add(waiter, item)
+        }
+
+        /// Ends a waiting writer's wait with nil: its connection ends.
+        func release(_ resumptions: inout Resumptions) {
+            guard let waiter else { return }
+            self.waiter = nil
+            resumptions.add(waiter, nil)
+        }
+    }
+
+    /// Writers to resume, collected under the lock and resumed after it:
+    /// a resumed task never runs into a lock its resumer still holds.
+    struct Resumptions {
+        private var waiters: [(CheckedContinuation<ViewerItem?, Never>, ViewerItem?)] = []
+
+        mutating func add(_ waiter: CheckedContinuation<ViewerItem?, Never>, _ item: ViewerItem?) {
+            waiters.append((waiter, item))
+        }
+
+        func resumeAll() {
+            for (waiter, item) in waiters { waiter.resume(returning: item) }
         }
     }
 
@@ -48,7 +70,6 @@ public final class RestreamHub: Sendable {
         var viewers: [Int: Viewer] = [:]
         var nextViewer = 1
         var finished = false
-        var drained: CheckedContinuation<Void, Never>?
         /// Counters of viewers that left, so totals never go down.
         var departedSent: [String: UInt64] = [:]
         var departedDropped: [String: UInt64] = [:]
@@ -59,6 +80,8 @@ public final class RestreamHub: Sendable {
     /// Bytes of the current GOP kept per stream for joiners.
     public let gopCacheLimit: Int
     private let state: Mutex<State>
+    /// Fires when the input has ended and the last viewer has left.
+    private let viewersLeft = OneShotSignal()
 
     public init(viewerQueueLimit: Int, gopCacheLimit: Int, maxStreams: Int = 64) {
         self.viewerQueueLimit = viewerQueueLimit
@@ -74,6 +97,8 @@ public final class RestreamHub: Sendable {
     @discardableResult
     public func publish(_ packet: Packet) -> String? {
         guard packet.kind == .initSegment || packet.kind == .fragment else { return nil }
+        var resumptions = Resumptions()
+        defer { resumptions.resumeAll() }
         return state.withLock { state -> String? in
             var cache = state.streams.take(packet.stream) ?? StreamCache(name: packet.stream, limit: gopCacheLimit)
             let changed = packet.kind == .initSegment ? cache.take(initSegment: packet) : true
@@ -89,11 +114,11 @@ public final class RestreamHub: Sendable {
                 for viewer in state.viewers.values where viewer.stream == packet.stream && viewer.playing {
                     viewer.queue.pushControl(.initSegment(packet.payload))
                     viewer.queue.startAtNextGOP()
-                    viewer.wake()
+                    viewer.wake(&resumptions)
                 }
             } else {
                 for viewer in state.viewers.values where viewer.stream == packet.stream && viewer.playing {
-                    if viewer.queue.push(fragment: packet.payload, startsGOP: starts) { viewer.wake() }
+                    if viewer.queue.push(fragment: packet.payload, startsGOP: starts) { viewer.wake(&resumptions) }
                 }
             }
             return evicted
@@ -102,34 +127,32 @@ public final class RestreamHub: Sendable {
 
     /// The input ended: viewers get what is queued, then their connections end.
     public func finish() {
-        state.withLock { state in
+        var resumptions = Resumptions()
+        let nobodyLeft = state.withLock { state -> Bool in
             state.finished = true
             // A writer waiting on an empty queue learns that nothing more comes.
-            for viewer in state.viewers.values where viewer.queue.items.isEmpty {
-                viewer.waiter?.resume(returning: nil)
-                viewer.waiter = nil
-            }
+            for viewer in state.viewers.values where viewer.queue.items.isEmpty { viewer.release(&resumptions) }
+            return state.viewers.isEmpty
         }
+        resumptions.resumeAll()
+        if nobodyLeft { viewersLeft.fire() }
     }
 
     /// Ends every viewer's connection now, queued or not.
     public func closeAll() {
+        var resumptions = Resumptions()
         state.withLock { state in
             for viewer in state.viewers.values {
                 viewer.closed = true
-                viewer.waiter?.resume(returning: nil)
-                viewer.waiter = nil
+                viewer.release(&resumptions)
             }
         }
+        resumptions.resumeAll()
     }
 
     /// Returns when every viewer has left (after ``finish()``).
     public func waitUntilViewersLeft() async {
-        await withCheckedContinuation { continuation in
-            state.withLock { state in
-                if state.viewers.isEmpty { continuation.resume() } else { state.drained = continuation }
-            }
-        }
+        await viewersLeft.wait()
     }
 
     // MARK: Viewer side
@@ -147,23 +170,25 @@ public final class RestreamHub: Sendable {
 
     /// The connection closed.
     public func detach(_ id: Int) {
-        state.withLock { state in
-            guard let viewer = state.viewers.removeValue(forKey: id) else { return }
-            viewer.waiter?.resume(returning: nil)
+        var resumptions = Resumptions()
+        let lastAfterEnd = state.withLock { state -> Bool in
+            guard let viewer = state.viewers.removeValue(forKey: id) else { return false }
+            viewer.release(&resumptions)
             let stream = viewer.stream ?? ""
             state.departedSent[stream, default: 0] &+= viewer.sentFragments
             state.departedDropped[stream, default: 0] &+= viewer.queue.droppedFragments
-            if state.finished, state.viewers.isEmpty, let drained = state.drained {
-                state.drained = nil
-                drained.resume()
-            }
+            return state.finished && state.viewers.isEmpty
         }
+        resumptions.resumeAll()
+        if lastAfterEnd { viewersLeft.fire() }
     }
 
     /// `livestream`: the init segment, then fragments from the latest GOP
     /// start. Returns an error message for the client, or nil.
     public func start(_ id: Int) -> String? {
-        state.withLock { state -> String? in
+        var resumptions = Resumptions()
+        defer { resumptions.resumeAll() }
+        return state.withLock { state -> String? in
             guard let viewer = state.viewers[id] else { return nil }
             if let requested = viewer.requested, !state.order.isEmpty, state.streams[requested] == nil {
                 return "error: no stream '\(requested)'; streams: \(state.order.joined(separator: ", "))"
@@ -182,7 +207,7 @@ public final class RestreamHub: Sendable {
             } else {
                 viewer.queue.startAtNextGOP()
             }
-            viewer.wake()
+            viewer.wake(&resumptions)
             return nil
         }
     }
@@ -198,11 +223,13 @@ public final class RestreamHub: Sendable {
 
     /// Queues a text message for the client (replies, errors).
     public func send(text: String, to id: Int) {
+        var resumptions = Resumptions()
         state.withLock { state in
             guard let viewer = state.viewers[id] else { return }
             viewer.queue.pushControl(.text(text))
-            viewer.wake()
+            viewer.wake(&resumptions)
         }
+        resumptions.resumeAll()
     }
 
     /// The next item for a viewer; nil when its connection should end
@@ -210,22 +237,25 @@ public final class RestreamHub: Sendable {
     public func next(_ id: Int) async -> ViewerItem? {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<ViewerItem?, Never>) in
-                state.withLock { state in
-                    guard let viewer = state.viewers[id], !viewer.closed, !Task.isCancelled else {
-                        return continuation.resume(returning: nil)
-                    }
-                    if let item = viewer.queue.pop() { return continuation.resume(returning: item) }
-                    if state.finished { return continuation.resume(returning: nil) }
+                let cancelled = Task.isCancelled
+                // nil: parked; else the answer, given once the lock is released.
+                let answer = state.withLock { state -> ViewerItem?? in
+                    guard let viewer = state.viewers[id], !viewer.closed, !cancelled else { return .some(nil) }
+                    if let item = viewer.queue.pop() { return .some(item) }
+                    if state.finished { return .some(nil) }
                     viewer.waiter = continuation
+                    return nil
                 }
+                if let answer { continuation.resume(returning: answer) }
             }
         } onCancel: {
+            var resumptions = Resumptions()
             state.withLock { state in
                 guard let viewer = state.viewers[id] else { return }
                 viewer.closed = true
-                viewer.waiter?.resume(returning: nil)
-                viewer.waiter = nil
+                viewer.release(&resumptions)
             }
+            resumptions.resumeAll()
         }
     }
 
@@ -306,11 +336,4 @@ public struct RestreamSnapshot: Sendable, Codable {
 
     public let streams: [Stream]
     public let viewers: [Viewer]
-}
-
-extension Duration {
-    var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
-    }
 }

@@ -20,7 +20,7 @@ public final class Pipeline: Service, Sendable {
     public let graph: PipelineGraph
     private let runtime: [RuntimeNode]
     private let logger: Logger
-    private let stopSignal = StopSignal()
+    private let stopSignal = OneShotSignal()
     private let failures = Mutex<[NodeFailure]>([])
     private let startedAt = Atomic<UInt64>(0)
     private let metricsInterval: Duration?
