@@ -1,5 +1,5 @@
-/// The node types built into the engine: `queue`, `log` and `null`.
+/// The node types built into the engine: `queue`, `log`, `null`, and `graph` (composite nodes).
 public enum EnginePlugin: CamflowPlugin {
     public static let name = "engine"
-    public static var nodeTypes: [NodeType] { [QueueNode.type, LogNode.type, NullNode.type] }
+    public static var nodeTypes: [NodeType] { [QueueNode.type, LogNode.type, NullNode.type, GraphNode.type] }
 }
