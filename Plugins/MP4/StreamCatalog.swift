@@ -47,3 +47,10 @@ extension Event {
         ])
     }
 }
+
+extension Track {
+    /// What the track carries, as a frame packet says it.
+    var kind: TrackKind? {
+        isVideo ? .video : isAudio ? .audio : nil
+    }
+}

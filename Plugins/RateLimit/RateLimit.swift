@@ -48,20 +48,15 @@ struct RateLimit: PacketProcessor {
             passes can be decoded. Audio frames pass unless 'drop-audio'; other packets pass.
             """,
         options: [
-            OptionSpec("fps", .number, required: true, "Most video frames per second to pass."),
+            OptionSpec("fps", .number, required: true, above: "0", "Most video frames per second to pass."),
             OptionSpec("drop-audio", .bool, default: "false", "Drop audio frames."),
             .maxStreams(),
         ],
         accepts: [.initSegment, .frame, .event],
         emits: .inputKinds,
         make: { options in
-            let fps = try options.number("fps") ?? 0
-            guard fps > 0 else {
-                throw ConfigError("option 'fps' of node '\(options.nodeID)' must be positive",
-                                  at: try options.value("fps")?.location ?? options.location)
-            }
-            return RateLimit(fps: fps, dropAudio: try options.bool("drop-audio") ?? false,
-                             maxStreams: try options.maxStreams())
+            RateLimit(fps: try options.number("fps"), dropAudio: try options.bool("drop-audio"),
+                      maxStreams: try options.maxStreams())
         })
 
     let fps: Double
@@ -79,9 +74,8 @@ struct RateLimit: PacketProcessor {
             await context.emit(packet)
             return
         }
-        // The codec string tells video from audio: what a frame packet carries.
-        let isAudio = media.codec?.hasPrefix("mp4a") == true || media.codec?.hasPrefix("opus") == true
-        if isAudio {
+        // The frame says what its track carries; a frame of unknown kind is limited as video.
+        if media.trackKind == .audio {
             if dropAudio { context.stats.countDropped() } else { await context.emit(packet) }
             return
         }

@@ -61,10 +61,19 @@ public struct PacketKinds: OptionSet, Sendable, Hashable, CustomStringConvertibl
     }
 }
 
+/// What a track carries: the MP4 handler (`vide`, `soun`) in words.
+public enum TrackKind: String, Sendable, CaseIterable {
+    case video
+    case audio
+}
+
 /// Media facts about a packet, where the node that made it knows them.
 public struct MediaInfo: Sendable, Equatable {
     /// Track id inside the MP4 stream.
     public var track: UInt32
+    /// What the track carries; nil when unknown (another handler, or a
+    /// packet from a peer that did not say).
+    public var trackKind: TrackKind?
     /// RFC 6381 codec string, such as `avc1.4D0033` or `mp4a.40.2`.
     public var codec: String?
     /// Units per second of `dts`, `pts` and `duration`.
@@ -84,9 +93,10 @@ public struct MediaInfo: Sendable, Equatable {
     public init(
         track: UInt32 = 0, codec: String? = nil, timescale: UInt32 = 0,
         dts: Int64? = nil, pts: Int64? = nil, duration: Int64? = nil,
-        keyframe: Bool? = nil, width: Int? = nil, height: Int? = nil
+        keyframe: Bool? = nil, width: Int? = nil, height: Int? = nil, trackKind: TrackKind? = nil
     ) {
         self.track = track
+        self.trackKind = trackKind
         self.codec = codec
         self.timescale = timescale
         self.dts = dts

@@ -3,7 +3,7 @@
 
 Each packet is a 4-byte big-endian header length, the JSON header (stream,
 kind, sequence, codec, timescale, dts, pts, duration, keyframe, width,
-height, track, received_at_ns; events add event and fields), a 4-byte
+height, track, track_kind, received_at_ns; events add event and fields), a 4-byte
 big-endian payload length and the payload.
 
     from camflow_node import packets, emit

@@ -4,7 +4,7 @@ Annex B file that ffmpeg, ffplay or any decoder reads.
 
 camflow publishes three-frame messages: topic (`cam1/frame`), a JSON header
 (stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe,
-width, height, track, received_at_ns) and the payload. Frames are as stored
+width, height, track, track_kind, received_at_ns) and the payload. Frames are as stored
 in MP4 (length-prefixed NAL units) unless the pipeline set `annexb: true`;
 the parameter sets come from the init segment (`cam1/init`), which a
 latching publisher re-sends to every new subscriber.

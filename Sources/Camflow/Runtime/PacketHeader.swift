@@ -4,7 +4,7 @@ public import NIOCore
 /// The JSON header that describes a packet outside the process: the second
 /// frame of a ZeroMQ message, a `log` line in JSON. Fields: stream, kind,
 /// sequence, codec, timescale, dts, pts, duration, keyframe, width, height,
-/// track, discontinuity, received_at_ns; events add `event` (the name) and
+/// track, track_kind, discontinuity, received_at_ns; events add `event` (the name) and
 /// `fields` (an object).
 public enum PacketHeader {
     /// The header of `packet` as JSON text.
@@ -30,6 +30,7 @@ public enum PacketHeader {
             object.append("width", media.width.map(Int64.init))
             object.append("height", media.height.map(Int64.init))
             if media.track != 0 { object.append("track", Int64(media.track)) }
+            object.append("track_kind", media.trackKind?.rawValue)
         }
         if packet.discontinuity { object.append("discontinuity", true) }
         object.append("received_at_ns", Int64(bitPattern: packet.receivedAt))
@@ -84,7 +85,8 @@ public enum PacketHeader {
         // Media fields exactly when the writer would have written some: a header that reads back
         // after being written again is the same (a fuzzer found `timescale: 0` alone did not).
         if wire.codec != nil || wire.dts != nil || wire.pts != nil || wire.duration != nil || wire.keyframe != nil
-            || (wire.timescale ?? 0) != 0 || wire.width != nil || wire.height != nil || (wire.track ?? 0) != 0 {
+            || (wire.timescale ?? 0) != 0 || wire.width != nil || wire.height != nil || (wire.track ?? 0) != 0
+            || wire.track_kind != nil {
             var codec: String?
             if let text = wire.codec { codec = try name(text, "codec") }
             media = MediaInfo(
@@ -95,7 +97,8 @@ public enum PacketHeader {
                 duration: try ranged(wire.duration, "duration", 0...Limits.duration),
                 keyframe: wire.keyframe,
                 width: try ranged(wire.width, "width", 0...65535).map(Int.init),
-                height: try ranged(wire.height, "height", 0...65535).map(Int.init))
+                height: try ranged(wire.height, "height", 0...65535).map(Int.init),
+                trackKind: try trackKind(wire.track_kind))
         }
         var event: Event?
         if let eventName = wire.event {
@@ -121,6 +124,15 @@ public enum PacketHeader {
     }
 
     /// A name from outside: not empty, not too long, no control characters (they would forge log lines).
+    /// `video` or `audio`; anything else is refused, naming the field.
+    private static func trackKind(_ text: String?) throws(Invalid) -> TrackKind? {
+        guard let text else { return nil }
+        guard let kind = TrackKind(rawValue: text) else {
+            throw Invalid(description: "the header's 'track_kind' is '\(UntrustedText.printable(text, limit: 32))', not video or audio")
+        }
+        return kind
+    }
+
     private static func name(_ value: String, _ field: String) throws(Invalid) -> String {
         guard !value.isEmpty, value.utf8.count <= Limits.nameBytes,
               !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
@@ -174,6 +186,7 @@ private struct WireHeader: Decodable {
     @WireInteger var width: Int64?
     @WireInteger var height: Int64?
     @WireInteger var track: Int64?
+    var track_kind: String?
     var discontinuity: Bool?
     var event: String?
     var fields: [String: WireFieldValue]?
