@@ -48,22 +48,22 @@ public struct StreamingParser: Sendable {
     /// The next unread bytes, contiguous. Either a chunk as appended (no
     /// copy), or a buffer of this parser's own that gathers a box which
     /// arrived in pieces.
-    private var buffer = ByteBuffer()
+    var buffer = ByteBuffer()
     /// Chunks appended but not yet needed, in order. They are merged into
     /// `buffer` only when a box spans them, and then only up to its end, so
     /// the parser holds no more than the box in flight and the chunk it
     /// came with, however long the stream.
-    private var pending = CircularBuffer<ByteBuffer>()
-    private var pendingBytes = 0
+    var pending = CircularBuffer<ByteBuffer>()
+    var pendingBytes = 0
     /// Bytes still to drop of a box being skipped.
-    private var skipRemaining: Int64 = 0
-    private var pendingFtyp: (bytes: ByteBuffer, offset: Int64, headerSize: Int)?
-    private var resynchronizing = false
-    private var nextDTS: [UInt32: Int64] = [:]
+    var skipRemaining: Int64 = 0
+    var pendingFtyp: (bytes: ByteBuffer, offset: Int64, headerSize: Int)?
+    var resynchronizing = false
+    var nextDTS: [UInt32: Int64] = [:]
     /// Bytes the box being read needs in all: until that many are held,
     /// `next()` answers at once (a box arriving a byte at a time costs a
     /// comparison per byte, not a re-read of its header).
-    private var waitingFor = 0
+    var waitingFor = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -220,7 +220,7 @@ public struct StreamingParser: Sendable {
     }
 
     /// moof + the mdat after it, once both are here.
-    private mutating func fragment(moofSize: Int, headerSize: Int) throws(ParseError) -> Item? {
+    mutating func fragment(moofSize: Int, headerSize: Int) throws(ParseError) -> Item? {
         guard gather(moofSize + 8) else { return nil }
         let mdatStart = buffer.readerIndex + moofSize
         let mdatSize32 = buffer.getInteger(at: mdatStart, as: UInt32.self) ?? 0
@@ -268,7 +268,7 @@ public struct StreamingParser: Sendable {
     /// Makes the first `count` unread bytes contiguous in `buffer`, if that
     /// many have arrived; false when more are needed. Bytes are copied only
     /// when a box spans chunks, once, into a buffer of exactly its size.
-    private mutating func gather(_ count: Int) -> Bool {
+    mutating func gather(_ count: Int) -> Bool {
         if buffer.readableBytes >= count { return true }
         guard buffer.readableBytes + pendingBytes >= count else {
             waitingFor = count
@@ -298,7 +298,7 @@ public struct StreamingParser: Sendable {
     }
 
     /// The next `count` bytes, which `gather` made contiguous, as a slice.
-    private mutating func takeSlice(_ count: Int) -> ByteBuffer {
+    mutating func takeSlice(_ count: Int) -> ByteBuffer {
         let slice = buffer.readSlice(length: count) ?? ByteBuffer()
         offset += Int64(count)
         refill()
@@ -306,7 +306,7 @@ public struct StreamingParser: Sendable {
     }
 
     /// Drops up to `count` unread bytes without gathering them; returns how many.
-    private mutating func discard(upTo count: Int64) -> Int64 {
+    mutating func discard(upTo count: Int64) -> Int64 {
         var dropped: Int64 = 0
         while dropped < count, buffer.readableBytes > 0 {
             let step = Int(min(count - dropped, Int64(buffer.readableBytes)))
@@ -316,7 +316,7 @@ public struct StreamingParser: Sendable {
         return dropped
     }
 
-    private mutating func discardWithinBuffer(_ count: Int) {
+    mutating func discardWithinBuffer(_ count: Int) {
         buffer.moveReaderIndex(forwardBy: count)
         offset += Int64(count)
         refill()
@@ -324,7 +324,7 @@ public struct StreamingParser: Sendable {
 
     /// Once `buffer` is used up, the next pending chunk takes its place, and
     /// the used-up storage is released.
-    private mutating func refill() {
+    mutating func refill() {
         guard buffer.readableBytes == 0 else { return }
         if let next = pending.popFirst() {
             pendingBytes -= next.readableBytes
@@ -332,113 +332,5 @@ public struct StreamingParser: Sendable {
         } else {
             buffer = ByteBuffer()
         }
-    }
-
-    // MARK: Errors and resynchronisation
-
-    /// Reports a problem and skips the whole box of `size` bytes at the read position.
-    private mutating func failAndSkip(_ size: Int64, _ code: ParseError.Code, _ message: String,
-                                      path: String) -> ParseError {
-        let error = ParseError(code, message, offset: offset, path: path)
-        skipRemaining = size
-        return error
-    }
-
-    /// Reports a problem and scans for the next plausible box start.
-    private mutating func failAndResync(_ code: ParseError.Code, _ message: String, path: String) -> ParseError {
-        let error = ParseError(code, message, offset: offset, path: path)
-        discardWithinBuffer(1)
-        resynchronizing = true
-        return error
-    }
-
-    /// Moves to the next `ftyp`, `styp`, `moov` or `moof` whose size looks
-    /// plausible. Keeps the last 7 bytes when none is found: a header may be
-    /// cut by the chunk boundary.
-    private mutating func scanForBoxStart() -> Bool {
-        let maxBoxSize = UInt64(configuration.maxBoxSize)
-        while true {
-            if buffer.readableBytes < 8 {
-                // The few bytes left may start a header that the next chunk completes. They are
-                // moved to the front and the chunk added behind them, in place once the buffer is
-                // the parser's own: garbage arriving a byte at a time costs no allocation per byte.
-                guard var next = pending.popFirst() else { return false }
-                pendingBytes -= next.readableBytes
-                if buffer.readableBytes == 0 {
-                    buffer = next
-                } else {
-                    buffer.discardReadBytes()
-                    buffer.writeBuffer(&next)
-                }
-                if buffer.readableBytes < 8 { continue }
-            }
-            let found: Int? = buffer.withUnsafeReadableBytes { bytes in
-                var index = 4
-                while index + 4 <= bytes.count {
-                    let type = UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16
-                        | UInt32(bytes[index + 2]) << 8 | UInt32(bytes[index + 3])
-                    if type == FourCC.moof.rawValue || type == FourCC.moov.rawValue
-                        || type == FourCC.ftyp.rawValue || type == FourCC.styp.rawValue {
-                        let size = UInt64(bytes[index - 4]) << 24 | UInt64(bytes[index - 3]) << 16
-                            | UInt64(bytes[index - 2]) << 8 | UInt64(bytes[index - 1])
-                        if size == 1 || (size >= 8 && size <= maxBoxSize) { return index - 4 }
-                    }
-                    index += 1
-                }
-                return nil
-            }
-            if let found {
-                discardWithinBuffer(found)
-                return true
-            }
-            discardWithinBuffer(buffer.readableBytes - 7)
-            if pending.isEmpty { return false }
-        }
-    }
-
-    private func hexPreview() -> String {
-        let bytes = buffer.getBytes(at: buffer.readerIndex, length: min(8, buffer.readableBytes)) ?? []
-        return bytes.map(hex).joined(separator: " ")
-    }
-
-    /// ftyp and moov as one buffer. Init segments are rare (one per connection): a copy is fine.
-    private static func join(_ first: ByteBuffer, _ second: ByteBuffer) -> ByteBuffer {
-        var joined = ByteBuffer()
-        joined.reserveCapacity(first.readableBytes + second.readableBytes)
-        joined.writeImmutableBuffer(first)
-        joined.writeImmutableBuffer(second)
-        return joined
-    }
-}
-
-extension InitSegment {
-    /// Parses a whole init segment (ftyp + moov, as an `init` packet carries).
-    public init(parsing bytes: ByteBuffer) throws(ParseError) {
-        var parser = StreamingParser(configuration: .init(maxBoxSize: max(bytes.readableBytes, 1)))
-        parser.append(bytes)
-        while let item = try parser.next() {
-            if case .initSegment(let segment) = item {
-                self = segment
-                return
-            }
-        }
-        throw ParseError(.truncatedStream, "no moov in \(bytes.readableBytes) bytes of init segment", offset: 0, path: "")
-    }
-}
-
-extension Fragment {
-    /// Parses a whole fragment (moof + mdat, as a `fragment` packet carries)
-    /// against `initSegment`. Decode times come from `tfdt` (0 without one).
-    public init(parsing bytes: ByteBuffer, initSegment: InitSegment) throws(ParseError) {
-        var parser = StreamingParser(initSegment: initSegment,
-                                     configuration: .init(maxBoxSize: max(bytes.readableBytes, 1)))
-        parser.append(bytes)
-        while let item = try parser.next() {
-            if case .fragment(let fragment) = item {
-                self = fragment
-                return
-            }
-        }
-        throw ParseError(.truncatedStream, "no moof + mdat in \(bytes.readableBytes) bytes of fragment", offset: 0, path: "")
     }
 }

@@ -17,19 +17,24 @@ public struct OutputStream: Sendable {
     /// Writes all of `text`, retrying short writes and interrupts.
     public func write(_ text: String) throws(WriteError) {
         var text = text
-        let failure: Int32? = text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                offset += written
-            }
-            return nil
-        }
+        let failure = text.withUTF8 { Self.writeAll(descriptor, UnsafeRawBufferPointer($0)) }
         if let failure { throw WriteError(descriptor: descriptor, errno: failure) }
+    }
+
+    /// Writes all of `bytes` to a blocking descriptor, retrying short writes
+    /// and interrupts: the one such loop in camflow. Returns nil, or the
+    /// `errno` of the write that failed (what was written before it stays).
+    public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+        var offset = 0
+        while offset < bytes.count {
+            let written = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            offset += written
+        }
+        return nil
     }
 
     /// Whether the descriptor is a terminal.
