@@ -42,6 +42,7 @@ release: deps
 # 2-core machine running them side by side only makes them wait on each other.
 test: build
 	$(SWIFT) test --skip-build --disable-xctest --no-parallel
+	scripts/check-architecture.py
 
 # The main job: a simulated camera and pipelines/demo.yaml, DEMO_SECONDS long.
 demo: build
