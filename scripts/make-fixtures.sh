@@ -50,4 +50,4 @@ ffmpeg "${common[@]}" -f lavfi -i "$(video 320x240)" -t 5 \
 ls -l
 
 # The simulator's built-in media is the camera-like clip (git stores it once).
-cp h264-main-aac.mp4 ../../Sources/CamflowCLI/Resources/camera.mp4
+cp h264-main-aac.mp4 ../../Sources/InstarSimulator/Resources/camera.mp4
