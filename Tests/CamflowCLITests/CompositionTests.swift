@@ -24,28 +24,26 @@ import Testing
         }
     }
 
-    @Test func tutorialBinary_linksNoLibraryOfAPluginItLeavesOut() async throws {
+    @Test func tutorialBinary_linksNoLibraryOfAPluginItLeavesOut() throws {
+        let tutorial = try sharedLibraries(of: tutorialBinary)
+        #expect(tutorial.contains("libc.so"), "ldd printed no libraries: \(tutorial)")
+        #expect(!tutorial.contains("libzmq"), "camflow-tutorial links libzmq:\n\(tutorial)")
+        let full = try sharedLibraries(of: camflowBinary)
+        #expect(full.contains("libzmq"), "camflow, which ships zmq-publish, should link libzmq")
+    }
+
+    /// What `ldd` lists for `binary`.
+    func sharedLibraries(of binary: String) throws -> String {
         let ldd = Process()
         ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
-        ldd.arguments = [tutorialBinary]
+        ldd.arguments = [binary]
         let pipe = Pipe()
         ldd.standardOutput = pipe
         try ldd.run()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         ldd.waitUntilExit()
-        #expect(ldd.terminationStatus == 0)
-        #expect(output.contains("libc.so"), "ldd printed no libraries: \(output)")
-        #expect(!output.contains("libzmq"), "camflow-tutorial links libzmq:\n\(output)")
-
-        let full = Process()
-        full.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
-        full.arguments = [camflowBinary]
-        let fullPipe = Pipe()
-        full.standardOutput = fullPipe
-        try full.run()
-        let fullOutput = String(decoding: fullPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        full.waitUntilExit()
-        #expect(fullOutput.contains("libzmq"), "camflow, which ships zmq-publish, should link libzmq")
+        #expect(ldd.terminationStatus == 0, "ldd \(binary) failed")
+        return output
     }
 
     @Test func tutorialBinary_runsAPipelineOfItsNodes() async throws {
