@@ -48,7 +48,7 @@ struct FileRecord: PacketProcessor {
             .maxStreams(default: 16),
         ],
         accepts: [.initSegment, .fragment],
-        emits: .kinds(.event),
+        emits: .kinds(.event), performsBlockingIO: true,
         make: { options in
             let path: RecordingPath
             do {

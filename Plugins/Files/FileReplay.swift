@@ -31,7 +31,7 @@ public struct FileReplay: Node {
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
         ],
         accepts: [],
-        emits: .kinds(.bytes),
+        emits: .kinds(.bytes), performsBlockingIO: true,
         make: { options in
             FileReplay(
                 path: try options.string("path"), chunkSize: try options.size("chunk-size"),

@@ -47,10 +47,6 @@ struct EngineBenchmark {
     }
 }
 
-struct BenchmarkError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
-}
 
 /// Node types only the benchmark uses.
 enum BenchPlugin: CamflowPlugin {

@@ -135,7 +135,7 @@ struct IngestBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         warnIfDebugBuild()
-        let path = try MP4Benchmark.media(live.media)
+        let path = try BenchTools.clip(live.media)
         let (simulator, urls, origin) = try await ChildProcess.simulator(media: path, cameras: counts.max() ?? 1)
         defer { withExtendedLifetime(simulator) {} }
         let bench = IngestBenchmark(simulatorURLs: urls, timelineOrigin: origin, speed: 1)

@@ -102,7 +102,7 @@ struct RecordBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         warnIfDebugBuild()
-        let source = try MP4Benchmark.media(media)
+        let source = try BenchTools.clip(media)
         let directory = self.directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-record").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let input = directory + "/input.mp4"

@@ -128,7 +128,7 @@ struct WebBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         warnIfDebugBuild()
-        let (simulator, urls, _) = try await ChildProcess.simulator(media: try MP4Benchmark.media(live.media), cameras: 1)
+        let (simulator, urls, _) = try await ChildProcess.simulator(media: try BenchTools.clip(live.media), cameras: 1)
         defer { withExtendedLifetime(simulator) {} }
         var logger = Logger(label: "bench")
         logger.logLevel = .error

@@ -34,16 +34,9 @@ import Testing
 
     /// What `ldd` lists for `binary`.
     func sharedLibraries(of binary: String) throws -> String {
-        let ldd = Process()
-        ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
-        ldd.arguments = [binary]
-        let pipe = Pipe()
-        ldd.standardOutput = pipe
-        try ldd.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        ldd.waitUntilExit()
-        #expect(ldd.terminationStatus == 0, "ldd \(binary) failed")
-        return output
+        let ldd = try runTool("/usr/bin/ldd", [binary])
+        #expect(ldd.status == 0, "ldd \(binary) failed: \(ldd.stderr)")
+        return ldd.stdout
     }
 
     @Test func tutorialBinary_runsAPipelineOfItsNodes() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import CamflowTesting
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -133,6 +134,15 @@ import Glibc
         return path
     }
 
+    /// Tests/Peers/fsync_shim.c compiled, for LD_PRELOAD.
+    func fsyncShim() throws -> String {
+        let shim = try scratch("shim") + "/fsync_shim.so"
+        let compiled = try runTool("/usr/bin/gcc", ["-shared", "-fPIC", "-o", shim,
+                                                    repositoryRoot.appendingPathComponent("Tests/Peers/fsync_shim.c").path, "-ldl"])
+        try #require(compiled.status == 0, "\(compiled.stderr)")
+        return shim
+    }
+
     /// The 6 s fixture recorded in 2 s files as ROOT/cam1/clip*.mp4, events logged.
     func clipRecording(_ root: String) throws -> String {
         try temporaryPipeline("""
@@ -182,15 +192,11 @@ import Glibc
     }
 
     @Test func aFailedFsync_isReported_andTheFileStillFinishes() async throws {
-        // A shim (Tests/Peers/failing_fsync.c) makes fsync fail on files being written.
-        let build = try scratch("shim")
-        let shim = build + "/failing_fsync.so"
-        let compiled = try runTool("/usr/bin/gcc", ["-shared", "-fPIC", "-o", shim,
-                                                    repositoryRoot.appendingPathComponent("Tests/Peers/failing_fsync.c").path, "-ldl"])
-        try #require(compiled.status == 0, "\(compiled.stderr)")
+        // A shim (Tests/Peers/fsync_shim.c) makes fsync fail on files being written.
+        let shim = try fsyncShim()
         let root = try scratch("fsync")
         let pipeline = try clipRecording(root)
-        let run = try await camflow("run", pipeline, environment: ["LD_PRELOAD": shim])
+        let run = try await camflow("run", pipeline, environment: ["LD_PRELOAD": shim, "CAMFLOW_FSYNC_FAIL": "1"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("cannot fsync") && run.stderr.contains("the file is kept as written"), "\(run.stderr)")
         #expect(run.stdout.split(separator: "\n").filter { $0.contains(" recorded ") }.count == 3, "\(run.stdout)")
@@ -225,5 +231,53 @@ import Glibc
         #expect(!deleted.isEmpty, "the full disk made retention delete the oldest file:\n\(run.stdout)\n\(run.stderr)")
         let firstDeletion = lines.firstIndex { $0.contains(" deleted ") } ?? lines.endIndex
         #expect(lines[firstDeletion...].contains { $0.contains(" recorded ") }, "recording went on after the disk filled")
+    }
+
+    /// A disk that takes its time (every fsync waits for the test) holds up
+    /// the recorders alone: with more recorders blocked in fsync than the
+    /// machine has cores, another branch still runs to its end, because
+    /// file-record, file-replay and log make their blocking calls on threads
+    /// of their own, not on Swift's cooperative pool.
+    @Test func aSlowDisk_doesNotDelayAnotherBranch() async throws {
+        let shim = try fsyncShim()
+        let root = try scratch("slow-disk")
+        let gate = root + "/gate", fsyncLog = root + "/fsync.log"
+        let clip = repositoryRoot.appendingPathComponent("Tests/Fixtures/h264-main-aac.mp4").path
+        let recorders = min(32, max(4, 2 * ProcessInfo.processInfo.activeProcessorCount))
+        var nodes = """
+            nodes:
+              disk: { type: file-replay, path: \(clip) }
+              parse: { type: mp4-parse, inputs: [disk] }
+              live: { type: file-replay, path: \(clip), realtime: true, stream: live }
+              live-parse: { type: mp4-parse, inputs: [live], frames: true }
+              out: { type: log, inputs: [live-parse], format: json }
+
+            """
+        for index in 0..<recorders {
+            nodes += "  record\(index): { type: file-record, inputs: [parse], path: \"\(root)/r\(index)/{stream}.mp4\", fsync: every-fragment }\n"
+        }
+        let pipeline = try temporaryPipeline(nodes)
+        let frames = try runTool("/usr/bin/ffprobe", ["-v", "error", "-count_packets", "-show_entries",
+                                                      "stream=nb_read_packets", "-of", "csv=p=0", clip])
+        let expected = frames.stdout.split(separator: "\n").compactMap { Int($0) }.reduce(0, +)
+        try #require(expected > 0, "ffprobe counted no packets: \(frames.stderr)")
+
+        let run = try CamflowProcess(["run", pipeline, "--status-interval", "0"], environment: [
+            "LD_PRELOAD": shim, "CAMFLOW_FSYNC_GATE": gate, "CAMFLOW_FSYNC_LOG": fsyncLog,
+        ])
+        func fsyncs(_ what: String) -> Int {
+            ((try? String(contentsOfFile: fsyncLog, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0 == what }.count
+        }
+        try await waitUntil("every recorder waits in fsync", timeout: .seconds(60)) { fsyncs("enter") >= recorders }
+        try await waitUntil("the live branch logged all \(expected) frames", timeout: .seconds(60)) {
+            run.stdout.split(separator: "\n").filter { $0.contains("\"kind\":\"frame\"") }.count >= expected
+        }
+        #expect(fsyncs("leave") == 0, "the disk was released before the live branch ended")
+        _ = FileManager.default.createFile(atPath: gate, contents: nil)
+        #expect(try await run.waitForExit() == 0, "\(run.stderr)")
+        #expect(fsyncs("leave") >= recorders)
+        for index in 0..<recorders {
+            #expect(FileManager.default.fileExists(atPath: "\(root)/r\(index)/disk.mp4"), "recorder \(index) lost its file")
+        }
     }
 }

@@ -17,7 +17,7 @@ struct LogNode: PacketProcessor {
             OptionSpec("prefix", .string, "Text put before every text line, such as the node id."),
         ],
         accepts: .all,
-        emits: .nothing,
+        emits: .nothing, performsBlockingIO: true,
         make: { options in
             LogNode(format: try options.choice("format"), every: try options.integer("every"),
                     prefix: try options.ifSet("prefix", options.string))

@@ -31,15 +31,22 @@ public struct NodeType: Sendable {
     /// ``NodeStats/setConnected(_:)`` (a camera): until it reports one it
     /// counts as not ready.
     public var reportsConnection: Bool
+    /// The node makes blocking system calls (file reads and writes, fsync,
+    /// directory scans, writes to a pipe that may be slow): the scheduler
+    /// runs it on a thread of its own (``BlockingIOThread``), so a slow disk
+    /// stalls that node alone, never Swift's shared cooperative threads and
+    /// with them the cameras, the web server or ZeroMQ.
+    public var performsBlockingIO: Bool
     /// Builds a node from checked options.
     public var make: @Sendable (NodeOptions) throws -> any Node
 
     public init(
         name: String, summary: String, details: String? = nil, options: [OptionSpec] = [],
-        accepts: PacketKinds, emits: Emission, reportsConnection: Bool = false,
+        accepts: PacketKinds, emits: Emission, reportsConnection: Bool = false, performsBlockingIO: Bool = false,
         make: @escaping @Sendable (NodeOptions) throws -> any Node
     ) {
         self.reportsConnection = reportsConnection
+        self.performsBlockingIO = performsBlockingIO
         self.name = name
         self.summary = summary
         self.details = details

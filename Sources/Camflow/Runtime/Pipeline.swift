@@ -163,7 +163,11 @@ public final class Pipeline: Service, Sendable {
     /// Runs a node under its restart policy, then ends its output and
     /// releases its input so nothing upstream waits on it.
     private func runToEnd(_ node: RuntimeNode) async {
-        let outcome = await runWithRestarts(node)
+        let outcome = if node.node.type.performsBlockingIO {
+            await BlockingIOThread.run(name: "camflow " + node.node.spec.id) { await self.runWithRestarts(node) }
+        } else {
+            await runWithRestarts(node)
+        }
         node.output.finish()
         node.input.discardRemaining()
         if case .failed(let error) = outcome {
