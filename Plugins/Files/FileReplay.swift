@@ -16,14 +16,18 @@ public struct FileReplay: Node {
         name: "file-replay",
         summary: "Reads a file and emits it as bytes packets, optionally looped and rate-limited.",
         details: """
-            Reads the file in large blocks and emits slices of 'chunk-size' bytes that share the \
-            block's memory (no per-packet copy). Packets carry the node id as their stream name \
+            Reads the file in large blocks and emits slices that share the block's memory (no \
+            per-packet copy). A fragmented MP4 file is cut between top-level boxes (each packet holds \
+            whole boxes, up to 1MiB unless a box is larger), so a parser downstream never copies a \
+            box together; with 'chunk-size' every packet is that many bytes, cut anywhere, as a \
+            network would. Packets carry the node id as their stream name \
             unless 'stream' is set. The first packet of every pass of a loop is flagged as a \
             discontinuity, so a parser downstream starts over.
             """,
         options: [
             OptionSpec("path", .string, required: true, "The file to read."),
-            OptionSpec("chunk-size", .size, default: "64KiB", min: "1", max: "64MiB", "Bytes per packet."),
+            OptionSpec("chunk-size", .size, min: "1", max: "64MiB",
+                       "Bytes per packet, cut anywhere; when unset, whole top-level boxes of an MP4 file (64KiB for other files)."),
             OptionSpec("loop", .bool, default: "false", "Start over at the end of the file, until stopped."),
             OptionSpec("rate", .rate, above: "0B/s", "Pace the output to this many bytes per second; as fast as possible when unset."),
             OptionSpec("realtime", .bool, default: "false",
@@ -34,13 +38,14 @@ public struct FileReplay: Node {
         emits: .kinds(.bytes), performsBlockingIO: true,
         make: { options in
             FileReplay(
-                path: try options.string("path"), chunkSize: try options.size("chunk-size"),
+                path: try options.string("path"), chunkSize: try options.ifSet("chunk-size", options.size),
                 loop: try options.bool("loop"), rate: try options.ifSet("rate", options.rate),
                 realtime: try options.bool("realtime"), stream: try options.ifSet("stream", options.string) ?? options.nodeID)
         })
 
     let path: String
-    let chunkSize: Int
+    /// nil: cut between boxes (or in 64KiB chunks for a file that is not MP4).
+    let chunkSize: Int?
     let loop: Bool
     let rate: Double?
     let realtime: Bool
@@ -54,6 +59,11 @@ public struct FileReplay: Node {
             try await replayInRealTime(fd, context)
             return
         }
+        if chunkSize == nil, TopLevelBoxes.startsFile(try readBlock(fd, size: 16, at: 0)) {
+            try await replayBoxes(fd, context)
+            return
+        }
+        let chunkSize = self.chunkSize ?? 64 << 10
         // Blocks of many chunks: one read(2) per block, packets are slices.
         let blockSize = max(chunkSize, min(chunkSize * 16, 4 << 20))
         var sequence: UInt64 = 0
@@ -83,17 +93,68 @@ public struct FileReplay: Node {
 }
 
 extension FileReplay {
-    /// The next block of the file; empty at its end.
-    func readBlock(_ fd: Int32, size: Int) throws -> ByteBuffer {
+    /// The next block of the file (at `offset`, or where the last read
+    /// ended); empty at its end.
+    func readBlock(_ fd: Int32, size: Int, at offset: Int64? = nil) throws -> ByteBuffer {
         var block = ByteBufferAllocator().buffer(capacity: size)
         _ = try block.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             while true {
-                let n = read(fd, raw.baseAddress, raw.count)
+                let n = offset.map { pread(fd, raw.baseAddress, size, off_t($0)) } ?? read(fd, raw.baseAddress, size)
                 if n >= 0 { return n }
                 if errno != EINTR { throw FileError(path: path, operation: "read", errno: errno) }
             }
         }
         return block
+    }
+
+    /// Emits an MP4 file as packets of whole top-level boxes, read in blocks
+    /// of 1MiB: each read starts where the last whole box ended, so no box
+    /// is cut. A box larger than a block is read whole when it is at most
+    /// 64MiB, else sent in blocks for the parser to deal with (it reports it
+    /// as too large). Blocks come from a ``BlockPool``: memory stays flat and
+    /// pages once touched are reused.
+    func replayBoxes(_ fd: Int32, _ context: NodeContext) async throws {
+        let blockSize = 1 << 20
+        var pool = BlockPool(blocks: 8)
+        var offset: Int64 = 0
+        var sequence: UInt64 = 0
+        var startOfPass = true
+        var pacer = rate.map { RatePacer(bytesPerSecond: $0) }
+        while !Task.isCancelled {
+            var block = try await pool.read(blockSize) { try fill(&$0, count: blockSize, from: fd, at: offset) }
+            if block.readableBytes == 0 {
+                guard loop, sequence > 0 else { return }
+                offset = 0
+                startOfPass = true
+                continue
+            }
+            switch TopLevelBoxes.wholePrefix(of: block) {
+            case .whole(let length):
+                // At the end of the file a torn last box goes as it is.
+                if block.readableBytes == blockSize { block.moveWriterIndex(to: block.readerIndex + length) }
+            case .firstBoxExceeds(let size) where size <= 64 << 20:
+                block = try await pool.read(Int(size)) { try fill(&$0, count: Int(size), from: fd, at: offset) }
+            case .firstBoxExceeds, .notBoxes:
+                break
+            }
+            offset += Int64(block.readableBytes)
+            if let wait = pacer?.delay(forSending: block.readableBytes) { try await Task.sleep(for: wait) }
+            await context.emit(Packet(kind: .bytes, stream: stream, sequence: sequence, payload: block,
+                                      discontinuity: startOfPass && sequence > 0))
+            startOfPass = false
+            sequence += 1
+        }
+    }
+
+    /// Reads up to `wanted` bytes at `offset` (pread) into `buffer`.
+    func fill(_ buffer: inout ByteBuffer, count wanted: Int, from fd: Int32, at offset: Int64) throws {
+        _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { raw in
+            while true {
+                let n = pread(fd, raw.baseAddress, wanted, off_t(offset))
+                if n >= 0 { return n }
+                if errno != EINTR { throw FileError(path: path, operation: "read", errno: errno) }
+            }
+        }
     }
 
     /// Sends the init segment, then each fragment when its media time comes.
@@ -171,5 +232,43 @@ struct RatePacer {
         let due = start + .nanoseconds(Int64(sent / bytesPerSecond * 1e9))
         sent += Double(bytes)
         return due > now ? due - now : nil
+    }
+}
+
+/// Read buffers a reader cycles through: a buffer is reused once every
+/// packet and slice made of it has been dropped downstream (its storage is
+/// uniquely owned again), so the pages of a long file are touched once, not
+/// once per block, and the bytes one reader has in flight stay bounded:
+/// when every buffer is still held downstream, the reader waits.
+struct BlockPool {
+    private var buffers: [ByteBuffer] = []
+    let blocks: Int
+
+    init(blocks: Int) {
+        self.blocks = blocks
+    }
+
+    /// A buffer with room for `size` bytes, filled by `fill`; a copy of it
+    /// (sharing its storage) stays in the pool.
+    mutating func read(_ size: Int, _ fill: (inout ByteBuffer) throws -> Void) async throws -> ByteBuffer {
+        while true {
+            for index in buffers.indices {
+                let reused = try buffers[index].modifyIfUniquelyOwned { buffer -> ByteBuffer in
+                    buffer.clear(minimumCapacity: size)
+                    try fill(&buffer)
+                    return buffer
+                }
+                if let reused { return reused }
+            }
+            if buffers.count < blocks {
+                var buffer = ByteBufferAllocator().buffer(capacity: size)
+                try fill(&buffer)
+                buffers.append(buffer)
+                return buffer
+            }
+            // Every buffer is still held downstream: the pipeline is behind.
+            // (A buffer's release has no callback to wait on; this is short.)
+            try await Task.sleep(for: .microseconds(250))
+        }
     }
 }

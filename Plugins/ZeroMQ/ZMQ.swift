@@ -139,18 +139,34 @@ public final class ZMQSocket {
     @discardableResult
     public func send(_ parts: [ByteBuffer]) throws(ZMQError) -> Bool {
         for (index, part) in parts.enumerated() {
-            var message = zmq_msg_t()
-            try Self.initialize(&message, with: part)
-            let flags = ZMQ_DONTWAIT | (index < parts.count - 1 ? ZMQ_SNDMORE : 0)
-            var result = zmq_msg_send(&message, handle, flags)
-            while result < 0 && zmq_errno() == EINTR { result = zmq_msg_send(&message, handle, flags) }
-            if result < 0 {
-                let error = ZMQError("zmq_msg_send")
-                zmq_msg_close(&message)
-                // libzmq takes a multipart message whole or not at all: EAGAIN can only come first.
-                if error.wouldBlock && index == 0 { return false }
-                throw error
-            }
+            guard try send(part, first: index == 0, more: index < parts.count - 1) else { return false }
+        }
+        return true
+    }
+
+    /// Sends camflow's three-frame message (topic, header, payload) without
+    /// an array per message; as ``send(_:)`` otherwise.
+    @discardableResult
+    public func send(topic: ByteBuffer, header: ByteBuffer, payload: ByteBuffer) throws(ZMQError) -> Bool {
+        guard try send(topic, first: true, more: true) else { return false }
+        _ = try send(header, first: false, more: true)
+        _ = try send(payload, first: false, more: false)
+        return true
+    }
+
+    /// One frame; false when the first frame of a message could not be queued (EAGAIN).
+    private func send(_ part: ByteBuffer, first: Bool, more: Bool) throws(ZMQError) -> Bool {
+        var message = zmq_msg_t()
+        try Self.initialize(&message, with: part)
+        let flags = ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)
+        var result = zmq_msg_send(&message, handle, flags)
+        while result < 0 && zmq_errno() == EINTR { result = zmq_msg_send(&message, handle, flags) }
+        if result < 0 {
+            let error = ZMQError("zmq_msg_send")
+            zmq_msg_close(&message)
+            // libzmq takes a multipart message whole or not at all: EAGAIN can only come first.
+            if error.wouldBlock && first { return false }
+            throw error
         }
         return true
     }

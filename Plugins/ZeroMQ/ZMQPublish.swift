@@ -144,68 +144,40 @@ struct ZMQPublish: Node {
     }
 
     private func publish(_ socket: ZMQSocket, _ context: NodeContext) async throws {
-        let useXPUB = latch || waitForSubscribers > 0
         for endpoint in endpoints {
             if connect { try socket.connect(endpoint) } else { try socket.bind(endpoint) }
             context.logger.info("publishing on \(connect ? endpoint : socket.lastEndpoint)")
         }
-        var latched = StreamTable<(topic: String, packet: Packet)>(capacity: maxStreams)
-        // Per packet: a topic from the cache and a header in a reused buffer, no allocation.
-        var topics: [TopicKey: (text: String, bytes: ByteBuffer)] = [:]
-        var header = JSONObject()
-        var subscriptions = 0
-        var sent: UInt64 = 0
-        var dropped: UInt64 = 0
-
-        /// Reads pending subscription messages; re-sends init segments they match.
-        func serviceSubscriptions() throws {
-            guard useXPUB else { return }
-            while let message = try socket.receive(), let frame = message.first, frame.readableBytes >= 1 {
-                let subscribe = frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 1
-                guard subscribe else { continue }
-                subscriptions += 1
-                let prefix = frame.getString(at: frame.readerIndex + 1, length: frame.readableBytes - 1) ?? ""
-                guard latch else { continue }
-                for stream in latched.streams {
-                    guard let entry = latched[stream], entry.topic.hasPrefix(prefix) else { continue }
-                    try publish(entry.packet, topic: ByteBuffer(string: entry.topic))
-                }
-            }
-        }
-
-        func publish(_ packet: Packet, topic: ByteBuffer) throws {
-            header.reset()
-            PacketHeader.write(packet, into: &header)
-            if try socket.send([topic, header.finish(), packet.payload]) {
-                sent += 1
-            } else {
-                dropped += 1
-                context.stats.countDropped()
-            }
-        }
-
+        var publisher = Publisher(socket: socket, stats: context.stats, hearsSubscriptions: latch || waitForSubscribers > 0,
+                                  latch: latch, maxStreams: maxStreams)
         if waitForSubscribers > 0 {
             let deadline = ContinuousClock.now + waitTimeout
-            while subscriptions < waitForSubscribers, ContinuousClock.now < deadline, !Task.isCancelled {
-                try serviceSubscriptions()
-                if subscriptions < waitForSubscribers { try? await Task.sleep(for: .milliseconds(5)) }
+            while publisher.subscriptions < waitForSubscribers, ContinuousClock.now < deadline, !Task.isCancelled {
+                try publisher.serviceSubscriptions()
+                if publisher.subscriptions < waitForSubscribers { try? await Task.sleep(for: .milliseconds(5)) }
             }
-            if subscriptions < waitForSubscribers {
-                context.logger.warning("only \(subscriptions) of \(waitForSubscribers) subscribers after \(waitTimeout.shortDescription); publishing anyway")
+            if publisher.subscriptions < waitForSubscribers {
+                context.logger.warning("only \(publisher.subscriptions) of \(waitForSubscribers) subscribers after \(waitTimeout.shortDescription); publishing anyway")
             }
         }
+        // Per packet: a topic from the cache and a header in a reused buffer, no allocation.
+        var topics: [TopicKey: (text: String, bytes: ByteBuffer)] = [:]
+        var lastTopic: (key: TopicKey, topic: (text: String, bytes: ByteBuffer))?
         // Reading subscriptions costs a system call: at most once a millisecond (and before any init).
         var lastService: UInt64 = 0
         for await packet in context.input {
             let now = MonotonicClock.now()
             if now &- lastService > 1_000_000 || packet.kind == .initSegment {
-                try serviceSubscriptions()
+                try publisher.serviceSubscriptions()
                 lastService = now
             }
             guard kinds.contains(packet.kind) else { continue }
             let key = TopicKey(stream: packet.stream, kind: TopicTemplate.kindName(packet))
             let topic: (text: String, bytes: ByteBuffer)
-            if let cached = topics[key] {
+            // A run of packets of one stream and kind (the usual case) skips the hashing.
+            if let last = lastTopic, last.key == key {
+                topic = last.topic
+            } else if let cached = topics[key] {
                 topic = cached
             } else {
                 let text = self.topic.topic(stream: key.stream, kind: key.kind)
@@ -214,11 +186,61 @@ struct ZMQPublish: Node {
                 if topics.count >= maxStreams * PacketKind.allCases.count * 2 { topics.removeAll(keepingCapacity: true) }
                 topics[key] = topic
             }
-            if packet.kind == .initSegment, let evicted = latched.put((topic.text, packet), for: packet.stream) {
+            lastTopic = (key, topic)
+            if packet.kind == .initSegment, let evicted = publisher.latched.put((topic.text, packet), for: packet.stream) {
                 await context.reportEvicted(stream: evicted.stream, capacity: maxStreams, emitEvent: false)
             }
-            try publish(packet, topic: topic.bytes)
+            try publisher.publish(packet, topic: topic.bytes)
         }
-        context.logger.info("published \(sent) messages, \(dropped) refused")
+        context.logger.info("published \(publisher.sent) messages, \(publisher.dropped) refused")
+    }
+}
+
+/// The sending side of `zmq-publish`: the socket, the latched init segments
+/// and the counters, as one value the packet loop owns.
+private struct Publisher {
+    let socket: ZMQSocket
+    let stats: NodeStats
+    let hearsSubscriptions: Bool
+    let latch: Bool
+    var latched: StreamTable<(topic: String, packet: Packet)>
+    var header = JSONObject()
+    var subscriptions = 0
+    var sent: UInt64 = 0
+    var dropped: UInt64 = 0
+
+    init(socket: ZMQSocket, stats: NodeStats, hearsSubscriptions: Bool, latch: Bool, maxStreams: Int) {
+        self.socket = socket
+        self.stats = stats
+        self.hearsSubscriptions = hearsSubscriptions
+        self.latch = latch
+        self.latched = StreamTable(capacity: maxStreams)
+    }
+
+    /// Reads pending subscription messages; re-sends init segments they match.
+    mutating func serviceSubscriptions() throws {
+        guard hearsSubscriptions else { return }
+        while let message = try socket.receive(), let frame = message.first, frame.readableBytes >= 1 {
+            let subscribe = frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 1
+            guard subscribe else { continue }
+            subscriptions += 1
+            let prefix = frame.getString(at: frame.readerIndex + 1, length: frame.readableBytes - 1) ?? ""
+            guard latch else { continue }
+            for stream in latched.streams {
+                guard let entry = latched[stream], entry.topic.hasPrefix(prefix) else { continue }
+                try publish(entry.packet, topic: ByteBuffer(string: entry.topic))
+            }
+        }
+    }
+
+    mutating func publish(_ packet: Packet, topic: ByteBuffer) throws {
+        header.reset()
+        PacketHeader.write(packet, into: &header)
+        if try socket.send(topic: topic, header: header.finish(), payload: packet.payload) {
+            sent += 1
+        } else {
+            dropped += 1
+            stats.countDropped()
+        }
     }
 }

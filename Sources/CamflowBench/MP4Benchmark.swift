@@ -30,7 +30,8 @@ struct MP4Benchmark {
               sink: { type: "null", inputs: [keyframes] }
             """.write(toFile: pipeline, atomically: true, encoding: .utf8)
         return Reader(name: "camflow run: file-replay > mp4-parse (frames) > keyframes > null",
-                      arguments: ["/proc/self/exe", "run", pipeline, "--log-level", "error"])
+                      arguments: [URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
+                                  "run", pipeline, "--log-level", "error", "--quiet"])
     }
 
     var gstreamer: Reader {
@@ -77,7 +78,7 @@ struct MP4BenchCommand: AsyncParsableCommand {
             'gst-launch-1.0 filesrc ! qtdemux ! h264parse ! fakesink' and 'ffprobe -show_packets'. \
             After a warm-up round (page cache), the readers run in turn, --runs times each; the table \
             shows the median wall time, the median CPU time (user + system) and the largest peak \
-            resident memory, each as wait4 reports it for that child alone.
+            resident memory, each as GNU time (Debian: time) reports it for that child alone.
             """)
 
     @Option(help: "A fragmented MP4 to use instead of the generated one.")

@@ -17,40 +17,54 @@ struct ProcessMeasurement {
     var peakResidentKiB: Int
 
     /// Runs `arguments` (the first is looked up in PATH, or is a path) with
-    /// its output discarded, and waits for it with `wait4`, which reports
-    /// the CPU time and peak memory of this child alone.
+    /// its output discarded, under GNU time, which reports the CPU time and
+    /// the peak memory of that child alone. (A child this process forks
+    /// itself would count this process's memory as its own peak: the kernel
+    /// keeps the high-water mark of the address space it had before exec.)
+    /// Wall time is this process's clock around the run.
     static func run(_ arguments: [String]) throws -> ProcessMeasurement {
         guard let executable = arguments.first.flatMap(BenchTools.which) else {
             throw BenchmarkError(message: "\(arguments.first ?? "?") is not installed")
         }
+        guard let time = BenchTools.which("/usr/bin/time") else {
+            throw BenchmarkError(message: "GNU time is needed to measure a process (apt-get install -y time)")
+        }
+        let report = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-time-\(getpid())").path
+        defer { unlink(report) }
+        let command = [time, "-f", "%U %S %M", "-o", report, executable] + arguments.dropFirst()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let status = try spawnAndWait(command)
+        let wall = (clock.now - start).seconds
+        guard status == 0 else {
+            throw BenchmarkError(message: "\(arguments.joined(separator: " ")) failed (wait status \(status))")
+        }
+        let fields = ((try? String(contentsOfFile: report, encoding: .utf8)) ?? "")
+            .split(whereSeparator: \.isWhitespace).suffix(3).compactMap { Double($0) }
+        guard fields.count == 3 else { throw BenchmarkError(message: "GNU time wrote no report for \(executable)") }
+        return ProcessMeasurement(wallSeconds: wall, cpuSeconds: fields[0] + fields[1], peakResidentKiB: Int(fields[2]))
+    }
+
+    /// Starts `command` with stdin, stdout and stderr on /dev/null and waits; returns the wait status.
+    private static func spawnAndWait(_ command: [String]) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
-        let clock = ContinuousClock()
-        let start = clock.now
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, environ)
         guard spawned == 0 else {
-            throw BenchmarkError(message: "cannot start \(executable): \(String(cString: strerror(spawned)))")
+            throw BenchmarkError(message: "cannot start \(command[0]): \(String(cString: strerror(spawned)))")
         }
         var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw BenchmarkError(message: "wait4 failed: \(String(cString: strerror(errno)))") }
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw BenchmarkError(message: "waitpid failed: \(String(cString: strerror(errno)))") }
         }
-        let wall = (clock.now - start).seconds
-        // WIFEXITED and WEXITSTATUS, which Swift does not import as functions.
-        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
-            throw BenchmarkError(message: "\(arguments.joined(separator: " ")) failed (wait status \(status))")
-        }
-        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
-            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-        return ProcessMeasurement(wallSeconds: wall, cpuSeconds: cpu, peakResidentKiB: usage.ru_maxrss)
+        return status
     }
 }
 

@@ -14,8 +14,10 @@ public final class PacketInput: AsyncSequence, @unchecked Sendable {
 
     private let inbox: Inbox?
     private let stats: NodeStats
-    private var batch: [Packet] = []
-    private var index = 0
+    // One task reads at a time (see above), so the run-time exclusivity
+    // checks Swift would make on every packet are left out.
+    @exclusivity(unchecked) private var batch: [Packet] = []
+    @exclusivity(unchecked) private var index = 0
     /// The largest batch taken at once.
     static let batchLimit = 64
 

@@ -54,7 +54,28 @@ public struct JSONObject: Sendable {
     public mutating func append(_ key: String, _ value: Int64?) {
         guard let value else { return }
         self.key(key)
-        body.writeString(String(value))
+        Self.writeDecimal(value, into: &body)
+    }
+
+    /// The decimal digits of `value`, written without making a String.
+    static func writeDecimal(_ value: Int64, into out: inout ByteBuffer) {
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 20 digits at most, 24 bytes of room
+        let count = withUnsafeMutableBytes(of: &digits) { room -> Int in
+            var end = room.count
+            repeat {
+                end -= 1
+                room[end] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 {
+                end -= 1
+                room[end] = UInt8(ascii: "-")
+            }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: room[end...]))
+            return room.count - end
+        }
+        _ = count
     }
 
     public mutating func append(_ key: String, _ value: Double?) {

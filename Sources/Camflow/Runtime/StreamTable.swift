@@ -9,44 +9,60 @@ import Metrics
 /// flush and report (``NodeContext/reportEvicted(stream:capacity:)``).
 ///
 /// A value type: nodes own it in their own state, no locks.
+///
+/// Its methods are inlinable: a node calls them for every packet, and
+/// specialised in the node's module they cost no generic metadata lookups.
 public struct StreamTable<Value> {
+    @usableFromInline
+    struct Entry {
+        @usableFromInline var value: Value
+        @usableFromInline var lastUsed: UInt64
+
+        @inlinable init(value: Value, lastUsed: UInt64) {
+            self.value = value
+            self.lastUsed = lastUsed
+        }
+    }
+
     /// The most streams held at once.
     public let capacity: Int
-    private var entries: [String: (value: Value, lastUsed: UInt64)] = [:]
-    private var clock: UInt64 = 0
+    @usableFromInline var entries: [String: Entry] = [:]
+    @usableFromInline var clock: UInt64 = 0
 
+    @inlinable
     public init(capacity: Int) {
         precondition(capacity > 0, "a stream table holds at least one stream")
         self.capacity = capacity
     }
 
     /// How many streams are held.
-    public var count: Int { entries.count }
+    @inlinable public var count: Int { entries.count }
 
     /// The names held, sorted (for reports at end of stream).
     public var streams: [String] { entries.keys.sorted() }
 
     /// The state of `stream`, if held. Reading does not count as use.
-    public subscript(stream: String) -> Value? { entries[stream]?.value }
+    @inlinable public subscript(stream: String) -> Value? { entries[stream]?.value }
 
     /// Removes and returns the state of `stream`, for a node to work on it
     /// (across suspension points) and ``put(_:for:)`` it back.
+    @inlinable
     public mutating func take(_ stream: String) -> Value? {
         entries.removeValue(forKey: stream)?.value
     }
 
     /// Stores the state of `stream` and marks it used. When that makes one
     /// stream too many, the one used longest ago is removed and returned.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func put(_ value: Value, for stream: String) -> (stream: String, value: Value)? {
         clock += 1
         var evicted: (stream: String, value: Value)?
-        if entries[stream] == nil, entries.count >= capacity,
+        if entries.count >= capacity, entries[stream] == nil,
            let oldest = entries.min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
             entries.removeValue(forKey: oldest.key)
             evicted = (oldest.key, oldest.value.value)
         }
-        entries[stream] = (value, clock)
+        entries[stream] = Entry(value: value, lastUsed: clock)
         return evicted
     }
 
@@ -93,3 +109,4 @@ extension NodeContext {
 }
 
 extension StreamTable: Sendable where Value: Sendable {}
+extension StreamTable.Entry: Sendable where Value: Sendable {}
