@@ -40,10 +40,21 @@ extension PacketProcessor {
     public func run(_ context: NodeContext) async throws {
         var processor = self
         try await processor.setUp(context)
-        for await packet in context.input {
-            try await processor.process(packet, context)
+        // What the node emits while it works through a batch of its input
+        // goes out as one run per consumer when the batch is done.
+        context.output.startCollecting()
+        do {
+            for await packet in context.input {
+                try await processor.process(packet, context)
+                if !context.input.hasBufferedPackets { await context.output.flush() }
+            }
+            try await processor.finish(context)
+        } catch {
+            // What was emitted before the failure is not lost.
+            await context.output.stopCollecting()
+            throw error
         }
-        try await processor.finish(context)
+        await context.output.stopCollecting()
     }
 }
 

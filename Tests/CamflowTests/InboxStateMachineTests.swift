@@ -95,4 +95,32 @@ import Testing
         }
         #expect(machine.lanes[0].discarded == 2)
     }
+
+    @Test func aRunOfPackets_fillsTheLane_wakesTheConsumerOnce_andTheRestWaitsForRoom() {
+        var machine = Machine(lanes: 1, capacity: 3)
+        let parked = machine.waitForPackets(7)
+        #expect(parked == nil)
+        let run = (0..<5).map { packet(UInt64($0)) }
+        var next = 0
+        guard case .full(let consumer) = machine.push(contentsOf: run, from: &next, lane: 0) else {
+            Issue.record("five packets cannot fit a lane of three")
+            return
+        }
+        #expect(consumer == 7, "the waiting consumer is woken so it drains the lane")
+        #expect(next == 3)
+        #expect(machine.lanes[0].depth == 3 && machine.lanes[0].maxDepth == 3)
+        let room = machine.waitForRoom(lane: 0, 1)
+        #expect(room == nil, "the producer waits for room")
+        var batch: [Packet] = [], wake: [Int] = []
+        _ = machine.pop(into: &batch, limit: 2, wake: &wake)
+        #expect(wake == [1])
+        guard case .stored(let again) = machine.push(contentsOf: run, from: &next, lane: 0) else {
+            Issue.record("the rest fits after two were taken")
+            return
+        }
+        #expect(again == nil, "nobody waits: nobody to wake")
+        _ = machine.pop(into: &batch, limit: 10, wake: &wake)
+        #expect(batch.map(\.sequence) == [0, 1, 2, 3, 4], "one run, in order")
+        #expect(machine.lanes[0].packetsIn == 5)
+    }
 }

@@ -40,6 +40,32 @@ final class Inbox: Sendable {
         }
     }
 
+    /// Stores `packets` in `lane` in order, suspending while the lane is full.
+    func push(contentsOf packets: [Packet], lane: Int) async {
+        var next = 0
+        var blockedSince: UInt64 = 0
+        while true {
+            let action = state.withLock { $0.push(contentsOf: packets, from: &next, lane: lane) }
+            switch action {
+            case .stored(let consumer):
+                if blockedSince != 0 {
+                    let blocked = MonotonicClock.now() &- blockedSince
+                    state.withLock { $0.recordBlocked(lane: lane, nanoseconds: blocked) }
+                }
+                consumer?.resume()
+                return
+            case .discarded:
+                return
+            case .full(let consumer):
+                consumer?.resume()
+                if blockedSince == 0 { blockedSince = MonotonicClock.now() }
+                await withUnsafeContinuation { (waiter: Waiter) in
+                    state.withLock { $0.waitForRoom(lane: lane, waiter) }?.resume()
+                }
+            }
+        }
+    }
+
     /// Moves the next ready packets into `batch` (at most `limit`), waiting
     /// while none are ready. Returns false at end of stream.
     func pop(into batch: inout [Packet], limit: Int) async -> Bool {

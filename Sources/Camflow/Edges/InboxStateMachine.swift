@@ -35,6 +35,15 @@ struct InboxStateMachine<Waiter> {
         case discarded
     }
 
+    enum PushManyAction {
+        /// All stored; wake this consumer if one was waiting.
+        case stored(wakeConsumer: Waiter?)
+        /// Some stored (wake this consumer, so it drains), the rest wait for room.
+        case full(wakeConsumer: Waiter?)
+        /// The consumer is gone: the rest was counted as discarded.
+        case discarded
+    }
+
     enum PopAction {
         /// Packets were moved into the batch; wake these producers.
         case batch
@@ -74,6 +83,32 @@ struct InboxStateMachine<Waiter> {
         let consumer = waitingConsumer
         waitingConsumer = nil
         return .stored(wakeConsumer: consumer)
+    }
+
+    /// Stores `packets[next...]` in `lane` while it has room, advancing
+    /// `next`: a run of packets costs one lock and at most one wake-up.
+    mutating func push(contentsOf packets: [Packet], from next: inout Int, lane: Int) -> PushManyAction {
+        if isDiscarding {
+            lanes[lane].discarded += UInt64(packets.count - next)
+            next = packets.count
+            return .discarded
+        }
+        let first = next
+        while next < packets.count, lanes[lane].depth < capacity {
+            let packet = packets[next]
+            queue.append(Entry(lane: lane, packet: packet))
+            lanes[lane].depth += 1
+            lanes[lane].packetsIn += 1
+            lanes[lane].bytesIn += UInt64(packet.payload.readableBytes)
+            next += 1
+        }
+        lanes[lane].maxDepth = max(lanes[lane].maxDepth, lanes[lane].depth)
+        var consumer: Waiter?
+        if next > first {
+            consumer = waitingConsumer
+            waitingConsumer = nil
+        }
+        return next == packets.count ? .stored(wakeConsumer: consumer) : .full(wakeConsumer: consumer)
     }
 
     /// A producer that found its lane full registers here. Returns the waiter

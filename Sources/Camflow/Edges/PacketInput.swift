@@ -41,6 +41,10 @@ public final class PacketInput: AsyncSequence, @unchecked Sendable {
         return packet
     }
 
+    /// Whether packets of the batch taken last are still unread: the next
+    /// `next()` returns at once, without the inbox.
+    var hasBufferedPackets: Bool { index < batch.count }
+
     /// Puts a packet back at the front: the next `next()` (also the next
     /// instance's, after a restart) returns it. For a node that failed before
     /// it was done with a packet, so that nothing accepted is lost.
@@ -71,7 +75,14 @@ public final class PacketInput: AsyncSequence, @unchecked Sendable {
 
 /// Where a node's packets go: one edge per consumer (fan-out). Each edge
 /// carries only the kinds its consumer accepts.
-public final class PacketOutput: Sendable {
+///
+/// While a ``PacketProcessor`` works through a batch of its input, what it
+/// emits is collected and sent as one run per consumer when the batch is
+/// done (or 64 packets are waiting): one lock and at most one wake-up per run
+/// instead of per packet. Order, backpressure and edge bounds are the same.
+public final class PacketOutput: @unchecked Sendable {
+    // @unchecked: `pending` is touched only while `collecting` is set, and
+    // then only by the one task that runs the PacketProcessor loop.
     struct Target: Sendable {
         let inbox: Inbox
         let lane: Int
@@ -81,6 +92,8 @@ public final class PacketOutput: Sendable {
     private let targets: [Target]
     private let stats: NodeStats
     private let finished = Atomic<Bool>(false)
+    private let collecting = Atomic<Bool>(false)
+    @exclusivity(unchecked) private var pending: [Packet] = []
 
     init(targets: [Target], stats: NodeStats) {
         self.targets = targets
@@ -91,8 +104,43 @@ public final class PacketOutput: Sendable {
     /// while a consumer's edge is full.
     public func emit(_ packet: Packet) async {
         stats.countOut(packet)
+        if collecting.load(ordering: .relaxed) {
+            pending.append(packet)
+            if pending.count >= PacketInput.batchLimit { await flush() }
+            return
+        }
         for target in targets where target.accepts.contains(packet.kind) {
             await target.inbox.push(packet, lane: target.lane)
+        }
+    }
+
+    /// From now on, collect what is emitted until ``flush()``; for the
+    /// PacketProcessor loop only.
+    func startCollecting() {
+        collecting.store(true, ordering: .relaxed)
+    }
+
+    /// Sends what was collected and stops collecting.
+    func stopCollecting() async {
+        await flush()
+        collecting.store(false, ordering: .relaxed)
+    }
+
+    /// Sends what was collected, in order, as one run per consumer.
+    func flush() async {
+        guard !pending.isEmpty else { return }
+        let packets = pending
+        pending = []
+        pending.reserveCapacity(PacketInput.batchLimit)
+        var kinds = PacketKinds()
+        for packet in packets { kinds.insert(PacketKinds(packet.kind)) }
+        for target in targets {
+            if target.accepts.isSuperset(of: kinds) {
+                await target.inbox.push(contentsOf: packets, lane: target.lane)
+            } else {
+                let accepted = packets.filter { target.accepts.contains($0.kind) }
+                if !accepted.isEmpty { await target.inbox.push(contentsOf: accepted, lane: target.lane) }
+            }
         }
     }
 
