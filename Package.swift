@@ -58,9 +58,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // libzmq from Debian's libzmq3-dev. Its header and library are in the
-        // system paths; libzmq's pkg-config flags (-isystem for Kerberos)
-        // are ones SwiftPM refuses with a warning, so they are not read.
+        // libzmq's header from Debian's libzmq3-dev: types and constants. It
+        // links nothing; the ZeroMQ plugin loads libzmq on first use (dlopen),
+        // so a command that runs no ZeroMQ node neither maps libzmq's ~40
+        // libraries nor needs them installed. Its pkg-config flags (-isystem
+        // for Kerberos) are ones SwiftPM refuses with a warning: not read.
         .systemLibrary(
             name: "CZeroMQ",
             providers: [.apt(["libzmq3-dev"])]

@@ -11,14 +11,14 @@ public enum CurveKey {
     public static func decode(_ z85: String) -> [UInt8]? {
         guard z85.utf8.count == 40 else { return nil }
         var key = [UInt8](repeating: 0, count: 32)
-        let decoded = key.withUnsafeMutableBufferPointer { zmq_z85_decode($0.baseAddress, z85) != nil }
+        let decoded = key.withUnsafeMutableBufferPointer { LibZMQ.api.z85Decode($0.baseAddress, z85) != nil }
         return decoded ? key : nil
     }
 
     /// 40 Z85 characters for 32 bytes.
     public static func encode(_ key: [UInt8]) -> String {
         var text = [CChar](repeating: 0, count: 41)
-        _ = zmq_z85_encode(&text, key, key.count)
+        _ = LibZMQ.api.z85Encode(&text, key, key.count)
         return String(decoding: text.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
@@ -26,7 +26,7 @@ public enum CurveKey {
     public static func keypair() throws(ZMQError) -> (publicKey: String, secretKey: String) {
         var publicKey = [CChar](repeating: 0, count: 41)
         var secretKey = [CChar](repeating: 0, count: 41)
-        guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else { throw ZMQError("zmq_curve_keypair") }
+        guard LibZMQ.api.curveKeypair(&publicKey, &secretKey) == 0 else { throw ZMQError("zmq_curve_keypair") }
         return (String(decoding: publicKey.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self),
                 String(decoding: secretKey.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
@@ -35,7 +35,7 @@ public enum CurveKey {
     public static func publicKey(ofSecret secret: String) -> String? {
         guard decode(secret) != nil else { return nil }
         var publicKey = [CChar](repeating: 0, count: 41)
-        guard zmq_curve_public(&publicKey, secret) == 0 else { return nil }
+        guard LibZMQ.api.curvePublic(&publicKey, secret) == 0 else { return nil }
         return String(decoding: publicKey.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

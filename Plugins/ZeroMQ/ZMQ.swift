@@ -10,14 +10,25 @@ import Glibc
 public struct ZMQError: Error, Sendable, CustomStringConvertible {
     public let operation: String
     public let errno: Int32
+    /// Said instead of the errno's text (libzmq could not be loaded).
+    private let reason: String?
 
-    init(_ operation: String, errno: Int32 = zmq_errno()) {
+    init(_ operation: String, errno: Int32 = Glibc.errno) {
         self.operation = operation
         self.errno = errno
+        self.reason = nil
+    }
+
+    /// libzmq is missing or too old: `reason` says which and what to do.
+    init(missingLibrary reason: String) {
+        operation = "loading libzmq"
+        errno = ELIBACC
+        self.reason = reason
     }
 
     public var description: String {
-        "\(operation) failed: \(String(cString: zmq_strerror(errno))) (errno \(errno))"
+        if let reason { return "\(operation) failed: \(reason)" }
+        return "\(operation) failed: \(LibZMQ.describe(errno)) (errno \(errno))"
     }
 
     /// The call would have blocked (no message waiting, or the high-water mark reached).
@@ -27,14 +38,15 @@ public struct ZMQError: Error, Sendable, CustomStringConvertible {
 /// A libzmq context. One per process is plenty; it is thread-safe.
 public final class ZMQContext: @unchecked Sendable {
     // libzmq contexts are documented as thread-safe.
-    let handle: UnsafeMutableRawPointer
+    /// nil when libzmq could not be loaded; sockets then fail with the reason.
+    let handle: UnsafeMutableRawPointer?
 
     public static let shared = ZMQContext()
 
     private let terminated = Mutex(false)
 
     public init() {
-        handle = zmq_ctx_new()
+        handle = LibZMQ.loadError == nil ? LibZMQ.api.ctxNew() : nil
     }
 
     deinit { terminate() }
@@ -43,18 +55,22 @@ public final class ZMQContext: @unchecked Sendable {
     /// pending messages went out (or their linger time passed).
     public func terminate() {
         guard !terminated.withLock({ done in defer { done = true }; return done }) else { return }
-        zmq_ctx_term(handle)
+        if let handle { _ = LibZMQ.api.ctxTerm(handle) }
     }
 
-    /// The libzmq version, such as `4.3.4`.
+    /// The libzmq version, such as `4.3.4`; `unavailable` when it cannot be loaded.
     public static var version: String {
+        guard case .success(let libzmq) = LibZMQ.loaded else { return "unavailable" }
         var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
-        zmq_version(&major, &minor, &patch)
+        libzmq.version(&major, &minor, &patch)
         return "\(major).\(minor).\(patch)"
     }
 
-    /// Whether libzmq was built with `capability` (such as `curve`).
-    public static func has(_ capability: String) -> Bool { zmq_has(capability) != 0 }
+    /// Whether libzmq was built with `capability` (such as `curve`); false when it cannot be loaded.
+    public static func has(_ capability: String) -> Bool {
+        guard case .success(let libzmq) = LibZMQ.loaded else { return false }
+        return libzmq.has(capability) != 0
+    }
 }
 
 /// One ZeroMQ socket. Not thread-safe, like the libzmq socket under it:
@@ -80,7 +96,10 @@ public final class ZMQSocket {
     private var closed = false
 
     public init(_ kind: Kind, context: ZMQContext = .shared) throws(ZMQError) {
-        guard let socket = zmq_socket(context.handle, kind.raw) else { throw ZMQError("zmq_socket") }
+        guard let contextHandle = context.handle else {
+            throw LibZMQ.loadError ?? ZMQError(missingLibrary: "libzmq gave no context")
+        }
+        guard let socket = LibZMQ.api.socket(contextHandle, kind.raw) else { throw ZMQError("zmq_socket") }
         handle = socket
     }
 
@@ -90,28 +109,28 @@ public final class ZMQSocket {
     public func close() {
         guard !closed else { return }
         closed = true
-        zmq_close(handle)
+        _ = LibZMQ.api.close(handle)
     }
 
     public func bind(_ endpoint: String) throws(ZMQError) {
-        guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError("zmq_bind \(endpoint)") }
+        guard LibZMQ.api.bind(handle, endpoint) == 0 else { throw ZMQError("zmq_bind \(endpoint)") }
     }
 
     public func connect(_ endpoint: String) throws(ZMQError) {
-        guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError("zmq_connect \(endpoint)") }
+        guard LibZMQ.api.connect(handle, endpoint) == 0 else { throw ZMQError("zmq_connect \(endpoint)") }
     }
 
     /// The endpoint last bound, with the real port of a `*` bind.
     public var lastEndpoint: String {
         var buffer = [UInt8](repeating: 0, count: 256)
         var size = buffer.count
-        zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size)
+        _ = LibZMQ.api.getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size)
         return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
     }
 
     public func set(_ option: Int32, _ value: Int32) throws(ZMQError) {
         var value = value
-        guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size) == 0 else {
+        guard LibZMQ.api.setsockopt(handle, option, &value, MemoryLayout<Int32>.size) == 0 else {
             throw ZMQError("zmq_setsockopt \(option)")
         }
     }
@@ -119,13 +138,13 @@ public final class ZMQSocket {
     /// Sets a 64-bit option, such as `ZMQ_MAXMSGSIZE`.
     public func set(_ option: Int32, int64 value: Int64) throws(ZMQError) {
         var value = value
-        guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int64>.size) == 0 else {
+        guard LibZMQ.api.setsockopt(handle, option, &value, MemoryLayout<Int64>.size) == 0 else {
             throw ZMQError("zmq_setsockopt \(option)")
         }
     }
 
     public func set(_ option: Int32, bytes: [UInt8]) throws(ZMQError) {
-        let result = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        let result = bytes.withUnsafeBytes { LibZMQ.api.setsockopt(handle, option, $0.baseAddress, $0.count) }
         guard result == 0 else { throw ZMQError("zmq_setsockopt \(option)") }
     }
 
@@ -159,11 +178,11 @@ public final class ZMQSocket {
         var message = zmq_msg_t()
         try Self.initialize(&message, with: part)
         let flags = ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)
-        var result = zmq_msg_send(&message, handle, flags)
-        while result < 0 && zmq_errno() == EINTR { result = zmq_msg_send(&message, handle, flags) }
+        var result = LibZMQ.api.msgSend(&message, handle, flags)
+        while result < 0 && errno == EINTR { result = LibZMQ.api.msgSend(&message, handle, flags) }
         if result < 0 {
             let error = ZMQError("zmq_msg_send")
-            zmq_msg_close(&message)
+            _ = LibZMQ.api.msgClose(&message)
             // libzmq takes a multipart message whole or not at all: EAGAIN can only come first.
             if error.wouldBlock && first { return false }
             throw error
@@ -176,16 +195,16 @@ public final class ZMQSocket {
         let count = buffer.readableBytes
         // Small parts are cheaper copied than boxed.
         guard count > 256 else {
-            guard zmq_msg_init_size(&message, count) == 0 else { throw ZMQError("zmq_msg_init_size") }
+            guard LibZMQ.api.msgInitSize(&message, count) == 0 else { throw ZMQError("zmq_msg_init_size") }
             buffer.withUnsafeReadableBytes { bytes in
-                if count > 0 { zmq_msg_data(&message).copyMemory(from: bytes.baseAddress!, byteCount: count) }
+                if count > 0 { LibZMQ.api.msgData(&message)!.copyMemory(from: bytes.baseAddress!, byteCount: count) }
             }
             return
         }
         let box = Unmanaged.passRetained(BufferBox(buffer))
         // The storage does not move while the box holds the buffer unmodified.
         let pointer = buffer.withUnsafeReadableBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress!) }
-        let result = zmq_msg_init_data(&message, pointer, count, { _, hint in
+        let result = LibZMQ.api.msgInitData(&message, pointer, count, { _, hint in
             hint.map { Unmanaged<BufferBox>.fromOpaque($0).release() }
         }, box.toOpaque())
         guard result == 0 else {
@@ -204,9 +223,9 @@ public final class ZMQSocket {
         var parts: [ByteBuffer] = []
         while true {
             var message = zmq_msg_t()
-            zmq_msg_init(&message)
-            defer { zmq_msg_close(&message) }
-            if zmq_msg_recv(&message, handle, ZMQ_DONTWAIT) < 0 {
+            _ = LibZMQ.api.msgInit(&message)
+            defer { _ = LibZMQ.api.msgClose(&message) }
+            if LibZMQ.api.msgRecv(&message, handle, ZMQ_DONTWAIT) < 0 {
                 let error = ZMQError("zmq_msg_recv")
                 // A signal (Ctrl-C reaching this thread) interrupts the call: nothing is lost, ask again.
                 if error.errno == EINTR { continue }
@@ -214,15 +233,15 @@ public final class ZMQSocket {
                 throw error
             }
             guard parts.count < maxParts else {
-                guard zmq_msg_more(&message) != 0 else { return parts }
+                guard LibZMQ.api.msgMore(&message) != 0 else { return parts }
                 continue
             }
-            let size = zmq_msg_size(&message)
+            let size = LibZMQ.api.msgSize(&message)
             var buffer = ByteBuffer()
             buffer.reserveCapacity(size)
-            if size > 0 { buffer.writeBytes(UnsafeRawBufferPointer(start: zmq_msg_data(&message), count: size)) }
+            if size > 0 { buffer.writeBytes(UnsafeRawBufferPointer(start: LibZMQ.api.msgData(&message), count: size)) }
             parts.append(buffer)
-            guard zmq_msg_more(&message) != 0 else { return parts }
+            guard LibZMQ.api.msgMore(&message) != 0 else { return parts }
         }
     }
 
@@ -232,7 +251,7 @@ public final class ZMQSocket {
     public var events: Int32 {
         var value: Int32 = 0
         var size = MemoryLayout<Int32>.size
-        zmq_getsockopt(handle, ZMQ_EVENTS, &value, &size)
+        _ = LibZMQ.api.getsockopt(handle, ZMQ_EVENTS, &value, &size)
         return value
     }
 
@@ -241,7 +260,7 @@ public final class ZMQSocket {
         var item = zmq_pollitem_t(socket: handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
         let milliseconds = Int(max(0, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
         while true {
-            let ready = zmq_poll(&item, 1, milliseconds)
+            let ready = LibZMQ.api.poll(&item, 1, milliseconds)
             if ready >= 0 { return ready > 0 }
             let error = ZMQError("zmq_poll")
             // A signal (Ctrl-C) reaching this thread: wait again rather than report nothing.

@@ -80,8 +80,8 @@ public struct ZMQBroker: Sendable {
                     boundContinuation.yield(.success((frontendNames, backendNames)))
                     boundContinuation.finish()
                     // Runs until TERMINATE; a signal reaching this thread interrupts it, so it starts again.
-                    while zmq_proxy_steerable(frontend.handle, backend.handle, nil, steering.handle) != 0,
-                          zmq_errno() == EINTR {}
+                    while LibZMQ.api.proxySteerable(frontend.handle, backend.handle, nil, steering.handle) != 0,
+                          errno == EINTR {}
                 } catch {
                     boundContinuation.yield(.failure(error))
                     boundContinuation.finish()

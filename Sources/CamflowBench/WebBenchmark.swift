@@ -2,9 +2,6 @@ import ArgumentParser
 import Camflow
 import CamflowCLI
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import InstarPlugin
 import Logging
 import MP4Plugin
@@ -80,11 +77,42 @@ struct WebBenchmark {
 
     /// Viewers connected now and what they were sent and lost, from /api/stats.
     static func viewerTotals(_ url: URL) async throws -> (viewers: Int, bytes: UInt64, fragments: UInt64, dropped: UInt64) {
-        let (data, _) = try await URLSession.shared.data(from: url)
+        let data = try httpGet(url)
         guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let viewers = json["viewers"] as? [[String: Any]] else { throw BenchmarkError(message: "bad /api/stats") }
         func sum(_ key: String) -> UInt64 { viewers.reduce(0) { $0 + UInt64(($1[key] as? Int) ?? 0) } }
         return (viewers.count, sum("sentBytes"), sum("sentFragments"), sum("droppedFragments"))
+    }
+
+    /// The body of a plain HTTP/1.0 GET to 127.0.0.1, over a socket: enough
+    /// for /api/stats, and no URLSession (FoundationNetworking would make
+    /// every camflow command load libcurl and its ~30 libraries).
+    static func httpGet(_ url: URL) throws -> Data {
+        guard let port = url.port else { throw BenchmarkError(message: "no port in \(url)") }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw BenchmarkError(message: "cannot connect to \(url)") }
+        let request = Array("GET \(url.path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ OutputStream.writeAll(fd, $0) }) == nil else {
+            throw BenchmarkError(message: "cannot send to \(url)")
+        }
+        var response = Data()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            response.append(contentsOf: chunk[..<count])
+        }
+        guard let end = response.range(of: Data("\r\n\r\n".utf8)) else { throw BenchmarkError(message: "no HTTP response from \(url)") }
+        return response[end.upperBound...]
     }
 
     /// A port nothing listens on now (the kernel's pick for port 0).

@@ -74,6 +74,28 @@ func temporaryFile(_ name: String) -> String {
 }
 
 @Suite struct ZeroMQEndToEndTests {
+    @Test func withoutLibzmq_aZeroMQNodeFailsSayingWhat_andOtherPipelinesRun() async throws {
+        let missing = ["CAMFLOW_LIBZMQ": "/nonexistent/libzmq.so.5"]
+        let zmq = try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
+              publish: { type: zmq-publish, inputs: [cam1], endpoint: "tcp://127.0.0.1:*" }
+            """)
+        let failed = try await camflow("run", zmq, environment: missing)
+        #expect(failed.status == 1, "\(failed.stderr)")
+        #expect(failed.stderr.contains("cannot load libzmq (/nonexistent/libzmq.so.5)")
+                    && failed.stderr.contains("install Debian's libzmq5"), "\(failed.stderr)")
+        // A pipeline without ZeroMQ nodes never needs the library.
+        let plain = try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              sink: { type: "null", inputs: [parse] }
+            """)
+        let ran = try await camflow("run", plain, environment: missing)
+        #expect(ran.status == 0, "\(ran.stderr)")
+    }
+
     @Test func pythonSubscriber_decodesEveryPublishedVideoFrame() async throws {
         let pipeline = try temporaryPipeline("""
             nodes:
