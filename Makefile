@@ -8,8 +8,9 @@ SWIFT ?= swift
 # subscribers received), libzmq3-dev and pkg-config (the ZeroMQ plugin),
 # python3-zmq (the Python subscriber in docs/clients/), procps (pgrep in the exec
 # tests), util-linux (setpriv for exec children, unshare for the full-disk test),
-# gcc and libc6-dev (the failing-fsync shim of a recording test).
-DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client procps util-linux gcc libc6-dev
+# gcc and libc6-dev (the fsync shim of the recording tests), time (GNU time: camflow
+# bench mp4 measures each process with it).
+DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client procps util-linux gcc libc6-dev time
 BUILD_LOG := .build/build.log
 
 .PHONY: all build release test demo deps docs bench fixtures fuzz clean

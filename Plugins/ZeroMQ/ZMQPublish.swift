@@ -1,5 +1,6 @@
 import Camflow
 import CZeroMQ
+import Foundation
 import NIOCore
 
 /// Topic for a packet from a template: `{stream}` and `{kind}`, where the
@@ -13,30 +14,12 @@ struct TopicTemplate: Sendable {
     }
 
     func topic(stream: String, kind: String) -> String {
-        template.replacingOccurrences("{stream}", with: stream).replacingOccurrences("{kind}", with: kind)
+        template.replacingOccurrences(of: "{stream}", with: stream).replacingOccurrences(of: "{kind}", with: kind)
     }
 
     static func kindName(_ packet: Packet) -> String {
         if packet.kind == .event, let name = packet.event?.name, name == "keyframe" || name == "stats" { return name }
         return packet.kind.name
-    }
-}
-
-extension String {
-    func replacingOccurrences(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty, contains(target) else { return self }
-        return components(separatedBy: target).joined(separator: replacement)
-    }
-
-    func components(separatedBy separator: String) -> [String] {
-        var parts: [String] = []
-        var rest = Substring(self)
-        while let range = rest.range(of: separator) {
-            parts.append(String(rest[..<range.lowerBound]))
-            rest = rest[range.upperBound...]
-        }
-        parts.append(String(rest))
-        return parts
     }
 }
 
@@ -172,21 +155,24 @@ struct ZMQPublish: Node {
                 lastService = now
             }
             guard kinds.contains(packet.kind) else { continue }
-            let key = TopicKey(stream: packet.stream, kind: TopicTemplate.kindName(packet))
+            let kindName = TopicTemplate.kindName(packet)
             let topic: (text: String, bytes: ByteBuffer)
             // A run of packets of one stream and kind (the usual case) skips the hashing.
-            if let last = lastTopic, last.key == key {
+            if let last = lastTopic, last.key.stream == packet.stream, last.key.kind == kindName {
                 topic = last.topic
-            } else if let cached = topics[key] {
-                topic = cached
             } else {
-                let text = self.topic.topic(stream: key.stream, kind: key.kind)
-                topic = (text, ByteBuffer(string: text))
-                // A cache: streams come and go, so it starts over rather than grow without end.
-                if topics.count >= maxStreams * PacketKind.allCases.count * 2 { topics.removeAll(keepingCapacity: true) }
-                topics[key] = topic
+                let key = TopicKey(stream: packet.stream, kind: kindName)
+                if let cached = topics[key] {
+                    topic = cached
+                } else {
+                    let text = self.topic.topic(stream: key.stream, kind: key.kind)
+                    topic = (text, ByteBuffer(string: text))
+                    // A cache: streams come and go, so it starts over rather than grow without end.
+                    if topics.count >= maxStreams * PacketKind.allCases.count * 2 { topics.removeAll(keepingCapacity: true) }
+                    topics[key] = topic
+                }
+                lastTopic = (key, topic)
             }
-            lastTopic = (key, topic)
             if packet.kind == .initSegment, let evicted = publisher.latched.put((topic.text, packet), for: packet.stream) {
                 await context.reportEvicted(stream: evicted.stream, capacity: maxStreams, emitEvent: false)
             }

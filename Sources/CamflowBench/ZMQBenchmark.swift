@@ -16,6 +16,12 @@ struct ZMQBenchmark {
         var received: Int
         var seconds: Double
         var latenciesMicroseconds: [Double]
+
+        /// The run with the median receive rate.
+        static func median(_ runs: [Result]) -> Result {
+            let sorted = runs.sorted { Double($0.received) / max($0.seconds, 1e-9) < Double($1.received) / max($1.seconds, 1e-9) }
+            return sorted[sorted.count / 2]
+        }
     }
 
     /// Receives on a thread of its own until `expected` messages or `idle` without one.
@@ -165,11 +171,15 @@ struct ZMQBenchCommand: AsyncParsableCommand {
             latency rows pace 2,500 frames/s of 20 KB (100 cameras at 25 fps, 4 Mbit/s each) and \
             measure from packet creation to receipt; the throughput rows do not measure latency. \
             Both send the same bytes: the bare loop's header is a timestamp padded to the length \
-            of camflow's JSON header, so the ratio is the cost of the pipeline and of building headers.
+            of camflow's JSON header, so the ratio is the cost of the pipeline and of building headers. \
+            The two paths run in turn, --runs times per size; the table shows each one's median run.
             """)
 
     @Option(help: "Scale the message counts (1 = 200k/100k/10k for 64 B/10 KiB/200 KiB).")
     var scale = 1.0
+
+    @Option(help: "Runs of each path per payload size, alternated; the table shows the median rate.")
+    var runs = 3
 
     func run() async throws {
         warnIfDebugBuild()
@@ -184,8 +194,13 @@ struct ZMQBenchCommand: AsyncParsableCommand {
         }
         for (size, count) in [(64, 200_000), (10 * 1024, 100_000), (200 * 1024, 10_000)] {
             let messages = max(100, Int(Double(count) * scale))
-            let bare = try await ZMQBenchmark.bare(count: messages, size: size, rate: nil)
-            let node = try await ZMQBenchmark.node(count: messages, size: size, rate: nil)
+            // Alternated, so both paths see the same machine; the median run of each is shown.
+            var bareRuns: [ZMQBenchmark.Result] = [], nodeRuns: [ZMQBenchmark.Result] = []
+            for _ in 0..<max(1, runs) {
+                bareRuns.append(try await ZMQBenchmark.bare(count: messages, size: size, rate: nil))
+                nodeRuns.append(try await ZMQBenchmark.node(count: messages, size: size, rate: nil))
+            }
+            let bare = ZMQBenchmark.Result.median(bareRuns), node = ZMQBenchmark.Result.median(nodeRuns)
             rows.append(row("bare libzmq", size, bare, bare: nil))
             rows.append(row("zmq-publish", size, node, bare: bare))
             printError("done: \(size) B")

@@ -45,6 +45,34 @@ public struct JSONObject: Sendable {
         body.writeInteger(UInt8(ascii: ":"))
     }
 
+    /// A key camflow names itself, written without the escape scan a key
+    /// from outside needs: the message header's fields.
+    mutating func field(_ key: StaticString) {
+        if !empty { body.writeInteger(UInt8(ascii: ",")) }
+        empty = false
+        body.writeInteger(UInt8(ascii: "\""))
+        body.writeStaticString(key)
+        body.writeInteger(UInt16(0x223A))  // the closing quote and the colon
+    }
+
+    mutating func append(field key: StaticString, _ value: String?) {
+        guard let value else { return }
+        field(key)
+        Self.quote(value, into: &body)
+    }
+
+    mutating func append(field key: StaticString, _ value: Int64?) {
+        guard let value else { return }
+        field(key)
+        Self.writeDecimal(value, into: &body)
+    }
+
+    mutating func append(field key: StaticString, _ value: Bool?) {
+        guard let value else { return }
+        field(key)
+        body.writeStaticString(value ? "true" : "false")
+    }
+
     public mutating func append(_ key: String, _ value: String?) {
         guard let value else { return }
         self.key(key)

@@ -17,25 +17,25 @@ public enum PacketHeader {
 
     /// Writes the header of `packet` into `object` (reset first when reused).
     public static func write(_ packet: Packet, into object: inout JSONObject) {
-        object.append("stream", packet.stream)
-        object.append("kind", packet.kind.name)
-        object.append("sequence", Int64(bitPattern: packet.sequence))
+        object.append(field: "stream", packet.stream)
+        object.append(field: "kind", packet.kind.name)
+        object.append(field: "sequence", Int64(bitPattern: packet.sequence))
         if let media = packet.media {
-            object.append("codec", media.codec)
-            if media.timescale > 0 { object.append("timescale", Int64(media.timescale)) }
-            object.append("dts", media.dts)
-            object.append("pts", media.pts)
-            object.append("duration", media.duration)
-            object.append("keyframe", media.keyframe)
-            object.append("width", media.width.map(Int64.init))
-            object.append("height", media.height.map(Int64.init))
-            if media.track != 0 { object.append("track", Int64(media.track)) }
-            object.append("track_kind", media.trackKind?.rawValue)
+            object.append(field: "codec", media.codec)
+            if media.timescale > 0 { object.append(field: "timescale", Int64(media.timescale)) }
+            object.append(field: "dts", media.dts)
+            object.append(field: "pts", media.pts)
+            object.append(field: "duration", media.duration)
+            object.append(field: "keyframe", media.keyframe)
+            object.append(field: "width", media.width.map(Int64.init))
+            object.append(field: "height", media.height.map(Int64.init))
+            if media.track != 0 { object.append(field: "track", Int64(media.track)) }
+            object.append(field: "track_kind", media.trackKind?.rawValue)
         }
-        if packet.discontinuity { object.append("discontinuity", true) }
-        object.append("received_at_ns", Int64(bitPattern: packet.receivedAt))
+        if packet.discontinuity { object.append(field: "discontinuity", true) }
+        object.append(field: "received_at_ns", Int64(bitPattern: packet.receivedAt))
         if let event = packet.event {
-            object.append("event", event.name)
+            object.append(field: "event", event.name)
             var fields = JSONObject()
             for (key, value) in event.fields { fields.append(key, value) }
             object.append("fields", object: fields)
