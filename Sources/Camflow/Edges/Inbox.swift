@@ -20,22 +20,15 @@ final class Inbox: Sendable {
     func push(_ packet: Packet, lane: Int) async -> Bool {
         var blockedSince: UInt64 = 0
         while true {
-            let action = state.withLock { $0.push(packet, lane: lane) }
-            switch action {
+            switch state.withLock({ $0.push(packet, lane: lane) }) {
             case .stored(let consumer):
-                if blockedSince != 0 {
-                    let blocked = MonotonicClock.now() &- blockedSince
-                    state.withLock { $0.recordBlocked(lane: lane, nanoseconds: blocked) }
-                }
+                recordBlocked(since: blockedSince, lane: lane)
                 consumer?.resume()
                 return true
             case .discarded:
                 return false
             case .full:
-                if blockedSince == 0 { blockedSince = MonotonicClock.now() }
-                await withUnsafeContinuation { (waiter: Waiter) in
-                    state.withLock { $0.waitForRoom(lane: lane, waiter) }?.resume()
-                }
+                await waitForRoom(lane: lane, blockedSince: &blockedSince)
             }
         }
     }
@@ -45,25 +38,33 @@ final class Inbox: Sendable {
         var next = 0
         var blockedSince: UInt64 = 0
         while true {
-            let action = state.withLock { $0.push(contentsOf: packets, from: &next, lane: lane) }
-            switch action {
+            switch state.withLock({ $0.push(contentsOf: packets, from: &next, lane: lane) }) {
             case .stored(let consumer):
-                if blockedSince != 0 {
-                    let blocked = MonotonicClock.now() &- blockedSince
-                    state.withLock { $0.recordBlocked(lane: lane, nanoseconds: blocked) }
-                }
+                recordBlocked(since: blockedSince, lane: lane)
                 consumer?.resume()
                 return
             case .discarded:
                 return
             case .full(let consumer):
                 consumer?.resume()
-                if blockedSince == 0 { blockedSince = MonotonicClock.now() }
-                await withUnsafeContinuation { (waiter: Waiter) in
-                    state.withLock { $0.waitForRoom(lane: lane, waiter) }?.resume()
-                }
+                await waitForRoom(lane: lane, blockedSince: &blockedSince)
             }
         }
+    }
+
+    /// Suspends a producer until its lane has room, noting when it first blocked.
+    private func waitForRoom(lane: Int, blockedSince: inout UInt64) async {
+        if blockedSince == 0 { blockedSince = MonotonicClock.now() }
+        await withUnsafeContinuation { (waiter: Waiter) in
+            state.withLock { $0.waitForRoom(lane: lane, waiter) }?.resume()
+        }
+    }
+
+    /// Adds the time a producer spent blocked (since `start`, 0 for never) to its lane.
+    private func recordBlocked(since start: UInt64, lane: Int) {
+        guard start != 0 else { return }
+        let blocked = MonotonicClock.now() &- start
+        state.withLock { $0.recordBlocked(lane: lane, nanoseconds: blocked) }
     }
 
     /// Moves the next ready packets into `batch` (at most `limit`), waiting
