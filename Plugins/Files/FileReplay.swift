@@ -18,7 +18,7 @@ public struct FileReplay: Node {
         details: """
             Reads the file in large blocks and emits slices that share the block's memory (no \
             per-packet copy). A fragmented MP4 file is cut between top-level boxes (each packet holds \
-            whole boxes, up to 1MiB unless a box is larger), so a parser downstream never copies a \
+            whole boxes, up to 1MiB unless a fragment is larger, up to 8MiB), so a parser downstream never copies a \
             box together; with 'chunk-size' every packet is that many bytes, cut anywhere, as a \
             network would. Packets carry the node id as their stream name \
             unless 'stream' is set. The first packet of every pass of a loop is flagged as a \
@@ -109,13 +109,14 @@ extension FileReplay {
 
     /// Emits an MP4 file as packets of whole top-level boxes, read in blocks
     /// of 1MiB: each read starts where the last whole box ended, so no box
-    /// is cut. A box larger than a block is read whole when it is at most
-    /// 64MiB, else sent in blocks for the parser to deal with (it reports it
-    /// as too large). Blocks come from a ``BlockPool``: memory stays flat and
-    /// pages once touched are reused.
+    /// is cut. A box (or moof + mdat) larger than a block is read whole when
+    /// it is at most 8MiB, else sent in blocks for the parser to gather (or
+    /// report as too large). Blocks come from a ``BlockPool`` holding at most
+    /// 16MiB downstream: memory stays flat and pages once touched are reused.
     func replayBoxes(_ fd: Int32, _ context: NodeContext) async throws {
         let blockSize = 1 << 20
-        var pool = BlockPool(blocks: 8)
+        // 2MiB buffers: a 1MiB block and most fragments that are larger fit one.
+        var pool = BlockPool(limitBytes: 16 << 20, bufferBytes: 2 << 20)
         var offset: Int64 = 0
         var sequence: UInt64 = 0
         var startOfPass = true
@@ -132,7 +133,7 @@ extension FileReplay {
             case .whole(let length):
                 // At the end of the file a torn last box goes as it is.
                 if block.readableBytes == blockSize { block.moveWriterIndex(to: block.readerIndex + length) }
-            case .firstBoxExceeds(let size) where size <= 64 << 20:
+            case .firstBoxExceeds(let size) where size <= 8 << 20:
                 block = try await pool.read(Int(size)) { try fill(&$0, count: Int(size), from: fd, at: offset) }
             case .firstBoxExceeds, .notBoxes:
                 break
@@ -238,37 +239,65 @@ struct RatePacer {
 /// Read buffers a reader cycles through: a buffer is reused once every
 /// packet and slice made of it has been dropped downstream (its storage is
 /// uniquely owned again), so the pages of a long file are touched once, not
-/// once per block, and the bytes one reader has in flight stay bounded:
-/// when every buffer is still held downstream, the reader waits.
+/// once per block. The buffers still held downstream hold at most
+/// `limitBytes` between them (one buffer always may): beyond that the reader
+/// waits, so a file of large boxes cannot make one reader hold more.
 struct BlockPool {
     private var buffers: [ByteBuffer] = []
-    let blocks: Int
+    let limitBytes: Int
+    /// The smallest buffer made: reads of different sizes then share buffers.
+    let bufferBytes: Int
 
-    init(blocks: Int) {
-        self.blocks = blocks
+    init(limitBytes: Int, bufferBytes: Int = 0) {
+        self.limitBytes = limitBytes
+        self.bufferBytes = bufferBytes
+    }
+
+    /// Bytes of the buffers still held downstream.
+    var bytesInUse: Int {
+        mutating get {
+            var total = 0
+            for index in buffers.indices where !isFree(index) { total += buffers[index].capacity }
+            return total
+        }
     }
 
     /// A buffer with room for `size` bytes, filled by `fill`; a copy of it
-    /// (sharing its storage) stays in the pool.
+    /// (sharing its storage) stays in the pool. Waits while downstream holds
+    /// the limit.
     mutating func read(_ size: Int, _ fill: (inout ByteBuffer) throws -> Void) async throws -> ByteBuffer {
         while true {
-            for index in buffers.indices {
-                let reused = try buffers[index].modifyIfUniquelyOwned { buffer -> ByteBuffer in
-                    buffer.clear(minimumCapacity: size)
-                    try fill(&buffer)
-                    return buffer
-                }
-                if let reused { return reused }
-            }
-            if buffers.count < blocks {
-                var buffer = ByteBufferAllocator().buffer(capacity: size)
-                try fill(&buffer)
-                buffers.append(buffer)
-                return buffer
-            }
-            // Every buffer is still held downstream: the pipeline is behind.
+            if let buffer = try readNow(size, fill) { return buffer }
+            // Downstream still holds as much as this reader may have out.
             // (A buffer's release has no callback to wait on; this is short.)
             try await Task.sleep(for: .microseconds(250))
         }
+    }
+
+    /// As ``read(_:_:)``, but nil instead of waiting.
+    mutating func readNow(_ size: Int, _ fill: (inout ByteBuffer) throws -> Void) throws -> ByteBuffer? {
+        for index in buffers.indices where buffers[index].capacity >= size {
+            let reused = try buffers[index].modifyIfUniquelyOwned { buffer -> ByteBuffer in
+                buffer.clear()
+                try fill(&buffer)
+                return buffer
+            }
+            if let reused { return reused }
+        }
+        // Free buffers too small for this read make way for one that fits.
+        for index in buffers.indices.reversed() where buffers[index].capacity < size && isFree(index) {
+            buffers.remove(at: index)
+        }
+        let inUse = bytesInUse
+        let capacity = max(size, bufferBytes)
+        guard inUse == 0 || inUse + capacity <= limitBytes else { return nil }
+        var buffer = ByteBufferAllocator().buffer(capacity: capacity)
+        try fill(&buffer)
+        buffers.append(buffer)
+        return buffer
+    }
+
+    private mutating func isFree(_ index: Int) -> Bool {
+        buffers[index].modifyIfUniquelyOwned { _ in true } != nil
     }
 }
