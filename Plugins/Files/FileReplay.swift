@@ -72,7 +72,8 @@ public struct FileReplay: Node {
         while !Task.isCancelled {
             var block = try readBlock(fd, size: blockSize)
             if block.readableBytes == 0 {
-                guard loop, sequence > 0 else { return }
+                // A pass that read nothing (the file is empty, or was emptied) ends the loop.
+                guard loop, !startOfPass else { return }
                 guard lseek(fd, 0, SEEK_SET) == 0 else { throw FileError(path: path, operation: "seek", errno: errno) }
                 startOfPass = true
                 continue
@@ -124,7 +125,8 @@ extension FileReplay {
         while !Task.isCancelled {
             var block = try await pool.read(blockSize) { try fill(&$0, count: blockSize, from: fd, at: offset) }
             if block.readableBytes == 0 {
-                guard loop, sequence > 0 else { return }
+                // A pass that read nothing (the file is empty, or was emptied) ends the loop.
+                guard loop, !startOfPass else { return }
                 offset = 0
                 startOfPass = true
                 continue
@@ -241,7 +243,7 @@ struct RatePacer {
 /// uniquely owned again), so the pages of a long file are touched once, not
 /// once per block. The buffers still held downstream hold at most
 /// `limitBytes` between them (one buffer always may): beyond that the reader
-/// waits, so a file of large boxes cannot make one reader hold more.
+/// waits a little, then reads into a buffer outside the pool.
 struct BlockPool {
     private var buffers: [ByteBuffer] = []
     let limitBytes: Int
@@ -266,12 +268,18 @@ struct BlockPool {
     /// (sharing its storage) stays in the pool. Waits while downstream holds
     /// the limit.
     mutating func read(_ size: Int, _ fill: (inout ByteBuffer) throws -> Void) async throws -> ByteBuffer {
-        while true {
+        // Downstream usually lets go within moments (a buffer's release has
+        // no callback to wait on, so this polls). A node that keeps slices
+        // until more data comes (the web sink's GOP cache, a stalled viewer)
+        // must not stall the reader: after a few milliseconds it reads into
+        // a buffer outside the pool, and the edges' bounds hold instead.
+        for _ in 0..<20 {
             if let buffer = try readNow(size, fill) { return buffer }
-            // Downstream still holds as much as this reader may have out.
-            // (A buffer's release has no callback to wait on; this is short.)
             try await Task.sleep(for: .microseconds(250))
         }
+        var buffer = ByteBufferAllocator().buffer(capacity: size)
+        try fill(&buffer)
+        return buffer
     }
 
     /// As ``read(_:_:)``, but nil instead of waiting.

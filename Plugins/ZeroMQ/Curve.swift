@@ -9,21 +9,23 @@ import Synchronization
 public enum CurveKey {
     /// The 32 bytes of a 40-character Z85 key; nil when it is not one.
     public static func decode(_ z85: String) -> [UInt8]? {
-        guard z85.utf8.count == 40 else { return nil }
+        guard z85.utf8.count == 40, case .success(let libzmq) = LibZMQ.loaded else { return nil }
         var key = [UInt8](repeating: 0, count: 32)
-        let decoded = key.withUnsafeMutableBufferPointer { LibZMQ.api.z85Decode($0.baseAddress, z85) != nil }
+        let decoded = key.withUnsafeMutableBufferPointer { libzmq.z85Decode($0.baseAddress, z85) != nil }
         return decoded ? key : nil
     }
 
     /// 40 Z85 characters for 32 bytes.
     public static func encode(_ key: [UInt8]) -> String {
+        guard case .success(let libzmq) = LibZMQ.loaded else { return "" }
         var text = [CChar](repeating: 0, count: 41)
-        _ = LibZMQ.api.z85Encode(&text, key, key.count)
+        _ = libzmq.z85Encode(&text, key, key.count)
         return String(decoding: text.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// A new keypair, in Z85.
     public static func keypair() throws(ZMQError) -> (publicKey: String, secretKey: String) {
+        if let missing = LibZMQ.loadError { throw missing }
         var publicKey = [CChar](repeating: 0, count: 41)
         var secretKey = [CChar](repeating: 0, count: 41)
         guard LibZMQ.api.curveKeypair(&publicKey, &secretKey) == 0 else { throw ZMQError("zmq_curve_keypair") }
@@ -209,6 +211,11 @@ extension CurveSettings {
     static func from(_ options: NodeOptions) throws -> CurveSettings? {
         func fail(_ option: String, _ message: String) throws -> Never {
             throw options.error(message, option: option)
+        }
+        let curveOptions = ["curve-secret-key", "curve-secret-key-file", "curve-server", "curve-server-key",
+                            "allowed-client-keys", "allowed-client-keys-file"]
+        if let missing = LibZMQ.loadError, let set = curveOptions.first(where: options.isSet) {
+            try fail(set, "CURVE needs libzmq: \(missing)")
         }
         var secret = try options.ifSet("curve-secret-key", options.string)
         if let file = try options.ifSet("curve-secret-key-file", options.string) {

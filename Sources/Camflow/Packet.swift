@@ -110,7 +110,10 @@ public struct MediaInfo: Sendable, Equatable {
     /// `dts` in nanoseconds, when both it and the timescale are known.
     public var dtsNanoseconds: Int64? {
         guard let dts, timescale > 0 else { return nil }
-        return Int64((Double(dts) / Double(timescale) * 1e9).rounded())
+        // A peer may send any dts: out of Int64's range in nanoseconds it is
+        // clamped, never converted with a trap.
+        let nanoseconds = (Double(dts) / Double(timescale) * 1e9).rounded()
+        return Int64(exactly: nanoseconds) ?? (nanoseconds < 0 ? .min : .max)
     }
 }
 

@@ -36,7 +36,9 @@ public enum TopLevelBoxes {
             guard header.size >= Int64(header.headerSize), header.type.isPrintable else { break }
             guard header.size <= Int64(bytes.readableBytes - end) else {
                 // The unit at the start (a moof and its mdat, say) does not fit.
-                return cut > 0 ? .whole(length: cut) : .firstBoxExceeds(size: Int64(end) + header.size)
+                // Saturating: a 64-bit size may be as large as Int64.max.
+                let (unit, overflow) = Int64(end).addingReportingOverflow(header.size)
+                return cut > 0 ? .whole(length: cut) : .firstBoxExceeds(size: overflow ? .max : unit)
             }
             end += Int(header.size)
             if header.type != .moof && header.type != .ftyp { cut = end }

@@ -85,6 +85,15 @@ func temporaryFile(_ name: String) -> String {
         #expect(failed.status == 1, "\(failed.stderr)")
         #expect(failed.stderr.contains("cannot load libzmq (/nonexistent/libzmq.so.5)")
                     && failed.stderr.contains("install Debian's libzmq5"), "\(failed.stderr)")
+        // CURVE keys are decoded by libzmq: without it, a clear error at load time too.
+        let curve = try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
+              publish: { type: zmq-publish, inputs: [cam1], endpoint: "tcp://127.0.0.1:*", curve-server: true }
+            """)
+        let refused = try await camflow("validate", curve, environment: missing)
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains("CURVE needs libzmq: loading libzmq failed: cannot load libzmq"), "\(refused.stderr)")
         // A pipeline without ZeroMQ nodes never needs the library.
         let plain = try temporaryPipeline("""
             nodes:

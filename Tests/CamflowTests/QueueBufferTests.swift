@@ -77,4 +77,18 @@ import Testing
         #expect(buffer.offer(frame(1, dtsMs: 100)) == .accepted(dropped: 0))
         #expect(buffer.offer(frame(2, dtsMs: 101)) == .dropped)
     }
+
+    @Test func timesFromAPeerAtTheirExtremes_areLimits_notTraps() {
+        // zmq-subscribe accepts any 64-bit dts: in nanoseconds it is out of range, and the span overflows.
+        #expect(MediaInfo(timescale: 1, dts: .max).dtsNanoseconds == .max)
+        #expect(MediaInfo(timescale: 1, dts: .min).dtsNanoseconds == .min)
+        var buffer = QueueBuffer(limits: .init(duration: .seconds(10)), policy: .dropOldest)
+        func extreme(_ n: UInt64, _ dts: Int64) -> Packet {
+            Packet(kind: .frame, stream: "cam", sequence: n, payload: ByteBuffer(repeating: 0, count: 10),
+                   media: MediaInfo(timescale: 1, dts: dts, keyframe: true))
+        }
+        _ = buffer.offer(extreme(0, -9_000_000_000))
+        _ = buffer.offer(extreme(1, 9_000_000_000))
+        #expect(drain(&buffer).map(\.sequence) == [1], "a span past the limit (and past Int64) drops the oldest")
+    }
 }

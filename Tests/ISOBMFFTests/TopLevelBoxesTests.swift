@@ -56,4 +56,12 @@ import Testing
         large.writeInteger(UInt64(1 << 40))
         #expect(TopLevelBoxes.wholePrefix(of: large) == .firstBoxExceeds(size: 1 << 40))
     }
+
+    @Test func aHugeSizeAfterAnFtyp_saturates_neverTraps() {
+        var file = box("ftyp", 16)
+        file.writeInteger(UInt32(1))
+        file.writeString("moov")
+        file.writeInteger(UInt64.max)
+        #expect(TopLevelBoxes.wholePrefix(of: file) == .firstBoxExceeds(size: .max))
+    }
 }

@@ -104,7 +104,11 @@ public final class RestreamHub: Sendable {
             let changed = packet.kind == .initSegment ? cache.take(initSegment: packet) : true
             let starts = packet.kind == .fragment ? cache.take(fragment: packet) : false
             let evicted = state.streams.put(cache, for: packet.stream)?.stream
-            if let evicted { state.order.removeAll { $0 == evicted } }
+            if let evicted {
+                state.order.removeAll { $0 == evicted }
+                state.departedSent[evicted] = nil
+                state.departedDropped[evicted] = nil
+            }
             if !state.order.contains(packet.stream) {
                 state.order.append(packet.stream)
                 bindWaitingViewers(&state)
@@ -175,8 +179,12 @@ public final class RestreamHub: Sendable {
             guard let viewer = state.viewers.removeValue(forKey: id) else { return false }
             viewer.release(&resumptions)
             let stream = viewer.stream ?? ""
-            state.departedSent[stream, default: 0] &+= viewer.sentFragments
-            state.departedDropped[stream, default: 0] &+= viewer.queue.droppedFragments
+            // Kept for streams the hub holds only: a viewer names its stream
+            // in the path, and names that are not streams must not pile up.
+            if state.streams[stream] != nil {
+                state.departedSent[stream, default: 0] &+= viewer.sentFragments
+                state.departedDropped[stream, default: 0] &+= viewer.queue.droppedFragments
+            }
             return state.finished && state.viewers.isEmpty
         }
         resumptions.resumeAll()

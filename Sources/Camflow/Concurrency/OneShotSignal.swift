@@ -49,7 +49,8 @@ struct OneShotState<Waiter> {
 
     /// Parks `waiter`; false when it must be resumed at once (fired or cancelled).
     mutating func park(_ waiter: Waiter, id: Int, cancelled: Bool) -> Bool {
-        if isFired || cancelled || cancelledIDs.remove(id) != nil { return false }
+        let cancelledEarlier = cancelledIDs.remove(id) != nil
+        if isFired || cancelled || cancelledEarlier { return false }
         waiters[id] = waiter
         return true
     }

@@ -96,10 +96,10 @@ struct LoadContext {
             case "restart":
                 spec.restart = restartPolicy(value, node: id) ?? .never
             case "capacity":
-                if let text = scalar(value, what: "'capacity'"), let capacity = Int(text), capacity > 0 {
+                if let text = scalar(value, what: "'capacity'"), let capacity = Int(text), (1...NodeSpec.maxCapacity).contains(capacity) {
                     spec.capacity = capacity
                 } else {
-                    error("'capacity' of node '\(id)': expected a positive number of packets", at: value.mark)
+                    error("'capacity' of node '\(id)': expected 1 to \(NodeSpec.maxCapacity) packets", at: value.mark)
                 }
             default:
                 spec.optionKeyLocations[name] = location(key.mark)

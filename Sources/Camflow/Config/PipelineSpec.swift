@@ -77,6 +77,8 @@ public struct NodeSpec: Sendable {
     /// Packets an edge holds unless a node says otherwise: small, so a slow
     /// stage slows its producers quickly instead of hiding latency.
     public static let defaultCapacity = 16
+    /// The most packets an edge may be given to hold.
+    public static let maxCapacity = 1 << 20
 
     /// Keys every node has, whatever its type.
     static let commonKeys = ["type", "inputs", "restart", "capacity"]

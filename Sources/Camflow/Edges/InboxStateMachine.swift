@@ -65,7 +65,8 @@ struct InboxStateMachine<Waiter> {
         precondition(capacity > 0, "edge capacity must be positive")
         self.capacity = capacity
         self.lanes = Array(repeating: LaneStats(), count: lanes)
-        self.queue = Deque(minimumCapacity: capacity * max(lanes, 1))
+        // Room for a few packets per lane at first; the deque grows to what is used.
+        self.queue = Deque(minimumCapacity: min(capacity, 64) * max(lanes, 1))
         self.waitingProducers = Array(repeating: nil, count: lanes)
     }
 

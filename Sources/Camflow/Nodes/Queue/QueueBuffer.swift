@@ -97,7 +97,7 @@ struct QueueBuffer {
         if let max = limits.bytes, bytes + packet.payload.readableBytes > max { return false }
         if let max = limits.duration, let newest = packet.media?.dtsNanoseconds,
            let oldest = packets.first(where: { $0.media?.dtsNanoseconds != nil })?.media?.dtsNanoseconds,
-           newest - oldest > max.nanoseconds {
+           newest.subtractingReportingOverflow(oldest).overflow || newest - oldest > max.nanoseconds {
             return false
         }
         return true
