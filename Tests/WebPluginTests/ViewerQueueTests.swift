@@ -163,4 +163,19 @@ import WebPlugin
         _ = cache.take(fragment: packet(.fragment, keyframe: true, size: 10))
         #expect(cache.gop.count == 1)
     }
+
+    @Test func aClientThatAsksAndNeverReads_isCutOffAfterTheControlLimit() {
+        var queue = ViewerQueue(limit: 1 << 20)
+        for _ in 0..<ViewerQueue.controlLimit {
+            let queued = queue.pushControl(.text("error: unknown command"))
+            #expect(queued)
+        }
+        let refused = !queue.pushControl(.text("error: unknown command"))
+        #expect(refused, "one more than the limit is refused")
+        #expect(queue.items.count == ViewerQueue.controlLimit)
+        _ = queue.pop()
+        #expect(queue.controlItems == ViewerQueue.controlLimit - 1)
+        let room = queue.pushControl(.text("ok"))
+        #expect(room, "a reader that takes one makes room for one")
+    }
 }

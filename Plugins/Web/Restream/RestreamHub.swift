@@ -41,6 +41,12 @@ public final class RestreamHub: Sendable {
             resumptions.add(waiter, item)
         }
 
+        /// Ends the connection of a viewer that does not read what it asked for.
+        func cutOff(_ resumptions: inout Resumptions) {
+            closed = true
+            release(&resumptions)
+        }
+
         /// Ends a waiting writer's wait with nil: its connection ends.
         func release(_ resumptions: inout Resumptions) {
             guard let waiter else { return }
@@ -116,7 +122,10 @@ public final class RestreamHub: Sendable {
             if packet.kind == .initSegment {
                 guard changed else { return evicted }
                 for viewer in state.viewers.values where viewer.stream == packet.stream && viewer.playing {
-                    viewer.queue.pushControl(.initSegment(packet.payload))
+                    guard viewer.queue.pushControl(.initSegment(packet.payload)) else {
+                        viewer.cutOff(&resumptions)
+                        continue
+                    }
                     viewer.queue.startAtNextGOP()
                     viewer.wake(&resumptions)
                 }
@@ -204,7 +213,10 @@ public final class RestreamHub: Sendable {
             viewer.playing = true
             viewer.queue.clearFragments()
             if let name = viewer.stream, let cache = state.streams[name], let initSegment = cache.initSegment {
-                viewer.queue.pushControl(.initSegment(initSegment))
+                guard viewer.queue.pushControl(.initSegment(initSegment)) else {
+                    viewer.cutOff(&resumptions)
+                    return nil
+                }
                 if cache.gop.isEmpty {
                     viewer.queue.startAtNextGOP()
                 } else {
@@ -234,7 +246,7 @@ public final class RestreamHub: Sendable {
         var resumptions = Resumptions()
         state.withLock { state in
             guard let viewer = state.viewers[id] else { return }
-            viewer.queue.pushControl(.text(text))
+            guard viewer.queue.pushControl(.text(text)) else { return viewer.cutOff(&resumptions) }
             viewer.wake(&resumptions)
         }
         resumptions.resumeAll()

@@ -41,6 +41,12 @@ public struct ViewerQueue: Sendable {
     public private(set) var droppedGOPs: UInt64 = 0
     /// Whether the GOP in flight already lost its tail (and was counted).
     private var cutInFlight = false
+    /// Text messages and init segments queued now.
+    public private(set) var controlItems = 0
+    /// Most text messages and init segments queued at once. They are never
+    /// dropped, so a client that sends commands (each answered) and never
+    /// reads would otherwise grow its queue without end: past this it is cut off.
+    public static let controlLimit = 64
 
     public init(limit: Int) {
         self.limit = limit
@@ -48,9 +54,15 @@ public struct ViewerQueue: Sendable {
 
     /// Adds a text message or an init segment; these are never dropped
     /// (they are small and a decoder needs every init segment).
-    public mutating func pushControl(_ item: ViewerItem) {
+    /// Returns false, queueing nothing, when ``controlLimit`` are already
+    /// waiting: the viewer does not read, and its connection should end.
+    @discardableResult
+    public mutating func pushControl(_ item: ViewerItem) -> Bool {
+        guard controlItems < Self.controlLimit else { return false }
+        controlItems += 1
         bytes += item.bytes
         items.append(item)
+        return true
     }
 
     /// Waits for the next GOP start before taking fragments again, without
@@ -100,6 +112,7 @@ public struct ViewerQueue: Sendable {
     public mutating func pop() -> ViewerItem? {
         guard let item = items.popFirst() else { return nil }
         bytes -= item.bytes
+        if case .fragment = item {} else { controlItems -= 1 }
         return item
     }
 
