@@ -232,7 +232,8 @@ struct RatePacer {
         let now = ContinuousClock.now
         let start = self.start ?? now
         self.start = start
-        let due = start + .nanoseconds(Int64(sent / bytesPerSecond * 1e9))
+        // Clamped: a rate of a byte a day times a megabyte block is centuries.
+        let due = start + .nanoseconds(Int64(min(sent / bytesPerSecond * 1e9, 9e18)))
         sent += Double(bytes)
         return due > now ? due - now : nil
     }

@@ -197,11 +197,13 @@ public final class CameraSimulator: Sendable {
                         switch frame.opcode {
                         case .text:
                             let text = String(buffer: frame.unmaskedData)
-                            self.commands.withLock { $0[text, default: 0] += 1 }
                             guard let command = CameraCommand(text) else {
-                                try await outbound.write(Self.text("error: unknown command '\(text)'", channel))
+                                // Counted as one kind, echoed short: a client's text must not grow memory.
+                                self.commands.withLock { $0["unknown", default: 0] += 1 }
+                                try await outbound.write(Self.text("error: unknown command '\(text.prefix(64))'", channel))
                                 continue
                             }
+                            self.commands.withLock { $0[command.text, default: 0] += 1 }
                             switch command {
                             case .startLivestream(let number):
                                 if let number, !CameraCommand.channels.contains(number) {

@@ -203,4 +203,20 @@ import Testing
         #expect(text.contains("p.yaml:3:49: error: option 'max-packets'"))
         #expect(text.contains("p.yaml:3:55: error: unknown option 'colour'"))
     }
+
+    @Test func windowsLineEnds_pointAtTheRightLine_andADuplicateKeyDoesNotTrap() {
+        let text = errors("nodes:\r\n  cam: { type: camera }\r\n  cam: { type: camera }\r\n")
+        #expect(text.contains("p.yaml:3:3: error: duplicate key 'cam'"), "\(text)")
+        #expect(text.contains(" 3 |   cam: { type: camera }"), "the line quoted is line 3 alone: \(text)")
+    }
+
+    @Test func numbersAndDurationsOutOfRange_areErrors_notTraps() {
+        let duration = errors("""
+            nodes:
+              cam: { type: camera, restart: { backoff: 200000d } }
+            """)
+        #expect(duration.contains("'restart.backoff': expected a duration"), "\(duration)")
+        #expect(Units.duration("3000000000s") != nil && Units.duration("4000000000s") == nil)
+        #expect(Units.size("inf") == nil && Units.duration("nan") == nil)
+    }
 }

@@ -10,7 +10,9 @@ struct LoadContext {
 
     init(file: String, text: String, environment: [String: String], includedFrom: [String]) {
         self.file = file
-        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Every line break libyaml counts: "\r\n" is one Character in Swift,
+        // so splitting at "\n" alone would leave a CRLF file one line long.
+        self.lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         self.environment = environment
         self.includedFrom = includedFrom
     }

@@ -6,7 +6,7 @@ public enum Units {
     /// Parses a duration. A bare number is seconds.
     public static func duration(_ text: String) -> Duration? {
         let (number, unit) = split(text)
-        guard let value = number, value >= 0 else { return nil }
+        guard let value = number, value.isFinite, value >= 0 else { return nil }
         let seconds: Double
         switch unit {
         case "ns": seconds = value / 1e9
@@ -18,14 +18,15 @@ public enum Units {
         case "d": seconds = value * 86400
         default: return nil
         }
-        guard seconds <= 1e12 else { return nil }
+        // About 100 years: far beyond any use, and its nanoseconds fit Int64.
+        guard seconds <= 3.2e9 else { return nil }
         return .nanoseconds(Int64((seconds * 1e9).rounded()))
     }
 
     /// Parses a size in bytes. Binary (`KiB`) and decimal (`KB`) units.
     public static func size(_ text: String) -> Int? {
         let (number, unit) = split(text)
-        guard let value = number, value >= 0 else { return nil }
+        guard let value = number, value.isFinite, value >= 0 else { return nil }
         let multiplier: Double
         switch unit {
         case "", "B": multiplier = 1

@@ -30,6 +30,7 @@ extension LoadContext {
     /// Looks for the same key at the same indentation further down.
     private func secondOccurrence(of key: String, after first: SourceLocation) -> SourceLocation? {
         let indent = first.column - 1
+        guard indent >= 0, first.line < lines.count else { return nil }
         for index in first.line..<lines.count {
             let line = lines[index]
             let body = line.dropFirst(indent)

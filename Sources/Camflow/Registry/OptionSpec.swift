@@ -86,7 +86,7 @@ public indirect enum OptionType: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .string, .secret: true
         case .integer: Int(text) != nil
-        case .number: Double(text) != nil
+        case .number: Double(text)?.isFinite == true
         case .bool: Bool(yaml: text) != nil
         case .duration: Units.duration(text) != nil
         case .size: Units.size(text) != nil
