@@ -1,4 +1,5 @@
 import Camflow
+import Foundation
 import Testing
 
 /// `type: graph` nodes: a YAML graph reused as one node.
@@ -21,13 +22,18 @@ import Testing
             nodes:
               again: { type: graph, file: loop.yaml }
             """,
+        "dir/dotloop.yaml": """
+            output: again
+            nodes:
+              again: { type: graph, file: ./dotloop.yaml }
+            """,
     ]
 
     let registry = TestNodes.registry(TestNodes.source(name: "camera", count: 1, kind: .bytes))
 
     func load(_ text: String) throws(ConfigErrors) -> PipelineSpec {
         try PipelineLoader(environment: [:], readFile: { path in
-            guard let text = Self.files[path] else { throw ConfigError("no such file", at: nil) }
+            guard let text = Self.files[(path as NSString).standardizingPath] else { throw ConfigError("no such file", at: nil) }
             return text
         }).load(text, file: "dir/top.yaml")
     }
@@ -85,6 +91,25 @@ import Testing
             _ = try load("nodes:\n  x: { type: graph, file: loop.yaml }\n")
         } catch {
             #expect(error.description.contains("includes 'dir/loop.yaml', which includes itself"))
+        }
+    }
+
+    @Test func aGraphThatIncludesItselfThroughADotPath_isRefusedAtOnce() {
+        do {
+            _ = try load("nodes:\n  x: { type: graph, file: dotloop.yaml }\n")
+            Issue.record("a graph that includes itself must be refused")
+        } catch {
+            #expect(error.description.contains("which includes itself"), "\(error)")
+            #expect(!error.description.contains("more than 256 graphs"), "refused on the first loop, not after 256 loads")
+        }
+    }
+
+    @Test func aParamThatIsNotASingleValue_isAnError() {
+        do {
+            _ = try load("nodes:\n  x: { type: graph, file: sub.yaml, params: { size: [1, 2] } }\n")
+            Issue.record("a list as a param value must be refused")
+        } catch {
+            #expect(error.description.contains("'params.size' of composite node 'x' must be a single value, not a list"), "\(error)")
         }
     }
 }

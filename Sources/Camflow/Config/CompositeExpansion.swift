@@ -1,3 +1,5 @@
+import Foundation
+
 /// Composite nodes: a `type: graph` node stands for the nodes of another
 /// pipeline file, expanded while loading, before the validator sees them.
 extension PipelineLoader {
@@ -32,7 +34,9 @@ extension PipelineLoader {
             let path = relative.hasPrefix("/") ? relative : directory + relative
             let site = node.options["file"]?.location ?? node.location
             let siteText = site.map { "\($0.file):\($0.line):\($0.column) (node '\(node.id)')" } ?? "node '\(node.id)'"
-            guard !includeChain.contains(path) else {
+            // Compared as standardized paths: `./self.yaml` is the file itself too.
+            let standardized = (path as NSString).standardizingPath
+            guard !includeChain.contains(where: { ($0 as NSString).standardizingPath == standardized }) else {
                 errors.append(ConfigError("composite node '\(node.id)' includes '\(path)', which includes itself",
                                           at: site))
                 continue
@@ -50,7 +54,17 @@ extension PipelineLoader {
                                               at: params.location ?? node.location))
                     continue
                 }
-                for (key, value) in pairs { parameters[key] = value.scalarText ?? "" }
+                var valid = true
+                for (key, value) in pairs {
+                    guard let text = value.scalarText else {
+                        errors.append(ConfigError("'params.\(key)' of composite node '\(node.id)' must be a single value, not \(value.shapeName)",
+                                                  at: value.location ?? params.location ?? node.location))
+                        valid = false
+                        continue
+                    }
+                    parameters[key] = text
+                }
+                guard valid else { continue }
             }
             let text: String
             do {
