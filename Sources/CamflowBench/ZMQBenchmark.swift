@@ -181,6 +181,9 @@ struct ZMQBenchCommand: AsyncParsableCommand {
     @Option(help: "Runs of each path per payload size, alternated; the table shows the median rate.")
     var runs = 3
 
+    @Option(help: "Only these payload sizes in bytes, comma-separated (64, 10240, 204800); default: all three and the paced rows.")
+    var payloads: String?
+
     func run() async throws {
         warnIfDebugBuild()
         var rows = [["path", "payload", "messages", "received", "msg/s", "MB/s", "vs bare", "p50 µs", "p99 µs"]]
@@ -192,7 +195,15 @@ struct ZMQBenchCommand: AsyncParsableCommand {
                     result.latenciesMicroseconds.percentile(50).map { $0.text(0) } ?? "-",
                     result.latenciesMicroseconds.percentile(99).map { $0.text(0) } ?? "-"]
         }
-        for (size, count) in [(64, 200_000), (10 * 1024, 100_000), (200 * 1024, 10_000)] {
+        let chosen = try payloads.map { list in
+            try list.split(separator: ",").map { item in
+                guard let size = Int(item.trimmingCharacters(in: .whitespaces)), [64, 10 * 1024, 200 * 1024].contains(size) else {
+                    throw ValidationError("--payloads: '\(item)' is not one of 64, 10240, 204800")
+                }
+                return size
+            }
+        }
+        for (size, count) in [(64, 200_000), (10 * 1024, 100_000), (200 * 1024, 10_000)] where chosen?.contains(size) ?? true {
             let messages = max(100, Int(Double(count) * scale))
             // Alternated, so both paths see the same machine; the median run of each is shown.
             var bareRuns: [ZMQBenchmark.Result] = [], nodeRuns: [ZMQBenchmark.Result] = []
@@ -205,11 +216,13 @@ struct ZMQBenchCommand: AsyncParsableCommand {
             rows.append(row("zmq-publish", size, node, bare: bare))
             printError("done: \(size) B")
         }
-        let paced = max(100, Int(10_000 * scale))
-        let bare = try await ZMQBenchmark.bare(count: paced, size: 20_000, rate: 2_500)
-        let node = try await ZMQBenchmark.node(count: paced, size: 20_000, rate: 2_500)
-        rows.append(row("bare, 100 cameras", 20_000, bare, bare: nil))
-        rows.append(row("zmq-publish, 100 cameras", 20_000, node, bare: bare))
+        if chosen == nil {
+            let paced = max(100, Int(10_000 * scale))
+            let bare = try await ZMQBenchmark.bare(count: paced, size: 20_000, rate: 2_500)
+            let node = try await ZMQBenchmark.node(count: paced, size: 20_000, rate: 2_500)
+            rows.append(row("bare, 100 cameras", 20_000, bare, bare: nil))
+            rows.append(row("zmq-publish, 100 cameras", 20_000, node, bare: bare))
+        }
         print("libzmq \(ZMQContext.version)")
         print(TextTable.render(rows))
     }

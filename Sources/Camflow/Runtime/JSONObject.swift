@@ -45,32 +45,18 @@ public struct JSONObject: Sendable {
         body.writeInteger(UInt8(ascii: ":"))
     }
 
-    /// A key camflow names itself, written without the escape scan a key
-    /// from outside needs: the message header's fields.
-    mutating func field(_ key: StaticString) {
-        if !empty { body.writeInteger(UInt8(ascii: ",")) }
-        empty = false
-        body.writeInteger(UInt8(ascii: "\""))
-        body.writeStaticString(key)
-        body.writeInteger(UInt16(0x223A))  // the closing quote and the colon
-    }
-
-    mutating func append(field key: StaticString, _ value: String?) {
-        guard let value else { return }
-        field(key)
-        Self.quote(value, into: &body)
-    }
-
-    mutating func append(field key: StaticString, _ value: Int64?) {
-        guard let value else { return }
-        field(key)
-        Self.writeDecimal(value, into: &body)
-    }
-
-    mutating func append(field key: StaticString, _ value: Bool?) {
-        guard let value else { return }
-        field(key)
-        body.writeStaticString(value ? "true" : "false")
+    /// Writes fields through a ``JSONFieldWriter`` into `bound` bytes reserved
+    /// at once: the message header's fast path. `bound` must cover what
+    /// `write` writes (the writer traps rather than overrun it).
+    mutating func writeFields(reserving bound: Int, _ write: (inout JSONFieldWriter) -> Void) {
+        var empty = self.empty
+        body.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { memory in
+            var writer = JSONFieldWriter(memory, empty: empty)
+            write(&writer)
+            empty = writer.empty
+            return writer.count
+        }
+        self.empty = empty
     }
 
     public mutating func append(_ key: String, _ value: String?) {
@@ -87,23 +73,11 @@ public struct JSONObject: Sendable {
 
     /// The decimal digits of `value`, written without making a String.
     static func writeDecimal(_ value: Int64, into out: inout ByteBuffer) {
-        var magnitude = value.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 20 digits at most, 24 bytes of room
-        let count = withUnsafeMutableBytes(of: &digits) { room -> Int in
-            var end = room.count
-            repeat {
-                end -= 1
-                room[end] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if value < 0 {
-                end -= 1
-                room[end] = UInt8(ascii: "-")
-            }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: room[end...]))
-            return room.count - end
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: JSONFieldWriter.decimalBound) { memory in
+            var writer = JSONFieldWriter(memory, empty: true)
+            writer.decimal(value)
+            return writer.count
         }
-        _ = count
     }
 
     public mutating func append(_ key: String, _ value: Double?) {
@@ -135,25 +109,10 @@ public struct JSONObject: Sendable {
     }
 
     static func quote(_ string: String, into out: inout ByteBuffer) {
-        out.writeInteger(UInt8(ascii: "\""))
-        // Fast path: nothing to escape, the UTF-8 goes as it is.
-        if string.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            out.writeString(string)
-        } else {
-            for scalar in string.unicodeScalars {
-                switch scalar {
-                case "\"": out.writeStaticString("\\\"")
-                case "\\": out.writeStaticString("\\\\")
-                case "\n": out.writeStaticString("\\n")
-                case "\r": out.writeStaticString("\\r")
-                case "\t": out.writeStaticString("\\t")
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    out.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                default: out.writeString(String(scalar))
-                }
-            }
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: JSONFieldWriter.quotedBound(string)) { memory in
+            var writer = JSONFieldWriter(memory, empty: true)
+            writer.string(string)
+            return writer.count
         }
-        out.writeInteger(UInt8(ascii: "\""))
     }
 }

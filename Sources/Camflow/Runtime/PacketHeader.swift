@@ -16,26 +16,35 @@ public enum PacketHeader {
     }
 
     /// Writes the header of `packet` into `object` (reset first when reused).
+    /// Everything but an event's fields goes through one reservation: this
+    /// runs for every packet `zmq-publish` sends and `log` prints as JSON.
     public static func write(_ packet: Packet, into object: inout JSONObject) {
-        object.append(field: "stream", packet.stream)
-        object.append(field: "kind", packet.kind.name)
-        object.append(field: "sequence", Int64(bitPattern: packet.sequence))
-        if let media = packet.media {
-            object.append(field: "codec", media.codec)
-            if media.timescale > 0 { object.append(field: "timescale", Int64(media.timescale)) }
-            object.append(field: "dts", media.dts)
-            object.append(field: "pts", media.pts)
-            object.append(field: "duration", media.duration)
-            object.append(field: "keyframe", media.keyframe)
-            object.append(field: "width", media.width.map(Int64.init))
-            object.append(field: "height", media.height.map(Int64.init))
-            if media.track != 0 { object.append(field: "track", Int64(media.track)) }
-            object.append(field: "track_kind", media.trackKind?.rawValue)
+        let media = packet.media
+        // Keys, numbers and booleans take less than this; the strings add their worst case.
+        var bound = 512 + JSONFieldWriter.quotedBound(packet.stream)
+        if let codec = media?.codec { bound += JSONFieldWriter.quotedBound(codec) }
+        if let name = packet.event?.name { bound += JSONFieldWriter.quotedBound(name) }
+        object.writeFields(reserving: bound) { out in
+            out.field("stream"); out.string(packet.stream)
+            out.field("kind"); out.string(packet.kind.name)
+            out.field("sequence"); out.decimal(Int64(bitPattern: packet.sequence))
+            if let media {
+                if let codec = media.codec { out.field("codec"); out.string(codec) }
+                if media.timescale > 0 { out.field("timescale"); out.decimal(Int64(media.timescale)) }
+                if let dts = media.dts { out.field("dts"); out.decimal(dts) }
+                if let pts = media.pts { out.field("pts"); out.decimal(pts) }
+                if let duration = media.duration { out.field("duration"); out.decimal(duration) }
+                if let keyframe = media.keyframe { out.field("keyframe"); out.bool(keyframe) }
+                if let width = media.width { out.field("width"); out.decimal(Int64(width)) }
+                if let height = media.height { out.field("height"); out.decimal(Int64(height)) }
+                if media.track != 0 { out.field("track"); out.decimal(Int64(media.track)) }
+                if let kind = media.trackKind { out.field("track_kind"); out.string(kind.rawValue) }
+            }
+            if packet.discontinuity { out.field("discontinuity"); out.bool(true) }
+            out.field("received_at_ns"); out.decimal(Int64(bitPattern: packet.receivedAt))
+            if let name = packet.event?.name { out.field("event"); out.string(name) }
         }
-        if packet.discontinuity { object.append(field: "discontinuity", true) }
-        object.append(field: "received_at_ns", Int64(bitPattern: packet.receivedAt))
         if let event = packet.event {
-            object.append(field: "event", event.name)
             var fields = JSONObject()
             for (key, value) in event.fields { fields.append(key, value) }
             object.append("fields", object: fields)
