@@ -127,10 +127,12 @@ struct MP4Parse: PacketProcessor {
             guard let initSegment = state.parser.initSegment else { return }
             var gap = take(&state.afterGap)
             if kinds.contains(.frame) {
+                // Tracks are read in place: a Track copied per sample retains its whole configuration.
+                let tracks = initSegment.tracks
                 for sample in fragment.samples {
-                    guard let track = initSegment.track(sample.track) else { continue }
+                    guard let index = tracks.firstIndex(where: { $0.id == sample.track }) else { continue }
                     var payload = fragment.data(of: sample)
-                    if annexB, let video = track.video {
+                    if annexB, let video = tracks[index].video {
                         do {
                             payload = try video.annexB(payload, withParameterSets: sample.isSync)
                         } catch {
@@ -141,10 +143,10 @@ struct MP4Parse: PacketProcessor {
                     await context.emit(Packet(
                         kind: .frame, stream: packet.stream, sequence: state.nextSequence(.frame), payload: payload,
                         receivedAt: packet.receivedAt, discontinuity: gap,
-                        media: MediaInfo(track: sample.track, codec: track.codec, timescale: track.timescale,
+                        media: MediaInfo(track: sample.track, codec: tracks[index].codec, timescale: tracks[index].timescale,
                                          dts: sample.dts, pts: sample.pts, duration: Int64(sample.duration),
-                                         keyframe: sample.isSync, width: track.width, height: track.height,
-                                         trackKind: track.kind)))
+                                         keyframe: sample.isSync, width: tracks[index].width, height: tracks[index].height,
+                                         trackKind: tracks[index].kind)))
                     gap = false
                 }
             }
