@@ -23,6 +23,8 @@ let package = Package(
         .library(name: "RateLimitPlugin", targets: ["RateLimitPlugin"]),
         .library(name: "ExecPlugin", targets: ["ExecPlugin"]),
         .library(name: "WebPlugin", targets: ["WebPlugin"]),
+        .library(name: "MQTTPlugin", targets: ["MQTTPlugin"]),
+        .library(name: "MQTTClient", targets: ["MQTTClient"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
         .library(name: "InstarProtocol", targets: ["InstarProtocol"]),
         .library(name: "InstarSimulator", targets: ["InstarSimulator"]),
@@ -66,6 +68,25 @@ let package = Package(
         .systemLibrary(
             name: "CZeroMQ",
             providers: [.apt(["libzmq3-dev"])]
+        ),
+        // libmosquitto's header from Debian's libmosquitto-dev; links nothing
+        // either: MQTTClient loads the library on first use.
+        .systemLibrary(
+            name: "CMosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        // A thin client over libmosquitto (its network thread connects,
+        // keeps alive, reconnects), shared by the MQTT nodes, the camera's
+        // alarm source and the simulator.
+        .target(
+            name: "MQTTClient",
+            dependencies: [
+                "Camflow",
+                "CMosquitto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
         ),
         // Pure streaming MP4 parser: no engine, no I/O.
         .target(
@@ -171,6 +192,18 @@ let package = Package(
             path: "Plugins/ZeroMQ",
             swiftSettings: swiftSettings
         ),
+        // mqtt-subscribe and mqtt-publish (with Home Assistant discovery).
+        .target(
+            name: "MQTTPlugin",
+            dependencies: [
+                "Camflow",
+                "MQTTClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Plugins/MQTT",
+            swiftSettings: swiftSettings
+        ),
         // Written against the public Camflow API only: the custom-node tutorial's example.
         .target(
             name: "RateLimitPlugin",
@@ -268,6 +301,7 @@ let package = Package(
                 "RateLimitPlugin",
                 "ExecPlugin",
                 "WebPlugin",
+                "MQTTPlugin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -375,6 +409,18 @@ let package = Package(
                 "ExecPlugin",
                 "FilesPlugin",
                 "MP4Plugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MQTTPluginTests",
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                "MQTTClient",
+                "MQTTPlugin",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

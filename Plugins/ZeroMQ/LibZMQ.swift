@@ -1,3 +1,4 @@
+import Camflow
 import CZeroMQ
 #if canImport(Glibc)
 import Glibc
@@ -62,58 +63,49 @@ enum LibZMQ {
     }
 
     private static func load() -> Result<Functions, ZMQError> {
-        let configured = getenv("CAMFLOW_LIBZMQ").map { String(cString: $0) } ?? ""
-        let path = configured.isEmpty ? "libzmq.so.5" : configured
-        guard let library = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
-            let reason = dlerror().map { String(cString: $0) } ?? "unknown error"
-            return .failure(ZMQError(missingLibrary: "cannot load libzmq (\(path)): \(reason); install Debian's libzmq5, or set CAMFLOW_LIBZMQ to the library"))
-        }
-        var missing: [String] = []
-        func symbol<T>(_ name: String, as type: T.Type) -> T {
-            guard let address = dlsym(library, name) else {
-                missing.append(name)
-                return unsafeBitCast(UnsafeRawPointer(bitPattern: 1)!, to: type)  // never called: the load fails below
+        DynamicLibrary.load("libzmq.so.5", override: "CAMFLOW_LIBZMQ") { symbol in
+            Functions(
+                ctxNew: symbol("zmq_ctx_new", as: (@convention(c) () -> UnsafeMutableRawPointer?).self),
+                ctxTerm: symbol("zmq_ctx_term", as: (@convention(c) (UnsafeMutableRawPointer?) -> Int32).self),
+                socket: symbol("zmq_socket", as: (@convention(c) (UnsafeMutableRawPointer?, Int32) -> UnsafeMutableRawPointer?).self),
+                close: symbol("zmq_close", as: (@convention(c) (UnsafeMutableRawPointer?) -> Int32).self),
+                bind: symbol("zmq_bind", as: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32).self),
+                connect: symbol("zmq_connect", as: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32).self),
+                setsockopt: symbol("zmq_setsockopt", as: (@convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeRawPointer?, Int) -> Int32).self),
+                getsockopt: symbol("zmq_getsockopt", as: (@convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer?,
+                                                                           UnsafeMutablePointer<Int>?) -> Int32).self),
+                msgInit: symbol("zmq_msg_init", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?) -> Int32).self),
+                msgInitSize: symbol("zmq_msg_init_size", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?, Int) -> Int32).self),
+                msgInitData: symbol("zmq_msg_init_data", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?, UnsafeMutableRawPointer?, Int,
+                                                                              (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void)?,
+                                                                              UnsafeMutableRawPointer?) -> Int32).self),
+                msgData: symbol("zmq_msg_data", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?) -> UnsafeMutableRawPointer?).self),
+                msgSize: symbol("zmq_msg_size", as: (@convention(c) (UnsafePointer<zmq_msg_t>?) -> Int).self),
+                msgSend: symbol("zmq_msg_send", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?, UnsafeMutableRawPointer?, Int32) -> Int32).self),
+                msgRecv: symbol("zmq_msg_recv", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?, UnsafeMutableRawPointer?, Int32) -> Int32).self),
+                msgClose: symbol("zmq_msg_close", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?) -> Int32).self),
+                msgMore: symbol("zmq_msg_more", as: (@convention(c) (UnsafePointer<zmq_msg_t>?) -> Int32).self),
+                poll: symbol("zmq_poll", as: (@convention(c) (UnsafeMutablePointer<zmq_pollitem_t>?, Int32, Int) -> Int32).self),
+                proxySteerable: symbol("zmq_proxy_steerable", as: (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?,
+                                                                                   UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Int32).self),
+                has: symbol("zmq_has", as: (@convention(c) (UnsafePointer<CChar>?) -> Int32).self),
+                version: symbol("zmq_version", as: (@convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<Int32>?,
+                                                                    UnsafeMutablePointer<Int32>?) -> Void).self),
+                strerror: symbol("zmq_strerror", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self),
+                z85Encode: symbol("zmq_z85_encode", as: (@convention(c) (UnsafeMutablePointer<CChar>?, UnsafePointer<UInt8>?, Int)
+                                                         -> UnsafeMutablePointer<CChar>?).self),
+                z85Decode: symbol("zmq_z85_decode", as: (@convention(c) (UnsafeMutablePointer<UInt8>?, UnsafePointer<CChar>?)
+                                                         -> UnsafeMutablePointer<UInt8>?).self),
+                curveKeypair: symbol("zmq_curve_keypair", as: (@convention(c) (UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<CChar>?) -> Int32).self),
+                curvePublic: symbol("zmq_curve_public", as: (@convention(c) (UnsafeMutablePointer<CChar>?, UnsafePointer<CChar>?) -> Int32).self))
+        }.mapError { failure in
+            switch failure {
+            case .notFound(let path, let reason):
+                ZMQError(missingLibrary: "cannot load libzmq (\(path)): \(reason); install Debian's libzmq5, or set CAMFLOW_LIBZMQ to the library")
+            case .missingSymbols(let path, let names):
+                ZMQError(missingLibrary: "\(path) lacks \(names.joined(separator: ", ")): libzmq 4.3 or later is needed")
             }
-            return unsafeBitCast(address, to: type)
         }
-        let functions = Functions(
-            ctxNew: symbol("zmq_ctx_new", as: (@convention(c) () -> UnsafeMutableRawPointer?).self),
-            ctxTerm: symbol("zmq_ctx_term", as: (@convention(c) (UnsafeMutableRawPointer?) -> Int32).self),
-            socket: symbol("zmq_socket", as: (@convention(c) (UnsafeMutableRawPointer?, Int32) -> UnsafeMutableRawPointer?).self),
-            close: symbol("zmq_close", as: (@convention(c) (UnsafeMutableRawPointer?) -> Int32).self),
-            bind: symbol("zmq_bind", as: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32).self),
-            connect: symbol("zmq_connect", as: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> Int32).self),
-            setsockopt: symbol("zmq_setsockopt", as: (@convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeRawPointer?, Int) -> Int32).self),
-            getsockopt: symbol("zmq_getsockopt", as: (@convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeMutableRawPointer?,
-                                                                       UnsafeMutablePointer<Int>?) -> Int32).self),
-            msgInit: symbol("zmq_msg_init", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?) -> Int32).self),
-            msgInitSize: symbol("zmq_msg_init_size", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?, Int) -> Int32).self),
-            msgInitData: symbol("zmq_msg_init_data", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?, UnsafeMutableRawPointer?, Int,
-                                                                          (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void)?,
-                                                                          UnsafeMutableRawPointer?) -> Int32).self),
-            msgData: symbol("zmq_msg_data", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?) -> UnsafeMutableRawPointer?).self),
-            msgSize: symbol("zmq_msg_size", as: (@convention(c) (UnsafePointer<zmq_msg_t>?) -> Int).self),
-            msgSend: symbol("zmq_msg_send", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?, UnsafeMutableRawPointer?, Int32) -> Int32).self),
-            msgRecv: symbol("zmq_msg_recv", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?, UnsafeMutableRawPointer?, Int32) -> Int32).self),
-            msgClose: symbol("zmq_msg_close", as: (@convention(c) (UnsafeMutablePointer<zmq_msg_t>?) -> Int32).self),
-            msgMore: symbol("zmq_msg_more", as: (@convention(c) (UnsafePointer<zmq_msg_t>?) -> Int32).self),
-            poll: symbol("zmq_poll", as: (@convention(c) (UnsafeMutablePointer<zmq_pollitem_t>?, Int32, Int) -> Int32).self),
-            proxySteerable: symbol("zmq_proxy_steerable", as: (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?,
-                                                                               UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Int32).self),
-            has: symbol("zmq_has", as: (@convention(c) (UnsafePointer<CChar>?) -> Int32).self),
-            version: symbol("zmq_version", as: (@convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<Int32>?,
-                                                                UnsafeMutablePointer<Int32>?) -> Void).self),
-            strerror: symbol("zmq_strerror", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self),
-            z85Encode: symbol("zmq_z85_encode", as: (@convention(c) (UnsafeMutablePointer<CChar>?, UnsafePointer<UInt8>?, Int)
-                                                     -> UnsafeMutablePointer<CChar>?).self),
-            z85Decode: symbol("zmq_z85_decode", as: (@convention(c) (UnsafeMutablePointer<UInt8>?, UnsafePointer<CChar>?)
-                                                     -> UnsafeMutablePointer<UInt8>?).self),
-            curveKeypair: symbol("zmq_curve_keypair", as: (@convention(c) (UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<CChar>?) -> Int32).self),
-            curvePublic: symbol("zmq_curve_public", as: (@convention(c) (UnsafeMutablePointer<CChar>?, UnsafePointer<CChar>?) -> Int32).self))
-        guard missing.isEmpty else {
-            return .failure(ZMQError(missingLibrary: "\(path) lacks \(missing.joined(separator: ", ")): libzmq 4.3 or later is needed"))
-        }
-        return .success(functions)
     }
 }
 

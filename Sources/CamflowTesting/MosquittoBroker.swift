@@ -1,0 +1,97 @@
+import Foundation
+
+/// A real `mosquitto` broker (Debian's package) on a free loopback port, for
+/// tests of MQTT nodes. It can be stopped and started again on the same
+/// port, to test reconnection.
+public final class MosquittoBroker: @unchecked Sendable {
+    // @unchecked: the process is replaced only by start and stop, which tests call in sequence.
+    public let port: Int
+    public var url: String { "mqtt://127.0.0.1:\(port)" }
+    private let directory: URL
+    private var process: Process?
+
+    /// Whether `mosquitto` is installed: tests that need it say so when not.
+    public static var isInstalled: Bool { executable != nil }
+
+    private static let executable: String? = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// Starts a broker that lets anyone in, on a port nothing else holds.
+    public init() async throws {
+        port = try Self.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-mosquitto-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try """
+            listener \(port) 127.0.0.1
+            allow_anonymous true
+            persistence false
+            """.write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
+        try await start()
+    }
+
+    deinit {
+        if let process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    /// Starts the broker (again) and waits until it accepts connections.
+    public func start() async throws {
+        guard let executable = Self.executable else { throw WaitTimedOut(what: "mosquitto to be installed (Debian: mosquitto)") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: logFile())
+        try process.run()
+        self.process = process
+        try await waitUntil("mosquitto to listen on port \(port)", timeout: .seconds(20)) { Self.accepts(port) }
+    }
+
+    /// Kills the broker, as a crash or power loss would, and waits until it
+    /// has exited. (SIGKILL: a test runner's threads block SIGTERM, and a
+    /// child inherits that mask, so mosquitto would never see it.)
+    public func stop() async throws {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        try await waitUntil("mosquitto to exit", timeout: .seconds(20)) { !process.isRunning }
+        self.process = nil
+    }
+
+    /// What the broker logged (connections, errors).
+    public var log: String { (try? String(contentsOf: directory.appendingPathComponent("mosquitto.log"), encoding: .utf8)) ?? "" }
+
+    private func logFile() throws -> URL {
+        let url = directory.appendingPathComponent("mosquitto.log")
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+        try handle.close()
+        return url
+    }
+
+    /// A port the kernel just handed out and took back.
+    private static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw WaitTimedOut(what: "a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    private static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+import CMosquitto
+public import Logging
+public import NIOCore
+import Synchronization
+
+/// A connection to an MQTT broker on libmosquitto's own network thread,
+/// which connects, keeps the connection alive and reconnects with
+/// exponential backoff; every (re)connection subscribes the topics again
+/// and publishes the ``Configuration/online`` message.
+///
+/// Thread safety: libmosquitto is built thread-safe (its publish may be
+/// called from any thread while its loop thread runs); the client's own
+/// state is behind a mutex.
+public final class MQTTClient: @unchecked Sendable {
+    /// One message, received or to publish.
+    public struct Message: Sendable, Equatable {
+        public var topic: String
+        public var payload: ByteBuffer
+        public var qos: Int32
+        public var retain: Bool
+
+        public init(topic: String, payload: ByteBuffer, qos: Int32 = 0, retain: Bool = false) {
+            self.topic = topic
+            self.payload = payload
+            self.qos = qos
+            self.retain = retain
+        }
+
+        public init(topic: String, text: String, qos: Int32 = 0, retain: Bool = false) {
+            self.init(topic: topic, payload: ByteBuffer(string: text), qos: qos, retain: retain)
+        }
+    }
+
+    /// How to reach and use the broker.
+    public struct Configuration: Sendable {
+        public var broker: BrokerURL
+        /// Unique per broker: a second client with the same id makes the broker drop the first.
+        public var clientID: String
+        public var keepAlive: Duration = .seconds(30)
+        /// The first and the longest wait before reconnecting (whole seconds, as libmosquitto counts).
+        public var reconnectDelay: (first: Duration, max: Duration) = (.seconds(1), .seconds(30))
+        /// PEM files for mqtts://: the CA (Debian's /etc/ssl/certs when unset), and a client certificate and key.
+        public var caFile: String?
+        public var certificateFile: String?
+        public var keyFile: String?
+        /// Sent by the broker when the connection is lost without a goodbye.
+        public var will: Message?
+        /// Published after every connection (availability "online").
+        public var online: Message?
+        /// Topic filters to subscribe, with wildcards.
+        public var subscriptions: [String] = []
+        public var subscriptionQoS: Int32 = 0
+        /// Messages handed to libmosquitto while disconnected (it sends QoS 1
+        /// and 2 ones on reconnection); beyond this they are dropped.
+        public var maxQueuedWhileDisconnected = 1000
+        /// Received messages waiting for the reader; beyond this the oldest go.
+        public var receiveBuffer = 1024
+
+        public init(broker: BrokerURL, clientID: String) {
+            self.broker = broker
+            self.clientID = clientID
+        }
+    }
+
+    /// A change of the connection, for logs and availability.
+    public enum ConnectionEvent: Sendable, Equatable {
+        case connected
+        case disconnected(reason: String)
+    }
+
+    private struct State {
+        var connected = false
+        var queuedWhileDisconnected = 0
+        var lastFailure: String?
+        var stopped = false
+    }
+
+    public let configuration: Configuration
+    /// Messages on the subscribed topics, in arrival order.
+    public let messages: AsyncStream<Message>
+    /// Connections and losses, as they happen.
+    public let connectionEvents: AsyncStream<ConnectionEvent>
+    private let messageSink: AsyncStream<Message>.Continuation
+    private let eventSink: AsyncStream<ConnectionEvent>.Continuation
+    private let logger: Logger
+    private let api: LibMosquitto.Functions
+    private let handle: LibMosquitto.Handle
+    private let state = Mutex(State())
+    /// Received messages dropped because the reader was behind.
+    public var droppedReceived: Int { droppedReceivedCount.load(ordering: .relaxed) }
+    /// Messages not published: disconnected beyond the queue, or refused.
+    public var droppedSent: Int { droppedSentCount.load(ordering: .relaxed) }
+    private let droppedReceivedCount = Atomic<Int>(0)
+    private let droppedSentCount = Atomic<Int>(0)
+
+    /// Makes the client; nothing is sent before ``start()``.
+    public init(_ configuration: Configuration, logger: Logger) throws(MQTTError) {
+        let api = try LibMosquitto.loaded.get()
+        self.api = api
+        self.configuration = configuration
+        self.logger = logger
+        (messages, messageSink) = AsyncStream.makeStream(of: Message.self, bufferingPolicy: .bufferingNewest(configuration.receiveBuffer))
+        (connectionEvents, eventSink) = AsyncStream.makeStream(of: ConnectionEvent.self, bufferingPolicy: .bufferingNewest(64))
+        guard let handle = api.new(configuration.clientID, true, nil) else {
+            throw MQTTError("cannot make an MQTT client: \(LibMosquitto.describe(MOSQ_ERR_ERRNO.rawValue))")
+        }
+        self.handle = handle
+        do {
+            try configure()
+        } catch {
+            api.destroy(handle)
+            throw error
+        }
+    }
+
+    deinit {
+        stop()
+        api.destroy(handle)
+    }
+
+    private func check(_ code: Int32, _ what: String) throws(MQTTError) {
+        guard code == MOSQ_ERR_SUCCESS.rawValue else { throw MQTTError("\(what): \(LibMosquitto.describe(code))") }
+    }
+
+    private func configure() throws(MQTTError) {
+        let broker = configuration.broker
+        if let username = broker.username {
+            try check(api.usernamePasswordSet(handle, username, broker.password), "MQTT username")
+        }
+        if broker.tls {
+            let caPath: String? = configuration.caFile == nil ? "/etc/ssl/certs" : nil
+            try check(api.tlsSet(handle, configuration.caFile, caPath, configuration.certificateFile, configuration.keyFile, nil),
+                      "MQTT TLS files (ca-file, cert-file, key-file)")
+        }
+        if let will = configuration.will {
+            let code = will.payload.withUnsafeReadableBytes { bytes in
+                api.willSet(handle, will.topic, Int32(bytes.count), bytes.baseAddress, will.qos, will.retain)
+            }
+            try check(code, "MQTT last will")
+        }
+        let first = UInt32(clamping: max(1, configuration.reconnectDelay.first.components.seconds))
+        let longest = UInt32(clamping: max(Int64(first), configuration.reconnectDelay.max.components.seconds))
+        try check(api.reconnectDelaySet(handle, first, longest, true), "MQTT reconnect delay")
+    }
+
+    /// Connects in the background: a broker that is down now is tried again
+    /// with backoff, so this fails only for what no retry can mend.
+    public func start() throws(MQTTError) {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        // The user data is set here, not at creation, so the callbacks find a fully made object.
+        api.connectCallbackSet(handle) { _, object, code in
+            object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.connected(code)
+        }
+        api.disconnectCallbackSet(handle) { _, object, code in
+            object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.disconnected(code)
+        }
+        api.messageCallbackSet(handle) { _, object, message in
+            guard let message else { return }
+            object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.received(message.pointee)
+        }
+        api.userDataSet(handle, context)
+        let seconds = Int32(clamping: max(5, configuration.keepAlive.components.seconds))
+        let code = api.connectAsync(handle, configuration.broker.host, Int32(configuration.broker.port), seconds)
+        if code != MOSQ_ERR_SUCCESS.rawValue {
+            // Refused or unreachable now: the loop thread keeps trying.
+            noteFailure("cannot connect to \(configuration.broker): \(LibMosquitto.describe(code)); retrying")
+        }
+        try check(api.loopStart(handle), "MQTT network thread")
+    }
+
+    /// Disconnects (after `last`, if given, is queued: an "offline" message,
+    /// since a goodbye does not send the will) and stops the thread.
+    public func stop(last: Message? = nil) {
+        let alreadyStopped = state.withLock { state in
+            defer { state.stopped = true }
+            return state.stopped
+        }
+        guard !alreadyStopped else { return }
+        if let last { publish(last) }
+        _ = api.disconnect(handle)
+        _ = api.loopStop(handle, false)
+        messageSink.finish()
+        eventSink.finish()
+    }
+
+    /// Publishes `message`; false when it was dropped (disconnected with a
+    /// full queue, QoS 0 while disconnected, or refused by libmosquitto).
+    @discardableResult
+    public func publish(_ message: Message) -> Bool {
+        let admitted = state.withLock { state -> Bool in
+            if state.connected || state.stopped { return true }
+            guard message.qos > 0, state.queuedWhileDisconnected < configuration.maxQueuedWhileDisconnected else { return false }
+            state.queuedWhileDisconnected += 1
+            return true
+        }
+        guard admitted else {
+            droppedSentCount.add(1, ordering: .relaxed)
+            return false
+        }
+        let code = message.payload.withUnsafeReadableBytes { bytes in
+            api.publish(handle, nil, message.topic, Int32(clamping: bytes.count), bytes.baseAddress, message.qos, message.retain)
+        }
+        // Not connected: libmosquitto keeps a QoS 1 or 2 message for the reconnection and says so.
+        guard code == MOSQ_ERR_SUCCESS.rawValue || (code == MOSQ_ERR_NO_CONN.rawValue && message.qos > 0) else {
+            droppedSentCount.add(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    private func connected(_ code: Int32) {
+        guard code == 0 else {
+            let reason = api.connackString(code).map { String(cString: $0) } ?? "refused (\(code))"
+            noteFailure("\(configuration.broker) refused the connection: \(reason)")
+            return
+        }
+        state.withLock { state in
+            state.connected = true
+            state.queuedWhileDisconnected = 0
+            state.lastFailure = nil
+        }
+        logger.info("connected to MQTT broker \(configuration.broker)")
+        for topic in configuration.subscriptions {
+            let result = api.subscribe(handle, nil, topic, configuration.subscriptionQoS)
+            if result != MOSQ_ERR_SUCCESS.rawValue {
+                logger.error("cannot subscribe to '\(topic)': \(LibMosquitto.describe(result))")
+            }
+        }
+        if let online = configuration.online { publish(online) }
+        eventSink.yield(.connected)
+    }
+
+    private func disconnected(_ code: Int32) {
+        let wasConnected = state.withLock { state in
+            defer { state.connected = false }
+            return state.connected && !state.stopped
+        }
+        guard wasConnected else { return }
+        let reason = LibMosquitto.describe(code)
+        logger.warning("lost MQTT broker \(configuration.broker): \(reason); reconnecting")
+        eventSink.yield(.disconnected(reason: reason))
+    }
+
+    /// Logs a connection failure when it differs from the last one, so a
+    /// broker that stays down is one line, not one per retry.
+    private func noteFailure(_ text: String) {
+        let isNew = state.withLock { state in
+            defer { state.lastFailure = text }
+            return state.lastFailure != text
+        }
+        if isNew { logger.warning("\(text)") }
+    }
+
+    private func received(_ message: mosquitto_message) {
+        guard let topic = message.topic.map({ String(cString: $0) }) else { return }
+        var payload = ByteBuffer()
+        if let bytes = message.payload, message.payloadlen > 0 {
+            payload.writeBytes(UnsafeRawBufferPointer(start: bytes, count: Int(message.payloadlen)))
+        }
+        if case .dropped = messageSink.yield(Message(topic: topic, payload: payload, qos: message.qos, retain: message.retain)) {
+            droppedReceivedCount.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// The loaded libmosquitto's version, or why it is missing.
+    public static var libraryVersion: Result<String, MQTTError> {
+        LibMosquitto.loaded.map { _ in LibMosquitto.version ?? "?" }
+    }
+}
