@@ -4,5 +4,5 @@ public import Camflow
 /// `mqtt-publish` (packets as JSON, with Home Assistant discovery).
 public enum MQTTPlugin: CamflowPlugin {
     public static let name = "mqtt"
-    public static var nodeTypes: [NodeType] { [] }
+    public static var nodeTypes: [NodeType] { [MQTTSubscribe.type, MQTTPublish.type] }
 }

@@ -36,6 +36,7 @@ enum LibMosquitto {
         let connectCallbackSet: @convention(c) (Handle?, ConnectCallback?) -> Void
         let disconnectCallbackSet: @convention(c) (Handle?, ConnectCallback?) -> Void
         let messageCallbackSet: @convention(c) (Handle?, MessageCallback?) -> Void
+        let publishCallbackSet: @convention(c) (Handle?, ConnectCallback?) -> Void
         let strerror: @convention(c) (Int32) -> UnsafePointer<CChar>?
         let connackString: @convention(c) (Int32) -> UnsafePointer<CChar>?
     }
@@ -75,6 +76,7 @@ enum LibMosquitto {
                 connectCallbackSet: symbol("mosquitto_connect_callback_set", as: (@convention(c) (Handle?, ConnectCallback?) -> Void).self),
                 disconnectCallbackSet: symbol("mosquitto_disconnect_callback_set", as: (@convention(c) (Handle?, ConnectCallback?) -> Void).self),
                 messageCallbackSet: symbol("mosquitto_message_callback_set", as: (@convention(c) (Handle?, MessageCallback?) -> Void).self),
+                publishCallbackSet: symbol("mosquitto_publish_callback_set", as: (@convention(c) (Handle?, ConnectCallback?) -> Void).self),
                 strerror: symbol("mosquitto_strerror", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self),
                 connackString: symbol("mosquitto_connack_string", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self))
         }.mapError { failure in

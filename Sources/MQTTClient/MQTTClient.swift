@@ -50,8 +50,8 @@ public final class MQTTClient: @unchecked Sendable {
         /// Topic filters to subscribe, with wildcards.
         public var subscriptions: [String] = []
         public var subscriptionQoS: Int32 = 0
-        /// Messages handed to libmosquitto while disconnected (it sends QoS 1
-        /// and 2 ones on reconnection); beyond this they are dropped.
+        /// QoS 1 and 2 messages kept while disconnected and sent on
+        /// connection; beyond this they are dropped (QoS 0 ones always are).
         public var maxQueuedWhileDisconnected = 1000
         /// Received messages waiting for the reader; beyond this the oldest go.
         public var receiveBuffer = 1024
@@ -70,9 +70,12 @@ public final class MQTTClient: @unchecked Sendable {
 
     private struct State {
         var connected = false
-        var queuedWhileDisconnected = 0
+        /// QoS 1 and 2 messages published while disconnected, sent on connection.
+        var outbox: [Message] = []
         var lastFailure: String?
         var stopped = false
+        /// Handed to libmosquitto and not yet sent (QoS 0) or acknowledged (QoS 1, 2).
+        var unsent = 0
     }
 
     public let configuration: Configuration
@@ -154,6 +157,9 @@ public final class MQTTClient: @unchecked Sendable {
         api.disconnectCallbackSet(handle) { _, object, code in
             object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.disconnected(code)
         }
+        api.publishCallbackSet(handle) { _, object, _ in
+            object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.state.withLock { $0.unsent -= 1 }
+        }
         api.messageCallbackSet(handle) { _, object, message in
             guard let message else { return }
             object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.received(message.pointee)
@@ -169,7 +175,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     /// Disconnects (after `last`, if given, is queued: an "offline" message,
-    /// since a goodbye does not send the will) and stops the thread.
+    /// since a goodbye does not send the will) and stops the thread, at once.
     public func stop(last: Message? = nil) {
         let alreadyStopped = state.withLock { state in
             defer { state.stopped = true }
@@ -183,28 +189,46 @@ public final class MQTTClient: @unchecked Sendable {
         eventSink.finish()
     }
 
+    /// As ``stop(last:)``, but first gives what was published up to `linger`
+    /// to reach the broker (connecting first if need be): a short pipeline's
+    /// events are not lost to a connection still being made.
+    public func finish(last: Message? = nil, linger: Duration) async {
+        if let last { publish(last) }
+        let deadline = ContinuousClock.now + linger
+        while state.withLock({ $0.unsent > 0 || !$0.outbox.isEmpty }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        stop()
+    }
+
     /// Publishes `message`; false when it was dropped (disconnected with a
     /// full queue, QoS 0 while disconnected, or refused by libmosquitto).
     @discardableResult
     public func publish(_ message: Message) -> Bool {
-        let admitted = state.withLock { state -> Bool in
+        let sendNow = state.withLock { state -> Bool? in
             if state.connected || state.stopped { return true }
-            guard message.qos > 0, state.queuedWhileDisconnected < configuration.maxQueuedWhileDisconnected else { return false }
-            state.queuedWhileDisconnected += 1
-            return true
+            guard message.qos > 0, state.outbox.count < configuration.maxQueuedWhileDisconnected else { return nil }
+            state.outbox.append(message)
+            return false
         }
-        guard admitted else {
+        switch sendNow {
+        case true?: return send(message)
+        case false?: return true
+        case nil:
             droppedSentCount.add(1, ordering: .relaxed)
             return false
         }
+    }
+
+    private func send(_ message: Message) -> Bool {
         let code = message.payload.withUnsafeReadableBytes { bytes in
             api.publish(handle, nil, message.topic, Int32(clamping: bytes.count), bytes.baseAddress, message.qos, message.retain)
         }
-        // Not connected: libmosquitto keeps a QoS 1 or 2 message for the reconnection and says so.
-        guard code == MOSQ_ERR_SUCCESS.rawValue || (code == MOSQ_ERR_NO_CONN.rawValue && message.qos > 0) else {
+        guard code == MOSQ_ERR_SUCCESS.rawValue else {
             droppedSentCount.add(1, ordering: .relaxed)
             return false
         }
+        state.withLock { $0.unsent += 1 }
         return true
     }
 
@@ -214,10 +238,11 @@ public final class MQTTClient: @unchecked Sendable {
             noteFailure("\(configuration.broker) refused the connection: \(reason)")
             return
         }
-        state.withLock { state in
+        let waiting = state.withLock { state in
             state.connected = true
-            state.queuedWhileDisconnected = 0
             state.lastFailure = nil
+            defer { state.outbox = [] }
+            return state.outbox
         }
         logger.info("connected to MQTT broker \(configuration.broker)")
         for topic in configuration.subscriptions {
@@ -227,6 +252,7 @@ public final class MQTTClient: @unchecked Sendable {
             }
         }
         if let online = configuration.online { publish(online) }
+        for message in waiting { _ = send(message) }
         eventSink.yield(.connected)
     }
 

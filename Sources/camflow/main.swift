@@ -6,6 +6,7 @@ import InstarPlugin
 import MP4Plugin
 import RateLimitPlugin
 import WebPlugin
+import MQTTPlugin
 import ZeroMQPlugin
 
 // The composition root: the plugins whose node types `camflow` pipelines may
@@ -13,5 +14,5 @@ import ZeroMQPlugin
 // writes its own list (docs/custom-nodes.md) and links only what it names.
 await CamflowCommand.main(
     plugins: [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self, ZeroMQPlugin.self,
-              RateLimitPlugin.self, ExecPlugin.self, WebPlugin.self],
+              RateLimitPlugin.self, ExecPlugin.self, WebPlugin.self, MQTTPlugin.self],
     commands: [SimCommand.self, BrokerCommand.self, KeygenCommand.self, RecordingsCommand.self, BenchCommand.self])

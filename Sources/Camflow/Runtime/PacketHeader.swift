@@ -251,3 +251,16 @@ private enum WireFieldValue: Decodable {
         }
     }
 }
+
+extension EventValue {
+    /// The string, number and boolean members of a JSON object, sorted by
+    /// key (arrays, objects and nulls are passed over); nil when `json` is
+    /// not a JSON object. For payloads from outside: MQTT messages, alarms.
+    public static func scalarMembers(ofJSONObject json: ByteBuffer) -> [(key: String, value: EventValue)]? {
+        guard let members = try? JSONDecoder().decode([String: WireFieldValue].self, from: Data(json.readableBytesView)) else { return nil }
+        return members.keys.sorted().compactMap { key in
+            guard case .value(let value)? = members[key] else { return nil }
+            return (key, value)
+        }
+    }
+}

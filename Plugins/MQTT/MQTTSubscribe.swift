@@ -1,0 +1,81 @@
+import Camflow
+import Foundation
+import MQTTClient
+import NIOCore
+
+/// `mqtt-subscribe`: messages on MQTT topics as event packets.
+struct MQTTSubscribe: Node {
+    static let type = NodeType(
+        name: "mqtt-subscribe",
+        summary: "Receives MQTT messages (topics with + and # wildcards) as event packets.",
+        details: """
+            Each message becomes an event named 'event' (default 'mqtt') on the stream 'stream' (the \
+            node id when unset), with the fields 'topic', 'retained' and, when the payload is UTF-8 \
+            text, 'payload'; a payload that is a JSON object adds its string, number and boolean \
+            members as fields of their own (topic, payload and retained keep their meaning). The raw \
+            payload is the packet's payload. A message over 'max-payload' is dropped and counted. \
+            The client reconnects on its own (1s, doubling up to 'reconnect-max') and subscribes \
+            again; messages that arrive while the pipeline is behind wait in a buffer of 1024, the \
+            oldest going first.
+            """,
+        options: MQTTNodeOptions.specs() + [
+            OptionSpec("topics", .list(.string), required: true, "Topic filters, such as instar/+/status/alarm/# ."),
+            OptionSpec("qos", .integer, default: "0", min: "0", max: "2", "QoS of the subscriptions."),
+            OptionSpec("stream", .string, "Stream name of the events; the node id when unset."),
+            OptionSpec("event", .string, default: "mqtt", "Name of the events."),
+            OptionSpec("max-payload", .size, default: "64KiB", min: "1", max: "16MiB", "Largest payload accepted."),
+        ],
+        accepts: [],
+        emits: .kinds(.event),
+        make: { options in
+            guard var configuration = try MQTTNodeOptions.configuration(options) else {
+                throw options.error("needs a broker", option: "broker")
+            }
+            configuration.subscriptions = try options.stringList("topics")
+            guard !configuration.subscriptions.isEmpty, configuration.subscriptions.allSatisfy({ !$0.isEmpty }) else {
+                throw options.error("expected at least one topic filter, none empty", option: "topics")
+            }
+            configuration.subscriptionQoS = Int32(try options.integer("qos"))
+            return MQTTSubscribe(configuration: configuration, stream: try options.ifSet("stream", options.string) ?? options.nodeID,
+                                 eventName: try options.string("event"), maxPayload: try options.size("max-payload"))
+        })
+
+    let configuration: MQTTClient.Configuration
+    let stream: String
+    let eventName: String
+    let maxPayload: Int
+
+    func run(_ context: NodeContext) async throws {
+        let client = try MQTTClient(configuration, logger: context.logger)
+        defer { client.stop() }
+        try client.start()
+        var sequence: UInt64 = 0
+        var warnedSize = false
+        for await message in client.messages {
+            guard message.payload.readableBytes <= maxPayload else {
+                context.stats.countDropped()
+                if !warnedSize {
+                    warnedSize = true
+                    context.logger.warning("dropping MQTT messages over \(maxPayload) bytes (first on '\(UntrustedText.printable(message.topic))')")
+                }
+                continue
+            }
+            var packet = Packet.event(Event(eventName, Self.fields(of: message)), stream: stream, sequence: sequence)
+            packet.payload = message.payload
+            sequence += 1
+            await context.emit(packet)
+        }
+    }
+
+    /// topic, retained, payload (as text) and a JSON object's scalar members.
+    static func fields(of message: MQTTClient.Message) -> [(key: String, value: EventValue)] {
+        var fields: [(key: String, value: EventValue)] = [("topic", .string(message.topic)), ("retained", .bool(message.retain))]
+        guard let text = message.payload.getString(at: message.payload.readerIndex, length: message.payload.readableBytes),
+              text.utf8.count == message.payload.readableBytes else { return fields }
+        fields.append(("payload", .string(text)))
+        if text.first == "{", let members = EventValue.scalarMembers(ofJSONObject: message.payload) {
+            fields += members.filter { !["topic", "payload", "retained"].contains($0.key) }
+        }
+        return fields
+    }
+}
