@@ -170,6 +170,7 @@ let package = Package(
             dependencies: [
                 "Camflow",
                 "InstarProtocol",
+                "MQTTClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -370,6 +371,7 @@ let package = Package(
                 "Camflow",
                 "CamflowTesting",
                 "InstarPlugin",
+                "InstarProtocol",
                 "InstarSimulator",
                 .product(name: "Logging", package: "swift-log"),
                 "MP4Plugin",

@@ -28,6 +28,8 @@ struct FinishedRecording: Equatable {
     var bytes: Int
     /// The fsync that failed as the file was finished, if one did.
     var syncFailure: RecordingError?
+    /// What made the recording, for an event clip ("alarm area1").
+    var reason: String? = nil
 }
 
 /// A file being written: `NAME.mp4.partial` until finished, created and

@@ -24,6 +24,7 @@ enum RecordingFiles {
         object.append("keyframes", Int64(recording.keyframes))
         object.append("fragments", Int64(recording.fragments))
         object.append("bytes", Int64(recording.bytes))
+        object.append("reason", recording.reason)
         let line = object.text + "\n"
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let fd = open(root + "/" + indexName, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)

@@ -4,5 +4,5 @@ public import Camflow
 /// serves the same protocol for tests and demos.
 public enum InstarPlugin: CamflowPlugin {
     public static let name = "instar"
-    public static var nodeTypes: [NodeType] { [InstarCamera.type] }
+    public static var nodeTypes: [NodeType] { [InstarCamera.type, InstarAlarm.type] }
 }

@@ -24,24 +24,6 @@ struct WebSettings: Sendable {
     var maxConnectionsPerClient = 32
     /// Origins (`https://host:port`) besides this server's own whose pages may open a WebSocket.
     var allowedOrigins: [String] = []
-
-    /// `HOST:PORT`, `[V6]:PORT`, `:PORT` (every interface) or `PORT`.
-    static func parseBind(_ text: String) -> (host: String, port: Int)? {
-        var host = "127.0.0.1"
-        var portText = Substring(text)
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            host = String(text[text.index(after: text.startIndex)..<close])
-            let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":") else { return nil }
-            portText = rest.dropFirst()
-        } else if let colon = text.lastIndex(of: ":") {
-            host = colon == text.startIndex ? "0.0.0.0" : String(text[..<colon])
-            portText = text[text.index(after: colon)...]
-        }
-        guard let port = Int(portText), (0...65535).contains(port), !host.isEmpty else { return nil }
-        return (host, port)
-    }
 }
 
 /// `web`: restreams init segments and fragments to browsers and camera
@@ -96,7 +78,7 @@ struct WebSink: Node {
 
     init(_ options: NodeOptions) throws {
         let bind = try options.string("bind")
-        guard let (host, port) = WebSettings.parseBind(bind) else {
+        guard let (host, port) = BindAddress(parsing: bind).map({ ($0.host, $0.port) }) else {
             throw options.error("expected HOST:PORT, [V6]:PORT or :PORT, found '\(bind)'", option: "bind")
         }
         let username = try options.ifSet("username", options.string)
