@@ -4,6 +4,7 @@ import CamflowCLI
 import Foundation
 import InstarSimulator
 import Logging
+import MQTTClient
 import NIOCore
 import ServiceLifecycle
 
@@ -18,7 +19,10 @@ struct SimCommand: AsyncParsableCommand {
             Ctrl-C or SIGTERM. The media loops forever with continuous timestamps; a client joins \
             each camera's live timeline at the next fragment. Fault injection: --drop-every hangs \
             up, --stall-after stops sending but keeps the socket, --garbage-every sends malformed \
-            bytes.
+            bytes. Alarms: with --mqtt and/or --alarm-server, every --alarm-every each camera \
+            reports an area-1 alarm the way INSTAR cameras do (instar/<MAC>/status/alarm/triggered \
+            {"val":"1"}, then {"val":"0"} up to 5 s later; an alarm-server GET with active=1); \
+            each camera's made-up MAC is printed as 'camera N mac: …'.
             """)
 
     @Option(help: "Address to listen on.")
@@ -66,6 +70,15 @@ struct SimCommand: AsyncParsableCommand {
     @Option(help: "Send a message of malformed bytes this often.")
     var garbageEvery: String?
 
+    @Option(help: "Publish the cameras' alarms to this MQTT broker (mqtt://host:port).")
+    var mqtt: String?
+
+    @Option(help: "Send the cameras' alarm-server requests to this URL (http://host:port/path).")
+    var alarmServer: String?
+
+    @Option(help: "Time between alarms, with --mqtt or --alarm-server.")
+    var alarmEvery = "20s"
+
     @Option(help: "Media seconds per second (1 is real time).")
     var speed = 1.0
 
@@ -80,7 +93,14 @@ struct SimCommand: AsyncParsableCommand {
         }
         guard speed > 0 else { throw ValidationError("--speed must be positive") }
         try validateDurations([("--client-idle-timeout", clientIdleTimeout), ("--drop-every", dropEvery),
-                               ("--stall-after", stallAfter), ("--garbage-every", garbageEvery)], positive: true)
+                               ("--stall-after", stallAfter), ("--garbage-every", garbageEvery),
+                               ("--alarm-every", alarmEvery)], positive: true)
+        if let mqtt {
+            do { _ = try BrokerURL(parsing: mqtt) } catch { throw ValidationError("--mqtt: \(error)") }
+        }
+        if let alarmServer, URL(string: alarmServer)?.scheme != "http" || URL(string: alarmServer)?.host == nil {
+            throw ValidationError("--alarm-server: expected an http://host:port/path URL")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
     }
 
@@ -131,9 +151,15 @@ struct SimCommand: AsyncParsableCommand {
             printOutput("certificate: \(path)")
         }
         let simulator = CameraSimulator(configuration: configuration, logger: logger)
-        let service = SimulatorService(simulator: simulator)
+        var services: [any Service] = [SimulatorService(simulator: simulator)]
+        if mqtt != nil || alarmServer != nil {
+            let alarms = SimulatedAlarms(every: Units.duration(alarmEvery) ?? .seconds(20), mqtt: try mqtt.map { try BrokerURL(parsing: $0) },
+                                         alarmServer: alarmServer.flatMap(URL.init(string:)), cameras: cameras)
+            for number in 1...cameras { printOutput("camera \(number) mac: \(SimulatedAlarms.mac(camera: number))") }
+            services.append(AlarmService(alarms: alarms, logger: logger))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }
@@ -150,6 +176,20 @@ private struct SimulatorService: Service {
                     printOutput("timeline-origin-ns: \(simulator.timelineOrigin)")
                 }
             }
+        } catch is CancellationError {
+            return
+        }
+    }
+}
+
+/// The simulated alarms as a service: sends until a graceful shutdown.
+private struct AlarmService: Service {
+    let alarms: SimulatedAlarms
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await alarms.run(logger: logger) }
         } catch is CancellationError {
             return
         }
