@@ -26,7 +26,7 @@ import Testing
 
     @Test func tutorialBinary_linksNoCodeOfAPluginItLeavesOut() throws {
         // Swift symbols carry their module's name: the plugin's code is in the binary or not.
-        let modules = ["12ZeroMQPlugin", "9WebPlugin", "12InstarPlugin", "10ExecPlugin", "15InstarSimulator", "12CamflowBench"]
+        let modules = ["12ZeroMQPlugin", "9WebPlugin", "12InstarPlugin", "10ExecPlugin", "15InstarSimulator", "12CamflowBench", "10MQTTPlugin", "10MQTTClient"]
         let tutorial = try modulesWithSymbols(in: tutorialBinary, among: modules + ["15RateLimitPlugin"])
         let full = try modulesWithSymbols(in: camflowBinary, among: modules)
         for module in modules {
@@ -36,13 +36,13 @@ import Testing
         #expect(tutorial.contains("15RateLimitPlugin"), "camflow-tutorial lacks the plugin it names")
     }
 
-    @Test func noBinaryLoadsLibzmqOrLibcurlAtStart() throws {
-        // libzmq (and its ~40 libraries) is loaded when a ZeroMQ node first
+    @Test func noBinaryLoadsLibzmqLibmosquittoOrLibcurlAtStart() throws {
+        // libzmq (and its ~40 libraries) and libmosquitto are loaded when a node first
         // needs it; nothing needs FoundationNetworking's libcurl at all.
         for binary in [camflowBinary, tutorialBinary] {
             let ldd = try runTool("/usr/bin/ldd", [binary])
             #expect(ldd.status == 0 && ldd.stdout.contains("libc.so"), "ldd \(binary): \(ldd.stderr)")
-            #expect(!ldd.stdout.contains("libzmq") && !ldd.stdout.contains("libcurl"), "\(binary) links:\n\(ldd.stdout)")
+            #expect(!ldd.stdout.contains("libzmq") && !ldd.stdout.contains("libmosquitto") && !ldd.stdout.contains("libcurl"), "\(binary) links:\n\(ldd.stdout)")
         }
     }
 
