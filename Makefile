@@ -11,9 +11,9 @@ SWIFT ?= swift
 # gcc and libc6-dev (the fsync shim of the recording tests), time (GNU time: camflow
 # bench mp4 measures each process with it), libmosquitto-dev (the MQTT nodes),
 # mosquitto and mosquitto-clients (the real broker, mosquitto_pub and
-# mosquitto_sub of the MQTT tests and the demo).
+# mosquitto_sub of the MQTT tests and the demo), openssl (the MQTT TLS test's certificates).
 DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client procps util-linux gcc libc6-dev time \
-	libmosquitto-dev mosquitto mosquitto-clients
+	libmosquitto-dev mosquitto mosquitto-clients openssl
 BUILD_LOG := .build/build.log
 
 .PHONY: all build release test demo deps docs bench fixtures fuzz clean

@@ -27,6 +27,8 @@ struct ClipBuffer {
         var until: Double
         var reason: String
         var triggers: Int
+        /// When the clip's first fragment arrived: max-clip holds in arrival time too, whatever the timestamps do.
+        var startArrival: UInt64
     }
 
     enum Action {
@@ -41,6 +43,9 @@ struct ClipBuffer {
         /// The pre-roll buffer hit its byte limit and dropped its oldest GOP.
         case bufferFull
     }
+
+    /// How far a fragment may start before the one held last without counting as a step back (B-frame reordering, jitter).
+    static let backwardTolerance = 1.0
 
     let preRoll: Double
     let postRoll: Double
@@ -70,6 +75,11 @@ struct ClipBuffer {
 
     mutating func fragment(_ fragment: Fragment) -> [Action] {
         var actions: [Action] = []
+        // Timestamps that step back (a camera's clock reset, a hostile sender) start over:
+        // what is held and an open clip belong to the old timeline.
+        if let previous = held.last?.start ?? clip?.end, fragment.start < previous - Self.backwardTolerance {
+            actions += reset()
+        }
         if fragment.keyframe {
             if let previous = lastKeyframeStart, fragment.start - previous > preRoll, !warnedLongGOP {
                 warnedLongGOP = true
@@ -78,7 +88,8 @@ struct ClipBuffer {
             lastKeyframeStart = fragment.start
         }
         if var clip {
-            if fragment.start >= clip.until || fragment.end - clip.start > maxClip {
+            let elapsed = Double(Int64(bitPattern: fragment.arrival &- clip.startArrival)) / 1e9
+            if fragment.start >= clip.until || fragment.end - clip.start > maxClip || elapsed > maxClip {
                 actions += finishClip()
             } else {
                 clip.end = max(clip.end, fragment.end)
@@ -113,7 +124,7 @@ struct ClipBuffer {
         guard let startIndex else { return [] }
         let fragments = Array(held[startIndex...])
         let clip = Clip(start: held[startIndex].start, end: fragments.last?.end ?? held[startIndex].end, firstTrigger: time,
-                        lastTrigger: time, until: time + postRoll, reason: reason, triggers: 1)
+                        lastTrigger: time, until: time + postRoll, reason: reason, triggers: 1, startArrival: held[startIndex].arrival)
         self.clip = clip
         return [.start(clip, fragments)]
     }
@@ -132,12 +143,17 @@ struct ClipBuffer {
         if let keep = held.indices.last(where: { held[$0].keyframe && held[$0].start <= end - preRoll }), keep > 0 {
             drop(first: keep)
         }
-        var actions: [Action] = []
-        while heldBytes > maxBytes, let next = held.indices.dropFirst().first(where: { held[$0].keyframe }) {
-            drop(first: next)
-            if actions.isEmpty { actions.append(.bufferFull) }
+        guard heldBytes > maxBytes else { return [] }
+        while heldBytes > maxBytes {
+            if let next = held.indices.dropFirst().first(where: { held[$0].keyframe }) {
+                drop(first: next)
+            } else {
+                // One GOP larger than the buffer (or keyframes that stopped coming): hold nothing until the next keyframe.
+                held = []
+                heldBytes = 0
+            }
         }
-        return actions
+        return [.bufferFull]
     }
 
     private mutating func drop(first count: Int) {

@@ -156,10 +156,11 @@ struct EventRecord: PacketProcessor {
         }
     }
 
-    /// "alarm area1": the event's name and its source or matched fields.
+    /// "alarm area1": the event's name and its source or matched fields,
+    /// printable and short (both can come from an MQTT payload).
     static func reason(_ event: Event, _ trigger: Trigger) -> String {
         let detail = event["source"]?.description ?? trigger.fields.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ")
-        return detail.isEmpty ? event.name : "\(event.name) \(detail)"
+        return UntrustedText.printable(detail.isEmpty ? event.name : "\(event.name) \(detail)", limit: 128)
     }
 
     private mutating func perform(_ actions: [ClipBuffer.Action], on stream: inout StreamClips, _ context: NodeContext) async {
@@ -208,6 +209,8 @@ struct EventRecord: PacketProcessor {
 
     private mutating func fail(_ error: any Error, _ stream: inout StreamClips, _ context: NodeContext) async {
         context.logger.error("stream \(stream.name): \(error); this clip ends here")
+        // The clip is over for the buffer too, so the next trigger starts a new one.
+        _ = stream.buffer.finishClip()
         if var file = stream.file {
             stream.file = nil
             _ = try? file.finish(sync: false)

@@ -6,11 +6,13 @@ import Synchronization
 
 /// Receives an INSTAR camera's alarm-server requests (`GET …?active=N&object=M`)
 /// and hands each alarm on. Every connection answers one request and
-/// closes; a connection that sends no whole request within 10 s is closed;
-/// at most 64 are open at once.
+/// closes, and is closed 10 s after it was accepted whatever it sends (a
+/// peer trickling bytes gains nothing); at most 64 are open at once, 8 from
+/// one address, so a flood from one host leaves room for the camera.
 final class AlarmServer: Sendable {
     static let maxConnections = 64
-    static let requestTimeout = TimeAmount.seconds(10)
+    static let maxConnectionsPerAddress = 8
+    static let requestDeadline = TimeAmount.seconds(10)
 
     private let channel: any Channel
     /// Where it listens, with the port the system chose for port 0.
@@ -19,19 +21,30 @@ final class AlarmServer: Sendable {
     private init(channel: any Channel) { self.channel = channel }
 
     /// Binds and starts serving; `deliver` gets every alarm, on an event loop thread.
-    static func start(host: String, port: Int, credentials: BasicCredentials?,
+    static func start(host: String, port: Int, credentials: BasicCredentials?, deadline requestDeadline: TimeAmount = requestDeadline,
                       deliver: @escaping @Sendable (CameraAlarm, String) -> Void) async throws -> AlarmServer {
-        let open = Atomic<Int>(0)
+        let open = Mutex<(total: Int, byAddress: [String: Int])>((0, [:]))
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                guard open.add(1, ordering: .relaxed).newValue <= maxConnections else {
-                    open.subtract(1, ordering: .relaxed)
-                    return channel.close()
+                let address = channel.remoteAddress?.ipAddress ?? "?"
+                let admitted = open.withLock { open in
+                    guard open.total < maxConnections, open.byAddress[address, default: 0] < maxConnectionsPerAddress else { return false }
+                    open.total += 1
+                    open.byAddress[address, default: 0] += 1
+                    return true
                 }
-                channel.closeFuture.whenComplete { _ in open.subtract(1, ordering: .relaxed) }
+                guard admitted else { return channel.close() }
+                let deadline = channel.eventLoop.scheduleTask(in: requestDeadline) { channel.close(promise: nil) }
+                channel.closeFuture.whenComplete { _ in
+                    deadline.cancel()
+                    open.withLock { open in
+                        open.total -= 1
+                        open.byAddress[address, default: 1] -= 1
+                        if open.byAddress[address] == 0 { open.byAddress[address] = nil }
+                    }
+                }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: requestTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(AlarmRequestHandler(credentials: credentials, deliver: deliver))
                 }
@@ -81,10 +94,6 @@ private final class AlarmRequestHandler: ChannelInboundHandler {
             let (status, text) = answer(head, peer: context.remoteAddress?.ipAddress ?? "?")
             respond(context, status, text)
         }
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) } else { context.fireUserInboundEventTriggered(event) }
     }
 
     private func answer(_ head: HTTPRequestHead, peer: String) -> (HTTPResponseStatus, String) {

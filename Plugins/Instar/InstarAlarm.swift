@@ -51,6 +51,7 @@ struct InstarAlarm: Node {
             let topics = CameraAlarm.mqttTopics(camera: camera, prefix: try options.string("topic-prefix"))
             mqtt?.subscriptions = [topics.trigger, topics.object]
             mqtt?.subscriptionQoS = 1
+            mqtt?.maxPayload = 4096  // {"val":"N"} is a dozen bytes
         }
         self.mqtt = mqtt
         httpBind = try options.ifSet("http-bind", options.string).map { text in
@@ -69,25 +70,33 @@ struct InstarAlarm: Node {
 
     func run(_ context: NodeContext) async throws {
         let (alarms, sink) = AsyncStream.makeStream(of: Received.self, bufferingPolicy: .bufferingNewest(256))
+        // The MQTT client first: if it cannot be made, nothing is left listening.
+        var client: MQTTClient?
+        if let mqtt {
+            let mqttClient = try MQTTClient(mqtt, logger: context.logger)
+            try mqttClient.start()
+            client = mqttClient
+        }
+        let listener = client.map { mqttClient in
+            Task {
+                // A retained alarm is the camera's last state, replayed by the broker on every
+                // (re)connection: not a new alarm, so not a trigger.
+                for await message in mqttClient.messages where !message.retain {
+                    sink.yield(Received(alarm: CameraAlarm.fromMQTT(topic: message.topic, payload: message.payload), via: "mqtt",
+                                        peer: message.topic))
+                }
+            }
+        }
         var server: AlarmServer?
+        defer {
+            listener?.cancel()
+            client?.stop()
+        }
         if let httpBind {
             server = try await AlarmServer.start(host: httpBind.host, port: httpBind.port, credentials: httpCredentials) { alarm, peer in
                 sink.yield(Received(alarm: alarm, via: "http", peer: peer))
             }
             context.logger.info("alarm server listening on http://\(server?.address.description ?? "?")/")
-        }
-        var client: MQTTClient?
-        var listener: Task<Void, Never>?
-        if let mqtt {
-            let mqttClient = try MQTTClient(mqtt, logger: context.logger)
-            try mqttClient.start()
-            client = mqttClient
-            listener = Task {
-                for await message in mqttClient.messages {
-                    sink.yield(Received(alarm: CameraAlarm.fromMQTT(topic: message.topic, payload: message.payload), via: "mqtt",
-                                        peer: message.topic))
-                }
-            }
         }
         var sequence: UInt64 = 0
         for await received in alarms {
@@ -106,8 +115,6 @@ struct InstarAlarm: Node {
             await context.emit(.event(Event("alarm", fields), stream: stream, sequence: sequence))
             sequence += 1
         }
-        listener?.cancel()
-        client?.stop()
         await server?.stop()
     }
 

@@ -23,7 +23,10 @@ struct HomeAssistantDiscovery {
 
     func configs(stream: String) -> [Config] {
         let level = MQTTTopic.level(stream)
-        let device = MQTTTopic.identifier("camflow_\(node)_\(stream)")
+        // '_' joins node and stream, so a name holding one could make ("a_b", "c") and ("a", "b_c")
+        // one device: such pairs get a hash of both.
+        var device = "camflow_\(MQTTTopic.identifier(node))_\(MQTTTopic.identifier(stream))"
+        if node.contains("_") || stream.contains("_") { device += "-" + MQTTTopic.hash(node + "\u{0}" + stream) }
         // Stats come per track: the sensors keep their value when an audio track's report arrives.
         let video = "value_json.fields.kind == 'video'"
         let sensors: [(component: String, key: String, name: String, fields: [(String, String)])] = [
@@ -74,15 +77,40 @@ struct HomeAssistantDiscovery {
     }
 }
 
-/// Names made safe for MQTT topics and Home Assistant ids.
+/// Names made safe for MQTT topics and Home Assistant ids. A name that had
+/// to change gets a short hash of the original, so two names never become one
+/// ("cam/1" and "cam_1", "a_b"+"c" and "a"+"b_c").
 enum MQTTTopic {
-    /// One topic level: no '/', and no wildcard a publisher may not use.
+    /// One topic level: no '/', no wildcard a publisher may not use, no control character.
     static func level(_ name: String) -> String {
-        String(name.map { "/+#".contains($0) || $0.asciiValue.map { $0 < 0x20 } == true ? "_" : $0 })
+        cleaned(name) { $0 == "/" || $0 == "+" || $0 == "#" || $0.value < 0x20 || $0.value == 0x7F }
     }
 
     /// Letters, digits, '_' and '-' only, as Home Assistant wants its ids.
     static func identifier(_ name: String) -> String {
-        String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") ? $0 : "_" })
+        cleaned(name) { !($0.isASCII && (("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-")) }
+    }
+
+    private static func cleaned(_ name: String, replacing unsafe: (Unicode.Scalar) -> Bool) -> String {
+        var scalars = String.UnicodeScalarView()
+        var changed = false
+        for scalar in name.unicodeScalars {
+            if unsafe(scalar) {
+                scalars.append("_")
+                changed = changed || scalar != "_"
+            } else {
+                scalars.append(scalar)
+            }
+        }
+        let result = String(scalars)
+        return changed || result.isEmpty ? result + "-" + hash(name) : result
+    }
+
+    /// FNV-1a of the UTF-8 bytes, 8 hex digits: stable across runs, unlike Hasher.
+    static func hash(_ name: String) -> String {
+        var value: UInt32 = 2_166_136_261
+        for byte in name.utf8 { value = (value ^ UInt32(byte)) &* 16_777_619 }
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
     }
 }

@@ -36,6 +36,7 @@ struct MQTTSubscribe: Node {
                 throw options.error("expected at least one topic filter, none empty", option: "topics")
             }
             configuration.subscriptionQoS = Int32(try options.integer("qos"))
+            configuration.maxPayload = try options.size("max-payload")
             return MQTTSubscribe(configuration: configuration, stream: try options.ifSet("stream", options.string) ?? options.nodeID,
                                  eventName: try options.string("event"), maxPayload: try options.size("max-payload"))
         })
@@ -67,15 +68,26 @@ struct MQTTSubscribe: Node {
         }
     }
 
-    /// topic, retained, payload (as text) and a JSON object's scalar members.
+    /// topic, retained, payload (as text, up to 4 KiB) and a JSON object's
+    /// scalar members, within the limits camflow's own ZeroMQ input sets for
+    /// event fields, so what this emits can travel on.
     static func fields(of message: MQTTClient.Message) -> [(key: String, value: EventValue)] {
         var fields: [(key: String, value: EventValue)] = [("topic", .string(message.topic)), ("retained", .bool(message.retain))]
         guard let text = message.payload.getString(at: message.payload.readerIndex, length: message.payload.readableBytes),
               text.utf8.count == message.payload.readableBytes else { return fields }
-        fields.append(("payload", .string(text)))
+        if text.utf8.count <= PacketHeader.Limits.fieldBytes { fields.append(("payload", .string(text))) }
         if text.first == "{", let members = EventValue.scalarMembers(ofJSONObject: message.payload) {
-            fields += members.filter { !["topic", "payload", "retained"].contains($0.key) }
+            for (key, value) in members where fields.count < PacketHeader.Limits.eventFields {
+                guard !["topic", "payload", "retained"].contains(key), Self.isFieldName(key) else { continue }
+                if case .string(let string) = value, string.utf8.count > PacketHeader.Limits.fieldBytes { continue }
+                fields.append((key, value))
+            }
         }
         return fields
+    }
+
+    /// 1 to 256 bytes, no control characters: a name the ZeroMQ header accepts.
+    static func isFieldName(_ key: String) -> Bool {
+        (1...PacketHeader.Limits.nameBytes).contains(key.utf8.count) && !key.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
     }
 }

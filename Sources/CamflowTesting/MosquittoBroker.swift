@@ -6,7 +6,8 @@ import Foundation
 public final class MosquittoBroker: @unchecked Sendable {
     // @unchecked: the process is replaced only by start and stop, which tests call in sequence.
     public let port: Int
-    public var url: String { "mqtt://127.0.0.1:\(port)" }
+    public var url: String { "\(isTLS ? "mqtts" : "mqtt")://127.0.0.1:\(port)" }
+    private var isTLS: Bool { (try? String(contentsOf: directory.appendingPathComponent("mosquitto.conf"), encoding: .utf8))?.contains("certfile") == true }
     private let directory: URL
     private var process: Process?
 
@@ -16,16 +17,44 @@ public final class MosquittoBroker: @unchecked Sendable {
     private static let executable: String? = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// Starts a broker that lets anyone in, on a port nothing else holds.
-    public init() async throws {
+    /// PEM files for a TLS listener.
+    public struct TLS: Sendable {
+        public var caFile: String
+        public var certificateFile: String
+        public var keyFile: String
+        /// Refuse clients without a certificate the CA signed.
+        public var requireClientCertificate: Bool
+
+        public init(caFile: String, certificateFile: String, keyFile: String, requireClientCertificate: Bool) {
+            self.caFile = caFile
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+            self.requireClientCertificate = requireClientCertificate
+        }
+    }
+
+    /// Starts a broker that lets anyone in, on a port nothing else holds;
+    /// with `tls`, the listener speaks TLS only.
+    public init(tls: TLS? = nil) async throws {
         port = try Self.freePort()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-mosquitto-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try """
+        var configuration = """
             listener \(port) 127.0.0.1
             allow_anonymous true
             persistence false
-            """.write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
+
+            """
+        if let tls {
+            configuration += """
+                cafile \(tls.caFile)
+                certfile \(tls.certificateFile)
+                keyfile \(tls.keyFile)
+                require_certificate \(tls.requireClientCertificate)
+
+                """
+        }
+        try configuration.write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
         try await start()
     }
 

@@ -44,12 +44,11 @@ public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
         return "\(tls ? "mqtts" : "mqtt")://\(user)\(address):\(port)"
     }
 
-    /// `text` with any password in it replaced, for error messages.
+    /// `text` with everything before an '@' (the credentials, however
+    /// malformed the rest) replaced, for error messages.
     static func redacted(_ text: String) -> String {
-        guard let at = text.lastIndex(of: "@"), let schemeEnd = text.range(of: "://"),
-              schemeEnd.upperBound < at else { return text }
-        let userInfo = text[schemeEnd.upperBound..<at]
-        guard let colon = userInfo.firstIndex(of: ":") else { return text }
-        return String(text[..<colon]) + ":***" + String(text[at...])
+        guard let at = text.lastIndex(of: "@") else { return text }
+        let scheme = text[..<at].range(of: "://").map { text[..<$0.upperBound] } ?? ""
+        return scheme + "***" + text[at...]
     }
 }

@@ -1,4 +1,5 @@
 import CMosquitto
+import Foundation
 public import Logging
 public import NIOCore
 import Synchronization
@@ -55,6 +56,9 @@ public final class MQTTClient: @unchecked Sendable {
         public var maxQueuedWhileDisconnected = 1000
         /// Received messages waiting for the reader; beyond this the oldest go.
         public var receiveBuffer = 1024
+        /// Larger received payloads are dropped before they are copied, so the
+        /// receive buffer holds at most `receiveBuffer` × this.
+        public var maxPayload = 1 << 20
 
         public init(broker: BrokerURL, clientID: String) {
             self.broker = broker
@@ -76,6 +80,8 @@ public final class MQTTClient: @unchecked Sendable {
         var stopped = false
         /// Handed to libmosquitto and not yet sent (QoS 0) or acknowledged (QoS 1, 2).
         var unsent = 0
+        /// The network thread runs (and holds a reference to the client).
+        var running = false
     }
 
     public let configuration: Configuration
@@ -117,7 +123,9 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     deinit {
-        stop()
+        // Only after stop() joined the network thread (it held a reference until then).
+        messageSink.finish()
+        eventSink.finish()
         api.destroy(handle)
     }
 
@@ -149,7 +157,9 @@ public final class MQTTClient: @unchecked Sendable {
     /// Connects in the background: a broker that is down now is tried again
     /// with backoff, so this fails only for what no retry can mend.
     public func start() throws(MQTTError) {
-        let context = Unmanaged.passUnretained(self).toOpaque()
+        // The network thread holds the client until stop() has joined it: a
+        // callback never runs on a freed client, and deinit never runs on that thread.
+        let context = Unmanaged.passRetained(self).toOpaque()
         // The user data is set here, not at creation, so the callbacks find a fully made object.
         api.connectCallbackSet(handle) { _, object, code in
             object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.connected(code)
@@ -158,7 +168,7 @@ public final class MQTTClient: @unchecked Sendable {
             object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.disconnected(code)
         }
         api.publishCallbackSet(handle) { _, object, _ in
-            object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.state.withLock { $0.unsent -= 1 }
+            object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.state.withLock { $0.unsent = max(0, $0.unsent - 1) }
         }
         api.messageCallbackSet(handle) { _, object, message in
             guard let message else { return }
@@ -171,22 +181,43 @@ public final class MQTTClient: @unchecked Sendable {
             // Refused or unreachable now: the loop thread keeps trying.
             noteFailure("cannot connect to \(configuration.broker): \(LibMosquitto.describe(code)); retrying")
         }
-        try check(api.loopStart(handle), "MQTT network thread")
+        let started = api.loopStart(handle)
+        guard started == MOSQ_ERR_SUCCESS.rawValue else {
+            Unmanaged<MQTTClient>.fromOpaque(context).release()
+            try check(started, "MQTT network thread")
+            return
+        }
+        state.withLock { $0.running = true }
     }
 
     /// Disconnects (after `last`, if given, is queued: an "offline" message,
     /// since a goodbye does not send the will) and stops the thread, at once.
     public func stop(last: Message? = nil) {
-        let alreadyStopped = state.withLock { state in
-            defer { state.stopped = true }
-            return state.stopped
+        let (alreadyStopped, running) = state.withLock { state in
+            defer {
+                state.stopped = true
+                state.running = false
+            }
+            return (state.stopped, state.running)
         }
         guard !alreadyStopped else { return }
         if let last { publish(last) }
         _ = api.disconnect(handle)
-        _ = api.loopStop(handle, false)
         messageSink.finish()
         eventSink.finish()
+        guard running else { return }
+        // Joining the network thread can take as long as a connection attempt
+        // to an unreachable broker (minutes): a thread of its own waits for it,
+        // not a thread of Swift's shared pool. It then lets the client go.
+        let api = self.api
+        nonisolated(unsafe) let handle = self.handle  // used by the joining thread alone from here on
+        let retained = Unmanaged.passUnretained(self)
+        let joiner = Thread {
+            _ = api.loopStop(handle, false)
+            retained.release()
+        }
+        joiner.name = "mqtt-stop"
+        joiner.start()
     }
 
     /// As ``stop(last:)``, but first gives what was published up to `linger`
@@ -221,14 +252,16 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     private func send(_ message: Message) -> Bool {
+        // Counted before the call: the network thread may report it sent before the call returns.
+        state.withLock { $0.unsent += 1 }
         let code = message.payload.withUnsafeReadableBytes { bytes in
             api.publish(handle, nil, message.topic, Int32(clamping: bytes.count), bytes.baseAddress, message.qos, message.retain)
         }
         guard code == MOSQ_ERR_SUCCESS.rawValue else {
+            state.withLock { $0.unsent -= 1 }
             droppedSentCount.add(1, ordering: .relaxed)
             return false
         }
-        state.withLock { $0.unsent += 1 }
         return true
     }
 
@@ -258,7 +291,11 @@ public final class MQTTClient: @unchecked Sendable {
 
     private func disconnected(_ code: Int32) {
         let wasConnected = state.withLock { state in
-            defer { state.connected = false }
+            defer {
+                state.connected = false
+                // What was in flight is resent by libmosquitto (QoS 1, 2) or lost (QoS 0): nothing to wait for.
+                state.unsent = 0
+            }
             return state.connected && !state.stopped
         }
         guard wasConnected else { return }
@@ -278,6 +315,10 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     private func received(_ message: mosquitto_message) {
+        guard message.payloadlen <= configuration.maxPayload else {
+            droppedReceivedCount.add(1, ordering: .relaxed)
+            return
+        }
         guard let topic = message.topic.map({ String(cString: $0) }) else { return }
         var payload = ByteBuffer()
         if let bytes = message.payload, message.payloadlen > 0 {

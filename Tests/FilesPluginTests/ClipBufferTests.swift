@@ -80,3 +80,42 @@ import Testing
         #expect(EventRecord.Trigger(parsing: "=x") == nil && EventRecord.Trigger(parsing: "alarm source") == nil)
     }
 }
+
+/// What a hostile or broken stream does to the clip decisions.
+@Suite struct ClipBufferHostileTests {
+    private func fragment(_ start: Double, keyframe: Bool, arrival: UInt64, bytes: Int = 100) -> ClipBuffer.Fragment {
+        var payload = ByteBuffer()
+        payload.writeRepeatingByte(0, count: bytes)
+        return ClipBuffer.Fragment(packet: Packet(kind: .fragment, stream: "cam", payload: payload), start: start, end: start + 1,
+                                   keyframe: keyframe, arrival: arrival)
+    }
+
+    @Test func oneKeyframeThenNone_staysWithinTheByteLimit() {
+        var buffer = ClipBuffer(preRoll: 5, postRoll: 5, maxClip: 300, maxBytes: 1000)
+        var full = 0
+        for second in 0..<10_000 {
+            let actions = buffer.fragment(fragment(Double(second), keyframe: second == 0, arrival: UInt64(second) * 1_000_000_000))
+            full += actions.filter { if case .bufferFull = $0 { true } else { false } }.count
+            #expect(buffer.heldBytes <= 1000)
+        }
+        #expect(full >= 1 && buffer.held.isEmpty, "nothing is held until a keyframe comes again")
+    }
+
+    @Test func timestampsSteppingBack_endTheClip_andMaxClipHoldsInArrivalTime() {
+        var buffer = ClipBuffer(preRoll: 1, postRoll: 100, maxClip: 10, maxBytes: 1 << 20)
+        for second in 0..<4 { _ = buffer.fragment(fragment(Double(second), keyframe: true, arrival: UInt64(second + 1) * 1_000_000_000)) }
+        _ = buffer.trigger(arrival: 4_000_000_000, reason: "alarm")
+        // The clock resets to 0: the open clip ends rather than waiting days for media time to catch up.
+        let back = buffer.fragment(fragment(0, keyframe: true, arrival: 5_000_000_000))
+        #expect(back.contains { if case .finish = $0 { true } else { false } })
+        #expect(buffer.clip == nil)
+        // Timestamps that stand still: the clip still ends after max-clip of arrival time.
+        _ = buffer.trigger(arrival: 5_000_000_000, reason: "alarm")
+        var finished = false
+        for step in 1...30 where !finished {
+            let actions = buffer.fragment(fragment(0.5, keyframe: false, arrival: UInt64(5 + step) * 1_000_000_000))
+            finished = actions.contains { if case .finish = $0 { true } else { false } }
+        }
+        #expect(finished)
+    }
+}

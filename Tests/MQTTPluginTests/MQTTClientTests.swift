@@ -1,4 +1,5 @@
 import CamflowTesting
+import Foundation
 import Logging
 import MQTTClient
 import NIOCore
@@ -82,5 +83,68 @@ import Testing
         #expect(accepted == 3)
         #expect(client.droppedSent == 3)
         client.stop()
+    }
+}
+
+@Suite struct MQTTTLSTests {
+    /// A CA, and a server (127.0.0.1) and a client certificate it signed, made with openssl.
+    private func certificates() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-mqtt-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; }
+            key ca.key; key server.key; key client.key
+            openssl req -x509 -new -key ca.key -out ca.pem -days 1 -subj /CN=camflow-test-ca
+            openssl req -new -key server.key -out server.csr -subj /CN=127.0.0.1
+            printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile server.ext 2>/dev/null
+            openssl req -new -key client.key -out client.csr -subj /CN=camflow-client
+            openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1 2>/dev/null
+            chmod 644 *.key
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        process.currentDirectoryURL = directory
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "openssl could not make the test certificates")
+        return directory
+    }
+
+    @Test func mqtts_withACAFileAndAClientCertificate_goesThroughABrokerThatRequiresThem() async throws {
+        try #require(MosquittoBroker.isInstalled, "needs Debian's mosquitto")
+        let files = try certificates()
+        func path(_ name: String) -> String { files.appendingPathComponent(name).path }
+        let broker = try await MosquittoBroker(tls: .init(caFile: path("ca.pem"), certificateFile: path("server.pem"),
+                                                          keyFile: path("server.key"), requireClientCertificate: true))
+        #expect(broker.url.hasPrefix("mqtts://"))
+        var configuration = MQTTClient.Configuration(broker: try BrokerURL(parsing: broker.url), clientID: "tls-client")
+        configuration.caFile = path("ca.pem")
+        configuration.certificateFile = path("client.pem")
+        configuration.keyFile = path("client.key")
+        configuration.subscriptions = ["secure/#"]
+        let client = try MQTTClient(configuration, logger: Logger(label: "tls"))
+        var events = client.connectionEvents.makeAsyncIterator()
+        try client.start()
+        #expect(await events.next() == .connected)
+        #expect(client.publish(.init(topic: "secure/ping", text: "over TLS", qos: 1)))
+        var messages = client.messages.makeAsyncIterator()
+        let echoed = await messages.next()
+        #expect(echoed.map { String(buffer: $0.payload) } == "over TLS")
+        client.stop()
+    }
+}
+
+@Suite struct BrokerURLRedactionTests {
+    @Test func malformedURLsDoNotShowTheirPassword() {
+        for text in ["mqtt:user:hunter2@broker", "mqtt//u:hunter2@h", "mqtts://u:hunter2@"] {
+            do {
+                _ = try BrokerURL(parsing: text)
+            } catch {
+                #expect(!error.description.contains("hunter2"), "\(error)")
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@ import CamflowTesting
 import Foundation
 import Logging
 import MQTTClient
-import MQTTPlugin
+@testable import MQTTPlugin
 import NIOCore
 import Synchronization
 import Testing
@@ -119,5 +119,30 @@ private final class Listener: Sendable {
                 && late.messages.contains { $0.topic.hasSuffix("/motion/config") && $0.retained }
         }
         late.stop()
+    }
+}
+
+@Suite struct MQTTNamesTests {
+    @Test func topicLevelsAndIdsStaySafeAndApart() {
+        #expect(MQTTTopic.level("cam1") == "cam1")
+        for hostile in ["cam/1", "cam+", "#", "/\u{301}", "a\u{0}b", ""] {
+            let level = MQTTTopic.level(hostile)
+            #expect(!level.unicodeScalars.contains { $0 == "/" || $0 == "+" || $0 == "#" || $0.value < 0x20 } && !level.isEmpty, "\(hostile)")
+        }
+        #expect(MQTTTopic.level("cam/1") != MQTTTopic.level("cam_1"))
+        #expect(MQTTTopic.identifier("cam 1") != MQTTTopic.identifier("cam.1"))
+        let a = HomeAssistantDiscovery(discoveryPrefix: "homeassistant", prefix: "camflow", node: "a_b").configs(stream: "c")
+        let b = HomeAssistantDiscovery(discoveryPrefix: "homeassistant", prefix: "camflow", node: "a").configs(stream: "b_c")
+        #expect(Set(a.map(\.topic)).isDisjoint(with: b.map(\.topic)))
+    }
+
+    @Test func subscribedPayloadsKeepToTheEventLimits() {
+        var members = (0..<400).map { #""k\#($0)":1"# }
+        members.append(#""\#u{0001}bad":"x""#)
+        members.append(#""long":"\#(String(repeating: "x", count: 5000))""#)
+        let payload = ByteBuffer(string: "{" + members.joined(separator: ",") + "}")
+        let fields = MQTTSubscribe.fields(of: .init(topic: "t", payload: payload))
+        #expect(fields.count <= 256)
+        #expect(!fields.contains { $0.key == "payload" || $0.key == "long" || $0.key.hasPrefix("\u{1}") })
     }
 }

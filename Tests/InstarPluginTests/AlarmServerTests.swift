@@ -1,0 +1,73 @@
+import Foundation
+@testable import InstarPlugin
+import InstarProtocol
+import NIOCore
+import Synchronization
+import Testing
+
+/// The alarm server against peers that do not behave.
+@Suite struct AlarmServerTests {
+    private func connect(_ port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(result == 0)
+        return fd
+    }
+
+    /// Reads until the peer closes; what was read.
+    private func readToEnd(_ fd: Int32) -> String {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &chunk, chunk.count, 0)
+            if count <= 0 { break }
+            received += chunk[..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    @Test func aTricklingPeerIsCutAtTheDeadline_andOneAddressCannotTakeEveryConnection() async throws {
+        let alarms = Mutex<[CameraAlarm]>([])
+        let server = try await AlarmServer.start(host: "127.0.0.1", port: 0, credentials: nil, deadline: .milliseconds(500)) { alarm, _ in
+            alarms.withLock { $0.append(alarm) }
+        }
+        let port = server.address.port
+        // Eight idle connections from one address are all it may hold; the ninth is closed at once.
+        let idle = try (0..<AlarmServer.maxConnectionsPerAddress).map { _ in try connect(port) }
+        let ninth = try connect(port)
+        #expect(readToEnd(ninth).isEmpty)
+        close(ninth)
+        // A peer sending a byte at a time is still closed at the deadline, its request unanswered.
+        let trickler = try connect(port)
+        _ = "GET /?act".withCString { send(trickler, $0, strlen($0), 0) }
+        #expect(readToEnd(trickler).isEmpty)
+        close(trickler)
+        for fd in idle { close(fd) }
+        // Once they are gone, a real alarm gets through.
+        let camera = try connect(port)
+        _ = "GET /?active=6 HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(camera, $0, strlen($0), 0) }
+        #expect(readToEnd(camera).hasPrefix("HTTP/1.1 200"))
+        close(camera)
+        #expect(alarms.withLock { $0.map(\.source) } == ["audio"])
+        await server.stop()
+    }
+
+    @Test func credentialsAreRequiredWhenSet() async throws {
+        let server = try await AlarmServer.start(host: "127.0.0.1", port: 0, credentials: BasicCredentials(username: "cam", password: "s3cret")) { _, _ in }
+        for (authorization, status) in [(nil, "401"), ("Basic Y2FtOndyb25n", "401"),
+                                        (BasicCredentials(username: "cam", password: "s3cret").authorization, "200")] {
+            let fd = try connect(server.address.port)
+            let header = authorization.map { "Authorization: \($0)\r\n" } ?? ""
+            _ = "GET /?active=1 HTTP/1.1\r\nHost: x\r\n\(header)\r\n".withCString { send(fd, $0, strlen($0), 0) }
+            #expect(readToEnd(fd).hasPrefix("HTTP/1.1 \(status)"), "\(authorization ?? "none")")
+            close(fd)
+        }
+        await server.stop()
+    }
+}
