@@ -105,18 +105,33 @@ struct ZMQSubscribe: Node {
 }
 
 /// Flow control between the receiving thread and the node's task: at most
-/// `capacity` messages in between.
+/// `capacity` messages in between. The count lives in a mutex and the
+/// semaphore only wakes the thread: a semaphore created with room and freed
+/// with messages still in flight (a stop mid-stream) is a crash in
+/// libdispatch, one created with none never is.
 private final class Handoff: Sendable {
-    private let room = DispatchSemaphore(value: 16)
+    private let room = Mutex(16)
+    private let wake = DispatchSemaphore(value: 0)
     private let stopped = Atomic<Bool>(false)
 
     var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
     func waitForRoom() {
-        while !isStopped, room.wait(timeout: .now() + .milliseconds(100)) == .timedOut {}
+        while !isStopped {
+            let took = room.withLock { room in
+                guard room > 0 else { return false }
+                room -= 1
+                return true
+            }
+            if took { return }
+            _ = wake.wait(timeout: .now() + .milliseconds(100))
+        }
     }
 
-    func taken() { room.signal() }
+    func taken() {
+        room.withLock { $0 += 1 }
+        wake.signal()
+    }
 
     func stop() { stopped.store(true, ordering: .releasing) }
 }
