@@ -9,9 +9,9 @@ final class Inbox: Sendable {
     private let state: Mutex<InboxStateMachine<Waiter>>
     let capacity: Int
 
-    init(lanes: Int, capacity: Int) {
+    init(lanes: Int, capacity: Int, producers: Int = 1) {
         self.capacity = capacity
-        self.state = Mutex(InboxStateMachine(lanes: lanes, capacity: capacity))
+        self.state = Mutex(InboxStateMachine(lanes: lanes, capacity: capacity, producers: producers))
     }
 
     /// Stores `packet` in `lane`, suspending while the lane is full. Returns
@@ -87,7 +87,12 @@ final class Inbox: Sendable {
         }
     }
 
-    /// The producer of `lane` has finished.
+    /// One more producer sends into `lane`.
+    func attach(lane: Int) {
+        state.withLock { $0.attach(lane: lane) }
+    }
+
+    /// A producer of `lane` has finished.
     func finish(lane: Int) {
         state.withLock { $0.finish(lane: lane) }?.resume()
     }

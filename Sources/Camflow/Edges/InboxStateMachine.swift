@@ -57,14 +57,20 @@ struct InboxStateMachine<Waiter> {
     private(set) var lanes: [LaneStats]
     private var queue: Deque<Entry>
     private var waitingProducers: [Waiter?]
+    /// Outputs sending into each lane: more than one while a reload hands a
+    /// producer over from its old instance to its new one.
+    private var producers: [Int]
     private var waitingConsumer: Waiter?
     /// The consumer stopped reading: packets are counted and dropped.
     private(set) var isDiscarding = false
 
-    init(lanes: Int, capacity: Int) {
+    /// - Parameter producers: outputs already sending into each lane; a
+    ///   reload makes inboxes with none and attaches them.
+    init(lanes: Int, capacity: Int, producers: Int = 1) {
         precondition(capacity > 0, "edge capacity must be positive")
         self.capacity = capacity
         self.lanes = Array(repeating: LaneStats(), count: lanes)
+        self.producers = Array(repeating: producers, count: lanes)
         // Room for a few packets per lane at first; the deque grows to what is used.
         self.queue = Deque(minimumCapacity: min(capacity, 64) * max(lanes, 1))
         self.waitingProducers = Array(repeating: nil, count: lanes)
@@ -152,8 +158,16 @@ struct InboxStateMachine<Waiter> {
         return nil
     }
 
-    /// The producer of `lane` will send nothing more.
+    /// One more output sends into `lane` (a reload's new instance of its producer).
+    mutating func attach(lane: Int) {
+        producers[lane] += 1
+        lanes[lane].finished = false
+    }
+
+    /// A producer of `lane` will send nothing more; the lane ends with its last one.
     mutating func finish(lane: Int) -> Waiter? {
+        producers[lane] = max(0, producers[lane] - 1)
+        guard producers[lane] == 0 else { return nil }
         lanes[lane].finished = true
         guard lanes.allSatisfy(\.finished) else { return nil }
         let consumer = waitingConsumer

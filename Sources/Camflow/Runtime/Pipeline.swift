@@ -16,11 +16,17 @@ import Synchronization
 /// It is a `Service`: run it in a `ServiceGroup` and SIGINT/SIGTERM stop it
 /// gracefully; cancelling its task stops it at once. A pipeline runs once.
 public final class Pipeline: Service, Sendable {
-    /// A checked graph this pipeline runs.
-    public let graph: PipelineGraph
-    private let runtime: [RuntimeNode]
-    private let logger: Logger
-    private let stopSignal = OneShotSignal()
+    /// The graph that runs now: the one it started with, or the last reload's.
+    public var graph: PipelineGraph { current.withLock { $0.graph } }
+    /// The graph and its running nodes, in the graph's order; a reload replaces both.
+    let current: Mutex<(graph: PipelineGraph, runtime: [RuntimeNode])>
+    /// Nodes a reload made, for the run loop to start.
+    let starts: AsyncStream<[RuntimeNode]>
+    let startsSink: AsyncStream<[RuntimeNode]>.Continuation
+    /// One reload at a time; the count of those applied.
+    let reloads = Mutex(0)
+    let logger: Logger
+    let stopSignal = OneShotSignal()
     private let failures = Mutex<[NodeFailure]>([])
     private let startedAt = Atomic<UInt64>(0)
     private let metricsInterval: Duration?
@@ -35,8 +41,8 @@ public final class Pipeline: Service, Sendable {
     ///     backend passes it.
     public init(graph: PipelineGraph, logger: Logger, metricsInterval: Duration? = .seconds(1),
                 metricsText: (@Sendable () -> String)? = nil) {
-        self.graph = graph
         self.logger = logger
+        (starts, startsSink) = AsyncStream.makeStream(of: [RuntimeNode].self)
         self.metricsInterval = metricsInterval
         self.metricsText = metricsText
         var consumers = [[PacketOutput.Target]](repeating: [], count: graph.nodes.count)
@@ -52,13 +58,14 @@ public final class Pipeline: Service, Sendable {
                 consumers[producer].append(.init(inbox: inbox, lane: lane, accepts: node.type.accepts))
             }
         }
-        runtime = graph.nodes.indices.map { index in
+        let runtime = graph.nodes.indices.map { index in
             let stats = NodeStats()
             return RuntimeNode(
                 node: graph.nodes[index], inbox: inboxes[index], stats: stats,
                 input: PacketInput(inbox: inboxes[index], stats: stats),
                 output: PacketOutput(targets: consumers[index], stats: stats))
         }
+        current = Mutex((graph, runtime))
     }
 
     /// Runs until every node has finished: sources ran out or were stopped,
@@ -88,12 +95,13 @@ public final class Pipeline: Service, Sendable {
 
     /// What nodes see of this pipeline.
     public var view: PipelineView {
-        PipelineView(graph: graph, snapshot: { self.snapshot() }, metricsText: metricsText)
+        PipelineView(graph: { self.graph }, snapshot: { self.snapshot() }, metricsText: metricsText)
     }
 
     /// Counters of every node and edge now.
     public func snapshot() -> PipelineSnapshot {
         let start = startedAt.load(ordering: .relaxed)
+        let (graph, runtime) = current.withLock { ($0.graph, $0.runtime) }
         var edges: [EdgeSnapshot] = []
         for node in runtime {
             guard let inbox = node.inbox else { continue }
@@ -112,51 +120,75 @@ public final class Pipeline: Service, Sendable {
                 NodeSnapshot(id: $0.node.spec.id, type: $0.node.type.name, counters: $0.stats.snapshot,
                              running: $0.stats.running.load(ordering: .relaxed), connected: $0.stats.connected)
             },
-            edges: edges)
+            edges: edges, reloads: reloads.withLock { $0 })
     }
 
+    private enum RunEvent { case nodeDone, stopRequested, started([RuntimeNode]), noMoreStarts }
+
+    /// Every node in a task of one group; a reload adds tasks to it. Ends
+    /// when every node, first and added, has finished.
     private func runNodes() async {
         let exporter = metricsInterval.map { MetricsExporter(interval: $0) }
         await withTaskGroup(of: Void.self) { outer in
             if let exporter {
                 outer.addTask { await exporter.run { self.snapshot() } }
             }
-            await withTaskGroup(of: Void.self) { group in
-                for node in runtime where !node.node.type.isSource {
-                    group.addTask { await self.runToEnd(node) }
+            await withTaskGroup(of: RunEvent.self) { group in
+                let first = current.withLock { $0.runtime }
+                for node in first { group.addTask { await self.runNode(node); return .nodeDone } }
+                var running = first.count
+                group.addTask { await self.stopSignal.wait(); return .stopRequested }
+                group.addTask { await self.nextStart() }
+                while running > 0, let event = await group.next() {
+                    switch event {
+                    case .nodeDone:
+                        running -= 1
+                    case .stopRequested:
+                        for node in current.withLock({ $0.runtime }) where node.node.type.isSource { node.stop.fire() }
+                    case .started(let nodes):
+                        for node in nodes { group.addTask { await self.runNode(node); return .nodeDone } }
+                        running += nodes.count
+                        group.addTask { await self.nextStart() }
+                    case .noMoreStarts:
+                        break
+                    }
                 }
-                group.addTask { await self.runSources() }
+                startsSink.finish()
+                group.cancelAll()
             }
             outer.cancelAll()
         }
         exporter?.export(snapshot())
     }
 
-    /// Sources run in a group of their own, cancelled when a stop is requested.
-    private func runSources() async {
-        enum Done { case source, stopRequested }
-        let sources = runtime.filter { $0.node.type.isSource }
-        await withTaskGroup(of: Done.self) { group in
-            for source in sources {
-                group.addTask {
-                    await self.runToEnd(source)
-                    return .source
-                }
+    /// The next nodes a reload made. One task at a time waits here.
+    private func nextStart() async -> RunEvent {
+        var iterator = starts.makeAsyncIterator()
+        return await iterator.next().map(RunEvent.started) ?? .noMoreStarts
+    }
+
+    /// A source runs until it ends or its stop fires (the pipeline stops, or
+    /// a reload replaces or removes it); anything else until its input ends.
+    private func runNode(_ node: RuntimeNode) async {
+        defer { node.done.fire() }
+        if let predecessor = node.after {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await predecessor.wait() }
+                group.addTask { await node.stop.wait() }
+                await group.next()
+                group.cancelAll()
             }
-            group.addTask {
-                await self.stopSignal.wait()
-                return .stopRequested
-            }
-            var running = sources.count
-            while let done = await group.next() {
-                switch done {
-                case .stopRequested:
-                    group.cancelAll()
-                case .source:
-                    running -= 1
-                    if running == 0 { group.cancelAll() }
-                }
-            }
+        }
+        guard node.node.type.isSource else { return await runToEnd(node) }
+        guard !node.stop.isFired else {
+            node.output.finish()
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.runToEnd(node) }
+            group.addTask { await node.stop.wait() }
+            await group.next()
+            group.cancelAll()
         }
     }
 
@@ -227,17 +259,27 @@ public final class Pipeline: Service, Sendable {
     /// Hard stop: every edge ends now, queued packets are dropped.
     private func terminate() {
         stopSignal.fire()
-        for node in runtime { node.inbox?.terminate() }
+        for node in current.withLock({ $0.runtime }) {
+            node.stop.fire()
+            node.inbox?.terminate()
+        }
     }
 }
 
 /// A node's run-time parts.
-private struct RuntimeNode: Sendable {
-    let node: PipelineGraph.Node
+struct RuntimeNode: Sendable {
+    var node: PipelineGraph.Node
     let inbox: Inbox?
     let stats: NodeStats
     let input: PacketInput
     let output: PacketOutput
+    /// Fired to stop a source: the pipeline stops, or a reload replaces or removes it.
+    var stop = OneShotSignal()
+    /// Fired when this instance has finished (output ended).
+    var done = OneShotSignal()
+    /// A replaced node's new instance starts when the old one has drained
+    /// and ended: its packets keep their order, and a camera never has two connections.
+    var after: OneShotSignal?
 }
 
 /// One node that failed beyond its restart policy.

@@ -47,6 +47,8 @@ public struct PipelineSnapshot: Sendable {
     public let elapsedNanoseconds: UInt64
     public let nodes: [NodeSnapshot]
     public let edges: [EdgeSnapshot]
+    /// Reloads applied since the start.
+    public var reloads = 0
 
     /// The node with `id`.
     public func node(_ id: String) -> NodeSnapshot? { nodes.first { $0.id == id } }

@@ -2,14 +2,15 @@
 /// readiness, and the metrics backend's text. Read-only, so a node that
 /// serves status pages cannot disturb the others.
 public struct PipelineView: Sendable {
-    /// The checked graph that runs.
-    public let graph: PipelineGraph
+    /// The checked graph that runs now (a reload changes it).
+    public var graph: PipelineGraph { graphNow() }
+    private let graphNow: @Sendable () -> PipelineGraph
     private let snapshotNow: @Sendable () -> PipelineSnapshot
     private let metricsTextNow: (@Sendable () -> String)?
 
-    init(graph: PipelineGraph, snapshot: @escaping @Sendable () -> PipelineSnapshot,
+    init(graph: @escaping @Sendable () -> PipelineGraph, snapshot: @escaping @Sendable () -> PipelineSnapshot,
          metricsText: (@Sendable () -> String)?) {
-        self.graph = graph
+        self.graphNow = graph
         self.snapshotNow = snapshot
         self.metricsTextNow = metricsText
     }

@@ -1,0 +1,67 @@
+import Synchronization
+
+extension Pipeline {
+    /// Why a reload was not applied; the running graph is as it was.
+    public struct ReloadRefused: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Changes the running graph to `newGraph` (checked against the same
+    /// registry), node by node (``GraphDiff``):
+    ///
+    /// - kept nodes run on with their state, connections and edges: no packet
+    ///   on an edge whose both ends stay is lost or reordered;
+    /// - a replaced node's old instance drains what it holds, then the new
+    ///   one starts (packets of the new queue wait, bounded as ever): its
+    ///   consumers see the old instance's packets, then the new one's;
+    /// - removed nodes drain and stop; added nodes start.
+    ///
+    /// Old sources (replaced or removed) are stopped; other old instances end
+    /// when their inputs do, as at a graceful stop. Returns what changed.
+    @discardableResult
+    public func reload(to newGraph: PipelineGraph) throws(ReloadRefused) -> GraphDiff {
+        try reloads.withLock { (count: inout Int) throws(ReloadRefused) -> GraphDiff in
+            guard !stopSignal.isFired else { throw ReloadRefused(description: "the pipeline is stopping") }
+            let (oldGraph, oldRuntime) = current.withLock { ($0.graph, $0.runtime) }
+            let diff = GraphDiff(from: oldGraph, to: newGraph)
+            guard !diff.isEmpty else { return diff }
+            let old = Dictionary(uniqueKeysWithValues: oldRuntime.map { ($0.node.spec.id, $0) })
+            let kept = Set(diff.kept)
+            let runtime = newGraph.nodes.map { node -> RuntimeNode in
+                if kept.contains(node.spec.id), var existing = old[node.spec.id] {
+                    // The same instance; its graph node changes only in where things are written and its indices.
+                    existing.node = node
+                    return existing
+                }
+                let stats = NodeStats()
+                let inbox = node.inputs.isEmpty ? nil : Inbox(lanes: node.inputs.count, capacity: node.spec.capacity, producers: 0)
+                var made = RuntimeNode(node: node, inbox: inbox, stats: stats, input: PacketInput(inbox: inbox, stats: stats),
+                                       output: PacketOutput(targets: [], stats: stats))
+                made.after = old[node.spec.id]?.done
+                return made
+            }
+            var targets = [[PacketOutput.Target]](repeating: [], count: newGraph.nodes.count)
+            for (index, node) in newGraph.nodes.enumerated() {
+                guard let inbox = runtime[index].inbox else { continue }
+                for (lane, producer) in node.inputs.enumerated() {
+                    targets[producer].append(.init(inbox: inbox, lane: lane, accepts: node.type.accepts))
+                }
+            }
+            // New instances first: every edge of the new graph is attached
+            // before an old instance, or a kept node leaving an edge, can end it.
+            let fresh = runtime.indices.filter { !kept.contains(runtime[$0].node.spec.id) }
+            for index in fresh { runtime[index].output.rewire(to: targets[index]) }
+            for index in runtime.indices where kept.contains(runtime[index].node.spec.id) {
+                runtime[index].output.rewire(to: targets[index])
+            }
+            current.withLock { $0 = (newGraph, runtime) }
+            startsSink.yield(fresh.map { runtime[$0] })
+            for id in diff.replaced + diff.removed {
+                if let instance = old[id], instance.node.type.isSource { instance.stop.fire() }
+            }
+            count += 1
+            logger.info("reload: \(diff)")
+            return diff
+        }
+    }
+}
