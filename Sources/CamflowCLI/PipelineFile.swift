@@ -1,27 +1,52 @@
 import ArgumentParser
 import Camflow
 import Foundation
+import Synchronization
 
 /// Reading and checking a pipeline file the same way for every command.
 enum PipelineFile {
+    /// A pipeline read and checked, with the files it came from.
+    struct Loaded: Sendable {
+        let graph: PipelineGraph
+        /// The pipeline file and every graph file it included.
+        let files: [String]
+    }
+
     /// Loads and validates `path`, printing every problem to stderr.
     /// - Throws: `ExitCode` 2 when the file is missing or invalid.
     static func load(_ path: String, registry: NodeRegistry) throws -> PipelineGraph {
+        guard let loaded = read(path, registry: registry, environment: ProcessInfo.processInfo.environment) else {
+            throw ExitCodes.invalidPipeline
+        }
+        return loaded.graph
+    }
+
+    /// Loads and validates `path` with `environment` for `${VAR}`; prints
+    /// every problem to stderr and returns nil when there is one.
+    static func read(_ path: String, registry: NodeRegistry, environment: [String: String],
+                     allowUnset: Bool = false) -> Loaded? {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             printError("error: cannot read pipeline file '\(path)': \(Self.reason(error))")
-            throw ExitCodes.invalidPipeline
+            return nil
         }
+        let included = Mutex<[String]>([])
+        var loader = PipelineLoader(environment: environment) { file in
+            included.withLock { $0.append(file) }
+            return try String(contentsOfFile: file, encoding: .utf8)
+        }
+        loader.allowsUnsetVariables = allowUnset
         do {
-            let spec = try PipelineLoader(environment: ProcessInfo.processInfo.environment).load(text, file: path)
-            return try GraphValidator(registry: registry).validate(spec)
+            let spec = try loader.load(text, file: path)
+            let graph = try GraphValidator(registry: registry).validate(spec)
+            return Loaded(graph: graph, files: [path] + included.withLock { $0 })
         } catch {
             printError(error.description)
             let count = error.errors.count
             printError("\(path): \(count) error\(count == 1 ? "" : "s")")
-            throw ExitCodes.invalidPipeline
+            return nil
         }
     }
 

@@ -15,6 +15,9 @@ public struct PipelineGraph: Sendable {
 
     public let name: String
     public let nodes: [Node]
+    /// What was left unchecked because it depends on an unset variable
+    /// (``PipelineLoader/allowsUnsetVariables``): one line each.
+    public var unchecked: [String] = []
 
     /// The node with `id`.
     public func node(_ id: String) -> Node? { nodes.first { $0.spec.id == id } }
@@ -32,6 +35,7 @@ public struct GraphValidator: Sendable {
 
     public func validate(_ pipeline: PipelineSpec) throws(ConfigErrors) -> PipelineGraph {
         var errors: [ConfigError] = []
+        var unchecked: [String] = []
         var seen: [String: Int] = [:]
         var candidates: [(spec: NodeSpec, type: NodeType, options: NodeOptions, instanceEmits: PacketKinds?)] = []
 
@@ -58,7 +62,13 @@ public struct GraphValidator: Sendable {
                 do {
                     instanceEmits = try type.make(options).emittedKinds
                 } catch let error as ConfigError {
-                    errors.append(error)
+                    // A value standing in for an unset variable cannot be checked, nor what follows it.
+                    if let placeholder = spec.options.first(where: { $0.value.holdsPlaceholder && $0.value.location == error.location }) {
+                        unchecked.append("node '\(spec.id)': option '\(placeholder.key)' and what follows it depend on "
+                                         + placeholder.value.placeholderNames.joined(separator: ", "))
+                    } else {
+                        errors.append(error)
+                    }
                 } catch {
                     errors.append(ConfigError("node '\(spec.id)' (\(type.name)): \(error)", at: spec.location))
                 }
@@ -148,7 +158,9 @@ public struct GraphValidator: Sendable {
                 inputs: inputIndices.map { position[$0] }))
         }
         guard errors.isEmpty else { throw ConfigErrors(errors) }
-        return PipelineGraph(name: pipeline.name, nodes: nodes)
+        var graph = PipelineGraph(name: pipeline.name, nodes: nodes)
+        graph.unchecked = unchecked
+        return graph
     }
 
     /// Options known to the type, of the declared type, and the required ones set.
@@ -165,7 +177,7 @@ public struct GraphValidator: Sendable {
                     notes: ["note: \(known); see 'camflow nodes \(type.name)'"]))
                 continue
             }
-            if let problem = option.type.mismatch(value) {
+            if !value.holdsPlaceholder, let problem = option.type.mismatch(value) {
                 errors.append(ConfigError("option '\(name)' of node '\(spec.id)' (\(type.name)): \(problem)",
                                           at: value.location ?? spec.location))
             }

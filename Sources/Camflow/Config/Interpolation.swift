@@ -8,7 +8,14 @@ enum Interpolation {
         var offset: Int
     }
 
-    static func expand(_ text: String, environment: [String: String]) throws(Failure) -> String {
+    /// Marks where an unset variable stood when placeholders are allowed
+    /// (`camflow validate --allow-unset`): a private-use character no YAML
+    /// value of a real pipeline holds.
+    static let placeholderMark: Character = "\u{E000}"
+
+    /// - Parameter placeholders: an unset variable without a default becomes
+    ///   a marked placeholder instead of an error.
+    static func expand(_ text: String, environment: [String: String], placeholders: Bool = false) throws(Failure) -> String {
         guard text.contains("$") else { return text }
         var result = ""
         let chars = Array(text)
@@ -45,6 +52,8 @@ enum Interpolation {
                 result += value
             } else if let fallback {
                 result += fallback
+            } else if placeholders {
+                result += "\(placeholderMark)\(name)\(placeholderMark)"
             } else {
                 throw Failure(
                     message: "environment variable '\(name)' is not set; set it or give a default: ${\(name):-value}",

@@ -6,6 +6,8 @@ struct LoadContext {
     let lines: [Substring]
     let environment: [String: String]
     let includedFrom: [String]
+    /// Unset variables become placeholders instead of errors.
+    var placeholders = false
     var errors: [ConfigError] = []
 
     init(file: String, text: String, environment: [String: String], includedFrom: [String]) {
@@ -191,7 +193,7 @@ struct LoadContext {
     mutating func interpolate(_ scalar: Yams.Node.Scalar) -> String? {
         let quoteOffset = scalar.style == .singleQuoted || scalar.style == .doubleQuoted ? 1 : 0
         do {
-            return try Interpolation.expand(scalar.string, environment: environment)
+            return try Interpolation.expand(scalar.string, environment: environment, placeholders: placeholders)
         } catch {
             let at = location(scalar.mark)?.shifted(by: quoteOffset + error.offset)
             self.error(error.message, at: at)

@@ -23,6 +23,21 @@ public struct OptionValue: Sendable {
     /// A list of scalars made in code.
     public static func list(_ items: [String]) -> OptionValue { OptionValue(.list(items.map(scalar))) }
 
+    /// Whether a placeholder for an unset variable stands anywhere in the value.
+    var holdsPlaceholder: Bool { !placeholderNames.isEmpty }
+
+    /// The unset variables whose placeholders the value holds.
+    var placeholderNames: [String] {
+        switch content {
+        case .scalar(let text):
+            guard text.contains(Interpolation.placeholderMark) else { return [] }
+            return text.split(separator: Interpolation.placeholderMark, omittingEmptySubsequences: false)
+                .enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+        case .list(let items): return items.flatMap(\.placeholderNames)
+        case .map(let pairs): return pairs.flatMap(\.value.placeholderNames)
+        }
+    }
+
     /// The text of a scalar, nil for lists and maps.
     public var scalarText: String? {
         if case .scalar(let text) = content { return text }

@@ -10,6 +10,10 @@ public struct PipelineLoader: Sendable {
     public var environment: [String: String]
     /// Reads an included graph file (a composite node's `file`).
     public var readFile: @Sendable (String) throws -> String
+    /// An unset variable without a default becomes a placeholder instead of
+    /// an error, and the validator leaves what depends on it unchecked: for
+    /// checking in CI a file that needs secrets. Never for running.
+    public var allowsUnsetVariables = false
 
     /// - Parameter readFile: reads included graph files; the file system when nil.
     public init(environment: [String: String], readFile: (@Sendable (String) throws -> String)? = nil) {
@@ -34,6 +38,7 @@ public struct PipelineLoader: Sendable {
     func load(_ text: String, file: String, includedFrom: [String],
                       includeChain: [String], budget: IncludeBudget) throws(ConfigErrors) -> PipelineSpec {
         var context = LoadContext(file: file, text: text, environment: environment, includedFrom: includedFrom)
+        context.placeholders = allowsUnsetVariables
         if let refusal = YAMLGuard().check(text) {
             throw ConfigErrors([ConfigError(refusal.message, at: context.location(line: refusal.line, column: refusal.column))])
         }

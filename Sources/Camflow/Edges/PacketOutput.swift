@@ -12,7 +12,9 @@ import Synchronization
 /// emitting task keeps its own copy of the targets and takes the new ones at
 /// its next emit; an edge it no longer feeds is finished once no push to it
 /// can be in progress, so the consumer behind it sees every packet that was
-/// sent to it and then its end.
+/// sent to it and then its end. An edge attached by a reload first gets the
+/// latest init segment of each stream this output has sent, so a consumer
+/// added mid-stream (stats, a recorder) knows the tracks.
 public final class PacketOutput: @unchecked Sendable {
     // @unchecked: `pending`, `cached` and `cachedVersion` are touched only by
     // the one task that runs the node (emit, flush); everything shared is in
@@ -30,6 +32,8 @@ public final class PacketOutput: @unchecked Sendable {
         var version: UInt64 = 0
         /// Edges left by a rewire, to finish when no push to them can be under way.
         var detached: [Target] = []
+        /// Edges attached by a rewire that have not had the latest init segments yet.
+        var joined: [Target] = []
         var finished = false
     }
 
@@ -42,6 +46,9 @@ public final class PacketOutput: @unchecked Sendable {
     @exclusivity(unchecked) private var cached: [Target]
     @exclusivity(unchecked) private var cachedVersion: UInt64 = 0
     @exclusivity(unchecked) private var pending: [Packet] = []
+    /// The latest init segment of each stream sent, for edges a reload attaches.
+    @exclusivity(unchecked) private var latestInits: [String: Packet] = [:]
+    static let maxRememberedInits = 256
 
     init(targets: [Target], stats: NodeStats) {
         self.stats = stats
@@ -53,12 +60,13 @@ public final class PacketOutput: @unchecked Sendable {
     /// while a consumer's edge is full.
     public func emit(_ packet: Packet) async {
         stats.countOut(packet)
+        if packet.kind == .initSegment { remember(packet) }
         if collecting.load(ordering: .relaxed) {
             pending.append(packet)
             if pending.count >= PacketInput.batchLimit { await flush() }
             return
         }
-        let targets = beginPushing()
+        let targets = await beginPushing()
         for target in targets where target.accepts.contains(packet.kind) {
             await target.inbox.push(packet, lane: target.lane)
         }
@@ -85,7 +93,7 @@ public final class PacketOutput: @unchecked Sendable {
         pending.reserveCapacity(PacketInput.batchLimit)
         var kinds = PacketKinds()
         for packet in packets { kinds.insert(PacketKinds(packet.kind)) }
-        let targets = beginPushing()
+        let targets = await beginPushing()
         for target in targets {
             if target.accepts.isSuperset(of: kinds) {
                 await target.inbox.push(contentsOf: packets, lane: target.lane)
@@ -98,13 +106,29 @@ public final class PacketOutput: @unchecked Sendable {
     }
 
     /// Marks a push as under way and returns the targets to push to: the
-    /// cached ones, or the new ones after a rewire.
-    private func beginPushing() -> [Target] {
+    /// cached ones, or the new ones after a rewire (edges just attached get
+    /// the latest init segments first).
+    private func beginPushing() async -> [Target] {
         emitting.store(true, ordering: .sequentiallyConsistent)
         if version.load(ordering: .sequentiallyConsistent) != cachedVersion {
-            (cached, cachedVersion) = wiring.withLock { ($0.targets, $0.version) }
+            let joined: [Target]
+            (cached, cachedVersion, joined) = wiring.withLock { wiring in
+                defer { wiring.joined = [] }
+                return (wiring.targets, wiring.version, wiring.joined)
+            }
+            let inits = Array(latestInits.values)
+            for target in joined where target.accepts.contains(.initSegment) && !inits.isEmpty {
+                await target.inbox.push(contentsOf: inits, lane: target.lane)
+            }
         }
         return cached
+    }
+
+    private func remember(_ initSegment: Packet) {
+        if latestInits[initSegment.stream] == nil, latestInits.count >= Self.maxRememberedInits {
+            latestInits.remove(at: latestInits.startIndex)
+        }
+        latestInits[initSegment.stream] = initSegment
     }
 
     private func endPushing() {
@@ -120,6 +144,7 @@ public final class PacketOutput: @unchecked Sendable {
             guard !wiring.finished else { return false }
             for target in targets where !wiring.targets.contains(where: target.isSameEdge) {
                 target.inbox.attach(lane: target.lane)
+                wiring.joined.append(target)
             }
             wiring.detached += wiring.targets.filter { old in !targets.contains(where: old.isSameEdge) }
             wiring.targets = targets

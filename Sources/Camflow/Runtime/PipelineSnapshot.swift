@@ -158,13 +158,15 @@ public final class CounterDeltas: Sendable {
     public init() {}
 
     /// Increments counter `label` by what `total` grew since the last call.
+    /// A total below the last one started over (a reload's new instance of
+    /// the node): all of it is new.
     public func add(_ label: String, _ dimensions: [(String, String)], total: UInt64) {
         let key = label + dimensions.map { "|\($0.1)" }.joined()
         let delta = last.withLock { seen -> UInt64 in
             let previous = seen[key] ?? 0
             seen[key] = total
-            return total &- previous
+            return total >= previous ? total - previous : total
         }
-        if delta > 0 { Counter(label: label, dimensions: dimensions).increment(by: Int64(delta)) }
+        if delta > 0 { Counter(label: label, dimensions: dimensions).increment(by: Int64(clamping: delta)) }
     }
 }

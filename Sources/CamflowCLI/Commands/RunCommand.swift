@@ -1,5 +1,6 @@
 import ArgumentParser
 import Camflow
+import Foundation
 import Logging
 import Metrics
 import Prometheus
@@ -13,7 +14,11 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             On Ctrl-C or SIGTERM the sources stop first, queued packets drain and sinks flush; \
             the exit code is then 0. A live status table goes to stderr every --status-interval \
-            when stderr is a terminal, and a summary at exit.
+            when stderr is a terminal, and a summary at exit. SIGHUP reloads the file, and with \
+            --watch so does a change to it (or to a graph file it includes): the new graph is \
+            checked first (an invalid one is reported and the running graph stays), then only what \
+            changed is replaced; unchanged nodes keep running with their connections and state. \
+            ${VAR} values are read from the environment once, at start.
             """)
 
     @Argument(help: "The pipeline file (YAML).")
@@ -34,6 +39,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Do not print the summary at exit.")
     var quiet = false
 
+    @Flag(help: "Reload when the file (or a graph file it includes) changes; ${VAR}s keep their values from the start.")
+    var watch = false
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level: expected trace, debug, info, notice, warning, error or critical, found '\(logLevel)'")
@@ -45,7 +53,11 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "camflow")
-        let graph = try PipelineFile.load(file, registry: CommandEnvironment.registry)
+        let environment = ProcessInfo.processInfo.environment
+        guard let loaded = PipelineFile.read(file, registry: CommandEnvironment.registry, environment: environment) else {
+            throw ExitCodes.invalidPipeline
+        }
+        let graph = loaded.graph
         let registry = bootstrapMetrics()
         let pipeline = Pipeline(graph: graph, logger: logger, metricsText: { registry.emitToString() })
         let statusEvery = Units.duration(statusInterval) ?? .seconds(5)
@@ -68,6 +80,9 @@ struct RunCommand: AsyncParsableCommand {
                     await group.triggerGracefulShutdown()
                 }
             }
+            let watcher = PipelineWatcher(path: file, registry: CommandEnvironment.registry, environment: environment,
+                                          pipeline: pipeline, watch: watch, files: loaded.files)
+            tasks.addTask { await watcher.run() }
             if statusEvery > .zero, OutputStream.standardError.isTerminal {
                 tasks.addTask {
                     var previous: PipelineSnapshot?

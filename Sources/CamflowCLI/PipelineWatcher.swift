@@ -1,0 +1,92 @@
+import Camflow
+import Foundation
+import Logging
+import Synchronization
+import UnixSignals
+
+/// Reloads a running pipeline from its file: on SIGHUP always, and with
+/// `--watch` when the file or a graph file it includes changes. An invalid
+/// file is reported and the running graph stays as it is. `${VAR}` values
+/// are those of the environment at start.
+struct PipelineWatcher: Sendable {
+    let path: String
+    let registry: NodeRegistry
+    let environment: [String: String]
+    let pipeline: Pipeline
+    let watch: Bool
+    /// The files of the running graph, watched for changes.
+    let files: [String]
+    /// How often the files are looked at; a change is acted on once two looks agree (the editor finished writing).
+    static let pollInterval = Duration.milliseconds(100)
+
+    func run() async {
+        let (requests, request) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1))
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in hangups { request.yield("SIGHUP") }
+            }
+            // What was last loaded (or refused): a refused file is tried again only when it changes again.
+            let loaded = Shared(FileSignature.of(files))
+            group.addTask {
+                for await reason in requests {
+                    let files = reload(reason) ?? loaded.value.files
+                    loaded.set(FileSignature.of(files))
+                }
+            }
+            if watch {
+                group.addTask {
+                    var seen = FileSignature.of(files)
+                    while !Task.isCancelled {
+                        do { try await Task.sleep(for: Self.pollInterval) } catch { return }
+                        let now = FileSignature.of(loaded.value.files)
+                        if now == seen, now != loaded.value { request.yield("\(path) changed") }
+                        seen = now
+                    }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Loads, checks and applies the file; the files it is made of, or nil when it was refused.
+    private func reload(_ reason: String) -> [String]? {
+        guard let loaded = PipelineFile.read(path, registry: registry, environment: environment) else {
+            printError("reload (\(reason)) refused: the running graph is unchanged")
+            return nil
+        }
+        do {
+            let diff = try pipeline.reload(to: loaded.graph)
+            if diff.isEmpty { printError("reload (\(reason)): nothing changed") }
+            return loaded.files
+        } catch {
+            printError("reload (\(reason)) refused: \(error)")
+            return nil
+        }
+    }
+}
+
+/// A value two tasks share.
+private final class Shared<Value: Sendable>: Sendable {
+    private let box: Mutex<Value>
+    init(_ value: Value) { box = Mutex(value) }
+    var value: Value { box.withLock { $0 } }
+    func set(_ value: Value) { box.withLock { $0 = value } }
+}
+
+/// What tells that files changed: size, modification time and inode of each.
+struct FileSignature: Equatable, Sendable {
+    var files: [String]
+    var stamps: [[Int]]
+
+    static func of(_ files: [String]) -> FileSignature {
+        FileSignature(files: files, stamps: files.map { file in
+            var info = stat()
+            guard stat(file, &info) == 0 else { return [] }
+            return [Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_ino)]
+        })
+    }
+
+    mutating func update(_ files: [String]) { self = .of(files) }
+}
