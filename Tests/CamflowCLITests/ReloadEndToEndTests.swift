@@ -76,7 +76,10 @@ import Testing
         let statsAfter = ContinuousClock.now - edited
         #expect(statsAfter < .seconds(2), "stats lines in the new format \(statsAfter) after the edit")
         // The web sink was kept: the same viewer is still connected, never reconnected.
-        let afterReload = try apiStats(port: port)["viewers"] as? [[String: Any]] ?? []
+        let stats = try apiStats(port: port)
+        #expect(stats["reloads"] as? Int == 1 && (stats["lastReload"] as? String)?.contains("added 1 (stats)") == true)
+        #expect((stats["nodes"] as? [[String: Any]])?.contains { $0["id"] as? String == "stats" } == true, "/api/stats shows the new graph")
+        let afterReload = stats["viewers"] as? [[String: Any]] ?? []
         #expect(afterReload.contains { $0["id"] as? Int == viewer }, "viewer \(viewer ?? -1) after the reload: \(afterReload)")
 
         // The removed recorder finished its file: published, indexed, no .partial left.
@@ -106,5 +109,55 @@ import Testing
         #expect(!sequences.isEmpty && sequences == Array(sequences[0]..<sequences[0] + sequences.count), "keyframes: \(sequences)")
         let connections = sim.stderr.split(separator: "\n").filter { $0.contains("client") && $0.hasSuffix(" connected") }
         #expect(connections.count == 1, "one camera connection for the whole run: \(connections)")
+    }
+}
+
+/// SIGHUP without --watch, and validation of files that need secrets.
+@Suite struct ReloadSignalAndValidateTests {
+    @Test func sighup_reloadsTheFile_evenWithoutWatch() async throws {
+        let fixture = repositoryRoot.appendingPathComponent("Tests/Fixtures/h264-main-aac.mp4").path
+        func text(_ format: String) -> String {
+            """
+            nodes:
+              replay: { type: file-replay, path: "\(fixture)", loop: true, rate: 200KiB/s }
+              parse: { type: mp4-parse, inputs: [replay] }
+              log: { type: log, inputs: [parse], format: \(format) }
+            """
+        }
+        let file = try temporaryPipeline(text("text"))
+        let run = try CamflowProcess(["run", file, "--status-interval", "0"])
+        defer { run.process.terminate() }
+        try await run.waitForLine { $0.hasPrefix("replay ") }
+        try text("json").write(toFile: file, atomically: true, encoding: .utf8)
+        kill(run.process.processIdentifier, SIGHUP)
+        try await run.waitForLine(timeout: .seconds(20), inStderr: true) { $0.contains("reload: kept 2, replaced 1 (log), added 0, removed 0") }
+        try await run.waitForLine(timeout: .seconds(20)) { $0.hasPrefix("{\"stream\":\"replay\"") }
+        run.process.interrupt()
+        #expect(try await run.waitForExit() == 0, "\(run.stderr)")
+    }
+
+    @Test func validateAllowUnset_checksEverythingButWhatNeedsTheSecret() async throws {
+        let file = try temporaryPipeline("""
+            nodes:
+              camera: { type: instar-camera, url: "${CAMFLOW_TEST_UNSET_URL}", password: "${CAMFLOW_TEST_UNSET_PASSWORD}" }
+              parse: { type: mp4-parse, inputs: [camera], frames: maybe }
+            """)
+        // Without the flag the unset variable is an error; with it, only the real mistake is.
+        let strict = try await camflow("validate", file)
+        #expect(strict.status == 2 && strict.stderr.contains("'CAMFLOW_TEST_UNSET_URL' is not set"))
+        let lenient = try await camflow("validate", "--allow-unset", file)
+        #expect(lenient.status == 2, "\(lenient)")
+        #expect(lenient.stderr.contains("option 'frames'") && !lenient.stderr.contains("is not set"), "\(lenient.stderr)")
+        try """
+            nodes:
+              camera: { type: instar-camera, url: "${CAMFLOW_TEST_UNSET_URL}", password: "${CAMFLOW_TEST_UNSET_PASSWORD}" }
+              parse: { type: mp4-parse, inputs: [camera] }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let fixed = try await camflow("validate", "--allow-unset", file)
+        #expect(fixed.status == 0, "\(fixed)")
+        #expect(fixed.stdout.contains("ok (2 nodes); not checked") && fixed.stdout.contains("depend on CAMFLOW_TEST_UNSET_URL"))
+        // A placeholder never runs.
+        let run = try await camflow("run", file)
+        #expect(run.status == 2 && run.stderr.contains("'CAMFLOW_TEST_UNSET_URL' is not set"))
     }
 }

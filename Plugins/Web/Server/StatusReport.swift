@@ -43,6 +43,9 @@ struct StatusReport: Codable, Sendable {
     let webNode: String
     let streams: [RestreamSnapshot.Stream]
     let viewers: [RestreamSnapshot.Viewer]
+    /// Reloads of the pipeline file applied, and what the last one changed.
+    let reloads: Int
+    let lastReload: String?
 
     init(pipeline view: PipelineView, webNode: String, restream: RestreamSnapshot) {
         let snapshot = view.snapshot()
@@ -69,6 +72,8 @@ struct StatusReport: Codable, Sendable {
         self.webNode = webNode
         streams = restream.streams
         viewers = restream.viewers
+        reloads = snapshot.reloads
+        lastReload = snapshot.lastReload
     }
 
     func json() throws -> Data {

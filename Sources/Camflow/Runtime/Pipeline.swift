@@ -23,8 +23,8 @@ public final class Pipeline: Service, Sendable {
     /// Nodes a reload made, for the run loop to start.
     let starts: AsyncStream<[RuntimeNode]>
     let startsSink: AsyncStream<[RuntimeNode]>.Continuation
-    /// One reload at a time; the count of those applied.
-    let reloads = Mutex(0)
+    /// One reload at a time; those applied: how many, and the last one's changes.
+    let reloads = Mutex<(count: Int, last: GraphDiff?)>((0, nil))
     let logger: Logger
     let stopSignal = OneShotSignal()
     private let failures = Mutex<[NodeFailure]>([])
@@ -120,7 +120,7 @@ public final class Pipeline: Service, Sendable {
                 NodeSnapshot(id: $0.node.spec.id, type: $0.node.type.name, counters: $0.stats.snapshot,
                              running: $0.stats.running.load(ordering: .relaxed), connected: $0.stats.connected)
             },
-            edges: edges, reloads: reloads.withLock { $0 })
+            edges: edges, reloads: reloads.withLock { $0.count }, lastReload: reloads.withLock { $0.last?.description })
     }
 
     private enum RunEvent { case nodeDone, stopRequested, started([RuntimeNode]), noMoreStarts }

@@ -20,7 +20,7 @@ extension Pipeline {
     /// when their inputs do, as at a graceful stop. Returns what changed.
     @discardableResult
     public func reload(to newGraph: PipelineGraph) throws(ReloadRefused) -> GraphDiff {
-        try reloads.withLock { (count: inout Int) throws(ReloadRefused) -> GraphDiff in
+        try reloads.withLock { (applied: inout (count: Int, last: GraphDiff?)) throws(ReloadRefused) -> GraphDiff in
             guard !stopSignal.isFired else { throw ReloadRefused(description: "the pipeline is stopping") }
             let (oldGraph, oldRuntime) = current.withLock { ($0.graph, $0.runtime) }
             let diff = GraphDiff(from: oldGraph, to: newGraph)
@@ -59,7 +59,7 @@ extension Pipeline {
             for id in diff.replaced + diff.removed {
                 if let instance = old[id], instance.node.type.isSource { instance.stop.fire() }
             }
-            count += 1
+            applied = (applied.count + 1, diff)
             logger.info("reload: \(diff)")
             return diff
         }

@@ -49,6 +49,8 @@ public struct PipelineSnapshot: Sendable {
     public let edges: [EdgeSnapshot]
     /// Reloads applied since the start.
     public var reloads = 0
+    /// What the last reload changed ("kept 5, replaced 1 (log), …"); nil before the first.
+    public var lastReload: String?
 
     /// The node with `id`.
     public func node(_ id: String) -> NodeSnapshot? { nodes.first { $0.id == id } }
