@@ -38,16 +38,24 @@ enum PipelineFile {
             return try String(contentsOfFile: file, encoding: .utf8)
         }
         loader.allowsUnsetVariables = allowUnset
+        var validator = GraphValidator(registry: registry)
+        validator.allowsPlaceholders = allowUnset
         do {
             let spec = try loader.load(text, file: path)
-            let graph = try GraphValidator(registry: registry).validate(spec)
+            let graph = try validator.validate(spec)
             return Loaded(graph: graph, files: [path] + included.withLock { $0 })
         } catch {
-            printError(error.description)
+            printError(allowUnset ? Self.showingPlaceholders(error.description) : error.description)
             let count = error.errors.count
             printError("\(path): \(count) error\(count == 1 ? "" : "s")")
             return nil
         }
+    }
+
+    /// Text with each unset variable's placeholder written back as `${NAME}`.
+    static func showingPlaceholders(_ text: String) -> String {
+        let parts = text.split(separator: "\u{E000}", omittingEmptySubsequences: false)
+        return parts.enumerated().map { $0.offset % 2 == 1 ? "${\($0.element)}" : String($0.element) }.joined()
     }
 
     private static func reason(_ error: any Error) -> String {

@@ -30,8 +30,10 @@ struct PipelineWatcher: Sendable {
             let loaded = Shared(FileSignature.of(files))
             group.addTask {
                 for await reason in requests {
-                    let files = reload(reason) ?? loaded.value.files
-                    loaded.set(FileSignature.of(files))
+                    // Taken before reading: a save landing during the reload is seen as a change next time.
+                    let before = FileSignature.of(loaded.value.files)
+                    let files = reload(reason) ?? before.files
+                    loaded.set(files == before.files ? before : FileSignature.of(files))
                 }
             }
             if watch {

@@ -156,6 +156,19 @@ import Testing
         let fixed = try await camflow("validate", "--allow-unset", file)
         #expect(fixed.status == 0, "\(fixed)")
         #expect(fixed.stdout.contains("ok (2 nodes); not checked") && fixed.stdout.contains("depend on CAMFLOW_TEST_UNSET_URL"))
+        // A placeholder hides no error that is not about it, and none is printed raw.
+        try """
+            nodes:
+              events: { type: mqtt-subscribe, broker: "mqtt://broker", topics: [a], ca-file: "${CAMFLOW_TEST_UNSET_CA}" }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let hidden = try await camflow("validate", "--allow-unset", file)
+        #expect(hidden.status == 2 && hidden.stderr.contains("TLS files need an mqtts:// broker"), "\(hidden)")
+        #expect(!hidden.stderr.contains("\u{E000}"))
+        try """
+            nodes:
+              camera: { type: instar-camera, url: "${CAMFLOW_TEST_UNSET_URL}", password: "${CAMFLOW_TEST_UNSET_PASSWORD}" }
+              parse: { type: mp4-parse, inputs: [camera] }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
         // A placeholder never runs.
         let run = try await camflow("run", file)
         #expect(run.status == 2 && run.stderr.contains("'CAMFLOW_TEST_UNSET_URL' is not set"))

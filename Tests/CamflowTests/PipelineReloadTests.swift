@@ -88,3 +88,72 @@ import Testing
         try await run.value
     }
 }
+
+/// Reloads in the awkward moments a hostile review found.
+@Suite struct PipelineReloadEdgeTests {
+    @Test func aSourceReplacedTwiceInARow_neverRunsTwoInstancesAtOnce() async throws {
+        let active = Shared(0), mostActive = Shared(0), received = Shared<[Packet]>([])
+        let source = NodeType(name: "slow-stopper", summary: "a source that takes a while to stop",
+                              options: [OptionSpec("generation", .string, required: true, "which")],
+                              accepts: [], emits: .kinds(.frame)) { _ in
+            ClosureSource { context in
+                let now = active.update { $0 += 1; return $0 }
+                mostActive.update { $0 = max($0, now) }
+                defer { active.update { $0 -= 1 } }
+                var sequence: UInt64 = 0
+                while !Task.isCancelled {
+                    await context.emit(Packet(kind: .frame, stream: "s", sequence: sequence, payload: ByteBuffer()))
+                    sequence += 1
+                    try? await Task.sleep(for: .milliseconds(1))
+                }
+                // Stopping takes time, as a camera's goodbye does; a task's sleep ignores cancellation here.
+                let start = ContinuousClock.now
+                while ContinuousClock.now - start < .milliseconds(50) { await Task.yield() }
+            }
+        }
+        let registry = TestNodes.registry(source, TestNodes.sink(received: received))
+        func graph(_ generation: String) throws -> PipelineGraph {
+            try GraphValidator(registry: registry).validate(PipelineSpec(name: "twice", nodes: [
+                NodeSpec(id: "src", type: "slow-stopper", options: ["generation": .scalar(generation)]),
+                NodeSpec(id: "sink", type: "test-sink", inputs: ["src"]),
+            ]))
+        }
+        let pipeline = Pipeline(graph: try graph("1"), logger: Logger(label: "test"), metricsInterval: nil)
+        let run = Task { try await pipeline.run() }
+        try await waitUntil("packets") { received.value.count >= 10 }
+        try pipeline.reload(to: try graph("2"))
+        try pipeline.reload(to: try graph("3"))
+        let before = received.value.count
+        try await waitUntil("the third instance sends") { received.value.count >= before + 20 }
+        pipeline.requestStop()
+        try await run.value
+        #expect(mostActive.value == 1, "instances of one source running at once: \(mostActive.value)")
+    }
+
+    @Test func aConsumerAddedToAProducerThatHasEnded_endsToo_andAFinishedPipelineRefusesReloads() async throws {
+        let first = Shared<[Packet]>([]), second = Shared<[Packet]>([])
+        let gate = Gate()
+        let registry = TestNodes.registry(TestNodes.source(count: 5), TestNodes.sink(received: first, gate: gate),
+                                          TestNodes.sink(name: "second-sink", received: second))
+        func graph(_ withSecond: Bool) throws -> PipelineGraph {
+            var nodes = [NodeSpec(id: "src", type: "test-source"), NodeSpec(id: "sink", type: "test-sink", inputs: ["src"])]
+            if withSecond { nodes.append(NodeSpec(id: "late", type: "second-sink", inputs: ["src"])) }
+            return try GraphValidator(registry: registry).validate(PipelineSpec(name: "ended", nodes: nodes))
+        }
+        let pipeline = Pipeline(graph: try graph(false), logger: Logger(label: "test"), metricsInterval: nil)
+        let ended = Shared(false)
+        let run = Task {
+            defer { ended.update { $0 = true } }
+            try await pipeline.run()
+        }
+        // The source has sent its five and ended; the sink holds the graph open behind its gate.
+        try await waitUntil("the source ended") { pipeline.snapshot().node("src")?.running == false && pipeline.snapshot().node("src")?.counters.packetsOut == 5 }
+        try pipeline.reload(to: try graph(true))
+        gate.open()
+        // The late sink must not wait for a producer that has ended.
+        try await waitUntil("the run ends", timeout: .seconds(10)) { ended.value }
+        try await run.value
+        #expect(first.value.count == 5 && second.value.isEmpty)
+        #expect(throws: Pipeline.ReloadRefused.self) { try pipeline.reload(to: try graph(false)) }
+    }
+}

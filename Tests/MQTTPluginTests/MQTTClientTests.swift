@@ -30,42 +30,25 @@ import Testing
 }
 
 @Suite(.serialized) struct MQTTClientTests {
-    private func client(_ broker: MosquittoBroker, id: String, subscribe: [String] = []) throws -> MQTTClient {
-        var configuration = MQTTClient.Configuration(broker: try BrokerURL(parsing: broker.url), clientID: id)
-        configuration.subscriptions = subscribe
-        configuration.reconnectDelay = (.seconds(1), .seconds(1))
-        return try MQTTClient(configuration, logger: Logger(label: "test"))
-    }
-
-    private func next(_ iterator: inout AsyncStream<MQTTClient.Message>.Iterator) async -> MQTTClient.Message? {
-        await iterator.next()
-    }
-
     @Test func messagesGoThroughARealBroker_andFlowAgainAfterItRestarts() async throws {
         try #require(MosquittoBroker.isInstalled, "needs Debian's mosquitto")
         let broker = try await MosquittoBroker()
-        let receiver = try client(broker, id: "receiver", subscribe: ["cams/+/alarm"])
-        let sender = try client(broker, id: "sender")
-        var events = receiver.connectionEvents.makeAsyncIterator()
-        try receiver.start()
-        try sender.start()
-        #expect(await events.next() == .connected)
-        var messages = receiver.messages.makeAsyncIterator()
-        // QoS 1: the sender may not be connected yet; the message waits for it.
-        #expect(sender.publish(.init(topic: "cams/front/alarm", text: #"{"val":"1"}"#, qos: 1)))
-        let first = await next(&messages)
-        #expect(first?.topic == "cams/front/alarm" && first.map { String(buffer: $0.payload) } == #"{"val":"1"}"#)
+        let receiver = try await Listener(broker, id: "receiver", subscribe: ["cams/+/alarm"])
+        let sender = try await Listener(broker, id: "sender")
+        #expect(sender.client.publish(.init(topic: "cams/front/alarm", text: #"{"val":"1"}"#, qos: 1)))
+        try await waitUntil("the first message", timeout: .seconds(20)) { receiver.last("cams/front/alarm") == #"{"val":"1"}"# }
 
         try await broker.stop()
-        guard case .disconnected = await events.next() else { Issue.record("no disconnection seen"); return }
+        try await waitUntil("both see the broker gone", timeout: .seconds(20)) {
+            receiver.events.contains { if case .disconnected = $0 { true } else { false } }
+                && sender.events.contains { if case .disconnected = $0 { true } else { false } }
+        }
         try await broker.start()
-        #expect(await events.next() == .connected)
+        try await receiver.waitForConnections(2)
+        try await sender.waitForConnections(2)
         // The subscription was made again on the new connection.
-        var senderEvents = sender.connectionEvents.makeAsyncIterator()
-        while await senderEvents.next() != .connected {}
-        #expect(sender.publish(.init(topic: "cams/back/alarm", text: "again", qos: 1)))
-        let second = await next(&messages)
-        #expect(second?.topic == "cams/back/alarm")
+        #expect(sender.client.publish(.init(topic: "cams/back/alarm", text: "again", qos: 1)))
+        try await waitUntil("the message after the restart", timeout: .seconds(20)) { receiver.last("cams/back/alarm") == "again" }
         sender.stop()
         receiver.stop()
     }
@@ -74,15 +57,12 @@ import Testing
         try #require(MosquittoBroker.isInstalled, "needs Debian's mosquitto")
         let broker = try await MosquittoBroker()
         try await broker.stop()
-        var configuration = MQTTClient.Configuration(broker: try BrokerURL(parsing: broker.url), clientID: "lonely")
-        configuration.maxQueuedWhileDisconnected = 3
-        let client = try MQTTClient(configuration, logger: Logger(label: "test"))
-        try client.start()
-        #expect(!client.publish(.init(topic: "t", text: "qos0")))
-        let accepted = (0..<5).filter { _ in client.publish(.init(topic: "t", text: "qos1", qos: 1)) }.count
+        let lonely = try await Listener(broker, id: "lonely", connect: false) { $0.maxQueuedWhileDisconnected = 3 }
+        #expect(!lonely.client.publish(.init(topic: "t", text: "qos0")))
+        let accepted = (0..<5).filter { _ in lonely.client.publish(.init(topic: "t", text: "qos1", qos: 1)) }.count
         #expect(accepted == 3)
-        #expect(client.droppedSent == 3)
-        client.stop()
+        #expect(lonely.client.droppedSent == 3)
+        lonely.stop()
     }
 }
 
@@ -120,19 +100,13 @@ import Testing
         let broker = try await MosquittoBroker(tls: .init(caFile: path("ca.pem"), certificateFile: path("server.pem"),
                                                           keyFile: path("server.key"), requireClientCertificate: true))
         #expect(broker.url.hasPrefix("mqtts://"))
-        var configuration = MQTTClient.Configuration(broker: try BrokerURL(parsing: broker.url), clientID: "tls-client")
-        configuration.caFile = path("ca.pem")
-        configuration.certificateFile = path("client.pem")
-        configuration.keyFile = path("client.key")
-        configuration.subscriptions = ["secure/#"]
-        let client = try MQTTClient(configuration, logger: Logger(label: "tls"))
-        var events = client.connectionEvents.makeAsyncIterator()
-        try client.start()
-        #expect(await events.next() == .connected)
-        #expect(client.publish(.init(topic: "secure/ping", text: "over TLS", qos: 1)))
-        var messages = client.messages.makeAsyncIterator()
-        let echoed = await messages.next()
-        #expect(echoed.map { String(buffer: $0.payload) } == "over TLS")
+        let client = try await Listener(broker, id: "tls-client", subscribe: ["secure/#"]) { configuration in
+            configuration.caFile = path("ca.pem")
+            configuration.certificateFile = path("client.pem")
+            configuration.keyFile = path("client.key")
+        }
+        #expect(client.client.publish(.init(topic: "secure/ping", text: "over TLS", qos: 1)))
+        try await waitUntil("the message over TLS", timeout: .seconds(20)) { client.last("secure/ping") == "over TLS" }
         client.stop()
     }
 }

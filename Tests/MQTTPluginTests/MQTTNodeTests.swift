@@ -20,46 +20,17 @@ private struct FixedEvents: Node {
     }
 }
 
-/// Everything a client subscribed to `#` received, by topic (the last payload of each).
-private final class Listener: Sendable {
-    let client: MQTTClient
-    private final class Received: Sendable {
-        let list = Mutex<[(topic: String, text: String, retained: Bool)]>([])
-    }
-    private let received = Received()
-    private let reader: Task<Void, Never>
-
-    init(_ broker: MosquittoBroker, id: String) async throws {
-        var configuration = MQTTClient.Configuration(broker: try BrokerURL(parsing: broker.url), clientID: id)
-        configuration.subscriptions = ["#"]
-        client = try MQTTClient(configuration, logger: Logger(label: "listener"))
-        var events = client.connectionEvents.makeAsyncIterator()
-        try client.start()
-        _ = await events.next()
-        reader = Task { [client, received] in
-            for await message in client.messages {
-                received.list.withLock { $0.append((message.topic, String(buffer: message.payload), message.retain)) }
-            }
-        }
-    }
-
-    var messages: [(topic: String, text: String, retained: Bool)] { received.list.withLock { $0 } }
-    func last(_ topic: String) -> String? { messages.last { $0.topic == topic }?.text }
-
-    func stop() {
-        client.stop()
-        reader.cancel()
-    }
-}
-
 @Suite(.serialized) struct MQTTNodeTests {
     @Test func mqttSubscribe_turnsMessagesIntoEventsWithTheirJSONMembers() async throws {
         try #require(MosquittoBroker.isInstalled, "needs Debian's mosquitto")
         let broker = try await MosquittoBroker()
-        let sender = try MQTTClient(.init(broker: try BrokerURL(parsing: broker.url), clientID: "sender"), logger: Logger(label: "sender"))
-        try sender.start()
-        // Retained: the node gets it when it subscribes, whenever that is.
-        sender.publish(.init(topic: "instar/AABB/status/alarm/triggered", text: #"{"val":"3","extra":[1]}"#, qos: 1, retain: true))
+        // Retained, and on the broker before the node subscribes (the sender hears it back): the node
+        // gets it as a retained message when it subscribes.
+        let sender = try await Listener(broker, id: "sender", subscribe: ["instar/#"])
+        sender.client.publish(.init(topic: "instar/AABB/status/alarm/triggered", text: #"{"val":"3","extra":[1]}"#, qos: 1, retain: true))
+        try await waitUntil("the retained message is on the broker", timeout: .seconds(20)) {
+            sender.last("instar/AABB/status/alarm/triggered") != nil
+        }
         let run = try await TestHarness(plugins: [MQTTPlugin.self]).run([
             NodeSpec(id: "alarms", type: "mqtt-subscribe", options: [
                 "broker": .scalar(broker.url), "topics": .list(["instar/+/status/alarm/#"]), "stream": "cam1",
@@ -77,7 +48,7 @@ private final class Listener: Sendable {
     @Test func mqttPublish_sendsEventsRetainedAndHomeAssistantDiscovery() async throws {
         try #require(MosquittoBroker.isInstalled, "needs Debian's mosquitto")
         let broker = try await MosquittoBroker()
-        let listener = try await Listener(broker, id: "listener")
+        let listener = try await Listener(broker, id: "listener", subscribe: ["#"])
         let packets: [Packet] = [
             .event(Event("connected", [("url", .string("ws://cam/ws"))]), stream: "cam1"),
             .event(Event("alarm", [("source", .string("area1")), ("active", .bool(true))]), stream: "cam1", sequence: 1),
@@ -113,7 +84,7 @@ private final class Listener: Sendable {
         }
         listener.stop()
         // A subscriber that comes later gets the retained alarm, clip and discovery at once.
-        let late = try await Listener(broker, id: "late")
+        let late = try await Listener(broker, id: "late", subscribe: ["#"])
         try await waitUntil("retained messages arrive", timeout: .seconds(20)) {
             late.messages.contains { $0.topic == "camflow/cam1/clip" && $0.retained }
                 && late.messages.contains { $0.topic.hasSuffix("/motion/config") && $0.retained }

@@ -28,6 +28,9 @@ public struct PipelineGraph: Sendable {
 /// never touches a file or a socket. Reports every problem it finds.
 public struct GraphValidator: Sendable {
     public let registry: NodeRegistry
+    /// Leave unchecked what depends on an unset variable's placeholder
+    /// (``PipelineLoader/allowsUnsetVariables``); for `camflow validate --allow-unset` only.
+    public var allowsPlaceholders = false
 
     public init(registry: NodeRegistry) {
         self.registry = registry
@@ -63,7 +66,9 @@ public struct GraphValidator: Sendable {
                     instanceEmits = try type.make(options).emittedKinds
                 } catch let error as ConfigError {
                     // A value standing in for an unset variable cannot be checked, nor what follows it.
-                    if let placeholder = spec.options.first(where: { $0.value.holdsPlaceholder && $0.value.location == error.location }) {
+                    // Only an error about the placeholder itself: at its value, and quoting it.
+                    if allowsPlaceholders, error.message.contains(Interpolation.placeholderMark),
+                       let placeholder = spec.options.first(where: { $0.value.holdsPlaceholder && $0.value.location == error.location }) {
                         unchecked.append("node '\(spec.id)': option '\(placeholder.key)' and what follows it depend on "
                                          + placeholder.value.placeholderNames.joined(separator: ", "))
                     } else {
@@ -177,7 +182,8 @@ public struct GraphValidator: Sendable {
                     notes: ["note: \(known); see 'camflow nodes \(type.name)'"]))
                 continue
             }
-            if !value.holdsPlaceholder, let problem = option.type.mismatch(value) {
+            let unchecked = allowsPlaceholders && value.holdsPlaceholder && value.scalarText != nil
+            if !unchecked, let problem = option.type.mismatch(allowsPlaceholders ? value.withoutPlaceholders : value) {
                 errors.append(ConfigError("option '\(name)' of node '\(spec.id)' (\(type.name)): \(problem)",
                                           at: value.location ?? spec.location))
             }

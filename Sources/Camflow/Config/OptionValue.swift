@@ -26,6 +26,13 @@ public struct OptionValue: Sendable {
     /// Whether a placeholder for an unset variable stands anywhere in the value.
     var holdsPlaceholder: Bool { !placeholderNames.isEmpty }
 
+    /// A list without its items that hold placeholders (the others are
+    /// still checked); any other value as it is.
+    var withoutPlaceholders: OptionValue {
+        guard case .list(let items) = content else { return self }
+        return OptionValue(.list(items.filter { !$0.holdsPlaceholder }), at: location)
+    }
+
     /// The unset variables whose placeholders the value holds.
     var placeholderNames: [String] {
         switch content {

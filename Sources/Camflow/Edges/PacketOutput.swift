@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// Where a node's packets go: one edge per consumer (fan-out). Each edge
@@ -48,6 +49,7 @@ public final class PacketOutput: @unchecked Sendable {
     @exclusivity(unchecked) private var pending: [Packet] = []
     /// The latest init segment of each stream sent, for edges a reload attaches.
     @exclusivity(unchecked) private var latestInits: [String: Packet] = [:]
+    @exclusivity(unchecked) private var rememberedOrder: [String] = []
     static let maxRememberedInits = 256
 
     init(targets: [Target], stats: NodeStats) {
@@ -60,7 +62,6 @@ public final class PacketOutput: @unchecked Sendable {
     /// while a consumer's edge is full.
     public func emit(_ packet: Packet) async {
         stats.countOut(packet)
-        if packet.kind == .initSegment { remember(packet) }
         if collecting.load(ordering: .relaxed) {
             pending.append(packet)
             if pending.count >= PacketInput.batchLimit { await flush() }
@@ -71,6 +72,7 @@ public final class PacketOutput: @unchecked Sendable {
             await target.inbox.push(packet, lane: target.lane)
         }
         endPushing()
+        if packet.kind == .initSegment { remember(packet) }
     }
 
     /// From now on, collect what is emitted until ``flush()``; for the
@@ -103,6 +105,7 @@ public final class PacketOutput: @unchecked Sendable {
             }
         }
         endPushing()
+        if kinds.contains(.initSegment) { for packet in packets where packet.kind == .initSegment { remember(packet) } }
     }
 
     /// Marks a push as under way and returns the targets to push to: the
@@ -116,7 +119,10 @@ public final class PacketOutput: @unchecked Sendable {
                 defer { wiring.joined = [] }
                 return (wiring.targets, wiring.version, wiring.joined)
             }
-            let inits = Array(latestInits.values)
+            // The old edges are no longer pushed to by this task, the only pusher:
+            // end them now, before a push to a new edge may block.
+            finishDetached()
+            let inits = rememberedOrder.compactMap { latestInits[$0] }
             for target in joined where target.accepts.contains(.initSegment) && !inits.isEmpty {
                 await target.inbox.push(contentsOf: inits, lane: target.lane)
             }
@@ -124,11 +130,17 @@ public final class PacketOutput: @unchecked Sendable {
         return cached
     }
 
+    /// Keeps a copy of the init segment (its own bytes: a slice would keep a
+    /// parser's whole read buffer alive), the oldest stream going first past the limit.
     private func remember(_ initSegment: Packet) {
-        if latestInits[initSegment.stream] == nil, latestInits.count >= Self.maxRememberedInits {
-            latestInits.remove(at: latestInits.startIndex)
+        var copy = initSegment
+        var bytes = ByteBuffer()
+        bytes.writeImmutableBuffer(initSegment.payload)
+        copy.payload = bytes
+        if latestInits.updateValue(copy, forKey: initSegment.stream) == nil {
+            rememberedOrder.append(initSegment.stream)
+            if rememberedOrder.count > Self.maxRememberedInits { latestInits[rememberedOrder.removeFirst()] = nil }
         }
-        latestInits[initSegment.stream] = initSegment
     }
 
     private func endPushing() {
@@ -141,12 +153,18 @@ public final class PacketOutput: @unchecked Sendable {
     /// the output has finished. For a pipeline's reload.
     func rewire(to targets: [Target]) {
         let applied = wiring.withLock { wiring -> Bool in
-            guard !wiring.finished else { return false }
+            guard !wiring.finished else {
+                // This producer has ended: a new edge from it has nothing to wait for.
+                for target in targets where !wiring.targets.contains(where: target.isSameEdge) { target.inbox.finish(lane: target.lane) }
+                return false
+            }
             for target in targets where !wiring.targets.contains(where: target.isSameEdge) {
                 target.inbox.attach(lane: target.lane)
                 wiring.joined.append(target)
             }
-            wiring.detached += wiring.targets.filter { old in !targets.contains(where: old.isSameEdge) }
+            let leaving = wiring.targets.filter { old in !targets.contains(where: old.isSameEdge) }
+            wiring.joined.removeAll { joined in leaving.contains(where: joined.isSameEdge) }
+            wiring.detached += leaving
             wiring.targets = targets
             wiring.version += 1
             version.store(wiring.version, ordering: .sequentiallyConsistent)

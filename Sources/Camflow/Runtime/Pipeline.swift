@@ -23,8 +23,12 @@ public final class Pipeline: Service, Sendable {
     /// Nodes a reload made, for the run loop to start.
     let starts: AsyncStream<[RuntimeNode]>
     let startsSink: AsyncStream<[RuntimeNode]>.Continuation
-    /// One reload at a time; those applied: how many, and the last one's changes.
-    let reloads = Mutex<(count: Int, last: GraphDiff?)>((0, nil))
+    /// One reload at a time (and no stop while one is applied); those applied:
+    /// how many, and the last one's changes; whether the run has ended.
+    let reloads = Mutex<(count: Int, last: GraphDiff?, ended: Bool)>((0, nil, false))
+    /// Old instances a reload replaced or removed that have not finished yet:
+    /// a hard stop reaches them too.
+    let retired = Mutex<[RuntimeNode]>([])
     let logger: Logger
     let stopSignal = OneShotSignal()
     private let failures = Mutex<[NodeFailure]>([])
@@ -90,7 +94,8 @@ public final class Pipeline: Service, Sendable {
     public func requestStop() {
         guard !stopSignal.isFired else { return }
         logger.debug("stopping sources")
-        stopSignal.fire()
+        // Under the reload lock: a reload is applied whole before the stop, or refused after it.
+        reloads.withLock { _ in stopSignal.fire() }
     }
 
     /// What nodes see of this pipeline.
@@ -153,6 +158,7 @@ public final class Pipeline: Service, Sendable {
                         break
                     }
                 }
+                reloads.withLock { $0.ended = true }
                 startsSink.finish()
                 group.cancelAll()
             }
@@ -170,15 +176,13 @@ public final class Pipeline: Service, Sendable {
     /// A source runs until it ends or its stop fires (the pipeline stops, or
     /// a reload replaces or removes it); anything else until its input ends.
     private func runNode(_ node: RuntimeNode) async {
-        defer { node.done.fire() }
-        if let predecessor = node.after {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await predecessor.wait() }
-                group.addTask { await node.stop.wait() }
-                await group.next()
-                group.cancelAll()
-            }
+        defer {
+            node.done.fire()
+            retired.withLock { $0.removeAll { $0.done === node.done } }
         }
+        // Never two instances of one node at once, even when a reload replaced
+        // this one again before it started: the old one drains first.
+        if let predecessor = node.after { await predecessor.wait() }
         guard node.node.type.isSource else { return await runToEnd(node) }
         guard !node.stop.isFired else {
             node.output.finish()
@@ -202,7 +206,10 @@ public final class Pipeline: Service, Sendable {
         }
         node.output.finish()
         node.input.discardRemaining()
-        if case .failed(let error) = outcome {
+        // A retired instance (a reload replaced or removed it) that fails is logged; the pipeline runs on.
+        if case .failed(let error) = outcome, !node.node.type.isSource && node.stop.isFired {
+            logger.warning("node '\(node.node.spec.id)' failed while draining after a reload: \(error)")
+        } else if case .failed(let error) = outcome {
             let failure = NodeFailure(node: node.node.spec.id, type: node.node.type.name,
                                       message: String(describing: error))
             logger.error("\(failure)")
@@ -239,7 +246,8 @@ public final class Pipeline: Service, Sendable {
                 // After a healthy run, a failure starts the count (and the backoff) over.
                 if ContinuousClock.now - started >= policy.resetAfter { attempt = 0 }
                 attempt += 1
-                guard policy.mode == .onFailure, attempt <= policy.maxRestarts ?? .max else {
+                // A retired instance is not restarted: its new instance takes over.
+                guard policy.mode == .onFailure, attempt <= policy.maxRestarts ?? .max, !runtimeNode.stop.isFired else {
                     return .failed(error)
                 }
                 let delay = policy.delay(beforeAttempt: attempt)
@@ -258,8 +266,11 @@ public final class Pipeline: Service, Sendable {
 
     /// Hard stop: every edge ends now, queued packets are dropped.
     private func terminate() {
-        stopSignal.fire()
-        for node in current.withLock({ $0.runtime }) {
+        let everyInstance = reloads.withLock { _ in
+            stopSignal.fire()
+            return current.withLock { $0.runtime } + retired.withLock { $0 }
+        }
+        for node in everyInstance {
             node.stop.fire()
             node.inbox?.terminate()
         }

@@ -17,11 +17,14 @@ extension Pipeline {
     /// - removed nodes drain and stop; added nodes start.
     ///
     /// Old sources (replaced or removed) are stopped; other old instances end
-    /// when their inputs do, as at a graceful stop. Returns what changed.
+    /// when their inputs do, as at a graceful stop, and are not restarted if
+    /// they fail. Returns what changed. Refused once the pipeline is stopping
+    /// or has finished.
     @discardableResult
     public func reload(to newGraph: PipelineGraph) throws(ReloadRefused) -> GraphDiff {
-        try reloads.withLock { (applied: inout (count: Int, last: GraphDiff?)) throws(ReloadRefused) -> GraphDiff in
+        try reloads.withLock { (applied: inout (count: Int, last: GraphDiff?, ended: Bool)) throws(ReloadRefused) -> GraphDiff in
             guard !stopSignal.isFired else { throw ReloadRefused(description: "the pipeline is stopping") }
+            guard !applied.ended else { throw ReloadRefused(description: "the pipeline has finished") }
             let (oldGraph, oldRuntime) = current.withLock { ($0.graph, $0.runtime) }
             let diff = GraphDiff(from: oldGraph, to: newGraph)
             guard !diff.isEmpty else { return diff }
@@ -54,12 +57,13 @@ extension Pipeline {
             for index in runtime.indices where kept.contains(runtime[index].node.spec.id) {
                 runtime[index].output.rewire(to: targets[index])
             }
+            let leaving = (diff.replaced + diff.removed).compactMap { old[$0] }
+            retired.withLock { $0 += leaving }
             current.withLock { $0 = (newGraph, runtime) }
             startsSink.yield(fresh.map { runtime[$0] })
-            for id in diff.replaced + diff.removed {
-                if let instance = old[id], instance.node.type.isSource { instance.stop.fire() }
-            }
-            applied = (applied.count + 1, diff)
+            // Old sources stop; any other old instance drains (and is no longer restarted).
+            for instance in leaving { instance.stop.fire() }
+            applied = (applied.count + 1, diff, false)
             logger.info("reload: \(diff)")
             return diff
         }
