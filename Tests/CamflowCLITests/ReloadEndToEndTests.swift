@@ -13,13 +13,14 @@ import Testing
           parse: { type: mp4-parse, inputs: [camera] }
           keyframes: { type: keyframes, inputs: [parse] }
           web: { type: web, inputs: [keyframes], bind: "127.0.0.1:0" }
+          events: { type: pipeline-events }
         """ + (reloaded ? """
 
           stats: { type: stats, inputs: [keyframes], interval: 1s }
-          log: { type: log, inputs: [keyframes, stats], format: json }
+          log: { type: log, inputs: [keyframes, stats, events], format: json }
         """ : """
 
-          log: { type: log, inputs: [keyframes], format: text }
+          log: { type: log, inputs: [keyframes, events], format: text }
           record: { type: file-record, inputs: [keyframes], path: "\(recordings)/{stream}/%H%M%S.mp4" }
         """)
     }
@@ -71,9 +72,13 @@ import Testing
         // The edit: stats added, the log's format changed, the recorder removed.
         let edited = ContinuousClock.now
         try pipeline(camera: camera, recordings: recordings, reloaded: true).write(toFile: file, atomically: true, encoding: .utf8)
-        try await run.waitForLine(timeout: .seconds(10), inStderr: true) { $0.contains("reload: kept 4, replaced 1 (log), added 1 (stats), removed 1 (record)") }
+        try await run.waitForLine(timeout: .seconds(10), inStderr: true) { $0.contains("reload: kept 5, replaced 1 (log), added 1 (stats), removed 1 (record)") }
         try await run.waitForLine(timeout: .seconds(10)) { $0.hasPrefix("{") && $0.contains(#""event":"stats""#) }
         let statsAfter = ContinuousClock.now - edited
+        // The reload is an event too, for whoever listens (here the new log).
+        try await run.waitForLine(timeout: .seconds(10)) {
+            $0.contains(#""event":"reload""#) && $0.contains(#""replaced":1"#) && $0.contains(#""added":1"#) && $0.contains(#""removed":1"#)
+        }
         #expect(statsAfter < .seconds(2), "stats lines in the new format \(statsAfter) after the edit")
         // The web sink was kept: the same viewer is still connected, never reconnected.
         let stats = try apiStats(port: port)

@@ -26,6 +26,8 @@ public final class Pipeline: Service, Sendable {
     /// One reload at a time (and no stop while one is applied); those applied:
     /// how many, and the last one's changes; whether the run has ended.
     let reloads = Mutex<(count: Int, last: GraphDiff?, ended: Bool)>((0, nil, false))
+    /// Subscribers to reload events (`pipeline-events` nodes).
+    let reloadSubscribers = Mutex<[AsyncStream<GraphDiff>.Continuation]>([])
     /// Old instances a reload replaced or removed that have not finished yet:
     /// a hard stop reaches them too.
     let retired = Mutex<[RuntimeNode]>([])
@@ -100,7 +102,8 @@ public final class Pipeline: Service, Sendable {
 
     /// What nodes see of this pipeline.
     public var view: PipelineView {
-        PipelineView(graph: { self.graph }, snapshot: { self.snapshot() }, metricsText: metricsText)
+        PipelineView(graph: { self.graph }, snapshot: { self.snapshot() }, metricsText: metricsText,
+                     reloadEvents: { self.subscribeToReloads() })
     }
 
     /// Counters of every node and edge now.
@@ -159,6 +162,7 @@ public final class Pipeline: Service, Sendable {
                     }
                 }
                 reloads.withLock { $0.ended = true }
+                for subscriber in reloadSubscribers.withLock({ $0 }) { subscriber.finish() }
                 startsSink.finish()
                 group.cancelAll()
             }

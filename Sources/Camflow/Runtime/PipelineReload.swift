@@ -64,8 +64,22 @@ extension Pipeline {
             // Old sources stop; any other old instance drains (and is no longer restarted).
             for instance in leaving { instance.stop.fire() }
             applied = (applied.count + 1, diff, false)
+            for subscriber in reloadSubscribers.withLock({ $0 }) { subscriber.yield(diff) }
             logger.info("reload: \(diff)")
             return diff
         }
+    }
+}
+
+extension Pipeline {
+    /// A stream of reload changes, starting with the last one if any; it
+    /// ends with the pipeline (or when its reader stops).
+    func subscribeToReloads() -> AsyncStream<GraphDiff> {
+        let (stream, continuation) = AsyncStream.makeStream(of: GraphDiff.self, bufferingPolicy: .bufferingNewest(16))
+        reloads.withLock { applied in
+            if let last = applied.last { continuation.yield(last) }
+            if applied.ended { continuation.finish() } else { reloadSubscribers.withLock { $0.append(continuation) } }
+        }
+        return stream
     }
 }

@@ -7,16 +7,22 @@ public struct PipelineView: Sendable {
     private let graphNow: @Sendable () -> PipelineGraph
     private let snapshotNow: @Sendable () -> PipelineSnapshot
     private let metricsTextNow: (@Sendable () -> String)?
+    private let reloadEventsNow: @Sendable () -> AsyncStream<GraphDiff>
 
     init(graph: @escaping @Sendable () -> PipelineGraph, snapshot: @escaping @Sendable () -> PipelineSnapshot,
-         metricsText: (@Sendable () -> String)?) {
+         metricsText: (@Sendable () -> String)?, reloadEvents: @escaping @Sendable () -> AsyncStream<GraphDiff>) {
         self.graphNow = graph
+        self.reloadEventsNow = reloadEvents
         self.snapshotNow = snapshot
         self.metricsTextNow = metricsText
     }
 
     /// Counters of every node and edge now.
     public func snapshot() -> PipelineSnapshot { snapshotNow() }
+
+    /// What each reload from now on changed (the last one first, if there
+    /// was one), until the pipeline ends. Each call is a subscription of its own.
+    public func reloadEvents() -> AsyncStream<GraphDiff> { reloadEventsNow() }
 
     /// The metrics backend's exposition text (Prometheus), or nil when the
     /// program that runs the pipeline bootstrapped none.
