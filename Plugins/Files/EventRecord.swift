@@ -77,7 +77,7 @@ struct EventRecord: PacketProcessor {
     let keep: Duration?
     let maxTotalSize: Int?
     private var streams: StreamTable<StreamClips>
-    private var eventSequence: UInt64 = 0
+    private var events: RecorderEvents
 
     init(_ options: NodeOptions) throws {
         id = options.nodeID
@@ -99,6 +99,7 @@ struct EventRecord: PacketProcessor {
         keep = try options.ifSet("keep", options.duration)
         maxTotalSize = try options.ifSet("max-total-size", options.size)
         streams = StreamTable(capacity: try options.maxStreams())
+        events = RecorderEvents(node: id, root: path.root, keep: keep, maxTotalSize: maxTotalSize)
     }
 
     mutating func setUp(_ context: NodeContext) async {
@@ -215,29 +216,19 @@ struct EventRecord: PacketProcessor {
             stream.file = nil
             _ = try? file.finish(sync: false)
         }
-        await emitEvent("record-error", stream: stream.name, [("message", .string("\(error)"))], context)
+        await events.emit("record-error", stream: stream.name, [("message", .string("\(error)"))], context)
     }
 
     private mutating func announce(_ finished: FinishedRecording, _ clip: ClipBuffer.Clip, _ context: NodeContext) async {
         RecordingFiles.appendIndex(finished, root: path.root)
         let end = finished.end ?? clip.end
-        await emitEvent("clip", stream: finished.stream, [
+        await events.emit("clip", stream: finished.stream, [
             ("path", .string(finished.path)), ("start", .double(finished.start ?? clip.start)), ("end", .double(end)),
             ("reason", .string(clip.reason)), ("triggers", .int(Int64(clip.triggers))),
             ("pre-roll", .double(clip.firstTrigger - (finished.start ?? clip.start))), ("post-roll", .double(end - clip.lastTrigger)),
             ("bytes", .int(Int64(finished.bytes))),
         ], context)
-        guard keep != nil || maxTotalSize != nil else { return }
-        for file in RecordingFiles.applyRetention(root: path.root, keep: keep, maxTotalSize: maxTotalSize, orAtLeastOne: false) {
-            await emitEvent("deleted", stream: id, [("path", .string(file.path)), ("bytes", .int(Int64(file.size))),
-                                                   ("reason", .string(file.reason))], context)
-        }
-    }
-
-    private mutating func emitEvent(_ name: String, stream: String, _ fields: [(key: String, value: EventValue)],
-                                    _ context: NodeContext) async {
-        defer { eventSequence += 1 }
-        await context.emit(.event(Event(name, [("node", .string(id))] + fields), stream: stream, sequence: eventSequence))
+        await events.applyRetention(context)
     }
 }
 

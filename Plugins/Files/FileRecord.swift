@@ -75,7 +75,7 @@ struct FileRecord: PacketProcessor {
     let retry: Duration
 
     private var streams: StreamTable<StreamRecording>
-    private var eventSequence: UInt64 = 0
+    private var events: RecorderEvents
 
     init(id: String, path: RecordingPath, segment: Double, maxSize: Int?, sync: SyncPolicy, keep: Duration?,
          maxTotalSize: Int?, bufferLimit: Int, retry: Duration, maxStreams: Int) {
@@ -89,6 +89,7 @@ struct FileRecord: PacketProcessor {
         self.maxTotalSize = maxTotalSize
         self.bufferLimit = bufferLimit
         self.retry = retry
+        self.events = RecorderEvents(node: id, root: path.root, keep: keep, maxTotalSize: maxTotalSize)
     }
 
     /// What a crash left half-written is finished before anything new is.
@@ -178,7 +179,7 @@ struct FileRecord: PacketProcessor {
                 if !stream.failing {
                     stream.failing = true
                     context.logger.error("stream \(stream.name): \(error)")
-                    await emitEvent("record-error", stream: stream.name, [
+                    await events.emit("record-error", stream: stream.name, [
                         ("path", .string(error.path)), ("errno", .int(Int64(error.errno))), ("message", .string("\(error)")),
                     ], context)
                 }
@@ -247,40 +248,18 @@ struct FileRecord: PacketProcessor {
         if let failure = finished.syncFailure {
             context.logger.error("stream \(finished.stream): \(failure); the file is kept as written")
         }
-        await emitEvent("recorded", stream: finished.stream, [
+        await events.emit("recorded", stream: finished.stream, [
             ("path", .string(finished.path)), ("bytes", .int(Int64(finished.bytes))),
             ("keyframes", .int(Int64(finished.keyframes))),
         ], context)
-        await applyRetention(context)
-    }
-
-    /// Deletes what the retention limits say, with a `deleted` event for each file.
-    @discardableResult
-    private mutating func applyRetention(_ context: NodeContext, orAtLeastOne: Bool = false) async -> Bool {
-        guard keep != nil || maxTotalSize != nil else { return false }
-        let deleted = RecordingFiles.applyRetention(root: path.root, keep: keep, maxTotalSize: maxTotalSize,
-                                                    orAtLeastOne: orAtLeastOne)
-        for file in deleted {
-            // Retention works on the whole root, across streams: the event goes on the node's own stream.
-            await emitEvent("deleted", stream: id, [
-                ("path", .string(file.path)), ("bytes", .int(Int64(file.size))),
-                ("reason", .string(file.reason)),
-            ], context)
-        }
-        return !deleted.isEmpty
+        await events.applyRetention(context)
     }
 
     /// On a full disk: retention by its limits and, when they free nothing,
     /// the oldest finished recording goes (with retention configured only:
     /// without it, camflow never deletes a recording). True when room was made.
     private mutating func makeRoom(_ context: NodeContext) async -> Bool {
-        await applyRetention(context, orAtLeastOne: true)
-    }
-
-    private mutating func emitEvent(_ name: String, stream: String, _ fields: [(key: String, value: EventValue)],
-                                    _ context: NodeContext) async {
-        defer { eventSequence += 1 }
-        await context.emit(.event(Event(name, [("node", .string(id))] + fields), stream: stream, sequence: eventSequence))
+        await events.applyRetention(orAtLeastOne: true, context)
     }
 }
 
