@@ -157,3 +157,33 @@ import Testing
         #expect(throws: Pipeline.ReloadRefused.self) { try pipeline.reload(to: try graph(false)) }
     }
 }
+
+@Suite struct PipelineEventsTests {
+    @Test func eachReload_isOneReloadEvent_andANodeAddedByAReloadStartsWithItsEvent() async throws {
+        let received = Shared<[Packet]>([]), ticks = Shared<[Packet]>([])
+        var registry = TestNodes.registry(TestNodes.source(count: nil), TestNodes.sink(received: received),
+                                          TestNodes.sink(name: "tick-sink", received: ticks))
+        for type in EnginePlugin.nodeTypes { registry.register(type) }
+        func graph(sinkCapacity: Int) throws -> PipelineGraph {
+            try GraphValidator(registry: registry).validate(PipelineSpec(name: "events", nodes: [
+                NodeSpec(id: "src", type: "test-source"),
+                NodeSpec(id: "ticks", type: "tick-sink", inputs: ["src"]),
+                NodeSpec(id: "events", type: "pipeline-events"),
+                NodeSpec(id: "sink", type: "test-sink", inputs: ["events"], capacity: sinkCapacity),
+            ]))
+        }
+        let pipeline = Pipeline(graph: try graph(sinkCapacity: 16), logger: Logger(label: "test"), metricsInterval: nil)
+        let run = Task { try await pipeline.run() }
+        try await waitUntil("packets flow") { ticks.value.count > 10 }
+        // The sink is replaced (its capacity changed): the kept events node reports it to the new sink.
+        try pipeline.reload(to: try graph(sinkCapacity: 8))
+        try await waitUntil("the reload event") { received.value.contains { $0.event?.name == "reload" } }
+        pipeline.requestStop()
+        try await run.value
+        let events = received.value.compactMap(\.event).filter { $0.name == "reload" }
+        #expect(events.count == 1)
+        #expect(events.first?["replaced"] == .int(1) && events.first?["kept"] == .int(3) && events.first?["added"] == .int(0))
+        #expect(events.first?["changes"] == .string("kept 3, replaced 1 (sink), added 0, removed 0"))
+        #expect(received.value.first?.stream == "events")
+    }
+}

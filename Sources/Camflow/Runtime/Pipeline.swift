@@ -27,7 +27,7 @@ public final class Pipeline: Service, Sendable {
     /// how many, and the last one's changes; whether the run has ended.
     let reloads = Mutex<(count: Int, last: GraphDiff?, ended: Bool)>((0, nil, false))
     /// Subscribers to reload events (`pipeline-events` nodes).
-    let reloadSubscribers = Mutex<[AsyncStream<GraphDiff>.Continuation]>([])
+    let reloadSubscribers = Mutex<(next: Int, streams: [Int: AsyncStream<GraphDiff>.Continuation])>((0, [:]))
     /// Old instances a reload replaced or removed that have not finished yet:
     /// a hard stop reaches them too.
     let retired = Mutex<[RuntimeNode]>([])
@@ -162,7 +162,7 @@ public final class Pipeline: Service, Sendable {
                     }
                 }
                 reloads.withLock { $0.ended = true }
-                for subscriber in reloadSubscribers.withLock({ $0 }) { subscriber.finish() }
+                for subscriber in reloadSubscribers.withLock({ $0.streams.values }) { subscriber.finish() }
                 startsSink.finish()
                 group.cancelAll()
             }

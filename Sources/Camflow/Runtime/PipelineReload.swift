@@ -64,7 +64,7 @@ extension Pipeline {
             // Old sources stop; any other old instance drains (and is no longer restarted).
             for instance in leaving { instance.stop.fire() }
             applied = (applied.count + 1, diff, false)
-            for subscriber in reloadSubscribers.withLock({ $0 }) { subscriber.yield(diff) }
+            for subscriber in reloadSubscribers.withLock({ $0.streams.values }) { subscriber.yield(diff) }
             logger.info("reload: \(diff)")
             return diff
         }
@@ -78,7 +78,14 @@ extension Pipeline {
         let (stream, continuation) = AsyncStream.makeStream(of: GraphDiff.self, bufferingPolicy: .bufferingNewest(16))
         reloads.withLock { applied in
             if let last = applied.last { continuation.yield(last) }
-            if applied.ended { continuation.finish() } else { reloadSubscribers.withLock { $0.append(continuation) } }
+            guard !applied.ended else { return continuation.finish() }
+            let id = reloadSubscribers.withLock { subscribers in
+                defer { subscribers.next += 1 }
+                subscribers.streams[subscribers.next] = continuation
+                return subscribers.next
+            }
+            // A reader that stops (its node replaced) is forgotten.
+            continuation.onTermination = { [weak self] _ in self?.reloadSubscribers.withLock { _ = $0.streams.removeValue(forKey: id) } }
         }
         return stream
     }
