@@ -58,7 +58,8 @@ extension Pipeline {
                 runtime[index].output.rewire(to: targets[index])
             }
             let leaving = (diff.replaced + diff.removed).compactMap { old[$0] }
-            retired.withLock { $0 += leaving }
+            // Tracked for a hard stop until they finish (those already finished need no tracking).
+            retired.withLock { $0 += leaving.filter { !$0.done.isFired } }
             current.withLock { $0 = (newGraph, runtime) }
             startsSink.yield(fresh.map { runtime[$0] })
             // Old sources stop; any other old instance drains (and is no longer restarted).
