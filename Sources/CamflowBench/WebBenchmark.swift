@@ -89,16 +89,8 @@ struct WebBenchmark {
     /// every camflow command load libcurl and its ~30 libraries).
     static func httpGet(_ url: URL) throws -> Data {
         guard let port = url.port else { throw BenchmarkError(message: "no port in \(url)") }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard let fd = Loopback.connect(port: port) else { throw BenchmarkError(message: "cannot connect to \(url)") }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw BenchmarkError(message: "cannot connect to \(url)") }
         let request = Array("GET \(url.path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
         guard request.withUnsafeBytes({ OutputStream.writeAll(fd, $0) }) == nil else {
             throw BenchmarkError(message: "cannot send to \(url)")
@@ -117,19 +109,8 @@ struct WebBenchmark {
 
     /// A port nothing listens on now (the kernel's pick for port 0).
     static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw BenchmarkError(message: "cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard let port = Loopback.freePort() else { throw BenchmarkError(message: "cannot find a free port") }
+        return port
     }
 }
 

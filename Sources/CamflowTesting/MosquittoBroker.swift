@@ -1,3 +1,4 @@
+import Camflow
 import Foundation
 
 /// A real `mosquitto` broker (Debian's package) on a free loopback port, for
@@ -36,7 +37,8 @@ public final class MosquittoBroker: @unchecked Sendable {
     /// Starts a broker that lets anyone in, on a port nothing else holds;
     /// with `tls`, the listener speaks TLS only.
     public init(tls: TLS? = nil) async throws {
-        port = try Self.freePort()
+        guard let port = Loopback.freePort() else { throw WaitTimedOut(what: "a free port") }
+        self.port = port
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-mosquitto-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = """
@@ -72,7 +74,11 @@ public final class MosquittoBroker: @unchecked Sendable {
         process.standardError = try FileHandle(forWritingTo: logFile())
         try process.run()
         self.process = process
-        try await waitUntil("mosquitto to listen on port \(port)", timeout: .seconds(20)) { Self.accepts(port) }
+        try await waitUntil("mosquitto to listen on port \(port)", timeout: .seconds(20)) {
+            guard let fd = Loopback.connect(port: self.port) else { return false }
+            close(fd)
+            return true
+        }
     }
 
     /// Kills the broker, as a crash or power loss would, and waits until it
@@ -95,32 +101,5 @@ public final class MosquittoBroker: @unchecked Sendable {
         try handle.seekToEnd()
         try handle.close()
         return url
-    }
-
-    /// A port the kernel just handed out and took back.
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw WaitTimedOut(what: "a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    private static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 }

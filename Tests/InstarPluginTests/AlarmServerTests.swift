@@ -1,3 +1,4 @@
+import Camflow
 import Foundation
 @testable import InstarPlugin
 import InstarProtocol
@@ -8,16 +9,7 @@ import Testing
 /// The alarm server against peers that do not behave.
 @Suite struct AlarmServerTests {
     private func connect(_ port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(result == 0)
-        return fd
+        try #require(Loopback.connect(port: port))
     }
 
     /// Reads until the peer closes; what was read.
