@@ -226,7 +226,9 @@ let package = Package(
             dependencies: [
                 "Camflow",
                 "InstarProtocol",
+                "ISOBMFF",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -247,6 +249,8 @@ let package = Package(
                 .embedInCode("Assets/camflow-player.js"),
                 .embedInCode("Assets/viewer.js"),
                 .embedInCode("Assets/dashboard.js"),
+                .embedInCode("Assets/recordings.html"),
+                .embedInCode("Assets/recordings.js"),
                 .embedInCode("Assets/camflow.css"),
             ],
             swiftSettings: swiftSettings
@@ -435,6 +439,7 @@ let package = Package(
             dependencies: [
                 "Camflow",
                 "CamflowTesting",
+                "ISOBMFF",
                 .product(name: "NIOCore", package: "swift-nio"),
                 "WebPlugin",
             ],

@@ -10,22 +10,15 @@ import Glibc
 /// What a recorder does to the files under its root: the index, crash
 /// recovery and retention.
 enum RecordingFiles {
-    static let indexName = "index.jsonl"
+    static let indexName = RecordingIndex.fileName
 
     /// Appends one line to the root's index with a single write, so lines never interleave.
     static func appendIndex(_ recording: FinishedRecording, root: String) {
-        var object = JSONObject()
         let relative = recording.path.hasPrefix(root + "/") ? String(recording.path.dropFirst(root.count + 1)) : recording.path
-        object.append("path", relative)
-        object.append("stream", recording.stream)
-        object.append("start", recording.start)
-        object.append("end", recording.end)
-        object.append("wall_start", recording.wallStart)
-        object.append("keyframes", Int64(recording.keyframes))
-        object.append("fragments", Int64(recording.fragments))
-        object.append("bytes", Int64(recording.bytes))
-        object.append("reason", recording.reason)
-        let line = object.text + "\n"
+        let line = RecordingIndexEntry(
+            path: relative, stream: recording.stream, start: recording.start, end: recording.end,
+            wallStart: recording.wallStart, keyframes: recording.keyframes, fragments: recording.fragments,
+            bytes: recording.bytes, reason: recording.reason).jsonLine
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let fd = open(root + "/" + indexName, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }

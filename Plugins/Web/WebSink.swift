@@ -24,6 +24,14 @@ struct WebSettings: Sendable {
     var maxConnectionsPerClient = 32
     /// Origins (`https://host:port`) besides this server's own whose pages may open a WebSocket.
     var allowedOrigins: [String] = []
+    /// LL-HLS, when on.
+    var hls: HLSTimeline.Configuration? = HLSTimeline.Configuration()
+    /// Roots of file-record and event-record sinks served under /recordings.
+    var recordings: [String] = []
+    /// The program that decodes snapshots.
+    var ffmpeg = "ffmpeg"
+    /// Snapshot decodes at once, all streams together.
+    var snapshotDecodes = 2
 }
 
 /// `web`: restreams init segments and fragments to browsers and camera
@@ -68,6 +76,14 @@ struct WebSink: Node {
             OptionSpec("max-connections-per-client", .integer, default: "32", min: "1", "Connections at once from one client address."),
             OptionSpec("allowed-origins", .list(.string),
                        "Origins (such as https://nvr.example:8443) whose pages may open /ws besides this server's own; '*' for any."),
+            OptionSpec("hls", .bool, default: "true", "Serve LL-HLS at /hls/STREAM/index.m3u8 (parts cut from the fragments, no re-encoding)."),
+            OptionSpec("hls-part", .duration, default: "500ms", min: "100ms", "Longest LL-HLS part (PART-TARGET): frames are grouped up to this."),
+            OptionSpec("hls-segments", .integer, default: "6", min: "2",
+                       "Complete LL-HLS segments (each a keyframe onwards) kept per stream, besides the one being filled."),
+            OptionSpec("recordings", .list(.string),
+                       "Roots of file-record or event-record sinks (the directories holding index.jsonl) to list, play and cut at /recordings."),
+            OptionSpec("ffmpeg", .string, default: "ffmpeg", "The program that decodes /snapshot/STREAM.jpg from the latest keyframe."),
+            OptionSpec("snapshot-decodes", .integer, default: "2", min: "1", "Snapshot decodes (ffmpeg processes) at once."),
         ],
         accepts: [.initSegment, .fragment],
         emits: .nothing,
@@ -102,6 +118,16 @@ struct WebSink: Node {
         settings.maxConnections = try options.integer("max-connections")
         settings.maxConnectionsPerClient = try options.integer("max-connections-per-client")
         settings.allowedOrigins = try options.stringList("allowed-origins")
+        if try options.bool("hls") {
+            settings.hls = HLSTimeline.Configuration(
+                partTarget: Double(try options.duration("hls-part").nanoseconds) / 1e9,
+                windowSegments: try options.integer("hls-segments"), maxSegmentBytes: settings.gopCache)
+        } else {
+            settings.hls = nil
+        }
+        settings.recordings = try options.stringList("recordings")
+        settings.ffmpeg = try options.string("ffmpeg")
+        settings.snapshotDecodes = try options.integer("snapshot-decodes")
         self.settings = settings
     }
 
@@ -113,16 +139,21 @@ struct WebSink: Node {
         let settings = configured
         let hub = RestreamHub(viewerQueueLimit: settings.viewerQueue, gopCacheLimit: settings.gopCache,
                               maxStreams: settings.maxStreams)
-        let server = WebServer(settings: settings, hub: hub, pipeline: context.pipeline, nodeID: context.id,
+        let hls = settings.hls.map { HLSStore(configuration: $0, maxStreams: settings.maxStreams) }
+        let server = WebServer(settings: settings, hub: hub, hls: hls, pipeline: context.pipeline, nodeID: context.id,
                                logger: context.logger)
         let scheme = settings.tls == nil ? "http" : "https"
+        let socketScheme = settings.tls == nil ? "ws" : "wss"
         let logger = context.logger
         let metrics = ViewerMetrics(node: context.id)
         let serverState = ServerState()
         let application = try server.application { address in
             let host = address.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? settings.host
-            let base = "\(scheme)://\(host):\(address.port ?? settings.port)"
-            logger.notice("serving \(base)/ (viewer: \(base)/viewer, camera protocol: \(base)/ws)")
+            let authority = "\(host):\(address.port ?? settings.port)"
+            let base = "\(scheme)://\(authority)"
+            let extras = (settings.hls == nil ? "" : ", HLS: \(base)/hls/STREAM/index.m3u8")
+                + (settings.recordings.isEmpty ? "" : ", recordings: \(base)/recordings")
+            logger.notice("serving \(base)/ (viewer: \(base)/viewer, camera protocol: \(socketScheme)://\(authority)/ws\(extras))")
             serverState.listening()
         }
         // A service group of its own, so the server stops gracefully when the
@@ -151,9 +182,11 @@ struct WebSink: Node {
                 if let evicted = hub.publish(packet) {
                     await context.reportEvicted(stream: evicted, capacity: settings.maxStreams, emitEvent: false)
                 }
+                hls?.publish(packet)
             }
             // The stream ended: let viewers take what is queued, within bounds.
             hub.finish()
+            hls?.finish()
             await withTaskGroup(of: Void.self) { drain in
                 drain.addTask { await hub.waitUntilViewersLeft() }
                 drain.addTask { try? await Task.sleep(for: settings.drainTimeout) }

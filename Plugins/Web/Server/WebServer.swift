@@ -16,6 +16,7 @@ import NIOSSL
 struct WebServer: Sendable {
     let settings: WebSettings
     let hub: RestreamHub
+    let hls: HLSStore?
     let pipeline: PipelineView
     let nodeID: String
     let logger: Logger
@@ -131,6 +132,15 @@ struct WebServer: Sendable {
             }
             return Self.asset(asset.bytes, asset.contentType)
         }
+        router.get("/recordings") { _, _ in Self.asset(WebAssets.recordings, "text/html; charset=utf-8") }
+        if let hls {
+            HLSRoutes(store: hls).add(to: router)
+            let snapshots = SnapshotService(store: hls, ffmpeg: settings.ffmpeg, maxDecodes: settings.snapshotDecodes)
+            router.get("/snapshot/:file") { request, context in
+                try await Self.snapshot(request, context, snapshots)
+            }
+        }
+        RecordingRoutes(roots: settings.recordings, logger: logger).add(to: router)
         router.get("/healthz") { _, _ in Self.text("ok\n") }
         router.get("/readyz") { _, _ in
             let waiting = pipeline.sourcesNotReady(in: pipeline.snapshot())
@@ -153,6 +163,36 @@ struct WebServer: Sendable {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         return router
+    }
+
+    /// `/snapshot/NAME.jpg?width=W`.
+    private static func snapshot(_ request: Request, _ context: BasicRequestContext, _ snapshots: SnapshotService) async throws -> Response {
+        guard let file = context.parameters.get("file"), file.hasSuffix(".jpg"),
+              let stream = String(file.dropLast(4)).removingPercentEncoding else {
+            return text("snapshots are /snapshot/STREAM.jpg\n", status: .notFound)
+        }
+        var width: Int?
+        if let text = request.uri.queryParameters["width"] {
+            guard let value = Int(text), (16...7680).contains(value) else {
+                return Self.text("width must be a whole number of pixels from 16 to 7680\n", status: .badRequest)
+            }
+            width = value
+        }
+        do {
+            var headers = HTTPFields()
+            headers[.contentType] = "image/jpeg"
+            headers[.cacheControl] = "no-cache"
+            return Response(status: .ok, headers: headers,
+                            body: .init(byteBuffer: try await snapshots.jpeg(stream: stream, width: width)))
+        } catch SnapshotService.Failure.noKeyframe {
+            return text("no keyframe of stream '\(stream)' yet\n", status: .serviceUnavailable)
+        } catch SnapshotService.Failure.busy {
+            var response = text("busy decoding other snapshots; try again\n", status: .serviceUnavailable)
+            response.headers[.retryAfter] = "1"
+            return response
+        } catch SnapshotService.Failure.decodeFailed(let why) {
+            return text("cannot decode the keyframe of '\(stream)': \(why)\n", status: .internalServerError)
+        }
     }
 
     private static func asset(_ bytes: [UInt8], _ contentType: String) -> Response {

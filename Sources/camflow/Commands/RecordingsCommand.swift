@@ -20,29 +20,25 @@ struct RecordingsCommand: ParsableCommand {
     var stream: String?
 
     func run() throws {
-        let indexPath = directory + "/index.jsonl"
-        guard let text = try? String(contentsOfFile: indexPath, encoding: .utf8) else {
+        let indexPath = directory + "/" + RecordingIndex.fileName
+        let entries: [RecordingIndexEntry]
+        do {
+            entries = try RecordingIndex.read(root: directory)
+        } catch {
             printError("error: no recordings index at '\(indexPath)'")
             throw ExitCodes.invalidPipeline
         }
         var rows = [["file", "stream", "start s", "end s", "length s", "keyframes", "size", "recorded at"]]
-        for line in text.split(separator: "\n") {
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                  let path = object["path"] as? String else { continue }
-            let full = path.hasPrefix("/") ? path : directory + "/" + path
-            guard FileManager.default.fileExists(atPath: full) else { continue }
-            let name = object["stream"] as? String ?? ""
-            if let stream, stream != name { continue }
-            let start = (object["start"] as? NSNumber)?.doubleValue
-            let end = (object["end"] as? NSNumber)?.doubleValue
-            if let at, !(start.map { $0 <= at } ?? false && end.map { at < $0 } ?? false) { continue }
-            let wall = (object["wall_start"] as? NSNumber).map { Date(timeIntervalSince1970: $0.doubleValue) }
+        let formatter = ISO8601DateFormatter()
+        for entry in entries {
+            if let stream, stream != entry.stream { continue }
+            if let at, !(entry.start.map { $0 <= at } ?? false && entry.end.map { at < $0 } ?? false) { continue }
             rows.append([
-                path, name, start.map { String(format: "%.3f", $0) } ?? "-", end.map { String(format: "%.3f", $0) } ?? "-",
-                start.flatMap { s in end.map { String(format: "%.1f", $0 - s) } } ?? "-",
-                "\((object["keyframes"] as? NSNumber)?.intValue ?? 0)",
-                "\((object["bytes"] as? NSNumber)?.intValue ?? 0)",
-                wall.map { ISO8601DateFormatter().string(from: $0) } ?? "-",
+                entry.path, entry.stream, entry.start.map { String(format: "%.3f", $0) } ?? "-",
+                entry.end.map { String(format: "%.3f", $0) } ?? "-",
+                entry.start.flatMap { s in entry.end.map { String(format: "%.1f", $0 - s) } } ?? "-",
+                "\(entry.keyframes)", "\(entry.bytes)",
+                formatter.string(from: Date(timeIntervalSince1970: entry.wallStart)),
             ])
         }
         print(TextTable.render(rows))

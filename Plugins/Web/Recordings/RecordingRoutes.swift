@@ -1,0 +1,202 @@
+import Camflow
+import Foundation
+import Hummingbird
+import ISOBMFF
+import Logging
+import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `/api/recordings` (files and gaps from the roots' indexes) and
+/// `/api/recordings/{stream}/clip.mp4?start=&duration=` (a range cut from
+/// them, streamed a block at a time).
+struct RecordingRoutes: Sendable {
+    let roots: [String]
+    let logger: Logger
+    /// The longest clip served.
+    static let maxClip = 3600.0
+    /// Recordings further apart than this leave a gap.
+    static let gapTolerance = 1.5
+
+    /// An index entry and the root it came from.
+    struct Recording: Sendable {
+        let root: String
+        let entry: RecordingIndexEntry
+        var isEventClip: Bool { entry.reason != nil }
+        var fullPath: String { entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path }
+    }
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("/api/recordings") { request, _ in
+            try list(request)
+        }
+        router.get("/api/recordings/:stream/clip.mp4") { request, context in
+            try clip(request, stream: try HLSRoutes.stream(context))
+        }
+    }
+
+    /// Every root's entries; a root without an index yet has none.
+    func recordings() -> [Recording] {
+        roots.flatMap { root in
+            ((try? RecordingIndex.read(root: root)) ?? []).map { Recording(root: root, entry: $0) }
+        }.sorted { $0.entry.wallStart < $1.entry.wallStart }
+    }
+
+    private func list(_ request: Request) throws -> Response {
+        let query = request.uri.queryParameters
+        let now = Date().timeIntervalSince1970
+        let from = try query["from"].map { try Self.time(String($0), "from") } ?? now - 86_400
+        let to = try query["to"].map { try Self.time(String($0), "to") } ?? now + 60
+        let stream = query["stream"].map(String.init)
+        let all = recordings()
+        let streams = Array(Set(all.map(\.entry.stream))).sorted()
+        let chosen = all.filter { (stream == nil || $0.entry.stream == stream) && $0.entry.wallEnd >= from && $0.entry.wallStart <= to }
+        var files: [String] = []
+        for recording in chosen {
+            var object = JSONObject()
+            object.append("stream", recording.entry.stream)
+            object.append("path", recording.entry.path)
+            object.append("start", recording.entry.wallStart)
+            object.append("end", recording.entry.wallEnd)
+            object.append("bytes", Int64(recording.entry.bytes))
+            object.append("kind", recording.isEventClip ? "clip" : "recording")
+            object.append("reason", recording.entry.reason)
+            files.append(object.text)
+        }
+        var gaps: [String] = []
+        for name in streams where stream == nil || name == stream {
+            var coveredUntil: Double?
+            for recording in chosen where recording.entry.stream == name && !recording.isEventClip {
+                if let until = coveredUntil, recording.entry.wallStart - until > Self.gapTolerance {
+                    var object = JSONObject()
+                    object.append("stream", name)
+                    object.append("start", until)
+                    object.append("end", recording.entry.wallStart)
+                    gaps.append(object.text)
+                }
+                coveredUntil = max(coveredUntil ?? 0, recording.entry.wallEnd)
+            }
+        }
+        let names = streams.map { name -> String in
+            var object = JSONObject()
+            object.append("name", name)
+            return object.text
+        }
+        let body = "{\"from\":\(from),\"to\":\(to),\"streams\":[\(names.joined(separator: ","))],"
+            + "\"recordings\":[\(files.joined(separator: ","))],\"gaps\":[\(gaps.joined(separator: ","))]}\n"
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    private func clip(_ request: Request, stream: String) throws -> Response {
+        let query = request.uri.queryParameters
+        guard let startText = query["start"] else { throw HTTPError(.badRequest, message: "clip.mp4 needs start=TIME (ISO 8601 or epoch seconds)\n") }
+        let start = try Self.time(String(startText), "start")
+        guard let durationText = query["duration"], let duration = Double(durationText), duration > 0, duration <= Self.maxClip else {
+            throw HTTPError(.badRequest, message: "clip.mp4 needs duration=SECONDS, above 0 and at most \(Int(Self.maxClip))\n")
+        }
+        let end = start + duration
+        let overlapping = recordings().filter { $0.entry.stream == stream && $0.entry.wallEnd > start && $0.entry.wallStart < end }
+        // Continuous recording where there is some; event clips only where there is none.
+        let continuous = overlapping.filter { !$0.isEventClip }
+        let files = continuous.isEmpty ? overlapping : continuous
+        guard !files.isEmpty else {
+            throw HTTPError(.notFound, message: "no recording of stream '\(stream)' covers \(Self.describe(start)) + \(duration) s\n")
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "video/mp4"
+        headers[.contentDisposition] = "inline; filename=\"\(Self.fileName(stream, start))\""
+        headers[.cacheControl] = "no-store"
+        let logger = self.logger
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var cutter = ClipCutter(start: start, end: end)
+            for file in files where !cutter.done {
+                cutter.beginFile(wallStart: file.entry.wallStart)
+                do {
+                    try await Self.read(file.fullPath) { parsed in
+                        switch parsed {
+                        case .initSegment(let bytes, let segment):
+                            _ = cutter.take(initSegment: bytes, parsed: segment)
+                        case .fragment(let fragment):
+                            for buffer in try cutter.take(fragment: fragment) { try await writer.write(buffer) }
+                        }
+                        return !cutter.done
+                    }
+                } catch let failure as ClipCutter.Failure {
+                    logger.warning("clip of '\(stream)' from \(file.fullPath): \(failure)")
+                    break
+                } catch let failure as ParseError {
+                    // A torn or foreign file ends the clip where it stops making sense; what was written stands.
+                    logger.warning("clip of '\(stream)': \(file.fullPath) does not parse: \(failure)")
+                    break
+                }
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    enum Parsed {
+        case initSegment(ByteBuffer, InitSegment)
+        case fragment(Fragment)
+    }
+
+    /// Reads `path` a block at a time on NIO's thread pool (not the
+    /// cooperative pool), parsing as it goes; `body` returns false to stop.
+    static func read(_ path: String, _ body: (Parsed) async throws -> Bool) async throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var parser = StreamingParser()
+        let pool = NIOThreadPool.singleton
+        while true {
+            let block: ByteBuffer = try await pool.runIfActive {
+                var block = ByteBufferAllocator().buffer(capacity: 1 << 20)
+                _ = block.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { raw in
+                    var count: Int
+                    repeat { count = Glibc.read(fd, raw.baseAddress, raw.count) } while count < 0 && errno == EINTR
+                    return max(count, 0)
+                }
+                return block
+            }
+            if block.readableBytes == 0 { return }
+            parser.append(block)
+            while let item = try parser.next() {
+                let more: Bool
+                switch item {
+                case .initSegment(let segment): more = try await body(.initSegment(segment.bytes, segment))
+                case .fragment(let fragment): more = try await body(.fragment(fragment))
+                default: more = true
+                }
+                if !more { return }
+            }
+        }
+    }
+
+    /// ISO 8601 (`2026-12-01T10:00:00Z`, fractions and offsets allowed) or seconds since 1970.
+    static func time(_ text: String, _ name: String) throws -> Double {
+        if let seconds = Double(text), seconds.isFinite { return seconds }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
+        formatter.formatOptions = [.withInternetDateTime]
+        if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
+        throw HTTPError(.badRequest, message: "\(name)=\(UntrustedText.printable(text, limit: 40)) is neither ISO 8601 nor epoch seconds\n")
+    }
+
+    static func describe(_ time: Double) -> String {
+        let formatter = ISO8601DateFormatter()
+        return formatter.string(from: Date(timeIntervalSince1970: time))
+    }
+
+    /// `cam-20261201T100000Z.mp4`: safe in a header and on any disk.
+    static func fileName(_ stream: String, _ start: Double) -> String {
+        let safe = String(stream.unicodeScalars.map { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" ? Character($0) : "_" }
+                            .prefix(40)).filter(\.isASCII)
+        let stamp = describe(start).filter { $0.isLetter || $0.isNumber }
+        return "\(safe.isEmpty ? "clip" : safe)-\(stamp).mp4"
+    }
+}
