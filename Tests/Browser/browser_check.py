@@ -4,6 +4,7 @@ end-to-end tests, and reads /metrics with the Prometheus client's parser.
 
   browser_check.py viewer URL --screenshot FILE [--play SECONDS] [--timeout S]
   browser_check.py dashboard URL --screenshot FILE [--play SECONDS] [--timeout S]
+  browser_check.py recordings URL --screenshot FILE [--play SECONDS] [--timeout S]
   browser_check.py metrics URL
 
 Prints one JSON object with what it saw; the Swift tests decide what passes.
@@ -25,7 +26,7 @@ import urllib.request
 
 
 class Chromium:
-    def __init__(self):
+    def __init__(self, width=1280):
         self.profile = tempfile.mkdtemp(prefix="camflow-chromium-")
         # Keep fds 3 and 4 taken first, so the child's 3 and 4 can be set
         # in preexec without clobbering a pipe end still to be copied.
@@ -44,7 +45,7 @@ class Chromium:
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
              "--user-data-dir=" + self.profile, "--no-first-run", "--no-default-browser-check",
              "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-extensions",
-             "--window-size=1280,900", "about:blank"],
+             f"--window-size={width},900", "about:blank"],
             pass_fds=(3, 4), preexec_fn=wire_fds,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
@@ -155,12 +156,33 @@ DASHBOARD_STATE = """(() => {
            graphNodes: [...document.querySelectorAll('#graph g.node')].map((g) => g.dataset.id),
            graphEdges: document.querySelectorAll('#graph g.edge').length,
            nodeLabels: [...document.querySelectorAll('#graph g.node text.small')].map((t) => t.textContent),
-           ready: document.getElementById('ready').textContent, pageErrors: dashboard.errors };
+           ready: document.getElementById('ready').textContent, pageErrors: dashboard.errors,
+           pageWidth: window.innerWidth, scrollWidth: document.documentElement.scrollWidth,
+           nodeBoxes: [...document.querySelectorAll('#graph g.node rect')].map((r) => {
+             const box = r.getBoundingClientRect();
+             return { left: box.left, right: box.right, top: box.top, width: box.width };
+           }) };
+})()"""
+
+# Clicks the middle of the first recorded span once it is drawn, then reports the player.
+RECORDINGS_STATE = """(() => {
+  const spans = [...document.querySelectorAll('.timeline .span')];
+  const video = document.getElementById('video');
+  if (spans.length && !window.__clicked) {
+    window.__clicked = true;
+    const box = spans[0].getBoundingClientRect();
+    spans[0].parentElement.dispatchEvent(new MouseEvent('click', { clientX: box.left + box.width / 2, bubbles: true }));
+  }
+  return { timelines: document.querySelectorAll('.timeline').length, spans: spans.length,
+           clips: document.querySelectorAll('.timeline .clip').length, gaps: document.querySelectorAll('.timeline .gap').length,
+           currentTime: video.currentTime, videoWidth: video.videoWidth, videoHeight: video.videoHeight,
+           source: video.currentSrc, download: document.getElementById('download').getAttribute('href'),
+           status: document.getElementById('status').textContent, summary: document.getElementById('summary').textContent };
 })()"""
 
 
 def browse(args, expression, done):
-    chromium = Chromium()
+    chromium = Chromium(args.width)
     try:
         chromium.open(args.url)
         deadline = time.monotonic() + args.timeout
@@ -194,14 +216,17 @@ def metrics(url):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["viewer", "dashboard", "metrics"])
+    parser.add_argument("mode", choices=["viewer", "dashboard", "recordings", "metrics"])
     parser.add_argument("url")
     parser.add_argument("--screenshot")
     parser.add_argument("--play", type=float, default=2.5)
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--width", type=int, default=1280)
     args = parser.parse_args()
     if args.mode == "metrics":
         result = metrics(args.url)
+    elif args.mode == "recordings":
+        result = browse(args, RECORDINGS_STATE, lambda s: s["currentTime"] >= args.play)
     elif args.mode == "viewer":
         result = browse(args, VIEWER_STATE, lambda s: s["played"] >= args.play or s["pageErrors"])
     else:

@@ -33,8 +33,11 @@
       const root = document.createElement("article");
       root.className = "tile";
       root.dataset.stream = stream.name;
-      root.innerHTML = '<h2></h2><video muted playsinline></video><dl></dl>';
+      root.innerHTML = '<h2></h2><video muted playsinline></video><dl></dl>'
+        + '<p class="links"><a class="snapshot">snapshot</a> · <a class="hls">HLS</a> · <a href="/recordings">recordings</a></p>';
       root.querySelector("h2").textContent = stream.name;
+      root.querySelector("a.snapshot").href = "/snapshot/" + encodeURIComponent(stream.name) + ".jpg";
+      root.querySelector("a.hls").href = "/hls/" + encodeURIComponent(stream.name) + "/index.m3u8";
       $("tiles").appendChild(root);
       const base = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
       const player = new CamflowPlayer(root.querySelector("video"), {
@@ -91,19 +94,36 @@
     const svg = $("graph");
     svg.replaceChildren();
     const depth = layers(report.nodes);
-    const columns = new Map();
-    const position = new Map();
-    const W = 200, H = 70, GX = 70, GY = 26;
+    const W = 180, H = 70, GX = 56, GY = 26, BAND_GAP = 34;
+    // Layers that do not fit the page's width wrap into bands below each
+    // other, so a long chain of nodes never needs horizontal scrolling.
+    const available = Math.max(W, (svg.parentElement.clientWidth || 1200) - 24);
+    const perBand = Math.max(1, Math.floor((available - 20 + GX) / (W + GX)));
+    const rowsIn = new Map();
     for (const node of report.nodes) {
       const d = depth.get(node.id);
-      const row = columns.get(d) || 0;
-      columns.set(d, row + 1);
-      position.set(node.id, { x: 10 + d * (W + GX), y: 10 + row * (H + GY) });
+      rowsIn.set(d, (rowsIn.get(d) || 0) + 1);
     }
-    const width = 20 + Math.max(...[...columns.keys()].map((d) => d + 1)) * (W + GX) - GX;
-    const height = 20 + Math.max(...columns.values()) * (H + GY) - GY;
-    svg.setAttribute("width", width);
-    svg.setAttribute("height", height);
+    const layerCount = Math.max(...rowsIn.keys()) + 1;
+    const bandTop = [10];
+    for (let band = 0; band * perBand < layerCount; band++) {
+      let rows = 0;
+      for (let d = band * perBand; d < Math.min(layerCount, (band + 1) * perBand); d++) rows = Math.max(rows, rowsIn.get(d) || 0);
+      bandTop.push(bandTop[band] + rows * (H + GY) - GY + BAND_GAP);
+    }
+    const position = new Map();
+    const placed = new Map();
+    for (const node of report.nodes) {
+      const d = depth.get(node.id);
+      const row = placed.get(d) || 0;
+      placed.set(d, row + 1);
+      const band = Math.floor(d / perBand), column = d % perBand;
+      position.set(node.id, { x: 10 + column * (W + GX), y: bandTop[band] + row * (H + GY) });
+    }
+    const width = 20 + Math.min(layerCount, perBand) * (W + GX) - GX;
+    const height = bandTop[bandTop.length - 1] - BAND_GAP + 10;
+    svg.setAttribute("width", Math.min(width, available));
+    svg.setAttribute("height", Math.min(width, available) / width * height);
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
 
     for (const edge of report.edges) {
@@ -114,9 +134,17 @@
       const blocked = previous ? edge.blockedSeconds - previous.blockedSeconds : 0;
       const g = element("g", { class: "edge" + (fill >= 0.9 || blocked > seconds * 0.5 ? " full" : fill >= 0.5 ? " busy" : ""),
                                "data-from": edge.from, "data-to": edge.to }, svg);
-      const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
-      element("path", { d: `M${x1},${y1} C${x1 + GX / 2},${y1} ${x2 - GX / 2},${y2} ${x2},${y2}` }, g);
-      const mx = (x1 + x2) / 2, my = (y1 + y2) / 2;
+      let mx, my;
+      if (b.x > a.x) {
+        const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
+        element("path", { d: `M${x1},${y1} C${x1 + GX / 2},${y1} ${x2 - GX / 2},${y2} ${x2},${y2}` }, g);
+        mx = (x1 + x2) / 2; my = (y1 + y2) / 2;
+      } else {
+        // Into the next band: from the node's bottom to the next one's top.
+        const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y;
+        element("path", { d: `M${x1},${y1} C${x1},${y1 + BAND_GAP} ${x2},${y2 - BAND_GAP} ${x2},${y2}` }, g);
+        mx = (x1 + x2) / 2; my = (y1 + y2) / 2;
+      }
       element("text", { x: mx - 36, y: my - 8 }, g, human(rate(edge, previous, "packets", seconds)) + " pkt/s");
       element("rect", { class: "fill-bg", x: mx - 36, y: my - 2, width: 72, height: 7 }, g);
       element("rect", { class: "fill", x: mx - 36, y: my - 2, width: Math.max(1, 72 * fill), height: 7 }, g);

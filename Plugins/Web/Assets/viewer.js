@@ -4,7 +4,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
-  const fields = ["protocol", "host", "port", "endpoint", "channel", "username"];
+  const fields = ["mode", "protocol", "host", "port", "endpoint", "channel", "username"];
 
   // Prefilled for the camflow that serves this page; a query string or the
   // last values used override it.
@@ -13,6 +13,7 @@
     protocol: location.protocol === "https:" ? "wss" : "ws",
     host: location.hostname,
     port: location.port,
+    mode: "mse",
     endpoint: "/ws",
     channel: "",
     username: "",
@@ -52,6 +53,8 @@
     if (state.player) state.player.stop();
     const values = Object.fromEntries(fields.map((name) => [name, $(name).value.trim()]));
     localStorage.setItem("camflow-viewer", JSON.stringify(values));
+    if (values.mode === "hls") { playHLS(values); return; }
+    $("hls-note").hidden = true;
     const url = camflowSocketURL(Object.assign({}, values, { password: $("password").value }));
     state.player = new CamflowPlayer($("video"), {
       url,
@@ -75,7 +78,34 @@
     $("stop").disabled = false;
   });
 
+  // HLS plays natively where the browser has it (Safari, iOS, Android, some
+  // TVs); elsewhere the page says so and gives the URL for VLC or ffplay.
+  function playHLS(values) {
+    const stream = values.endpoint.replace(/^\/ws\/?/, "") || state.defaultStream || "";
+    const url = location.protocol + "//" + location.host + "/hls/" + encodeURIComponent(stream) + "/index.m3u8";
+    const video = $("video");
+    const note = $("hls-note");
+    note.hidden = false;
+    if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      note.textContent = "HLS: " + url;
+      video.src = url;
+      video.play().catch((error) => toast("cannot play HLS: " + error.message, "error"));
+      setBadge("connected", "HLS");
+    } else {
+      note.textContent = "This browser has no built-in HLS: use MSE here, or open " + url + " in VLC, ffplay or a phone.";
+      setBadge("disconnected", "no HLS in this browser");
+    }
+    $("start").disabled = true;
+    $("stop").disabled = false;
+  }
+
+  // The first stream the server has: the default /ws serves, and HLS names.
+  fetch("/api/stats", { cache: "no-store" }).then((r) => r.json()).then((report) => {
+    state.defaultStream = (report.streams || [])[0]?.name;
+  }).catch(() => {});
+
   $("stop").addEventListener("click", () => {
+    if ($("mode").value === "hls") { $("video").removeAttribute("src"); $("video").load(); }
     if (state.player) state.player.stop();
     $("start").disabled = false;
     $("stop").disabled = true;
