@@ -19,7 +19,8 @@ import Glibc
 
     /// `camflow sim` plus `camflow run` of a camera → mp4-parse → web
     /// pipeline; returns both processes and the web port.
-    func startWeb(simArguments: [String] = [], webOptions: String = "", extraNodes: String = "", scheme: String = "http")
+    func startWeb(simArguments: [String] = [], webOptions: String = "", extraNodes: String = "", scheme: String = "http",
+                  chainedWebInput: String = "parse")
         async throws -> (sim: CamflowProcess, run: CamflowProcess, port: Int)
     {
         let sim = try CamflowProcess(["sim", "--port", "0"] + simArguments)
@@ -30,7 +31,7 @@ import Glibc
             nodes:
               camera: { type: instar-camera, url: "\(url)", username: admin, password: instar }
               parse: { type: mp4-parse, inputs: [camera] }
-              web: { type: web, inputs: [parse], bind: "127.0.0.1:0"\(webOptions) }
+              web: { type: web, inputs: [\(chainedWebInput)], bind: "127.0.0.1:0"\(webOptions) }
             \(extraNodes)
             """)
         let run = try CamflowProcess(["run", pipeline, "--status-interval", "0"])
@@ -77,6 +78,23 @@ import Glibc
         #expect(result["ready"] as? String == "ready")
         #expect((result["consoleErrors"] as? [String])?.isEmpty == true, "\(result)")
         #expect(FileManager.default.fileExists(atPath: screenshot))
+    }
+
+    @Test func dashboard_fitsATwentyNodeGraph_at1400Pixels() async throws {
+        // A chain of 17 queues between the parser and the sink: 20 nodes, 20 layers deep.
+        let queues = (1...17).map { "  q\($0): { type: queue, inputs: [\($0 == 1 ? "parse" : "q\($0 - 1)")] }" }.joined(separator: "\n")
+        let (sim, run, port) = try await startWeb(webOptions: "", extraNodes: queues, chainedWebInput: "q17")
+        defer { sim.process.terminate(); run.process.terminate() }
+        let screenshot = Self.artifacts.appendingPathComponent("dashboard-20-nodes.png").path
+        let result = try await browserCheck(["dashboard", "http://127.0.0.1:\(port)/", "--screenshot", screenshot,
+                                             "--play", "0.5", "--width", "1400"])
+        #expect((result["graphNodes"] as? [String])?.count == 20, "\(result)")
+        let width = try #require(result["pageWidth"] as? Double)
+        #expect(result["scrollWidth"] as? Double ?? .infinity <= width, "no horizontal scrolling: \(result)")
+        let boxes = try #require(result["nodeBoxes"] as? [[String: Double]])
+        #expect(boxes.count == 20)
+        #expect(boxes.allSatisfy { $0["left"] ?? -1 >= 0 && $0["right"] ?? .infinity <= width }, "every node on the page: \(boxes)")
+        #expect(boxes.allSatisfy { $0["width"] ?? 0 >= 150 }, "drawn at a legible size, not shrunk: \(boxes)")
     }
 
     @Test func viewerPage_saysSo_whenTheBrowserCannotPlayTheCodec() async throws {

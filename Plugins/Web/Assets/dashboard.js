@@ -94,7 +94,7 @@
     const svg = $("graph");
     svg.replaceChildren();
     const depth = layers(report.nodes);
-    const W = 180, H = 70, GX = 56, GY = 26, BAND_GAP = 34;
+    const W = 170, H = 70, GX = 84, GY = 26, BAND_GAP = 34;
     // Layers that do not fit the page's width wrap into bands below each
     // other, so a long chain of nodes never needs horizontal scrolling.
     const available = Math.max(W, (svg.parentElement.clientWidth || 1200) - 24);
