@@ -11,12 +11,13 @@ SWIFT ?= swift
 # gcc and libc6-dev (the fsync shim of the recording tests), time (GNU time: camflow
 # bench mp4 measures each process with it), libmosquitto-dev (the MQTT nodes),
 # mosquitto and mosquitto-clients (the real broker, mosquitto_pub and
-# mosquitto_sub of the MQTT tests and the demo), openssl (the MQTT TLS test's certificates).
+# mosquitto_sub of the MQTT tests and the demo), openssl (the MQTT TLS test's certificates),
+# python3-venv (the tests' Python packages from PyPI live in .venv).
 DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client procps util-linux gcc libc6-dev time \
-	libmosquitto-dev mosquitto mosquitto-clients openssl
+	libmosquitto-dev mosquitto mosquitto-clients openssl python3-venv
 BUILD_LOG := .build/build.log
 
-.PHONY: all build release test demo deps docs bench fixtures fuzz clean
+.PHONY: all build release test demo deps docs bench fixtures fuzz clean venv
 
 all: build
 
@@ -45,9 +46,20 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib
 
+# The Python packages the tests use, from PyPI, in a virtual environment of the
+# project's own (.venv, not committed): m3u8 parses the LL-HLS playlists.
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+PYTHON_TEST_PACKAGES := "m3u8>=6,<7"
+venv: $(VENV)/.ready
+$(VENV)/.ready: Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(PYTHON_TEST_PACKAGES)
+	touch $@
+
 # Serially: end-to-end tests start processes and measure keep-alives; on a
 # 2-core machine running them side by side only makes them wait on each other.
-test: build
+test: build venv
 	$(SWIFT) test --skip-build --disable-xctest --no-parallel
 	scripts/check-architecture.py
 

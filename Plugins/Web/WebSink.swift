@@ -40,7 +40,7 @@ struct WebSettings: Sendable {
 struct WebSink: Node {
     static let type = NodeType(
         name: "web",
-        summary: "Serves streams to browsers over the camera's WebSocket protocol, with a viewer, dashboard and /metrics.",
+        summary: "Serves streams over the camera's WebSocket protocol and LL-HLS, with a viewer, dashboard, recordings, snapshots and /metrics.",
         details: """
             One camera connection, any number of viewers. '/ws' (the first stream) and '/ws/NAME' speak \
             the INSTAR camera's protocol: 'livestream' or 'livestream/<11|12|13>' starts the stream with \
@@ -52,7 +52,12 @@ struct WebSink: Node {
             from the init segment), '/' a dashboard with a live tile per stream and the pipeline \
             graph with rates, queue fill and drops; '/api/stats' (JSON), '/metrics' (Prometheus), \
             '/healthz', '/readyz' (ready when every source runs and every camera is connected). \
-            With 'username' and 'password' everything answers 401 without them.
+            '/hls/NAME/index.m3u8' is LL-HLS: segments from keyframe to keyframe, parts of whole frames \
+            of at most 'hls-part', blocking reloads and preload hints, 'hls-segments' segments in memory. \
+            With 'recordings', '/recordings' shows a timeline per stream and day, '/api/recordings' lists \
+            files and gaps, and '/api/recordings/NAME/clip.mp4?start=&duration=' cuts one MP4 from the \
+            keyframe at or before the start, across files. '/snapshot/NAME.jpg' is the latest keyframe as \
+            JPEG (ffmpeg, once per keyframe). With 'username' and 'password' everything answers 401 without them.
             """,
         options: [
             OptionSpec("bind", .string, default: "127.0.0.1:8080",
