@@ -171,7 +171,9 @@ struct EventRecord: PacketProcessor {
                 guard let initSegment = stream.initSegment else { continue }
                 let target = path.path(stream: stream.name, node: id, time: Int(Date().timeIntervalSince1970))
                 do {
-                    stream.file = try RecordingFile(path: target, root: path.root, stream: stream.name, initSegment: initSegment)
+                    // The clip begins with its pre-roll: its first frame arrived before the trigger.
+                    stream.file = try RecordingFile(path: target, root: path.root, stream: stream.name, initSegment: initSegment,
+                                                    wallStart: MonotonicClock.wallClock(of: clip.startArrival))
                     for fragment in fragments { try append(fragment, to: &stream) }
                     context.logger.info("stream \(stream.name): clip started for \(clip.reason)")
                 } catch {

@@ -213,7 +213,9 @@ struct FileRecord: PacketProcessor {
             // A file starts with a keyframe; fragments before the first one are skipped.
             guard keyframe, let initSegment = stream.initSegment else { return rotated }
             let target = path.path(stream: stream.name, node: id, time: Int(Date().timeIntervalSince1970))
-            stream.file = try RecordingFile(path: target, root: path.root, stream: stream.name, initSegment: initSegment)
+            // Fragments may have waited in the buffer (a failing disk): the file's time is its first frame's arrival.
+            stream.file = try RecordingFile(path: target, root: path.root, stream: stream.name, initSegment: initSegment,
+                                            wallStart: MonotonicClock.wallClock(of: fragment.receivedAt))
         }
         guard var file = stream.file else { return rotated }
         defer { stream.file = file }

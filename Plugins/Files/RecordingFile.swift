@@ -47,15 +47,19 @@ struct RecordingFile {
     private var endTime: Double?
     private var keyframes = 0
     private var fragments = 0
-    private let wallStart = Date().timeIntervalSince1970
+    /// When the file's first frame arrived (seconds since 1970): where its
+    /// media time sits on the wall clock for the web's timeline and clips.
+    private let wallStart: Double
 
     var partialPath: String { directory.path + "/" + stem + ".mp4.partial" }
 
     /// Creates the file for `path` (a path below `root`, ending in `.mp4`)
     /// and writes the init segment. When `path` is taken, `-1`, `-2`... is
     /// added before `.mp4`.
-    init(path: String, root: String, stream: String, initSegment: ByteBuffer) throws {
+    init(path: String, root: String, stream: String, initSegment: ByteBuffer,
+         wallStart: Double = Date().timeIntervalSince1970) throws {
         self.stream = stream
+        self.wallStart = wallStart
         let relative = root == "." || !path.hasPrefix(root + "/") ? path : String(path.dropFirst(root.count + 1))
         var components = relative.split(separator: "/").map(String.init)
         let name = String((components.popLast() ?? "recording.mp4").dropLast(".mp4".count))

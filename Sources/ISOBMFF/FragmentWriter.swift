@@ -48,7 +48,8 @@ public enum FragmentWriter {
         for sample in samples where !tracks.contains(sample.track) { tracks.append(sample.track) }
         var dataBytes = 0
         for sample in samples {
-            guard Int32(exactly: sample.pts - sample.dts) != nil else { return nil }
+            let (offset, overflow) = sample.pts.subtractingReportingOverflow(sample.dts)
+            guard !overflow, Int32(exactly: offset) != nil else { return nil }
             dataBytes += sample.data.readableBytes
         }
         let trafHeaders = 16 + 20 + 20 // tfhd, tfdt (v1) and trun's fixed part

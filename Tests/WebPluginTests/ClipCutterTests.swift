@@ -13,6 +13,13 @@ import Testing
         let initSegment: InitSegment
         let fragments: [Fragment]
 
+        init(wallStart: Double, initBytes: ByteBuffer, initSegment: InitSegment, fragments: [Fragment]) {
+            self.wallStart = wallStart
+            self.initBytes = initBytes
+            self.initSegment = initSegment
+            self.fragments = fragments
+        }
+
         init(wallStart: Double) throws {
             let (initBytes, fragments) = try MediaFixtures.split("h264-main-aac.mp4")
             self.wallStart = wallStart
@@ -23,7 +30,7 @@ import Testing
     }
 
     /// Runs the cutter over `files` and parses what it wrote.
-    func cut(_ files: [File], start: Double, end: Double) throws -> (initSegment: InitSegment, samples: [Sample]) {
+    func cut(_ files: [File], start: Double, end: Double) throws -> (initSegment: InitSegment?, samples: [Sample]) {
         var cutter = ClipCutter(start: start, end: end)
         var out = ByteBuffer()
         for file in files where !cutter.done {
@@ -33,6 +40,7 @@ import Testing
                 for var buffer in try cutter.take(fragment: fragment) { out.writeBuffer(&buffer) }
             }
         }
+        for var buffer in cutter.finish() { out.writeBuffer(&buffer) }
         var parser = StreamingParser()
         parser.append(out)
         var initSegment: InitSegment?
@@ -44,7 +52,7 @@ import Testing
             default: break
             }
         }
-        return (try #require(initSegment), samples)
+        return (initSegment, samples)
     }
 
     @Test func aRangeInsideAFile_startsAtTheKeyframeBefore_andEndsToTheFrame() throws {
@@ -69,6 +77,39 @@ import Testing
         #expect(zip(video, video.dropFirst()).allSatisfy { $0.dts + Int64($0.duration) == $1.dts },
                 "decode times run on across the join without a step")
         #expect(video.filter(\.isSync).count == 2)
+    }
+
+    @Test func aStartInAFilesLastGOP_carriesThatGOPIntoTheNextFile() throws {
+        // The keyframe before 1005 is at 1004, in the first file's last GOP.
+        let (_, samples) = try cut([File(wallStart: 1000), File(wallStart: 1006)], start: 1005, end: 1007)
+        let video = samples.filter { $0.track == 1 }
+        #expect(video.first?.isSync == true && video.first?.dts == 0)
+        #expect(video.count == 50 + 25)
+        #expect(zip(video, video.dropFirst()).allSatisfy { $0.dts + Int64($0.duration) == $1.dts })
+    }
+
+    @Test func aStartInTheLastGOPOfTheLastFile_isCutToo() throws {
+        let (_, samples) = try cut([File(wallStart: 1000)], start: 1005, end: 1010)
+        let video = samples.filter { $0.track == 1 }
+        #expect(video.count == 50 && video.first?.isSync == true)
+    }
+
+    @Test func decodeTimesNoRecordingHolds_endTheClip_withoutATrap() throws {
+        // A hostile camera's tfdt near Int64.max, with a 48 kHz audio track beside a 12.8 kHz video one.
+        var file = try File(wallStart: 1000)
+        let huge = Int64.max - 1_000_000
+        var fragments = file.fragments
+        for index in fragments.indices {
+            for sample in fragments[index].samples.indices {
+                fragments[index].samples[sample].dts = huge
+                fragments[index].samples[sample].pts = huge
+            }
+        }
+        file = File(wallStart: 1000, initBytes: file.initBytes, initSegment: file.initSegment, fragments: fragments)
+        let (initSegment, samples) = try cut([file], start: 1000, end: 1006)
+        #expect(initSegment == nil && samples.isEmpty)
+        #expect(ClipCutter.ticks(9.6e18 / 48_000, 48_000) == nil)
+        #expect(ClipCutter.ticks(.nan, 1) == nil)
     }
 
     @Test func aStartBeforeTheRecording_beginsAtItsFirstKeyframe() throws {

@@ -44,9 +44,18 @@
       const row = document.createElement("div");
       row.className = "timeline";
       row.dataset.stream = name;
-      row.innerHTML = `<h2>${name.replace(/[<&]/g, "")}</h2><div class="bar"></div>` +
-        `<div class="ticks"><span>${clock(from)}</span><span>${clock(to)}</span></div>`;
-      const bar = row.querySelector(".bar");
+      const heading = document.createElement("h2");
+      heading.textContent = name; // a stream's name comes from the network: text, never markup
+      const bar = document.createElement("div");
+      bar.className = "bar";
+      const ticks = document.createElement("div");
+      ticks.className = "ticks";
+      for (const t of [from, to]) {
+        const span = document.createElement("span");
+        span.textContent = clock(t);
+        ticks.appendChild(span);
+      }
+      row.append(heading, bar, ticks);
       const mark = (cls, start, end, title) => {
         const el = document.createElement("div");
         el.className = cls;
@@ -67,7 +76,12 @@
       });
       root.appendChild(row);
     }
-    if (!root.children.length) root.innerHTML = '<p class="muted">No recordings on this day.</p>';
+    if (!root.children.length) {
+      const empty = document.createElement("p");
+      empty.className = "muted";
+      empty.textContent = "No recordings on this day.";
+      root.appendChild(empty);
+    }
   }
 
   function clipURL() {

@@ -23,11 +23,14 @@ final class HLSStore: Sendable {
     let configuration: HLSTimeline.Configuration
     /// Requests blocked at once, all streams together; more are answered 503.
     let maxWaiters: Int
+    /// Requests blocked at once on one stream.
+    let maxWaitersPerStream: Int
     private let state: Mutex<State>
 
-    init(configuration: HLSTimeline.Configuration, maxStreams: Int, maxWaiters: Int = 1024) {
+    init(configuration: HLSTimeline.Configuration, maxStreams: Int, maxWaiters: Int = 1024, maxWaitersPerStream: Int = 256) {
         self.configuration = configuration
         self.maxWaiters = maxWaiters
+        self.maxWaitersPerStream = maxWaitersPerStream
         self.state = Mutex(State(streams: StreamTable(capacity: maxStreams)))
     }
 
@@ -39,7 +42,12 @@ final class HLSStore: Sendable {
         var ready: [CheckedContinuation<Bool, Never>] = []
         defer { for continuation in ready { continuation.resume(returning: true) } }
         return state.withLock { state -> String? in
-            var timeline = state.streams.take(packet.stream) ?? HLSTimeline(configuration: configuration)
+            var timeline = state.streams.take(packet.stream) ?? {
+                var fresh = configuration
+                // Numbers past any an earlier timeline of this name used: one segment lasts at least a second.
+                fresh.firstSequence = Int(wallClock) + 1
+                return HLSTimeline(configuration: fresh)
+            }()
             var changed = false
             if packet.kind == .initSegment {
                 changed = (try? timeline.take(initSegment: packet.payload)) != nil
@@ -69,29 +77,43 @@ final class HLSStore: Sendable {
     /// Returns false on timeout, when the stream has ended, or when too
     /// many requests wait already.
     func wait(for stream: String, timeout: Duration, until ready: @escaping @Sendable (HLSTimeline) -> Bool) async -> Bool {
-        var expiry: Task<Void, Never>?
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let registered: Int? = state.withLock { state in
-                if let timeline = state.streams[stream], ready(timeline) { return nil }
-                if state.finished || state.waiters.count >= maxWaiters { return -1 }
-                state.nextWaiter += 1
-                state.waiters[state.nextWaiter] = Waiter(stream: stream, ready: ready, continuation: continuation)
-                return state.nextWaiter
-            }
-            switch registered {
-            case nil: continuation.resume(returning: true)
-            case -1: continuation.resume(returning: false)
-            case let id?:
-                // Started once the waiter is registered, so it cannot expire before.
-                expiry = Task { [weak self] in
-                    guard (try? await Task.sleep(for: timeout)) != nil else { return }
-                    self?.expire(id)
+        let timeout = min(timeout, Self.longestWait)
+        let id = Mutex<Int?>(nil)
+        return await withTaskCancellationHandler {
+            var expiry: Task<Void, Never>?
+            let result = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let registered: Int? = state.withLock { state in
+                    if let timeline = state.streams[stream], ready(timeline) { return nil }
+                    let waitingHere = state.waiters.values.count { $0.stream == stream }
+                    if state.finished || state.waiters.count >= maxWaiters || waitingHere >= maxWaitersPerStream || Task.isCancelled {
+                        return -1
+                    }
+                    state.nextWaiter += 1
+                    state.waiters[state.nextWaiter] = Waiter(stream: stream, ready: ready, continuation: continuation)
+                    return state.nextWaiter
+                }
+                switch registered {
+                case nil: continuation.resume(returning: true)
+                case -1: continuation.resume(returning: false)
+                case let waiter?:
+                    id.withLock { $0 = waiter }
+                    // Started once the waiter is registered, so it cannot expire before.
+                    expiry = Task { [weak self] in
+                        guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                        self?.expire(waiter)
+                    }
                 }
             }
+            expiry?.cancel()
+            return result
+        } onCancel: {
+            // A client that hung up leaves no waiter behind.
+            if let waiter = id.withLock({ $0 }) { expire(waiter) }
         }
-        expiry?.cancel()
-        return result
     }
+
+    /// However long the target duration, a blocked request waits no longer than this.
+    static let longestWait: Duration = .seconds(30)
 
     /// Ends every wait: the stream is over.
     func finish() {

@@ -33,6 +33,8 @@ struct LatestKeyframe: Sendable {
     let sample: WritableSample
     let width: Int?
     let height: Int?
+    /// The sample entry (`avc1`, `hev1`): which decoder reads it.
+    let codec: FourCC?
 
     /// A standalone MP4 of the keyframe alone: init segment and one fragment.
     var mp4: ByteBuffer? {
@@ -62,6 +64,10 @@ struct HLSTimeline: Sendable {
         var maxSegmentBytes: Int = 16 << 20
         /// A keyframe starts a new segment once the current one is this long.
         var minSegment: Double { max(1, 2 * partTarget) }
+        /// The first media sequence number and init version. A stream dropped
+        /// and made again starts past its old numbers, so a URI a client cached
+        /// never names other bytes.
+        var firstSequence = 0
     }
 
     let configuration: Configuration
@@ -84,7 +90,9 @@ struct HLSTimeline: Sendable {
     private var timeline: Track?
     private var pending: [WritableSample] = []
     private var pendingTicks: Int64 = 0
+    private var pendingBytes = 0
     private var pendingOther: [WritableSample] = []
+    private var pendingOtherBytes = 0
     private var waitingForKeyframe = true
     private var needsDiscontinuity = false
     private var nextMSN = 0
@@ -93,6 +101,8 @@ struct HLSTimeline: Sendable {
 
     init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
+        initVersion = configuration.firstSequence
+        nextMSN = configuration.firstSequence
     }
 
     // MARK: Input
@@ -106,6 +116,7 @@ struct HLSTimeline: Sendable {
         initSegment = parsed
         initVersion += 1
         inits[initVersion] = bytes
+        pruneInits()
         timeline = parsed.tracks.first(where: \.isVideo) ?? parsed.tracks.first
         restartAtKeyframe()
     }
@@ -129,7 +140,7 @@ struct HLSTimeline: Sendable {
         }
         // Other tracks (audio) wait to join the part their time falls in.
         let others = fragment.samples.filter { $0.track != timeline.id }.map { WritableSample($0, of: fragment) }
-        if !waitingForKeyframe { pendingOther += others }
+        if !waitingForKeyframe { holdOther(others) }
         let partTicks = Int64(configuration.partTarget * Double(timeline.timescale))
         for sample in fragment.samples where sample.track == timeline.id {
             let writable = WritableSample(sample, of: fragment)
@@ -138,30 +149,60 @@ struct HLSTimeline: Sendable {
                 waitingForKeyframe = false
                 // A segment starts at its keyframe: nothing older is kept.
                 let start = seconds(writable.dts)
-                pendingOther = others.filter { time(of: $0) >= start }
+                pendingOther.removeAll()
+                pendingOtherBytes = 0
+                holdOther(others.filter { time(of: $0) >= start })
                 startSegment(wallClock: wallClock)
             } else if writable.isSync, currentDuration + seconds(pendingTicks) >= configuration.minSegment {
                 flushPart()
                 closeSegment()
                 startSegment(wallClock: wallClock)
-            } else if !pending.isEmpty, pendingTicks + Int64(sample.duration) > partTicks {
+            } else if !pending.isEmpty,
+                      pendingTicks + Int64(sample.duration) > partTicks || pending.count >= Self.maxPartFrames {
                 flushPart()
             }
             pending.append(writable)
             pendingTicks += Int64(sample.duration)
+            pendingBytes += writable.data.readableBytes + Self.sampleOverhead
             if writable.isSync {
                 keyframes += 1
                 latestKeyframe = LatestKeyframe(number: keyframes, initSegment: inits[initVersion] ?? ByteBuffer(),
-                                                sample: writable, width: timeline.width, height: timeline.height)
+                                                sample: writable, width: timeline.width, height: timeline.height,
+                                                codec: timeline.sampleEntry)
             }
             if let current = segments.last, !current.complete,
-               current.bytes + pending.reduce(0, { $0 + $1.data.readableBytes }) > configuration.maxSegmentBytes {
-                // No keyframe for too long: drop what is held and wait for one.
-                segments.removeLast()
+               current.bytes + pendingBytes + pendingOtherBytes > configuration.maxSegmentBytes {
+                // No keyframe for too long: the segment ends with the parts already served,
+                // what is held is dropped, and the next segment starts at a keyframe.
+                pending.removeAll()
+                pendingTicks = 0
+                pendingBytes = 0
+                closeSegment()
                 restartAtKeyframe()
             }
         }
         return version != before
+    }
+
+    /// Frames of a part at most, whatever their durations (a stream of zero-length frames).
+    static let maxPartFrames = 1024
+    /// Bytes a sample costs beyond its data: its trun entry, counted against the segment limit.
+    static let sampleOverhead = 16
+
+    /// Keeps other tracks' samples for the parts they belong to, within the segment's byte limit.
+    private mutating func holdOther(_ samples: [WritableSample]) {
+        for sample in samples {
+            pendingOther.append(sample)
+            pendingOtherBytes += sample.data.readableBytes + Self.sampleOverhead
+        }
+    }
+
+    /// Forgets init segments no segment of the window names.
+    private mutating func pruneInits() {
+        let named = Set(segments.map(\.initVersion))
+        for version in inits.keys where !named.contains(version) && version != initVersion {
+            inits[version] = nil
+        }
     }
 
     // MARK: Output
@@ -257,6 +298,8 @@ struct HLSTimeline: Sendable {
         pending.removeAll()
         pendingOther.removeAll()
         pendingTicks = 0
+        pendingBytes = 0
+        pendingOtherBytes = 0
         waitingForKeyframe = true
         if !segments.isEmpty { needsDiscontinuity = true }
     }
@@ -275,18 +318,32 @@ struct HLSTimeline: Sendable {
         guard !pending.isEmpty, let timeline, !segments.isEmpty, !segments[segments.count - 1].complete else {
             return
         }
-        let end = Double(pending[pending.count - 1].dts + Int64(pending[pending.count - 1].duration)) / Double(max(timeline.timescale, 1))
+        let last = pending[pending.count - 1]
+        let end = Double(last.dts &+ Int64(last.duration)) / Double(max(timeline.timescale, 1))
         var samples = pending
         var keep: [WritableSample] = []
+        pendingOtherBytes = 0
         for sample in pendingOther {
-            if time(of: sample) < end { samples.append(sample) } else { keep.append(sample) }
+            if time(of: sample) < end {
+                samples.append(sample)
+            } else {
+                keep.append(sample)
+                pendingOtherBytes += sample.data.readableBytes + Self.sampleOverhead
+            }
         }
         pendingOther = keep
         let duration = seconds(pendingTicks)
         let independent = pending[0].isSync
         pending.removeAll(keepingCapacity: true)
         pendingTicks = 0
-        guard let bytes = FragmentWriter.fragment(sequenceNumber: fragmentSequence, samples: samples) else { return }
+        pendingBytes = 0
+        guard let bytes = FragmentWriter.fragment(sequenceNumber: fragmentSequence, samples: samples) else {
+            // Times a fragment cannot carry: the segment ends here, the next starts at a keyframe.
+            rejectedFragments += 1
+            closeSegment()
+            restartAtKeyframe()
+            return
+        }
         fragmentSequence &+= 1
         segments[segments.count - 1].parts.append(HLSPart(duration: duration, independent: independent, bytes: bytes))
         segments[segments.count - 1].duration += duration
@@ -309,10 +366,7 @@ struct HLSTimeline: Sendable {
             let removed = segments.removeFirst()
             if removed.discontinuity { discontinuitySequence += 1 }
         }
-        let named = Set(segments.map(\.initVersion))
-        for version in inits.keys where !named.contains(version) && version != initVersion {
-            inits[version] = nil
-        }
+        pruneInits()
     }
 
     static func decimal(_ value: Double) -> String {

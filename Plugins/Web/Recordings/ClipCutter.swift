@@ -48,9 +48,13 @@ struct ClipCutter {
     /// Frames from the latest keyframe at or before `start`, while seeking it.
     private var held: [WritableSample] = []
     private var heldBytes = 0
+    /// The wall-clock time of the keyframe held.
+    private var heldWall = 0.0
+    /// Frames to write first: the GOP held when its file ended before the start was passed.
+    private var carried: [WritableSample] = []
     private var sequence: UInt32 = 1
 
-    init(start: Double, end: Double, maxGOPBytes: Int = 256 << 20) {
+    init(start: Double, end: Double, maxGOPBytes: Int = 16 << 20) {
         self.start = start
         self.end = end
         self.maxGOPBytes = maxGOPBytes
@@ -58,6 +62,17 @@ struct ClipCutter {
 
     /// The next file, begun at `wallStart`.
     mutating func beginFile(wallStart: Double) {
+        // A file that ended while its GOP was held for a start beyond it (the start lies in
+        // its last GOP, or in a gap): the clip begins with that GOP, in that file's times.
+        if clipStart == nil, !held.isEmpty, let initSegment, startShifts(first: held[0], initSegment: initSegment) {
+            clipStart = heldWall
+            carried = held.compactMap(shifted)
+            if let timeline, let last = carried.last(where: { $0.track == timeline.id }) {
+                outputEnd = last.dts &+ Int64(last.duration)
+            }
+            held.removeAll()
+            heldBytes = 0
+        }
         fileWallStart = wallStart
         fileOrigin = nil
         fileStarted = false
@@ -81,44 +96,51 @@ struct ClipCutter {
     mutating func take(fragment: Fragment) throws(Failure) -> [ByteBuffer] {
         guard !done, let timeline, let initSegment, timeline.timescale > 0 else { return [] }
         let scale = Double(timeline.timescale)
-        var out: [WritableSample] = []
+        var out = carried
+        carried.removeAll()
         // Timeline frames first, so other tracks (audio) are judged by the frames around them.
         let ordered = fragment.samples.filter { $0.track == timeline.id } + fragment.samples.filter { $0.track != timeline.id }
         var timelineEnded = false
         for sample in ordered {
-            guard let trackScale = initSegment.track(sample.track)?.timescale, trackScale > 0 else { continue }
+            // Times a recording cannot hold (a hostile camera's tfdt) end the clip, never trap.
+            guard let trackScale = initSegment.track(sample.track)?.timescale, trackScale > 0,
+                  abs(sample.dts) < Self.maxTicks, abs(sample.pts) < Self.maxTicks else { continue }
             let media = Double(sample.dts) / Double(trackScale)
             if sample.track == timeline.id, fileOrigin == nil {
                 fileOrigin = media
                 // A new file continues the last one's decode times when its media time does; otherwise it is joined on.
                 if let lastInputEnd, clipStart != nil, abs(media - lastInputEnd) > 1 {
                     for track in initSegment.tracks {
-                        let offset = Double(outputEnd) / scale - media
-                        shift[track.id] = Int64((offset * Double(track.timescale)).rounded())
+                        guard let offset = Self.ticks(Double(outputEnd) / scale - media, track.timescale) else {
+                            done = true
+                            break
+                        }
+                        shift[track.id] = offset
                     }
+                    if done { break }
                 }
             }
             guard let origin = fileOrigin else { continue } // audio before the first frame of the file
             let wall = fileWallStart + media - origin
-            var writable = WritableSample(sample, of: fragment)
+            let writable = WritableSample(sample, of: fragment)
             if sample.track == timeline.id {
                 if wall >= end { timelineEnded = true; continue }
                 if clipStart == nil {
                     if writable.isSync, wall <= start || held.isEmpty {
                         if wall <= start {
-                            held = [writable] // a later keyframe at or before the start replaces the GOP held
+                            // A later keyframe at or before the start replaces the GOP held.
+                            held = [writable]
                             heldBytes = writable.data.readableBytes
+                            heldWall = wall
                             continue
                         }
                         clipStart = wall // no keyframe at or before the start: begin at the first after it
                     } else if held.isEmpty {
                         continue
                     } else if wall > start {
-                        clipStart = fileWallStart + Double(held[0].dts) / scale - origin
+                        clipStart = heldWall
                     } else {
-                        held.append(writable)
-                        heldBytes += writable.data.readableBytes
-                        guard heldBytes <= maxGOPBytes else { throw .gopTooLarge(maxGOPBytes) }
+                        try hold(writable)
                         continue
                     }
                 } else if !fileStarted, !writable.isSync {
@@ -127,49 +149,95 @@ struct ClipCutter {
                 fileStarted = true
             } else {
                 guard let clipStart, fileStarted, wall >= clipStart, wall < end else {
-                    if clipStart == nil, let first = held.first, wall >= fileWallStart + Double(first.dts) / scale - origin {
-                        held.append(writable)
-                    }
+                    if clipStart == nil, !held.isEmpty, wall >= heldWall { try hold(writable) }
                     continue
                 }
             }
-            if shift.isEmpty, let first = held.first ?? (sample.track == timeline.id ? writable : nil) {
-                let origin = Double(first.dts) / scale
-                for track in initSegment.tracks { shift[track.id] = -Int64((origin * Double(track.timescale)).rounded()) }
-            }
+            if shift.isEmpty, !startShifts(first: held.first ?? writable, initSegment: initSegment) { break }
             if !held.isEmpty {
-                out += held.map { shifted($0) }
+                out += held.compactMap(shifted)
                 held.removeAll()
                 heldBytes = 0
             }
-            writable = shifted(writable)
-            out.append(writable)
-            if sample.track == timeline.id { outputEnd = writable.dts + Int64(writable.duration) }
+            guard let moved = shifted(writable) else { continue }
+            out.append(moved)
+            if sample.track == timeline.id { outputEnd = moved.dts &+ Int64(moved.duration) }
         }
         if let last = fragment.samples.last(where: { $0.track == timeline.id }) {
-            lastInputEnd = Double(last.dts + Int64(last.duration)) / scale
+            lastInputEnd = Double(last.dts &+ Int64(last.duration)) / scale
         }
         if timelineEnded { done = true }
+        return write(out, timeline: timeline.id)
+    }
+
+    /// What is left once the last file has been read: the GOP held when the
+    /// start lies in the last file's last GOP.
+    mutating func finish() -> [ByteBuffer] {
+        guard let timeline else { return [] }
+        beginFile(wallStart: fileWallStart)
+        let out = carried
+        carried.removeAll()
+        done = true
+        return write(out, timeline: timeline.id)
+    }
+
+    /// Samples as one fragment, after the init segment if it is not written yet.
+    private mutating func write(_ out: [WritableSample], timeline: UInt32) -> [ByteBuffer] {
+        let timelineOut = out.filter { $0.track == timeline }
+        guard !out.isEmpty else { return [] }
         var buffers: [ByteBuffer] = []
-        let timelineOut = out.filter { $0.track == timeline.id }
-        guard !timelineOut.isEmpty || !out.isEmpty else { return [] }
         if !wroteInit, let firstInit {
             guard timelineOut.first?.isSync == true else { return [] }
             buffers.append(firstInit)
             wroteInit = true
         }
-        if let bytes = FragmentWriter.fragment(sequenceNumber: sequence, samples: timelineOut + out.filter { $0.track != timeline.id }) {
+        if let bytes = FragmentWriter.fragment(sequenceNumber: sequence, samples: timelineOut + out.filter { $0.track != timeline }) {
             sequence &+= 1
             buffers.append(bytes)
         }
         return buffers
     }
 
-    private func shifted(_ sample: WritableSample) -> WritableSample {
+    /// Keeps a sample of the GOP that may hold the start, within the byte limit.
+    private mutating func hold(_ sample: WritableSample) throws(Failure) {
+        held.append(sample)
+        heldBytes += sample.data.readableBytes + 16
+        guard heldBytes <= maxGOPBytes else { throw .gopTooLarge(maxGOPBytes) }
+    }
+
+    /// The clip's decode times start at zero: each track is shifted by the first frame's time.
+    private mutating func startShifts(first: WritableSample, initSegment: InitSegment) -> Bool {
+        guard let timeline, timeline.timescale > 0 else { return false }
+        let origin = Double(first.dts) / Double(timeline.timescale)
+        for track in initSegment.tracks {
+            guard let ticks = Self.ticks(-origin, track.timescale) else {
+                done = true
+                return false
+            }
+            shift[track.id] = ticks
+        }
+        return true
+    }
+
+    /// `seconds` in `timescale` ticks, when that is a time a recording can hold.
+    static func ticks(_ seconds: Double, _ timescale: UInt32) -> Int64? {
+        let value = (seconds * Double(timescale)).rounded()
+        guard value.isFinite, abs(value) < Double(maxTicks) else { return nil }
+        return Int64(value)
+    }
+
+    /// Decode times beyond this (about 2^52 ticks) are refused: they would
+    /// overflow once shifted, or lose precision as seconds.
+    static let maxTicks: Int64 = 1 << 52
+
+    private func shifted(_ sample: WritableSample) -> WritableSample? {
         var moved = sample
         let offset = shift[sample.track] ?? 0
-        moved.dts = sample.dts &+ offset
-        moved.pts = sample.pts &+ offset
+        let (dts, dtsOverflow) = sample.dts.addingReportingOverflow(offset)
+        let (pts, ptsOverflow) = sample.pts.addingReportingOverflow(offset)
+        guard !dtsOverflow, !ptsOverflow else { return nil }
+        moved.dts = dts
+        moved.pts = pts
         return moved
     }
 }

@@ -5,6 +5,7 @@ import ISOBMFF
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,6 +16,11 @@ import Glibc
 struct RecordingRoutes: Sendable {
     let roots: [String]
     let logger: Logger
+    /// Bytes one clip request may hold while it looks for its start (one GOP).
+    let maxGOPBytes: Int
+    private let catalog = RecordingCatalog()
+    /// Clips cut at once; more are answered 503.
+    private let clips = ClipSlots(limit: 4)
     /// The longest clip served.
     static let maxClip = 3600.0
     /// Recordings further apart than this leave a gap.
@@ -25,32 +31,34 @@ struct RecordingRoutes: Sendable {
         let root: String
         let entry: RecordingIndexEntry
         var isEventClip: Bool { entry.reason != nil }
-        var fullPath: String { entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path }
+        var fullPath: String { root + "/" + entry.path }
     }
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("/api/recordings") { request, _ in
-            try list(request)
+            try await list(request)
         }
         router.get("/api/recordings/:stream/clip.mp4") { request, context in
-            try clip(request, stream: try HLSRoutes.stream(context))
+            try await clip(request, stream: try HLSRoutes.stream(context))
         }
     }
 
-    /// Every root's entries; a root without an index yet has none.
-    func recordings() -> [Recording] {
-        roots.flatMap { root in
-            ((try? RecordingIndex.read(root: root)) ?? []).map { Recording(root: root, entry: $0) }
-        }.sorted { $0.entry.wallStart < $1.entry.wallStart }
+    /// Every root's entries, oldest first; a root without an index yet has none.
+    func recordings() async throws -> [Recording] {
+        var all: [Recording] = []
+        for root in roots {
+            all += try await catalog.entries(root: root).map { Recording(root: root, entry: $0) }
+        }
+        return all.sorted { $0.entry.wallStart < $1.entry.wallStart }
     }
 
-    private func list(_ request: Request) throws -> Response {
+    private func list(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
         let now = Date().timeIntervalSince1970
         let from = try query["from"].map { try Self.time(String($0), "from") } ?? now - 86_400
         let to = try query["to"].map { try Self.time(String($0), "to") } ?? now + 60
         let stream = query["stream"].map(String.init)
-        let all = recordings()
+        let all = try await recordings()
         let streams = Array(Set(all.map(\.entry.stream))).sorted()
         let chosen = all.filter { (stream == nil || $0.entry.stream == stream) && $0.entry.wallEnd >= from && $0.entry.wallStart <= to }
         var files: [String] = []
@@ -92,7 +100,7 @@ struct RecordingRoutes: Sendable {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    private func clip(_ request: Request, stream: String) throws -> Response {
+    private func clip(_ request: Request, stream: String) async throws -> Response {
         let query = request.uri.queryParameters
         guard let startText = query["start"] else { throw HTTPError(.badRequest, message: "clip.mp4 needs start=TIME (ISO 8601 or epoch seconds)\n") }
         let start = try Self.time(String(startText), "start")
@@ -100,20 +108,25 @@ struct RecordingRoutes: Sendable {
             throw HTTPError(.badRequest, message: "clip.mp4 needs duration=SECONDS, above 0 and at most \(Int(Self.maxClip))\n")
         }
         let end = start + duration
-        let overlapping = recordings().filter { $0.entry.stream == stream && $0.entry.wallEnd > start && $0.entry.wallStart < end }
+        let overlapping = try await recordings().filter { $0.entry.stream == stream && $0.entry.wallEnd > start && $0.entry.wallStart < end }
         // Continuous recording where there is some; event clips only where there is none.
         let continuous = overlapping.filter { !$0.isEventClip }
         let files = continuous.isEmpty ? overlapping : continuous
         guard !files.isEmpty else {
             throw HTTPError(.notFound, message: "no recording of stream '\(stream)' covers \(Self.describe(start)) + \(duration) s\n")
         }
+        guard let slot = clips.take() else {
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1"], message: "busy cutting other clips; try again\n")
+        }
         var headers = HTTPFields()
         headers[.contentType] = "video/mp4"
         headers[.contentDisposition] = "inline; filename=\"\(Self.fileName(stream, start))\""
         headers[.cacheControl] = "no-store"
         let logger = self.logger
+        let maxGOPBytes = self.maxGOPBytes
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            var cutter = ClipCutter(start: start, end: end)
+            withExtendedLifetime(slot) {}
+            var cutter = ClipCutter(start: start, end: end, maxGOPBytes: maxGOPBytes)
             for file in files where !cutter.done {
                 cutter.beginFile(wallStart: file.entry.wallStart)
                 do {
@@ -135,6 +148,7 @@ struct RecordingRoutes: Sendable {
                     break
                 }
             }
+            for buffer in cutter.finish() { try await writer.write(buffer) }
             try await writer.finish(nil)
         })
     }
@@ -147,11 +161,21 @@ struct RecordingRoutes: Sendable {
     /// Reads `path` a block at a time on NIO's thread pool (not the
     /// cooperative pool), parsing as it goes; `body` returns false to stop.
     static func read(_ path: String, _ body: (Parsed) async throws -> Bool) async throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        let pool = NIOThreadPool.singleton
+        // Opened off the cooperative pool, never blocking on a FIFO, and only a regular file.
+        let fd: Int32 = try await pool.runIfActive {
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+            guard fd >= 0 else { return -1 }
+            var info = stat()
+            guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+                close(fd)
+                return -1
+            }
+            return fd
+        }
         guard fd >= 0 else { return }
         defer { close(fd) }
         var parser = StreamingParser()
-        let pool = NIOThreadPool.singleton
         while true {
             let block: ByteBuffer = try await pool.runIfActive {
                 var block = ByteBufferAllocator().buffer(capacity: 1 << 20)
@@ -178,7 +202,12 @@ struct RecordingRoutes: Sendable {
 
     /// ISO 8601 (`2026-12-01T10:00:00Z`, fractions and offsets allowed) or seconds since 1970.
     static func time(_ text: String, _ name: String) throws -> Double {
-        if let seconds = Double(text), seconds.isFinite { return seconds }
+        if let seconds = Double(text), seconds.isFinite {
+            guard seconds.magnitude < 1e11 else {
+                throw HTTPError(.badRequest, message: "\(name)=\(UntrustedText.printable(text, limit: 40)) is not a time of this era\n")
+            }
+            return seconds
+        }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
@@ -198,5 +227,66 @@ struct RecordingRoutes: Sendable {
                             .prefix(40)).filter(\.isASCII)
         let stamp = describe(start).filter { $0.isLetter || $0.isNumber }
         return "\(safe.isEmpty ? "clip" : safe)-\(stamp).mp4"
+    }
+}
+
+/// Each root's index, read on NIO's thread pool and kept until the file
+/// changes (its size or modification time), so a page refreshing every
+/// few seconds costs a `stat`, not a parse.
+final class RecordingCatalog: Sendable {
+    private struct Cached {
+        let size: Int64
+        let modified: Int
+        let entries: [RecordingIndexEntry]
+    }
+
+    private let cache = Mutex<[String: Cached]>([:])
+
+    func entries(root: String) async throws -> [RecordingIndexEntry] {
+        let path = root + "/" + RecordingIndex.fileName
+        return try await NIOThreadPool.singleton.runIfActive { [self] in
+            var info = stat()
+            guard stat(path, &info) == 0 else { return [] }
+            let size = Int64(info.st_size)
+            let modified = info.st_mtim.tv_sec * 1_000_000_000 + info.st_mtim.tv_nsec
+            if let cached = self.cache.withLock({ $0[root] }), cached.size == size, cached.modified == modified {
+                return cached.entries
+            }
+            let entries = (try? RecordingIndex.read(root: root)) ?? []
+            self.cache.withLock { $0[root] = Cached(size: size, modified: modified, entries: entries) }
+            return entries
+        }
+    }
+}
+
+/// A bounded count of clips being cut.
+final class ClipSlots: Sendable {
+    private let used = Mutex(0)
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// A slot, or nil when all are taken.
+    func take() -> Slot? {
+        let taken = used.withLock { used -> Bool in
+            guard used < limit else { return false }
+            used += 1
+            return true
+        }
+        return taken ? Slot(owner: self) : nil
+    }
+
+    /// One clip's slot, given back when the response that holds it is gone
+    /// (written, failed, or never started because the client left).
+    final class Slot: Sendable {
+        let owner: ClipSlots
+
+        init(owner: ClipSlots) {
+            self.owner = owner
+        }
+
+        deinit { owner.used.withLock { $0 -= 1 } }
     }
 }

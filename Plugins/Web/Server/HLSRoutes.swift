@@ -18,6 +18,9 @@ struct HLSRoutes: Sendable {
 
     private func playlist(stream: String, request: Request) async throws -> Response {
         let query = request.uri.queryParameters
+        if query["_HLS_part"] != nil, query["_HLS_msn"] == nil {
+            return Self.text("_HLS_part needs _HLS_msn\n", .badRequest)
+        }
         if let msnText = query["_HLS_msn"] {
             guard let msn = Int(msnText), msn >= 0 else { return Self.text("_HLS_msn must be a segment number\n", .badRequest) }
             var part: Int?

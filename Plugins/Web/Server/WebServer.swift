@@ -140,7 +140,7 @@ struct WebServer: Sendable {
                 try await Self.snapshot(request, context, snapshots)
             }
         }
-        RecordingRoutes(roots: settings.recordings, logger: logger).add(to: router)
+        RecordingRoutes(roots: settings.recordings, logger: logger, maxGOPBytes: settings.gopCache).add(to: router)
         router.get("/healthz") { _, _ in Self.text("ok\n") }
         router.get("/readyz") { _, _ in
             let waiting = pipeline.sourcesNotReady(in: pipeline.snapshot())

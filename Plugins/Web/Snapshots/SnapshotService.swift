@@ -1,4 +1,5 @@
 import Foundation
+import ISOBMFF
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -49,7 +50,7 @@ final class SnapshotService: Sendable {
 
     /// The JPEG of `stream`'s latest keyframe, scaled to `width` when given.
     func jpeg(stream: String, width: Int?) async throws -> ByteBuffer {
-        guard let keyframe = store.read(stream, { $0.latestKeyframe }), let input = keyframe.mp4 else { throw Failure.noKeyframe }
+        guard let keyframe = store.read(stream, { $0.latestKeyframe }) else { throw Failure.noKeyframe }
         let key = Key(stream: stream, width: width)
         let task: Task<ByteBuffer, any Error> = try state.withLock { state in
             if let entry = state.entries[key], entry.keyframe == keyframe.number { return entry.task }
@@ -60,7 +61,10 @@ final class SnapshotService: Sendable {
             }
             let task = Task { [ffmpeg, timeout] in
                 defer { self.state.withLock { $0.running -= 1 } }
-                return try await Self.decode(input, width: width, ffmpeg: ffmpeg, timeout: timeout)
+                // The MP4 of the keyframe is made here, once per decode, not per request.
+                guard let input = keyframe.mp4 else { throw Failure.decodeFailed("the keyframe cannot be written as MP4") }
+                return try await Self.decode(input, decoder: Self.decoder(for: keyframe.codec), width: width,
+                                             ffmpeg: ffmpeg, timeout: timeout)
             }
             state.entries[key] = Entry(keyframe: keyframe.number, task: task)
             return task
@@ -69,11 +73,22 @@ final class SnapshotService: Sendable {
     }
 
     /// Runs FFmpeg on NIO's thread pool: the MP4 in on stdin, one JPEG out on stdout.
-    static func decode(_ input: ByteBuffer, width: Int?, ffmpeg: String, timeout: Duration) async throws -> ByteBuffer {
+    /// FFmpeg's decoder for a sample entry: named, so a camera's bytes reach only that one.
+    static func decoder(for codec: FourCC?) -> String? {
+        switch codec?.description {
+        case "avc1", "avc3": "h264"
+        case "hev1", "hvc1": "hevc"
+        default: nil
+        }
+    }
+
+    static func decode(_ input: ByteBuffer, decoder: String?, width: Int?, ffmpeg: String, timeout: Duration) async throws -> ByteBuffer {
         try await NIOThreadPool.singleton.runIfActive {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            var arguments = [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "mp4", "-i", "pipe:0", "-frames:v", "1"]
+            guard let decoder else { throw Failure.decodeFailed("no H.264 or H.265 video to decode") }
+            var arguments = [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "mp4", "-c:v", decoder, "-i", "pipe:0",
+                             "-frames:v", "1"]
             if let width { arguments += ["-vf", "scale=\(width):-2"] }
             arguments += ["-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "3", "pipe:1"]
             process.arguments = arguments
@@ -93,7 +108,12 @@ final class SnapshotService: Sendable {
             }
             let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
             DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
-                if process.isRunning { process.terminate() }
+                guard process.isRunning else { return }
+                process.terminate()
+                // One that ignores SIGTERM is killed: a decode never holds a thread for good.
+                DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
+                    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                }
             }
             let errors = DispatchQueue(label: "camflow.snapshot.stderr")
             let errorText = Mutex(Data())

@@ -14,4 +14,13 @@ public enum MonotonicClock {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
+
+    /// The wall-clock time (seconds since 1970) of a reading taken earlier,
+    /// such as a packet's arrival: now, less the time since.
+    public static func wallClock(of reading: UInt64) -> Double {
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        let elapsed = Double(Int64(bitPattern: now() &- reading)) / 1e9
+        return Double(wall.tv_sec) + Double(wall.tv_nsec) / 1e9 - max(0, elapsed)
+    }
 }

@@ -40,6 +40,13 @@ public struct RecordingIndexEntry: Sendable, Equatable {
     /// When the last frame ended, in seconds since 1970.
     public var wallEnd: Double { wallStart + duration }
 
+    /// Whether `path` stays below the root: relative, without `..`. The
+    /// recorders write nothing else; an index edited by someone else could.
+    public var pathIsContained: Bool {
+        !path.isEmpty && !path.hasPrefix("/") && !path.split(separator: "/").contains("..")
+            && !path.contains("\0")
+    }
+
     /// The entry as one JSON line, newline included.
     public var jsonLine: String {
         var object = JSONObject()
@@ -77,8 +84,9 @@ public enum RecordingIndex {
     public static let fileName = "index.jsonl"
 
     /// The entries of the index under `root` whose files still exist (retention
-    /// deletes files, not lines), oldest first. An index larger than
-    /// `maxBytes` is read from its end: the newest lines are the ones kept.
+    /// deletes files, not lines), oldest first. Entries whose path leaves the
+    /// root are left out. An index larger than `maxBytes` is read from its
+    /// end: the newest lines are the ones kept.
     public static func read(root: String, maxBytes: Int = 64 << 20) throws -> [RecordingIndexEntry] {
         let url = URL(fileURLWithPath: root).appendingPathComponent(fileName)
         let handle = try FileHandle(forReadingFrom: url)
@@ -89,9 +97,9 @@ public enum RecordingIndex {
         var lines = data.split(separator: UInt8(ascii: "\n"))
         if size > UInt64(maxBytes), !lines.isEmpty { lines.removeFirst() } // cut mid-line
         return lines.compactMap { line -> RecordingIndexEntry? in
-            guard let entry = RecordingIndexEntry(jsonLine: String(decoding: line, as: UTF8.self)) else { return nil }
-            let full = entry.path.hasPrefix("/") ? entry.path : root + "/" + entry.path
-            return FileManager.default.fileExists(atPath: full) ? entry : nil
+            guard let entry = RecordingIndexEntry(jsonLine: String(decoding: line, as: UTF8.self)),
+                  entry.pathIsContained, entry.wallStart.magnitude < 1e11 else { return nil }
+            return FileManager.default.fileExists(atPath: root + "/" + entry.path) ? entry : nil
         }.sorted { $0.wallStart < $1.wallStart }
     }
 }

@@ -1,0 +1,13 @@
+"""camflow's ZeroMQ topics from Python: typed messages, gaps, decoded frames,
+and the framing of camflow's ``exec`` node (:mod:`camflow_client.node`).
+
+    from camflow_client import Subscriber
+    for frame in Subscriber("tcp://127.0.0.1:5555", streams=["cam1"]).frames():
+        cv2.imshow("cam1", frame.image)
+"""
+from .messages import Clip, Event, Fragment, Frame, Init, Keyframe, MalformedMessage, Message, Stats, parse
+from .subscriber import AsyncSubscriber, Curve, Subscriber
+
+__version__ = "0.1.0"
+__all__ = ["AsyncSubscriber", "Clip", "Curve", "Event", "Fragment", "Frame", "Init", "Keyframe", "MalformedMessage",
+           "Message", "Stats", "Subscriber", "parse"]

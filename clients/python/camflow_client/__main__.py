@@ -1,0 +1,151 @@
+"""python -m camflow_client: tail, save and snapshot from a camflow publisher.
+
+  python -m camflow_client tail tcp://127.0.0.1:5555 [--stream cam1] [--kinds stats event]
+  python -m camflow_client save tcp://127.0.0.1:5555 --stream cam1 --out cam1.mp4 [--seconds 30]
+  python -m camflow_client snapshot tcp://127.0.0.1:5555 --stream cam1 --out cam1.jpg [--width 640]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from .messages import KINDS, Frame, Init
+from .mp4 import annex_b_to_length_prefixed, fragment, is_annex_b, parse_init
+from .subscriber import Curve, Subscriber
+
+
+def _subscriber(args, kinds=None) -> Subscriber:
+    curve = Curve.from_keygen(args.curve_server_key, args.curve_secret_key_file) if args.curve_server_key else None
+    streams = [args.stream] if args.stream else None
+    return Subscriber(args.endpoint, streams=streams, kinds=kinds, curve=curve, idle_timeout=args.idle_timeout)
+
+
+def tail(args) -> int:
+    seen = 0
+    with _subscriber(args, args.kinds) as subscriber:
+        try:
+            for message in subscriber:
+                shown = {k: v for k, v in message.header.items() if k not in ("stream", "kind", "sequence")}
+                note = f" LOST {message.gap}" if message.gap else " RESTARTED" if message.restarted else ""
+                print(f"{time.strftime('%H:%M:%S')} {message.topic} #{message.sequence} {len(message.payload)} B"
+                      f"{note} {json.dumps(shown, separators=(',', ':'))}", flush=True)
+                seen += 1
+                if args.count and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def save(args) -> int:
+    """Frames to a fragmented MP4: the stream's own init segment, then a fragment per frame, from a keyframe."""
+    written = video_frames = 0
+    sequence = 1
+    init = None
+    waiting = True
+    # Decode times continue across a publisher's restart or a looped file: each
+    # track's times are shifted so they never step back.
+    shift: dict[int, int] = {}
+    next_dts: dict[int, int] = {}
+    first_dts = None
+    with _subscriber(args, ["init", "frame"]) as subscriber, open(args.out, "wb") as out:
+        try:
+            for message in subscriber:
+                if isinstance(message, Init):
+                    if init is not None and message.payload != init.data:
+                        print("the stream's init segment changed (another picture size?): stopping", file=sys.stderr)
+                        break
+                    if init is None:
+                        init = parse_init(message.payload)
+                        out.write(init.data)
+                    continue
+                if not isinstance(message, Frame) or init is None or message.dts is None:
+                    continue
+                track = init.track(message.track or 0) or init.video
+                if track is None:
+                    continue
+                if track.is_video:
+                    if message.gap or message.restarted or message.discontinuity:
+                        waiting = True  # what follows a loss decodes from the next keyframe
+                    if waiting and not message.keyframe:
+                        continue
+                    waiting = False
+                    video_frames += 1
+                elif waiting:
+                    continue
+                data = message.payload
+                if track.is_video and is_annex_b(data):
+                    data = annex_b_to_length_prefixed(data, track.nal_length_size)
+                dts = message.dts + shift.get(track.track_id, 0)
+                expected = next_dts.get(track.track_id)
+                if expected is not None and dts < expected:
+                    shift[track.track_id] = shift.get(track.track_id, 0) + expected - dts
+                    dts = expected
+                duration = message.duration or 0
+                next_dts[track.track_id] = dts + duration
+                offset = (message.pts - message.dts) if message.pts is not None else 0
+                out.write(fragment(sequence, track.track_id, dts, [(data, duration, offset, bool(message.keyframe))]))
+                sequence += 1
+                written += 1
+                if track.is_video:
+                    first_dts = dts if first_dts is None else first_dts
+                    seconds = (dts + duration - first_dts) / (message.timescale or track.timescale or 1)
+                    if (args.seconds and seconds >= args.seconds) or (args.frames and video_frames >= args.frames):
+                        break
+        except KeyboardInterrupt:
+            pass
+    print(f"wrote {args.out}: {video_frames} video frames, {written} frames in all", file=sys.stderr)
+    return 0 if video_frames else 1
+
+
+def snapshot(args) -> int:
+    from .decode import encode_jpeg  # noqa: PLC0415
+    with _subscriber(args, ["init", "frame"]) as subscriber:
+        for frame in subscriber.frames(args.stream, keyframes_only=True):
+            if args.width:
+                from av import VideoFrame  # noqa: PLC0415
+                height = round(frame.height * args.width / frame.width / 2) * 2
+                scaled = VideoFrame.from_ndarray(frame.image, format="bgr24").reformat(width=args.width, height=height)
+                frame.image, frame.width, frame.height = scaled.to_ndarray(format="bgr24"), args.width, height
+            with open(args.out, "wb") as out:
+                out.write(encode_jpeg(frame))
+            print(f"wrote {args.out}: {frame.width}x{frame.height}, keyframe at {frame.pts:.3f} s", file=sys.stderr)
+            return 0
+    print("no keyframe arrived", file=sys.stderr)
+    return 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m camflow_client", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("tail", "one line per message"), ("save", "remux a stream to MP4 without re-encoding"),
+                           ("snapshot", "the next keyframe as JPEG")):
+        command = commands.add_parser(name, help=helptext)
+        command.add_argument("endpoint", help="publisher or broker, such as tcp://127.0.0.1:5555")
+        command.add_argument("--stream", required=name != "tail", help="stream name (the topic's first part)")
+        command.add_argument("--idle-timeout", type=float, default=None if name == "tail" else 30,
+                             help="stop after this many seconds without a message")
+        command.add_argument("--curve-server-key", help="the publisher's public key (Z85), for CURVE")
+        command.add_argument("--curve-secret-key-file", help="this subscriber's key file from camflow keygen")
+        if name == "tail":
+            command.add_argument("--kinds", nargs="*", choices=KINDS, help="only these kinds")
+            command.add_argument("--count", type=int, default=0, help="stop after this many messages")
+        else:
+            command.add_argument("--out", required=True, help="the file to write")
+        if name == "save":
+            command.add_argument("--seconds", type=float, default=0, help="stop after this much video")
+            command.add_argument("--frames", type=int, default=0, help="stop after this many video frames")
+        if name == "snapshot":
+            command.add_argument("--width", type=int, default=0, help="scale to this width")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    if args.curve_server_key and not args.curve_secret_key_file:
+        parser.error("--curve-server-key needs --curve-secret-key-file")
+    return {"tail": tail, "save": save, "snapshot": snapshot}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""camflow's ZeroMQ messages as Python objects: three frames (topic, JSON
+header, payload) become a typed message whose header fields read as
+attributes (``message.dts``, ``message.keyframe``)."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Message:
+    """One message of a camflow publisher."""
+
+    topic: str
+    header: dict[str, Any]
+    payload: bytes
+    # When this process received it, in seconds since 1970 (time.time()).
+    received_at: float = field(default_factory=time.time)
+    # Messages of this topic lost just before this one (from sequence numbers).
+    gap: int = 0
+    # The publisher's sequence went back: it restarted (or another took its place).
+    restarted: bool = False
+
+    @property
+    def stream(self) -> str:
+        return self.header.get("stream", "")
+
+    @property
+    def kind(self) -> str:
+        """init, fragment, frame, keyframe, stats, clip, event (or bytes)."""
+        return self.header.get("kind", "")
+
+    @property
+    def sequence(self) -> int:
+        return int(self.header.get("sequence", 0))
+
+    def __getattr__(self, name: str) -> Any:
+        # Header fields as attributes: codec, timescale, dts, pts, duration, keyframe, width, height,
+        # track, track_kind, received_at_ns, discontinuity, event, fields. Absent ones read None.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.__dict__.get("header", {}).get(name)
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.header.items() if k not in ("stream", "kind")}
+        return f"<{type(self).__name__} {self.topic} {len(self.payload)} B {shown}>"
+
+
+class Init(Message):
+    """An init segment (ftyp + moov): what decodes the stream's frames."""
+
+
+class Fragment(Message):
+    """One MP4 fragment (moof + mdat)."""
+
+
+class Frame(Message):
+    """One access unit, audio or video, as stored in MP4 (or Annex B)."""
+
+    @property
+    def pts_seconds(self) -> float | None:
+        return self.pts / self.timescale if self.pts is not None and self.timescale else None
+
+    @property
+    def is_video(self) -> bool:
+        return self.track_kind == "video" or (self.track_kind is None and self.width is not None)
+
+
+class Event(Message):
+    """Structured data: ``name`` and ``fields``."""
+
+    @property
+    def kind(self) -> str:
+        return "event"
+
+    @property
+    def name(self) -> str:
+        return self.header.get("event", "")
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self.header.get("fields") or {}
+
+
+class Keyframe(Event):
+    """The keyframes node's note of a keyframe (interval, size)."""
+
+    @property
+    def kind(self) -> str:
+        return "keyframe"
+
+
+class Stats(Event):
+    """The stats node's figures: frame rate, bitrate, keyframe interval."""
+
+    @property
+    def kind(self) -> str:
+        return "stats"
+
+
+class Clip(Event):
+    """An event clip event-record finished: path, start, end, reason."""
+
+    @property
+    def kind(self) -> str:
+        return "clip"
+
+
+_BY_KIND = {"init": Init, "fragment": Fragment, "frame": Frame}
+_BY_EVENT = {"keyframe": Keyframe, "stats": Stats, "clip": Clip}
+
+# Topic kinds a subscriber can ask for: the part after the stream in `cam1/frame`.
+KINDS = ("init", "fragment", "frame", "keyframe", "stats", "clip", "event")
+
+
+class MalformedMessage(ValueError):
+    """Not a camflow message: not three frames, or a header that is not a JSON object."""
+
+
+def parse(frames: list[bytes], received_at: float | None = None) -> Message:
+    """The typed message of a three-frame ZeroMQ message."""
+    if len(frames) != 3:
+        raise MalformedMessage(f"expected 3 frames (topic, header, payload), got {len(frames)}")
+    topic = frames[0].decode("utf-8", "replace")
+    try:
+        header = json.loads(frames[1])
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedMessage(f"{topic}: the header is not JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise MalformedMessage(f"{topic}: the header is not a JSON object")
+    kind = header.get("kind")
+    cls = _BY_EVENT.get(header.get("event"), Event) if kind == "event" else _BY_KIND.get(kind, Message)
+    return cls(topic, header, bytes(frames[2]), received_at if received_at is not None else time.time())
+
+
+def topic_kind(message: Message) -> str:
+    """The kind a topic names: keyframe and stats events have topics of their own; clip is an event."""
+    return "event" if message.kind == "clip" else message.kind

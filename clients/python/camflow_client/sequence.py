@@ -1,0 +1,34 @@
+"""Gaps and restarts from sequence numbers, per topic: a value, no I/O."""
+from __future__ import annotations
+
+
+class SequenceTracker:
+    """Each topic's sequence numbers come from one node and rise by one.
+
+    ``observe`` says how many were lost before a message (a slow
+    subscriber's high-water mark, a network cut) and whether the sequence
+    went back (the publisher restarted). Topics are bounded: a publisher
+    that names a new stream in every message cannot grow this without end.
+    """
+
+    def __init__(self, max_topics: int = 4096):
+        self.max_topics = max_topics
+        self._last: dict[str, int] = {}
+        self.lost = 0
+        self.restarts = 0
+
+    def observe(self, topic: str, sequence: int) -> tuple[int, bool]:
+        last = self._last.get(topic)
+        if last is None and len(self._last) >= self.max_topics:
+            self._last.pop(next(iter(self._last)))
+        self._last[topic] = sequence
+        if last is None:
+            return 0, False
+        if sequence == last:
+            return 0, False  # sent again: the latch re-sends a stream's init segment to every newcomer
+        if sequence < last:
+            self.restarts += 1
+            return 0, True
+        gap = sequence - last - 1
+        self.lost += gap
+        return gap, False

@@ -1,0 +1,241 @@
+"""Subscribing to camflow's ZeroMQ topics: typed messages, gaps, decoded frames."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import AsyncIterator, Iterable, Iterator
+
+import zmq
+
+from .messages import KINDS, Frame, Init, MalformedMessage, Message, parse, topic_kind
+from .mp4 import InitSegment, parse_init
+from .sequence import SequenceTracker
+
+log = logging.getLogger("camflow_client")
+
+
+@dataclass
+class Curve:
+    """CURVE keys of a subscriber: the publisher's public key and this side's pair (Z85)."""
+
+    server_key: str
+    public_key: str
+    secret_key: str
+
+    @classmethod
+    def from_keygen(cls, server_key: str, secret_key_file: str) -> "Curve":
+        """Keys from the file `camflow keygen --out NAME` wrote (NAME, not NAME.pub)."""
+        values = {}
+        with open(secret_key_file, encoding="utf-8") as file:
+            for line in file:
+                found = re.match(r'\s*(public-key|secret-key)\s*=\s*"(.*)"\s*$', line)
+                if found:
+                    values[found.group(1)] = found.group(2)
+        if "secret-key" not in values or "public-key" not in values:
+            raise ValueError(f"{secret_key_file}: no public-key and secret-key lines (as camflow keygen writes them)")
+        return cls(server_key, values["public-key"], values["secret-key"])
+
+
+def subscriptions(streams: Iterable[str] | None, kinds: Iterable[str] | None) -> list[str]:
+    """Topic prefixes for ``streams`` and ``kinds`` (the trailing slash keeps cam1 from matching cam10)."""
+    streams = list(streams or [])
+    kinds = list(kinds or [])
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown kinds {unknown}; camflow publishes {list(KINDS)}")
+    topic_kinds = sorted({"event" if k == "clip" else k for k in kinds})
+    if streams and topic_kinds:
+        return [f"{s}/{k}" for s in streams for k in topic_kinds]
+    if streams:
+        return [f"{s}/" for s in streams]
+    return [""]
+
+
+class _Base:
+    """What the blocking and the asyncio subscriber share."""
+
+    def __init__(self, context, endpoint, streams, kinds, curve, idle_timeout, receive_buffer):
+        self.streams = list(streams) if streams else None
+        self.kinds = set(kinds) if kinds else None
+        self.idle_timeout = idle_timeout
+        self.sequences = SequenceTracker()
+        self.malformed = 0
+        # The latest init segment of each stream (the latch sends it to every newcomer).
+        self.inits: dict[str, Init] = {}
+        self.socket = context.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.RCVHWM, receive_buffer)
+        # Reconnect fast after a publisher restarts, and notice a dead one.
+        self.socket.setsockopt(zmq.RECONNECT_IVL, 100)
+        self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        self.socket.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+        self.socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        if curve is not None:
+            if isinstance(curve, dict):
+                curve = Curve(**curve)
+            self.socket.curve_serverkey = curve.server_key.encode()
+            self.socket.curve_publickey = curve.public_key.encode()
+            self.socket.curve_secretkey = curve.secret_key.encode()
+        for topic in subscriptions(self.streams, self.kinds):
+            self.socket.setsockopt_string(zmq.SUBSCRIBE, topic)
+        for address in [endpoint] if isinstance(endpoint, str) else endpoint:
+            self.socket.connect(address)
+
+    def _accept(self, frames: list[bytes]) -> Message | None:
+        try:
+            message = parse(frames)
+        except MalformedMessage as error:
+            self.malformed += 1
+            log.warning("skipping a malformed message: %s", error)
+            return None
+        if self.streams is not None and message.stream not in self.streams:
+            return None
+        message.gap, message.restarted = self.sequences.observe(message.topic, message.sequence)
+        if message.gap:
+            log.warning("%s: %d message(s) lost before sequence %d", message.topic, message.gap, message.sequence)
+        if message.restarted:
+            log.warning("%s: the sequence went back to %d: the publisher restarted", message.topic, message.sequence)
+        if isinstance(message, Init):
+            self.inits[message.stream] = message
+        if self.kinds is not None and message.kind not in self.kinds:
+            return None
+        return message
+
+    def _check_frames(self):
+        if self.kinds is not None and not {"init", "frame"} <= self.kinds:
+            raise ValueError("frames() needs the init and frame kinds: subscribe to them (or to every kind)")
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+class _Decoders:
+    """One video decoder per stream, made anew when its init segment changes."""
+
+    def __init__(self, stream: str | None, image_format: str, keyframes_only: bool):
+        from .decode import VideoDecoder  # noqa: PLC0415 (PyAV only when frames are asked for)
+        self._make = VideoDecoder
+        self.stream = stream
+        self.image_format = image_format
+        self.keyframes_only = keyframes_only
+        self._decoders: dict[str, tuple[bytes, object]] = {}
+
+    def take(self, message: Message):
+        if self.stream is not None and message.stream != self.stream:
+            return []
+        if isinstance(message, Init):
+            current = self._decoders.get(message.stream)
+            if current is None or current[0] != message.payload:
+                try:
+                    init: InitSegment = parse_init(message.payload)
+                    self._decoders[message.stream] = (message.payload, self._make(init, self.image_format, self.keyframes_only))
+                except ValueError as error:
+                    log.warning("%s: cannot decode this stream: %s", message.stream, error)
+            return []
+        if not isinstance(message, Frame):
+            return []
+        entry = self._decoders.get(message.stream)
+        if entry is None:
+            return []
+        decoder = entry[1]
+        if message.track is not None and message.track != decoder.track.track_id:
+            return []  # audio
+        if message.gap or message.restarted or message.discontinuity:
+            decoder.reset()
+        return decoder.decode(message)
+
+
+class Subscriber(_Base):
+    """Messages of a camflow publisher (or broker), blocking.
+
+        with Subscriber("tcp://127.0.0.1:5555", streams=["cam1"]) as subscriber:
+            for message in subscriber:
+                print(message.topic, message.sequence)
+
+    ``streams`` and ``kinds`` narrow what is received (by topic, on the
+    publisher's side where ZeroMQ can); ``curve`` is a :class:`Curve` or a
+    dict of its fields; iteration ends after ``idle_timeout`` seconds
+    without a message (never when None).
+    """
+
+    def __init__(self, endpoint, streams=None, kinds=None, curve=None, idle_timeout: float | None = None,
+                 receive_buffer: int = 1000, context: zmq.Context | None = None):
+        super().__init__(context or zmq.Context.instance(), endpoint, streams, kinds, curve, idle_timeout, receive_buffer)
+
+    def recv(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None after ``timeout`` seconds without one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0, deadline - time.monotonic())
+            if not self.socket.poll(None if wait is None else int(wait * 1000)):
+                return None
+            message = self._accept(self.socket.recv_multipart(copy=True))
+            if message is not None:
+                return message
+
+    def __iter__(self) -> Iterator[Message]:
+        while True:
+            message = self.recv(self.idle_timeout)
+            if message is None:
+                return
+            yield message
+
+    def frames(self, stream: str | None = None, format: str = "bgr24", keyframes_only: bool = False):
+        """Decoded video frames (numpy arrays, ``bgr24`` for OpenCV) of ``stream`` (every stream when None),
+        from the first keyframe on; after a gap or a publisher restart, from the next keyframe."""
+        self._check_frames()
+        decoders = _Decoders(stream, format, keyframes_only)
+        for message in self:
+            yield from decoders.take(message)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+class AsyncSubscriber(_Base):
+    """The asyncio form of :class:`Subscriber`: ``async for message in subscriber``."""
+
+    def __init__(self, endpoint, streams=None, kinds=None, curve=None, idle_timeout: float | None = None,
+                 receive_buffer: int = 1000, context=None):
+        import zmq.asyncio  # noqa: PLC0415
+        super().__init__(context or zmq.asyncio.Context.instance(), endpoint, streams, kinds, curve, idle_timeout,
+                         receive_buffer)
+
+    async def recv(self, timeout: float | None = None) -> Message | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0, deadline - time.monotonic())
+            if not await self.socket.poll(None if wait is None else int(wait * 1000)):
+                return None
+            message = self._accept(await self.socket.recv_multipart(copy=True))
+            if message is not None:
+                return message
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        while True:
+            message = await self.recv(self.idle_timeout)
+            if message is None:
+                return
+            yield message
+
+    async def frames(self, stream: str | None = None, format: str = "bgr24", keyframes_only: bool = False):
+        """As :meth:`Subscriber.frames`; decoding runs in a worker thread, off the event loop."""
+        import asyncio  # noqa: PLC0415
+        self._check_frames()
+        decoders = _Decoders(stream, format, keyframes_only)
+        async for message in self:
+            for frame in await asyncio.to_thread(decoders.take, message):
+                yield frame
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *_):
+        self.close()
+
+
+__all__ = ["AsyncSubscriber", "Curve", "Subscriber", "subscriptions", "topic_kind"]
