@@ -83,6 +83,11 @@ import FoundationNetworking
         #expect(seconds[seconds.count / 2] <= 0.6, "median wait for the next 0.48 s part: \(seconds)")
         #expect(seconds.last ?? 99 <= 1.0, "the longest wait: \(seconds)")
 
+        // Requests the protocol forbids are refused, not held.
+        #expect(try rawHTTP(port: Int(port)!, "/hls/replay/index.m3u8?_HLS_part=1").status == 400)
+        #expect(try rawHTTP(port: Int(port)!, "/hls/replay/index.m3u8?_HLS_msn=999999999999").status == 400)
+        #expect(try rawHTTP(port: Int(port)!, "/hls/replay/part-1.99999.m4s").status == 404)
+
         // ffmpeg reads the playlist and decodes 10 s without an error.
         let decoded = try await run("/usr/bin/ffmpeg", ["-v", "error", "-i", "\(base)/hls/camera/index.m3u8", "-t", "11",
                                                         "-map", "0:v:0", "-f", "framecrc", "-"])

@@ -1,3 +1,5 @@
+import Camflow
+import CamflowTesting
 import ISOBMFF
 import NIOCore
 import Testing
@@ -132,5 +134,67 @@ import Testing
         let fragment = try Fragment(parsing: mp4.getSlice(at: initSegment.bytes.readableBytes, length: mp4.readableBytes - initSegment.bytes.readableBytes)!,
                                     initSegment: initSegment)
         #expect(fragment.samples.count == 1 && fragment.samples[0].isSync)
+    }
+}
+
+/// Inputs a hostile camera can send, and what blocked requests wait for.
+@Suite struct HLSHostileInputTests {
+    /// The camera fixture's fragments with every sample's duration set to zero.
+    @Test func zeroLengthFrames_stillMakeBoundedParts() throws {
+        let (initBytes, fragments) = try MediaFixtures.split("h264-main-aac.mp4")
+        let initSegment = try InitSegment(parsing: initBytes)
+        var timeline = HLSTimeline()
+        try timeline.take(initSegment: initBytes)
+        for bytes in fragments {
+            let fragment = try Fragment(parsing: bytes, initSegment: initSegment)
+            let zeroed = fragment.samples.map {
+                WritableSample(track: $0.track, dts: 0, pts: 0, duration: 0, flags: $0.flags, data: fragment.data(of: $0))
+            }
+            for _ in 0..<30 {
+                timeline.take(fragment: try #require(FragmentWriter.fragment(sequenceNumber: 1, samples: zeroed)),
+                              discontinuity: false, wallClock: 0)
+            }
+        }
+        let parts = timeline.segments.flatMap(\.parts)
+        #expect(!parts.isEmpty)
+        for part in parts {
+            let frames = try Fragment(parsing: part.bytes, initSegment: initSegment).samples.filter { $0.track == 1 }
+            #expect(frames.count <= HLSTimeline.maxPartFrames)
+        }
+    }
+
+    @Test func initSegmentsWithoutMedia_doNotPileUp() throws {
+        let (first, _) = try MediaFixtures.split("h264-main-aac.mp4")
+        let (second, _) = try MediaFixtures.split("h264-baseline.mp4")
+        var timeline = HLSTimeline()
+        for index in 0..<1000 { try timeline.take(initSegment: index.isMultiple(of: 2) ? first : second) }
+        #expect(timeline.inits.count == 1)
+    }
+
+    @Test func aBlockedRequest_wakesWhenItsPartArrives_andTimesOut_otherwise() async throws {
+        let (initBytes, fragments) = try MediaFixtures.split("h264-main-aac.mp4")
+        let store = HLSStore(configuration: .init(), maxStreams: 4)
+        store.publish(Packet(kind: .initSegment, stream: "cam", payload: initBytes), wallClock: 0)
+        store.publish(Packet(kind: .fragment, stream: "cam", payload: fragments[0]), wallClock: 0)
+        let msn = try #require(store.read("cam") { $0.lastPart?.msn })
+        async let woken = store.wait(for: "cam", timeout: .seconds(20)) { $0.has(msn: msn + 1, part: 0) }
+        // The next fragment holds the next keyframe: segment msn + 1 begins.
+        try await waitUntil("the waiter is registered", timeout: .seconds(10)) { store.waiting("cam") == 1 }
+        store.publish(Packet(kind: .fragment, stream: "cam", payload: fragments[1]), wallClock: 0)
+        let wasWoken = await woken
+        #expect(wasWoken)
+        #expect(await store.wait(for: "cam", timeout: .milliseconds(50)) { $0.has(msn: msn + 5, part: 0) } == false)
+        #expect(store.waiting("cam") == 0)
+    }
+
+    @Test func waitersPerStream_areBounded() async throws {
+        let store = HLSStore(configuration: .init(), maxStreams: 4, maxWaiters: 100, maxWaitersPerStream: 2)
+        async let first = store.wait(for: "cam", timeout: .seconds(20)) { _ in false }
+        async let second = store.wait(for: "cam", timeout: .seconds(20)) { _ in false }
+        try await waitUntil("two waiters", timeout: .seconds(10)) { store.waiting("cam") == 2 }
+        #expect(await store.wait(for: "cam", timeout: .seconds(20)) { _ in false } == false, "the third is refused at once")
+        store.finish()
+        let (one, two) = await (first, second)
+        #expect(one == false && two == false)
     }
 }

@@ -115,6 +115,11 @@ final class HLSStore: Sendable {
     /// However long the target duration, a blocked request waits no longer than this.
     static let longestWait: Duration = .seconds(30)
 
+    /// Requests blocked on `stream` now.
+    func waiting(_ stream: String) -> Int {
+        state.withLock { state in state.waiters.values.count { $0.stream == stream } }
+    }
+
     /// Ends every wait: the stream is over.
     func finish() {
         let waiters = state.withLock { state in
