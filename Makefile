@@ -6,7 +6,7 @@ SWIFT ?= swift
 # Debian packages the build and tests need beyond the Swift toolchain:
 # ffmpeg (ffprobe is the oracle of the MP4 parser tests, ffmpeg decodes what
 # subscribers received), libzmq3-dev and pkg-config (the ZeroMQ plugin),
-# python3-zmq (the Python subscriber in docs/clients/), procps (pgrep in the exec
+# python3-zmq (Python with ZeroMQ for the tests' helpers), procps (pgrep in the exec
 # tests), util-linux (setpriv for exec children, unshare for the full-disk test),
 # gcc and libc6-dev (the fsync shim of the recording tests), time (GNU time: camflow
 # bench mp4 measures each process with it), libmosquitto-dev (the MQTT nodes),
@@ -46,25 +46,27 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib
 
-# The Python packages the tests use, from PyPI, in a virtual environment of the
-# project's own (.venv, not committed): m3u8 parses the LL-HLS playlists.
+# A virtual environment of the project's own (.venv, not committed) with
+# packages from PyPI: the Python client (clients/python, editable, with PyAV,
+# numpy and pytest) and m3u8, which parses the LL-HLS playlists in the tests.
 PYTHON ?= /usr/bin/python3
 VENV := .venv
 PYTHON_TEST_PACKAGES := "m3u8>=6,<7"
 venv: $(VENV)/.ready
-$(VENV)/.ready: Makefile
+$(VENV)/.ready: Makefile clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check $(PYTHON_TEST_PACKAGES)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e "./clients/python[decode,test]" $(PYTHON_TEST_PACKAGES)
 	touch $@
 
 # Serially: end-to-end tests start processes and measure keep-alives; on a
 # 2-core machine running them side by side only makes them wait on each other.
 test: build venv
 	$(SWIFT) test --skip-build --disable-xctest --no-parallel
+	CAMFLOW_BINARY=$$($(SWIFT) build --show-bin-path)/camflow $(VENV)/bin/python -m pytest -q clients/python/tests
 	scripts/check-architecture.py
 
 # The main job: a simulated camera and pipelines/demo.yaml, DEMO_SECONDS long.
-demo: build
+demo: build venv
 	scripts/demo.sh
 
 # Rewrites docs/nodes.md from the node declarations.

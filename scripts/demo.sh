@@ -31,6 +31,10 @@ web="${WEB_BIND:-127.0.0.1:8080}"
 echo "simulated camera at $url; running pipelines/demo.yaml for ${seconds}s (Ctrl-C stops earlier)" >&2
 echo "viewer:    http://$web/viewer" >&2
 echo "dashboard: http://$web/" >&2
+echo "recordings: http://$web/recordings   HLS: http://$web/hls/camera/index.m3u8" >&2
+zmq="${ZMQ_ENDPOINT:-tcp://127.0.0.1:5555}"
+echo "ZeroMQ:    $zmq; subscribe with: .venv/bin/python -m camflow_client tail $zmq --stream camera" >&2
+echo "           (frames to MP4: .venv/bin/python -m camflow_client save $zmq --stream camera --out camera.mp4 --seconds 10)" >&2
 if [ -n "${mqtt:-}" ]; then
   mac="$(sed -n 's/^camera 1 mac: //p' "$out")"
   echo "alarms:    every 10s on $mqtt; clips go to ./clips (pipelines/events.yaml)" >&2
@@ -41,7 +45,7 @@ if [ -n "${mqtt:-}" ]; then
 else
   echo "(install mosquitto to see camera alarms make clips: apt-get install mosquitto mosquitto-clients)" >&2
 fi
-CAMERA_URL="$url" WEB_BIND="$web" "$bin" run pipelines/demo.yaml --for "${seconds}s"
+CAMERA_URL="$url" WEB_BIND="$web" ZMQ_ENDPOINT="$zmq" "$bin" run pipelines/demo.yaml --for "${seconds}s"
 if [ -n "${mqtt:-}" ]; then
   wait "${pids[-1]}" || true
   echo "clips made from the camera's alarms (clips/index.jsonl):" >&2

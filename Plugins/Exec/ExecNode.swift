@@ -69,7 +69,7 @@ struct ExecNode: Node {
             Each packet is a 4-byte big-endian header length, the JSON header (the ZeroMQ header: \
             stream, kind, sequence, codec, timescale, dts, pts, duration, keyframe, width, height, \
             track, track_kind, received_at_ns; events add event and fields), a 4-byte big-endian payload length and \
-            the payload; the child answers in the same framing (docs/clients/camflow_node.py reads \
+            the payload; the child answers in the same framing (clients/python: camflow_client.node reads \
             and writes it). The header carries 'ack_sequence'; the child acknowledges a packet, and \
             every one before it, by sending a header {"ack": N} with an empty payload. At most \
             'max-unacked' packets and 'max-unacked-bytes' bytes go out unacknowledged: then camflow \

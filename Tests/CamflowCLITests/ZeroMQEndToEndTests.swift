@@ -18,41 +18,6 @@ func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, st
     return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
 }
 
-/// Starts the Python subscriber of docs/clients with Debian's python3 (which has python3-zmq).
-func startSubscriber(endpoint: String, out: String, frames: Int) throws -> Process {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-    process.arguments = [repositoryRoot.appendingPathComponent("docs/clients/subscriber.py").path,
-                         "--endpoint", endpoint, "--stream", "cam1", "--out", out, "--frames", "\(frames)",
-                         "--idle-timeout", "20"]
-    process.standardOutput = Pipe()
-    process.standardError = Pipe()
-    try process.run()
-    return process
-}
-
-func finish(_ process: Process, timeout: Duration = .seconds(60)) async throws -> (status: Int32, stdout: String) {
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning {
-        guard ContinuousClock.now < deadline else {
-            process.terminate()
-            Issue.record("the subscriber did not finish")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    let data = (process.standardOutput as? Pipe)?.fileHandleForReading.readDataToEndOfFile() ?? Data()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
-/// Decodes an H.264 file; returns the decoded frame count and ffmpeg's complaints.
-func decode(_ path: String) throws -> (frames: Int, errors: String) {
-    let errors = try runTool("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"]).stderr
-    let probe = try runTool("/usr/bin/ffprobe", ["-v", "error", "-count_frames", "-select_streams", "v:0",
-                                                 "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path])
-    return (Int(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1, errors)
-}
-
 /// The endpoint a zmq-publish node logged it publishes on.
 func publishedEndpoint(_ process: CamflowProcess) async throws -> String {
     let deadline = ContinuousClock.now + .seconds(30)
@@ -103,63 +68,6 @@ func temporaryFile(_ name: String) -> String {
             """)
         let ran = try await camflow("run", plain, environment: missing)
         #expect(ran.status == 0, "\(ran.stderr)")
-    }
-
-    @Test func pythonSubscriber_decodesEveryPublishedVideoFrame() async throws {
-        let pipeline = try temporaryPipeline("""
-            nodes:
-              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4 }
-              parse: { type: mp4-parse, inputs: [cam1], frames: true }
-              publish:
-                type: zmq-publish
-                inputs: [parse]
-                endpoint: tcp://127.0.0.1:*
-                wait-for-subscribers: 2
-            """)
-        let run = try CamflowProcess(["run", pipeline])
-        let endpoint = try await publishedEndpoint(run)
-        let out = temporaryFile("cam1.h264")
-        let client = try startSubscriber(endpoint: endpoint, out: out, frames: 150)
-        let status = try await run.waitForExit()
-        #expect(status == 0, "\(run.stderr)")
-        let result = try await finish(client)
-        #expect(result.status == 0)
-        #expect(result.stdout.contains("cam1/init 1"))
-        // The fixture's 150 video frames, all of them: the client stops at the last one.
-        #expect(result.stdout.contains("video-frames-written 150"), "\(result.stdout)")
-        let decoded = try decode(out)
-        #expect(decoded.errors.isEmpty, "\(decoded.errors)")
-        #expect(decoded.frames == 150)
-        #expect(summaryRow(run.stderr, node: "publish")?.dropped == 0)
-    }
-
-    @Test func lateSubscriber_decodesFromItsFirstKeyframe_thanksToTheLatch() async throws {
-        let sim = try CamflowProcess(["sim", "--port", "0", "--speed", "4"])
-        defer { sim.process.terminate() }
-        try await sim.waitForOutput(lines: 1)
-        let url = String(sim.stdout.split(separator: "\n")[0].dropFirst("camera 1: ".count))
-        let pipeline = try temporaryPipeline("""
-            nodes:
-              cam1: { type: instar-camera, url: "\(url)", username: admin, password: instar }
-              parse: { type: mp4-parse, inputs: [cam1], frames: true }
-              keyframes: { type: keyframes, inputs: [parse] }
-              publish: { type: zmq-publish, inputs: [keyframes], endpoint: "tcp://127.0.0.1:*" }
-              log: { type: log, inputs: [parse], every: 50 }
-            """)
-        let run = try CamflowProcess(["run", pipeline])
-        let endpoint = try await publishedEndpoint(run)
-        // Join once the init segment has long gone out (over 100 packets later).
-        try await run.waitForOutput(lines: 3)
-        let out = temporaryFile("late.h264")
-        let client = try startSubscriber(endpoint: endpoint, out: out, frames: 60)
-        let result = try await finish(client)
-        run.process.interrupt()
-        _ = try await run.waitForExit()
-        #expect(result.status == 0, "\(result.stdout)")
-        #expect(result.stdout.contains("video-frames-written 60"))
-        let decoded = try decode(out)
-        #expect(decoded.errors.isEmpty, "\(decoded.errors)")
-        #expect(decoded.frames == 60)
     }
 
     @Test func twoProcessesChainedThroughTheBroker() async throws {

@@ -8,7 +8,7 @@ import NIOCore
 import Testing
 
 @Suite struct ExecNodeTests {
-    let script = repositoryFile("docs/clients/keyframes_only.py").path
+    let script = repositoryFile("clients/python/examples/keyframes_only.py").path
     let clip = repositoryFile("Tests/Fixtures/h264-baseline.mp4").path
 
     func run(_ exec: NodeSpec) async throws -> TestHarness.Run {

@@ -6,7 +6,16 @@ and the framing of camflow's ``exec`` node (:mod:`camflow_client.node`).
         cv2.imshow("cam1", frame.image)
 """
 from .messages import Clip, Event, Fragment, Frame, Init, Keyframe, MalformedMessage, Message, Stats, parse
-from .subscriber import AsyncSubscriber, Curve, Subscriber
+
+
+def __getattr__(name):
+    # The subscribers need pyzmq; an exec node (camflow_client.node) needs nothing beyond Python.
+    if name in ("AsyncSubscriber", "Curve", "Subscriber"):
+        from . import subscriber
+
+        return getattr(subscriber, name)
+    raise AttributeError(f"module 'camflow_client' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 __all__ = ["AsyncSubscriber", "Clip", "Curve", "Event", "Fragment", "Frame", "Init", "Keyframe", "MalformedMessage",

@@ -58,6 +58,19 @@ class VideoDecoder:
         if self._context is not None:
             self._context.flush_buffers()
 
+    def flush(self) -> list[DecodedFrame]:
+        """The pictures the decoder still holds (it delays a few for B-frames): at the end of a stream."""
+        if self._context is None or self._waiting:
+            return []
+        av = _av()
+        try:
+            pictures = self._context.decode(None)
+        except av.error.FFmpegError:
+            pictures = []
+        self._context.flush_buffers()
+        self._waiting = True
+        return self._pictures(pictures, None)
+
     def _open(self, annex_b: bool):
         av = _av()
         context = av.CodecContext.create(self.track.codec_name, "r")
@@ -90,18 +103,26 @@ class VideoDecoder:
             self.rejected += 1
             self.reset()
             return []
-        out = []
-        for picture in pictures:
-            source = self._pending.pop(picture.pts, message) if picture.pts is not None else message
-            out.append(DecodedFrame(
-                stream=message.stream, image=picture.to_ndarray(format=self.image_format),
-                pts=(picture.pts if picture.pts is not None else message.pts or 0) / timescale,
-                received_at=source.received_at, keyframe=bool(source.keyframe),
-                width=picture.width, height=picture.height, sequence=source.sequence))
+        self._timescale = timescale
+        out = self._pictures(pictures, message)
         # Frames the decoder dropped never come back: keep the table small.
         if len(self._pending) > 64:
             for pts in sorted(self._pending)[:-32]:
                 del self._pending[pts]
+        return out
+
+    def _pictures(self, pictures, message: Frame | None) -> list[DecodedFrame]:
+        out = []
+        timescale = getattr(self, "_timescale", self.track.timescale or 90000)
+        for picture in pictures:
+            source = self._pending.pop(picture.pts, message) if picture.pts is not None else message
+            if source is None:
+                continue
+            out.append(DecodedFrame(
+                stream=source.stream, image=picture.to_ndarray(format=self.image_format),
+                pts=(picture.pts if picture.pts is not None else source.pts or 0) / timescale,
+                received_at=source.received_at, keyframe=bool(source.keyframe),
+                width=picture.width, height=picture.height, sequence=source.sequence))
         return out
 
 

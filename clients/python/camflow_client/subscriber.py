@@ -127,11 +127,13 @@ class _Decoders:
         if isinstance(message, Init):
             current = self._decoders.get(message.stream)
             if current is None or current[0] != message.payload:
+                held = current[1].flush() if current is not None else []
                 try:
                     init: InitSegment = parse_init(message.payload)
                     self._decoders[message.stream] = (message.payload, self._make(init, self.image_format, self.keyframes_only))
                 except ValueError as error:
                     log.warning("%s: cannot decode this stream: %s", message.stream, error)
+                return held
             return []
         if not isinstance(message, Frame):
             return []
@@ -144,6 +146,10 @@ class _Decoders:
         if message.gap or message.restarted or message.discontinuity:
             decoder.reset()
         return decoder.decode(message)
+
+    def flush(self):
+        """What every decoder still holds, at the end."""
+        return [frame for _, decoder in self._decoders.values() for frame in decoder.flush()]
 
 
 class Subscriber(_Base):
@@ -188,6 +194,7 @@ class Subscriber(_Base):
         decoders = _Decoders(stream, format, keyframes_only)
         for message in self:
             yield from decoders.take(message)
+        yield from decoders.flush()
 
     def __enter__(self):
         return self
@@ -230,6 +237,8 @@ class AsyncSubscriber(_Base):
         async for message in self:
             for frame in await asyncio.to_thread(decoders.take, message):
                 yield frame
+        for frame in await asyncio.to_thread(decoders.flush):
+            yield frame
 
     async def __aenter__(self):
         return self

@@ -2,7 +2,7 @@
 """An `exec` node in Python: passes init segments and keyframe frames, drops the rest.
 
     nodes:
-      keyframes: { type: exec, inputs: [parse], command: [python3, docs/clients/keyframes_only.py] }
+      keyframes: { type: exec, inputs: [parse], command: [python3, clients/python/examples/keyframes_only.py] }
 
 With CAMFLOW_EXIT_AFTER=N it exits after N packets, once (it leaves a marker
 file named by CAMFLOW_MARKER): how the tests show that a child that dies is
@@ -11,8 +11,11 @@ restarted and loses nothing.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from camflow_node import emit, packets  # noqa: E402
+try:
+    from camflow_client.node import emit, packets
+except ImportError:  # run from a checkout without the package installed
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from camflow_client.node import emit, packets
 
 exit_after = int(os.environ.get("CAMFLOW_EXIT_AFTER", "0"))
 marker = os.environ.get("CAMFLOW_MARKER", "")
