@@ -121,7 +121,7 @@ class VideoDecoder:
             out.append(DecodedFrame(
                 stream=source.stream, image=picture.to_ndarray(format=self.image_format),
                 pts=(picture.pts if picture.pts is not None else source.pts or 0) / timescale,
-                received_at=source.received_at, keyframe=bool(source.keyframe),
+                received_at=source.received_at, keyframe=bool(getattr(picture, "key_frame", source.keyframe)),
                 width=picture.width, height=picture.height, sequence=source.sequence))
         return out
 

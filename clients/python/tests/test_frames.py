@@ -44,10 +44,10 @@ def test_a_late_subscriber_starts_at_the_next_keyframe(publish):
     with Subscriber(publisher.endpoint, streams=["cam1"], kinds=["frame"], idle_timeout=10) as watcher:
         assert sum(1 for _, m in zip(range(60), watcher) if m.is_video) > 0
     with Subscriber(publisher.endpoint, streams=["cam1"], idle_timeout=10) as late:
-        messages = []
         frames = late.frames("cam1")
-        first = next(frames)
-        assert first.keyframe, "decoding starts at a keyframe"
+        first = next(frames, None)
+        assert first is not None, f"no frame within 10 s; inits {list(late.inits)}, lost {late.sequences.lost}"
+        assert first.keyframe, f"decoding starts at a keyframe, not {first.pts} (sequence {first.sequence})"
         assert first.image.shape == (360, 640, 3)
         assert "cam1" in late.inits, "the init segment came through the latch"
 
