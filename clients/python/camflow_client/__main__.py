@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 
-from .messages import KINDS, Frame, Init
+from .messages import KINDS, Frame, Init, printable
 from .mp4 import annex_b_to_length_prefixed, fragment, is_annex_b, parse_init
 from .subscriber import Curve, Subscriber
 
@@ -30,7 +30,8 @@ def tail(args) -> int:
             for message in subscriber:
                 shown = {k: v for k, v in message.header.items() if k not in ("stream", "kind", "sequence")}
                 note = f" LOST {message.gap}" if message.gap else " RESTARTED" if message.restarted else ""
-                print(f"{time.strftime('%H:%M:%S')} {message.topic} #{message.sequence} {len(message.payload)} B"
+                # json.dumps escapes control characters; the topic is escaped too: no terminal escapes from the wire.
+                print(f"{time.strftime('%H:%M:%S')} {printable(message.topic)} #{message.sequence} {len(message.payload)} B"
                       f"{note} {json.dumps(shown, separators=(',', ':'))}", flush=True)
                 seen += 1
                 if args.count and seen >= args.count:
@@ -51,6 +52,7 @@ def save(args) -> int:
     shift: dict[int, int] = {}
     next_dts: dict[int, int] = {}
     first_dts = None
+    origin = None
     with _subscriber(args, ["init", "frame"]) as subscriber, open(args.out, "wb") as out:
         try:
             for message in subscriber:
@@ -59,34 +61,57 @@ def save(args) -> int:
                         print("the stream's init segment changed (another picture size?): stopping", file=sys.stderr)
                         break
                     if init is None:
-                        init = parse_init(message.payload)
+                        try:
+                            init = parse_init(message.payload)
+                        except ValueError as error:
+                            print(f"the stream's init segment does not parse: {error}", file=sys.stderr)
+                            return 1
+                        if init.video is None:
+                            print("the stream has no video track", file=sys.stderr)
+                            return 1
                         out.write(init.data)
                     continue
                 if not isinstance(message, Frame) or init is None or message.dts is None:
                     continue
-                track = init.track(message.track or 0) or init.video
+                # Audio and video share the frame topic: a loss anywhere may be a lost video frame.
+                if message.gap or message.restarted or message.discontinuity:
+                    waiting = True  # what follows a loss decodes from the next keyframe
+                track = init.track(message.track) if message.track is not None else init.video
                 if track is None:
-                    continue
+                    continue  # a track the init segment does not have
                 if track.is_video:
-                    if message.gap or message.restarted or message.discontinuity:
-                        waiting = True  # what follows a loss decodes from the next keyframe
                     if waiting and not message.keyframe:
                         continue
                     waiting = False
-                    video_frames += 1
                 elif waiting:
                     continue
                 data = message.payload
                 if track.is_video and is_annex_b(data):
-                    data = annex_b_to_length_prefixed(data, track.nal_length_size)
-                dts = message.dts + shift.get(track.track_id, 0)
+                    if track.nal_length_size not in (1, 2, 4):
+                        continue
+                    try:
+                        data = annex_b_to_length_prefixed(data, track.nal_length_size)
+                    except OverflowError:
+                        continue  # a NAL unit longer than the length prefix can say
+                duration = message.duration or 0
+                offset = (message.pts - message.dts) if message.pts is not None else 0
+                if not 0 <= duration < 1 << 32 or not -(1 << 31) <= offset < 1 << 31:
+                    continue  # a frame an MP4 fragment cannot hold
+                # The file starts at zero: every track is moved by the first video frame's time.
+                if origin is None:
+                    origin = message.dts / (message.timescale or track.timescale or 1)
+                if track.track_id not in shift:
+                    shift[track.track_id] = -round(origin * (track.timescale or message.timescale or 1))
+                dts = message.dts + shift[track.track_id]
                 expected = next_dts.get(track.track_id)
                 if expected is not None and dts < expected:
-                    shift[track.track_id] = shift.get(track.track_id, 0) + expected - dts
+                    shift[track.track_id] += expected - dts
                     dts = expected
-                duration = message.duration or 0
+                if dts < 0:
+                    continue  # audio from before the first video frame
                 next_dts[track.track_id] = dts + duration
-                offset = (message.pts - message.dts) if message.pts is not None else 0
+                if track.is_video:
+                    video_frames += 1
                 out.write(fragment(sequence, track.track_id, dts, [(data, duration, offset, bool(message.keyframe))]))
                 sequence += 1
                 written += 1
@@ -142,8 +167,8 @@ def main(argv=None) -> int:
             command.add_argument("--width", type=int, default=0, help="scale to this width")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    if args.curve_server_key and not args.curve_secret_key_file:
-        parser.error("--curve-server-key needs --curve-secret-key-file")
+    if bool(args.curve_server_key) != bool(args.curve_secret_key_file):
+        parser.error("--curve-server-key and --curve-secret-key-file go together (without both, nothing is encrypted)")
     return {"tail": tail, "save": save, "snapshot": snapshot}[args.command](args)
 
 

@@ -17,6 +17,10 @@ def _av():
     return av
 
 
+# 8192 x 8192: beyond any camera, and a bound on what one picture costs in memory.
+MAX_PIXELS = 8192 * 8192
+
+
 @dataclass
 class DecodedFrame:
     """One decoded picture."""
@@ -41,8 +45,10 @@ class VideoDecoder:
 
     def __init__(self, init: InitSegment, image_format: str = "bgr24", keyframes_only: bool = False):
         video = init.video
-        if video is None or video.codec_name is None:
+        if video is None or video.codec_name not in ("h264", "hevc"):
             raise ValueError("the stream has no H.264 or H.265 video track")
+        if video.width * video.height > MAX_PIXELS:
+            raise ValueError(f"a {video.width}x{video.height} picture is larger than this client decodes")
         self.track: Track = video
         self.image_format = image_format
         self.keyframes_only = keyframes_only
@@ -116,8 +122,8 @@ class VideoDecoder:
         timescale = getattr(self, "_timescale", self.track.timescale or 90000)
         for picture in pictures:
             source = self._pending.pop(picture.pts, message) if picture.pts is not None else message
-            if source is None:
-                continue
+            if source is None or picture.width * picture.height > MAX_PIXELS:
+                continue  # a picture the init segment did not announce (its parameter sets said otherwise)
             out.append(DecodedFrame(
                 stream=source.stream, image=picture.to_ndarray(format=self.image_format),
                 pts=(picture.pts if picture.pts is not None else source.pts or 0) / timescale,

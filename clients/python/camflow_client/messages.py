@@ -119,22 +119,59 @@ class MalformedMessage(ValueError):
     """Not a camflow message: not three frames, or a header that is not a JSON object."""
 
 
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+# Header fields and the types camflow writes them as; anything else is a malformed message.
+_FIELDS = {
+    "stream": str, "kind": str, "sequence": int, "codec": str, "timescale": int, "dts": int, "pts": int,
+    "duration": int, "keyframe": bool, "width": int, "height": int, "track": int, "track_kind": str,
+    "discontinuity": bool, "received_at_ns": int, "event": str, "fields": dict,
+}
+
+
+def _check(topic: str, header: dict) -> None:
+    for key, kind in _FIELDS.items():
+        value = header.get(key)
+        if value is None:
+            if key in ("stream", "kind", "sequence"):
+                raise MalformedMessage(f"{topic}: the header has no '{key}'")
+            continue
+        # bool is an int in Python: a number field must not be true or false, nor a flag a number.
+        if kind is int and (not isinstance(value, int) or isinstance(value, bool) or not _INT64[0] <= value <= _INT64[1]):
+            raise MalformedMessage(f"{topic}: '{key}' is not a 64-bit integer")
+        if kind is not int and not isinstance(value, kind):
+            raise MalformedMessage(f"{topic}: '{key}' is not a {kind.__name__}")
+    if header["sequence"] < 0 or header.get("timescale", 1) < 0:
+        raise MalformedMessage(f"{topic}: a negative sequence or timescale")
+
+
 def parse(frames: list[bytes], received_at: float | None = None) -> Message:
-    """The typed message of a three-frame ZeroMQ message."""
+    """The typed message of a three-frame ZeroMQ message; :class:`MalformedMessage` for anything else."""
     if len(frames) != 3:
         raise MalformedMessage(f"expected 3 frames (topic, header, payload), got {len(frames)}")
     topic = frames[0].decode("utf-8", "replace")
     try:
         header = json.loads(frames[1])
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedMessage(f"{topic}: the header is not JSON: {error}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise MalformedMessage(f"{printable(topic)}: the header is not JSON: {type(error).__name__}") from None
     if not isinstance(header, dict):
-        raise MalformedMessage(f"{topic}: the header is not a JSON object")
-    kind = header.get("kind")
+        raise MalformedMessage(f"{printable(topic)}: the header is not a JSON object")
+    _check(printable(topic), header)
+    kind = header["kind"]
     cls = _BY_EVENT.get(header.get("event"), Event) if kind == "event" else _BY_KIND.get(kind, Message)
     return cls(topic, header, bytes(frames[2]), received_at if received_at is not None else time.time())
+
+
+def printable(text: str, limit: int = 120) -> str:
+    """Text from the wire, safe to print: control characters escaped (no terminal escapes), and cut."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return escaped + ("…" if len(text) > limit else "")
 
 
 def topic_kind(message: Message) -> str:
     """The kind a topic names: keyframe and stats events have topics of their own; clip is an event."""
     return "event" if message.kind == "clip" else message.kind
+
+
+def matches(message: Message, kinds: set) -> bool:
+    """Whether ``message`` is of one of ``kinds``; asking for events includes clips."""
+    return message.kind in kinds or topic_kind(message) in kinds

@@ -26,7 +26,7 @@ class Track:
     width: int = 0
     height: int = 0
     # The decoder configuration record: the avcC or hvcC box's content
-    # (what FFmpeg calls extradata), or the AudioSpecificConfig for AAC.
+    # (what FFmpeg calls extradata), or for AAC the esds box's content.
     config: bytes = b""
 
     @property

@@ -16,34 +16,56 @@ import struct
 import sys
 
 
+# camflow's own limit on a packet: a length beyond it is a broken pipe, not a packet.
+MAX_LENGTH = 256 << 20
+
+
 def _read_exactly(stream, count):
-    data = b""
+    if count > MAX_LENGTH:
+        raise ValueError(f"a length of {count} bytes is beyond the {MAX_LENGTH} a packet may have")
+    data = bytearray()
     while len(data) < count:
-        chunk = stream.read(count - len(data))
+        chunk = stream.read(min(count - len(data), 1 << 20))
         if not chunk:
             if data:
                 raise EOFError("the input ended inside a packet")
             return None
         data += chunk
-    return data
+    return bytes(data)
+
+
+def _read_packet(stream):
+    size = _read_exactly(stream, 4)
+    if size is None:
+        return None
+    def part(count):
+        data = _read_exactly(stream, count)
+        if data is None and count:
+            raise EOFError("the input ended inside a packet")
+        return data or b""
+    header = json.loads(part(struct.unpack(">I", size)[0]) or b"null")
+    if not isinstance(header, dict):
+        raise ValueError("a packet header is not a JSON object")
+    payload = part(struct.unpack(">I", part(4))[0])
+    return header, payload
 
 
 def packets(stream=None):
     """Yield (header dict, payload bytes) until the input ends.
 
     Asking for the next packet acknowledges the previous one: camflow keeps a
-    packet until then, and gives it to the next child if this one dies.
+    packet until then (at most `max-unacked` of them), and gives it to the
+    next child if this one dies.
     """
     stream = stream or sys.stdin.buffer
     previous = None
     while True:
         if previous is not None:
             _write({"ack": previous})
-        size = _read_exactly(stream, 4)
-        if size is None:
+        packet = _read_packet(stream)
+        if packet is None:
             return
-        header = json.loads(_read_exactly(stream, struct.unpack(">I", size)[0]))
-        payload = _read_exactly(stream, struct.unpack(">I", _read_exactly(stream, 4))[0])
+        header, payload = packet
         previous = header.get("ack_sequence")
         yield header, payload
 

@@ -1,6 +1,8 @@
 """Gaps and restarts from sequence numbers, per topic: a value, no I/O."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 
 class SequenceTracker:
     """Each topic's sequence numbers come from one node and rise by one.
@@ -13,15 +15,16 @@ class SequenceTracker:
 
     def __init__(self, max_topics: int = 4096):
         self.max_topics = max_topics
-        self._last: dict[str, int] = {}
+        self._last: OrderedDict[str, int] = OrderedDict()
         self.lost = 0
         self.restarts = 0
 
     def observe(self, topic: str, sequence: int) -> tuple[int, bool]:
         last = self._last.get(topic)
         if last is None and len(self._last) >= self.max_topics:
-            self._last.pop(next(iter(self._last)))
+            self._last.popitem(last=False)  # the topic heard from longest ago
         self._last[topic] = sequence
+        self._last.move_to_end(topic)
         if last is None:
             return 0, False
         if sequence == last:

@@ -9,7 +9,9 @@ from typing import AsyncIterator, Iterable, Iterator
 
 import zmq
 
-from .messages import KINDS, Frame, Init, MalformedMessage, Message, parse, topic_kind
+from collections import OrderedDict
+
+from .messages import KINDS, Frame, Init, MalformedMessage, Message, matches, parse, printable, topic_kind
 from .mp4 import InitSegment, parse_init
 from .sequence import SequenceTracker
 
@@ -56,6 +58,12 @@ def subscriptions(streams: Iterable[str] | None, kinds: Iterable[str] | None) ->
 class _Base:
     """What the blocking and the asyncio subscriber share."""
 
+    # Streams whose state is kept at once (init segments, decoders): a publisher
+    # naming a new stream in every message cannot grow memory without end.
+    MAX_STREAMS = 256
+    # The largest message accepted: camflow's own limit on a packet.
+    MAX_MESSAGE = 256 << 20
+
     def __init__(self, context, endpoint, streams, kinds, curve, idle_timeout, receive_buffer):
         self.streams = list(streams) if streams else None
         self.kinds = set(kinds) if kinds else None
@@ -63,8 +71,16 @@ class _Base:
         self.sequences = SequenceTracker()
         self.malformed = 0
         # The latest init segment of each stream (the latch sends it to every newcomer).
-        self.inits: dict[str, Init] = {}
+        self.inits: OrderedDict[str, Init] = OrderedDict()
         self.socket = context.socket(zmq.SUB)
+        try:
+            self._configure(endpoint, curve, receive_buffer)
+        except BaseException:
+            self.socket.close(linger=0)
+            raise
+
+    def _configure(self, endpoint, curve, receive_buffer):
+        self.socket.setsockopt(zmq.MAXMSGSIZE, self.MAX_MESSAGE)
         self.socket.setsockopt(zmq.RCVHWM, receive_buffer)
         # Reconnect fast after a publisher restarts, and notice a dead one.
         self.socket.setsockopt(zmq.RECONNECT_IVL, 100)
@@ -87,18 +103,23 @@ class _Base:
             message = parse(frames)
         except MalformedMessage as error:
             self.malformed += 1
-            log.warning("skipping a malformed message: %s", error)
+            # Said for the first ten, then every thousandth: a flood does not flood the log.
+            if self.malformed <= 10 or self.malformed % 1000 == 0:
+                log.warning("skipping a malformed message (%d so far): %s", self.malformed, error)
             return None
         if self.streams is not None and message.stream not in self.streams:
             return None
         message.gap, message.restarted = self.sequences.observe(message.topic, message.sequence)
         if message.gap:
-            log.warning("%s: %d message(s) lost before sequence %d", message.topic, message.gap, message.sequence)
+            log.warning("%s: %d message(s) lost before sequence %d", printable(message.topic), message.gap, message.sequence)
         if message.restarted:
-            log.warning("%s: the sequence went back to %d: the publisher restarted", message.topic, message.sequence)
+            log.warning("%s: the sequence went back to %d: the publisher restarted", printable(message.topic), message.sequence)
         if isinstance(message, Init):
             self.inits[message.stream] = message
-        if self.kinds is not None and message.kind not in self.kinds:
+            self.inits.move_to_end(message.stream)
+            while len(self.inits) > self.MAX_STREAMS:
+                self.inits.popitem(last=False)
+        if self.kinds is not None and not matches(message, self.kinds):
             return None
         return message
 
@@ -111,7 +132,9 @@ class _Base:
 
 
 class _Decoders:
-    """One video decoder per stream, made anew when its init segment changes."""
+    """One video decoder per stream, made anew when its init segment changes.
+    Whatever a message holds, taking it never raises: a frame the decoder
+    cannot use makes it wait for the next keyframe."""
 
     def __init__(self, stream: str | None, image_format: str, keyframes_only: bool):
         from .decode import VideoDecoder  # noqa: PLC0415 (PyAV only when frames are asked for)
@@ -119,20 +142,35 @@ class _Decoders:
         self.stream = stream
         self.image_format = image_format
         self.keyframes_only = keyframes_only
-        self._decoders: dict[str, tuple[bytes, object]] = {}
+        self._decoders: OrderedDict[str, tuple[bytes, object]] = OrderedDict()
+        self.failures = 0
 
     def take(self, message: Message):
         if self.stream is not None and message.stream != self.stream:
             return []
+        try:
+            return self._take(message)
+        except Exception as error:  # noqa: BLE001 (a hostile stream must not end the iteration)
+            self.failures += 1
+            log.warning("%s: frame skipped, decoding resumes at the next keyframe: %s", printable(message.stream), error)
+            entry = self._decoders.get(message.stream)
+            if entry is not None:
+                entry[1].reset()
+            return []
+
+    def _take(self, message: Message):
         if isinstance(message, Init):
             current = self._decoders.get(message.stream)
             if current is None or current[0] != message.payload:
                 held = current[1].flush() if current is not None else []
+                self._decoders.pop(message.stream, None)
                 try:
                     init: InitSegment = parse_init(message.payload)
                     self._decoders[message.stream] = (message.payload, self._make(init, self.image_format, self.keyframes_only))
+                    while len(self._decoders) > _Base.MAX_STREAMS:
+                        self._decoders.popitem(last=False)
                 except ValueError as error:
-                    log.warning("%s: cannot decode this stream: %s", message.stream, error)
+                    log.warning("%s: cannot decode this stream: %s", printable(message.stream), error)
                 return held
             return []
         if not isinstance(message, Frame):
@@ -141,10 +179,11 @@ class _Decoders:
         if entry is None:
             return []
         decoder = entry[1]
-        if message.track is not None and message.track != decoder.track.track_id:
-            return []  # audio
+        # Audio and video share a topic and its sequence: a loss anywhere in it may be a lost video frame.
         if message.gap or message.restarted or message.discontinuity:
             decoder.reset()
+        if message.track is not None and message.track != decoder.track.track_id:
+            return []  # audio
         return decoder.decode(message)
 
     def flush(self):

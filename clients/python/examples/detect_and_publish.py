@@ -23,16 +23,22 @@ from camflow_client.decode import VideoDecoder
 from camflow_client.messages import Frame
 from camflow_client.mp4 import parse_init
 
-decoders, previous = {}, {}
+decoders, previous, sequences = {}, {}, {}
 for header, payload in packets():
     stream = header.get("stream", "")
     if header["kind"] == "init":
-        decoders[stream] = VideoDecoder(parse_init(payload), keyframes_only=True)
+        try:
+            decoders[stream] = VideoDecoder(parse_init(payload), keyframes_only=True)
+        except ValueError as error:  # no video, or an init segment that does not parse: skip the stream
+            print(f"{stream}: not decoded: {error}", file=sys.stderr)
+            decoders.pop(stream, None)
     elif header["kind"] == "frame" and header.get("keyframe") and stream in decoders:
         # The exec framing carries the ZeroMQ header: it reads as a Frame message.
         for picture in decoders[stream].decode(Frame(f"{stream}/frame", header, payload)):
             mean = float(picture.image.mean())
             score = abs(mean - previous.get(stream, mean))
             previous[stream] = mean
-            emit({"stream": stream, "kind": "event", "sequence": header.get("sequence", 0), "event": "detection",
+            # Events are numbered on their own, so subscribers see no gaps where frames were not scored.
+            sequences[stream] = sequences.get(stream, -1) + 1
+            emit({"stream": stream, "kind": "event", "sequence": sequences[stream], "event": "detection",
                   "fields": {"score": round(score, 3), "brightness": round(mean, 3), "pts": picture.pts}})

@@ -20,6 +20,7 @@ except ImportError:  # run from a checkout without the package installed
 exit_after = int(os.environ.get("CAMFLOW_EXIT_AFTER", "0"))
 marker = os.environ.get("CAMFLOW_MARKER", "")
 seen = 0
+numbers = {}
 for header, payload in packets():
     seen += 1
     if exit_after and seen > exit_after and marker and not os.path.exists(marker):
@@ -27,4 +28,7 @@ for header, payload in packets():
         print(f"exiting on purpose after {exit_after} packets", file=sys.stderr)
         sys.exit(3)
     if header["kind"] == "init" or (header["kind"] == "frame" and header.get("keyframe")):
-        emit(header, payload)
+        # Renumbered per stream and kind: what this node sends has no gaps of its own making.
+        key = (header.get("stream"), header["kind"])
+        numbers[key] = numbers.get(key, -1) + 1
+        emit(dict(header, sequence=numbers[key]), payload)

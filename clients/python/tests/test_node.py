@@ -58,3 +58,14 @@ nodes:
     finally:
         run.kill()
         run.wait()
+
+
+def test_a_pipe_that_ends_or_lies_gives_a_clear_error():
+    import pytest
+
+    for broken in [struct.pack(">I", 2) + b"{}",  # no payload length
+                   struct.pack(">I", 9) + b"{}",  # shorter than it said
+                   struct.pack(">I", 4) + b"[1]\n" + struct.pack(">I", 0),  # not an object
+                   struct.pack(">I", 1 << 31)]:  # beyond any packet
+        with pytest.raises((EOFError, ValueError)):
+            list(packets(io.BytesIO(broken)))

@@ -91,3 +91,52 @@ def test_fragments_parse_in_ffprobe(tmp_path):
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(out)],
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "h264"
+
+
+@pytest.mark.parametrize("header", [
+    {"stream": [], "kind": "frame", "sequence": 1},
+    {"stream": "cam1", "kind": [], "sequence": 1},
+    {"stream": "cam1", "kind": "event", "sequence": 1, "event": []},
+    {"stream": "cam1", "kind": "frame", "sequence": "x"},
+    {"stream": "cam1", "kind": "frame", "sequence": True},
+    {"stream": "cam1", "kind": "frame", "sequence": 1 << 70},
+    {"stream": "cam1", "kind": "frame", "sequence": 1, "pts": "x"},
+    {"stream": "cam1", "kind": "frame", "sequence": 1, "timescale": 1.5},
+    {"stream": "cam1", "kind": "frame", "sequence": 1, "timescale": -1},
+    {"stream": "cam1", "kind": "frame"},
+])
+def test_header_fields_of_the_wrong_type_are_malformed(header):
+    with pytest.raises(MalformedMessage):
+        parse([b"cam1/frame", json.dumps(header).encode(), b""])
+
+
+def test_deeply_nested_json_is_malformed_not_a_recursion_error():
+    with pytest.raises(MalformedMessage):
+        parse([b"t", b"[" * 100000, b""])
+
+
+def test_a_loss_on_the_audio_of_a_stream_makes_video_wait_for_a_keyframe():
+    pytest.importorskip("av")
+    from camflow_client.subscriber import _Decoders
+    decoders = _Decoders("cam1", "bgr24", False)
+    decoders.take(parse([b"cam1/init", json.dumps({"stream": "cam1", "kind": "init", "sequence": 0}).encode(),
+                         init_of("h264-main-aac.mp4")]))
+    decoder = decoders._decoders["cam1"][1]
+    decoder._waiting = False
+    audio = parse([b"cam1/frame", json.dumps({"stream": "cam1", "kind": "frame", "sequence": 9, "track": 2}).encode(), b"a"])
+    audio.gap = 7
+    assert decoders.take(audio) == []
+    assert decoder._waiting, "the next video frame must be a keyframe"
+
+
+def test_malformed_frames_never_end_the_iteration():
+    pytest.importorskip("av")
+    from camflow_client.subscriber import _Decoders
+    decoders = _Decoders("cam1", "bgr24", False)
+    decoders.take(parse([b"cam1/init", json.dumps({"stream": "cam1", "kind": "init", "sequence": 0}).encode(),
+                         init_of("h264-main-aac.mp4")]))
+    garbage = parse([b"cam1/frame", json.dumps({"stream": "cam1", "kind": "frame", "sequence": 1, "track": 1,
+                                                "keyframe": True, "dts": 0, "pts": 0, "timescale": 12800}).encode(),
+                     b"\0\0\0\x05\x65garbage" * 10])
+    for _ in range(3):
+        assert decoders.take(garbage) == []
