@@ -20,7 +20,6 @@ except ImportError:  # run from a checkout without the package installed
 exit_after = int(os.environ.get("CAMFLOW_EXIT_AFTER", "0"))
 marker = os.environ.get("CAMFLOW_MARKER", "")
 seen = 0
-numbers = {}
 for header, payload in packets():
     seen += 1
     if exit_after and seen > exit_after and marker and not os.path.exists(marker):
@@ -28,7 +27,6 @@ for header, payload in packets():
         print(f"exiting on purpose after {exit_after} packets", file=sys.stderr)
         sys.exit(3)
     if header["kind"] == "init" or (header["kind"] == "frame" and header.get("keyframe")):
-        # Renumbered per stream and kind: what this node sends has no gaps of its own making.
-        key = (header.get("stream"), header["kind"])
-        numbers[key] = numbers.get(key, -1) + 1
-        emit(dict(header, sequence=numbers[key]), payload)
+        # The packets keep their sequence numbers: they name the same frames downstream
+        # (and across a restart of this child); a subscriber sees the dropped frames as gaps.
+        emit(header, payload)
