@@ -30,11 +30,16 @@ public struct ZMQBroker: Sendable {
     /// The broker's CURVE secret key and the public keys of the publishers
     /// and subscribers it admits; nil: no encryption.
     public let curve: (secretKey: String, allowedClients: [String])?
+    /// How often each publisher and subscriber is pinged; one silent for
+    /// three of these is dropped (a cut link), and its own socket reconnects.
+    public let heartbeat: Duration
 
-    public init(frontends: [String], backends: [String], curve: (secretKey: String, allowedClients: [String])? = nil) {
+    public init(frontends: [String], backends: [String], curve: (secretKey: String, allowedClients: [String])? = nil,
+                heartbeat: Duration = .seconds(1)) {
         self.frontends = frontends
         self.backends = backends
         self.curve = curve
+        self.heartbeat = heartbeat
     }
 
     /// Forwards until cancelled. `ready` gets the bound endpoints (real
@@ -51,7 +56,8 @@ public struct ZMQBroker: Sendable {
         }
         let secretKey = curve?.secretKey
         let (bound, boundContinuation) = AsyncStream<Result<([String], [String]), ZMQError>>.makeStream()
-        let proxy = Task.detached { [frontends, backends, secretKey] in
+        let link = LinkSettings(heartbeat: heartbeat, heartbeatTimeout: heartbeat * 3)
+        let proxy = Task.detached { [frontends, backends, secretKey, link] in
             try await ZMQThread.run("zmq-broker") {
                 do throws(ZMQError) {
                     let frontend = try ZMQSocket(.xsub, context: context)
@@ -63,6 +69,8 @@ public struct ZMQBroker: Sendable {
                         steering.close()
                     }
                     try steering.bind(control)
+                    try link.apply(to: frontend)
+                    try link.apply(to: backend)
                     if let secretKey {
                         try ZAPHandler.configureServer(frontend, secretKey: secretKey)
                         try ZAPHandler.configureServer(backend, secretKey: secretKey)

@@ -61,7 +61,7 @@ struct ZMQPublish: Node {
                        "Hold the first packet until this many subscriptions arrived (for batch jobs and tests)."),
             OptionSpec("wait-timeout", .duration, default: "30s", "Longest wait for 'wait-for-subscribers'."),
             .maxStreams(),
-        ] + CurveSettings.optionSpecs(server: true),
+        ] + CurveSettings.optionSpecs(server: true) + LinkSettings.optionSpecs,
         accepts: .all,
         emits: .nothing,
         make: { options in try ZMQPublish(options) })
@@ -76,6 +76,7 @@ struct ZMQPublish: Node {
     let waitForSubscribers: Int
     let waitTimeout: Duration
     let curve: CurveSettings?
+    let link: LinkSettings
     let maxStreams: Int
 
     init(_ options: NodeOptions) throws {
@@ -95,6 +96,7 @@ struct ZMQPublish: Node {
         waitForSubscribers = try options.integer("wait-for-subscribers")
         waitTimeout = try options.duration("wait-timeout")
         curve = try CurveSettings.from(options)
+        link = try LinkSettings.from(options)
     }
 
     func run(_ context: NodeContext) async throws {
@@ -107,6 +109,7 @@ struct ZMQPublish: Node {
         try socket.set(ZMQ_SNDHWM, highWaterMark)
         try socket.set(ZMQ_LINGER, Int32(clamping: linger.nanoseconds / 1_000_000))
         if useXPUB { try socket.set(ZMQ_XPUB_VERBOSE, 1) }
+        try link.apply(to: socket)
         // A CURVE server admits clients through a ZAP handler on this context, bound before the socket is.
         var zap: ZAPHandler?
         if case .server(_, let allowed)? = curve?.role {

@@ -29,7 +29,7 @@ struct ZMQSubscribe: Node {
             OptionSpec("rcvhwm", .integer, default: "1000", min: "0", "Messages queued before the publisher drops for this subscriber."),
             OptionSpec("max-message-size", .size, default: "64MiB", min: "1KiB",
                        "Largest message frame accepted (ZMQ_MAXMSGSIZE); a peer sending a larger one is disconnected."),
-        ] + CurveSettings.optionSpecs(server: false),
+        ] + CurveSettings.optionSpecs(server: false) + LinkSettings.optionSpecs,
         accepts: [],
         emits: .kinds(.all),
         make: { options in
@@ -39,7 +39,8 @@ struct ZMQSubscribe: Node {
             return ZMQSubscribe(endpoints: endpoints, bind: try options.bool("bind"),
                                 topics: topics.isEmpty ? [""] : topics,
                                 highWaterMark: Int32(clamping: try options.integer("rcvhwm")),
-                                maxMessageSize: try options.size("max-message-size"), curve: try CurveSettings.from(options))
+                                maxMessageSize: try options.size("max-message-size"), curve: try CurveSettings.from(options),
+                                link: try LinkSettings.from(options))
         })
 
     let endpoints: [String]
@@ -48,11 +49,12 @@ struct ZMQSubscribe: Node {
     let highWaterMark: Int32
     let maxMessageSize: Int
     let curve: CurveSettings?
+    let link: LinkSettings
 
     func run(_ context: NodeContext) async throws {
         let handoff = Handoff()
         let (messages, continuation) = AsyncStream<[ByteBuffer]>.makeStream()
-        let receiver = Task.detached { [endpoints, bind, topics, highWaterMark, maxMessageSize, curve] in
+        let receiver = Task.detached { [endpoints, bind, topics, highWaterMark, maxMessageSize, curve, link] in
             try await ZMQThread.run("zmq-subscribe") {
                 defer { continuation.finish() }
                 let socket = try ZMQSocket(.sub)
@@ -60,6 +62,7 @@ struct ZMQSubscribe: Node {
                 try socket.set(ZMQ_RCVHWM, highWaterMark)
                 try socket.set(ZMQ_LINGER, 0)
                 try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(maxMessageSize))
+                try link.apply(to: socket)
                 try curve?.configureClient(socket)
                 for topic in topics { try socket.subscribe(topic) }
                 for endpoint in endpoints {

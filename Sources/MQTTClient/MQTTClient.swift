@@ -74,6 +74,10 @@ public final class MQTTClient: @unchecked Sendable {
 
     private struct State {
         var connected = false
+        /// Connected, and sending the online message and the outbox: what is
+        /// published meanwhile waits its turn, so messages go out in order
+        /// (an "offline" published as the node stops never overtakes "online").
+        var flushing = false
         /// QoS 1 and 2 messages published while disconnected, sent on connection.
         var outbox: [Message] = []
         var lastFailure: String?
@@ -238,7 +242,7 @@ public final class MQTTClient: @unchecked Sendable {
     public func publish(_ message: Message) -> Bool {
         let sendNow = state.withLock { state -> Bool? in
             if state.connected || state.stopped { return true }
-            guard message.qos > 0, state.outbox.count < configuration.maxQueuedWhileDisconnected else { return nil }
+            guard message.qos > 0 || state.flushing, state.outbox.count < configuration.maxQueuedWhileDisconnected else { return nil }
             state.outbox.append(message)
             return false
         }
@@ -271,11 +275,9 @@ public final class MQTTClient: @unchecked Sendable {
             noteFailure("\(configuration.broker) refused the connection: \(reason)")
             return
         }
-        let waiting = state.withLock { state in
-            state.connected = true
+        state.withLock { state in
+            state.flushing = true
             state.lastFailure = nil
-            defer { state.outbox = [] }
-            return state.outbox
         }
         logger.info("connected to MQTT broker \(configuration.broker)")
         for topic in configuration.subscriptions {
@@ -284,8 +286,22 @@ public final class MQTTClient: @unchecked Sendable {
                 logger.error("cannot subscribe to '\(topic)': \(LibMosquitto.describe(result))")
             }
         }
-        if let online = configuration.online { publish(online) }
-        for message in waiting { _ = send(message) }
+        // "online" first, then what waited, in order, until nothing is left; only then are
+        // new messages sent at once.
+        if let online = configuration.online { _ = send(online) }
+        while true {
+            let waiting = state.withLock { state -> [Message] in
+                if state.outbox.isEmpty {
+                    state.flushing = false
+                    state.connected = true
+                    return []
+                }
+                defer { state.outbox = [] }
+                return state.outbox
+            }
+            if waiting.isEmpty { break }
+            for message in waiting { _ = send(message) }
+        }
         eventSink.yield(.connected)
     }
 
@@ -293,6 +309,7 @@ public final class MQTTClient: @unchecked Sendable {
         let wasConnected = state.withLock { state in
             defer {
                 state.connected = false
+                state.flushing = false
                 // What was in flight is resent by libmosquitto (QoS 1, 2) or lost (QoS 0): nothing to wait for.
                 state.unsent = 0
             }

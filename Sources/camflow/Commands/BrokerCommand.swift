@@ -26,6 +26,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Print counters this often, such as 10s; never when unset.")
     var statusInterval: String?
 
+    @Option(help: "Ping every publisher and subscriber this often; one silent for three pings is dropped (0s: never).")
+    var heartbeat: String = "1s"
+
     @Option(help: "File with the broker's CURVE secret key ('camflow keygen'): both sides encrypt and admit only --allowed-client-keys-file.")
     var curveSecretKeyFile: String?
 
@@ -33,6 +36,9 @@ struct BrokerCommand: AsyncParsableCommand {
     var allowedClientKeysFile: String?
 
     func validate() throws {
+        if Units.duration(heartbeat) == nil {
+            throw ValidationError("--heartbeat: expected a duration such as 1s, found '\(heartbeat)'")
+        }
         if let statusInterval, Units.duration(statusInterval).map({ $0 > .zero }) != true {
             throw ValidationError("--status-interval: expected a duration such as 10s, found '\(statusInterval)'")
         }
@@ -53,7 +59,7 @@ struct BrokerCommand: AsyncParsableCommand {
                 throw ExitCodes.invalidPipeline
             }
         }
-        let broker = ZMQBroker(frontends: frontend, backends: backend, curve: curve)
+        let broker = ZMQBroker(frontends: frontend, backends: backend, curve: curve, heartbeat: Units.duration(heartbeat) ?? .seconds(1))
         let interval = statusInterval.flatMap(Units.duration)
         let group = ServiceGroup(configuration: .init(
             services: [BrokerService(broker: broker, interval: interval)],

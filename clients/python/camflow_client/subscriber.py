@@ -84,9 +84,10 @@ class _Base:
         self.socket.setsockopt(zmq.RCVHWM, receive_buffer)
         # Reconnect fast after a publisher restarts, and notice a dead one.
         self.socket.setsockopt(zmq.RECONNECT_IVL, 100)
-        self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        self.socket.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        self.socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        self.socket.setsockopt(zmq.CONNECT_TIMEOUT, 1000)
+        self.socket.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        self.socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         if curve is not None:
             if isinstance(curve, dict):
                 curve = Curve(**curve)
@@ -131,8 +132,10 @@ class _Base:
         self.socket.close(linger=0)
 
 
-class _Decoders:
-    """One video decoder per stream, made anew when its init segment changes.
+class StreamDecoders:
+    """Messages in, pictures out: one video decoder per stream, made anew when
+    its init segment changes. What :meth:`Subscriber.frames` uses; take it
+    directly to see the messages and the pictures both.
     Whatever a message holds, taking it never raises: a frame the decoder
     cannot use makes it wait for the next keyframe."""
 
@@ -230,7 +233,7 @@ class Subscriber(_Base):
         """Decoded video frames (numpy arrays, ``bgr24`` for OpenCV) of ``stream`` (every stream when None),
         from the first keyframe on; after a gap or a publisher restart, from the next keyframe."""
         self._check_frames()
-        decoders = _Decoders(stream, format, keyframes_only)
+        decoders = StreamDecoders(stream, format, keyframes_only)
         for message in self:
             yield from decoders.take(message)
         yield from decoders.flush()
@@ -272,7 +275,7 @@ class AsyncSubscriber(_Base):
         """As :meth:`Subscriber.frames`; decoding runs in a worker thread, off the event loop."""
         import asyncio  # noqa: PLC0415
         self._check_frames()
-        decoders = _Decoders(stream, format, keyframes_only)
+        decoders = StreamDecoders(stream, format, keyframes_only)
         async for message in self:
             for frame in await asyncio.to_thread(decoders.take, message):
                 yield frame
@@ -286,4 +289,4 @@ class AsyncSubscriber(_Base):
         self.close()
 
 
-__all__ = ["AsyncSubscriber", "Curve", "Subscriber", "subscriptions", "topic_kind"]
+__all__ = ["AsyncSubscriber", "Curve", "StreamDecoders", "Subscriber", "subscriptions", "topic_kind"]

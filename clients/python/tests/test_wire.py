@@ -117,8 +117,8 @@ def test_deeply_nested_json_is_malformed_not_a_recursion_error():
 
 def test_a_loss_on_the_audio_of_a_stream_makes_video_wait_for_a_keyframe():
     pytest.importorskip("av")
-    from camflow_client.subscriber import _Decoders
-    decoders = _Decoders("cam1", "bgr24", False)
+    from camflow_client.subscriber import StreamDecoders
+    decoders = StreamDecoders("cam1", "bgr24", False)
     decoders.take(parse([b"cam1/init", json.dumps({"stream": "cam1", "kind": "init", "sequence": 0}).encode(),
                          init_of("h264-main-aac.mp4")]))
     decoder = decoders._decoders["cam1"][1]
@@ -131,8 +131,8 @@ def test_a_loss_on_the_audio_of_a_stream_makes_video_wait_for_a_keyframe():
 
 def test_malformed_frames_never_end_the_iteration():
     pytest.importorskip("av")
-    from camflow_client.subscriber import _Decoders
-    decoders = _Decoders("cam1", "bgr24", False)
+    from camflow_client.subscriber import StreamDecoders
+    decoders = StreamDecoders("cam1", "bgr24", False)
     decoders.take(parse([b"cam1/init", json.dumps({"stream": "cam1", "kind": "init", "sequence": 0}).encode(),
                          init_of("h264-main-aac.mp4")]))
     garbage = parse([b"cam1/frame", json.dumps({"stream": "cam1", "kind": "frame", "sequence": 1, "track": 1,

@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""camflow across three hosts, in network namespaces, with the link cut.
+
+Host A runs `camflow sim` (4 cameras) and a camflow that records them and
+publishes them to the broker on host B; host C subscribes through B with
+the Python client. Then the A-B link loses every packet for --cut seconds
+and comes back, and the broker is killed and started again. What is
+measured and checked:
+
+- A's recordings: no gap, and every file decodes (recording never waits on
+  the network);
+- A's pipeline: no time blocked on the edges into zmq-publish or file-record;
+- C: how long after the link returns its messages resume (at most one GOP),
+  how many it lost (from sequence numbers), and that its pictures start
+  again at a keyframe; the same after the broker restarts;
+- A's memory and file descriptors come back to their level.
+
+Needs root and `ip netns` (iproute2, tc with netem). Exits 77 with a reason
+where namespaces cannot be made. Prints a report; --json writes it too.
+
+  sudo scripts/multihost.py --camflow .build/debug/camflow --python .venv/bin/python
+"""
+import argparse
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+GOP_SECONDS = 2.0  # the simulator's camera: a keyframe every 2 s
+SKIP = 77
+
+
+def run(*command, check=True):
+    return subprocess.run(command, check=check, capture_output=True, text=True)
+
+
+class Hosts:
+    """Three namespaces, A - B - C, on 10.231.0.0/29 (made here, removed at the end)."""
+
+    def __init__(self):
+        tag = str(os.getpid() % 100000)
+        self.names = {host: f"cf{host}{tag}" for host in "abc"}
+        self.ab = (f"cfab{tag}", f"cfba{tag}")  # A's end, B's end
+        self.bc = (f"cfbc{tag}", f"cfcb{tag}")
+        self.address = {"a": "10.231.0.1", "b-a": "10.231.0.2", "b-c": "10.231.0.5", "c": "10.231.0.6"}
+
+    def ns(self, host, *command):
+        return ["ip", "netns", "exec", self.names[host], *command]
+
+    def create(self):
+        for name in self.names.values():
+            run("ip", "netns", "add", name)
+        a, b, c = (self.names[h] for h in "abc")
+        run("ip", "link", "add", self.ab[0], "netns", a, "type", "veth", "peer", "name", self.ab[1], "netns", b)
+        run("ip", "link", "add", self.bc[0], "netns", b, "type", "veth", "peer", "name", self.bc[1], "netns", c)
+        for host, device, address in (("a", self.ab[0], "10.231.0.1/30"), ("b", self.ab[1], "10.231.0.2/30"),
+                                      ("b", self.bc[0], "10.231.0.5/30"), ("c", self.bc[1], "10.231.0.6/30")):
+            run(*self.ns(host, "ip", "addr", "add", address, "dev", device))
+            run(*self.ns(host, "ip", "link", "set", device, "up"))
+        for host in "abc":
+            run(*self.ns(host, "ip", "link", "set", "lo", "up"))
+
+    def cut(self, lossy):
+        """Every packet on the A-B link lost (netem, both directions), or none."""
+        for host, device in (("a", self.ab[0]), ("b", self.ab[1])):
+            if lossy:
+                run(*self.ns(host, "tc", "qdisc", "add", "dev", device, "root", "netem", "loss", "100%"))
+            else:
+                run(*self.ns(host, "tc", "qdisc", "del", "dev", device, "root"))
+
+    def remove(self):
+        for name in self.names.values():
+            run("ip", "netns", "del", name, check=False)
+
+
+def can_make_namespaces():
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool in ("ip", "tc"):
+        if not shutil.which(tool):
+            return f"'{tool}' is not installed (apt-get install iproute2)"
+    probe = f"cfprobe{os.getpid()}"
+    made = run("ip", "netns", "add", probe, check=False)
+    if made.returncode != 0:
+        return f"cannot create a network namespace: {made.stderr.strip()}"
+    try:
+        netem = run("ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "loss", "1%", check=False)
+        if netem.returncode != 0:
+            return f"tc netem is not available: {netem.stderr.strip()}"
+    finally:
+        run("ip", "netns", "del", probe, check=False)
+    return None
+
+
+class Process:
+    """A child in a namespace, its output collected line by line with arrival times."""
+
+    def __init__(self, command, name, directory):
+        self.name = name
+        self.lines = []
+        self.lock = threading.Lock()
+        self.log = open(pathlib.Path(directory) / f"{name}.stderr", "wb")
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for raw in self.process.stdout:
+            with self.lock:
+                self.lines.append((time.time(), raw.decode(errors="replace").rstrip("\n")))
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.lines)
+
+    def wait_for(self, pattern, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for _, line in self.snapshot():
+                found = re.search(pattern, line)
+                if found:
+                    return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not print /{pattern}/ within {timeout}s; see {self.log.name}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def usage_of(pid):
+    """Resident memory (KiB) and open file descriptors of a process."""
+    rss = int(re.search(r"VmRSS:\s+(\d+)", pathlib.Path(f"/proc/{pid}/status").read_text()).group(1))
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def blocked(hosts, port, into):
+    """Nanoseconds the edges into node `into` spent full, from A's /metrics."""
+    text = run(*hosts.ns("a", sys.executable, "-c",
+                         "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())",
+                         f"http://127.0.0.1:{port}/metrics")).stdout
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("camflow_edge_blocked_nanoseconds_total") and f'to="{into}"' in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def events(subscriber, after=0.0):
+    return [json.loads(line) for t, line in subscriber.snapshot() if t >= after and line.startswith("{")]
+
+
+def recovery(subscriber, since, stream="cam1"):
+    """After `since`: when cam1's messages came back, what the sequence numbers
+    say was lost, and whether the first picture after the loss is a keyframe."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        later = [e for e in events(subscriber) if e["t"] >= since]
+        messages = [e for e in later if e.get("stream") == stream and "sequence" in e]
+        # Messages queued on host A during the cut may come first; the loss is where the numbers jump.
+        loss = next((i for i, e in enumerate(later) if e.get("stream") == stream and (e.get("gap") or e.get("restarted"))), None)
+        pictures = [e for e in later[loss:] if e.get("decoded") == stream] if loss is not None else []
+        if messages and pictures:
+            return {"resumeSeconds": round(messages[0]["t"] - since, 3),
+                    "lostMessages": sum(e["gap"] for e in messages),
+                    "restartSeen": any(e["restarted"] for e in messages),
+                    "lossSeenAfterSeconds": round(later[loss]["t"] - since, 3),
+                    "firstPictureAfterLossSeconds": round(pictures[0]["t"] - since, 3),
+                    "firstPictureKeyframe": pictures[0]["keyframe"]}
+        time.sleep(0.1)
+    messages = [e for e in events(subscriber, since) if e.get("stream") == stream and "sequence" in e]
+    return {"resumeSeconds": round(messages[0]["t"] - since, 3) if messages else None, "lostMessages": 0,
+            "firstPictureKeyframe": False, "note": "no loss and picture after it within 30 s"}
+
+
+def check_recordings(root):
+    """Per stream: consecutive files with no gap between them, and every file decoding cleanly."""
+    entries = [json.loads(line) for line in (pathlib.Path(root) / "index.jsonl").read_text().splitlines() if line]
+    report = {"files": len(entries), "undecodable": [], "gaps": []}
+    for stream in sorted({e["stream"] for e in entries}):
+        own = sorted((e for e in entries if e["stream"] == stream), key=lambda e: e["wall_start"])
+        for before, after in zip(own, own[1:]):
+            end = before["wall_start"] + (before["end"] - before["start"])
+            if after["wall_start"] - end > 1.0:
+                report["gaps"].append({"stream": stream, "seconds": round(after["wall_start"] - end, 3)})
+    for entry in entries:
+        decoded = run("ffmpeg", "-v", "error", "-i", str(pathlib.Path(root) / entry["path"]), "-f", "null", "-", check=False)
+        if decoded.returncode != 0 or decoded.stderr.strip():
+            report["undecodable"].append(entry["path"])
+    return report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--camflow", default=str(ROOT / ".build/debug/camflow"))
+    parser.add_argument("--python", default=str(ROOT / ".venv/bin/python"), help="a Python with camflow_client")
+    parser.add_argument("--cut", type=float, default=10)
+    parser.add_argument("--json", help="also write the report here")
+    args = parser.parse_args()
+    reason = can_make_namespaces()
+    if reason:
+        print(f"multihost: skipped: {reason}", file=sys.stderr)
+        return SKIP
+    work = tempfile.mkdtemp(prefix="camflow-multihost-")
+    hosts = Hosts()
+    children = []
+    report = {"cutSeconds": args.cut, "gopSeconds": GOP_SECONDS, "failures": []}
+    try:
+        hosts.create()
+        broker_command = hosts.ns("b", args.camflow, "broker", "--frontend", "tcp://10.231.0.2:5555",
+                                  "--backend", "tcp://10.231.0.5:5556", "--heartbeat", "1s")
+        broker = Process(broker_command, "broker", work)
+        children.append(broker)
+        broker.wait_for(r"^backend: ")
+        sim = Process(hosts.ns("a", args.camflow, "sim", "--cameras", "4", "--port", "0"), "sim", work)
+        children.append(sim)
+        sim.wait_for(r"^camera 4: ")
+        urls = {f"cam{m.group(1)}": m.group(2) for _, line in sim.snapshot() for m in [re.match(r"^camera (\d): (ws://\S+)", line)] if m}
+        recordings = pathlib.Path(work) / "recordings"
+        nodes = []
+        for name, url in sorted(urls.items()):
+            nodes.append(f'  {name}: {{ type: instar-camera, url: "{url}", username: admin, password: instar }}')
+            nodes.append(f"  parse-{name}: {{ type: mp4-parse, inputs: [{name}], frames: true, emit: [init, fragment, frame] }}")
+        parses = ", ".join(f"parse-{name}" for name in sorted(urls))
+        pipeline = pathlib.Path(work) / "host-a.yaml"
+        pipeline.write_text("name: host-a\nnodes:\n" + "\n".join(nodes) + f"""
+  record: {{ type: file-record, inputs: [{parses}], path: "{recordings}/{{stream}}/%H%M%S.mp4", segment: 10s }}
+  publish: {{ type: zmq-publish, inputs: [{parses}], endpoint: "tcp://10.231.0.2:5555", connect: true, kinds: [init, frame] }}
+  web: {{ type: web, inputs: [parse-cam1], bind: "127.0.0.1:0", hls: false }}
+""")
+        camflow_a = Process(hosts.ns("a", args.camflow, "run", str(pipeline), "--status-interval", "0"), "camflow-a", work)
+        children.append(camflow_a)
+        # The web sink says where it serves on stderr: read it from the log file.
+        deadline = time.monotonic() + 60
+        port = None
+        while port is None and time.monotonic() < deadline:
+            found = re.search(r"serving http://127\.0\.0\.1:(\d+)/", pathlib.Path(camflow_a.log.name).read_text(errors="replace"))
+            port = found and found.group(1)
+            time.sleep(0.1)
+        if port is None:
+            raise RuntimeError(f"camflow on host A did not start; see {camflow_a.log.name}")
+        subscriber = Process(hosts.ns("c", args.python, str(ROOT / "Tests/Peers/multihost_subscriber.py"), "tcp://10.231.0.5:5556",
+                                      "--streams", *sorted(urls), "--decode", "cam1"), "subscriber", work)
+        children.append(subscriber)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                {e.get("stream") for e in events(subscriber)} >= set(urls) and any("decoded" in e for e in events(subscriber))):
+            time.sleep(0.2)
+        if not any("decoded" in e for e in events(subscriber)):
+            raise RuntimeError(f"host C decoded nothing within 60s; see {subscriber.log.name}")
+        time.sleep(4)  # settle: every queue at its working level
+        pid = camflow_a.process.pid
+        # `ip netns exec` runs camflow as its child: measure camflow itself.
+        children_of = run("pgrep", "-P", str(pid), check=False).stdout.split()
+        camflow_pid = int(children_of[0]) if children_of else pid
+        baseline = usage_of(camflow_pid)
+        blocked_before = {into: blocked(hosts, port, into) for into in ("publish", "record")}
+
+        # The cut.
+        hosts.cut(True)
+        cut_at = time.time()
+        time.sleep(args.cut)
+        hosts.cut(False)
+        restored = time.time()
+        blocked_after = {into: blocked(hosts, port, into) for into in ("publish", "record")}
+        report["link"] = recovery(subscriber, restored)
+        during = [e for e in events(subscriber) if cut_at + 1.5 < e["t"] < restored and e.get("stream") == "cam1"]
+        report["link"]["messagesDuringCut"] = len(during)
+        report["blockedDuringCutMs"] = {k: round((blocked_after[k] - blocked_before[k]) / 1e6, 3) for k in blocked_after}
+
+        # The broker, killed and started again.
+        time.sleep(3)
+        broker.stop(signal.SIGKILL)
+        time.sleep(1)
+        broker = Process(broker_command, "broker-2", work)
+        children.append(broker)
+        broker.wait_for(r"^backend: ")
+        started = time.time()
+        report["broker"] = recovery(subscriber, started)
+
+        time.sleep(5)
+        after = usage_of(camflow_pid)
+        report["hostA"] = {"rssKiB": [baseline[0], after[0]], "fds": [baseline[1], after[1]]}
+        camflow_a.stop(signal.SIGINT, timeout=60)
+        report["recordings"] = check_recordings(recordings)
+    except Exception as error:  # noqa: BLE001: a failed step is reported, and the hosts removed
+        report["failures"].append(f"{type(error).__name__}: {error}")
+    finally:
+        for child in reversed(children):
+            child.stop(signal.SIGKILL if child.name.startswith("broker") else signal.SIGTERM, timeout=20)
+        hosts.remove()
+
+    fails = report["failures"]
+    for key in ("link", "broker"):
+        part = report.get(key, {})
+        if part.get("resumeSeconds") is None:
+            fails.append(f"{key}: host C's messages did not resume")
+            continue
+        if part["resumeSeconds"] > GOP_SECONDS:
+            fails.append(f"{key}: messages resumed {part['resumeSeconds']} s after, more than one GOP ({GOP_SECONDS} s)")
+        if not part["firstPictureKeyframe"]:
+            fails.append(f"{key}: the first picture after it was not a keyframe")
+    if "link" in report and report["link"].get("resumeSeconds") is not None:
+        if report["link"]["lostMessages"] == 0:
+            fails.append("link: no loss reported from the sequence numbers after a 10 s cut")
+        if report["link"]["messagesDuringCut"]:
+            fails.append("link: host C received cam1 messages while the link was cut")
+    for into, ms in report.get("blockedDuringCutMs", {}).items():
+        if ms > 0:
+            fails.append(f"host A's edges into {into} were blocked {ms} ms during the cut")
+    recordings = report.get("recordings")
+    if recordings:
+        if recordings["gaps"]:
+            fails.append(f"recordings have gaps: {recordings['gaps']}")
+        if recordings["undecodable"]:
+            fails.append(f"recordings that do not decode: {recordings['undecodable']}")
+        if recordings["files"] < 8:
+            fails.append(f"only {recordings['files']} recordings")
+    host = report.get("hostA")
+    if host:
+        if host["fds"][1] > host["fds"][0] + 2:
+            fails.append(f"host A's file descriptors grew from {host['fds'][0]} to {host['fds'][1]}")
+        if host["rssKiB"][1] > host["rssKiB"][0] + 16 * 1024:
+            fails.append(f"host A's memory grew from {host['rssKiB'][0]} to {host['rssKiB'][1]} KiB")
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        pathlib.Path(args.json).write_text(text)
+    if not fails:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"multihost: FAILED ({len(fails)}); logs in {work}", file=sys.stderr)
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
