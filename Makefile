@@ -17,7 +17,7 @@ DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-pr
 	libmosquitto-dev mosquitto mosquitto-clients openssl python3-venv
 BUILD_LOG := .build/build.log
 
-.PHONY: all build release test demo deps docs bench fixtures fuzz clean venv
+.PHONY: all build release test demo deps docs bench fixtures fuzz clean venv multihost
 
 all: build
 
@@ -64,6 +64,11 @@ test: build venv
 	$(SWIFT) test --skip-build --disable-xctest --no-parallel
 	CAMFLOW_BINARY=$$($(SWIFT) build --show-bin-path)/camflow $(VENV)/bin/python -m pytest -q clients/python/tests
 	scripts/check-architecture.py
+
+# Three hosts in network namespaces (as root): a cut link and a restarted
+# broker, measured (docs/DEPLOYMENT.md). The suite runs it too, or says why not.
+multihost: build venv
+	scripts/multihost.py --camflow $$($(SWIFT) build --show-bin-path)/camflow --python $(VENV)/bin/python
 
 # The main job: a simulated camera and pipelines/demo.yaml, DEMO_SECONDS long.
 demo: build venv
