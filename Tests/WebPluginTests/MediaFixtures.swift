@@ -1,3 +1,4 @@
+import CamflowTesting
 import Foundation
 import ISOBMFF
 import NIOCore
@@ -5,15 +6,7 @@ import NIOCore
 /// The committed MP4 fixtures, split as a camera sends them: the init
 /// segment (ftyp + moov), then one buffer per fragment (moof + mdat).
 enum MediaFixtures {
-    static let directory: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            let candidate = url.appendingPathComponent("Tests/Fixtures")
-            if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
-        }
-        return URL(fileURLWithPath: "Tests/Fixtures")
-    }()
+    static let directory = repositoryFile("Tests/Fixtures")
 
     static func split(_ name: String) throws -> (initSegment: ByteBuffer, fragments: [ByteBuffer]) {
         var input = ByteBuffer(bytes: try Data(contentsOf: directory.appendingPathComponent(name)))
