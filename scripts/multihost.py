@@ -99,6 +99,8 @@ def can_make_namespaces():
 
 
 def has_netem():
+    if not shutil.which("tc"):
+        return False
     probe = f"cfnetem{os.getpid()}"
     run("ip", "netns", "add", probe, check=False)
     try:
@@ -114,6 +116,8 @@ class Process:
     def __init__(self, command, name, directory):
         self.name = name
         self.lines = []
+        # JSON lines parsed once as they arrive (the subscriber's): reading them must not cost the hosts CPU.
+        self.events = []
         self.lock = threading.Lock()
         self.log = open(pathlib.Path(directory) / f"{name}.stderr", "wb")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT)
@@ -121,8 +125,12 @@ class Process:
 
     def _read(self):
         for raw in self.process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            event = json.loads(line) if line.startswith("{") else None
             with self.lock:
-                self.lines.append((time.time(), raw.decode(errors="replace").rstrip("\n")))
+                self.lines.append((time.time(), line))
+                if event is not None:
+                    self.events.append(event)
 
     def snapshot(self):
         with self.lock:
@@ -156,20 +164,27 @@ def usage_of(pid):
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def blocked(hosts, port, into):
-    """Nanoseconds the edges into node `into` spent full, from A's /metrics."""
+def metric(hosts, port, name, label):
+    """The sum of a counter's samples with `label` (such as to="publish") on A's /metrics."""
     text = run(*hosts.ns("a", sys.executable, "-c",
                          "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())",
                          f"http://127.0.0.1:{port}/metrics")).stdout
     total = 0
     for line in text.splitlines():
-        if line.startswith("camflow_edge_blocked_nanoseconds_total") and f'to="{into}"' in line:
+        if line.startswith(name + "{") and label in line:
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
 
 
+def blocked(hosts, port, into):
+    """Nanoseconds the edges into node `into` spent full."""
+    return metric(hosts, port, "camflow_edge_blocked_nanoseconds_total", f'to="{into}"')
+
+
 def events(subscriber, after=0.0):
-    return [json.loads(line) for t, line in subscriber.snapshot() if t >= after and line.startswith("{")]
+    with subscriber.lock:
+        every = list(subscriber.events)
+    return [e for e in every if e["t"] >= after]
 
 
 def recovery(subscriber, since, stream="cam1"):
@@ -228,6 +243,8 @@ def main():
     parser.add_argument("--cut", type=float, default=10)
     parser.add_argument("--json", help="also write the report here")
     args = parser.parse_args()
+    # A stop (a test's timeout) still removes the namespaces and the processes: `finally` runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     reason = can_make_namespaces()
     if reason:
         print(f"multihost: skipped: {reason}", file=sys.stderr)
@@ -282,28 +299,34 @@ def main():
         if not any("decoded" in e for e in events(subscriber)):
             raise RuntimeError(f"host C decoded nothing within 60s; see {subscriber.log.name}")
         time.sleep(4)  # settle: every queue at its working level
-        pid = camflow_a.process.pid
-        # `ip netns exec` runs camflow as its child: measure camflow itself.
-        children_of = run("pgrep", "-P", str(pid), check=False).stdout.split()
-        camflow_pid = int(children_of[0]) if children_of else pid
+        # `ip netns exec` execs camflow: the child is camflow itself.
+        camflow_pid = camflow_a.process.pid
         baseline = usage_of(camflow_pid)
         # A window as long as the cut, without it: the edges' blocked time from the bursts
-        # of frames a 2 s fragment brings, which the cut must not add to.
+        # of frames a 2 s fragment brings, which the cut must not add to. A wait is counted
+        # when it ends and the counters are exported once a second: each window is read
+        # 3 s after it closes.
+        settle = 3
         control_start = {into: blocked(hosts, port, into) for into in ("publish", "record")}
-        time.sleep(args.cut)
-        blocked_before = {into: blocked(hosts, port, into) for into in ("publish", "record")}
-        report["blockedWithoutCutMs"] = {k: round((blocked_before[k] - control_start[k]) / 1e6, 3) for k in blocked_before}
+        time.sleep(args.cut + settle)
+        control_end = {into: blocked(hosts, port, into) for into in ("publish", "record")}
+        report["blockedWithoutCutMs"] = {k: round((control_end[k] - control_start[k]) / 1e6, 3) for k in control_end}
 
         # The cut.
+        blocked_before = {into: blocked(hosts, port, into) for into in ("publish", "record")}
+        published_before = metric(hosts, port, "camflow_node_packets_in_total", 'node="publish"')
         hosts.cut(True, netem)
         cut_at = time.time()
         time.sleep(args.cut)
+        published_during = metric(hosts, port, "camflow_node_packets_in_total", 'node="publish"') - published_before
         hosts.cut(False, netem)
         restored = time.time()
-        blocked_after = {into: blocked(hosts, port, into) for into in ("publish", "record")}
         report["link"] = recovery(subscriber, restored)
-        during = [e for e in events(subscriber) if cut_at + 1.5 < e["t"] < restored and e.get("stream") == "cam1"]
+        time.sleep(max(0, restored + settle - time.time()))
+        blocked_after = {into: blocked(hosts, port, into) for into in ("publish", "record")}
+        during = [e for e in events(subscriber) if cut_at + 3 < e["t"] < restored and e.get("stream") == "cam1"]
         report["link"]["messagesDuringCut"] = len(during)
+        report["packetsIntoPublishDuringCut"] = published_during
         report["blockedDuringCutMs"] = {k: round((blocked_after[k] - blocked_before[k]) / 1e6, 3) for k in blocked_after}
 
         # The broker, killed and started again.
@@ -318,6 +341,7 @@ def main():
 
         time.sleep(5)
         after = usage_of(camflow_pid)
+        report["recordDropped"] = metric(hosts, port, "camflow_node_dropped_total", 'node="record"')
         report["hostA"] = {"rssKiB": [baseline[0], after[0]], "fds": [baseline[1], after[1]]}
         camflow_a.stop(signal.SIGINT, timeout=60)
         report["recordings"] = check_recordings(recordings)
@@ -338,6 +362,9 @@ def main():
             fails.append(f"{key}: messages resumed {part['resumeSeconds']} s after, more than one GOP ({GOP_SECONDS} s)")
         if part["lostMessages"] and not part["firstPictureKeyframe"]:
             fails.append(f"{key}: the first picture after the loss was not a keyframe")
+        # What comes first may be video queued during the cut: live pictures follow within a GOP.
+        if part.get("firstPictureSeconds") is None or part["firstPictureSeconds"] > part["resumeSeconds"] + GOP_SECONDS + 0.5:
+            fails.append(f"{key}: no picture within a GOP of the messages' return: {part.get('firstPictureSeconds')} s")
     if "link" in report and report["link"].get("resumeSeconds") is not None:
         if report["link"]["lostMessages"] == 0:
             fails.append("link: no loss reported from the sequence numbers after a 10 s cut")
@@ -349,6 +376,10 @@ def main():
         if ms > 2 * usual + 250:
             fails.append(f"host A's edges into {into} were blocked {ms} ms during the cut, {usual} ms without it")
     recordings = report.get("recordings")
+    if report.get("recordDropped"):
+        fails.append(f"file-record dropped {report['recordDropped']} fragments")
+    if "packetsIntoPublishDuringCut" in report and report["packetsIntoPublishDuringCut"] < 100:
+        fails.append(f"only {report['packetsIntoPublishDuringCut']} packets reached zmq-publish during the cut: it stalled")
     if recordings:
         if recordings["gaps"]:
             fails.append(f"recordings have gaps: {recordings['gaps']}")

@@ -12,25 +12,29 @@ struct LinkSettings: Sendable, Equatable {
     var heartbeatTimeout: Duration = .seconds(3)
     var reconnect: Duration = .milliseconds(100)
     var reconnectMax: Duration = .milliseconds(500)
-    var connectTimeout: Duration = .seconds(1)
+    var connectTimeout: Duration = .milliseconds(500)
 
     static let optionSpecs: [OptionSpec] = [
         OptionSpec("heartbeat", .duration, default: "1s",
                    "Ping each peer this often (ZMQ_HEARTBEAT_IVL) so a dead link is noticed; 0s for never."),
         OptionSpec("heartbeat-timeout", .duration, default: "3s", above: "0s",
-                   "Drop a peer that answered no ping for this long, and reconnect (ZMQ_HEARTBEAT_TIMEOUT)."),
+                   "Drop a peer that answered no ping for this long, and reconnect (ZMQ_HEARTBEAT_TIMEOUT); raise it on slow WAN links, where a ping waits behind queued data."),
         OptionSpec("reconnect", .duration, default: "100ms", above: "0s",
-                   "First wait before connecting again to a lost peer (ZMQ_RECONNECT_IVL)."),
+                   "When connecting: first wait before connecting again to a lost peer (ZMQ_RECONNECT_IVL)."),
         OptionSpec("reconnect-max", .duration, default: "500ms", above: "0s",
-                   "Longest wait between connection attempts as they back off (ZMQ_RECONNECT_IVL_MAX)."),
-        OptionSpec("connect-timeout", .duration, default: "1s", above: "0s",
-                   "Give up a TCP connection attempt after this and start the next (ZMQ_CONNECT_TIMEOUT)."),
+                   "When connecting: longest wait between attempts as they back off (ZMQ_RECONNECT_IVL_MAX)."),
+        OptionSpec("connect-timeout", .duration, default: "500ms", above: "0s",
+                   "When connecting: give up a TCP connection attempt after this and start the next (ZMQ_CONNECT_TIMEOUT)."),
     ]
 
     static func from(_ options: NodeOptions) throws -> LinkSettings {
-        LinkSettings(heartbeat: try options.duration("heartbeat"), heartbeatTimeout: try options.duration("heartbeat-timeout"),
-                     reconnect: try options.duration("reconnect"), reconnectMax: try options.duration("reconnect-max"),
-                     connectTimeout: try options.duration("connect-timeout"))
+        let settings = LinkSettings(heartbeat: try options.duration("heartbeat"), heartbeatTimeout: try options.duration("heartbeat-timeout"),
+                                    reconnect: try options.duration("reconnect"), reconnectMax: try options.duration("reconnect-max"),
+                                    connectTimeout: try options.duration("connect-timeout"))
+        if settings.heartbeat > .zero, settings.heartbeatTimeout < settings.heartbeat {
+            throw options.error("a 'heartbeat-timeout' shorter than the 'heartbeat' drops every peer", option: "heartbeat-timeout")
+        }
+        return settings
     }
 
     func apply(to socket: ZMQSocket) throws(ZMQError) {

@@ -71,6 +71,9 @@ public struct ZMQBroker: Sendable {
                     try steering.bind(control)
                     try link.apply(to: frontend)
                     try link.apply(to: backend)
+                    // Every subscription goes upstream, a repeated one too: a publisher's latch
+                    // then sends the init segment to a second subscriber of the same prefix.
+                    try backend.set(ZMQ_XPUB_VERBOSE, 1)
                     if let secretKey {
                         try ZAPHandler.configureServer(frontend, secretKey: secretKey)
                         try ZAPHandler.configureServer(backend, secretKey: secretKey)

@@ -31,7 +31,7 @@ class Publisher:
     """`camflow run` of file-replay > mp4-parse (frames) > keyframes > zmq-publish."""
 
     def __init__(self, fixture="h264-main-aac.mp4", endpoint="tcp://127.0.0.1:*", realtime=False, loop=False,
-                 wait_for_subscribers=0, stream="cam1"):
+                 wait_for_subscribers=0, stream="cam1", connect=False):
         self.directory = tempfile.mkdtemp(prefix="camflow-client-")
         pipeline = pathlib.Path(self.directory) / "publish.yaml"
         pipeline.write_text(f"""
@@ -44,6 +44,7 @@ nodes:
     type: zmq-publish
     inputs: [keyframes, stats]
     endpoint: "{endpoint}"
+    connect: {str(connect).lower()}
     wait-for-subscribers: {wait_for_subscribers}
     sndhwm: 100000
 """)

@@ -87,3 +87,27 @@ def test_the_asyncio_subscriber_decodes_too(publish):
 
     frames = asyncio.run(run())
     assert len(frames) == ffprobe_video_frames(FIXTURES / "h264-main-aac.mp4")[0]
+
+
+def test_through_the_broker_a_second_subscriber_of_a_stream_gets_its_init_segment_too(publish, tmp_path):
+    """camflow broker forwards every subscription upstream, so the publisher's latch serves each newcomer."""
+    import re
+    import subprocess
+
+    from conftest import camflow_binary
+
+    front, back = free_port(), free_port()
+    broker = subprocess.Popen([camflow_binary(), "broker", "--frontend", f"tcp://127.0.0.1:{front}",
+                               "--backend", f"tcp://127.0.0.1:{back}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert re.match(rb"frontend: ", broker.stdout.readline())
+        # Played once (no loop, which would send the init segment again): only the latch can serve the second.
+        publish(realtime=True, endpoint=f"tcp://127.0.0.1:{front}", connect=True)
+        # The first stays subscribed while the second joins: the broker must still tell the publisher.
+        with Subscriber(f"tcp://127.0.0.1:{back}", streams=["cam1"], kinds=["init"], idle_timeout=10) as first:
+            assert isinstance(next(iter(first), None), Init)
+            with Subscriber(f"tcp://127.0.0.1:{back}", streams=["cam1"], kinds=["init"], idle_timeout=10) as second:
+                assert isinstance(next(iter(second), None), Init), "the second subscriber gets the init segment at once"
+    finally:
+        broker.kill()
+        broker.wait()
