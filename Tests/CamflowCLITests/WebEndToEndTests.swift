@@ -193,7 +193,9 @@ import Glibc
         defer { sim.process.terminate(); run.process.terminate() }
         let good = "Basic " + Data("viewer:web-secret".utf8).base64EncodedString()
         let bad = "Basic " + Data("viewer:wrong".utf8).base64EncodedString()
-        for path in ["/", "/viewer", "/assets/camflow-player.js", "/api/stats", "/metrics", "/healthz", "/readyz"] {
+        for path in ["/", "/viewer", "/assets/camflow-player.js", "/api/stats", "/metrics", "/healthz", "/readyz",
+                     "/hls/camera/index.m3u8", "/hls/camera/init-1.mp4", "/snapshot/camera.jpg", "/recordings",
+                     "/api/recordings", "/api/recordings/camera/clip.mp4?start=0&duration=1"] {
             let refused = try rawHTTP(port: port, path)
             #expect(refused.status == 401, "\(path)")
             #expect(refused.head.lowercased().contains("www-authenticate: basic"), "\(path)")
