@@ -22,6 +22,8 @@ struct WebBenchmark {
     }
 
     let cameraURL: String
+    /// Whether the web sink cuts LL-HLS too (every fragment parsed and cut into parts).
+    var hls = true
 
     func run(viewers: Int, warmup: Duration, seconds: Duration, logger: Logger) async throws -> Result {
         let port = try Self.freePort()
@@ -31,7 +33,11 @@ struct WebBenchmark {
                 "url": .scalar(cameraURL), "username": "admin", "password": "instar", "idle-timeout": "30s",
             ]),
             NodeSpec(id: "parse", type: "mp4-parse", inputs: ["cam"]),
-            NodeSpec(id: "web", type: "web", inputs: ["parse"], options: ["bind": .scalar("127.0.0.1:\(port)")]),
+            NodeSpec(id: "web", type: "web", inputs: ["parse"],
+                     // Every viewer comes from 127.0.0.1: the per-client limit must admit them all, and /api/stats.
+                     options: ["bind": .scalar("127.0.0.1:\(port)"), "hls": .scalar(hls ? "true" : "false"),
+                               "max-connections-per-client": .scalar("\(viewers + 8)"),
+                               "max-connections": .scalar("\(max(256, viewers + 8))")]),
         ]))
         let pipeline = Pipeline(graph: graph, logger: logger, metricsInterval: nil)
         return try await withThrowingTaskGroup(of: Result?.self) { group in
@@ -91,7 +97,8 @@ struct WebBenchmark {
         guard let port = url.port else { throw BenchmarkError(message: "no port in \(url)") }
         guard let fd = Loopback.connect(port: port) else { throw BenchmarkError(message: "cannot connect to \(url)") }
         defer { close(fd) }
-        let request = Array("GET \(url.path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        // Said outright: a server may keep an HTTP/1.0 connection open until its idle timeout.
+        let request = Array("GET \(url.path) HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
         guard request.withUnsafeBytes({ OutputStream.writeAll(fd, $0) }) == nil else {
             throw BenchmarkError(message: "cannot send to \(url)")
         }
@@ -102,6 +109,14 @@ struct WebBenchmark {
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
             response.append(contentsOf: chunk[..<count])
+            // Done once the head and as many bytes as it announced are in.
+            if let end = response.range(of: Data("\r\n\r\n".utf8)),
+               let head = String(data: response[..<end.lowerBound], encoding: .utf8),
+               let line = head.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
+               let length = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
+               response.count - end.upperBound >= length {
+                break
+            }
         }
         guard let end = response.range(of: Data("\r\n\r\n".utf8)) else { throw BenchmarkError(message: "no HTTP response from \(url)") }
         return response[end.upperBound...]
@@ -129,11 +144,17 @@ struct WebBenchCommand: AsyncParsableCommand {
     @Option(help: "Viewer counts, comma-separated.")
     var viewers = "1,10,100"
 
+    @Option(help: "LL-HLS in the web sink: on, off, or both (each count run without and with it, in turn).")
+    var hls = "on"
+
     @OptionGroup var live: LiveBenchOptions
 
     private var counts: [Int] { LiveBenchOptions.counts(viewers) }
 
-    func validate() throws { try live.validate(counts, option: "--viewers") }
+    func validate() throws {
+        try live.validate(counts, option: "--viewers")
+        guard ["on", "off", "both"].contains(hls) else { throw ValidationError("--hls: on, off or both, not '\(hls)'") }
+    }
 
     func run() async throws {
         warnIfDebugBuild()
@@ -141,19 +162,22 @@ struct WebBenchCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(simulator) {} }
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        var rows = [["viewers", "Mbit/s in", "Mbit/s out", "CPU % total", "CPU s/GB out", "fragments out", "dropped", "peak RSS"]]
+        var rows = [["viewers", "HLS", "Mbit/s in", "Mbit/s out", "CPU % total", "CPU s/GB out", "fragments out", "dropped", "peak RSS"]]
+        let modes = hls == "both" ? [false, true] : [hls == "on"]
         for count in counts {
-            let result = try await WebBenchmark(cameraURL: urls[0]).run(
-                viewers: count, warmup: .seconds(live.warmup), seconds: .seconds(live.seconds), logger: logger)
-            let gigabytesOut = Double(result.bytesOut) / 1e9
-            rows.append([
-                "\(count)", (Double(result.bytesIn) * 8 / 1e6 / result.wallSeconds).text(1),
-                (Double(result.bytesOut) * 8 / 1e6 / result.wallSeconds).text(1),
-                (result.cpuSeconds / result.wallSeconds * 100).text(1),
-                gigabytesOut > 0 ? (result.cpuSeconds / gigabytesOut).text(2) : "-",
-                "\(result.fragmentsOut)", "\(result.dropped)", "\(result.peakResidentKiB / 1024) MiB",
-            ])
-            printError("done: \(count) viewers")
+            for withHLS in modes {
+                let result = try await WebBenchmark(cameraURL: urls[0], hls: withHLS).run(
+                    viewers: count, warmup: .seconds(live.warmup), seconds: .seconds(live.seconds), logger: logger)
+                let gigabytesOut = Double(result.bytesOut) / 1e9
+                rows.append([
+                    "\(count)", withHLS ? "on" : "off", (Double(result.bytesIn) * 8 / 1e6 / result.wallSeconds).text(1),
+                    (Double(result.bytesOut) * 8 / 1e6 / result.wallSeconds).text(1),
+                    (result.cpuSeconds / result.wallSeconds * 100).text(1),
+                    gigabytesOut > 0 ? (result.cpuSeconds / gigabytesOut).text(2) : "-",
+                    "\(result.fragmentsOut)", "\(result.dropped)", "\(result.peakResidentKiB / 1024) MiB",
+                ])
+                printError("done: \(count) viewers, HLS \(withHLS ? "on" : "off")")
+            }
         }
         print(TextTable.render(rows))
     }
