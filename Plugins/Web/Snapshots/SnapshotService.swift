@@ -21,7 +21,9 @@ final class SnapshotService: Sendable {
     }
 
     private struct Entry {
+        /// Which keyframe: its number and decode time (a stream made again counts from 1 again).
         let keyframe: Int
+        let dts: Int64
         let task: Task<ByteBuffer, any Error>
     }
 
@@ -53,7 +55,9 @@ final class SnapshotService: Sendable {
         guard let keyframe = store.read(stream, { $0.latestKeyframe }) else { throw Failure.noKeyframe }
         let key = Key(stream: stream, width: width)
         let task: Task<ByteBuffer, any Error> = try state.withLock { state in
-            if let entry = state.entries[key], entry.keyframe == keyframe.number { return entry.task }
+            if let entry = state.entries[key], entry.keyframe == keyframe.number, entry.dts == keyframe.sample.dts {
+                return entry.task
+            }
             guard state.running < maxDecodes else { throw Failure.busy }
             state.running += 1
             if state.entries[key] == nil, state.entries.count >= maxEntries, let oldest = state.entries.keys.first {
@@ -66,13 +70,12 @@ final class SnapshotService: Sendable {
                 return try await Self.decode(input, decoder: Self.decoder(for: keyframe.codec), width: width,
                                              ffmpeg: ffmpeg, timeout: timeout)
             }
-            state.entries[key] = Entry(keyframe: keyframe.number, task: task)
+            state.entries[key] = Entry(keyframe: keyframe.number, dts: keyframe.sample.dts, task: task)
             return task
         }
         return try await task.value
     }
 
-    /// Runs FFmpeg on NIO's thread pool: the MP4 in on stdin, one JPEG out on stdout.
     /// FFmpeg's decoder for a sample entry: named, so a camera's bytes reach only that one.
     static func decoder(for codec: FourCC?) -> String? {
         switch codec?.description {
@@ -82,6 +85,7 @@ final class SnapshotService: Sendable {
         }
     }
 
+    /// Runs FFmpeg on NIO's thread pool: the MP4 in on stdin, one JPEG out on stdout.
     static func decode(_ input: ByteBuffer, decoder: String?, width: Int?, ffmpeg: String, timeout: Duration) async throws -> ByteBuffer {
         try await NIOThreadPool.singleton.runIfActive {
             let process = Process()
