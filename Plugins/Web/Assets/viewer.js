@@ -81,7 +81,9 @@
   // HLS plays natively where the browser has it (Safari, iOS, Android, some
   // TVs); elsewhere the page says so and gives the URL for VLC or ffplay.
   function playHLS(values) {
-    const stream = values.endpoint.replace(/^\/ws\/?/, "") || state.defaultStream || "";
+    const named = values.endpoint.replace(/^\/ws\/?/, "");
+    let stream = state.defaultStream || "";
+    try { stream = named ? decodeURIComponent(named) : stream; } catch { stream = named; } // the endpoint is already URL-encoded
     const url = location.protocol + "//" + location.host + "/hls/" + encodeURIComponent(stream) + "/index.m3u8";
     const video = $("video");
     const note = $("hls-note");
