@@ -5,7 +5,8 @@ and the framing of camflow's ``exec`` node (:mod:`camflow_client.node`).
     for frame in Subscriber("tcp://127.0.0.1:5555", streams=["cam1"]).frames():
         cv2.imshow("cam1", frame.image)
 """
-from .messages import Clip, Event, Fragment, Frame, Init, Keyframe, MalformedMessage, Message, Stats, parse
+from .messages import (Clip, ClientError, DecodeError, Event, Fragment, Frame, Init, Keyframe, MalformedMessage, Message,
+                       Stats, parse)
 
 
 def __getattr__(name):
@@ -18,5 +19,5 @@ def __getattr__(name):
 
 
 __version__ = "0.1.0"
-__all__ = ["AsyncSubscriber", "Clip", "Curve", "Event", "Fragment", "Frame", "Init", "Keyframe", "MalformedMessage",
+__all__ = ["AsyncSubscriber", "Clip", "ClientError", "Curve", "DecodeError", "Event", "Fragment", "Frame", "Init", "Keyframe", "MalformedMessage",
            "Message", "Stats", "Subscriber", "parse"]

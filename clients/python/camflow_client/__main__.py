@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 
-from .messages import KINDS, Frame, Init, printable
+from .messages import KINDS, ClientError, Frame, Init, printable
 from .mp4 import annex_b_to_length_prefixed, fragment, is_annex_b, parse_init
 from .subscriber import Curve, Subscriber
 
@@ -91,8 +91,8 @@ def save(args) -> int:
                         continue
                     try:
                         data = annex_b_to_length_prefixed(data, track.nal_length_size)
-                    except OverflowError:
-                        continue  # a NAL unit longer than the length prefix can say
+                    except ClientError:
+                        continue  # a NAL unit longer than the length prefix can say, or too many of them
                 duration = message.duration or 0
                 offset = (message.pts - message.dts) if message.pts is not None else 0
                 if not 0 <= duration < 1 << 32 or not -(1 << 31) <= offset < 1 << 31:
@@ -109,10 +109,15 @@ def save(args) -> int:
                     dts = expected
                 if dts < 0:
                     continue  # audio from before the first video frame
+                try:
+                    written_fragment = fragment(sequence, track.track_id, dts,
+                                                [(data, duration, offset, bool(message.keyframe))])
+                except ClientError:
+                    continue  # a frame the boxes cannot hold
                 next_dts[track.track_id] = dts + duration
                 if track.is_video:
                     video_frames += 1
-                out.write(fragment(sequence, track.track_id, dts, [(data, duration, offset, bool(message.keyframe))]))
+                out.write(written_fragment)
                 sequence += 1
                 written += 1
                 if track.is_video:
@@ -127,20 +132,33 @@ def save(args) -> int:
 
 
 def snapshot(args) -> int:
-    from .decode import encode_jpeg  # noqa: PLC0415
+    from .decode import encode_jpeg, scale  # noqa: PLC0415
+    limits = {"max_width": args.max_width, "max_height": args.max_height, "max_pixels": args.max_pixels}
     with _subscriber(args, ["init", "frame"]) as subscriber:
-        for frame in subscriber.frames(args.stream, keyframes_only=True):
-            if args.width:
-                from av import VideoFrame  # noqa: PLC0415
-                height = round(frame.height * args.width / frame.width / 2) * 2
-                scaled = VideoFrame.from_ndarray(frame.image, format="bgr24").reformat(width=args.width, height=height)
-                frame.image, frame.width, frame.height = scaled.to_ndarray(format="bgr24"), args.width, height
+        for frame in subscriber.frames(args.stream, keyframes_only=True, **limits):
+            try:
+                if args.width:
+                    frame = scale(frame, args.width, **limits)
+                jpeg = encode_jpeg(frame)
+            except ClientError as error:
+                print(f"the {frame.width}x{frame.height} keyframe at {frame.pts:.3f} s: {printable(str(error), 300)}",
+                      file=sys.stderr)
+                return 1
             with open(args.out, "wb") as out:
-                out.write(encode_jpeg(frame))
-            print(f"wrote {args.out}: {frame.width}x{frame.height}, keyframe at {frame.pts:.3f} s", file=sys.stderr)
+                out.write(jpeg)
+            print(f"wrote {printable(args.out)}: {frame.width}x{frame.height}, keyframe at {frame.pts:.3f} s",
+                  file=sys.stderr)
             return 0
     print("no keyframe arrived", file=sys.stderr)
     return 1
+
+
+def _width(text: str) -> int:
+    # As camflow's own snapshots: 16 to 7680 pixels wide.
+    value = int(text)
+    if not 16 <= value <= 7680:
+        raise argparse.ArgumentTypeError(f"{value} is not from 16 to 7680")
+    return value
 
 
 def main(argv=None) -> int:
@@ -164,7 +182,14 @@ def main(argv=None) -> int:
             command.add_argument("--seconds", type=float, default=0, help="stop after this much video")
             command.add_argument("--frames", type=int, default=0, help="stop after this many video frames")
         if name == "snapshot":
-            command.add_argument("--width", type=int, default=0, help="scale to this width")
+            from .decode import MAX_HEIGHT, MAX_PIXELS, MAX_WIDTH  # noqa: PLC0415 (no PyAV import)
+            command.add_argument("--width", type=_width, default=0, help="scale to this width (16 to 7680)")
+            command.add_argument("--max-width", type=int, default=MAX_WIDTH,
+                                 help=f"refuse wider pictures, decoded or scaled (default {MAX_WIDTH})")
+            command.add_argument("--max-height", type=int, default=MAX_HEIGHT,
+                                 help=f"refuse higher pictures, decoded or scaled (default {MAX_HEIGHT})")
+            command.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                                 help=f"refuse pictures of more pixels, decoded or scaled (default {MAX_PIXELS})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     if bool(args.curve_server_key) != bool(args.curve_secret_key_file):

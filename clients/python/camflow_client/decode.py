@@ -1,12 +1,16 @@
 """Frames to pictures with PyAV (``pip install camflow-client[decode]``)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .messages import Frame
+from .h26x import MAX_NAL_UNITS, config_sps, looks_like_avcc, nal_units, sps_size
+from .messages import ClientError, DecodeError, Frame, printable
 from .mp4 import InitSegment, Track, is_annex_b
+
+log = logging.getLogger("camflow_client")
 
 
 def _av():
@@ -17,8 +21,13 @@ def _av():
     return av
 
 
-# 8192 x 8192: beyond any camera, and a bound on what one picture costs in memory.
-MAX_PIXELS = 8192 * 8192
+# The largest picture decoded, as camflow's own snapshots: 8192 on a side and two 4K
+# pictures of pixels in all. FFmpeg allocates what a stream's SPS declares, so every SPS
+# is read and checked before the decoder sees it (16000 x 16000 held 619 MB).
+MAX_WIDTH = 8192
+MAX_HEIGHT = 8192
+MAX_PIXELS = 3840 * 2160 * 2
+_INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 @dataclass
@@ -43,19 +52,63 @@ class VideoDecoder:
     the next keyframe after a gap, a restart or data the decoder rejects,
     never raising on bad input."""
 
-    def __init__(self, init: InitSegment, image_format: str = "bgr24", keyframes_only: bool = False):
+    def __init__(self, init: InitSegment, image_format: str = "bgr24", keyframes_only: bool = False, *,
+                 max_width: int = MAX_WIDTH, max_height: int = MAX_HEIGHT, max_pixels: int = MAX_PIXELS,
+                 max_nal_units: int = MAX_NAL_UNITS):
         video = init.video
         if video is None or video.codec_name not in ("h264", "hevc"):
-            raise ValueError("the stream has no H.264 or H.265 video track")
-        if video.width * video.height > MAX_PIXELS:
-            raise ValueError(f"a {video.width}x{video.height} picture is larger than this client decodes")
+            raise DecodeError("the stream has no H.264 or H.265 video track")
         self.track: Track = video
         self.image_format = image_format
         self.keyframes_only = keyframes_only
+        self.max_width, self.max_height, self.max_pixels = max_width, max_height, max_pixels
+        self.max_nal_units = max_nal_units
+        # ValueError (a DecodeError is one) as before: the stream is not decoded.
+        self._check_size(video.width, video.height, "the init segment's picture")
+        for unit in config_sps(video.codec_name, video.config) if self._config_is_record() else \
+                nal_units(video.config, True, limit=max_nal_units):
+            self._check_sps(unit, "the init segment's SPS", extradata=True)
         self._context = None
         self._waiting = True
         self._pending: dict[int, Frame] = {}
+        self._length_prefixed = False
         self.rejected = 0
+        # Why the last frame was refused (it is also logged, the first ten times and every thousandth).
+        self.last_error: str | None = None
+
+    def _check_size(self, width: int, height: int, what: str) -> None:
+        if width > self.max_width or height > self.max_height or width * height > self.max_pixels:
+            raise DecodeError(f"{what} is {width}x{height}, more than this client decodes "
+                              f"({self.max_width}x{self.max_height}, {self.max_pixels} pixels)")
+
+    def _check_sps(self, unit: bytes, what: str, extradata: bool = False) -> None:
+        size = sps_size(self.track.codec_name, unit)
+        if size is not None:
+            self._check_size(*size, what)
+        if extradata and self.track.codec_name == "h264" and b"\0\0\3" in unit:
+            # FFmpeg reads an avcC SPS it cannot parse once more as if its bytes were not escaped.
+            try:
+                size = sps_size("h264", unit, unescape=False)
+            except DecodeError:
+                return
+            if size is not None:
+                self._check_size(*size, what)
+
+    def _config_is_record(self) -> bool:
+        """Whether FFmpeg reads the track's configuration as an avcC/hvcC record (else as Annex B)."""
+        config = self.track.config
+        if self.track.codec_name == "h264":
+            return len(config) > 0 and config[0] == 1
+        return len(config) > 3 and (config[0] != 0 or config[1] != 0 or config[2] > 1)
+
+    def _refuse(self, error: Exception) -> list:
+        self.rejected += 1
+        self.last_error = printable(str(error), 300)
+        if self.rejected <= 10 or self.rejected % 1000 == 0:
+            log.warning("frame refused (%d so far), decoding resumes at the next keyframe: %s", self.rejected,
+                        self.last_error)
+        self.reset()
+        return []
 
     def reset(self) -> None:
         """Forget what is buffered and wait for the next keyframe."""
@@ -75,24 +128,54 @@ class VideoDecoder:
             pictures = []
         self._context.flush_buffers()
         self._waiting = True
-        return self._pictures(pictures, None)
+        try:
+            return self._pictures(pictures, None)
+        except ClientError as error:
+            return self._refuse(error)
 
     def _open(self, annex_b: bool):
         av = _av()
         context = av.CodecContext.create(self.track.codec_name, "r")
+        # A second guard after the SPS check: FFmpeg refuses to allocate a larger picture (with room for
+        # its alignment of the width).
+        context.options = {"max_pixels": str(self.max_pixels + 64 * self.max_height)}
         if not annex_b and self.track.config:
             context.extradata = self.track.config  # length-prefixed frames: parameter sets from the init segment
+            self._length_prefixed = self._config_is_record()
         return context
 
+    def _screen(self, message: Frame) -> int:
+        """Refuses a frame whose SPS is over the limits (or that FFmpeg would split into more NAL
+        units than the limit) before the decoder allocates anything; its timescale."""
+        for key in ("pts", "dts"):
+            value = getattr(message, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or not _INT64[0] <= value <= _INT64[1]):
+                raise DecodeError(f"the frame's {key} is not a 64-bit integer")
+        timescale = message.timescale
+        if not isinstance(timescale, int) or isinstance(timescale, bool) or not 0 < timescale < 1 << 32:
+            timescale = self.track.timescale or 90000
+        payload = message.payload
+        if self.track.codec_name == "h264" and looks_like_avcc(payload):
+            raise DecodeError("a frame shaped like an avcC record (the decoder would take it as parameter sets)")
+        for unit in nal_units(payload, not self._length_prefixed, self.track.nal_length_size, self.max_nal_units):
+            self._check_sps(unit, "the frame's SPS")
+        return timescale
+
     def decode(self, message: Frame) -> list[DecodedFrame]:
+        """The pictures this frame completes; [] for a frame refused (``rejected``, ``last_error``): never raises
+        on what a stream holds."""
         if not message.keyframe and (self._waiting or self.keyframes_only):
             return []
         av = _av()
         if self._context is None:
             self._context = self._open(is_annex_b(message.payload))
+        try:
+            timescale = self._screen(message)
+        except ClientError as error:
+            return self._refuse(error)
         self._waiting = False
         packet = av.Packet(message.payload)
-        timescale = message.timescale or self.track.timescale or 90000
         packet.time_base = Fraction(1, timescale)
         if message.pts is not None:
             packet.pts = message.pts
@@ -105,12 +188,18 @@ class VideoDecoder:
                 # One keyframe decodes alone: drain it, then make the decoder ready for the next.
                 pictures = pictures or self._context.decode(None)
                 self._context.flush_buffers()
-        except av.error.FFmpegError:
-            self.rejected += 1
-            self.reset()
-            return []
+            # What the decoder took from the SPS, whichever way it got there.
+            self._check_size(self._context.coded_width, self._context.coded_height, "the decoder's picture")
+            self._check_size(self._context.width, self._context.height, "the decoder's picture")
+        except av.error.FFmpegError as error:
+            return self._refuse(DecodeError(f"the decoder rejected the frame: {error}"))
+        except ClientError as error:
+            return self._refuse(error)
         self._timescale = timescale
-        out = self._pictures(pictures, message)
+        try:
+            out = self._pictures(pictures, message)
+        except ClientError as error:
+            return self._refuse(error)
         # Frames the decoder dropped never come back: keep the table small.
         if len(self._pending) > 64:
             for pts in sorted(self._pending)[:-32]:
@@ -122,10 +211,16 @@ class VideoDecoder:
         timescale = getattr(self, "_timescale", self.track.timescale or 90000)
         for picture in pictures:
             source = self._pending.pop(picture.pts, message) if picture.pts is not None else message
-            if source is None or picture.width * picture.height > MAX_PIXELS:
-                continue  # a picture the init segment did not announce (its parameter sets said otherwise)
+            if source is None:
+                continue
+            self._check_size(picture.width, picture.height, "a decoded picture")
+            try:
+                image = picture.to_ndarray(format=self.image_format)
+            except (ValueError, TypeError, _av().error.FFmpegError) as error:
+                raise DecodeError(f"a {picture.width}x{picture.height} picture does not convert to "
+                                  f"{printable(str(self.image_format))}: {error}") from None
             out.append(DecodedFrame(
-                stream=source.stream, image=picture.to_ndarray(format=self.image_format),
+                stream=source.stream, image=image,
                 pts=(picture.pts if picture.pts is not None else source.pts or 0) / timescale,
                 received_at=source.received_at, keyframe=bool(getattr(picture, "key_frame", source.keyframe)),
                 width=picture.width, height=picture.height, sequence=source.sequence))
@@ -133,14 +228,39 @@ class VideoDecoder:
 
 
 def encode_jpeg(image_frame: DecodedFrame, quality: int = 3) -> bytes:
-    """A decoded picture as JPEG bytes (FFmpeg's mjpeg encoder, no Pillow needed)."""
+    """A decoded picture (bgr24) as JPEG bytes (FFmpeg's mjpeg encoder, no Pillow needed);
+    :class:`ClientError` for an image it cannot encode."""
     av = _av()
-    picture = av.VideoFrame.from_ndarray(image_frame.image, format="bgr24").reformat(format="yuvj420p")
-    encoder = av.CodecContext.create("mjpeg", "w")
-    encoder.width, encoder.height = picture.width, picture.height
-    encoder.pix_fmt = "yuvj420p"
-    encoder.time_base = Fraction(1, 25)
-    encoder.options = {"qscale": str(quality)}
-    encoder.qmin = encoder.qmax = quality
-    packets = encoder.encode(picture) + encoder.encode(None)
-    return b"".join(bytes(p) for p in packets)
+    try:
+        picture = av.VideoFrame.from_ndarray(image_frame.image, format="bgr24").reformat(format="yuvj420p")
+        encoder = av.CodecContext.create("mjpeg", "w")
+        encoder.width, encoder.height = picture.width, picture.height
+        encoder.pix_fmt = "yuvj420p"
+        encoder.time_base = Fraction(1, 25)
+        encoder.options = {"qscale": str(quality)}
+        encoder.qmin = encoder.qmax = quality
+        packets = encoder.encode(picture) + encoder.encode(None)
+        return b"".join(bytes(p) for p in packets)
+    except (ValueError, TypeError, AttributeError, av.error.FFmpegError) as error:
+        raise ClientError(f"cannot encode the picture as JPEG: {type(error).__name__}: {error}") from None
+
+
+def scale(image_frame: DecodedFrame, width: int, max_width: int = MAX_WIDTH, max_height: int = MAX_HEIGHT,
+          max_pixels: int = MAX_PIXELS) -> DecodedFrame:
+    """The picture (bgr24) scaled to ``width``, its height in proportion (even, at least 2); a size over
+    the limits, or anything PyAV or numpy refuse, is a :class:`ClientError`."""
+    if not 2 <= width <= max_width:
+        raise ClientError(f"a width of {width}: from 2 to {max_width}")
+    height = max(2, round(image_frame.height * width / max(image_frame.width, 1) / 2) * 2)
+    if height > max_height or width * height > max_pixels:
+        raise ClientError(f"scaled to {width} wide, the {image_frame.width}x{image_frame.height} picture is "
+                          f"{width}x{height}, more than {max_width}x{max_height} or {max_pixels} pixels")
+    av = _av()
+    try:
+        scaled = av.VideoFrame.from_ndarray(image_frame.image, format="bgr24").reformat(width=width, height=height)
+        image = scaled.to_ndarray(format="bgr24")
+    except (ValueError, TypeError, AttributeError, av.error.FFmpegError) as error:
+        raise ClientError(f"cannot scale the picture to {width}x{height}: {type(error).__name__}: {error}") from None
+    return DecodedFrame(stream=image_frame.stream, image=image, pts=image_frame.pts,
+                        received_at=image_frame.received_at, keyframe=image_frame.keyframe, width=width,
+                        height=height, sequence=image_frame.sequence)

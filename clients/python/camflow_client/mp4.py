@@ -3,13 +3,22 @@ tracks of an init segment (codec configuration for a decoder), and movie
 fragments written from frames (to save a stream as MP4 without re-encoding).
 
 Everything read from the wire is bounds-checked: a malformed init segment
-raises ``ValueError``, never ``IndexError`` or a huge allocation.
+raises :class:`~camflow_client.messages.MalformedMessage` (a ``ValueError``),
+never ``IndexError`` or a huge allocation.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
 from typing import Iterator
+
+from .messages import ClientError, MalformedMessage, printable
+
+# The largest decoder configuration record (avcC, hvcC, esds) kept: a real one is some
+# hundred bytes, and each stream's decoder keeps its own.
+MAX_CONFIG = 64 << 10
+# NAL units in one Annex B frame turned into length prefixes (as h26x.MAX_NAL_UNITS).
+MAX_NAL_UNITS = 4096
 
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"mvex"}
 _VISUAL_ENTRIES = {b"avc1", b"avc3", b"hev1", b"hvc1"}
@@ -71,15 +80,26 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
         header = 8
         if size == 1:
             if at + 16 > end:
-                raise ValueError(f"truncated 64-bit box size at byte {at}")
+                raise MalformedMessage(f"truncated 64-bit box size at byte {at}")
             size = struct.unpack_from(">Q", data, at + 8)[0]
             header = 16
         elif size == 0:
             size = end - at
         if size < header or at + size > end:
-            raise ValueError(f"box '{kind.decode('latin-1')}' at byte {at} declares {size} bytes; {end - at} are left")
+            # The type is four bytes from the wire: escaped, never a terminal escape when printed.
+            raise MalformedMessage(f"box '{_name(kind)}' at byte {at} declares {size} bytes; {end - at} are left")
         yield kind, at + header, at + size
         at += size
+
+
+def _name(kind: bytes) -> str:
+    return printable(kind.decode("latin-1"))
+
+
+def _config(data: bytes, start: int, end: int, kind: bytes) -> bytes:
+    if end - start > MAX_CONFIG:
+        raise MalformedMessage(f"a '{_name(kind)}' box of {end - start} bytes, more than {MAX_CONFIG}")
+    return data[start:end]
 
 
 def parse_init(data: bytes) -> InitSegment:
@@ -92,7 +112,7 @@ def parse_init(data: bytes) -> InitSegment:
                 if child == b"trak":
                     segment.tracks.append(_parse_trak(data, s, e))
     if not segment.tracks:
-        raise ValueError("the init segment has no moov with tracks")
+        raise MalformedMessage("the init segment has no moov with tracks")
     return segment
 
 
@@ -124,29 +144,36 @@ def _parse_stsd(data: bytes, start: int, end: int, track: Track) -> None:
             track.width, track.height = struct.unpack_from(">HH", data, s + 24)
             for child, cs, ce in _boxes(data, s + 78, e):
                 if child in (b"avcC", b"hvcC"):
-                    track.config = data[cs:ce]
+                    track.config = _config(data, cs, ce, child)
         elif entry == b"mp4a" and e - s >= 28:
             for child, cs, ce in _boxes(data, s + 28, e):
                 if child == b"esds":
-                    track.config = data[cs:ce]
+                    track.config = _config(data, cs, ce, child)
         return  # the first sample entry describes the track
 
 
-def annex_b_to_length_prefixed(payload: bytes, length_size: int = 4) -> bytes:
-    """Start-code-delimited NAL units (camflow's ``annexb: true``) to MP4's length prefixes."""
+def annex_b_to_length_prefixed(payload: bytes, length_size: int = 4, max_nal_units: int = MAX_NAL_UNITS) -> bytes:
+    """Start-code-delimited NAL units (camflow's ``annexb: true``) to MP4's length prefixes; more than
+    ``max_nal_units`` start codes (a frame of 30 MB of them held 457 MB), or a NAL unit longer than the
+    prefix can say, is a :class:`~camflow_client.messages.ClientError`."""
     units, at = [], 0
     starts = []
     while True:
         found = payload.find(b"\x00\x00\x01", at)
         if found < 0:
             break
+        if len(starts) >= max_nal_units:
+            raise ClientError(f"a frame of more than {max_nal_units} NAL units")
         starts.append(found + 3)
         at = found + 3
     for index, begin in enumerate(starts):
         finish = len(payload) if index + 1 == len(starts) else starts[index + 1] - 3
         unit = payload[begin:finish].rstrip(b"\x00") if index + 1 < len(starts) else payload[begin:finish]
         if unit:
-            units.append(len(unit).to_bytes(length_size, "big") + unit)
+            try:
+                units.append(len(unit).to_bytes(length_size, "big") + unit)
+            except OverflowError:
+                raise ClientError(f"a NAL unit of {len(unit)} bytes, more than a {length_size}-byte length says") from None
     return b"".join(units)
 
 
@@ -161,7 +188,15 @@ NON_SYNC_FLAGS = 0x0101_0000  # depends on others, not a sync sample
 
 def fragment(sequence: int, track_id: int, dts: int, samples: list[tuple[bytes, int, int, bool]]) -> bytes:
     """One moof + mdat for ``samples`` of one track: (data, duration, pts - dts, keyframe) each,
-    the first decoded at ``dts``. A version 1 trun, so composition offsets may be negative."""
+    the first decoded at ``dts``. A version 1 trun, so composition offsets may be negative.
+    A value the boxes cannot hold is a :class:`~camflow_client.messages.ClientError`."""
+    try:
+        return _fragment(sequence, track_id, dts, samples)
+    except struct.error as error:
+        raise ClientError(f"a fragment cannot hold these samples: {error}") from None
+
+
+def _fragment(sequence: int, track_id: int, dts: int, samples: list[tuple[bytes, int, int, bool]]) -> bytes:
     count = len(samples)
     trun_size = 20 + 16 * count
     traf_size = 8 + 16 + 20 + trun_size

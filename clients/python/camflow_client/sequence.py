@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+_MASK = (1 << 64) - 1
+
 
 class SequenceTracker:
     """Each topic's sequence numbers come from one node and rise by one.
@@ -20,6 +22,7 @@ class SequenceTracker:
         self.restarts = 0
 
     def observe(self, topic: str, sequence: int) -> tuple[int, bool]:
+        sequence &= _MASK
         last = self._last.get(topic)
         if last is None and len(self._last) >= self.max_topics:
             self._last.popitem(last=False)  # the topic heard from longest ago
@@ -27,11 +30,14 @@ class SequenceTracker:
         self._last.move_to_end(topic)
         if last is None:
             return 0, False
-        if sequence == last:
+        # camflow's sequences are 64-bit unsigned and wrap: from 2^64 - 1 the next is 0. Ahead by less
+        # than half the circle is a gap; behind (or more than half ahead) is a restart.
+        step = (sequence - last) & _MASK
+        if step == 0:
             return 0, False  # sent again: the latch re-sends a stream's init segment to every newcomer
-        if sequence < last:
+        if step >= 1 << 63:
             self.restarts += 1
             return 0, True
-        gap = sequence - last - 1
+        gap = step - 1
         self.lost += gap
         return gap, False

@@ -1,6 +1,7 @@
 """Subscribing to camflow's ZeroMQ topics: typed messages, gaps, decoded frames."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -11,7 +12,7 @@ import zmq
 
 from collections import OrderedDict
 
-from .messages import KINDS, Frame, Init, MalformedMessage, Message, matches, parse, printable, topic_kind
+from .messages import KINDS, MAX_HEADER, Frame, Init, MalformedMessage, Message, matches, parse, printable, topic_kind
 from .mp4 import InitSegment, parse_init
 from .sequence import SequenceTracker
 
@@ -63,15 +64,24 @@ class _Base:
     MAX_STREAMS = 256
     # The largest message accepted: camflow's own limit on a packet.
     MAX_MESSAGE = 256 << 20
+    # The bytes of init segments kept in ``inits``, all streams together (a real one is a few
+    # kilobytes): 30 streams' init segments of 20 MB each held 611 MB.
+    MAX_INIT_BYTES = 16 << 20
 
-    def __init__(self, context, endpoint, streams, kinds, curve, idle_timeout, receive_buffer):
+    def __init__(self, context, endpoint, streams, kinds, curve, idle_timeout, receive_buffer,
+                 max_header=MAX_HEADER, max_init_bytes=None):
         self.streams = list(streams) if streams else None
         self.kinds = set(kinds) if kinds else None
         self.idle_timeout = idle_timeout
+        self.max_header = max_header
+        self.max_init_bytes = self.MAX_INIT_BYTES if max_init_bytes is None else max_init_bytes
         self.sequences = SequenceTracker()
         self.malformed = 0
-        # The latest init segment of each stream (the latch sends it to every newcomer).
+        # The latest init segment of each stream (the latch sends it to every newcomer), the oldest
+        # dropped beyond MAX_STREAMS streams or max_init_bytes bytes.
         self.inits: OrderedDict[str, Init] = OrderedDict()
+        self._init_bytes = 0
+        self._unkept = 0
         self.socket = context.socket(zmq.SUB)
         try:
             self._configure(endpoint, curve, receive_buffer)
@@ -99,9 +109,18 @@ class _Base:
         for address in [endpoint] if isinstance(endpoint, str) else endpoint:
             self.socket.connect(address)
 
-    def _accept(self, frames: list[bytes]) -> Message | None:
+    def _parts(self, part, parts: list, count: int) -> int:
+        # Only the first three parts are kept, and without a copy: a message of a million
+        # parts, or a fourth of 200 MB, costs nothing more than libzmq's own buffer.
+        if count < 3:
+            parts.append(part.buffer)
+        return count + 1
+
+    def _accept(self, frames: list, count: int | None = None) -> Message | None:
         try:
-            message = parse(frames)
+            if count is not None and count != len(frames):
+                raise MalformedMessage(f"expected 3 frames (topic, header, payload), got {count}")
+            message = parse(frames, max_header=self.max_header)
         except MalformedMessage as error:
             self.malformed += 1
             # Said for the first ten, then every thousandth: a flood does not flood the log.
@@ -116,13 +135,26 @@ class _Base:
         if message.restarted:
             log.warning("%s: the sequence went back to %d: the publisher restarted", printable(message.topic), message.sequence)
         if isinstance(message, Init):
-            self.inits[message.stream] = message
-            self.inits.move_to_end(message.stream)
-            while len(self.inits) > self.MAX_STREAMS:
-                self.inits.popitem(last=False)
+            self._keep(message)
         if self.kinds is not None and not matches(message, self.kinds):
             return None
         return message
+
+    def _keep(self, init: Init) -> None:
+        previous = self.inits.pop(init.stream, None)
+        if previous is not None:
+            self._init_bytes -= len(previous.payload)
+        if len(init.payload) > self.max_init_bytes:
+            self._unkept += 1
+            if self._unkept <= 10 or self._unkept % 1000 == 0:
+                log.warning("%s: an init segment of %d bytes is not kept (max_init_bytes %d)",
+                            printable(init.stream), len(init.payload), self.max_init_bytes)
+            return
+        self.inits[init.stream] = init
+        self._init_bytes += len(init.payload)
+        while len(self.inits) > self.MAX_STREAMS or self._init_bytes > self.max_init_bytes:
+            _, dropped = self.inits.popitem(last=False)
+            self._init_bytes -= len(dropped.payload)
 
     def _check_frames(self):
         if self.kinds is not None and not {"init", "frame"} <= self.kinds:
@@ -139,12 +171,16 @@ class StreamDecoders:
     Whatever a message holds, taking it never raises: a frame the decoder
     cannot use makes it wait for the next keyframe."""
 
-    def __init__(self, stream: str | None, image_format: str, keyframes_only: bool):
+    def __init__(self, stream: str | None, image_format: str, keyframes_only: bool, **limits):
         from .decode import VideoDecoder  # noqa: PLC0415 (PyAV only when frames are asked for)
         self._make = VideoDecoder
         self.stream = stream
         self.image_format = image_format
         self.keyframes_only = keyframes_only
+        # max_width, max_height, max_pixels, max_nal_units of each VideoDecoder.
+        self.limits = limits
+        # Each stream's decoder and the digest of its init segment: not the segment itself, which
+        # may be large, and which the subscriber's ``inits`` keeps within its own bound.
         self._decoders: OrderedDict[str, tuple[bytes, object]] = OrderedDict()
         self.failures = 0
 
@@ -155,7 +191,9 @@ class StreamDecoders:
             return self._take(message)
         except Exception as error:  # noqa: BLE001 (a hostile stream must not end the iteration)
             self.failures += 1
-            log.warning("%s: frame skipped, decoding resumes at the next keyframe: %s", printable(message.stream), error)
+            if self.failures <= 10 or self.failures % 1000 == 0:
+                log.warning("%s: frame skipped (%d so far), decoding resumes at the next keyframe: %s",
+                            printable(message.stream), self.failures, printable(str(error), 300))
             entry = self._decoders.get(message.stream)
             if entry is not None:
                 entry[1].reset()
@@ -164,16 +202,21 @@ class StreamDecoders:
     def _take(self, message: Message):
         if isinstance(message, Init):
             current = self._decoders.get(message.stream)
-            if current is None or current[0] != message.payload:
+            digest = hashlib.sha256(message.payload).digest()
+            if current is None or current[0] != digest:
                 held = current[1].flush() if current is not None else []
                 self._decoders.pop(message.stream, None)
                 try:
                     init: InitSegment = parse_init(message.payload)
-                    self._decoders[message.stream] = (message.payload, self._make(init, self.image_format, self.keyframes_only))
+                    decoder = self._make(init, self.image_format, self.keyframes_only, **self.limits)
+                    self._decoders[message.stream] = (digest, decoder)
                     while len(self._decoders) > _Base.MAX_STREAMS:
                         self._decoders.popitem(last=False)
                 except ValueError as error:
-                    log.warning("%s: cannot decode this stream: %s", printable(message.stream), error)
+                    self.failures += 1
+                    if self.failures <= 10 or self.failures % 1000 == 0:
+                        log.warning("%s: cannot decode this stream: %s", printable(message.stream),
+                                    printable(str(error), 300))
                 return held
             return []
         if not isinstance(message, Frame):
@@ -204,12 +247,16 @@ class Subscriber(_Base):
     ``streams`` and ``kinds`` narrow what is received (by topic, on the
     publisher's side where ZeroMQ can); ``curve`` is a :class:`Curve` or a
     dict of its fields; iteration ends after ``idle_timeout`` seconds
-    without a message (never when None).
+    without a message (never when None). A message whose header is over
+    ``max_header`` bytes is skipped as malformed; ``inits`` keeps at most
+    ``max_init_bytes`` of init segments (16 MiB when None).
     """
 
     def __init__(self, endpoint, streams=None, kinds=None, curve=None, idle_timeout: float | None = None,
-                 receive_buffer: int = 1000, context: zmq.Context | None = None):
-        super().__init__(context or zmq.Context.instance(), endpoint, streams, kinds, curve, idle_timeout, receive_buffer)
+                 receive_buffer: int = 1000, context: zmq.Context | None = None, *, max_header: int = MAX_HEADER,
+                 max_init_bytes: int | None = None):
+        super().__init__(context or zmq.Context.instance(), endpoint, streams, kinds, curve, idle_timeout, receive_buffer,
+                         max_header, max_init_bytes)
 
     def recv(self, timeout: float | None = None) -> Message | None:
         """The next message, or None after ``timeout`` seconds without one."""
@@ -218,7 +265,13 @@ class Subscriber(_Base):
             wait = None if deadline is None else max(0, deadline - time.monotonic())
             if not self.socket.poll(None if wait is None else int(wait * 1000)):
                 return None
-            message = self._accept(self.socket.recv_multipart(copy=True))
+            parts, count = [], 0
+            while True:
+                part = self.socket.recv(copy=False)
+                count = self._parts(part, parts, count)
+                if not part.more:
+                    break
+            message = self._accept(parts, count)
             if message is not None:
                 return message
 
@@ -229,11 +282,12 @@ class Subscriber(_Base):
                 return
             yield message
 
-    def frames(self, stream: str | None = None, format: str = "bgr24", keyframes_only: bool = False):
+    def frames(self, stream: str | None = None, format: str = "bgr24", keyframes_only: bool = False, **limits):
         """Decoded video frames (numpy arrays, ``bgr24`` for OpenCV) of ``stream`` (every stream when None),
-        from the first keyframe on; after a gap or a publisher restart, from the next keyframe."""
+        from the first keyframe on; after a gap or a publisher restart, from the next keyframe.
+        ``limits``: max_width, max_height, max_pixels, max_nal_units (:class:`~camflow_client.decode.VideoDecoder`)."""
         self._check_frames()
-        decoders = StreamDecoders(stream, format, keyframes_only)
+        decoders = StreamDecoders(stream, format, keyframes_only, **limits)
         for message in self:
             yield from decoders.take(message)
         yield from decoders.flush()
@@ -249,10 +303,11 @@ class AsyncSubscriber(_Base):
     """The asyncio form of :class:`Subscriber`: ``async for message in subscriber``."""
 
     def __init__(self, endpoint, streams=None, kinds=None, curve=None, idle_timeout: float | None = None,
-                 receive_buffer: int = 1000, context=None):
+                 receive_buffer: int = 1000, context=None, *, max_header: int = MAX_HEADER,
+                 max_init_bytes: int | None = None):
         import zmq.asyncio  # noqa: PLC0415
         super().__init__(context or zmq.asyncio.Context.instance(), endpoint, streams, kinds, curve, idle_timeout,
-                         receive_buffer)
+                         receive_buffer, max_header, max_init_bytes)
 
     async def recv(self, timeout: float | None = None) -> Message | None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -260,7 +315,13 @@ class AsyncSubscriber(_Base):
             wait = None if deadline is None else max(0, deadline - time.monotonic())
             if not await self.socket.poll(None if wait is None else int(wait * 1000)):
                 return None
-            message = self._accept(await self.socket.recv_multipart(copy=True))
+            parts, count = [], 0
+            while True:
+                part = await self.socket.recv(copy=False)
+                count = self._parts(part, parts, count)
+                if not part.more:
+                    break
+            message = self._accept(parts, count)
             if message is not None:
                 return message
 
@@ -271,11 +332,12 @@ class AsyncSubscriber(_Base):
                 return
             yield message
 
-    async def frames(self, stream: str | None = None, format: str = "bgr24", keyframes_only: bool = False):
+    async def frames(self, stream: str | None = None, format: str = "bgr24", keyframes_only: bool = False,
+                     **limits):
         """As :meth:`Subscriber.frames`; decoding runs in a worker thread, off the event loop."""
         import asyncio  # noqa: PLC0415
         self._check_frames()
-        decoders = StreamDecoders(stream, format, keyframes_only)
+        decoders = StreamDecoders(stream, format, keyframes_only, **limits)
         async for message in self:
             for frame in await asyncio.to_thread(decoders.take, message):
                 yield frame

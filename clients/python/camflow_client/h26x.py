@@ -1,0 +1,200 @@
+"""The picture size H.264 and H.265 parameter sets declare, read before a
+decoder sees them: FFmpeg allocates what an SPS says (16000 x 16000 under a
+64 x 64 init segment held 619 MB), so a frame whose SPS is over the limits
+never reaches it. Pure Python, no dependencies; every read is bounds-checked
+and every loop bounded, so hostile bytes cost at most a linear scan.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Iterator
+
+from .messages import DecodeError
+
+# NAL units in one frame: real encoders write a few (parameter sets, SEI, slices), a
+# few hundred with many slices. A frame of 30 MB of start codes held 10 million.
+MAX_NAL_UNITS = 4096
+
+_H264_SPS = 7
+_HEVC_SPS = 33
+# H.264 profiles whose SPS carries chroma format, bit depths and scaling lists.
+_HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
+
+
+class _Bits:
+    """An RBSP read bit by bit; reading past the end is a :class:`DecodeError`."""
+
+    def __init__(self, nal: bytes, skip: int, unescape: bool = True):
+        self.data = _unescape(nal[skip:]) if unescape else nal[skip:]
+        self.at = 0
+
+    def u(self, count: int) -> int:
+        value = 0
+        for _ in range(count):
+            byte = self.at >> 3
+            if byte >= len(self.data):
+                raise DecodeError("a parameter set ends early")
+            value = (value << 1) | ((self.data[byte] >> (7 - (self.at & 7))) & 1)
+            self.at += 1
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.u(1) == 0:
+            zeros += 1
+            if zeros > 31:
+                raise DecodeError("a parameter set holds an Exp-Golomb code longer than 32 bits")
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        value = self.ue()
+        return (value + 1) // 2 if value & 1 else -(value // 2)
+
+
+def _unescape(data: bytes) -> bytes:
+    if b"\0\0\3" not in data:
+        return data
+    out, at = bytearray(), 0
+    while True:
+        found = data.find(b"\0\0\3", at)
+        if found < 0:
+            return bytes(out + data[at:])
+        out += data[at:found + 2]
+        at = found + 3
+
+
+def nal_units(payload: bytes, annex_b: bool, length_size: int = 4, limit: int = MAX_NAL_UNITS) -> Iterator[bytes]:
+    """The NAL units of one frame as FFmpeg splits it: by start codes (Annex B) or by length
+    prefixes of ``length_size`` bytes. More than ``limit`` of them, or a length past the end
+    of the frame, is a :class:`DecodeError`."""
+    count = 0
+    if annex_b:
+        found = payload.find(b"\0\0\1")
+        while found >= 0:
+            count += 1
+            if count > limit:
+                raise DecodeError(f"a frame of more than {limit} NAL units")
+            begin = found + 3
+            found = payload.find(b"\0\0\1", begin)
+            unit = payload[begin:found if found >= 0 else len(payload)]
+            yield unit.rstrip(b"\0") if found >= 0 else unit
+        return
+    at = 0
+    while at < len(payload):
+        count += 1
+        if count > limit:
+            raise DecodeError(f"a frame of more than {limit} NAL units")
+        if at + length_size > len(payload):
+            raise DecodeError(f"a NAL unit length at byte {at} is cut off")
+        size = int.from_bytes(payload[at:at + length_size], "big")
+        at += length_size
+        if size > len(payload) - at:
+            raise DecodeError(f"a NAL unit at byte {at} declares {size} bytes; {len(payload) - at} are left")
+        yield payload[at:at + size]
+        at += size
+
+
+def sps_size(codec: str, nal: bytes, unescape: bool = True) -> tuple[int, int] | None:
+    """(width, height) of the coded picture an SPS NAL unit declares; None for other NAL units.
+    ``unescape=False`` reads the bytes as they are, emulation prevention bytes and all."""
+    if codec == "h264" and nal and nal[0] & 0x1F == _H264_SPS:
+        return _h264_sps_size(_Bits(nal, 1, unescape))
+    if codec == "hevc" and len(nal) >= 2 and (nal[0] >> 1) & 0x3F == _HEVC_SPS:
+        if (nal[0] & 1) or nal[1] >> 3:
+            # A layer above the base (MV-HEVC) writes its SPS another way; camflow's cameras send none.
+            raise DecodeError("an SPS of a layer above the base layer")
+        return _hevc_sps_size(_Bits(nal, 2))
+    return None
+
+
+def _h264_sps_size(bits: _Bits) -> tuple[int, int]:
+    profile = bits.u(8)
+    bits.u(16)  # constraint flags, level
+    bits.ue()  # seq_parameter_set_id
+    if profile in _HIGH_PROFILES:
+        chroma_format = bits.ue()
+        if chroma_format == 3:
+            bits.u(1)  # separate_colour_plane_flag
+        bits.ue()  # bit_depth_luma_minus8
+        bits.ue()  # bit_depth_chroma_minus8
+        bits.u(1)  # qpprime_y_zero_transform_bypass_flag
+        if bits.u(1):  # seq_scaling_matrix_present_flag
+            for index in range(8 if chroma_format != 3 else 12):
+                if bits.u(1):
+                    last = following = 8
+                    for _ in range(16 if index < 6 else 64):
+                        if following:
+                            following = (last + bits.se() + 256) % 256
+                        last = following or last
+    bits.ue()  # log2_max_frame_num_minus4
+    order = bits.ue()
+    if order == 0:
+        bits.ue()
+    elif order == 1:
+        bits.u(1)
+        bits.se()
+        bits.se()
+        cycle = bits.ue()
+        if cycle > 255:
+            raise DecodeError(f"an SPS with {cycle} reference frames in its picture order cycle")
+        for _ in range(cycle):
+            bits.se()
+    bits.ue()  # max_num_ref_frames
+    bits.u(1)  # gaps_in_frame_num_value_allowed_flag
+    width_mbs = bits.ue() + 1
+    height_units = bits.ue() + 1
+    frame_mbs_only = bits.u(1)
+    return width_mbs * 16, height_units * 16 * (2 - frame_mbs_only)
+
+
+def _hevc_sps_size(bits: _Bits) -> tuple[int, int]:
+    bits.u(4)  # sps_video_parameter_set_id
+    sub_layers = bits.u(3)
+    bits.u(1)  # temporal_id_nesting
+    bits.u(96)  # general profile, tier and level
+    present = [(bits.u(1), bits.u(1)) for _ in range(sub_layers)]
+    if sub_layers:
+        bits.u(2 * (8 - sub_layers))
+    for profile, level in present:
+        bits.u(88 if profile else 0)
+        bits.u(8 if level else 0)
+    bits.ue()  # sps_seq_parameter_set_id
+    if bits.ue() == 3:  # chroma_format_idc
+        bits.u(1)
+    return bits.ue(), bits.ue()
+
+
+def config_sps(codec: str, config: bytes) -> list[bytes]:
+    """The SPS NAL units of a decoder configuration record (avcC or hvcC content)."""
+    out = []
+    try:
+        if codec == "h264" and len(config) >= 6:
+            at = 6
+            for _ in range(config[5] & 0x1F):
+                size = struct.unpack_from(">H", config, at)[0]
+                out.append(_cut(config, at + 2, size))
+                at += 2 + size
+        elif codec == "hevc" and len(config) >= 23:
+            at = 23
+            for _ in range(config[22]):
+                kind, count = config[at] & 0x3F, struct.unpack_from(">H", config, at + 1)[0]
+                at += 3
+                for _ in range(count):
+                    size = struct.unpack_from(">H", config, at)[0]
+                    if kind == _HEVC_SPS:
+                        out.append(_cut(config, at + 2, size))
+                    at += 2 + size
+    except (struct.error, IndexError):
+        raise DecodeError("the decoder configuration record is cut off") from None
+    return out
+
+
+def _cut(data: bytes, at: int, size: int) -> bytes:
+    if at + size > len(data):
+        raise DecodeError("the decoder configuration record is cut off")
+    return data[at:at + size]
+
+
+def looks_like_avcc(payload: bytes) -> bool:
+    """FFmpeg's H.264 decoder takes a frame shaped like an avcC record as new parameter sets."""
+    return len(payload) >= 9 and payload[0] == 1 and payload[2] == 0 and payload[4] & 0xFC == 0xFC

@@ -1,0 +1,335 @@
+"""A hostile publisher (a real ZeroMQ PUB socket from pyzmq) against the client: every limit holds,
+every library error is the client's own, and nothing from the wire reaches a terminal unescaped."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from camflow_client import ClientError, DecodeError, MalformedMessage, Subscriber, parse
+from camflow_client.messages import printable
+from camflow_client.mp4 import annex_b_to_length_prefixed, parse_init
+from camflow_client.sequence import SequenceTracker
+
+import hostile
+from hostile import END, Publisher, box, frame, init_segment, keyframe, message, sps
+
+
+def received(publisher, subscriber, *messages):
+    """What ``subscriber`` yields of ``messages`` sent by ``publisher``, up to the end event."""
+    publisher.wait_for_subscriber()
+    for frames in messages:
+        publisher.send(frames)
+    publisher.send(END)
+    out = []
+    for got in subscriber:
+        if got.kind == "event" and got.header.get("event") == "end":
+            return out
+        out.append(got)
+    raise AssertionError("the end event did not arrive")
+
+
+def client(*args, timeout=60):
+    return subprocess.Popen([sys.executable, "-m", "camflow_client", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+# Item: the header is bounded before it is parsed.
+
+def test_a_header_over_the_limit_is_skipped_before_it_is_parsed():
+    big = message("cam1", "event", 1, event="x", fields={"a": [{}] * 400_000})  # 1.6 MB of header
+    with Publisher() as publisher, Subscriber(publisher.endpoint, idle_timeout=10) as subscriber:
+        got = received(publisher, subscriber, big, message("cam1", "event", 2, event="small"))
+        assert [m.header["event"] for m in got] == ["small"]
+        assert subscriber.malformed == 1
+    with pytest.raises(MalformedMessage, match="more than 65536"):
+        parse(big)
+
+
+def test_the_header_limit_is_configurable():
+    big = message("cam1", "event", 1, event="x", fields={"a": [{}] * 400_000})
+    with Publisher() as publisher, Subscriber(publisher.endpoint, idle_timeout=10, max_header=2 << 20) as subscriber:
+        assert [m.header["event"] for m in received(publisher, subscriber, big)] == ["x"]
+    assert parse(big, max_header=2 << 20).fields["a"] == [{}] * 400_000
+
+
+# Item: init segments kept across streams are bounded in bytes.
+
+def test_init_segments_kept_are_bounded_in_bytes_across_streams():
+    inits = [message(f"cam{index}", "init", 1, init_segment(64, 64, padding=300_000)) for index in range(10)]
+    huge = message("huge", "init", 1, init_segment(64, 64, padding=2 << 20))
+    with Publisher() as publisher, Subscriber(publisher.endpoint, idle_timeout=10, max_init_bytes=1 << 20) as subscriber:
+        got = received(publisher, subscriber, *inits, huge)
+        assert len(got) == 11, "every init segment is still delivered"
+        assert sum(len(m.payload) for m in subscriber.inits.values()) <= 1 << 20
+        assert list(subscriber.inits) == ["cam7", "cam8", "cam9"], "the latest are kept, the one over the limit not"
+    assert Subscriber.MAX_INIT_BYTES == 16 << 20
+
+
+# Item: start-code scan work is bounded.
+
+def test_a_frame_of_start_codes_is_refused_before_the_decoder_and_the_remux():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    bomb = b"\0\0\0\1" + b"\0\0\1" * 5000
+    with pytest.raises(ClientError, match="more than 4096 NAL units"):
+        annex_b_to_length_prefixed(bomb)
+    assert annex_b_to_length_prefixed(bomb, max_nal_units=6000) == b""
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)))
+    assert decoder.decode(parse(frame("cam1", 1, bomb))) == []
+    assert decoder.rejected == 1 and "more than 4096 NAL units" in decoder.last_error
+    assert [p.image.shape for p in decoder.decode(parse(frame("cam1", 2, keyframe(64, 64))))] == [(64, 64, 3)]
+    # Length-prefixed frames are counted too, and a length past the end is refused.
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)), max_nal_units=100)
+    prefixed = b"\0\0\0\2\x09\xf0" * 101
+    assert decoder.decode(parse(frame("cam1", 1, prefixed))) == [] and "more than 100" in decoder.last_error
+    assert decoder.decode(parse(frame("cam1", 2, b"\0\1\0\0\x65"))) == [] and "declares 65536" in decoder.last_error
+
+
+def test_save_skips_a_frame_of_start_codes_and_writes_the_next_keyframe(tmp_path):
+    out = tmp_path / "out.mp4"
+    with Publisher() as publisher:
+        child = client("save", publisher.endpoint, "--stream", "cam1", "--out", str(out), "--frames", "1",
+                       "--idle-timeout", "10")
+        publisher.wait_for_subscriber()
+        publisher.send(message("cam1", "init", 1, init_segment(64, 64)))
+        publisher.send(frame("cam1", 2, b"\0\0\0\1" + b"\0\0\1" * 5000))
+        publisher.send(frame("cam1", 3, keyframe(64, 64)))
+        _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 0, stderr
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                            "stream=nb_read_frames,width,height", "-of", "csv=p=0", str(out)],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.strip().split(",")[:3] == ["64", "64", "1"], probe.stdout
+
+
+# Item: decoded pictures are bounded, from the SPS on.
+
+def test_an_sps_over_the_limit_in_a_frame_is_refused_before_the_decoder_allocates():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)))
+    assert decoder.decode(parse(frame("cam1", 1, keyframe(16000, 16000)))) == []
+    assert decoder.rejected == 1 and "SPS is 16000x16000" in decoder.last_error
+    assert decoder._context.width == 0, "the decoder never saw it"
+    assert [p.image.shape for p in decoder.decode(parse(frame("cam1", 2, keyframe(64, 64))))] == [(64, 64, 3)]
+    # Each bound alone: 8192 on a side, 3840 x 2160 x 2 pixels in all.
+    for width, height in ((8208, 16), (16, 8208), (4096, 4096)):
+        assert decoder.decode(parse(frame("cam1", 3, keyframe(width, height)))) == []
+        assert f"SPS is {width}x{height}" in decoder.last_error
+
+
+def test_an_init_segment_whose_sps_is_over_the_limit_is_not_decoded():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    # The sample entry says 64 x 64, its avcC's SPS 16000 x 16000.
+    with pytest.raises(DecodeError, match="SPS is 16000x16000"):
+        VideoDecoder(parse_init(init_segment(64, 64, parameter_set=sps(1000, 1000))))
+    with pytest.raises(DecodeError, match="picture is 9000x64"):
+        VideoDecoder(parse_init(init_segment(9000, 64, parameter_set=sps(4, 4))))
+
+
+def test_hevc_sps_sizes_are_read_and_checked():
+    from camflow_client.h26x import sps_size
+    bits = hostile.Bits().u(4, 0).u(3, 0).u(1, 1).u(96, 0).ue(0).ue(1).ue(16000).ue(16000)
+    assert sps_size("hevc", bytes([33 << 1, 1]) + bits.rbsp()) == (16000, 16000)
+    with pytest.raises(DecodeError, match="ends early"):
+        sps_size("hevc", bytes([33 << 1, 1]) + b"\x01\x02")
+
+
+def decoded(messages, **limits):
+    """(stream, width, height) of what Subscriber.frames decodes of ``messages``, up to the picture of
+    the stream "end" that follows them."""
+    ending = [message("end", "init", 1, init_segment(16, 16)), frame("end", 2, keyframe(16, 16))]
+    with Publisher() as publisher, Subscriber(publisher.endpoint, idle_timeout=10) as subscriber:
+        publisher.wait_for_subscriber()
+        for frames in messages + ending:
+            publisher.send(frames)
+        out = []
+        for picture in subscriber.frames(**limits):
+            if picture.stream == "end":
+                return out
+            out.append((picture.stream, picture.width, picture.height))
+    raise AssertionError("the end stream's picture did not come")
+
+
+def test_picture_limits_are_configurable_in_frames():
+    pytest.importorskip("av")
+    limits = {"max_width": 64, "max_height": 64, "max_pixels": 64 * 64}
+    assert decoded([message("cam1", "init", 1, init_segment(128, 128)), frame("cam1", 2, keyframe(128, 128))],
+                   **limits) == [], "the init segment itself is over the limit"
+    assert decoded([message("cam1", "init", 1, init_segment(64, 64)), frame("cam1", 2, keyframe(128, 128)),
+                    frame("cam1", 3, keyframe(64, 64))], **limits) == [("cam1", 64, 64)]
+    assert decoded([message("cam1", "init", 1, init_segment(64, 64)), frame("cam1", 2, keyframe(128, 128))]) \
+        == [("cam1", 128, 128)], "within the default limits"
+
+
+def test_the_decoder_refuses_a_picture_over_the_limit_even_past_the_sps_check():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)), max_width=64, max_height=64, max_pixels=64 * 64)
+    decoder._check_sps = lambda *args, **kwargs: None  # as if an SPS slipped past the reading of it
+    assert decoder.decode(parse(frame("cam1", 1, keyframe(256, 256)))) == []
+    assert decoder.rejected == 1
+
+
+@pytest.mark.parametrize("case", ["header", "save-start-codes", "sps-bomb"])
+def test_hostile_messages_leave_the_subscriber_process_small(case):
+    pytest.importorskip("av")
+    # Before the limits: 424, 479 and 619 MB; with them, what the process holds anyway (~40-85 MB).
+    result = hostile.measure(case)
+    assert result["hwm_mb"] < 200, result
+
+
+# Item: library errors become the client's own.
+
+def test_snapshot_of_a_wide_stream_scales_to_width_16(tmp_path):
+    pytest.importorskip("av")
+    out = tmp_path / "wide.jpg"
+    with Publisher() as publisher:
+        child = client("snapshot", publisher.endpoint, "--stream", "cam1", "--out", str(out), "--width", "16",
+                       "--idle-timeout", "10")
+        publisher.wait_for_subscriber()
+        publisher.send(message("cam1", "init", 1, init_segment(4096, 16)))
+        publisher.send(frame("cam1", 2, keyframe(4096, 16)))
+        _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 0 and "Traceback" not in stderr, stderr
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of",
+                            "csv=p=0", str(out)], capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "mjpeg,16,2"
+
+
+def test_snapshot_refuses_a_scale_over_the_limits_with_a_clear_error(tmp_path):
+    pytest.importorskip("av")
+    out = tmp_path / "tall.jpg"
+    with Publisher() as publisher:
+        # 16 x 4096 at 7680 wide would be 7680 x 1966080: 45 GB of pixels.
+        child = client("snapshot", publisher.endpoint, "--stream", "cam1", "--out", str(out), "--width", "7680",
+                       "--idle-timeout", "10")
+        publisher.wait_for_subscriber()
+        publisher.send(message("cam1", "init", 1, init_segment(16, 4096)))
+        publisher.send(frame("cam1", 2, keyframe(16, 4096)))
+        _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 1 and "Traceback" not in stderr, stderr
+    assert "7680x1966080, more than 8192x8192" in stderr
+    assert not out.exists()
+    bad = subprocess.run([sys.executable, "-m", "camflow_client", "snapshot", "tcp://127.0.0.1:1", "--stream", "c",
+                          "--out", str(out), "--width", "8"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not from 16 to 7680" in bad.stderr
+
+
+def test_library_errors_are_client_errors():
+    pytest.importorskip("av")
+    import numpy
+    from camflow_client.decode import DecodedFrame, VideoDecoder, encode_jpeg, scale
+    from camflow_client.mp4 import fragment
+    gray = DecodedFrame("cam1", numpy.zeros((16, 16), numpy.uint8), 0.0, 0.0, True, 16, 16, 1)
+    with pytest.raises(ClientError):
+        encode_jpeg(gray)  # a ValueError from numpy's shape check in PyAV
+    with pytest.raises(ClientError):
+        scale(gray, 16)
+    with pytest.raises(ClientError):
+        fragment(1, 1 << 40, 0, [(b"", 0, 0, True)])  # struct.error
+    with pytest.raises(ClientError):
+        annex_b_to_length_prefixed(b"\0\0\0\1" + bytes(300), 1)  # OverflowError
+    # A picture format PyAV does not know: the frame is refused, decode() does not raise.
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)), image_format="no-such-format")
+    assert decoder.decode(parse(frame("cam1", 1, keyframe(64, 64)))) == []
+    assert "no-such-format" in decoder.last_error
+    # Header values a Frame made by hand may hold (as an exec node does) do not reach PyAV.
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)))
+    made = parse(frame("cam1", 1, keyframe(64, 64)))
+    made.header["timescale"] = 1 << 40  # PyAV: OverflowError
+    assert len(decoder.decode(made)) == 1
+    made.header["pts"] = "x"
+    assert decoder.decode(made) == [] and "pts" in decoder.last_error
+    assert issubclass(MalformedMessage, ClientError) and issubclass(DecodeError, ClientError)
+    assert issubclass(ClientError, ValueError)
+
+
+# Item: everything printed is escaped.
+
+def test_printable_escapes_control_characters_and_the_backslash_as_hex():
+    assert printable("cam\x1b[2J\x07\x9b\n\\x1b") == "cam\\x1b[2J\\x07\\x9b\\x0a\\x5cx1b"
+    assert printable("\u202ecam") == "\\u202ecam"
+    assert printable("é" * 5, 3) == "ééé…"
+
+
+def test_a_box_type_with_terminal_escapes_is_escaped_in_the_error():
+    hostile_box = box(b"\x1b[2J", bytes(4))[:-2]  # declares more than is left
+    with pytest.raises(MalformedMessage) as raised:
+        parse_init(hostile_box)
+    assert "\x1b" not in str(raised.value) and "'\\x1b[2J'" in str(raised.value)
+
+
+def test_save_prints_a_hostile_init_segment_error_escaped(tmp_path):
+    with Publisher() as publisher:
+        child = client("save", publisher.endpoint, "--stream", "cam1", "--out", str(tmp_path / "x.mp4"),
+                       "--idle-timeout", "10")
+        publisher.wait_for_subscriber()
+        publisher.send(message("cam1", "init", 1, box(b"\x1b]0;", bytes(4))[:-2]))
+        _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 1
+    assert "\x1b" not in stderr and "\\x1b]0;" in stderr, stderr
+
+
+def test_tail_and_repr_print_nothing_unescaped():
+    evil = "\x1b]0;owned\x07\x9b31m"
+    hostile_message = message("cam1", "event", 1, topic=f"cam1/event{evil}".encode(), event="x",
+                              fields={"note": evil, evil: 1})
+    assert "\x1b" not in repr(parse(hostile_message)) and "\\x1b" in repr(parse(hostile_message))
+    with Publisher() as publisher:
+        child = client("tail", publisher.endpoint, "--stream", "cam1", "--count", "1", "--idle-timeout", "10")
+        publisher.wait_for_subscriber()
+        publisher.send(hostile_message)
+        stdout, stderr = child.communicate(timeout=60)
+    assert child.returncode == 0, stderr
+    assert stdout.count("\n") == 1 and all(c.isprintable() for c in stdout.strip()), repr(stdout)
+    assert "cam1/event\\x1b]0;owned\\x07\\x9b31m" in stdout
+
+
+@pytest.mark.parametrize("name", ["cam\x1b[2J", "cam\n1", "", "c" * 257])
+def test_stream_names_camflow_would_refuse_are_malformed(name):
+    with pytest.raises(MalformedMessage, match="'stream' must be 1 to 256 bytes"):
+        parse(message(name, "frame", 1))
+
+
+# Further attacks.
+
+def test_sequence_numbers_past_2_63_read_unsigned_and_wrap_without_a_restart():
+    # camflow writes its unsigned 64-bit sequence as the signed bit pattern.
+    assert parse(message("cam1", "frame", -1)).sequence == (1 << 64) - 1
+    assert parse(message("cam1", "frame", -(1 << 63))).header["sequence"] == 1 << 63
+    tracker = SequenceTracker()
+    for sequence in ((1 << 63) - 1, 1 << 63, (1 << 64) - 2, (1 << 64) - 1, 0, 1):
+        tracker.observe("cam1/frame", sequence)
+    assert (tracker.lost, tracker.restarts) == ((1 << 63) - 3, 0)
+    assert tracker.observe("cam1/frame", 0) == (0, True), "going back is still a restart"
+    assert tracker.observe("cam1/frame", -1) == (0, True)
+
+
+@pytest.mark.parametrize("field,value", [("timescale", 1 << 32), ("timescale", -1), ("width", 65536),
+                                         ("height", -1), ("track", 1 << 32), ("duration", (1 << 40) + 1)])
+def test_header_numbers_outside_camflows_ranges_are_malformed(field, value):
+    with pytest.raises(MalformedMessage, match=f"'{field}' is {value}, outside"):
+        parse(message("cam1", "frame", 1, **{field: value}))
+
+
+def test_headers_nested_deeper_than_the_limit_are_malformed():
+    deep = {}
+    for _ in range(40):
+        deep = {"a": deep}
+    with pytest.raises(MalformedMessage, match="nests deeper than 32"):
+        parse(message("cam1", "event", 1, event="x", fields=deep))
+    parse(message("cam1", "event", 1, event="x", fields={"a": [[[1]]]}))
+
+
+def test_multipart_messages_with_parts_missing_or_extra_are_skipped_and_counted():
+    with Publisher() as publisher, Subscriber(publisher.endpoint, idle_timeout=10) as subscriber:
+        got = received(publisher, subscriber,
+                       message("cam1", "event", 1, event="a")[:2],
+                       message("cam1", "event", 2, event="b") + [b"extra"] * 1000,
+                       [b"cam1/" + b"t" * 2000] + message("cam1", "event", 3, event="c")[1:],
+                       message("cam1", "event", 4, event="ok"))
+        assert [m.header["event"] for m in got] == ["ok"]
+        assert subscriber.malformed == 3
