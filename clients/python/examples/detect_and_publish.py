@@ -20,7 +20,7 @@ except ImportError:  # run from a checkout without the package installed
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from camflow_client.node import emit, packets
 from camflow_client.decode import VideoDecoder
-from camflow_client.messages import Frame
+from camflow_client.messages import Frame, printable
 from camflow_client.mp4 import parse_init
 
 decoders, previous, sequences = {}, {}, {}
@@ -29,8 +29,8 @@ for header, payload in packets():
     if header["kind"] == "init":
         try:
             decoders[stream] = VideoDecoder(parse_init(payload), keyframes_only=True)
-        except ValueError as error:  # no video, or an init segment that does not parse: skip the stream
-            print(f"{stream}: not decoded: {error}", file=sys.stderr)
+        except ValueError as error:  # no video, an init segment that does not parse, a picture over the limits
+            print(f"{printable(stream)}: not decoded: {error}", file=sys.stderr)
             decoders.pop(stream, None)
     elif header["kind"] == "frame" and header.get("keyframe") and stream in decoders:
         # The exec framing carries the ZeroMQ header: it reads as a Frame message.

@@ -69,3 +69,48 @@ def test_a_pipe_that_ends_or_lies_gives_a_clear_error():
                    struct.pack(">I", 1 << 31)]:  # beyond any packet
         with pytest.raises((EOFError, ValueError)):
             list(packets(io.BytesIO(broken)))
+
+
+def test_a_header_over_camflows_limit_or_nested_too_deep_is_a_client_error():
+    import pytest
+
+    from camflow_client import ClientError
+
+    # A 2 MiB header is refused on its length, before it is read; a deep one is not a RecursionError.
+    for broken in [struct.pack(">I", 2 << 20) + b"[" * (2 << 20) + struct.pack(">I", 0),
+                   struct.pack(">I", 100_000) + b"[" * 100_000 + struct.pack(">I", 0),
+                   struct.pack(">I", 2) + b"\xff\xfe" + struct.pack(">I", 0)]:
+        with pytest.raises(ClientError):
+            list(packets(io.BytesIO(broken)))
+
+
+def test_an_ack_sequence_past_2_63_is_acknowledged_unsigned():
+    import pytest
+
+    from camflow_client import ClientError
+
+    # camflow writes its unsigned count as the signed bit pattern and reads the ack back as digits.
+    source = io.BytesIO(framed({"kind": "frame", "ack_sequence": -1}) + framed({"kind": "frame", "ack_sequence": -2}))
+    out = io.BytesIO()
+    assert len(list(packets(source, out))) == 2
+    acks, at, data = [], 0, out.getvalue()
+    while at < len(data):
+        size = struct.unpack_from(">I", data, at)[0]
+        acks.append(data[at + 4:at + 4 + size])
+        at += 8 + size
+    assert acks == [b'{"ack":18446744073709551615}', b'{"ack":18446744073709551614}']
+    with pytest.raises(ClientError):
+        list(packets(io.BytesIO(framed({"kind": "frame", "ack_sequence": "1"})), io.BytesIO()))
+
+
+def test_emit_refuses_what_camflow_would_not_read():
+    import pytest
+
+    from camflow_client import ClientError
+
+    for header, payload in [({"fields": {"x": float("nan")}}, b""), ({"fields": object()}, b""),
+                            ({"note": "x" * (1 << 20)}, b"")]:
+        sink = io.BytesIO()
+        with pytest.raises(ClientError):
+            emit(header, payload, sink)
+        assert sink.getvalue() == b"", "nothing half-written"
