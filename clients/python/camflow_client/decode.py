@@ -117,6 +117,11 @@ class VideoDecoder:
         if self._context is not None:
             self._context.flush_buffers()
 
+    def close(self) -> None:
+        """Free the decoder and what it holds (its pictures); the next keyframe opens it again."""
+        self.reset()
+        self._context = None
+
     def flush(self) -> list[DecodedFrame]:
         """The pictures the decoder still holds (it delays a few for B-frames): at the end of a stream."""
         if self._context is None or self._waiting:

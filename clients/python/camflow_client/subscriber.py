@@ -169,9 +169,18 @@ class StreamDecoders:
     its init segment changes. What :meth:`Subscriber.frames` uses; take it
     directly to see the messages and the pictures both.
     Whatever a message holds, taking it never raises: a frame the decoder
-    cannot use makes it wait for the next keyframe."""
+    cannot use makes it wait for the next keyframe.
 
-    def __init__(self, stream: str | None, image_format: str, keyframes_only: bool, **limits):
+    At most ``max_decoders`` streams are decoded at once: each decoder holds
+    its stream's reference pictures (40 streams at the largest picture held
+    1.6 GB). A frame of one more stream closes the decoder used least
+    recently, and that stream resumes at its next keyframe."""
+
+    # Decoders open at once (the pictures they hold), all streams together.
+    MAX_DECODERS = 16
+
+    def __init__(self, stream: str | None, image_format: str, keyframes_only: bool, max_decoders: int | None = None,
+                 **limits):
         from .decode import VideoDecoder  # noqa: PLC0415 (PyAV only when frames are asked for)
         self._make = VideoDecoder
         self.stream = stream
@@ -182,6 +191,10 @@ class StreamDecoders:
         # Each stream's decoder and the digest of its init segment: not the segment itself, which
         # may be large, and which the subscriber's ``inits`` keeps within its own bound.
         self._decoders: OrderedDict[str, tuple[bytes, object]] = OrderedDict()
+        self.max_decoders = self.MAX_DECODERS if max_decoders is None else max_decoders
+        # Streams whose decoder is open, the one used least recently first.
+        self._open: OrderedDict[str, None] = OrderedDict()
+        self.closed = 0
         self.failures = 0
 
     def take(self, message: Message):
@@ -230,7 +243,20 @@ class StreamDecoders:
             decoder.reset()
         if message.track is not None and message.track != decoder.track.track_id:
             return []  # audio
-        return decoder.decode(message)
+        pictures = decoder.decode(message)
+        if decoder._context is not None:
+            self._open[message.stream] = None
+            self._open.move_to_end(message.stream)
+            while len(self._open) > self.max_decoders:
+                oldest, _ = self._open.popitem(last=False)
+                entry = self._decoders.get(oldest)
+                if entry is not None and entry[1]._context is not None:
+                    entry[1].close()
+                    self.closed += 1
+                    if self.closed <= 10 or self.closed % 1000 == 0:
+                        log.warning("%s: decoder closed to decode %s (max_decoders %d): it resumes at its next keyframe",
+                                    printable(oldest), printable(message.stream), self.max_decoders)
+        return pictures
 
     def flush(self):
         """What every decoder still holds, at the end."""
@@ -285,7 +311,8 @@ class Subscriber(_Base):
     def frames(self, stream: str | None = None, format: str = "bgr24", keyframes_only: bool = False, **limits):
         """Decoded video frames (numpy arrays, ``bgr24`` for OpenCV) of ``stream`` (every stream when None),
         from the first keyframe on; after a gap or a publisher restart, from the next keyframe.
-        ``limits``: max_width, max_height, max_pixels, max_nal_units (:class:`~camflow_client.decode.VideoDecoder`)."""
+        ``limits``: max_width, max_height, max_pixels, max_nal_units (:class:`~camflow_client.decode.VideoDecoder`),
+        max_decoders (:class:`StreamDecoders`)."""
         self._check_frames()
         decoders = StreamDecoders(stream, format, keyframes_only, **limits)
         for message in self:

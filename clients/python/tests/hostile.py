@@ -113,8 +113,8 @@ def message(stream: str, kind: str, sequence: int, payload: bytes = b"", topic: 
 
 
 def frame(stream: str, sequence: int, payload: bytes, **header):
-    return message(stream, "frame", sequence, payload, track=1, keyframe=True, dts=0, pts=0, timescale=90000,
-                   track_kind="video", **header)
+    fields = {"track": 1, "keyframe": True, "dts": 0, "pts": 0, "timescale": 90000, "track_kind": "video", **header}
+    return message(stream, "frame", sequence, payload, **fields)
 
 
 END = message("cam1", "event", 1, event="end")
@@ -185,11 +185,18 @@ def cases() -> dict:
         yield message("cam1", "init", 1, init_segment(64, 64))
         yield frame("cam1", 1, keyframe(64, 64))
 
+    def many_decoders():
+        # 40 streams, each a picture as large as the limits allow (5760 x 2880).
+        picture = keyframe(5760, 2880)
+        for index in range(40):
+            yield message(f"cam{index}", "init", 1, init_segment(5760, 2880))
+            yield frame(f"cam{index}", 2, picture)
+
     def save_start_codes():
         yield from start_codes()
         yield frame("cam1", 2, keyframe(64, 64))
 
-    return {"save-start-codes": save_start_codes, "baseline": baseline, "header": header, "inits": inits, "start-codes": start_codes, "sps-bomb": sps_bomb,
+    return {"many-decoders": many_decoders, "save-start-codes": save_start_codes, "baseline": baseline, "header": header, "inits": inits, "start-codes": start_codes, "sps-bomb": sps_bomb,
             "many-frames": many_frames, "extra-frame": extra_frame}
 
 

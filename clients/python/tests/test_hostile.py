@@ -173,6 +173,21 @@ def test_the_decoder_refuses_a_picture_over_the_limit_even_past_the_sps_check():
     assert decoder.rejected == 1
 
 
+def test_decoders_open_at_once_are_bounded_and_a_closed_one_resumes_at_a_keyframe():
+    pytest.importorskip("av")
+    from camflow_client.subscriber import StreamDecoders
+    decoders = StreamDecoders(None, "bgr24", False, max_decoders=2)
+    assert StreamDecoders.MAX_DECODERS == 16
+    for name in ("cam1", "cam2", "cam3"):
+        decoders.take(parse(message(name, "init", 1, init_segment(64, 64))))
+        assert len(decoders.take(parse(frame(name, 2, keyframe(64, 64))))) == 1
+    assert decoders.closed == 1, "cam1's decoder was closed to decode cam3"
+    assert decoders._decoders["cam1"][1]._context is None
+    assert decoders.take(parse(frame("cam1", 3, keyframe(64, 64), keyframe=False))) == [], "it waits for a keyframe"
+    assert len(decoders.take(parse(frame("cam1", 4, keyframe(64, 64))))) == 1
+    assert decoders.closed == 2 and decoders._decoders["cam2"][1]._context is None
+
+
 @pytest.mark.parametrize("case", ["header", "save-start-codes", "sps-bomb"])
 def test_hostile_messages_leave_the_subscriber_process_small(case):
     pytest.importorskip("av")
