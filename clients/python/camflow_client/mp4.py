@@ -19,6 +19,10 @@ from .messages import ClientError, MalformedMessage, printable
 MAX_CONFIG = 64 << 10
 # NAL units in one Annex B frame turned into length prefixes (as h26x.MAX_NAL_UNITS).
 MAX_NAL_UNITS = 4096
+# Tracks of an init segment (camflow's own limit), and boxes read in one at all levels (a real one
+# has some dozens a track): 19 MB of empty trak or mdia boxes held 400 MB and 3 s of parsing.
+MAX_TRACKS = 64
+MAX_BOXES = 16384
 
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"mvex"}
 _VISUAL_ENTRIES = {b"avc1", b"avc3", b"hev1", b"hvc1"}
@@ -72,10 +76,24 @@ class InitSegment:
         return next((t for t in self.tracks if t.track_id == track_id), None)
 
 
-def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+class _Budget:
+    """Boxes left to read in one init segment."""
+
+    def __init__(self, boxes: int):
+        self.left = boxes
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise MalformedMessage(f"the init segment has more than {MAX_BOXES} boxes")
+
+
+def _boxes(data: bytes, start: int, end: int, budget: _Budget | None = None) -> Iterator[tuple[bytes, int, int]]:
     """(type, content start, content end) of each box in data[start:end]."""
     at = start
     while at + 8 <= end:
+        if budget is not None:
+            budget.take()
         size, kind = struct.unpack_from(">I4s", data, at)
         header = 8
         if size == 1:
@@ -106,22 +124,25 @@ def parse_init(data: bytes) -> InitSegment:
     """Reads the tracks of an init segment (ftyp + moov)."""
     segment = InitSegment(bytes(data))
     data = segment.data
-    for kind, start, end in _boxes(data, 0, len(data)):
+    budget = _Budget(MAX_BOXES)
+    for kind, start, end in _boxes(data, 0, len(data), budget):
         if kind == b"moov":
-            for child, s, e in _boxes(data, start, end):
+            for child, s, e in _boxes(data, start, end, budget):
                 if child == b"trak":
-                    segment.tracks.append(_parse_trak(data, s, e))
+                    if len(segment.tracks) >= MAX_TRACKS:
+                        raise MalformedMessage(f"the init segment has more than {MAX_TRACKS} tracks")
+                    segment.tracks.append(_parse_trak(data, s, e, budget))
     if not segment.tracks:
         raise MalformedMessage("the init segment has no moov with tracks")
     return segment
 
 
-def _parse_trak(data: bytes, start: int, end: int) -> Track:
+def _parse_trak(data: bytes, start: int, end: int, budget: _Budget) -> Track:
     track = Track(track_id=0, handler="")
     stack = [(start, end)]
     while stack:
         s, e = stack.pop()
-        for kind, cs, ce in _boxes(data, s, e):
+        for kind, cs, ce in _boxes(data, s, e, budget):
             if kind in _CONTAINERS:
                 stack.append((cs, ce))
             elif kind == b"tkhd" and ce - cs >= 24:
@@ -133,20 +154,20 @@ def _parse_trak(data: bytes, start: int, end: int) -> Track:
             elif kind == b"hdlr" and ce - cs >= 12:
                 track.handler = data[cs + 8:cs + 12].decode("latin-1")
             elif kind == b"stsd" and ce - cs >= 8:
-                _parse_stsd(data, cs + 8, ce, track)
+                _parse_stsd(data, cs + 8, ce, track, budget)
     return track
 
 
-def _parse_stsd(data: bytes, start: int, end: int, track: Track) -> None:
-    for entry, s, e in _boxes(data, start, end):
+def _parse_stsd(data: bytes, start: int, end: int, track: Track, budget: _Budget) -> None:
+    for entry, s, e in _boxes(data, start, end, budget):
         track.sample_entry = entry.decode("latin-1")
         if entry in _VISUAL_ENTRIES and e - s >= 78:
             track.width, track.height = struct.unpack_from(">HH", data, s + 24)
-            for child, cs, ce in _boxes(data, s + 78, e):
+            for child, cs, ce in _boxes(data, s + 78, e, budget):
                 if child in (b"avcC", b"hvcC"):
                     track.config = _config(data, cs, ce, child)
         elif entry == b"mp4a" and e - s >= 28:
-            for child, cs, ce in _boxes(data, s + 28, e):
+            for child, cs, ce in _boxes(data, s + 28, e, budget):
                 if child == b"esds":
                     track.config = _config(data, cs, ce, child)
         return  # the first sample entry describes the track

@@ -66,6 +66,16 @@ def test_init_segments_kept_are_bounded_in_bytes_across_streams():
     assert Subscriber.MAX_INIT_BYTES == 16 << 20
 
 
+def test_init_segments_of_too_many_tracks_or_boxes_are_malformed():
+    # 19 MB of either held 400 MB for 3 s before.
+    ftyp = box(b"ftyp", b"isom", bytes(8))
+    with pytest.raises(MalformedMessage, match="more than 64 tracks"):
+        parse_init(ftyp + box(b"moov", box(b"trak") * 65))
+    with pytest.raises(MalformedMessage, match="more than 16384 boxes"):
+        parse_init(ftyp + box(b"moov", box(b"trak", box(b"mdia") * 20000)))
+    assert len(parse_init(ftyp + box(b"moov", box(b"trak") * 64)).tracks) == 64
+
+
 # Item: start-code scan work is bounded.
 
 def test_a_frame_of_start_codes_is_refused_before_the_decoder_and_the_remux():
