@@ -65,9 +65,10 @@ class VideoDecoder:
         self.max_nal_units = max_nal_units
         # ValueError (a DecodeError is one) as before: the stream is not decoded.
         self._check_size(video.width, video.height, "the init segment's picture")
-        for unit in config_sps(video.codec_name, video.config) if self._config_is_record() else \
+        record = self._config_is_record()
+        for unit in config_sps(video.codec_name, video.config) if record else \
                 nal_units(video.config, True, limit=max_nal_units):
-            self._check_sps(unit, "the init segment's SPS", extradata=True)
+            self._check_sps(unit, "the init segment's SPS", record=record)
         self._context = None
         self._waiting = True
         self._pending: dict[int, Frame] = {}
@@ -81,11 +82,11 @@ class VideoDecoder:
             raise DecodeError(f"{what} is {width}x{height}, more than this client decodes "
                               f"({self.max_width}x{self.max_height}, {self.max_pixels} pixels)")
 
-    def _check_sps(self, unit: bytes, what: str, extradata: bool = False) -> None:
+    def _check_sps(self, unit: bytes, what: str, record: bool = False) -> None:
         size = sps_size(self.track.codec_name, unit)
         if size is not None:
             self._check_size(*size, what)
-        if extradata and self.track.codec_name == "h264" and b"\0\0\3" in unit:
+        if record and self.track.codec_name == "h264" and b"\0\0\3" in unit:
             # FFmpeg reads an avcC SPS it cannot parse once more as if its bytes were not escaped.
             try:
                 size = sps_size("h264", unit, unescape=False)

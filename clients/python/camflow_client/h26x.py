@@ -17,6 +17,9 @@ MAX_NAL_UNITS = 4096
 
 _H264_SPS = 7
 _HEVC_SPS = 33
+# The bytes of an SPS read: its size comes in the first few dozen, and even scaling lists of the
+# longest Exp-Golomb codes take under 7 KiB.
+_SPS_BYTES = 16 << 10
 # H.264 profiles whose SPS carries chroma format, bit depths and scaling lists.
 _HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
 
@@ -25,7 +28,8 @@ class _Bits:
     """An RBSP read bit by bit; reading past the end is a :class:`DecodeError`."""
 
     def __init__(self, nal: bytes, skip: int, unescape: bool = True):
-        self.data = _unescape(nal[skip:]) if unescape else nal[skip:]
+        head = bytes(nal[skip:_SPS_BYTES])
+        self.data = _unescape(head) if unescape else head
         self.at = 0
 
     def u(self, count: int) -> int:
@@ -63,11 +67,12 @@ def _unescape(data: bytes) -> bytes:
         at = found + 3
 
 
-def nal_units(payload: bytes, annex_b: bool, length_size: int = 4, limit: int = MAX_NAL_UNITS) -> Iterator[bytes]:
-    """The NAL units of one frame as FFmpeg splits it: by start codes (Annex B) or by length
-    prefixes of ``length_size`` bytes. More than ``limit`` of them, or a length past the end
-    of the frame, is a :class:`DecodeError`."""
+def nal_units(payload: bytes, annex_b: bool, length_size: int = 4, limit: int = MAX_NAL_UNITS) -> Iterator[memoryview]:
+    """The NAL units of one frame as FFmpeg splits it (views, not copies): by start codes (Annex B;
+    the zeros that may trail a unit are left on it) or by length prefixes of ``length_size`` bytes.
+    More than ``limit`` of them, or a length past the end of the frame, is a :class:`DecodeError`."""
     count = 0
+    view = memoryview(payload)
     if annex_b:
         found = payload.find(b"\0\0\1")
         while found >= 0:
@@ -76,8 +81,7 @@ def nal_units(payload: bytes, annex_b: bool, length_size: int = 4, limit: int = 
                 raise DecodeError(f"a frame of more than {limit} NAL units")
             begin = found + 3
             found = payload.find(b"\0\0\1", begin)
-            unit = payload[begin:found if found >= 0 else len(payload)]
-            yield unit.rstrip(b"\0") if found >= 0 else unit
+            yield view[begin:found if found >= 0 else len(payload)]
         return
     at = 0
     while at < len(payload):
@@ -86,11 +90,11 @@ def nal_units(payload: bytes, annex_b: bool, length_size: int = 4, limit: int = 
             raise DecodeError(f"a frame of more than {limit} NAL units")
         if at + length_size > len(payload):
             raise DecodeError(f"a NAL unit length at byte {at} is cut off")
-        size = int.from_bytes(payload[at:at + length_size], "big")
+        size = int.from_bytes(view[at:at + length_size], "big")
         at += length_size
         if size > len(payload) - at:
             raise DecodeError(f"a NAL unit at byte {at} declares {size} bytes; {len(payload) - at} are left")
-        yield payload[at:at + size]
+        yield view[at:at + size]
         at += size
 
 

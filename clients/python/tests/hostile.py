@@ -86,12 +86,14 @@ def box(kind: bytes, *content: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(body), kind) + body
 
 
-def init_segment(width: int, height: int, padding: int = 0, parameter_set: bytes | None = None) -> bytes:
+def init_segment(width: int, height: int, padding: int = 0, parameter_set: bytes | None = None,
+                 config: bytes | None = None) -> bytes:
     """ftyp + moov of one H.264 track of width x height whose avcC holds ``parameter_set`` (an SPS
-    declaring width x height when None); ``padding`` bytes of free box in moov."""
+    declaring width x height when None), or is ``config``; ``padding`` bytes of free box in moov."""
     avcc = struct.pack(">BBBBBB", 1, 66, 0xC0, 40, 0xFF, 0xE1)
     parameter_set = parameter_set or sps(width // 16, height // 16)
     avcc += struct.pack(">H", len(parameter_set)) + parameter_set + b"\x01" + struct.pack(">H", len(pps())) + pps()
+    avcc = avcc if config is None else config
     entry = bytes(6) + struct.pack(">H", 1) + bytes(16) + struct.pack(">HH", width, height) + bytes(50)
     stsd = box(b"stsd", struct.pack(">II", 0, 1), box(b"avc1", entry, box(b"avcC", avcc)))
     empty = struct.pack(">II", 0, 0)

@@ -139,6 +139,25 @@ def test_an_init_segment_whose_sps_is_over_the_limit_is_not_decoded():
         VideoDecoder(parse_init(init_segment(9000, 64, parameter_set=sps(4, 4))))
 
 
+def test_an_avcc_sps_is_also_checked_as_ffmpeg_rereads_it_unescaped():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    from camflow_client.h26x import sps_size
+    # FFmpeg reads an avcC SPS it fails to parse once more, its emulation prevention bytes as data. Here
+    # offset_for_non_ref_pic's 23 leading zeros hold one (00 00 03 01): read unescaped the SPS says 64x64,
+    # read as it is the fields after it shift by 10 bits and the width's Exp-Golomb code takes 13 zeros.
+    bits = hostile.Bits().u(8, 66).u(8, 0).u(8, 40).ue(0).ue(1).ue(1).u(1, 0)
+    bits.u(23, 0).u(1, 1).u(23, int("1000000000000" + "1110" + "000000", 2))
+    bits.se(100).ue(0).ue(0).u(1, 0).ue(3).ue(3).u(1, 1).u(1, 1).u(1, 0).u(1, 0)
+    nal = b"\x67" + bits.rbsp()
+    assert sps_size("h264", nal) == (64, 64) and sps_size("h264", nal, unescape=False) == (205584, 608)
+    with pytest.raises(DecodeError, match="SPS is 205584x608"):
+        VideoDecoder(parse_init(init_segment(64, 64, parameter_set=nal)))
+    # An avcC that is not a record is read as Annex B, by FFmpeg and here.
+    with pytest.raises(DecodeError, match="SPS is 16000x16000"):
+        VideoDecoder(parse_init(init_segment(64, 64, config=hostile.annex_b(sps(1000, 1000), hostile.pps()))))
+
+
 def test_hevc_sps_sizes_are_read_and_checked():
     from camflow_client.h26x import sps_size
     bits = hostile.Bits().u(4, 0).u(3, 0).u(1, 1).u(96, 0).ue(0).ue(1).ue(16000).ue(16000)
