@@ -377,3 +377,24 @@ def test_multipart_messages_with_parts_missing_or_extra_are_skipped_and_counted(
                        message("cam1", "event", 4, event="ok"))
         assert [m.header["event"] for m in got] == ["ok"]
         assert subscriber.malformed == 3
+
+
+def test_the_asyncio_subscriber_keeps_the_same_limits():
+    import asyncio
+
+    from camflow_client import AsyncSubscriber
+
+    big = message("cam1", "event", 1, event="x", fields={"a": [{}] * 400_000})
+    with Publisher() as publisher:
+        async def run():
+            async with AsyncSubscriber(publisher.endpoint, idle_timeout=10) as subscriber:
+                await asyncio.to_thread(publisher.wait_for_subscriber)
+                for frames in (big, message("cam1", "event", 2, event="b") + [b"extra"] * 10,
+                               message("cam1", "event", 3, event="ok"), END):
+                    publisher.send(frames)
+                got = []
+                async for received_message in subscriber:
+                    if received_message.header.get("event") == "end":
+                        return got, subscriber.malformed
+                    got.append(received_message.header["event"])
+        assert asyncio.run(run()) == (["ok"], 2)
