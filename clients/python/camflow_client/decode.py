@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .h26x import MAX_NAL_UNITS, config_sps, looks_like_avcc, nal_units, sps_size
+from .h26x import MAX_NAL_UNITS, MAX_SPS, config_sps, looks_like_avcc, nal_units, sps_size
 from .messages import ClientError, DecodeError, Frame, printable
 from .mp4 import InitSegment, Track, is_annex_b
 
@@ -66,9 +66,8 @@ class VideoDecoder:
         # ValueError (a DecodeError is one) as before: the stream is not decoded.
         self._check_size(video.width, video.height, "the init segment's picture")
         record = self._config_is_record()
-        for unit in config_sps(video.codec_name, video.config) if record else \
-                nal_units(video.config, True, limit=max_nal_units):
-            self._check_sps(unit, "the init segment's SPS", record=record)
+        self._check_units(config_sps(video.codec_name, video.config) if record else
+                          nal_units(video.config, True, limit=max_nal_units), "the init segment's SPS", record)
         self._context = None
         self._waiting = True
         self._pending: dict[int, Frame] = {}
@@ -82,18 +81,29 @@ class VideoDecoder:
             raise DecodeError(f"{what} is {width}x{height}, more than this client decodes "
                               f"({self.max_width}x{self.max_height}, {self.max_pixels} pixels)")
 
-    def _check_sps(self, unit: bytes, what: str, record: bool = False) -> None:
+    def _check_units(self, units, what: str, record: bool = False) -> None:
+        count = 0
+        for unit in units:
+            if self._check_sps(unit, what, record):
+                count += 1
+                if count > MAX_SPS:
+                    raise DecodeError(f"more than {MAX_SPS} SPS at once")
+
+    def _check_sps(self, unit: bytes, what: str, record: bool = False) -> bool:
+        """Whether ``unit`` is an SPS, which is then checked."""
         size = sps_size(self.track.codec_name, unit)
-        if size is not None:
-            self._check_size(*size, what)
+        if size is None:
+            return False
+        self._check_size(*size, what)
         if record and self.track.codec_name == "h264" and b"\0\0\3" in unit:
             # FFmpeg reads an avcC SPS it cannot parse once more as if its bytes were not escaped.
             try:
                 size = sps_size("h264", unit, unescape=False)
             except DecodeError:
-                return
+                return True
             if size is not None:
                 self._check_size(*size, what)
+        return True
 
     def _config_is_record(self) -> bool:
         """Whether FFmpeg reads the track's configuration as an avcC/hvcC record (else as Annex B)."""
@@ -164,8 +174,8 @@ class VideoDecoder:
         payload = message.payload
         if self.track.codec_name == "h264" and looks_like_avcc(payload):
             raise DecodeError("a frame shaped like an avcC record (the decoder would take it as parameter sets)")
-        for unit in nal_units(payload, not self._length_prefixed, self.track.nal_length_size, self.max_nal_units):
-            self._check_sps(unit, "the frame's SPS")
+        self._check_units(nal_units(payload, not self._length_prefixed, self.track.nal_length_size, self.max_nal_units),
+                          "the frame's SPS")
         return timescale
 
     def decode(self, message: Frame) -> list[DecodedFrame]:

@@ -158,6 +158,29 @@ def test_an_avcc_sps_is_also_checked_as_ffmpeg_rereads_it_unescaped():
         VideoDecoder(parse_init(init_segment(64, 64, config=hostile.annex_b(sps(1000, 1000), hostile.pps()))))
 
 
+def test_a_frame_of_more_than_32_sps_is_refused_and_long_codes_read_fast():
+    pytest.importorskip("av")
+    import time
+
+    from camflow_client.decode import VideoDecoder
+    from camflow_client.h26x import sps_size
+    # A High profile SPS whose 8 scaling lists hold the longest Exp-Golomb codes (2 KiB): 4096 of them in a
+    # 9 MB frame took 12 s to read bit by bit.
+    bits = hostile.Bits().u(8, 100).u(8, 0).u(8, 40).ue(0).ue(1).ue(0).ue(0).u(1, 0).u(1, 1)
+    for index in range(8):
+        bits.u(1, 1)
+        for _ in range(16 if index < 6 else 64):
+            bits.se(-(1 << 30))
+    bits.ue(0).ue(2).ue(0).u(1, 0).ue(3).ue(3).u(1, 1).u(1, 1).u(1, 0).u(1, 0)
+    slow = b"\x67" + bits.rbsp()
+    started = time.process_time()
+    assert sps_size("h264", slow) == (64, 64)
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)))
+    assert decoder.decode(parse(frame("cam1", 1, hostile.annex_b(*[slow] * 4096)))) == []
+    assert "more than 32 SPS" in decoder.last_error
+    assert time.process_time() - started < 2, "32 of them read, not 4096"
+
+
 def test_hevc_sps_sizes_are_read_and_checked():
     from camflow_client.h26x import sps_size
     bits = hostile.Bits().u(4, 0).u(3, 0).u(1, 1).u(96, 0).ue(0).ue(1).ue(16000).ue(16000)
