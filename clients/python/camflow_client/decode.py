@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from .h26x import MAX_NAL_UNITS, MAX_SPS, config_sps, looks_like_avcc, nal_units, sps_size
 from .messages import ClientError, DecodeError, Frame, printable
@@ -47,6 +47,20 @@ class DecodedFrame:
     sequence: int
 
 
+class _Source(NamedTuple):
+    """What a picture takes from its frame: not the frame, whose payload the decoder no longer needs."""
+
+    stream: str
+    pts: int | None
+    received_at: float
+    keyframe: bool | None
+    sequence: int
+
+    @classmethod
+    def of(cls, message: Frame) -> "_Source":
+        return cls(message.stream, message.pts, message.received_at, message.keyframe, message.sequence)
+
+
 class VideoDecoder:
     """Decodes one stream's video frames: from a keyframe on, and again from
     the next keyframe after a gap, a restart or data the decoder rejects,
@@ -70,7 +84,8 @@ class VideoDecoder:
                           nal_units(video.config, True, limit=max_nal_units), "the init segment's SPS", record)
         self._context = None
         self._waiting = True
-        self._pending: dict[int, Frame] = {}
+        # The frames the decoder holds, by pts, until their pictures come out (it drops some: at most 64 kept).
+        self._pending: dict[int, _Source] = {}
         self._length_prefixed = False
         self.rejected = 0
         # Why the last frame was refused (it is also logged, the first ten times and every thousandth).
@@ -195,7 +210,7 @@ class VideoDecoder:
         packet.time_base = Fraction(1, timescale)
         if message.pts is not None:
             packet.pts = message.pts
-            self._pending[message.pts] = message
+            self._pending[message.pts] = _Source.of(message)
         if message.dts is not None:
             packet.dts = message.dts
         try:
@@ -226,7 +241,8 @@ class VideoDecoder:
         out = []
         timescale = getattr(self, "_timescale", self.track.timescale or 90000)
         for picture in pictures:
-            source = self._pending.pop(picture.pts, message) if picture.pts is not None else message
+            current = _Source.of(message) if message is not None else None
+            source = self._pending.pop(picture.pts, current) if picture.pts is not None else current
             if source is None:
                 continue
             self._check_size(picture.width, picture.height, "a decoded picture")

@@ -61,6 +61,14 @@ def sps(width_mbs: int, height_mbs: int) -> bytes:
     return b"\x67" + bits.rbsp()
 
 
+def delayed_sps(width_mbs: int, height_mbs: int, reorder: int = 15) -> bytes:
+    """As :func:`sps`, with a VUI that tells the decoder to hold ``reorder`` pictures back (as for B-frames)."""
+    bits = Bits().u(8, 66).u(8, 0xC0).u(8, 40).ue(0).ue(0).ue(2).ue(1).u(1, 0)
+    bits.ue(width_mbs - 1).ue(height_mbs - 1).u(1, 1).u(1, 1).u(1, 0).u(1, 1)
+    bits.u(8, 0).u(1, 1).u(1, 1).ue(0).ue(0).ue(16).ue(16).ue(reorder).ue(16)
+    return b"\x67" + bits.rbsp()
+
+
 def pps() -> bytes:
     return b"\x68" + Bits().ue(0).ue(0).u(1, 0).u(1, 0).ue(0).ue(0).ue(0).u(1, 0).u(2, 0).se(0).se(0).se(0) \
         .u(1, 1).u(1, 0).u(1, 0).rbsp()
@@ -155,6 +163,10 @@ class Publisher:
         self.close()
 
 
+# Frames of the "pending" case.
+PENDING_FRAMES = 16
+
+
 def cases() -> dict:
     """What each memory case sends after the subscriber has subscribed."""
     def header():
@@ -187,6 +199,14 @@ def cases() -> dict:
         yield message("cam1", "init", 1, init_segment(64, 64))
         yield frame("cam1", 1, keyframe(64, 64))
 
+    def pending():
+        # 16 keyframes of 20 MB (filler data after the slice) that the decoder holds 15 back.
+        parameter_set = delayed_sps(4, 4)
+        yield message("cam1", "init", 1, init_segment(64, 64, parameter_set=parameter_set))
+        for index in range(PENDING_FRAMES):
+            yield frame("cam1", index + 2, annex_b(parameter_set, pps(), idr_slice(16), b"\x0c" + b"\xff" * (20 << 20)),
+                        pts=index, dts=index)
+
     def many_decoders():
         # 40 streams, each a picture as large as the limits allow (5760 x 2880).
         picture = keyframe(5760, 2880)
@@ -198,7 +218,7 @@ def cases() -> dict:
         yield from start_codes()
         yield frame("cam1", 2, keyframe(64, 64))
 
-    return {"many-decoders": many_decoders, "save-start-codes": save_start_codes, "baseline": baseline, "header": header, "inits": inits, "start-codes": start_codes, "sps-bomb": sps_bomb,
+    return {"pending": pending, "many-decoders": many_decoders, "save-start-codes": save_start_codes, "baseline": baseline, "header": header, "inits": inits, "start-codes": start_codes, "sps-bomb": sps_bomb,
             "many-frames": many_frames, "extra-frame": extra_frame}
 
 

@@ -181,6 +181,21 @@ def test_a_frame_of_more_than_32_sps_is_refused_and_long_codes_read_fast():
     assert time.process_time() - started < 2, "32 of them read, not 4096"
 
 
+def test_frames_the_decoder_holds_back_do_not_keep_their_payload():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    # The decoder holds 15 pictures back (as for B-frames); each frame carries 1 MB of filler data.
+    # Their messages were kept whole until the pictures came out: 16 of 20 MB held 620 MB, now 281.
+    parameter_set = hostile.delayed_sps(4, 4)
+    decoder = VideoDecoder(parse_init(init_segment(64, 64, parameter_set=parameter_set)))
+    payload = hostile.annex_b(parameter_set, hostile.pps(), hostile.idr_slice(16), b"\x0c" + b"\xff" * (1 << 20))
+    pictures = [len(decoder.decode(parse(frame("cam1", index, payload, pts=index, dts=index)))) for index in range(16)]
+    assert pictures == [0] * 15 + [1]
+    assert len(decoder._pending) == 15
+    assert all(not hasattr(held, "payload") for held in decoder._pending.values())
+    assert [(p.pts, p.sequence, p.keyframe) for p in decoder.flush()][:2] == [(1 / 90000, 1, True), (2 / 90000, 2, True)]
+
+
 def test_hevc_sps_sizes_are_read_and_checked():
     from camflow_client.h26x import sps_size
     bits = hostile.Bits().u(4, 0).u(3, 0).u(1, 1).u(96, 0).ue(0).ue(1).ue(16000).ue(16000)
