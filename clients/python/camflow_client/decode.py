@@ -199,11 +199,15 @@ class VideoDecoder:
         if not message.keyframe and (self._waiting or self.keyframes_only):
             return []
         av = _av()
-        if self._context is None:
+        opened = self._context is None
+        if opened:
             self._context = self._open(is_annex_b(message.payload))
         try:
             timescale = self._screen(message)
         except ClientError as error:
+            if opened:
+                # The first frame decides how the decoder reads frames: not one that is refused.
+                self._context, self._length_prefixed = None, False
             return self._refuse(error)
         self._waiting = False
         packet = av.Packet(message.payload)

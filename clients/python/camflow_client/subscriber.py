@@ -62,18 +62,20 @@ class _Base:
     # Streams whose state is kept at once (init segments, decoders): a publisher
     # naming a new stream in every message cannot grow memory without end.
     MAX_STREAMS = 256
-    # The largest message accepted: camflow's own limit on a packet.
+    # The largest message part accepted: camflow's own limit on a packet. libzmq disconnects a
+    # publisher that sends a larger one (it reconnects), and queues at most receive_buffer messages.
     MAX_MESSAGE = 256 << 20
     # The bytes of init segments kept in ``inits``, all streams together (a real one is a few
     # kilobytes): 30 streams' init segments of 20 MB each held 611 MB.
     MAX_INIT_BYTES = 16 << 20
 
     def __init__(self, context, endpoint, streams, kinds, curve, idle_timeout, receive_buffer,
-                 max_header=MAX_HEADER, max_init_bytes=None):
+                 max_header=MAX_HEADER, max_init_bytes=None, max_message=None):
         self.streams = list(streams) if streams else None
         self.kinds = set(kinds) if kinds else None
         self.idle_timeout = idle_timeout
         self.max_header = max_header
+        self.max_message = self.MAX_MESSAGE if max_message is None else max_message
         self.max_init_bytes = self.MAX_INIT_BYTES if max_init_bytes is None else max_init_bytes
         self.sequences = SequenceTracker()
         self.malformed = 0
@@ -90,7 +92,7 @@ class _Base:
             raise
 
     def _configure(self, endpoint, curve, receive_buffer):
-        self.socket.setsockopt(zmq.MAXMSGSIZE, self.MAX_MESSAGE)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, self.max_message)
         self.socket.setsockopt(zmq.RCVHWM, receive_buffer)
         # Reconnect fast after a publisher restarts, and notice a dead one.
         self.socket.setsockopt(zmq.RECONNECT_IVL, 100)
@@ -275,14 +277,16 @@ class Subscriber(_Base):
     dict of its fields; iteration ends after ``idle_timeout`` seconds
     without a message (never when None). A message whose header is over
     ``max_header`` bytes is skipped as malformed; ``inits`` keeps at most
-    ``max_init_bytes`` of init segments (16 MiB when None).
+    ``max_init_bytes`` of init segments (16 MiB when None). libzmq queues at
+    most ``receive_buffer`` messages of at most ``max_message`` bytes a part
+    (256 MiB when None; a publisher that sends more is disconnected).
     """
 
     def __init__(self, endpoint, streams=None, kinds=None, curve=None, idle_timeout: float | None = None,
                  receive_buffer: int = 1000, context: zmq.Context | None = None, *, max_header: int = MAX_HEADER,
-                 max_init_bytes: int | None = None):
+                 max_init_bytes: int | None = None, max_message: int | None = None):
         super().__init__(context or zmq.Context.instance(), endpoint, streams, kinds, curve, idle_timeout, receive_buffer,
-                         max_header, max_init_bytes)
+                         max_header, max_init_bytes, max_message)
 
     def recv(self, timeout: float | None = None) -> Message | None:
         """The next message, or None after ``timeout`` seconds without one."""
@@ -331,10 +335,10 @@ class AsyncSubscriber(_Base):
 
     def __init__(self, endpoint, streams=None, kinds=None, curve=None, idle_timeout: float | None = None,
                  receive_buffer: int = 1000, context=None, *, max_header: int = MAX_HEADER,
-                 max_init_bytes: int | None = None):
+                 max_init_bytes: int | None = None, max_message: int | None = None):
         import zmq.asyncio  # noqa: PLC0415
         super().__init__(context or zmq.asyncio.Context.instance(), endpoint, streams, kinds, curve, idle_timeout,
-                         receive_buffer, max_header, max_init_bytes)
+                         receive_buffer, max_header, max_init_bytes, max_message)
 
     async def recv(self, timeout: float | None = None) -> Message | None:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -115,6 +115,24 @@ def test_save_skips_a_frame_of_start_codes_and_writes_the_next_keyframe(tmp_path
 
 # Item: decoded pictures are bounded, from the SPS on.
 
+def test_a_refused_first_frame_does_not_decide_how_frames_are_read():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)))
+    # Refused (Annex B, an SPS over the limit), then the stream's frames, length-prefixed as avcC says.
+    assert decoder.decode(parse(frame("cam1", 1, keyframe(16000, 16000)))) == []
+    prefixed = annex_b_to_length_prefixed(keyframe(64, 64))
+    assert [p.image.shape for p in decoder.decode(parse(frame("cam1", 2, prefixed)))] == [(64, 64, 3)]
+
+
+def test_message_parts_over_max_message_are_libzmqs_to_refuse():
+    import zmq
+    with Publisher() as publisher, Subscriber(publisher.endpoint, max_message=1 << 20) as subscriber:
+        assert subscriber.socket.getsockopt(zmq.MAXMSGSIZE) == 1 << 20
+    with Publisher() as publisher, Subscriber(publisher.endpoint) as subscriber:
+        assert subscriber.socket.getsockopt(zmq.MAXMSGSIZE) == Subscriber.MAX_MESSAGE == 256 << 20
+
+
 def test_an_sps_over_the_limit_in_a_frame_is_refused_before_the_decoder_allocates():
     pytest.importorskip("av")
     from camflow_client.decode import VideoDecoder
