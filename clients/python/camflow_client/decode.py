@@ -64,7 +64,12 @@ class _Source(NamedTuple):
 class VideoDecoder:
     """Decodes one stream's video frames: from a keyframe on, and again from
     the next keyframe after a gap, a restart or data the decoder rejects,
-    never raising on bad input."""
+    never raising on bad input.
+
+    Pictures over ``max_width`` x ``max_height`` or ``max_pixels`` are
+    refused before the decoder allocates them (every SPS is read first), and
+    so are frames of more than ``max_nal_units`` NAL units. An init segment
+    over the limits is a :class:`DecodeError` (a ValueError) at once."""
 
     def __init__(self, init: InitSegment, image_format: str = "bgr24", keyframes_only: bool = False, *,
                  max_width: int = MAX_WIDTH, max_height: int = MAX_HEIGHT, max_pixels: int = MAX_PIXELS,
@@ -169,7 +174,8 @@ class VideoDecoder:
         context = av.CodecContext.create(self.track.codec_name, "r")
         # A second guard after the SPS check: FFmpeg refuses to allocate a larger picture (with room for
         # its alignment of the width).
-        context.options = {"max_pixels": str(self.max_pixels + 64 * self.max_height)}
+        # FFmpeg's option is a C int.
+        context.options = {"max_pixels": str(min(self.max_pixels + 64 * self.max_height, (1 << 31) - 1))}
         if not annex_b and self.track.config:
             context.extradata = self.track.config  # length-prefixed frames: parameter sets from the init segment
             self._length_prefixed = self._config_is_record()
@@ -211,7 +217,9 @@ class VideoDecoder:
             return self._refuse(error)
         self._waiting = False
         packet = av.Packet(message.payload)
-        packet.time_base = Fraction(1, timescale)
+        if timescale < 1 << 31:
+            # An AVRational's denominator is a C int; pictures' times are computed here, from the timescale.
+            packet.time_base = Fraction(1, timescale)
         if message.pts is not None:
             packet.pts = message.pts
             self._pending[message.pts] = _Source.of(message)

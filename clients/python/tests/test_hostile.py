@@ -343,6 +343,10 @@ def test_library_errors_are_client_errors():
     assert len(decoder.decode(made)) == 1
     made.header["pts"] = "x"
     assert decoder.decode(made) == [] and "pts" in decoder.last_error
+    # camflow's timescales go to 2^32 - 1, FFmpeg's time bases to 2^31 - 1; its options are C ints too.
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)), max_pixels=1 << 40)
+    late = parse(frame("cam1", 1, keyframe(64, 64), timescale=(1 << 32) - 1, pts=(1 << 32) - 1))
+    assert [p.pts for p in decoder.decode(late)] == [1.0]
     assert issubclass(MalformedMessage, ClientError) and issubclass(DecodeError, ClientError)
     assert issubclass(ClientError, ValueError)
 
