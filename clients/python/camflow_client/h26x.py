@@ -82,9 +82,10 @@ def _unescape(data: bytes) -> bytes:
 
 
 def nal_units(payload: bytes, annex_b: bool, length_size: int = 4, limit: int = MAX_NAL_UNITS) -> Iterator[memoryview]:
-    """The NAL units of one frame as FFmpeg splits it (views, not copies): by start codes (Annex B;
-    the zeros that may trail a unit are left on it) or by length prefixes of ``length_size`` bytes.
-    More than ``limit`` of them, or a length past the end of the frame, is a :class:`DecodeError`."""
+    """The NAL units of one frame as FFmpeg splits it (views, not copies), or more: by start codes
+    (Annex B; the zeros that may trail a unit are left on it) or by length prefixes of ``length_size``
+    bytes and start codes within. More than ``limit`` of them, or a length past the end of the frame,
+    is a :class:`DecodeError`."""
     count = 0
     view = memoryview(payload)
     if annex_b:
@@ -109,6 +110,16 @@ def nal_units(payload: bytes, annex_b: bool, length_size: int = 4, limit: int = 
         if size > len(payload) - at:
             raise DecodeError(f"a NAL unit at byte {at} declares {size} bytes; {len(payload) - at} are left")
         yield view[at:at + size]
+        # FFmpeg ends a unit at a start code in it and reads on from there by start codes up to
+        # the next length: NAL units hidden inside one are NAL units too (an escaped unit has none).
+        inner = payload.find(b"\0\0\1", at, at + size)
+        while inner >= 0:
+            count += 1
+            if count > limit:
+                raise DecodeError(f"a frame of more than {limit} NAL units")
+            following = payload.find(b"\0\0\1", inner + 3, at + size)
+            yield view[inner + 3:following if following >= 0 else at + size]
+            inner = following
         at += size
 
 

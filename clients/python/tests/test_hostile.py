@@ -115,6 +115,18 @@ def test_save_skips_a_frame_of_start_codes_and_writes_the_next_keyframe(tmp_path
 
 # Item: decoded pictures are bounded, from the SPS on.
 
+def test_an_sps_hidden_behind_a_start_code_inside_a_length_prefixed_unit_is_checked():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    # FFmpeg ends a length-prefixed unit at a start code inside it and reads the rest by start codes.
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)))
+    assert len(decoder.decode(parse(frame("cam1", 1, annex_b_to_length_prefixed(keyframe(64, 64)))))) == 1
+    inner = b"\x0c\xff\xff" + keyframe(16000, 16000)
+    hidden = len(inner).to_bytes(4, "big") + inner
+    assert decoder.decode(parse(frame("cam1", 2, hidden))) == []
+    assert "SPS is 16000x16000" in decoder.last_error
+
+
 def test_a_refused_first_frame_does_not_decide_how_frames_are_read():
     pytest.importorskip("av")
     from camflow_client.decode import VideoDecoder
