@@ -88,21 +88,23 @@ clean:
 	rm -rf .build
 
 # Fuzzes what camflow reads from the wire with libFuzzer + AddressSanitizer,
-# built optimised: FUZZ_TARGET=mp4 (the MP4 parser, the default) or header
-# (the ZeroMQ packet header). Small inputs and a dictionary of box types,
+# built optimised: FUZZ_TARGET=mp4 (the MP4 parser, the default), header
+# (the ZeroMQ packet header), clip (a recording cut into a clip) or index
+# (a recordings index.jsonl). Small inputs and a dictionary of box types,
 # keys and edge values; what it finds is merged, minimised, into
 # Fuzz/corpus/TARGET, which the tests replay with Fuzz/regressions/TARGET
 # (inputs that once broke something; a crash found goes there, named).
 #   FUZZ_SECONDS=600 make fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= mp4
-FUZZ_DICT = $(if $(filter header,$(FUZZ_TARGET)),Fuzz/header.dict,Fuzz/mp4.dict)
+# clip reads a recording: the MP4 dictionary.
+FUZZ_DICT = $(if $(wildcard Fuzz/$(FUZZ_TARGET).dict),Fuzz/$(FUZZ_TARGET).dict,Fuzz/mp4.dict)
 FUZZ_WORK = .build-fuzz/corpus-$(FUZZ_TARGET)
 fuzz:
 	$(SWIFT) build -c release --scratch-path .build-fuzz --product CamflowFuzz \
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -D -Xswiftc FUZZING -Xswiftc -use-ld=lld
 	scripts/make-fuzz-seeds.py
-	mkdir -p $(FUZZ_WORK) Fuzz/corpus/$(FUZZ_TARGET)
+	mkdir -p $(FUZZ_WORK) Fuzz/corpus/$(FUZZ_TARGET) Fuzz/regressions/$(FUZZ_TARGET) .build-fuzz/seeds/$(FUZZ_TARGET)
 	CAMFLOW_FUZZ_TARGET=$(FUZZ_TARGET) .build-fuzz/release/CamflowFuzz $(FUZZ_WORK) Fuzz/corpus/$(FUZZ_TARGET) \
 	  Fuzz/regressions/$(FUZZ_TARGET) .build-fuzz/seeds/$(FUZZ_TARGET) -dict=$(FUZZ_DICT) -max_len=4096 -max_total_time=$(FUZZ_SECONDS) \
 	  -rss_limit_mb=2048 -timeout=10 -print_final_stats=1

@@ -47,10 +47,17 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
     ],
     targets: [
+        // Files below a root opened without following links: the recorders'
+        // directories and the web sink's reads of what an index names.
+        .target(
+            name: "SafeFiles",
+            swiftSettings: swiftSettings
+        ),
         // The engine: packets, nodes, edges, scheduler, registry, YAML config.
         .target(
             name: "Camflow",
             dependencies: [
+                "SafeFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -134,14 +141,15 @@ let package = Package(
             resources: [.copy("Resources/camera.mp4")],
             swiftSettings: swiftSettings
         ),
-        // libFuzzer targets over the MP4 parser and the ZeroMQ header (`make
-        // fuzz`); without -D FUZZING it replays a corpus, so the normal build
-        // keeps it compiling and the tests replay the checked-in corpus.
+        // libFuzzer targets over the MP4 parser, the ZeroMQ header, the clip
+        // cutter and the recordings index (`make fuzz`); without -D FUZZING
+        // it replays a corpus, so the normal build keeps it compiling and the
+        // tests replay the checked-in corpus.
         .executableTarget(
             name: "CamflowFuzz",
             dependencies: ["ISOBMFF", "Camflow", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz",
-            exclude: ["mp4.dict", "header.dict", "corpus", "regressions"],
+            exclude: ["mp4.dict", "header.dict", "index.dict", "corpus", "regressions"],
             swiftSettings: swiftSettings
         ),
         // Plugin families: one module each, written against the public Camflow API.
@@ -150,6 +158,7 @@ let package = Package(
             dependencies: [
                 "Camflow",
                 "ISOBMFF",
+                "SafeFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -227,6 +236,7 @@ let package = Package(
                 "Camflow",
                 "InstarProtocol",
                 "ISOBMFF",
+                "SafeFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

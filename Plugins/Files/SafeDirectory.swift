@@ -1,80 +1,43 @@
-import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import SafeFiles
 
-/// A directory under the recordings root, held open by descriptor, in
-/// which files are created and published without following symbolic links
-/// and without replacing anything.
-///
-/// Whoever can write below the root (another process, a planted link) must
-/// not be able to make camflow truncate or overwrite a file elsewhere: every
-/// component below the root is opened with `O_NOFOLLOW`, a file being
-/// written is created with `O_EXCL | O_NOFOLLOW`, and a finished file is
-/// published with `linkat` (which fails on an existing name) rather than
-/// `rename` (which replaces it). The root itself is the operator's choice and
-/// may be a link (to another disk, say).
+/// The recordings root's ``SafeFiles/SafeDirectory`` (shared with the web
+/// sink's readers), its failures told as ``RecordingError``s, which the
+/// recorders report and act on (a full disk runs retention).
 struct SafeDirectory {
-    let fd: Int32
+    private let base: SafeFiles.SafeDirectory
+    var fd: Int32 { base.fd }
     /// The directory's path, for messages and the index.
-    let path: String
+    var path: String { base.path }
 
     /// Opens `relative` below `root`, creating what is missing.
     static func open(root: String, relative: [String]) throws -> SafeDirectory {
         do {
-            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            return SafeDirectory(base: try SafeFiles.SafeDirectory.open(root: root, relative: relative))
         } catch {
-            throw RecordingError(operation: "create directory", path: root, errno: Int32((error as NSError).code))
+            throw RecordingError(error)
         }
-        var fd = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw RecordingError(operation: "open directory", path: root, errno: errno) }
-        var path = root
-        for component in relative {
-            path += "/" + component
-            if mkdirat(fd, component, 0o755) != 0, errno != EEXIST {
-                let failure = errno
-                Glibc.close(fd)
-                throw RecordingError(operation: "create directory", path: path, errno: failure)
-            }
-            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            let failure = errno
-            Glibc.close(fd)
-            guard next >= 0 else { throw RecordingError(operation: "open directory", path: path, errno: failure) }
-            fd = next
-        }
-        return SafeDirectory(fd: fd, path: path)
     }
 
     /// Whether anything (a file, a link, a directory) has this name.
-    func contains(_ name: String) -> Bool {
-        var info = stat()
-        return fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
-    }
+    func contains(_ name: String) -> Bool { base.contains(name) }
 
     /// Creates `name` for writing; nil when the name is taken (by anything, a link included).
     func createExclusive(_ name: String) throws -> Int32? {
-        let file = openat(fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        if file >= 0 { return file }
-        if errno == EEXIST { return nil }
-        throw RecordingError(operation: "create", path: path + "/" + name, errno: errno)
+        do { return try base.createExclusive(name) } catch { throw RecordingError(error) }
     }
 
-    /// Gives the written file `partial` its final name: `stem.mp4`, or
-    /// `stem-1.mp4`, `stem-2.mp4`... when taken. Never replaces a file.
+    /// Gives the written file `partial` its final name (`stem.mp4`, `stem-1.mp4`...); never replaces a file.
     func publish(_ partial: String, stem: String) throws -> String {
-        for number in 0..<10_000 {
-            let name = number == 0 ? stem + ".mp4" : "\(stem)-\(number).mp4"
-            if linkat(fd, partial, fd, name, 0) == 0 {
-                unlinkat(fd, partial, 0)
-                fsync(fd)
-                return path + "/" + name
-            }
-            guard errno == EEXIST else { throw RecordingError(operation: "rename", path: path + "/" + partial, errno: errno) }
-        }
-        throw RecordingError(operation: "rename", path: path + "/" + partial, errno: EEXIST)
+        do { return try base.publish(partial, stem: stem) } catch { throw RecordingError(error) }
     }
 
-    func remove(_ name: String) { unlinkat(fd, name, 0) }
+    func remove(_ name: String) { base.remove(name) }
 
-    func close() { Glibc.close(fd) }
+    func close() { base.close() }
+}
+
+extension RecordingError {
+    init(_ error: SafeFileError) {
+        self.init(operation: error.operation, path: error.path, errno: error.errno)
+    }
 }

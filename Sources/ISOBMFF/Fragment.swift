@@ -83,11 +83,18 @@ public struct Fragment: Sendable {
             if tfhdFlags & 0x20 != 0 { defaults.flags = try tfhd.u32("default_sample_flags") }
             isFirstTraf = false
 
+            // Every consumer may turn a time into 64-bit nanoseconds or subtract two of them: larger ones are refused here.
+            let maxTicks = Self.maxTicks(timescale: track.timescale)
             var dts = nextDTS[trackID] ?? 0
             if var tfdt = try traf.child(.tfdt) {
                 let (version, _) = try tfdt.fullBoxHeader()
                 dts = version == 1 ? Int64(bitPattern: try tfdt.u64("baseMediaDecodeTime"))
                                    : Int64(try tfdt.u32("baseMediaDecodeTime"))
+                guard dts.magnitude <= maxTicks.magnitude else {
+                    throw tfdt.error(.invalidField,
+                                     "baseMediaDecodeTime \(dts) of track \(trackID) is beyond \(maxTicks) ticks, "
+                                        + "the most 64-bit nanoseconds hold at timescale \(track.timescale)")
+                }
             }
             // Samples with no bytes need no room in the mdat, so the mdat's size alone does not bound them.
             let sampleLimit = min(maxSamples, max(mdatPayload.count, 1))
@@ -134,9 +141,11 @@ public struct Fragment: Sendable {
                     }
                     let (pts, ptsOverflow) = dts.addingReportingOverflow(offset)
                     let (nextDecodeTime, dtsOverflow) = dts.addingReportingOverflow(Int64(duration))
-                    guard !ptsOverflow, !dtsOverflow else {
+                    guard !ptsOverflow, !dtsOverflow, pts.magnitude <= maxTicks.magnitude,
+                          nextDecodeTime.magnitude <= maxTicks.magnitude else {
                         throw trun.error(.invalidField,
-                                         "sample \(index) of track \(trackID): decode time \(dts) overflows 64 bits")
+                                         "sample \(index) of track \(trackID): decode time \(dts) (presentation \(dts) + \(offset)) "
+                                            + "overflows \(maxTicks) ticks, the most 64-bit nanoseconds hold at timescale \(track.timescale)")
                     }
                     samples.append(Sample(track: trackID, dts: dts, pts: pts, duration: duration, size: size,
                                           offset: start - moofStart, flags: sampleFlags))
@@ -149,6 +158,15 @@ public struct Fragment: Sendable {
         }
         return Fragment(bytes: bytes, sequenceNumber: sequenceNumber, samples: samples,
                         streamOffset: moof.streamOffset + Int64(moofStart))
+    }
+
+    /// The largest decode or presentation time, in ticks of `timescale`,
+    /// whose magnitude in nanoseconds fits an `Int64`: the parser hands out
+    /// no time beyond it, so a consumer may convert, negate or subtract
+    /// times without trapping.
+    public static func maxTicks(timescale: UInt32) -> Int64 {
+        let (ticks, overflow) = (Int64.max / 1_000_000_000).multipliedReportingOverflow(by: Int64(max(timescale, 1)))
+        return overflow ? .max : ticks
     }
 }
 

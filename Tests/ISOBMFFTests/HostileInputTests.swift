@@ -99,16 +99,36 @@ import Testing
 
     @Test func decodeTimesThatOverflow_areInvalidFields() throws {
         let initSegment = try initAndFragment().initSegment
-        for time in [Int64.max, Int64.max - 100] {
-            let result = parse(fixture.joined([initSegment, try fragment(withDecodeTime: time)]), cuts: [4096])
+        // Int64.min too: a consumer taking its magnitude, negating it or subtracting from it would trap.
+        for time in [Int64.max, Int64.max - 100, Int64.min, Int64.min + 1] {
+            let result = parse(fixture.joined([initSegment, try fragment(withDecodeTime: time), try initAndFragment().fragment]),
+                               cuts: [4096])
             #expect(result.errors.map(\.code) == [.invalidField], "tfdt \(time)")
-            #expect(result.errors.first?.path == "moof/traf/trun")
-            #expect(result.errors.first?.message.contains("overflows") == true)
+            #expect(result.errors.first?.path == "moof/traf/tfdt")
+            #expect(result.errors.first?.message.contains("64-bit nanoseconds") == true)
+            #expect(result.fragmentSequence == [1], "tfdt \(time): the fragment after it parses")
         }
-        // Int64.min is fine on its own: the samples count up from it.
-        let lowest = parse(fixture.joined([initSegment, try fragment(withDecodeTime: .min)]), cuts: [4096])
+    }
+
+    @Test func decodeTimes_areBoundedByNanosecondsAtTheTrackTimescale() throws {
+        let initSegment = try initAndFragment().initSegment
+        let timescale = try #require(try InitSegment(parsing: initSegment).tracks.first?.timescale)
+        let limit = Fragment.maxTicks(timescale: timescale)
+        #expect(limit == Int64.max / 1_000_000_000 * Int64(timescale))
+        #expect(Fragment.maxTicks(timescale: .max) == .max, "clamped, not overflowed")
+        // At the limit from below the samples count up, towards zero: every time fits.
+        let lowest = parse(fixture.joined([initSegment, try fragment(withDecodeTime: -limit)]), cuts: [4096])
         #expect(lowest.errors.isEmpty)
-        #expect(lowest.samples.first?.dts == .min)
+        #expect(lowest.samples.first?.dts == -limit)
+        #expect(lowest.samples.allSatisfy { $0.dts.magnitude <= limit.magnitude && $0.pts.magnitude <= limit.magnitude })
+        // Just below the limit, the samples counting up pass it: refused by the trun.
+        let highest = parse(fixture.joined([initSegment, try fragment(withDecodeTime: limit - 1)]), cuts: [4096])
+        #expect(highest.errors.map(\.code) == [.invalidField])
+        #expect(highest.errors.first?.path == "moof/traf/trun")
+        #expect(highest.errors.first?.message.contains("overflows") == true)
+        // One tick past it, the tfdt itself is refused.
+        let beyond = parse(fixture.joined([initSegment, try fragment(withDecodeTime: -limit - 1)]), cuts: [4096])
+        #expect(beyond.errors.map(\.path) == ["moof/traf/tfdt"])
     }
 
     @Test func baseDataOffsetOutsideTheFragment_isRejected() throws {

@@ -5,6 +5,7 @@ import ISOBMFF
 import Logging
 import NIOCore
 import NIOPosix
+import SafeFiles
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -18,13 +19,20 @@ struct RecordingRoutes: Sendable {
     let logger: Logger
     /// Bytes one clip request may hold while it looks for its start (one GOP).
     let maxGOPBytes: Int
-    private let catalog = RecordingCatalog()
+    let catalog: RecordingCatalog
     /// Clips cut at once; more are answered 503.
     private let clips = ClipSlots(limit: 4)
     /// The longest clip served.
     static let maxClip = 3600.0
     /// Recordings further apart than this leave a gap.
     static let gapTolerance = 1.5
+
+    init(roots: [String], logger: Logger, maxGOPBytes: Int, maxIndexBytes: Int = RecordingIndex.maxReadBytes) {
+        self.roots = roots
+        self.logger = logger
+        self.maxGOPBytes = maxGOPBytes
+        catalog = RecordingCatalog(logger: logger, maxBytes: maxIndexBytes)
+    }
 
     /// An index entry and the root it came from.
     struct Recording: Sendable {
@@ -43,11 +51,16 @@ struct RecordingRoutes: Sendable {
         }
     }
 
-    /// Every root's entries, oldest first; a root without an index yet has none.
+    /// Every root's entries, oldest first; a root without an index yet has
+    /// none, one whose index cannot be read is a 500 (never "no recordings").
     func recordings() async throws -> [Recording] {
         var all: [Recording] = []
         for root in roots {
-            all += try await catalog.entries(root: root).map { Recording(root: root, entry: $0) }
+            do {
+                all += try await catalog.entries(root: root).map { Recording(root: root, entry: $0) }
+            } catch let failure as RecordingIndexError {
+                throw HTTPError(.internalServerError, message: "cannot read a recordings index: \(failure.reason)\n")
+            }
         }
         return all.sorted { $0.entry.wallStart < $1.entry.wallStart }
     }
@@ -111,7 +124,19 @@ struct RecordingRoutes: Sendable {
         let overlapping = try await recordings().filter { $0.entry.stream == stream && $0.entry.wallEnd > start && $0.entry.wallStart < end }
         // Continuous recording where there is some; event clips only where there is none.
         let continuous = overlapping.filter { !$0.isEventClip }
-        let files = continuous.isEmpty ? overlapping : continuous
+        let candidates = continuous.isEmpty ? overlapping : continuous
+        // Files reached through a link below the root (or no longer regular files) are not served.
+        let files = try await NIOThreadPool.singleton.runIfActive { [logger] in
+            candidates.filter { file in
+                do {
+                    close(try SafeOpen.regularFile(root: file.root, relative: file.entry.path))
+                    return true
+                } catch {
+                    logger.warning("clip of '\(stream)': \(error); not served")
+                    return false
+                }
+            }
+        }
         guard !files.isEmpty else {
             throw HTTPError(.notFound, message: "no recording of stream '\(stream)' covers \(Self.describe(start)) + \(duration) s\n")
         }
@@ -130,7 +155,7 @@ struct RecordingRoutes: Sendable {
             for file in files where !cutter.done {
                 cutter.beginFile(wallStart: file.entry.wallStart)
                 do {
-                    try await Self.read(file.fullPath) { parsed in
+                    try await Self.read(root: file.root, relative: file.entry.path, logger: logger) { parsed in
                         switch parsed {
                         case .initSegment(let bytes, let segment):
                             _ = cutter.take(initSegment: bytes, parsed: segment)
@@ -144,7 +169,8 @@ struct RecordingRoutes: Sendable {
                     break
                 } catch let failure as ParseError {
                     // A torn or foreign file ends the clip where it stops making sense; what was written stands.
-                    logger.warning("clip of '\(stream)': \(file.fullPath) does not parse: \(failure)")
+                    // Its code and offset only: a message quotes the file's bytes (a box type), which stay unlogged.
+                    logger.warning("clip of '\(stream)': \(file.fullPath) does not parse (\(failure.code.rawValue) at byte \(failure.offset))")
                     break
                 }
             }
@@ -158,20 +184,19 @@ struct RecordingRoutes: Sendable {
         case fragment(Fragment)
     }
 
-    /// Reads `path` a block at a time on NIO's thread pool (not the
-    /// cooperative pool), parsing as it goes; `body` returns false to stop.
-    static func read(_ path: String, _ body: (Parsed) async throws -> Bool) async throws {
+    /// Reads `relative` below `root` a block at a time on NIO's thread pool
+    /// (not the cooperative pool), parsing as it goes; `body` returns false
+    /// to stop. A file that cannot be opened safely is logged and read as empty.
+    static func read(root: String, relative: String, logger: Logger, _ body: (Parsed) async throws -> Bool) async throws {
         let pool = NIOThreadPool.singleton
-        // Opened off the cooperative pool, never blocking on a FIFO, and only a regular file.
+        // Opened off the cooperative pool, no link followed below the root, never blocking on a FIFO, only a regular file.
         let fd: Int32 = try await pool.runIfActive {
-            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
-            guard fd >= 0 else { return -1 }
-            var info = stat()
-            guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-                close(fd)
+            do {
+                return try SafeOpen.regularFile(root: root, relative: relative)
+            } catch {
+                logger.warning("recording not read: \(error)")
                 return -1
             }
-            return fd
         }
         guard fd >= 0 else { return }
         defer { close(fd) }
@@ -227,35 +252,6 @@ struct RecordingRoutes: Sendable {
                             .prefix(40)).filter(\.isASCII)
         let stamp = describe(start).filter { $0.isLetter || $0.isNumber }
         return "\(safe.isEmpty ? "clip" : safe)-\(stamp).mp4"
-    }
-}
-
-/// Each root's index, read on NIO's thread pool and kept until the file
-/// changes (its size or modification time), so a page refreshing every
-/// few seconds costs a `stat`, not a parse.
-final class RecordingCatalog: Sendable {
-    private struct Cached {
-        let size: Int64
-        let modified: Int
-        let entries: [RecordingIndexEntry]
-    }
-
-    private let cache = Mutex<[String: Cached]>([:])
-
-    func entries(root: String) async throws -> [RecordingIndexEntry] {
-        let path = root + "/" + RecordingIndex.fileName
-        return try await NIOThreadPool.singleton.runIfActive { [self] in
-            var info = stat()
-            guard stat(path, &info) == 0 else { return [] }
-            let size = Int64(info.st_size)
-            let modified = info.st_mtim.tv_sec * 1_000_000_000 + info.st_mtim.tv_nsec
-            if let cached = self.cache.withLock({ $0[root] }), cached.size == size, cached.modified == modified {
-                return cached.entries
-            }
-            let entries = (try? RecordingIndex.read(root: root)) ?? []
-            self.cache.withLock { $0[root] = Cached(size: size, modified: modified, entries: entries) }
-            return entries
-        }
     }
 }
 

@@ -1,4 +1,8 @@
-import Foundation
+public import Foundation
+import SafeFiles
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One line of a recording root's `index.jsonl`: a finished file of
 /// file-record or event-record. Written by the recorders, read by
@@ -64,42 +68,142 @@ public struct RecordingIndexEntry: Sendable, Equatable {
 
     /// Reads a line as written by ``jsonLine``; nil for anything else.
     public init?(jsonLine: some StringProtocol) {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(jsonLine.utf8))) as? [String: Any],
+        self.init(json: Data(jsonLine.utf8))
+    }
+
+    /// The largest media time kept, in seconds: 2^63 nanoseconds. Larger
+    /// (`1e303`) or non-finite times are read as unknown, so no sum or
+    /// difference of them leaves the finite numbers.
+    public static let maxMediaSeconds = Double(Int64.max) / 1e9
+    /// Wall-clock times beyond this many seconds from 1970 (the year 5138) refuse the line.
+    public static let maxWallSeconds = 1e11
+
+    /// Reads one line's bytes; numbers are checked here, where they enter.
+    init?(json: Data) {
+        guard let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any],
               let path = object["path"] as? String, let stream = object["stream"] as? String,
-              let wallStart = (object["wall_start"] as? NSNumber)?.doubleValue, wallStart.isFinite else { return nil }
-        func number(_ key: String) -> Double? {
-            (object[key] as? NSNumber).map(\.doubleValue).flatMap { $0.isFinite ? $0 : nil }
+              let wallStart = (object["wall_start"] as? NSNumber)?.doubleValue, wallStart.isFinite,
+              wallStart.magnitude < Self.maxWallSeconds else { return nil }
+        func time(_ key: String) -> Double? {
+            (object[key] as? NSNumber).map(\.doubleValue).flatMap { $0.isFinite && $0.magnitude <= Self.maxMediaSeconds ? $0 : nil }
         }
         func count(_ key: String) -> Int {
-            number(key).flatMap { Int(exactly: $0.rounded()) } ?? 0
+            // At most 2^53, exact as a double and far beyond any real count or size; anything else reads as 0 (unknown).
+            guard let value = (object[key] as? NSNumber)?.doubleValue, value.isFinite, value >= 0,
+                  value <= 9_007_199_254_740_992 else { return 0 }
+            return Int(value.rounded())
         }
-        self.init(path: path, stream: stream, start: number("start"), end: number("end"), wallStart: wallStart,
+        self.init(path: path, stream: stream, start: time("start"), end: time("end"), wallStart: wallStart,
                   keyframes: count("keyframes"), fragments: count("fragments"), bytes: count("bytes"),
                   reason: object["reason"] as? String)
     }
 }
 
+/// Why a recording root's index could not be read.
+public struct RecordingIndexError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The index file.
+    public let path: String
+    /// What went wrong (`Is a directory`, `not a regular file`).
+    public let reason: String
+
+    public var description: String { "cannot read the recordings index '\(path)': \(reason)" }
+}
+
 /// A recording root's index: `index.jsonl`, one ``RecordingIndexEntry`` a line.
 public enum RecordingIndex {
     public static let fileName = "index.jsonl"
+    /// The most of an index read: its newest 64 MiB (about 300,000 recordings).
+    public static let maxReadBytes = 64 << 20
+
+    /// Which version of an index file: it changed when any of these did.
+    public struct Identity: Sendable, Hashable {
+        public let device: UInt64
+        public let inode: UInt64
+        public let size: Int64
+        public let modified: Int64
+        public let changed: Int64
+    }
+
+    /// An index as read.
+    public struct Contents: Sendable {
+        public let identity: Identity
+        /// Entries whose files exist, oldest first.
+        public let entries: [RecordingIndexEntry]
+        /// Bytes at the start of the file left unread (the index is larger than the cap).
+        public let skippedBytes: Int64
+    }
+
+    /// The index of `root` as it is now, without reading it; nil when there is none yet.
+    public static func identity(root: String) throws(RecordingIndexError) -> Identity? {
+        let path = root + "/" + fileName
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw RecordingIndexError(path: path, reason: String(cString: strerror(errno)))
+        }
+        return Identity(info)
+    }
 
     /// The entries of the index under `root` whose files still exist (retention
     /// deletes files, not lines), oldest first. Entries whose path leaves the
-    /// root are left out. An index larger than `maxBytes` is read from its
-    /// end: the newest lines are the ones kept.
-    public static func read(root: String, maxBytes: Int = 64 << 20) throws -> [RecordingIndexEntry] {
-        let url = URL(fileURLWithPath: root).appendingPathComponent(fileName)
-        let handle = try FileHandle(forReadingFrom: url)
-        defer { try? handle.close() }
-        let size = try handle.seekToEnd()
-        try handle.seek(toOffset: size > UInt64(maxBytes) ? size - UInt64(maxBytes) : 0)
-        let data = try handle.readToEnd() ?? Data()
+    /// root, or reaches its file through a symbolic link, are left out. An
+    /// index larger than `maxBytes` is read from its end: the newest lines
+    /// are the ones kept.
+    public static func read(root: String, maxBytes: Int = maxReadBytes) throws -> [RecordingIndexEntry] {
+        try load(root: root, maxBytes: maxBytes).entries
+    }
+
+    /// Reads the index of `root` (not a link, a regular file), at most its last `maxBytes`.
+    public static func load(root: String, maxBytes: Int = maxReadBytes) throws(RecordingIndexError) -> Contents {
+        let path = root + "/" + fileName
+        func failure(_ reason: String) -> RecordingIndexError { RecordingIndexError(path: path, reason: reason) }
+        // Not following a link, and never blocking on a FIFO planted in its place.
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure(String(cString: strerror(errno))) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw failure("not a regular file") }
+        let identity = Identity(info)
+        let skipped = max(0, identity.size - Int64(maxBytes))
+        let length = Int(identity.size - skipped)
+        var data = Data(count: length)
+        var filled = 0
+        let readFailure: Int32? = data.withUnsafeMutableBytes { raw -> Int32? in
+            while filled < length {
+                let count = pread(fd, raw.baseAddress! + filled, length - filled, off_t(skipped) + off_t(filled))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                if count == 0 { break } // truncated since the fstat: what is there
+                filled += count
+            }
+            return nil
+        }
+        if let readFailure { throw failure(String(cString: strerror(readFailure))) }
+        let files = RegularFileProbe(root: root)
+        let entries = parse(data.prefix(filled), startsMidLine: skipped > 0).filter { files.isRegularFile($0.path) }
+        return Contents(identity: identity, entries: entries, skippedBytes: skipped)
+    }
+
+    /// The entries of an index's bytes whose paths stay below the root,
+    /// oldest first; lines that are not entries are passed over. When the
+    /// bytes start mid-line (the end of a larger index), the first line is too.
+    public static func parse(_ data: Data, startsMidLine: Bool = false) -> [RecordingIndexEntry] {
         var lines = data.split(separator: UInt8(ascii: "\n"))
-        if size > UInt64(maxBytes), !lines.isEmpty { lines.removeFirst() } // cut mid-line
+        if startsMidLine, !lines.isEmpty { lines.removeFirst() }
         return lines.compactMap { line -> RecordingIndexEntry? in
-            guard let entry = RecordingIndexEntry(jsonLine: String(decoding: line, as: UTF8.self)),
-                  entry.pathIsContained, entry.wallStart.magnitude < 1e11 else { return nil }
-            return FileManager.default.fileExists(atPath: root + "/" + entry.path) ? entry : nil
+            guard let entry = RecordingIndexEntry(json: Data(line)), entry.pathIsContained else { return nil }
+            return entry
         }.sorted { $0.wallStart < $1.wallStart }
+    }
+}
+
+extension RecordingIndex.Identity {
+    init(_ info: stat) {
+        self.init(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                  modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+                  changed: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec))
     }
 }

@@ -1,6 +1,4 @@
-import Camflow
-import ISOBMFF
-import NIOCore
+public import NIOCore
 
 /// Cuts a wall-clock range out of recordings, one file after another, into
 /// one standalone fragmented MP4: the first file's init segment, then
@@ -10,26 +8,26 @@ import NIOCore
 ///
 /// A frame's wall-clock time is its file's `wall_start` plus its media time
 /// since the file's first frame.
-struct ClipCutter {
-    enum Failure: Error, Equatable, CustomStringConvertible {
+public struct ClipCutter: Sendable {
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         /// A group of pictures longer than the buffer allows, while seeking the start.
         case gopTooLarge(Int)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .gopTooLarge(let bytes): "a group of pictures holds more than \(bytes) bytes"
             }
         }
     }
 
-    let start: Double
-    let end: Double
+    public let start: Double
+    public let end: Double
     /// Bytes held while seeking the start: one GOP.
-    let maxGOPBytes: Int
+    public let maxGOPBytes: Int
     /// The output is complete: the range's end was reached, or a file's
     /// init segment differs from the first one's (another picture size).
-    private(set) var done = false
-    private(set) var wroteInit = false
+    public private(set) var done = false
+    public private(set) var wroteInit = false
 
     private var firstInit: ByteBuffer?
     private var initSegment: InitSegment?
@@ -54,21 +52,25 @@ struct ClipCutter {
     private var carried: [WritableSample] = []
     private var sequence: UInt32 = 1
 
-    init(start: Double, end: Double, maxGOPBytes: Int = 16 << 20) {
+    public init(start: Double, end: Double, maxGOPBytes: Int = 16 << 20) {
         self.start = start
         self.end = end
         self.maxGOPBytes = maxGOPBytes
     }
 
     /// The next file, begun at `wallStart`.
-    mutating func beginFile(wallStart: Double) {
+    public mutating func beginFile(wallStart: Double) {
         // A file that ended while its GOP was held for a start beyond it (the start lies in
         // its last GOP, or in a gap): the clip begins with that GOP, in that file's times.
         if clipStart == nil, !held.isEmpty, let initSegment, startShifts(first: held[0], initSegment: initSegment) {
             clipStart = heldWall
             carried = held.compactMap(shifted)
             if let timeline, let last = carried.last(where: { $0.track == timeline.id }) {
-                outputEnd = last.dts &+ Int64(last.duration)
+                guard let end = Self.end(of: last) else {
+                    done = true
+                    return
+                }
+                outputEnd = end
             }
             held.removeAll()
             heldBytes = 0
@@ -79,7 +81,7 @@ struct ClipCutter {
     }
 
     /// A file's init segment; the first is written out.
-    mutating func take(initSegment bytes: ByteBuffer, parsed: InitSegment) -> ByteBuffer? {
+    public mutating func take(initSegment bytes: ByteBuffer, parsed: InitSegment) -> ByteBuffer? {
         guard !done else { return nil }
         if let firstInit {
             if firstInit != bytes { done = true }
@@ -93,7 +95,7 @@ struct ClipCutter {
 
     /// A fragment of the current file; returns what to write (the init
     /// segment before the first fragment written).
-    mutating func take(fragment: Fragment) throws(Failure) -> [ByteBuffer] {
+    public mutating func take(fragment: Fragment) throws(Failure) -> [ByteBuffer] {
         guard !done, let timeline, let initSegment, timeline.timescale > 0 else { return [] }
         let scale = Double(timeline.timescale)
         var out = carried
@@ -102,9 +104,11 @@ struct ClipCutter {
         let ordered = fragment.samples.filter { $0.track == timeline.id } + fragment.samples.filter { $0.track != timeline.id }
         var timelineEnded = false
         for sample in ordered {
-            // Times a recording cannot hold (a hostile camera's tfdt) end the clip, never trap.
+            // Times a recording cannot hold (a hostile camera's tfdt) are passed over, never trap:
+            // magnitudes compare as UInt64, which Int64.min has too.
             guard let trackScale = initSegment.track(sample.track)?.timescale, trackScale > 0,
-                  abs(sample.dts) < Self.maxTicks, abs(sample.pts) < Self.maxTicks else { continue }
+                  sample.dts.magnitude < Self.maxTicks.magnitude, sample.pts.magnitude < Self.maxTicks.magnitude
+            else { continue }
             let media = Double(sample.dts) / Double(trackScale)
             if sample.track == timeline.id, fileOrigin == nil {
                 fileOrigin = media
@@ -161,10 +165,17 @@ struct ClipCutter {
             }
             guard let moved = shifted(writable) else { continue }
             out.append(moved)
-            if sample.track == timeline.id { outputEnd = moved.dts &+ Int64(moved.duration) }
+            if sample.track == timeline.id {
+                guard let end = Self.end(of: moved) else {
+                    done = true
+                    break
+                }
+                outputEnd = end
+            }
         }
         if let last = fragment.samples.last(where: { $0.track == timeline.id }) {
-            lastInputEnd = Double(last.dts &+ Int64(last.duration)) / scale
+            // In floating point: the sum of a hostile decode time and a duration may not fit 64 bits.
+            lastInputEnd = (Double(last.dts) + Double(last.duration)) / scale
         }
         if timelineEnded { done = true }
         return write(out, timeline: timeline.id)
@@ -172,7 +183,7 @@ struct ClipCutter {
 
     /// What is left once the last file has been read: the GOP held when the
     /// start lies in the last file's last GOP.
-    mutating func finish() -> [ByteBuffer] {
+    public mutating func finish() -> [ByteBuffer] {
         guard let timeline else { return [] }
         beginFile(wallStart: fileWallStart)
         let out = carried
@@ -220,7 +231,7 @@ struct ClipCutter {
     }
 
     /// `seconds` in `timescale` ticks, when that is a time a recording can hold.
-    static func ticks(_ seconds: Double, _ timescale: UInt32) -> Int64? {
+    public static func ticks(_ seconds: Double, _ timescale: UInt32) -> Int64? {
         let value = (seconds * Double(timescale)).rounded()
         guard value.isFinite, abs(value) < Double(maxTicks) else { return nil }
         return Int64(value)
@@ -228,14 +239,24 @@ struct ClipCutter {
 
     /// Decode times beyond this (about 2^52 ticks) are refused: they would
     /// overflow once shifted, or lose precision as seconds.
-    static let maxTicks: Int64 = 1 << 52
+    public static let maxTicks: Int64 = 1 << 52
+
+    /// Where `sample` ends in decode time; nil when that does not fit 64 bits.
+    public static func end(of sample: WritableSample) -> Int64? {
+        let (end, overflow) = sample.dts.addingReportingOverflow(Int64(sample.duration))
+        return overflow ? nil : end
+    }
 
     private func shifted(_ sample: WritableSample) -> WritableSample? {
         var moved = sample
         let offset = shift[sample.track] ?? 0
         let (dts, dtsOverflow) = sample.dts.addingReportingOverflow(offset)
         let (pts, ptsOverflow) = sample.pts.addingReportingOverflow(offset)
-        guard !dtsOverflow, !ptsOverflow else { return nil }
+        // Within what the parser accepts: the clip reads back, in camflow and elsewhere.
+        let limit = Fragment.maxTicks(timescale: initSegment?.track(sample.track)?.timescale ?? 1).magnitude
+        let (end, endOverflow) = dts.addingReportingOverflow(Int64(sample.duration))
+        guard !dtsOverflow, !ptsOverflow, !endOverflow, dts.magnitude <= limit, pts.magnitude <= limit,
+              end.magnitude <= limit else { return nil }
         moved.dts = dts
         moved.pts = pts
         return moved
