@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from .h26x import MAX_NAL_UNITS, MAX_SPS, config_sps, looks_like_avcc, nal_units, sps_size
+from .h26x import MAX_NAL_UNITS, MAX_SPS, SPS_BYTES, config_sps, looks_like_avcc, nal_units, sps_size
 from .messages import ClientError, DecodeError, Frame, printable
 from .mp4 import InitSegment, Track, is_annex_b
 
@@ -84,9 +84,8 @@ class VideoDecoder:
         self.max_nal_units = max_nal_units
         # ValueError (a DecodeError is one) as before: the stream is not decoded.
         self._check_size(video.width, video.height, "the init segment's picture")
-        record = self._config_is_record()
-        self._check_units(config_sps(video.codec_name, video.config) if record else
-                          nal_units(video.config, True, limit=max_nal_units), "the init segment's SPS", record)
+        self._check_units(config_sps(video.codec_name, video.config) if self._config_is_record() else
+                          nal_units(video.config, True, limit=max_nal_units), "the init segment's SPS")
         self._context = None
         self._waiting = True
         # The frames the decoder holds, by pts, until their pictures come out (it drops some: at most 64 kept).
@@ -101,22 +100,23 @@ class VideoDecoder:
             raise DecodeError(f"{what} is {width}x{height}, more than this client decodes "
                               f"({self.max_width}x{self.max_height}, {self.max_pixels} pixels)")
 
-    def _check_units(self, units, what: str, record: bool = False) -> None:
+    def _check_units(self, units, what: str) -> None:
         count = 0
         for unit in units:
-            if self._check_sps(unit, what, record):
+            if self._check_sps(unit, what):
                 count += 1
                 if count > MAX_SPS:
                     raise DecodeError(f"more than {MAX_SPS} SPS at once")
 
-    def _check_sps(self, unit: bytes, what: str, record: bool = False) -> bool:
+    def _check_sps(self, unit: bytes, what: str) -> bool:
         """Whether ``unit`` is an SPS, which is then checked."""
         size = sps_size(self.track.codec_name, unit)
         if size is None:
             return False
         self._check_size(*size, what)
-        if record and self.track.codec_name == "h264" and b"\0\0\3" in unit:
-            # FFmpeg reads an avcC SPS it cannot parse once more as if its bytes were not escaped.
+        if self.track.codec_name == "h264" and b"\0\0\3" in bytes(unit[:SPS_BYTES]):
+            # FFmpeg reads an H.264 SPS it cannot parse once more as if its bytes were not escaped
+            # (in an avcC record and in a frame both).
             try:
                 size = sps_size("h264", unit, unescape=False)
             except DecodeError:

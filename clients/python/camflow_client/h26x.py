@@ -22,7 +22,7 @@ _H264_SPS = 7
 _HEVC_SPS = 33
 # The bytes of an SPS read: its size comes in the first few dozen, and even scaling lists of the
 # longest Exp-Golomb codes take under 7 KiB.
-_SPS_BYTES = 16 << 10
+SPS_BYTES = 16 << 10
 # H.264 profiles whose SPS carries chroma format, bit depths and scaling lists.
 _HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
 
@@ -31,7 +31,7 @@ class _Bits:
     """An RBSP read bit by bit; reading past the end is a :class:`DecodeError`."""
 
     def __init__(self, nal: bytes, skip: int, unescape: bool = True):
-        head = bytes(nal[skip:_SPS_BYTES])
+        head = bytes(nal[skip:SPS_BYTES])
         self.data = _unescape(head) if unescape else head
         self.at = 0
 
