@@ -2,10 +2,13 @@ extension Double {
     /// Fixed-point text without Foundation: `1.5`, `0.333`, `12`.
     func formatted(maxFractionDigits digits: Int) -> String {
         guard isFinite else { return description }
+        // From 1e15 on a Double holds no fraction digits worth rounding, and scaling
+        // 1e303 by 1e6 would overflow to infinity: the shortest exact text instead.
+        guard abs(self) < 1e15 else { return description }
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
         let rounded = (self * scale).rounded() / scale
-        if rounded == rounded.rounded(.towardZero), abs(rounded) < 1e15 {
+        if rounded == rounded.rounded(.towardZero) {
             return String(Int64(rounded))
         }
         var text = String(rounded)
