@@ -29,9 +29,10 @@ public struct FileReplay: Node {
             OptionSpec("chunk-size", .size, min: "1", max: "64MiB",
                        "Bytes per packet, cut anywhere; when unset, whole top-level boxes of an MP4 file (64KiB for other files)."),
             OptionSpec("loop", .bool, default: "false", "Start over at the end of the file, until stopped."),
-            OptionSpec("rate", .rate, above: "0B/s", "Pace the output to this many bytes per second; as fast as possible when unset."),
+            OptionSpec("rate", .rate, above: "0B/s",
+                       "Pace the output to this many bytes per second, in packets of 50 ms of it (1KiB to 64KiB; an MP4 file's are whole boxes, a fragment each at most unless its boxes are small) unless chunk-size is set; as fast as possible when unset."),
             OptionSpec("realtime", .bool, default: "false",
-                       "Read the file as fragmented MP4 and send each fragment at its media time, as a camera does; chunk-size and rate do not apply."),
+                       "Read the file as fragmented MP4 and send each fragment once its media time has passed, as a camera does (a loop's pass lasts the file's media length; a timestamp jump waits 60 s at most; boxes up to 64MiB); chunk-size and rate do not apply."),
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
         ],
         accepts: [],
@@ -63,7 +64,7 @@ public struct FileReplay: Node {
             try await replayBoxes(fd, context)
             return
         }
-        let chunkSize = self.chunkSize ?? 64 << 10
+        let chunkSize = self.chunkSize ?? rate.map(Self.pieceBytes(rate:)) ?? 64 << 10
         // Blocks of many chunks: one read(2) per block, packets are slices.
         let blockSize = max(chunkSize, min(chunkSize * 16, 4 << 20))
         var sequence: UInt64 = 0
@@ -141,11 +142,39 @@ extension FileReplay {
                 break
             }
             offset += Int64(block.readableBytes)
-            if let wait = pacer?.delay(forSending: block.readableBytes) { try await Task.sleep(for: wait) }
-            await context.emit(Packet(kind: .bytes, stream: stream, sequence: sequence, payload: block,
-                                      discontinuity: startOfPass && sequence > 0))
-            startOfPass = false
-            sequence += 1
+            // Paced, a block goes in pieces of whole boxes (a fragment at most, unless boxes are
+            // smaller than a piece): a file smaller than a block never leaves in one burst.
+            while block.readableBytes > 0 {
+                let length = rate.map { Self.wholeUnits(of: block, upTo: Self.pieceBytes(rate: $0)) } ?? block.readableBytes
+                let piece = block.readSlice(length: length)!
+                if let wait = pacer?.delay(forSending: piece.readableBytes) { try await Task.sleep(for: wait) }
+                await context.emit(Packet(kind: .bytes, stream: stream, sequence: sequence, payload: piece,
+                                          discontinuity: startOfPass && sequence > 0))
+                startOfPass = false
+                sequence += 1
+            }
+        }
+    }
+
+    /// The bytes a paced packet holds at most (whole boxes may make it
+    /// larger): 50 ms of the rate, at least a kilobyte, at most 64KiB.
+    static func pieceBytes(rate: Double) -> Int {
+        Int(min(max(rate / 20, 1024), 65536))
+    }
+
+    /// How many leading bytes of `bytes` to send as one piece: the whole
+    /// top-level units (a moof with its mdat) that fit `budget`, or the first
+    /// unit when it alone is larger; bytes that are not boxes (a torn end),
+    /// `budget` of them. Never 0 for bytes that are not empty.
+    static func wholeUnits(of bytes: ByteBuffer, upTo budget: Int) -> Int {
+        let window = bytes.getSlice(at: bytes.readerIndex, length: min(budget, bytes.readableBytes)) ?? bytes
+        switch TopLevelBoxes.wholePrefix(of: window) {
+        case .whole(let length):
+            return length
+        case .firstBoxExceeds(let size):
+            return Int(min(size, Int64(bytes.readableBytes)))
+        case .notBoxes:
+            return window.readableBytes
         }
     }
 
@@ -160,11 +189,14 @@ extension FileReplay {
         }
     }
 
-    /// Sends the init segment, then each fragment when its media time comes.
+    /// Sends the init segment, then each fragment once its media time has
+    /// passed (see ``RealtimeSchedule``); a loop's next pass starts one
+    /// fragment duration after the last fragment of the pass before.
     func replayInRealTime(_ fd: Int32, _ context: NodeContext) async throws {
-        var parser = StreamingParser(configuration: .init(maxBoxSize: 256 << 20))
+        var parser = StreamingParser(configuration: .init(maxBoxSize: Self.maxRealtimeBox))
         var sequence: UInt64 = 0
-        var origin: (clock: ContinuousClock.Instant, media: Double)?
+        var schedule = RealtimeSchedule()
+        let begin = ContinuousClock.now
         var pass = 0
         var sentInPass = 0
         while !Task.isCancelled {
@@ -173,7 +205,7 @@ extension FileReplay {
                 guard loop, sentInPass > 0 else { return }
                 guard lseek(fd, 0, SEEK_SET) == 0 else { throw FileError(path: path, operation: "seek", errno: errno) }
                 parser.reset()
-                origin = nil
+                schedule.newPass()
                 pass += 1
                 sentInPass = 0
                 continue
@@ -187,12 +219,11 @@ extension FileReplay {
                 case .fragment(let fragment):
                     bytes = fragment.bytes
                     let lead = parser.initSegment?.tracks.first(where: \.isVideo) ?? parser.initSegment?.tracks.first
-                    if let lead, let first = fragment.samples.first(where: { $0.track == lead.id }) {
-                        let time = Double(first.dts) / Double(lead.timescale)
-                        let start = origin ?? (ContinuousClock.now, time)
-                        origin = start
-                        try await Task.sleep(until: start.clock + .nanoseconds(Int64((time - start.media) * 1e9)),
-                                             clock: .continuous)
+                    if let lead, lead.timescale > 0, let first = fragment.samples.first(where: { $0.track == lead.id }) {
+                        let scale = Double(lead.timescale)
+                        let duration = fragment.samples.reduce(0.0) { $0 + ($1.track == lead.id ? Double($1.duration) : 0) }
+                        let due = schedule.fragment(start: Double(first.dts) / scale, duration: duration / scale)
+                        try await Task.sleep(until: begin + .seconds(due), clock: .continuous)
                     }
                 case .skipped:
                     continue
@@ -203,6 +234,52 @@ extension FileReplay {
                 sentInPass += 1
             }
         }
+    }
+
+    /// The largest box read in real time: a fragment held whole before it goes.
+    static let maxRealtimeBox = 64 << 20
+}
+
+/// When `file-replay` in real time sends each fragment, in seconds since the
+/// replay began: once the fragment's media has passed, as a camera sends what
+/// it has captured. A fragment `[start, start + duration)` is due the time
+/// from the previous fragment's end to its own end after the previous one
+/// went; the first of a pass (nothing before it) after its own duration. So
+/// a loop's pass takes exactly the file's media length: the next starts one
+/// fragment after the last, never at once. A value, tested without a clock.
+struct RealtimeSchedule {
+    /// The longest a single fragment waits: a file whose timestamps jump
+    /// (a camera's clock reset, a hostile file) pauses, but never for hours.
+    static let maxStep = 60.0
+
+    /// When the last fragment was due.
+    private(set) var due = 0.0
+    /// Media end of the last fragment of this pass.
+    private var lastEnd: Double?
+    /// The last step that was not zero: the length of a fragment whose duration is unknown.
+    private var lastStep = 0.0
+
+    /// The file starts over: its first fragment follows the last after its own duration.
+    mutating func newPass() { lastEnd = nil }
+
+    /// When the fragment of lead-track media `[start, start + duration)` is due.
+    mutating func fragment(start: Double, duration: Double) -> Double {
+        // A time that does not read (NaN, infinite) goes at once and leaves the schedule as it was.
+        guard start.isFinite else { return due }
+        let length = duration.isFinite && duration > 0 ? duration : 0
+        let end = start + length
+        var step: Double
+        if let lastEnd {
+            step = end - lastEnd
+        } else {
+            step = length > 0 ? length : lastStep
+        }
+        // Timestamps that step back go at once, a jump forward (to infinity, even) waits the bound.
+        step = step.isNaN ? 0 : min(max(step, 0), Self.maxStep)
+        lastEnd = end.isFinite ? end : nil
+        if step > 0 { lastStep = step }
+        due += step
+        return due
     }
 }
 
