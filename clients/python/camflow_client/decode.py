@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from .h26x import MAX_NAL_UNITS, MAX_SPS, SPS_BYTES, config_sps, looks_like_avcc, nal_units, sps_size
+from .h26x import MAX_NAL_UNITS, MAX_SPS, SPS_BYTES, config_units, is_record, looks_like_avcc, nal_units, sps_size
 from .messages import ClientError, DecodeError, Frame, printable
 from .mp4 import InitSegment, Track, is_annex_b
 
@@ -84,8 +84,7 @@ class VideoDecoder:
         self.max_nal_units = max_nal_units
         # ValueError (a DecodeError is one) as before: the stream is not decoded.
         self._check_size(video.width, video.height, "the init segment's picture")
-        self._check_units(config_sps(video.codec_name, video.config) if self._config_is_record() else
-                          nal_units(video.config, True, limit=max_nal_units), "the init segment's SPS")
+        self._check_units(config_units(video.codec_name, video.config, max_nal_units), "the init segment's SPS")
         self._context = None
         self._waiting = True
         # The frames the decoder holds, by pts, until their pictures come out (it drops some: at most 64 kept).
@@ -124,13 +123,6 @@ class VideoDecoder:
             if size is not None:
                 self._check_size(*size, what)
         return True
-
-    def _config_is_record(self) -> bool:
-        """Whether FFmpeg reads the track's configuration as an avcC/hvcC record (else as Annex B)."""
-        config = self.track.config
-        if self.track.codec_name == "h264":
-            return len(config) > 0 and config[0] == 1
-        return len(config) > 3 and (config[0] != 0 or config[1] != 0 or config[2] > 1)
 
     def _refuse(self, error: Exception) -> list:
         self.rejected += 1
@@ -178,7 +170,7 @@ class VideoDecoder:
         context.options = {"max_pixels": str(min(self.max_pixels + 64 * self.max_height, (1 << 31) - 1))}
         if not annex_b and self.track.config:
             context.extradata = self.track.config  # length-prefixed frames: parameter sets from the init segment
-            self._length_prefixed = self._config_is_record()
+            self._length_prefixed = is_record(self.track.codec_name, self.track.config)
         return context
 
     def _screen(self, message: Frame) -> int:

@@ -193,35 +193,47 @@ def _hevc_sps_size(bits: _Bits) -> tuple[int, int]:
     return bits.ue(), bits.ue()
 
 
-def config_sps(codec: str, config: bytes) -> list[bytes]:
-    """The SPS NAL units of a decoder configuration record (avcC or hvcC content)."""
-    out = []
-    try:
-        if codec == "h264" and len(config) >= 6:
-            at = 6
-            for _ in range(config[5] & 0x1F):
-                size = struct.unpack_from(">H", config, at)[0]
-                out.append(_cut(config, at + 2, size))
-                at += 2 + size
-        elif codec == "hevc" and len(config) >= 23:
-            at = 23
-            for _ in range(config[22]):
-                kind, count = config[at] & 0x3F, struct.unpack_from(">H", config, at + 1)[0]
-                at += 3
-                for _ in range(count):
-                    size = struct.unpack_from(">H", config, at)[0]
-                    if kind == _HEVC_SPS:
-                        out.append(_cut(config, at + 2, size))
-                    at += 2 + size
-    except (struct.error, IndexError):
-        raise DecodeError("the decoder configuration record is cut off") from None
-    return out
+def is_record(codec: str, config: bytes) -> bool:
+    """Whether FFmpeg reads a track's configuration as an avcC/hvcC record (else as Annex B), as it decides."""
+    if codec == "h264":
+        return len(config) > 0 and config[0] == 1
+    return len(config) >= 23 and (config[0] == 1 or (config[0] == 0 and (config[1] != 0 or config[2] > 1)))
 
 
-def _cut(data: bytes, at: int, size: int) -> bytes:
-    if at + size > len(data):
-        raise DecodeError("the decoder configuration record is cut off")
-    return data[at:at + size]
+def config_units(codec: str, config: bytes, limit: int = MAX_NAL_UNITS) -> list[memoryview]:
+    """The NAL units FFmpeg reads of a decoder configuration (avcC or hvcC content, or Annex B).
+
+    FFmpeg splits each entry of a record as a unit with a 2-byte length (start codes in it
+    included) and goes by each unit's own type, not the list or array it is in: an SPS in
+    the PPS list is read as an SPS. So every unit is returned, whatever it is."""
+    if not is_record(codec, config):
+        return list(nal_units(config, True, limit=limit))
+    units: list[memoryview] = []
+
+    def entries(at: int, count: int) -> int:
+        for _ in range(count):
+            if at + 2 > len(config):
+                raise DecodeError("the decoder configuration record is cut off")
+            size = 2 + struct.unpack_from(">H", config, at)[0]
+            if at + size > len(config):
+                raise DecodeError("the decoder configuration record is cut off")
+            units.extend(nal_units(config[at:at + size], False, 2, limit - len(units)))
+            at += size
+        return at
+
+    if codec == "h264":
+        if len(config) < 7:
+            raise DecodeError("the decoder configuration record is cut off")
+        at = entries(6, config[5] & 0x1F)
+        if at < len(config):
+            entries(at + 1, config[at])
+        return units
+    at = 23
+    for _ in range(config[22]):
+        if at + 3 > len(config):
+            raise DecodeError("the decoder configuration record is cut off")
+        at = entries(at + 3, struct.unpack_from(">H", config, at + 1)[0])
+    return units
 
 
 def looks_like_avcc(payload: bytes) -> bool:

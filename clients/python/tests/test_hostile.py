@@ -232,6 +232,33 @@ def test_frames_the_decoder_holds_back_do_not_keep_their_payload():
     assert [(p.pts, p.sequence, p.keyframe) for p in decoder.flush()][:2] == [(1 / 90000, 1, True), (2 / 90000, 2, True)]
 
 
+def _hevc_sps(width, height):
+    bits = hostile.Bits().u(4, 0).u(3, 0).u(1, 1).u(96, 0).ue(0).ue(1).ue(width).ue(height)
+    return bytes([33 << 1, 1]) + bits.rbsp()
+
+
+@pytest.mark.parametrize("codec,config", [
+    # hvcC whose first byte is 2: FFmpeg reads it as Annex B.
+    ("hevc", b"\x02" + bytes(22) + hostile.annex_b(_hevc_sps(16000, 16000))),
+    # An SPS in the hvcC's VPS array: FFmpeg goes by the unit's own type.
+    ("hevc", bytes([1]) + bytes(20) + bytes([0xF3, 1, 32, 0, 1]) + len(_hevc_sps(16000, 16000)).to_bytes(2, "big")
+     + _hevc_sps(16000, 16000)),
+    # An SPS in the avcC's PPS list (FFmpeg decoded a 3200x3200 picture from one).
+    ("h264", bytes([1, 66, 0xC0, 40, 0xFF, 0xE0, 1]) + len(sps(1000, 1000)).to_bytes(2, "big") + sps(1000, 1000)),
+    # An SPS behind a start code inside the avcC's one SPS entry (a filler unit).
+    ("h264", bytes([1, 66, 0xC0, 40, 0xFF, 0xE1]) + (3 + 4 + len(sps(1000, 1000))).to_bytes(2, "big") + b"\x0c\xff\xff"
+     + hostile.annex_b(sps(1000, 1000)) + b"\x00"),
+], ids=["hvcc-read-as-annex-b", "sps-in-vps-array", "sps-in-pps-list", "sps-behind-a-start-code"])
+def test_every_sps_ffmpeg_would_read_in_a_decoder_configuration_is_checked(codec, config):
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    from camflow_client.mp4 import InitSegment, Track
+    track = Track(track_id=1, handler="vide", timescale=90000, sample_entry="hvc1" if codec == "hevc" else "avc1",
+                  width=64, height=64, config=config)
+    with pytest.raises(DecodeError, match="SPS is 16000x16000"):
+        VideoDecoder(InitSegment(b"", [track]))
+
+
 def test_hevc_sps_sizes_are_read_and_checked():
     from camflow_client.h26x import sps_size
     bits = hostile.Bits().u(4, 0).u(3, 0).u(1, 1).u(96, 0).ue(0).ue(1).ue(16000).ue(16000)
