@@ -23,8 +23,11 @@ _HEVC_SPS = 33
 # The bytes of an SPS read: its size comes in the first few dozen, and even scaling lists of the
 # longest Exp-Golomb codes take under 7 KiB.
 SPS_BYTES = 16 << 10
-# H.264 profiles whose SPS carries chroma format, bit depths and scaling lists.
-_HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
+# H.264 profiles whose SPS carries chroma format, bit depths and scaling lists, as FFmpeg reads
+# them (its list, not the standard's: a different list reads the size from other bits), and the
+# profiles the standard adds, which are read both ways.
+_HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 144}
+_EITHER_PROFILES = {134, 135, 139}
 
 
 class _Bits:
@@ -127,7 +130,18 @@ def sps_size(codec: str, nal: bytes, unescape: bool = True) -> tuple[int, int] |
     """(width, height) of the coded picture an SPS NAL unit declares; None for other NAL units.
     ``unescape=False`` reads the bytes as they are, emulation prevention bytes and all."""
     if codec == "h264" and nal and nal[0] & 0x1F == _H264_SPS:
-        return _h264_sps_size(_Bits(nal, 1, unescape))
+        profile = nal[1] if len(nal) > 1 else 0
+        if profile not in _EITHER_PROFILES:
+            return _h264_sps_size(_Bits(nal, 1, unescape), profile in _HIGH_PROFILES)
+        sizes = []
+        for high in (False, True):
+            try:
+                sizes.append(_h264_sps_size(_Bits(nal, 1, unescape), high))
+            except DecodeError:
+                pass
+        if not sizes:
+            raise DecodeError("a parameter set ends early")
+        return max(width for width, _ in sizes), max(height for _, height in sizes)
     if codec == "hevc" and len(nal) >= 2 and (nal[0] >> 1) & 0x3F == _HEVC_SPS:
         if (nal[0] & 1) or nal[1] >> 3:
             # A layer above the base (MV-HEVC) writes its SPS another way; camflow's cameras send none.
@@ -136,11 +150,11 @@ def sps_size(codec: str, nal: bytes, unescape: bool = True) -> tuple[int, int] |
     return None
 
 
-def _h264_sps_size(bits: _Bits) -> tuple[int, int]:
-    profile = bits.u(8)
+def _h264_sps_size(bits: _Bits, high: bool) -> tuple[int, int]:
+    bits.u(8)  # profile_idc
     bits.u(16)  # constraint flags, level
     bits.ue()  # seq_parameter_set_id
-    if profile in _HIGH_PROFILES:
+    if high:
         chroma_format = bits.ue()
         if chroma_format == 3:
             bits.u(1)  # separate_colour_plane_flag

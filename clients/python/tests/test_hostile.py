@@ -232,6 +232,27 @@ def test_frames_the_decoder_holds_back_do_not_keep_their_payload():
     assert [(p.pts, p.sequence, p.keyframe) for p in decoder.flush()][:2] == [(1 / 90000, 1, True), (2 / 90000, 2, True)]
 
 
+def test_h264_sps_fields_are_read_as_ffmpeg_reads_them_for_every_profile():
+    pytest.importorskip("av")
+    from camflow_client.decode import VideoDecoder
+    from camflow_client.h26x import sps_size
+
+    def high_form(profile, width_mbs):
+        # Monochrome, 8 bits, POC type 0, 2 reference frames: read without the chroma and bit depth
+        # fields (as for a Baseline SPS) the same bits say 16x32.
+        bits = hostile.Bits().u(8, profile).u(8, 0).u(8, 40).ue(0).ue(0).ue(0).ue(0).u(1, 0).u(1, 0)
+        bits.ue(0).ue(0).ue(0).ue(2).u(1, 0).ue(width_mbs - 1).ue(width_mbs - 1).u(1, 1).u(1, 1).u(1, 0).u(1, 0)
+        return b"\x67" + bits.rbsp()
+
+    # FFmpeg reads profile 144 (the old High 4:4:4) with those fields: it decoded 2000x2000 from this.
+    assert sps_size("h264", high_form(144, 125)) == (2000, 2000)
+    decoder = VideoDecoder(parse_init(init_segment(64, 64)))
+    assert decoder.decode(parse(frame("cam1", 1, hostile.annex_b(high_form(144, 1000), hostile.pps())))) == []
+    assert "SPS is 16000x16000" in decoder.last_error
+    # Profiles the standard added later, which FFmpeg reads without them: both ways, the larger counts.
+    assert sps_size("h264", high_form(139, 1000)) == (16000, 16000)
+
+
 def _hevc_sps(width, height):
     bits = hostile.Bits().u(4, 0).u(3, 0).u(1, 1).u(96, 0).ue(0).ue(1).ue(width).ue(height)
     return bytes([33 << 1, 1]) + bits.rbsp()
