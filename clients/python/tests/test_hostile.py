@@ -458,10 +458,17 @@ def test_tail_and_repr_print_nothing_unescaped():
     assert "cam1/event\\x1b]0;owned\\x07\\x9b31m" in stdout
 
 
-@pytest.mark.parametrize("name", ["cam\x1b[2J", "cam\n1", "", "c" * 257])
+@pytest.mark.parametrize("name", ["cam\x1b[2J", "cam\n1", "cam\x9b1", "", "c" * 257, "é" * 129])
 def test_stream_names_camflow_would_refuse_are_malformed(name):
     with pytest.raises(MalformedMessage, match="'stream' must be 1 to 256 bytes"):
         parse(message(name, "frame", 1))
+
+
+def test_stream_names_camflow_accepts_are_accepted_and_printed_escaped():
+    name = "cam\U0001F468\u200d\U0001F469 " + "é" * 100  # a zero-width joiner is no control character
+    message_ = parse(message(name, "frame", 1))
+    assert message_.stream == name
+    assert "\\u200d" in printable(message_.stream) and "\u200d" not in printable(message_.stream)
 
 
 # Further attacks.
