@@ -14,8 +14,8 @@ from .messages import DecodeError
 # NAL units in one frame: real encoders write a few (parameter sets, SEI, slices), a
 # few hundred with many slices. A frame of 30 MB of start codes held 10 million.
 MAX_NAL_UNITS = 4096
-# SPS in one frame (or decoder configuration): H.264 numbers 32 of them, H.265 16. A 9 MB
-# frame of 4096 SPS of the longest codes took 12 s to read.
+# SPS in one frame (or decoder configuration): H.264 numbers 32 of them, H.265 16. Read bit
+# by bit, 4096 SPS of long codes in one frame took seconds.
 MAX_SPS = 32
 
 _H264_SPS = 7
@@ -31,7 +31,7 @@ _EITHER_PROFILES = {134, 135, 139}
 
 
 class _Bits:
-    """An RBSP read bit by bit; reading past the end is a :class:`DecodeError`."""
+    """The start of an RBSP, read a field at a time; reading past its end is a :class:`DecodeError`."""
 
     def __init__(self, nal: bytes, skip: int, unescape: bool = True):
         head = bytes(nal[skip:SPS_BYTES])
@@ -39,7 +39,6 @@ class _Bits:
         self.at = 0
 
     def u(self, count: int) -> int:
-        # A field at a time, not a bit at a time: an SPS of 2 KiB of long codes took 3 ms bit by bit.
         end = self.at + count
         if end > len(self.data) << 3:
             raise DecodeError("a parameter set ends early")
