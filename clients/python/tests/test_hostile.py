@@ -1,6 +1,5 @@
 """A hostile publisher (a real ZeroMQ PUB socket from pyzmq) against the client: every limit holds,
 every library error is the client's own, and nothing from the wire reaches a terminal unescaped."""
-import json
 import subprocess
 import sys
 
