@@ -28,7 +28,8 @@ def received(publisher, subscriber, *messages):
     raise AssertionError("the end event did not arrive")
 
 
-def client(*args, timeout=60):
+def client(*args):
+    """``python -m camflow_client`` with ``args``, running (the caller sends, then communicates)."""
     return subprocess.Popen([sys.executable, "-m", "camflow_client", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
