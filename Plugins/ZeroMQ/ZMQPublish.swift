@@ -46,7 +46,11 @@ struct ZMQPublish: Node {
             stream's latest init segment again, so a late joiner decodes from the next keyframe \
             (subscribers already there receive it again too); init segments are latched for at most \
             'max-streams' streams, the one idle longest giving way. Subscribers should subscribe \
-            with a trailing slash ('cam1/') so that cam1 does not match cam10.
+            with a trailing slash ('cam1/') so that cam1 does not match cam10. When a stream whose \
+            media went out ends (the input ends, or a 'disconnected' event of its camera passes), a \
+            'stream-ended' event (field 'reason': 'end of input' or 'disconnected') goes out on \
+            '{stream}/event', whatever 'kinds' says, so a subscriber's decoder can give up the \
+            pictures it holds back for B-frames.
             """,
         options: [
             OptionSpec("endpoint", .list(.string), required: true,
@@ -151,13 +155,18 @@ struct ZMQPublish: Node {
         var lastTopic: (key: TopicKey, topic: (text: String, bytes: ByteBuffer))?
         // Reading subscriptions costs a system call: at most once a millisecond (and before any init).
         var lastService: UInt64 = 0
+        var ends = StreamEnds(capacity: maxStreams)
         for await packet in context.input {
             let now = MonotonicClock.now()
             if now &- lastService > 1_000_000 || packet.kind == .initSegment {
                 try publisher.serviceSubscriptions()
                 lastService = now
             }
-            guard kinds.contains(packet.kind) else { continue }
+            let ended = packet.kind == .event ? ends.event(packet) : nil
+            guard kinds.contains(packet.kind) else {
+                if let ended { try publisher.publish(ended, topic: ByteBuffer(string: self.topic.topic(for: ended))) }
+                continue
+            }
             let kindName = TopicTemplate.kindName(packet)
             let topic: (text: String, bytes: ByteBuffer)
             // A run of packets of one stream and kind (the usual case) skips the hashing.
@@ -180,8 +189,65 @@ struct ZMQPublish: Node {
                 await context.reportEvicted(stream: evicted.stream, capacity: maxStreams, emitEvent: false)
             }
             try publisher.publish(packet, topic: topic.bytes)
+            if packet.kind != .event { ends.published(packet) }
+            if let ended { try publisher.publish(ended, topic: ByteBuffer(string: self.topic.topic(for: ended))) }
         }
+        for ended in ends.endOfInput() { try publisher.publish(ended, topic: ByteBuffer(string: self.topic.topic(for: ended))) }
         context.logger.info("published \(publisher.sent) messages, \(publisher.dropped) refused")
+    }
+}
+
+/// Which streams had media published, and so are owed a `stream-ended`
+/// event when they end: a subscriber's decoder holds pictures back for
+/// B-frames and gives them up only when told nothing follows.
+struct StreamEnds {
+    struct Entry {
+        var open: Bool
+        /// After the last event seen on the stream: subscribers count an event topic's sequence numbers.
+        var nextEventSequence: UInt64
+    }
+
+    private var table: StreamTable<Entry>
+    /// The stream of the last media packet, known open: a run of packets skips the table.
+    private var lastOpened: String?
+
+    init(capacity: Int) { table = StreamTable(capacity: capacity) }
+
+    mutating func published(_ packet: Packet) {
+        guard packet.stream != lastOpened else { return }
+        lastOpened = packet.stream
+        var entry = table[packet.stream] ?? Entry(open: true, nextEventSequence: 0)
+        entry.open = true
+        _ = table.put(entry, for: packet.stream)
+    }
+
+    /// Notes an event on a known stream; the `stream-ended` event to publish
+    /// after it when it is the camera's `disconnected`. A `stream-ended`
+    /// from upstream (a relay) is passed on and not said again.
+    mutating func event(_ packet: Packet) -> Packet? {
+        guard var entry = table[packet.stream] else { return nil }
+        entry.nextEventSequence = max(entry.nextEventSequence, packet.sequence &+ 1)
+        let name = packet.event?.name
+        let ends = entry.open && (name == "disconnected" || name == "stream-ended")
+        if ends {
+            entry.open = false
+            if lastOpened == packet.stream { lastOpened = nil }
+        }
+        _ = table.put(entry, for: packet.stream)
+        guard ends, name == "disconnected" else { return nil }
+        return Self.ended(packet.stream, reason: "disconnected", sequence: entry.nextEventSequence)
+    }
+
+    /// The `stream-ended` events of every stream still open, as the input ends.
+    mutating func endOfInput() -> [Packet] {
+        let open = table.streams.compactMap { stream in table[stream].flatMap { $0.open ? (stream, $0) : nil } }
+        table = StreamTable(capacity: table.capacity)
+        lastOpened = nil
+        return open.map { Self.ended($0.0, reason: "end of input", sequence: $0.1.nextEventSequence) }
+    }
+
+    static func ended(_ stream: String, reason: String, sequence: UInt64) -> Packet {
+        .event(Event("stream-ended", [("reason", .string(reason))]), stream: stream, sequence: sequence)
     }
 }
 
