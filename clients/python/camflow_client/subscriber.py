@@ -234,6 +234,10 @@ class StreamDecoders:
                                     printable(str(error), 300))
                 return held
             return []
+        if message.kind == "event" and message.name == "stream-ended":
+            # Nothing follows on this stream for now: the pictures held back for B-frames come out.
+            entry = self._decoders.get(message.stream)
+            return entry[1].flush() if entry is not None else []
         if not isinstance(message, Frame):
             return []
         entry = self._decoders.get(message.stream)
