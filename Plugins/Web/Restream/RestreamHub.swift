@@ -208,7 +208,7 @@ public final class RestreamHub: Sendable {
         return state.withLock { state -> String? in
             guard let viewer = state.viewers[id] else { return nil }
             if let requested = viewer.requested, !state.order.isEmpty, state.streams[requested] == nil {
-                return "error: no stream '\(requested)'; streams: \(state.order.joined(separator: ", "))"
+                return "error: no stream '\(UntrustedText.printable(requested, limit: 100))'; streams: \(state.order.joined(separator: ", "))"
             }
             viewer.playing = true
             viewer.queue.clearFragments()

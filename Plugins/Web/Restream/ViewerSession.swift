@@ -1,8 +1,10 @@
 import Camflow
 import HummingbirdWebSocket
 import InstarProtocol
+import ISOBMFF
 import Logging
 import NIOCore
+import NIOWebSocket
 import Synchronization
 
 /// One WebSocket viewer speaking the camera's protocol (``CameraCommand``):
@@ -19,17 +21,39 @@ struct ViewerSession: Sendable {
 
     func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
                stream: String?, remote: String) async {
+        // No stream has a longer name (the packet header's limit): such a path names none, and is not kept.
+        if let stream, stream.utf8.count > PacketHeader.Limits.nameBytes {
+            logger.notice("refused a viewer from \(remote): a stream name of \(stream.utf8.count) bytes")
+            try? await outbound.write(.text("error: a stream name has at most \(PacketHeader.Limits.nameBytes) bytes"))
+            try? await outbound.close(.policyViolation, reason: "stream name too long")
+            return
+        }
         let id = hub.attach(stream: stream, remote: remote)
         defer { hub.detach(id) }
-        logger.info("viewer \(id) connected from \(remote)\(stream.map { " for stream '\($0)'" } ?? "")")
+        // The name comes from the client's path: printed escaped, so it cannot forge log lines.
+        logger.info("viewer \(id) connected from \(remote)\(stream.map { " for stream '\(UntrustedText.printable($0, limit: 64))'" } ?? "")")
         let lastHeard = LastHeard()
         let end: End? = await withTaskGroup(of: End?.self) { group in
             group.addTask {
+                // The viewer's own timeline from 0, as a camera starts one for every client:
+                // a page written for the camera appends and plays without ever seeking.
+                var timeline = FragmentRebase()
                 while let item = await hub.next(id) {
                     do {
                         switch item {
                         case .text(let text): try await outbound.write(.text(text))
-                        case .initSegment(let buffer), .fragment(let buffer, _): try await outbound.write(.binary(buffer))
+                        case .initSegment(let buffer):
+                            timeline.restart(initSegment: buffer)
+                            try await outbound.write(.binary(buffer))
+                        case .fragment(let buffer, _):
+                            if let rebased = timeline.rebase(buffer) {
+                                // One frame whose payload is the new moof then the shared mdat:
+                                // NIO writes extension data and data back to back, so the media is not copied.
+                                try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .binary, data: rebased.rest,
+                                                                                extensionData: rebased.moof)))
+                            } else {
+                                try await outbound.write(.binary(buffer))
+                            }
                         }
                     } catch {
                         return .clientClosed
@@ -84,7 +108,8 @@ struct ViewerSession: Sendable {
         case .keepAlive:
             break
         case nil:
-            hub.send(text: "error: unknown command '\(text.prefix(100))'", to: id)
+            // At most 100 characters: each answer is queued until read, so it must not echo 64 KiB.
+            hub.send(text: "error: unknown command '\(UntrustedText.printable(text, limit: 100))'", to: id)
         }
     }
 
