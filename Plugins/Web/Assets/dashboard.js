@@ -2,6 +2,152 @@
 // queue fill and drops, refreshed every second from /api/stats.
 "use strict";
 
+// The pipeline graph's layout, a pure function of the graph and the width
+// (window.camflowGraphLayout, tested on its own): nodes in layers by their
+// longest path from a source, an edge that spans several layers passing
+// through a free slot (a dummy) in each layer between, the order within
+// each layer by the barycentre of the neighbours (fewer crossings), layers
+// that do not fit the width wrapped into bands. Every edge is a polyline
+// of horizontal and vertical segments that runs only through the gaps
+// between columns, the free slots and the margins and gaps between bands:
+// it never crosses a node's box.
+const LAYOUT = { W: 170, H: 70, GX: 84, GY: 26, SLOT: 16, BAND_GAP: 40, MARGIN: 18 };
+
+window.camflowGraphLayout = (nodes, edges, available) => {
+  const { W, H, GX, GY, SLOT, BAND_GAP, MARGIN } = LAYOUT;
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const depth = new Map();
+  const visit = (id, seen) => {
+    if (depth.has(id)) return depth.get(id);
+    const node = byId.get(id);
+    if (!node || seen.has(id)) return 0;
+    seen.add(id);
+    const inputs = (node.inputs || []).filter((i) => byId.has(i));
+    const d = inputs.length ? 1 + Math.max(...inputs.map((i) => visit(i, seen))) : 0;
+    depth.set(id, d);
+    return d;
+  };
+  nodes.forEach((n) => visit(n.id, new Set()));
+  const layerCount = nodes.length ? Math.max(...depth.values()) + 1 : 1;
+
+  // Items per layer: nodes, and a dummy for each layer an edge passes over.
+  const layers = Array.from({ length: layerCount }, () => []);
+  const items = new Map();
+  for (const node of nodes) {
+    const item = { key: node.id, layer: depth.get(node.id), dummy: false, up: [], down: [] };
+    items.set(node.id, item);
+    layers[item.layer].push(item);
+  }
+  const chains = [];
+  for (const edge of edges) {
+    const from = items.get(edge.from), to = items.get(edge.to);
+    if (!from || !to) continue;
+    const chain = [from];
+    if (to.layer > from.layer) {
+      for (let layer = from.layer + 1; layer < to.layer; layer++) {
+        const dummy = { key: edge.from + "→" + edge.to + "#" + layer, layer, dummy: true, up: [], down: [] };
+        layers[layer].push(dummy);
+        chain.push(dummy);
+      }
+    }
+    chain.push(to);
+    for (let i = 1; i < chain.length; i++) {
+      chain[i - 1].down.push(chain[i]);
+      chain[i].up.push(chain[i - 1]);
+    }
+    chains.push({ edge, chain });
+  }
+
+  // Barycentre ordering, sweeping down and up a few times.
+  const index = () => layers.forEach((layer) => layer.forEach((item, i) => { item.order = i; }));
+  index();
+  const mean = (list, fallback) => list.length ? list.reduce((sum, other) => sum + other.order, 0) / list.length : fallback;
+  for (let sweep = 0; sweep < 6; sweep++) {
+    const down = sweep % 2 === 0;
+    const order = down ? layers.slice(1) : layers.slice(0, -1).reverse();
+    for (const layer of order) {
+      const keyed = layer.map((item) => ({ item, key: mean(down ? item.up : item.down, item.order) }));
+      keyed.sort((a, b) => a.key - b.key || a.item.order - b.item.order);
+      layer.splice(0, layer.length, ...keyed.map((k) => k.item));
+      layer.forEach((item, i) => { item.order = i; });
+    }
+  }
+
+  // Coordinates: columns across, bands of columns down the page.
+  const perBand = Math.max(1, Math.floor((available - 2 * MARGIN + GX) / (W + GX)));
+  // Boxes keep GY apart; a free slot needs only a few pixels from its neighbour.
+  const gap = (a, b) => a.dummy || b.dummy ? 6 : GY;
+  const stack = (layer) => layer.reduce((h, item, i) => h + (item.dummy ? SLOT : H) + (i ? gap(layer[i - 1], item) : 0), 0);
+  const bandTop = [MARGIN];
+  const bandCount = Math.ceil(layerCount / perBand);
+  for (let band = 0; band < bandCount; band++) {
+    let tallest = 0;
+    for (let d = band * perBand; d < Math.min(layerCount, (band + 1) * perBand); d++) tallest = Math.max(tallest, stack(layers[d]));
+    bandTop.push(bandTop[band] + tallest + BAND_GAP);
+  }
+  for (const layer of layers) {
+    const band = Math.floor(layer[0] ? layer[0].layer / perBand : 0);
+    let y = bandTop[band];
+    layer.forEach((item, i) => {
+      if (i) y += gap(layer[i - 1], item);
+      const height = item.dummy ? SLOT : H;
+      item.x = MARGIN + (item.layer % perBand) * (W + GX);
+      item.y = y;
+      item.mid = y + height / 2;
+      y += height;
+    });
+  }
+  const width = 2 * MARGIN + Math.min(layerCount, perBand) * (W + GX) - GX;
+  const height = bandTop[bandCount] - BAND_GAP + MARGIN;
+
+  // Routes. Hops through one column gap share it in lanes; hops into the
+  // next band go down the right margin, along the gap under the band and
+  // down the left margin, each in a lane of its own.
+  const gapLanes = new Map(), wrapLanes = new Map();
+  const lane = (lanes, key) => {
+    const taken = lanes.get(key) || 0;
+    lanes.set(key, taken + 1);
+    return taken;
+  };
+  const routes = [];
+  for (const { edge, chain } of chains) {
+    const points = [];
+    let label = null;
+    const from = chain[0], to = chain[chain.length - 1];
+    if (to.layer <= from.layer) {
+      // Against the flow (a cycle): round by the margins and the top of the graph.
+      const x1 = from.x + W, x2 = to.x, top = MARGIN / 3;
+      points.push([x1, from.mid], [x1 + GX / 4, from.mid], [x1 + GX / 4, top], [x2 - GX / 4, top], [x2 - GX / 4, to.mid], [x2, to.mid]);
+      routes.push({ from: edge.from, to: edge.to, points, label: { x: (x1 + x2) / 2, y: top + 20 } });
+      continue;
+    }
+    points.push([from.x + W, from.mid]);
+    for (let i = 1; i < chain.length; i++) {
+      const a = chain[i - 1], b = chain[i];
+      const aBand = Math.floor(a.layer / perBand), bBand = Math.floor(b.layer / perBand);
+      if (aBand === bBand) {
+        const gapKey = a.layer;
+        const n = lane(gapLanes, gapKey);
+        const x = a.x + W + GX / 2 + ((n % 7) - 3) * 6;
+        if (a.mid !== b.mid) points.push([x, a.mid], [x, b.mid]);
+        if (!label && !b.dummy) label = { x: a.x + W + GX / 2, y: b.mid };
+      } else {
+        const n = lane(wrapLanes, aBand) % 5;
+        const right = a.x + W + 4 + n * 3;
+        const below = bandTop[aBand + 1] - BAND_GAP + 8 + n * 6;
+        const left = MARGIN - 4 - n * 3;
+        points.push([right, a.mid], [right, below], [left, below], [left, b.mid]);
+        if (!label) label = { x: Math.min(MARGIN + 60 + n * 96, width - 40), y: below + 2 };
+      }
+      points.push([b.x, b.mid]);
+      if (b.dummy) points.push([b.x + W, b.mid]);
+    }
+    routes.push({ from: edge.from, to: edge.to, points, label: label || { x: to.x - GX / 2, y: to.mid } });
+  }
+  const boxes = new Map(nodes.map((n) => [n.id, { x: items.get(n.id).x, y: items.get(n.id).y, w: W, h: H }]));
+  return { width, height, boxes, edges: routes };
+};
+
 (() => {
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
@@ -75,76 +221,27 @@
 
   // --- graph ---------------------------------------------------------------
 
-  function layers(nodes) {
-    const byId = new Map(nodes.map((n) => [n.id, n]));
-    const depth = new Map();
-    const visit = (node, seen) => {
-      if (depth.has(node.id)) return depth.get(node.id);
-      if (seen.has(node.id)) return 0;
-      seen.add(node.id);
-      const d = node.inputs.length ? 1 + Math.max(...node.inputs.map((i) => visit(byId.get(i), seen))) : 0;
-      depth.set(node.id, d);
-      return d;
-    };
-    nodes.forEach((n) => visit(n, new Set()));
-    return depth;
-  }
-
   function renderGraph(report, seconds, before) {
     const svg = $("graph");
     svg.replaceChildren();
-    const depth = layers(report.nodes);
-    const W = 170, H = 70, GX = 84, GY = 26, BAND_GAP = 34;
-    // Layers that do not fit the page's width wrap into bands below each
-    // other, so a long chain of nodes never needs horizontal scrolling.
-    const available = Math.max(W, (svg.parentElement.clientWidth || 1200) - 24);
-    const perBand = Math.max(1, Math.floor((available - 20 + GX) / (W + GX)));
-    const rowsIn = new Map();
-    for (const node of report.nodes) {
-      const d = depth.get(node.id);
-      rowsIn.set(d, (rowsIn.get(d) || 0) + 1);
-    }
-    const layerCount = Math.max(...rowsIn.keys()) + 1;
-    const bandTop = [10];
-    for (let band = 0; band * perBand < layerCount; band++) {
-      let rows = 0;
-      for (let d = band * perBand; d < Math.min(layerCount, (band + 1) * perBand); d++) rows = Math.max(rows, rowsIn.get(d) || 0);
-      bandTop.push(bandTop[band] + rows * (H + GY) - GY + BAND_GAP);
-    }
-    const position = new Map();
-    const placed = new Map();
-    for (const node of report.nodes) {
-      const d = depth.get(node.id);
-      const row = placed.get(d) || 0;
-      placed.set(d, row + 1);
-      const band = Math.floor(d / perBand), column = d % perBand;
-      position.set(node.id, { x: 10 + column * (W + GX), y: bandTop[band] + row * (H + GY) });
-    }
-    const width = 20 + Math.min(layerCount, perBand) * (W + GX) - GX;
-    const height = bandTop[bandTop.length - 1] - BAND_GAP + 10;
-    svg.setAttribute("width", Math.min(width, available));
-    svg.setAttribute("height", Math.min(width, available) / width * height);
-    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    const available = Math.max(LAYOUT.W + 2 * LAYOUT.MARGIN, (svg.parentElement.clientWidth || 1200) - 24);
+    const layout = window.camflowGraphLayout(report.nodes, report.edges, available);
+    state.layout = layout;
+    svg.setAttribute("width", Math.min(layout.width, available));
+    svg.setAttribute("height", Math.min(layout.width, available) / layout.width * layout.height);
+    svg.setAttribute("viewBox", "0 0 " + layout.width + " " + layout.height);
+    const { W, H } = LAYOUT;
 
-    for (const edge of report.edges) {
-      const a = position.get(edge.from), b = position.get(edge.to);
-      if (!a || !b) continue;
+    for (const route of layout.edges) {
+      const edge = report.edges.find((e) => e.from === route.from && e.to === route.to);
+      if (!edge) continue;
       const previous = before && before.edges.find((e) => e.from === edge.from && e.to === edge.to);
       const fill = edge.capacity ? edge.depth / edge.capacity : 0;
       const blocked = previous ? edge.blockedSeconds - previous.blockedSeconds : 0;
       const g = element("g", { class: "edge" + (fill >= 0.9 || blocked > seconds * 0.5 ? " full" : fill >= 0.5 ? " busy" : ""),
                                "data-from": edge.from, "data-to": edge.to }, svg);
-      let mx, my;
-      if (b.x > a.x) {
-        const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2;
-        element("path", { d: `M${x1},${y1} C${x1 + GX / 2},${y1} ${x2 - GX / 2},${y2} ${x2},${y2}` }, g);
-        mx = (x1 + x2) / 2; my = (y1 + y2) / 2;
-      } else {
-        // Into the next band: from the node's bottom to the next one's top.
-        const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y;
-        element("path", { d: `M${x1},${y1} C${x1},${y1 + BAND_GAP} ${x2},${y2 - BAND_GAP} ${x2},${y2}` }, g);
-        mx = (x1 + x2) / 2; my = (y1 + y2) / 2;
-      }
+      element("path", { d: route.points.map(([x, y], i) => (i ? "L" : "M") + x + "," + y).join(" ") }, g);
+      const { x: mx, y: my } = route.label;
       element("text", { x: mx - 36, y: my - 8 }, g, human(rate(edge, previous, "packets", seconds)) + " pkt/s");
       element("rect", { class: "fill-bg", x: mx - 36, y: my - 2, width: 72, height: 7 }, g);
       element("rect", { class: "fill", x: mx - 36, y: my - 2, width: Math.max(1, 72 * fill), height: 7 }, g);
@@ -153,7 +250,8 @@
     }
 
     for (const node of report.nodes) {
-      const p = position.get(node.id);
+      const p = layout.boxes.get(node.id);
+      if (!p) continue;
       const previous = before && before.nodes.find((n) => n.id === node.id);
       const down = !node.running || node.connected === false;
       const g = element("g", { class: "node " + node.role + (down ? " down" : ""), "data-id": node.id,
