@@ -193,7 +193,8 @@ public struct ClipCutter: Sendable {
     }
 
     /// Samples as one fragment, after the init segment if it is not written yet.
-    private mutating func write(_ out: [WritableSample], timeline: UInt32) -> [ByteBuffer] {
+    private mutating func write(_ samples: [WritableSample], timeline: UInt32) -> [ByteBuffer] {
+        let out = Self.withoutEmptyFrames(samples)
         let timelineOut = out.filter { $0.track == timeline }
         guard !out.isEmpty else { return [] }
         var buffers: [ByteBuffer] = []
@@ -207,6 +208,28 @@ public struct ClipCutter: Sendable {
             buffers.append(bytes)
         }
         return buffers
+    }
+
+    /// Frames without bytes carry nothing to decode, and a fragment with
+    /// more frames than its mdat has bytes reads as a bomb (the parser
+    /// refuses it): they are left out, their durations added to the frame
+    /// before on their track, so the times after them stay where they were.
+    static func withoutEmptyFrames(_ samples: [WritableSample]) -> [WritableSample] {
+        var out: [WritableSample] = []
+        out.reserveCapacity(samples.count)
+        var last: [UInt32: Int] = [:]
+        for sample in samples {
+            guard sample.data.readableBytes == 0 else {
+                last[sample.track] = out.count
+                out.append(sample)
+                continue
+            }
+            if let index = last[sample.track] {
+                let (sum, overflow) = out[index].duration.addingReportingOverflow(sample.duration)
+                if !overflow { out[index].duration = sum }
+            }
+        }
+        return out
     }
 
     /// Keeps a sample of the GOP that may hold the start, within the byte limit.

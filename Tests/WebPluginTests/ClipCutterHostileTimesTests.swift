@@ -1,4 +1,4 @@
-import ISOBMFF
+@testable import ISOBMFF
 import NIOCore
 import Testing
 @testable import WebPlugin
@@ -40,5 +40,21 @@ import Testing
         #expect(ClipCutter.end(of: sample) == nil)
         let fine = WritableSample(track: 1, dts: -100, pts: -100, duration: 100, flags: 0, data: ByteBuffer())
         #expect(ClipCutter.end(of: fine) == 0)
+    }
+}
+
+/// Frames without bytes, which the parser accepts where the mdat has bytes
+/// for them to outnumber: a clip leaves them out and still reads back.
+@Suite struct ClipCutterEmptyFramesTests {
+    @Test func framesWithoutBytes_giveTheirDurationToTheFrameBefore() {
+        func sample(_ track: UInt32, _ dts: Int64, _ bytes: Int) -> WritableSample {
+            WritableSample(track: track, dts: dts, pts: dts, duration: 10, flags: 0,
+                           data: ByteBuffer(repeating: 1, count: bytes))
+        }
+        let kept = ClipCutter.withoutEmptyFrames([sample(2, 0, 0), sample(1, 0, 5), sample(2, 10, 3), sample(1, 10, 0),
+                                                  sample(1, 20, 0), sample(1, 30, 4)])
+        #expect(kept.map(\.track) == [1, 2, 1])
+        #expect(kept.map(\.duration) == [30, 10, 10], "the empty frames' 20 ticks went to the one before them")
+        #expect(kept.map(\.dts) == [0, 10, 30])
     }
 }
