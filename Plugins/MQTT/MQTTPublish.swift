@@ -55,16 +55,18 @@ struct MQTTPublish: Node {
             throw options.error("needs a broker", option: "broker")
         }
         prefix = try options.string("prefix")
-        guard !prefix.isEmpty, !prefix.contains(where: { "+#".contains($0) }) else {
-            throw options.error("a topic prefix must not be empty or hold + or #", option: "prefix")
-        }
+        if let problem = MQTTTopicRules.nameProblem(prefix) { throw options.error("'\(UntrustedText.printable(prefix))': \(problem)", option: "prefix") }
         kinds = PacketKinds(try options.stringList("kinds").compactMap(PacketKind.init(name:)).map(PacketKinds.init))
         events = try options.ifSet("events", options.stringList).map(Set.init)
         retained = Set(try options.ifSet("retain", options.stringList) ?? ["alarm", "clip", "stats", "connectivity"])
         qos = Int32(try options.integer("qos"))
         maxStreams = try options.maxStreams()
         linger = try options.duration("linger")
-        let discovery = HomeAssistantDiscovery(discoveryPrefix: try options.string("discovery-prefix"), prefix: prefix,
+        let discoveryPrefix = try options.string("discovery-prefix")
+        if let problem = MQTTTopicRules.nameProblem(discoveryPrefix) {
+            throw options.error("'\(UntrustedText.printable(discoveryPrefix))': \(problem)", option: "discovery-prefix")
+        }
+        let discovery = HomeAssistantDiscovery(discoveryPrefix: discoveryPrefix, prefix: prefix,
                                                node: options.nodeID)
         self.discovery = try options.bool("home-assistant") ? discovery : nil
         availabilityTopic = discovery.availabilityTopic

@@ -32,8 +32,11 @@ struct MQTTSubscribe: Node {
                 throw options.error("needs a broker", option: "broker")
             }
             configuration.subscriptions = try options.stringList("topics")
-            guard !configuration.subscriptions.isEmpty, configuration.subscriptions.allSatisfy({ !$0.isEmpty }) else {
-                throw options.error("expected at least one topic filter, none empty", option: "topics")
+            guard !configuration.subscriptions.isEmpty else { throw options.error("expected at least one topic filter", option: "topics") }
+            for filter in configuration.subscriptions {
+                if let problem = MQTTTopicRules.filterProblem(filter) {
+                    throw options.error("'\(UntrustedText.printable(filter))': \(problem)", option: "topics")
+                }
             }
             configuration.subscriptionQoS = Int32(try options.integer("qos"))
             configuration.maxPayload = try options.size("max-payload")

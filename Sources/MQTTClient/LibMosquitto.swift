@@ -25,11 +25,15 @@ enum LibMosquitto {
         let willSet: @convention(c) (Handle?, UnsafePointer<CChar>?, Int32, UnsafeRawPointer?, Int32, Bool) -> Int32
         let tlsSet: @convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
                                     UnsafePointer<CChar>?, UnsafeRawPointer?) -> Int32
-        let reconnectDelaySet: @convention(c) (Handle?, UInt32, UInt32, Bool) -> Int32
-        let connectAsync: @convention(c) (Handle?, UnsafePointer<CChar>?, Int32, Int32) -> Int32
+        let intOption: @convention(c) (Handle?, mosq_opt_t, Int32) -> Int32
+        let threadedSet: @convention(c) (Handle?, Bool) -> Int32
+        let propertyAddInt32: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?, Int32, UInt32) -> Int32
+        let propertyFreeAll: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> Void
+        /// Blocking; keeps the properties for every reconnection.
+        let connectBindV5: @convention(c) (Handle?, UnsafePointer<CChar>?, Int32, Int32, UnsafePointer<CChar>?, OpaquePointer?) -> Int32
+        let reconnect: @convention(c) (Handle?) -> Int32
         let disconnect: @convention(c) (Handle?) -> Int32
-        let loopStart: @convention(c) (Handle?) -> Int32
-        let loopStop: @convention(c) (Handle?, Bool) -> Int32
+        let loop: @convention(c) (Handle?, Int32, Int32) -> Int32
         let publish: @convention(c) (Handle?, UnsafeMutablePointer<Int32>?, UnsafePointer<CChar>?, Int32, UnsafeRawPointer?,
                                      Int32, Bool) -> Int32
         let subscribe: @convention(c) (Handle?, UnsafeMutablePointer<Int32>?, UnsafePointer<CChar>?, Int32) -> Int32
@@ -39,6 +43,7 @@ enum LibMosquitto {
         let publishCallbackSet: @convention(c) (Handle?, ConnectCallback?) -> Void
         let strerror: @convention(c) (Int32) -> UnsafePointer<CChar>?
         let connackString: @convention(c) (Int32) -> UnsafePointer<CChar>?
+        let reasonString: @convention(c) (Int32) -> UnsafePointer<CChar>?
     }
 
     /// The functions, or why libmosquitto could not be loaded; loaded and
@@ -64,11 +69,16 @@ enum LibMosquitto {
                 tlsSet: symbol("mosquitto_tls_set", as: (@convention(c) (Handle?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
                                                                          UnsafePointer<CChar>?, UnsafePointer<CChar>?,
                                                                          UnsafeRawPointer?) -> Int32).self),
-                reconnectDelaySet: symbol("mosquitto_reconnect_delay_set", as: (@convention(c) (Handle?, UInt32, UInt32, Bool) -> Int32).self),
-                connectAsync: symbol("mosquitto_connect_async", as: (@convention(c) (Handle?, UnsafePointer<CChar>?, Int32, Int32) -> Int32).self),
+                intOption: symbol("mosquitto_int_option", as: (@convention(c) (Handle?, mosq_opt_t, Int32) -> Int32).self),
+                threadedSet: symbol("mosquitto_threaded_set", as: (@convention(c) (Handle?, Bool) -> Int32).self),
+                propertyAddInt32: symbol("mosquitto_property_add_int32",
+                                         as: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>?, Int32, UInt32) -> Int32).self),
+                propertyFreeAll: symbol("mosquitto_property_free_all", as: (@convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> Void).self),
+                connectBindV5: symbol("mosquitto_connect_bind_v5", as: (@convention(c) (Handle?, UnsafePointer<CChar>?, Int32, Int32,
+                                                                                        UnsafePointer<CChar>?, OpaquePointer?) -> Int32).self),
+                reconnect: symbol("mosquitto_reconnect", as: (@convention(c) (Handle?) -> Int32).self),
                 disconnect: symbol("mosquitto_disconnect", as: (@convention(c) (Handle?) -> Int32).self),
-                loopStart: symbol("mosquitto_loop_start", as: (@convention(c) (Handle?) -> Int32).self),
-                loopStop: symbol("mosquitto_loop_stop", as: (@convention(c) (Handle?, Bool) -> Int32).self),
+                loop: symbol("mosquitto_loop", as: (@convention(c) (Handle?, Int32, Int32) -> Int32).self),
                 publish: symbol("mosquitto_publish", as: (@convention(c) (Handle?, UnsafeMutablePointer<Int32>?, UnsafePointer<CChar>?,
                                                                           Int32, UnsafeRawPointer?, Int32, Bool) -> Int32).self),
                 subscribe: symbol("mosquitto_subscribe",
@@ -78,7 +88,8 @@ enum LibMosquitto {
                 messageCallbackSet: symbol("mosquitto_message_callback_set", as: (@convention(c) (Handle?, MessageCallback?) -> Void).self),
                 publishCallbackSet: symbol("mosquitto_publish_callback_set", as: (@convention(c) (Handle?, ConnectCallback?) -> Void).self),
                 strerror: symbol("mosquitto_strerror", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self),
-                connackString: symbol("mosquitto_connack_string", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self))
+                connackString: symbol("mosquitto_connack_string", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self),
+                reasonString: symbol("mosquitto_reason_string", as: (@convention(c) (Int32) -> UnsafePointer<CChar>?).self))
         }.mapError { failure in
             switch failure {
             case .notFound(let path, let reason):

@@ -1,17 +1,22 @@
+import Camflow
 import CMosquitto
 import Foundation
 public import Logging
 public import NIOCore
 import Synchronization
 
-/// A connection to an MQTT broker on libmosquitto's own network thread,
-/// which connects, keeps the connection alive and reconnects with
-/// exponential backoff; every (re)connection subscribes the topics again
-/// and publishes the ``Configuration/online`` message.
+/// A connection to an MQTT broker on a network thread of its own, which
+/// connects, keeps the connection alive and reconnects with exponential
+/// backoff whatever ended the connection; every (re)connection subscribes
+/// the topics again and publishes the ``Configuration/online`` message.
 ///
-/// Thread safety: libmosquitto is built thread-safe (its publish may be
-/// called from any thread while its loop thread runs); the client's own
-/// state is behind a mutex.
+/// With MQTT 5 (the default) the client announces ``Configuration/maximumPacketSize``
+/// in its CONNECT, so the broker drops larger messages instead of sending
+/// them; with 3.1.1 a larger message arrives whole and is dropped here.
+///
+/// Thread safety: libmosquitto is built thread-safe and told it is used from
+/// several threads (its publish may be called from any thread and only
+/// queues); the client's own state is behind a mutex.
 public final class MQTTClient: @unchecked Sendable {
     /// One message, received or to publish.
     public struct Message: Sendable, Equatable {
@@ -30,6 +35,14 @@ public final class MQTTClient: @unchecked Sendable {
         public init(topic: String, text: String, qos: Int32 = 0, retain: Bool = false) {
             self.init(topic: topic, payload: ByteBuffer(string: text), qos: qos, retain: retain)
         }
+    }
+
+    /// The MQTT version spoken.
+    public enum ProtocolVersion: String, Sendable, CaseIterable {
+        /// The broker learns the largest packet this client takes and never sends a larger one.
+        case v5 = "5"
+        /// For brokers without MQTT 5: a message of any size arrives whole before it can be dropped.
+        case v311 = "3.1.1"
     }
 
     /// How to reach and use the broker.
@@ -56,9 +69,15 @@ public final class MQTTClient: @unchecked Sendable {
         public var maxQueuedWhileDisconnected = 1000
         /// Received messages waiting for the reader; beyond this the oldest go.
         public var receiveBuffer = 1024
-        /// Larger received payloads are dropped before they are copied, so the
-        /// receive buffer holds at most `receiveBuffer` × this.
+        /// Larger received payloads are dropped (by the broker with MQTT 5,
+        /// else before they are copied), so the receive buffer holds at most
+        /// `receiveBuffer` × this, and never more than 64 MiB.
         public var maxPayload = 1 << 20
+        public var protocolVersion = ProtocolVersion.v5
+        /// The Maximum Packet Size announced with MQTT 5: the payload limit
+        /// and 4 KiB for the topic and properties, which real topics never need.
+        public var maximumPacketSize: Int { min(maxPayload + Self.packetOverhead, 268_435_455) }
+        static let packetOverhead = 4096
 
         public init(broker: BrokerURL, clientID: String) {
             self.broker = broker
@@ -86,7 +105,20 @@ public final class MQTTClient: @unchecked Sendable {
         var unsent = 0
         /// The network thread runs (and holds a reference to the client).
         var running = false
+        /// Failed connection attempts since the last connection, for the backoff.
+        var failures = 0
+        /// The end of the current attempt was already logged (a refusal, a lost connection).
+        var reported = false
+        /// Received messages dropped since the last warning, and when that was.
+        var unreportedDrops = 0
+        var lastDropWarning: ContinuousClock.Instant?
     }
+
+    /// Time the network thread spends in libmosquitto at most before it
+    /// looks whether the client was stopped.
+    private static let loopSlice: Int32 = 100
+    /// Every received message held at once, at most (the buffer shrinks for large payloads).
+    static let maxBufferedBytes = 64 << 20
 
     public let configuration: Configuration
     /// Messages on the subscribed topics, in arrival order.
@@ -99,6 +131,9 @@ public final class MQTTClient: @unchecked Sendable {
     private let api: LibMosquitto.Functions
     private let handle: LibMosquitto.Handle
     private let state = Mutex(State())
+    /// Received messages that wait for the reader at most: `receiveBuffer`,
+    /// fewer when that many maximal payloads would exceed 64 MiB.
+    public let bufferedMessages: Int
     /// Received messages dropped because the reader was behind.
     public var droppedReceived: Int { droppedReceivedCount.load(ordering: .relaxed) }
     /// Messages not published: disconnected beyond the queue, or refused.
@@ -112,7 +147,10 @@ public final class MQTTClient: @unchecked Sendable {
         self.api = api
         self.configuration = configuration
         self.logger = logger
-        (messages, messageSink) = AsyncStream.makeStream(of: Message.self, bufferingPolicy: .bufferingNewest(configuration.receiveBuffer))
+        // A retained flood of maximal payloads holds no more than maxBufferedBytes.
+        let buffered = min(configuration.receiveBuffer, max(4, Self.maxBufferedBytes / max(1, configuration.maxPayload)))
+        bufferedMessages = buffered
+        (messages, messageSink) = AsyncStream.makeStream(of: Message.self, bufferingPolicy: .bufferingNewest(buffered))
         (connectionEvents, eventSink) = AsyncStream.makeStream(of: ConnectionEvent.self, bufferingPolicy: .bufferingNewest(64))
         guard let handle = api.new(configuration.clientID, true, nil) else {
             throw MQTTError("cannot make an MQTT client: \(LibMosquitto.describe(MOSQ_ERR_ERRNO.rawValue))")
@@ -153,16 +191,17 @@ public final class MQTTClient: @unchecked Sendable {
             }
             try check(code, "MQTT last will")
         }
-        let first = UInt32(clamping: max(1, configuration.reconnectDelay.first.components.seconds))
-        let longest = UInt32(clamping: max(Int64(first), configuration.reconnectDelay.max.components.seconds))
-        try check(api.reconnectDelaySet(handle, first, longest, true), "MQTT reconnect delay")
+        let version = configuration.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
+        try check(api.intOption(handle, MOSQ_OPT_PROTOCOL_VERSION, version), "MQTT protocol version")
+        // Publishing from the pipeline's threads only queues; the network thread writes.
+        try check(api.threadedSet(handle, true), "MQTT threading")
     }
 
     /// Connects in the background: a broker that is down now is tried again
     /// with backoff, so this fails only for what no retry can mend.
     public func start() throws(MQTTError) {
-        // The network thread holds the client until stop() has joined it: a
-        // callback never runs on a freed client, and deinit never runs on that thread.
+        // The network thread holds the client until it ends: a callback never runs on a
+        // freed client, and deinit never runs on that thread.
         let context = Unmanaged.passRetained(self).toOpaque()
         // The user data is set here, not at creation, so the callbacks find a fully made object.
         api.connectCallbackSet(handle) { _, object, code in
@@ -179,49 +218,84 @@ public final class MQTTClient: @unchecked Sendable {
             object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.received(message.pointee)
         }
         api.userDataSet(handle, context)
-        let seconds = Int32(clamping: max(5, configuration.keepAlive.components.seconds))
-        let code = api.connectAsync(handle, configuration.broker.host, Int32(configuration.broker.port), seconds)
-        if code != MOSQ_ERR_SUCCESS.rawValue {
-            // Refused or unreachable now: the loop thread keeps trying.
-            noteFailure("cannot connect to \(configuration.broker): \(LibMosquitto.describe(code)); retrying")
-        }
-        let started = api.loopStart(handle)
-        guard started == MOSQ_ERR_SUCCESS.rawValue else {
-            Unmanaged<MQTTClient>.fromOpaque(context).release()
-            try check(started, "MQTT network thread")
-            return
+        let broker = configuration.broker
+        if !broker.tls, broker.password != nil, !["127.0.0.1", "::1", "localhost"].contains(broker.host) {
+            logger.warning("the password for \(broker) crosses the network in clear: use mqtts://")
         }
         state.withLock { $0.running = true }
+        let retained = Unmanaged<MQTTClient>.fromOpaque(context)
+        // A thread of its own, not one of Swift's shared pool: connecting blocks (for as long as a
+        // connection attempt to an unreachable broker takes, minutes).
+        let thread = Thread {
+            retained.takeUnretainedValue().runNetwork()
+            retained.release()
+        }
+        thread.name = "mqtt"
+        thread.start()
     }
 
+    /// The network thread: connects (with MQTT 5, announcing the largest
+    /// packet it takes), runs libmosquitto's loop and, whatever ended a
+    /// connection, waits (1 s, doubling up to the reconnect delay's maximum)
+    /// and connects again until stopped. libmosquitto's own loop_forever
+    /// would end for good on what it deems fatal, so one malformed packet
+    /// from a broker (or whoever answers in its place) would end MQTT until
+    /// camflow restarts.
+    private func runNetwork() {
+        let broker = configuration.broker
+        let keepAlive = Int32(clamping: max(5, configuration.keepAlive.components.seconds))
+        var properties: OpaquePointer?
+        defer { api.propertyFreeAll(&properties) }
+        if configuration.protocolVersion == .v5 {
+            _ = api.propertyAddInt32(&properties, Int32(MQTT_PROP_MAXIMUM_PACKET_SIZE.rawValue), UInt32(configuration.maximumPacketSize))
+        }
+        // libmosquitto keeps the properties and sends them on every reconnection.
+        var code = api.connectBindV5(handle, broker.host, Int32(broker.port), keepAlive, nil, properties)
+        while !isStopped {
+            if code == MOSQ_ERR_SUCCESS.rawValue {
+                code = api.loop(handle, Self.loopSlice, 1)
+                if code == MOSQ_ERR_SUCCESS.rawValue { continue }
+            }
+            if isStopped { break }
+            let (reported, failures) = state.withLock { state in
+                defer {
+                    state.reported = false
+                    state.failures += 1
+                }
+                return (state.reported, state.failures)
+            }
+            if !reported { noteFailure("cannot connect to \(broker): \(LibMosquitto.describe(code)); retrying") }
+            let first = max(Duration.seconds(1), configuration.reconnectDelay.first)
+            let delay = min(first * (1 << min(failures, 20)), max(first, configuration.reconnectDelay.max))
+            let deadline = ContinuousClock.now + delay
+            while !isStopped, ContinuousClock.now < deadline { usleep(useconds_t(Self.loopSlice) * 1000) }
+            if isStopped { break }
+            code = api.reconnect(handle)
+        }
+        // Stopped: the goodbye goes after what was queued before it (an "offline" message).
+        _ = api.disconnect(handle)
+        let deadline = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < deadline, api.loop(handle, Self.loopSlice, 1) == MOSQ_ERR_SUCCESS.rawValue {}
+    }
+
+    private var isStopped: Bool { state.withLock { $0.stopped } }
+
     /// Disconnects (after `last`, if given, is queued: an "offline" message,
-    /// since a goodbye does not send the will) and stops the thread, at once.
+    /// since a goodbye does not send the will) and lets the network thread
+    /// end, at once: it says goodbye and lets the client go (within a tenth
+    /// of a second, or when a connection attempt under way gives up).
     public func stop(last: Message? = nil) {
-        let (alreadyStopped, running) = state.withLock { state in
+        let alreadyStopped = state.withLock { state in
             defer {
                 state.stopped = true
                 state.running = false
             }
-            return (state.stopped, state.running)
+            return state.stopped
         }
         guard !alreadyStopped else { return }
         if let last { publish(last) }
-        _ = api.disconnect(handle)
         messageSink.finish()
         eventSink.finish()
-        guard running else { return }
-        // Joining the network thread can take as long as a connection attempt
-        // to an unreachable broker (minutes): a thread of its own waits for it,
-        // not a thread of Swift's shared pool. It then lets the client go.
-        let api = self.api
-        nonisolated(unsafe) let handle = self.handle  // used by the joining thread alone from here on
-        let retained = Unmanaged.passUnretained(self)
-        let joiner = Thread {
-            _ = api.loopStop(handle, false)
-            retained.release()
-        }
-        joiner.name = "mqtt-stop"
-        joiner.start()
     }
 
     /// As ``stop(last:)``, but first gives what was published up to `linger`
@@ -240,6 +314,11 @@ public final class MQTTClient: @unchecked Sendable {
     /// full queue, QoS 0 while disconnected, or refused by libmosquitto).
     @discardableResult
     public func publish(_ message: Message) -> Bool {
+        // C would read the topic only up to a U+0000 and publish to another one.
+        guard !message.topic.utf8.contains(0) else {
+            droppedSentCount.add(1, ordering: .relaxed)
+            return false
+        }
         let sendNow = state.withLock { state -> Bool? in
             if state.connected || state.stopped { return true }
             guard message.qos > 0 || state.flushing, state.outbox.count < configuration.maxQueuedWhileDisconnected else { return nil }
@@ -271,13 +350,20 @@ public final class MQTTClient: @unchecked Sendable {
 
     private func connected(_ code: Int32) {
         guard code == 0 else {
-            let reason = api.connackString(code).map { String(cString: $0) } ?? "refused (\(code))"
+            state.withLock { $0.reported = true }
+            if configuration.protocolVersion == .v5, code == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) {
+                noteFailure("\(configuration.broker) does not speak MQTT 5; set 'protocol: 3.1.1' for it (then a message over the size limit is dropped only after it arrived whole)")
+                return
+            }
+            let describe = configuration.protocolVersion == .v5 ? api.reasonString : api.connackString
+            let reason = describe(code).map { String(cString: $0) } ?? "refused (\(code))"
             noteFailure("\(configuration.broker) refused the connection: \(reason)")
             return
         }
         state.withLock { state in
             state.flushing = true
             state.lastFailure = nil
+            state.failures = 0
         }
         logger.info("connected to MQTT broker \(configuration.broker)")
         for topic in configuration.subscriptions {
@@ -316,6 +402,7 @@ public final class MQTTClient: @unchecked Sendable {
             return state.connected && !state.stopped
         }
         guard wasConnected else { return }
+        state.withLock { $0.reported = true }
         let reason = LibMosquitto.describe(code)
         logger.warning("lost MQTT broker \(configuration.broker): \(reason); reconnecting")
         eventSink.yield(.disconnected(reason: reason))
@@ -332,18 +419,34 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     private func received(_ message: mosquitto_message) {
+        guard let topic = message.topic.map({ String(cString: $0) }) else { return }
         guard message.payloadlen <= configuration.maxPayload else {
             droppedReceivedCount.add(1, ordering: .relaxed)
+            noteDropped("over the \(configuration.maxPayload)-byte limit (the last \(message.payloadlen) bytes on '\(UntrustedText.printable(topic))')")
             return
         }
-        guard let topic = message.topic.map({ String(cString: $0) }) else { return }
         var payload = ByteBuffer()
         if let bytes = message.payload, message.payloadlen > 0 {
             payload.writeBytes(UnsafeRawBufferPointer(start: bytes, count: Int(message.payloadlen)))
         }
         if case .dropped = messageSink.yield(Message(topic: topic, payload: payload, qos: message.qos, retain: message.retain)) {
             droppedReceivedCount.add(1, ordering: .relaxed)
+            noteDropped("because the pipeline was behind (the oldest waiting went)")
         }
+    }
+
+    /// Warns of dropped received messages at once, then at most once a
+    /// minute with how many went since: a flood is a line a minute.
+    private func noteDropped(_ why: String) {
+        let now = ContinuousClock.now
+        let count: Int? = state.withLock { state in
+            state.unreportedDrops += 1
+            if let last = state.lastDropWarning, now - last < .seconds(60) { return nil }
+            state.lastDropWarning = now
+            defer { state.unreportedDrops = 0 }
+            return state.unreportedDrops
+        }
+        if let count { logger.warning("dropped \(count) MQTT message(s) from \(configuration.broker), the last \(why)") }
     }
 
     /// The loaded libmosquitto's version, or why it is missing.

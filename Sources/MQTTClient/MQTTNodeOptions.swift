@@ -18,6 +18,8 @@ public enum MQTTNodeOptions {
             OptionSpec("ca-file", .string, "PEM file of the CA that signed the broker's certificate (mqtts://); the system's CAs when unset."),
             OptionSpec("cert-file", .string, "PEM client certificate, for brokers that require one (mqtts://)."),
             OptionSpec("key-file", .string, "PEM private key of 'cert-file'."),
+            OptionSpec("protocol", .choice(MQTTClient.ProtocolVersion.allCases.map(\.rawValue)), default: "5",
+                       "MQTT version: 5 announces the payload limit, so the broker drops larger messages before sending; 3.1.1 for brokers without MQTT 5 (a larger message then arrives whole and is dropped here)."),
         ]
     }
 
@@ -44,6 +46,7 @@ public enum MQTTNodeOptions {
         configuration.caFile = try options.ifSet("ca-file", options.string)
         configuration.certificateFile = try options.ifSet("cert-file", options.string)
         configuration.keyFile = try options.ifSet("key-file", options.string)
+        configuration.protocolVersion = MQTTClient.ProtocolVersion(rawValue: try options.string("protocol")) ?? .v5
         if (configuration.certificateFile == nil) != (configuration.keyFile == nil) {
             throw options.error("'cert-file' and 'key-file' go together")
         }
