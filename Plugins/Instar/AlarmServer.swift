@@ -7,12 +7,21 @@ import Synchronization
 /// Receives an INSTAR camera's alarm-server requests (`GET …?active=N&object=M`)
 /// and hands each alarm on. Every connection answers one request and
 /// closes, and is closed 10 s after it was accepted whatever it sends (a
-/// peer trickling bytes gains nothing); at most 64 are open at once, 8 from
-/// one address, so a flood from one host leaves room for the camera.
+/// peer trickling bytes gains nothing) or once it sent 16 KiB (a huge head
+/// or an endless body); at most 64 are open at once, 8 from one address (an
+/// IPv6 /64, which one host holds whole), so a flood from one host leaves
+/// room for the camera.
 final class AlarmServer: Sendable {
     static let maxConnections = 64
     static let maxConnectionsPerAddress = 8
     static let requestDeadline = TimeAmount.seconds(10)
+    /// A camera's request is a few hundred bytes.
+    static let maxBytesPerConnection = 16 << 10
+    /// Wrong credentials from one address (or /64) within `authFailureWindow`
+    /// before its connections are closed unanswered until the window ends:
+    /// guessing the password is ten tries a minute, not thousands a second.
+    static let maxAuthFailures = 10
+    static let authFailureWindow = TimeAmount.seconds(60)
 
     private let channel: any Channel
     /// Where it listens, with the port the system chose for port 0.
@@ -22,12 +31,15 @@ final class AlarmServer: Sendable {
 
     /// Binds and starts serving; `deliver` gets every alarm, on an event loop thread.
     static func start(host: String, port: Int, credentials: BasicCredentials?, deadline requestDeadline: TimeAmount = requestDeadline,
+                      authFailureWindow: TimeAmount = authFailureWindow,
                       deliver: @escaping @Sendable (CameraAlarm, String) -> Void) async throws -> AlarmServer {
         let open = Mutex<(total: Int, byAddress: [String: Int])>((0, [:]))
+        let failures = AuthFailures(window: authFailureWindow)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let address = channel.remoteAddress?.ipAddress ?? "?"
+                let address = peerGroup(channel.remoteAddress)
+                guard !failures.isLockedOut(address) else { return channel.close() }
                 let admitted = open.withLock { open in
                     guard open.total < maxConnections, open.byAddress[address, default: 0] < maxConnectionsPerAddress else { return false }
                     open.total += 1
@@ -45,8 +57,11 @@ final class AlarmServer: Sendable {
                     }
                 }
                 return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ReadBudget(bytes: maxBytesPerConnection))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AlarmRequestHandler(credentials: credentials, deliver: deliver))
+                    try channel.pipeline.syncOperations.addHandler(AlarmRequestHandler(credentials: credentials, deliver: deliver) {
+                        failures.note(address)
+                    })
                 }
             }
             .bind(host: host, port: port).get()
@@ -55,6 +70,69 @@ final class AlarmServer: Sendable {
 
     func stop() async {
         try? await channel.close()
+    }
+
+    /// What the per-address limit counts: an IPv4 address (also when it
+    /// comes IPv4-mapped on a dual-stack socket), or an IPv6 /64, since one
+    /// host is usually given a whole /64 and could otherwise take every slot.
+    static func peerGroup(_ address: SocketAddress?) -> String {
+        guard case .v6(let v6)? = address else { return address?.ipAddress ?? "?" }
+        let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
+            return bytes[12...].map { String($0) }.joined(separator: ".")
+        }
+        return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            .joined(separator: ":") + "::/64"
+    }
+}
+
+/// Wrong credentials per address group, counted in fixed windows.
+private final class AuthFailures: Sendable {
+    private let window: TimeAmount
+    /// Groups seen within their window; bounded, so a spread of addresses cannot grow it without end.
+    private let counts = Mutex<[String: (count: Int, since: NIODeadline)]>([:])
+    private static let maxGroups = 4096
+
+    init(window: TimeAmount) { self.window = window }
+
+    func isLockedOut(_ group: String) -> Bool {
+        counts.withLock { counts in
+            guard let entry = counts[group] else { return false }
+            if NIODeadline.now() - entry.since >= window {
+                counts[group] = nil
+                return false
+            }
+            return entry.count >= AlarmServer.maxAuthFailures
+        }
+    }
+
+    func note(_ group: String) {
+        let now = NIODeadline.now()
+        counts.withLock { counts in
+            if counts.count >= Self.maxGroups { counts = counts.filter { now - $0.value.since < window } }
+            guard counts.count < Self.maxGroups || counts[group] != nil else { return }
+            var entry = counts[group] ?? (0, now)
+            if now - entry.since >= window { entry = (0, now) }
+            entry.count += 1
+            counts[group] = entry
+        }
+    }
+}
+
+/// Closes a connection once it has sent more than `bytes`: the HTTP decoder
+/// would take a head of many kilobytes, and a body without end, within the deadline.
+private final class ReadBudget: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private var left: Int
+
+    init(bytes: Int) { left = bytes }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard left >= 0 else { return }
+        left -= unwrapInboundIn(data).readableBytes
+        guard left >= 0 else { return context.close(promise: nil) }
+        context.fireChannelRead(data)
     }
 }
 
@@ -77,30 +155,48 @@ private final class AlarmRequestHandler: ChannelInboundHandler {
 
     let credentials: BasicCredentials?
     let deliver: @Sendable (CameraAlarm, String) -> Void
+    /// Called when credentials were offered and were wrong.
+    let wrongCredentials: @Sendable () -> Void
     private var head: HTTPRequestHead?
+    /// One request per connection: what a peer pipelines after it (fifty
+    /// alarms in one write) is never answered nor delivered.
+    private var answered = false
 
-    init(credentials: BasicCredentials?, deliver: @escaping @Sendable (CameraAlarm, String) -> Void) {
+    init(credentials: BasicCredentials?, deliver: @escaping @Sendable (CameraAlarm, String) -> Void,
+         wrongCredentials: @escaping @Sendable () -> Void) {
         self.credentials = credentials
         self.deliver = deliver
+        self.wrongCredentials = wrongCredentials
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answered else { return }
         switch unwrapInboundIn(data) {
         case .head(let head): self.head = head
         case .body: break  // an alarm is in the query; a body is read and dropped
         case .end:
             guard let head else { return context.close(promise: nil) }
             self.head = nil
+            answered = true
             let (status, text) = answer(head, peer: context.remoteAddress?.ipAddress ?? "?")
             respond(context, status, text)
         }
+    }
+
+    /// Bytes that are no HTTP: NIO has answered 400 and would keep the
+    /// connection (and its slot) until the deadline.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 
     private func answer(_ head: HTTPRequestHead, peer: String) -> (HTTPResponseStatus, String) {
         guard head.method == .GET || head.method == .POST else { return (.methodNotAllowed, "GET only\n") }
         if let credentials {
             let offered = head.headers.first(name: "Authorization").flatMap(BasicCredentials.init(authorization:))
-            guard let offered, Self.equalInConstantTime(offered, credentials) else { return (.unauthorized, "credentials needed\n") }
+            guard let offered, Self.equalInConstantTime(offered, credentials) else {
+                if head.headers.contains(name: "Authorization") { wrongCredentials() }
+                return (.unauthorized, "credentials needed\n")
+            }
         }
         let query = head.uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
         guard let alarm = CameraAlarm.fromAlarmServer(query: query) else {

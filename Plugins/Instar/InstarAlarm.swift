@@ -48,7 +48,11 @@ struct InstarAlarm: Node {
         }
         if mqtt != nil {
             guard let camera else { throw options.error("'mqtt' needs 'camera', the MAC address whose alarms to follow", option: "mqtt") }
-            let topics = CameraAlarm.mqttTopics(camera: camera, prefix: try options.string("topic-prefix"))
+            let prefix = try options.string("topic-prefix")
+            if let problem = MQTTTopicRules.nameProblem(prefix) {
+                throw options.error("'\(UntrustedText.printable(prefix))': \(problem)", option: "topic-prefix")
+            }
+            let topics = CameraAlarm.mqttTopics(camera: camera, prefix: prefix)
             mqtt?.subscriptions = [topics.trigger, topics.object]
             mqtt?.subscriptionQoS = 1
             mqtt?.maxPayload = 4096  // {"val":"N"} is a dozen bytes
