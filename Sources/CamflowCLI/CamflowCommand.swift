@@ -32,8 +32,11 @@ public struct CamflowCommand: AsyncParsableCommand {
     /// Parses the command line and runs it with the node types of `plugins`
     /// (the engine's own nodes are always there) and `commands` after the
     /// standard ones.
-    public static func main(name: String = "camflow", plugins: [any CamflowPlugin.Type],
+    /// - Parameter name: the program's name in usage and in the hints of
+    ///   errors (`see 'NAME nodes log'`); by default the name it was run by.
+    public static func main(name: String? = nil, plugins: [any CamflowPlugin.Type],
                             commands: [any ParsableCommand.Type] = []) async {
+        let name = name ?? programName(CommandLine.arguments.first)
         // A file size limit (ulimit -f) must fail a write with EFBIG, which
         // file-record reports and retries, not kill the process.
         signal(SIGXFSZ, SIG_IGN)
@@ -44,6 +47,18 @@ public struct CamflowCommand: AsyncParsableCommand {
                 }
             }
         }
+    }
+}
+
+extension CamflowCommand {
+    /// The last path component of `argument0` (`/usr/local/bin/my-camflow`
+    /// is `my-camflow`); `camflow` when there is none.
+    static func programName(_ argument0: String?) -> String {
+        let last = argument0?.split(separator: "/").last.map(String.init) ?? ""
+        // A name that could forge or break a hint's line is not repeated.
+        guard !last.isEmpty, last.count <= 64, last.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F && $0 != "'" })
+        else { return "camflow" }
+        return last
     }
 }
 

@@ -25,28 +25,31 @@ enum PipelineFile {
     /// every problem to stderr and returns nil when there is one.
     static func read(_ path: String, registry: NodeRegistry, environment: [String: String],
                      allowUnset: Bool = false) -> Loaded? {
-        let text: String
+        let reader = PipelineFileReader(pipelineFile: path)
+        let source: PipelineSource
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            source = try reader.read(path)
         } catch {
-            printError("error: cannot read pipeline file '\(path)': \(Self.reason(error))")
+            printError(error.description)
             return nil
         }
         let included = Mutex<[String]>([])
-        var loader = PipelineLoader(environment: environment) { file in
+        var loader = PipelineLoader(environment: environment, readSource: { file in
             included.withLock { $0.append(file) }
-            return try String(contentsOfFile: file, encoding: .utf8)
-        }
+            return try reader.read(file)
+        })
         loader.allowsUnsetVariables = allowUnset
+        loader.commandName = CommandEnvironment.commandName
         var validator = GraphValidator(registry: registry)
         validator.allowsPlaceholders = allowUnset
+        validator.commandName = CommandEnvironment.commandName
         do {
-            let spec = try loader.load(text, file: path)
+            let spec = try loader.load(source, file: path)
             let graph = try validator.validate(spec)
             return Loaded(graph: graph, files: [path] + included.withLock { $0 })
         } catch {
             printError(allowUnset ? Self.showingPlaceholders(error.description) : error.description)
-            let count = error.errors.count
+            let count = error.count
             printError("\(path): \(count) error\(count == 1 ? "" : "s")")
             return nil
         }
@@ -56,17 +59,5 @@ enum PipelineFile {
     static func showingPlaceholders(_ text: String) -> String {
         let parts = text.split(separator: "\u{E000}", omittingEmptySubsequences: false)
         return parts.enumerated().map { $0.offset % 2 == 1 ? "${\($0.element)}" : String($0.element) }.joined()
-    }
-
-    private static func reason(_ error: any Error) -> String {
-        let nsError = error as NSError
-        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError,
-           underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        if nsError.domain == NSCocoaErrorDomain, nsError.code == NSFileReadNoSuchFileError {
-            return "no such file"
-        }
-        return nsError.localizedDescription
     }
 }

@@ -10,6 +10,7 @@ extension PipelineLoader {
                                   includeChain: [String], budget: IncludeBudget) throws(ConfigErrors) -> PipelineSpec {
         guard spec.nodes.contains(where: { $0.type == GraphNode.type.name }) else { return spec }
         var errors: [ConfigError] = []
+        var moreErrors = 0
         var expanded: [NodeSpec] = []
         var outputs: [String: String] = [:]
         let directory = spec.file.map { file -> String in
@@ -43,9 +44,10 @@ extension PipelineLoader {
             }
             budget.loads += 1
             guard budget.loads <= IncludeBudget.maxLoads else {
-                throw ConfigErrors(errors + [ConfigError(
+                // First: of all the errors it ends, the one that says why the others stop.
+                throw ConfigErrors([ConfigError(
                     "composite node '\(node.id)': the pipeline includes more than \(IncludeBudget.maxLoads) graphs in all",
-                    at: site)])
+                    at: site)] + errors, more: moreErrors)
             }
             var parameters = environment
             if let params = node.options["params"] {
@@ -66,20 +68,24 @@ extension PipelineLoader {
                 }
                 guard valid else { continue }
             }
-            let text: String
+            let source: PipelineSource
             do {
-                text = try readFile(path)
+                source = try readSource(path)
             } catch {
-                errors.append(ConfigError("cannot read '\(path)', included by composite node '\(node.id)'", at: site))
+                // The reader's own errors say why (too large, not a regular file); others are the system's.
+                let reason = (error as? ConfigError).map { ": \($0.message)" } ?? ""
+                errors.append(ConfigError("cannot read '\(path)', included by composite node '\(node.id)'\(reason)", at: site))
                 continue
             }
-            let loader = PipelineLoader(environment: parameters, readFile: readFile)
+            var loader = PipelineLoader(environment: parameters, readSource: readSource)
+            loader.commandName = commandName
             let graph: PipelineSpec
             do {
-                graph = try loader.load(text, file: path, includedFrom: [siteText] + includedFrom,
+                graph = try loader.load(source, file: path, includedFrom: [siteText] + includedFrom,
                                         includeChain: includeChain + [path], budget: budget)
             } catch {
                 errors += error.errors
+                moreErrors += error.more
                 continue
             }
             guard let output = graph.output, graph.nodes.contains(where: { $0.id == output }) else {
@@ -105,7 +111,7 @@ extension PipelineLoader {
             }
             outputs[node.id] = prefix + output
         }
-        guard errors.isEmpty else { throw ConfigErrors(errors) }
+        guard errors.isEmpty else { throw ConfigErrors(errors, more: moreErrors) }
         // Consumers of a composite read its output node.
         for index in expanded.indices {
             expanded[index].inputs = expanded[index].inputs.map { outputs[$0] ?? $0 }

@@ -31,6 +31,9 @@ public struct GraphValidator: Sendable {
     /// Leave unchecked what depends on an unset variable's placeholder
     /// (``PipelineLoader/allowsUnsetVariables``); for `camflow validate --allow-unset` only.
     public var allowsPlaceholders = false
+    /// The program the hints in errors name (`see 'NAME nodes log'`): a
+    /// custom binary's own name, not `camflow`.
+    public var commandName = "camflow"
 
     public init(registry: NodeRegistry) {
         self.registry = registry
@@ -53,7 +56,7 @@ public struct GraphValidator: Sendable {
                     "unknown node type '\(spec.type)' (node '\(spec.id)')"
                         + Suggestions.didYouMean(spec.type, among: registry.names),
                     at: spec.typeLocation ?? spec.location,
-                    notes: ["note: run 'camflow nodes' to list the types"]))
+                    notes: ["note: run '\(commandName) nodes' to list the types"]))
                 continue
             }
             let optionErrors = checkOptions(spec, type)
@@ -179,7 +182,7 @@ public struct GraphValidator: Sendable {
                     "unknown option '\(name)' for node '\(spec.id)' (\(type.name))"
                         + Suggestions.didYouMean(name, among: names + NodeSpec.commonKeys),
                     at: spec.optionKeyLocations[name] ?? value.location ?? spec.location,
-                    notes: ["note: \(known); see 'camflow nodes \(type.name)'"]))
+                    notes: ["note: \(known); see '\(commandName) nodes \(type.name)'"]))
                 continue
             }
             let unchecked = allowsPlaceholders && value.holdsPlaceholder && value.scalarText != nil

@@ -3,26 +3,31 @@ import Yams
 /// State of one load: the text for quoting and the errors found so far.
 struct LoadContext {
     let file: String
-    let lines: [Substring]
+    let source: SourceLines
     let environment: [String: String]
     let includedFrom: [String]
     /// Unset variables become placeholders instead of errors.
     var placeholders = false
+    /// The program named in hints.
+    var commandName = "camflow"
     var errors: [ConfigError] = []
+    /// Errors found beyond ``ConfigErrors/keptLimit``: counted, not kept.
+    var moreErrors = 0
 
-    init(file: String, text: String, environment: [String: String], includedFrom: [String]) {
+    init(file: String, text: String, environment: [String: String], includedFrom: [String], notQuoted: String? = nil) {
         self.file = file
-        // Every line break libyaml counts: "\r\n" is one Character in Swift,
-        // so splitting at "\n" alone would leave a CRLF file one line long.
-        self.lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+        self.source = SourceLines(text, notQuoted: notQuoted)
         self.environment = environment
         self.includedFrom = includedFrom
     }
 
+    var lines: [Substring] { source.lines }
+
+    /// What was found, as thrown.
+    var thrownErrors: ConfigErrors { ConfigErrors(errors, more: moreErrors) }
+
     func location(line: Int, column: Int) -> SourceLocation {
-        let text = line >= 1 && line <= lines.count ? String(lines[line - 1]) : ""
-        return SourceLocation(file: file, line: line, column: column, lineText: text.trimmingTrailingCR,
-                              includedFrom: includedFrom)
+        SourceLocation(file: file, line: line, column: column, lines: source, includedFrom: includedFrom)
     }
 
     func location(_ mark: Yams.Mark?) -> SourceLocation? {
@@ -30,11 +35,16 @@ struct LoadContext {
     }
 
     mutating func error(_ message: String, at mark: Yams.Mark?, notes: [String] = []) {
-        errors.append(ConfigError(message, at: location(mark) ?? location(line: 1, column: 1), notes: notes))
+        error(ConfigError(message, at: location(mark) ?? location(line: 1, column: 1), notes: notes))
     }
 
     mutating func error(_ message: String, at location: SourceLocation?) {
-        errors.append(ConfigError(message, at: location))
+        error(ConfigError(message, at: location))
+    }
+
+    private mutating func error(_ error: ConfigError) {
+        guard errors.count < ConfigErrors.keptLimit else { return moreErrors += 1 }
+        errors.append(error)
     }
 
     mutating func scalar(_ node: Yams.Node, what: String) -> String? {
@@ -111,7 +121,7 @@ struct LoadContext {
             }
         }
         if !sawType {
-            error("node '\(id)' has no 'type'", at: idMark, notes: ["note: run 'camflow nodes' to list the types"])
+            error("node '\(id)' has no 'type'", at: idMark, notes: ["note: run '\(commandName) nodes' to list the types"])
             return nil
         }
         return spec
@@ -195,13 +205,9 @@ struct LoadContext {
         do {
             return try Interpolation.expand(scalar.string, environment: environment, placeholders: placeholders)
         } catch {
-            let at = location(scalar.mark)?.shifted(by: quoteOffset + error.offset)
+            let at = scalar.mark.map { location(line: $0.line, column: $0.column + quoteOffset + error.offset) }
             self.error(error.message, at: at)
             return nil
         }
     }
-}
-
-extension String {
-    var trimmingTrailingCR: String { hasSuffix("\r") ? String(dropLast()) : self }
 }

@@ -9,22 +9,41 @@ public struct PipelineLoader: Sendable {
     /// Variables for `${VAR}`; the process environment in the CLI.
     public var environment: [String: String]
     /// Reads an included graph file (a composite node's `file`).
-    public var readFile: @Sendable (String) throws -> String
+    public var readSource: @Sendable (String) throws -> PipelineSource
     /// An unset variable without a default becomes a placeholder instead of
     /// an error, and the validator leaves what depends on it unchecked: for
     /// checking in CI a file that needs secrets. Never for running.
     public var allowsUnsetVariables = false
+    /// The program the hints in errors name: a custom binary's own name.
+    public var commandName = "camflow"
 
-    /// - Parameter readFile: reads included graph files; the file system when nil.
+    /// - Parameter readFile: reads included graph files (every line may be
+    ///   quoted); the file system through a ``PipelineFileReader`` that
+    ///   quotes every file when nil.
     public init(environment: [String: String], readFile: (@Sendable (String) throws -> String)? = nil) {
         self.environment = environment
-        self.readFile = readFile ?? { try String(contentsOfFile: $0, encoding: .utf8) }
+        if let readFile {
+            readSource = { PipelineSource(text: try readFile($0)) }
+        } else {
+            readSource = { path in try PipelineFileReader(folder: nil).read(path) }
+        }
+    }
+
+    /// - Parameter readSource: reads included graph files, saying which may be quoted.
+    public init(environment: [String: String], readSource: @escaping @Sendable (String) throws -> PipelineSource) {
+        self.environment = environment
+        self.readSource = readSource
     }
 
     /// Parses `text`, read from `file`; composite nodes (`type: graph`) are
     /// replaced by the nodes of the graph they include.
     public func load(_ text: String, file: String) throws(ConfigErrors) -> PipelineSpec {
-        try load(text, file: file, includedFrom: [], includeChain: [file], budget: IncludeBudget())
+        try load(PipelineSource(text: text), file: file)
+    }
+
+    /// Parses a file's `source` (``PipelineFileReader``): its lines are quoted in errors only if it allows.
+    public func load(_ source: PipelineSource, file: String) throws(ConfigErrors) -> PipelineSpec {
+        try load(source, file: file, includedFrom: [], includeChain: [file], budget: IncludeBudget())
     }
 
     /// Files read for one pipeline, includes of includes counted: graphs
@@ -35,10 +54,13 @@ public struct PipelineLoader: Sendable {
         var loads = 0
     }
 
-    func load(_ text: String, file: String, includedFrom: [String],
-                      includeChain: [String], budget: IncludeBudget) throws(ConfigErrors) -> PipelineSpec {
-        var context = LoadContext(file: file, text: text, environment: environment, includedFrom: includedFrom)
+    func load(_ source: PipelineSource, file: String, includedFrom: [String],
+              includeChain: [String], budget: IncludeBudget) throws(ConfigErrors) -> PipelineSpec {
+        let text = source.text
+        var context = LoadContext(file: file, text: text, environment: environment, includedFrom: includedFrom,
+                                  notQuoted: source.notQuoted)
         context.placeholders = allowsUnsetVariables
+        context.commandName = commandName
         if let refusal = YAMLGuard().check(text) {
             throw ConfigErrors([ConfigError(refusal.message, at: context.location(line: refusal.line, column: refusal.column))])
         }
@@ -82,7 +104,7 @@ public struct PipelineLoader: Sendable {
         if !sawNodes {
             context.error("the pipeline has no 'nodes' mapping", at: document.mark)
         }
-        guard context.errors.isEmpty else { throw ConfigErrors(context.errors) }
+        guard context.errors.isEmpty else { throw context.thrownErrors }
         var spec = PipelineSpec(name: name, file: file, nodes: nodes)
         spec.input = input
         spec.output = output

@@ -32,7 +32,10 @@ public struct RestartPolicy: Sendable, Equatable {
     /// The wait before restart number `attempt` (1-based).
     public func delay(beforeAttempt attempt: Int) -> Duration {
         var delay = backoff
-        for _ in 1..<max(attempt, 1) {
+        // Doubling from 1 ns passes any maximum within 64 steps; a zero backoff stays zero. Either
+        // way the loop is bounded, not as long as the count of restarts (unlimited ones grow without end).
+        guard delay > .zero else { return min(delay, maxBackoff) }
+        for _ in 1..<min(max(attempt, 1), 65) {
             delay = delay * 2
             if delay >= maxBackoff { return maxBackoff }
         }

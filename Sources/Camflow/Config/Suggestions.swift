@@ -3,9 +3,14 @@ enum Suggestions {
     /// The names in `candidates` closest to `word`, best first; at most three,
     /// and only those close enough to be a plausible typo.
     static func closest(to word: String, among candidates: [String]) -> [String] {
+        // No name is that long: a long word (a hostile file's 4 MiB key) costs nothing to compare.
+        guard word.utf8.count <= 128 else { return [] }
         let limit = max(2, word.count / 3)
+        let lowered = word.lowercased()
         return candidates
-            .map { (name: $0, distance: distance(word.lowercased(), $0.lowercased())) }
+            // The distance is at least the difference in lengths: those too far apart are not compared.
+            .filter { abs($0.count - word.count) <= limit || ($0.hasPrefix(word) && word.count >= 3) }
+            .map { (name: $0, distance: distance(lowered, $0.lowercased())) }
             .filter { $0.distance <= limit || ($0.name.hasPrefix(word) && word.count >= 3) }
             .sorted { ($0.distance, $0.name) < ($1.distance, $1.name) }
             .prefix(3)

@@ -1,0 +1,51 @@
+import Camflow
+import Testing
+
+/// What a hostile review tried on pipeline files beyond their size: values
+/// that look like YAML, long names, numbers at the edges.
+@Suite struct ConfigAttackTests {
+    @Test func anInterpolatedValueHoldingYAML_staysOneValue_andIsPrintedEscaped() throws {
+        let environment = ["V": "x\"\n  evil: { type: queue }\n# \u{1B}[2J"]
+        let spec = try PipelineLoader(environment: environment).load("""
+            nodes:
+              a: { type: queue, note: "${V}" }
+            """, file: "p.yaml")
+        #expect(spec.nodes.map(\.id) == ["a"] && spec.nodes[0].options["note"]?.scalarText == environment["V"])
+        // In an error the value can neither start a line nor drive the terminal.
+        var printed = ""
+        do {
+            _ = try GraphValidator(registry: NodeRegistry(plugins: [])).validate(try PipelineLoader(environment: environment).load("""
+                nodes:
+                  a: { type: queue, max-bytes: "${V}" }
+                """, file: "p.yaml"))
+        } catch {
+            printed = error.description
+        }
+        #expect(printed.contains("found 'x\"\\n  evil: { type: queue }\\n# \\u{1B}[2J'"), "\(printed)")
+        #expect(!printed.contains("\u{1B}") && !printed.contains("\n  evil"), "\(printed)")
+    }
+
+    @Test func thousandsOfLongUnknownNames_costNoQuadraticTime() throws {
+        // Each unknown type was compared, character by character, with every registered name.
+        let nodes = (0..<2_000).map { "  n\($0): { type: \(String(repeating: "q", count: 120))\($0), \(String(repeating: "o", count: 120)): 1 }" }
+        let text = "nodes:\n" + nodes.joined(separator: "\n") + "\n"
+        let start = ContinuousClock.now
+        var count = 0
+        do {
+            _ = try GraphValidator(registry: NodeRegistry(plugins: [])).validate(try PipelineLoader(environment: [:]).load(text, file: "p.yaml"))
+        } catch {
+            count = error.count
+        }
+        #expect(count == 2_000)
+        #expect(ContinuousClock.now - start < .seconds(3), "\(ContinuousClock.now - start)")
+    }
+
+    @Test func aZeroBackoffWithUnlimitedRestarts_computesItsDelayAtOnce() {
+        let policy = RestartPolicy(mode: .onFailure, maxRestarts: nil, backoff: .zero)
+        let start = ContinuousClock.now
+        #expect(policy.delay(beforeAttempt: 200_000_000) == .zero)
+        #expect(RestartPolicy(mode: .onFailure, backoff: .nanoseconds(1), maxBackoff: .seconds(3_000_000_000))
+            .delay(beforeAttempt: .max) == .seconds(3_000_000_000))
+        #expect(ContinuousClock.now - start < .milliseconds(200), "\(ContinuousClock.now - start)")
+    }
+}
