@@ -8,6 +8,10 @@ public struct GraphDiff: Sendable, Equatable, CustomStringConvertible {
     public var replaced: [String] = []
     public var added: [String] = []
     public var removed: [String] = []
+    /// Nodes this reload started that failed to start (beyond their restart
+    /// policy, within ``Pipeline/startupGrace``): reported after the reload,
+    /// with the same changes. The rest of the graph runs on.
+    public var failedToStart: [NodeFailure] = []
 
     public init(from old: PipelineGraph, to new: PipelineGraph) {
         for node in new.nodes {
@@ -23,13 +27,24 @@ public struct GraphDiff: Sendable, Equatable, CustomStringConvertible {
     /// Nothing changes.
     public var isEmpty: Bool { replaced.isEmpty && added.isEmpty && removed.isEmpty }
 
-    /// "kept 5, replaced 1 (log), added 1 (stats), removed 0".
+    /// "kept 5, replaced 1 (log), added 1 (stats), removed 0"; then
+    /// "; failed to start: node 'web' (web) failed: ..." for each failure.
     public var description: String {
         func part(_ word: String, _ ids: [String], listed: Bool = true) -> String {
             "\(word) \(ids.count)" + (listed && !ids.isEmpty ? " (\(ids.joined(separator: ", ")))" : "")
         }
         return [part("kept", kept, listed: false), part("replaced", replaced), part("added", added), part("removed", removed)]
-            .joined(separator: ", ")
+            .joined(separator: ", ") + failedToStart.map { "; failed to start: \($0)" }.joined()
+    }
+
+    /// Nodes that failed to start last time are started again even when
+    /// their settings did not change: a reload after the cause is fixed
+    /// (a port freed) retries them.
+    mutating func retry(_ ids: Set<String>) {
+        let again = kept.filter(ids.contains)
+        guard !again.isEmpty else { return }
+        kept.removeAll(where: ids.contains)
+        replaced += again
     }
 }
 

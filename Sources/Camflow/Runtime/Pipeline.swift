@@ -31,6 +31,10 @@ public final class Pipeline: Service, Sendable {
     /// Old instances a reload replaced or removed that have not finished yet:
     /// a hard stop reaches them too.
     let retired = Mutex<[RuntimeNode]>([])
+    /// Nodes whose start after a reload failed: the next reload starts them again.
+    let startFailures = Mutex<Set<String>>([])
+    /// Reloads whose nodes the run loop has not taken yet (counted under the reload lock).
+    let pendingStarts = Mutex(0)
     let logger: Logger
     let stopSignal = OneShotSignal()
     private let failures = Mutex<[NodeFailure]>([])
@@ -147,13 +151,22 @@ public final class Pipeline: Service, Sendable {
                 var running = first.count
                 group.addTask { await self.stopSignal.wait(); return .stopRequested }
                 group.addTask { await self.nextStart() }
-                while running > 0, let event = await group.next() {
+                while true {
+                    // The run ends when every node has, unless a reload's nodes are on their way:
+                    // a reload applied just as the last node ended must still run what it started.
+                    if running == 0, reloads.withLock({ applied in
+                        guard pendingStarts.withLock({ $0 }) == 0 else { return false }
+                        applied.ended = true
+                        return true
+                    }) { break }
+                    guard let event = await group.next() else { break }
                     switch event {
                     case .nodeDone:
                         running -= 1
                     case .stopRequested:
                         for node in current.withLock({ $0.runtime }) where node.node.type.isSource { node.stop.fire() }
                     case .started(let nodes):
+                        pendingStarts.withLock { $0 -= 1 }
                         for node in nodes { group.addTask { await self.runNode(node); return .nodeDone } }
                         running += nodes.count
                         group.addTask { await self.nextStart() }
@@ -200,20 +213,42 @@ public final class Pipeline: Service, Sendable {
         }
     }
 
+    /// How long a node a reload started must run before a failure counts
+    /// as a failure of the running graph (which stops it) rather than a
+    /// failure to start (which is reported, and the rest runs on). A bind
+    /// to a port in use, a file that cannot be opened, fail well within it.
+    public static let startupGrace = Duration.seconds(10)
+
     /// Runs a node under its restart policy, then ends its output and
     /// releases its input so nothing upstream waits on it.
     private func runToEnd(_ node: RuntimeNode) async {
-        let outcome = if node.node.type.performsBlockingIO {
-            await BlockingIOThread.run(name: "camflow " + node.node.spec.id) { await self.runWithRestarts(node) }
-        } else {
-            await runWithRestarts(node)
+        var outcome = await runUnderPolicy(node, configuration: node.node)
+        // A node a reload started that cannot start never takes the running graph down with it.
+        if case .failed(let error, let ranHealthy) = outcome, !ranHealthy, let reload = node.reload, !node.stop.isFired {
+            let failure = NodeFailure(node: node.node.spec.id, type: node.node.type.name, message: String(describing: error))
+            let fallback = node.previous.flatMap { $0.type.name == node.node.type.name ? $0 : nil }
+            let outcomeText = fallback == nil ? "the rest of the graph runs on" : "it runs on with its previous settings"
+            logger.error("reload: \(failure); \(outcomeText)")
+            reportStartFailure(failure, of: reload)
+            if let fallback {
+                // The instance a reload replaced has ended (the new one waited for it); its settings
+                // are started again in its place, on the same edges.
+                outcome = await runUnderPolicy(node, configuration: fallback)
+                // Its previous settings may not start again either (their port taken meanwhile): reported too.
+                if case .failed(let error, let ranHealthy) = outcome, !ranHealthy, !node.stop.isFired {
+                    logger.error("reload: node '\(failure.node)' failed again with its previous settings: \(error); the rest of the graph runs on")
+                    outcome = .finished
+                }
+            } else {
+                outcome = .finished
+            }
         }
         node.output.finish()
         node.input.discardRemaining()
         // A retired instance (a reload replaced or removed it) that fails is logged; the pipeline runs on.
-        if case .failed(let error) = outcome, !node.node.type.isSource && node.stop.isFired {
+        if case .failed(let error, _) = outcome, !node.node.type.isSource && node.stop.isFired {
             logger.warning("node '\(node.node.spec.id)' failed while draining after a reload: \(error)")
-        } else if case .failed(let error) = outcome {
+        } else if case .failed(let error, _) = outcome {
             let failure = NodeFailure(node: node.node.spec.id, type: node.node.type.name,
                                       message: String(describing: error))
             logger.error("\(failure)")
@@ -222,22 +257,52 @@ public final class Pipeline: Service, Sendable {
         }
     }
 
-    private enum Outcome { case finished, failed(any Error) }
+    /// The node's `configuration` run under its restart policy, on a thread
+    /// of its own when it blocks.
+    private func runUnderPolicy(_ node: RuntimeNode, configuration: PipelineGraph.Node) async -> Outcome {
+        if configuration.type.performsBlockingIO {
+            await BlockingIOThread.run(name: "camflow " + configuration.spec.id) {
+                await self.runWithRestarts(node, configuration: configuration)
+            }
+        } else {
+            await runWithRestarts(node, configuration: configuration)
+        }
+    }
 
-    private func runWithRestarts(_ runtimeNode: RuntimeNode) async -> Outcome {
-        let spec = runtimeNode.node.spec
-        let isSource = runtimeNode.node.type.isSource
+    /// Tells the log's readers and `pipeline-events` that a node of a reload
+    /// failed to start; the next reload tries it again even if unchanged.
+    private func reportStartFailure(_ failure: NodeFailure, of reload: RuntimeNode.Reload) {
+        var report = reload.diff
+        report.failedToStart = [failure]
+        reloads.withLock { applied in
+            startFailures.withLock { _ = $0.insert(failure.node) }
+            // The snapshot's last reload says it too, while it is the last one.
+            if applied.count == reload.number { applied.last?.failedToStart.append(failure) }
+            for subscriber in reloadSubscribers.withLock({ $0.streams.values }) { subscriber.yield(report) }
+        }
+    }
+
+    private enum Outcome {
+        case finished
+        /// `ranHealthy`: some attempt ran for ``Pipeline/startupGrace`` or longer.
+        case failed(any Error, ranHealthy: Bool)
+    }
+
+    private func runWithRestarts(_ runtimeNode: RuntimeNode, configuration: PipelineGraph.Node) async -> Outcome {
+        let spec = configuration.spec
+        let isSource = configuration.type.isSource
         var logger = self.logger
         logger[metadataKey: "node"] = .string(spec.id)
         let context = NodeContext(
             id: spec.id, typeName: spec.type, input: runtimeNode.input, output: runtimeNode.output,
             logger: logger, stats: runtimeNode.stats, pipeline: view)
-        if runtimeNode.node.type.reportsConnection { runtimeNode.stats.setConnected(false) }
+        if configuration.type.reportsConnection { runtimeNode.stats.setConnected(false) }
         var attempt = 0
+        var ranHealthy = false
         while true {
             let started = ContinuousClock.now
             do {
-                let node = try runtimeNode.node.type.make(runtimeNode.node.options)
+                let node = try configuration.type.make(configuration.options)
                 runtimeNode.stats.running.store(true, ordering: .relaxed)
                 defer { runtimeNode.stats.running.store(false, ordering: .relaxed) }
                 try await node.run(context)
@@ -247,12 +312,14 @@ public final class Pipeline: Service, Sendable {
                 if isSource && Task.isCancelled { return .finished }
                 runtimeNode.stats.failures.add(1, ordering: .relaxed)
                 let policy = spec.restart
+                let ran = ContinuousClock.now - started
+                if ran >= Self.startupGrace { ranHealthy = true }
                 // After a healthy run, a failure starts the count (and the backoff) over.
-                if ContinuousClock.now - started >= policy.resetAfter { attempt = 0 }
+                if ran >= policy.resetAfter { attempt = 0 }
                 attempt += 1
                 // A retired instance is not restarted: its new instance takes over.
                 guard policy.mode == .onFailure, attempt <= policy.maxRestarts ?? .max, !runtimeNode.stop.isFired else {
-                    return .failed(error)
+                    return .failed(error, ranHealthy: ranHealthy)
                 }
                 let delay = policy.delay(beforeAttempt: attempt)
                 let limit = policy.maxRestarts.map { " of \($0)" } ?? ""
@@ -295,13 +362,29 @@ struct RuntimeNode: Sendable {
     /// A replaced node's new instance starts when the old one has drained
     /// and ended: its packets keep their order, and a camera never has two connections.
     var after: OneShotSignal?
+    /// The reload that made this instance, if one did: its failure to start is that reload's.
+    var reload: Reload?
+    /// For a replaced node, the settings it ran with before the reload:
+    /// started again when the new ones fail to start.
+    var previous: PipelineGraph.Node?
+
+    /// Which reload made an instance, and what it changed.
+    struct Reload: Sendable {
+        var number: Int
+        var diff: GraphDiff
+    }
 }
 
 /// One node that failed beyond its restart policy.
-public struct NodeFailure: Sendable, CustomStringConvertible {
+public struct NodeFailure: Sendable, Equatable, CustomStringConvertible {
     public let node: String
     public let type: String
     public let message: String
+    public init(node: String, type: String, message: String) {
+        self.node = node
+        self.type = type
+        self.message = message
+    }
     public var description: String { "node '\(node)' (\(type)) failed: \(message)" }
 }
 

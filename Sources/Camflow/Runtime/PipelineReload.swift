@@ -20,14 +20,27 @@ extension Pipeline {
     /// when their inputs do, as at a graceful stop, and are not restarted if
     /// they fail. Returns what changed. Refused once the pipeline is stopping
     /// or has finished.
+    ///
+    /// A node the reload starts that fails to start (fails beyond its restart
+    /// policy before any run of ``startupGrace``: a port in use) does not stop
+    /// the pipeline: it is logged and sent to reload subscribers
+    /// (``GraphDiff/failedToStart``), and a replaced node of the same type runs
+    /// again with its previous settings. The next reload starts it again,
+    /// changed or not.
     @discardableResult
     public func reload(to newGraph: PipelineGraph) throws(ReloadRefused) -> GraphDiff {
         try reloads.withLock { (applied: inout (count: Int, last: GraphDiff?, ended: Bool)) throws(ReloadRefused) -> GraphDiff in
             guard !stopSignal.isFired else { throw ReloadRefused(description: "the pipeline is stopping") }
             guard !applied.ended else { throw ReloadRefused(description: "the pipeline has finished") }
             let (oldGraph, oldRuntime) = current.withLock { ($0.graph, $0.runtime) }
-            let diff = GraphDiff(from: oldGraph, to: newGraph)
+            var diff = GraphDiff(from: oldGraph, to: newGraph)
+            let retried = startFailures.withLock { failed in
+                defer { failed.removeAll() }
+                return failed
+            }
+            diff.retry(retried)
             guard !diff.isEmpty else { return diff }
+            let number = applied.count + 1
             let old = Dictionary(uniqueKeysWithValues: oldRuntime.map { ($0.node.spec.id, $0) })
             let kept = Set(diff.kept)
             let runtime = newGraph.nodes.map { node -> RuntimeNode in
@@ -41,6 +54,9 @@ extension Pipeline {
                 var made = RuntimeNode(node: node, inbox: inbox, stats: stats, input: PacketInput(inbox: inbox, stats: stats),
                                        output: PacketOutput(targets: [], stats: stats))
                 made.after = old[node.spec.id]?.done
+                made.reload = RuntimeNode.Reload(number: number, diff: diff)
+                // A node whose last new settings failed to start runs its previous ones, if any: those stay its fallback.
+                made.previous = retried.contains(node.spec.id) ? old[node.spec.id]?.previous : old[node.spec.id]?.node
                 return made
             }
             var targets = [[PacketOutput.Target]](repeating: [], count: newGraph.nodes.count)
@@ -61,10 +77,11 @@ extension Pipeline {
             // Tracked for a hard stop until they finish (those already finished need no tracking).
             retired.withLock { $0 += leaving.filter { !$0.done.isFired } }
             current.withLock { $0 = (newGraph, runtime) }
+            pendingStarts.withLock { $0 += 1 }
             startsSink.yield(fresh.map { runtime[$0] })
             // Old sources stop; any other old instance drains (and is no longer restarted).
             for instance in leaving { instance.stop.fire() }
-            applied = (applied.count + 1, diff, false)
+            applied = (number, diff, false)
             for subscriber in reloadSubscribers.withLock({ $0.streams.values }) { subscriber.yield(diff) }
             logger.info("reload: \(diff)")
             return diff
