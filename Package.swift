@@ -57,7 +57,6 @@ let package = Package(
         .target(
             name: "Camflow",
             dependencies: [
-                "SafeFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -1,5 +1,4 @@
 public import Foundation
-import SafeFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -205,5 +204,48 @@ extension RecordingIndex.Identity {
         self.init(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
                   modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
                   changed: Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec))
+    }
+}
+
+/// Answers "is this a regular file below the root, reached without links?"
+/// for many paths at the cost of one `fstatat` each: every directory is
+/// opened once (component-wise, without following links) and kept open
+/// until the value is dropped.
+final class RegularFileProbe {
+    private let root: String
+    /// Directory descriptors by relative path ("" is the root); -1 where it cannot be opened safely.
+    private var directories: [String: Int32] = [:]
+
+    init(root: String) {
+        self.root = root
+    }
+
+    deinit {
+        for fd in directories.values where fd >= 0 { close(fd) }
+    }
+
+    func isRegularFile(_ relative: String) -> Bool {
+        var components = relative.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard !relative.hasPrefix("/"), !relative.contains("\0"), let name = components.popLast(),
+              !name.isEmpty, name != ".", name != ".." else { return false }
+        let directory = self.directory(components)
+        guard directory >= 0 else { return false }
+        var info = stat()
+        return fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFREG
+    }
+
+    private func directory(_ components: [String]) -> Int32 {
+        let key = components.joined(separator: "/")
+        if let fd = directories[key] { return fd }
+        let fd: Int32
+        if let last = components.last {
+            let parent = directory(Array(components.dropLast()))
+            fd = parent >= 0 && !last.isEmpty && last != "." && last != ".."
+                ? openat(parent, last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1
+        } else {
+            fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        directories[key] = fd
+        return fd
     }
 }
