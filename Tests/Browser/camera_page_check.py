@@ -21,10 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_check import Chromium  # noqa: E402
 
 STATE = """(() => {
-  const page = window.cameraPage || { errors: ['page did not load'] };
+  const page = window.cameraPage;
   const video = document.getElementById('video');
-  return { currentTime: video ? video.currentTime : 0, buffered: page.buffered, messages: page.messages,
-           appended: page.appended, errors: page.errors, readyState: video ? video.readyState : 0 };
+  if (!page || !video) return null;  // not loaded yet
+  return { currentTime: video.currentTime, buffered: page.buffered, messages: page.messages,
+           appended: page.appended, errors: page.errors, readyState: video.readyState, loaded: true };
 })()"""
 
 
@@ -43,7 +44,7 @@ def main():
         deadline = time.monotonic() + args.timeout
         state = {}
         while time.monotonic() < deadline:
-            state = chromium.evaluate(STATE) or {}
+            state = chromium.evaluate(STATE) or {"errors": [], "loaded": False}
             if state.get("currentTime", 0) >= args.play or state.get("errors"):
                 break
             chromium.read(time.monotonic() + 0.25)  # collects events while waiting

@@ -1,6 +1,7 @@
 import ISOBMFF
 import NIOCore
 import Testing
+import WebPlugin
 
 /// Each viewer of the camera protocol gets its own timeline from 0, as a
 /// camera gives each client: ``FragmentRebase`` as a value, on the committed
@@ -193,5 +194,28 @@ import Testing
         #expect(text == nil)
         let empty = timeline.rebase(ByteBuffer())
         #expect(empty == nil)
+    }
+}
+
+/// A viewer's message budget: a burst, then a steady rate.
+@Suite struct RestreamMessageBudgetTests {
+    @Test func aBurstPasses_aFloodDoesNot_andTimeRefills() {
+        var budget = MessageBudget()
+        let start: Int64 = 1_000_000_000
+        var passed = 0
+        while passed < 10_000, budget.take(at: start) { passed += 1 }
+        #expect(passed == MessageBudget.burst, "the burst, then no more")
+        // One second later: perSecond more, no more.
+        passed = 0
+        while passed < 10_000, budget.take(at: start + 1_000_000_000) { passed += 1 }
+        #expect(passed == MessageBudget.perSecond)
+        // A clock that goes back refills nothing and does not trap.
+        let back = budget.take(at: 0)
+        #expect(!back)
+        // A keep-alive every second for an hour never runs out.
+        var steady = MessageBudget()
+        var refused = 0
+        for second in 0..<3600 where !steady.take(at: start + Int64(second) * 1_000_000_000) { refused += 1 }
+        #expect(refused == 0)
     }
 }

@@ -17,7 +17,7 @@ struct ViewerSession: Sendable {
     let idleTimeout: Duration
     let logger: Logger
 
-    private enum End: Sendable { case clientClosed, idle, streamEnded }
+    private enum End: Sendable { case clientClosed, idle, streamEnded, flooded }
 
     func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
                stream: String?, remote: String) async {
@@ -63,9 +63,13 @@ struct ViewerSession: Sendable {
                 return Task.isCancelled ? nil : .streamEnded
             }
             group.addTask {
+                // A camera client sends a keep-alive every few seconds; each message costs the
+                // server tens of microseconds, so one that sends thousands a second is closed.
+                var budget = MessageBudget()
                 do {
                     for try await message in inbound.messages(maxSize: 1 << 16) {
                         lastHeard.now()
+                        guard budget.take(at: Self.now()) else { return .flooded }
                         guard case .text(let text) = message else { continue }
                         handle(text, viewer: id)
                     }
@@ -90,6 +94,9 @@ struct ViewerSession: Sendable {
         case .streamEnded:
             logger.info("viewer \(id) closed: the stream ended")
             try? await outbound.close(.goingAway, reason: "stream ended")
+        case .flooded:
+            logger.notice("viewer \(id) closed: more than \(MessageBudget.perSecond) messages a second")
+            try? await outbound.close(.policyViolation, reason: "too many messages")
         case .clientClosed, nil:
             logger.info("viewer \(id) disconnected")
         }
@@ -122,3 +129,25 @@ private final class LastHeard: Sendable {
     func now() { instant.store(ViewerSession.now(), ordering: .relaxed) }
 }
 
+/// How many messages a viewer may send: `burst` at once, then `perSecond`
+/// (a token bucket). A value type with no clock of its own, tested alone.
+public struct MessageBudget: Sendable {
+    public static let perSecond = 50
+    public static let burst = 200
+    private var tokens = Double(burst)
+    private var last: Int64?
+
+    public init() {}
+
+    /// Takes one message at `now` (monotonic nanoseconds); false when over the budget.
+    public mutating func take(at now: Int64) -> Bool {
+        if let last {
+            let elapsed = Double(max(0, now - last)) / 1e9
+            tokens = min(Double(Self.burst), tokens + elapsed * Double(Self.perSecond))
+        }
+        last = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
