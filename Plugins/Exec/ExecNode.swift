@@ -79,7 +79,8 @@ struct ExecNode: Node {
             reads. A child that exits or writes malformed framing fails the node, which the restart \
             policy restarts; the unacknowledged packets go to the new child first. The child runs in \
             a process group of its own with a minimal environment (PATH, LANG, LC_ALL, TZ, plus \
-            'env' and the variables named in 'inherit-env'): camflow's own secrets are not in it. On \
+            'env' and the variables named in 'inherit-env') and no descriptor of camflow's but its \
+            stdin, stdout and stderr: camflow's own secrets and sockets are not in it. On \
             stop the group gets SIGTERM, then SIGKILL after 'stop-timeout'; if camflow itself is \
             killed, the kernel kills the child (PR_SET_PDEATHSIG, through setpriv).
             """,
@@ -106,10 +107,8 @@ struct ExecNode: Node {
                 }
                 environment[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
             }
-            let parent = ProcessInfo.processInfo.environment
-            for name in try options.stringList("inherit-env") { environment[name] = environment[name] ?? parent[name] }
             // A minimal environment: whatever camflow itself was given (passwords) stays with camflow.
-            for name in ["PATH", "LANG", "LC_ALL", "TZ"] where environment[name] == nil { environment[name] = parent[name] }
+            environment = ChildEnvironment.minimal(declared: environment, inheriting: try options.stringList("inherit-env"))
             return ExecNode(command: command, environment: environment, directory: try options.ifSet("cwd", options.string),
                             maxUnacked: try options.integer("max-unacked"), maxUnackedBytes: try options.size("max-unacked-bytes"),
                             stopTimeout: try options.duration("stop-timeout"))
@@ -129,28 +128,22 @@ struct ExecNode: Node {
     func run(_ context: NodeContext) async throws {
         // A child that exits leaves a closed pipe: writing to it must be an error, not SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
-        let process = Process()
-        // Foundation starts the child in a process group of its own, so a stop reaches its
-        // children too. setpriv --pdeathsig: the kernel kills the child when camflow dies, even
-        // by SIGKILL (the setting survives the exec of env and of the command).
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--pdeathsig", "KILL", "--", "/usr/bin/env"] + command
-        process.environment = environment
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
+        // setpriv --pdeathsig: the kernel kills the child when camflow dies, even by SIGKILL (the
+        // setting survives the exec of env and of the command). ChildProcess starts it in a process
+        // group of its own, so a stop reaches its children too, holding no descriptor of camflow's.
+        var arguments = ["--pdeathsig", "KILL", "--", "/usr/bin/env"]
+        if let directory { arguments.append("--chdir=\(directory)") }
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try ChildProcess(executable: "/usr/bin/setpriv", arguments: arguments + command, environment: environment)
         } catch {
-            throw ChildFailed(description: "cannot start \(command.joined(separator: " ")): \(error.localizedDescription)")
+            throw ChildFailed(description: "cannot start \(command.joined(separator: " ")): \(error)")
         }
-        let input = stdin.fileHandleForWriting.fileDescriptor
-        let output = stdout.fileHandleForReading.fileDescriptor
-        let errors = stderr.fileHandleForReading.fileDescriptor
+        let input = process.stdin
+        let output = process.stdout
+        let errors = process.stderr
         for fd in [input, output, errors] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        let processGroup = process.processIdentifier
+        let processGroup = process.pid
         defer { Self.stop(group: processGroup, process: process, grace: stopTimeout) }
         let inFlight = InFlight()
         do {
@@ -163,7 +156,7 @@ struct ExecNode: Node {
                         let waitStarted = ContinuousClock.now
                         var warned = false
                         while !inFlight.hasRoom(packets: maxUnacked, bytes: maxUnackedBytes) {
-                            guard process.isRunning else { break }
+                            guard !process.hasExited else { break }
                             if !warned, ContinuousClock.now - waitStarted > .seconds(5) {
                                 warned = true
                                 context.logger.warning("the child has not acknowledged \(inFlight.count) packets for 5s; waiting (max-unacked: \(maxUnacked))")
@@ -174,7 +167,7 @@ struct ExecNode: Node {
                         let sequence = inFlight.add(packet)
                         try await Self.writeAll(ExecFraming.encode(packet, ackSequence: sequence), to: input)
                     }
-                    try? stdin.fileHandleForWriting.close()
+                    process.closeStdin()
                 }
                 // Everything the child writes is read to its end: that is when the child is done.
                 do {
@@ -190,18 +183,21 @@ struct ExecNode: Node {
             Self.stop(group: processGroup, process: process, grace: stopTimeout)
             throw await fail(process, inFlight, cause: error, context)
         }
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        guard process.wait() == .exited(0) else {
             throw await fail(process, inFlight, cause: nil, context)
         }
     }
 
     /// Hands the unacknowledged packets back for the next child and reports why this one failed.
-    private func fail(_ process: Process, _ inFlight: InFlight, cause: (any Error)?, _ context: NodeContext) async -> ChildFailed {
+    private func fail(_ process: ChildProcess, _ inFlight: InFlight, cause: (any Error)?, _ context: NodeContext) async -> ChildFailed {
         let pending = inFlight.unacknowledged
         for packet in pending.reversed() { context.input.putBack(packet) }
-        var reason = "\(command.joined(separator: " ")) exited with status \(process.terminationStatus)"
-        if let failure = cause as? ChildFailed, process.terminationStatus == 0 { reason = failure.description }
+        let status: Int32 = switch process.wait() {
+        case .exited(let code): code
+        case .signalled(let signal): signal
+        }
+        var reason = "\(command.joined(separator: " ")) exited with status \(status)"
+        if let failure = cause as? ChildFailed, status == 0 { reason = failure.description }
         await context.emit(.event(Event("exec-error", [("reason", .string(reason)),
                                                        ("unacknowledged", .int(Int64(pending.count)))]),
                                   stream: context.id))
@@ -210,17 +206,17 @@ struct ExecNode: Node {
 
     /// Stops the child's whole process group: SIGTERM, up to `grace` to exit,
     /// then SIGKILL. Returns once the child has been reaped.
-    static func stop(group: Int32, process: Process, grace: Duration) {
-        guard process.isRunning else {
-            process.waitUntilExit()
+    static func stop(group: Int32, process: ChildProcess, grace: Duration) {
+        guard !process.hasExited else {
+            _ = process.wait()
             return
         }
         kill(-group, SIGTERM)
         let deadline = ContinuousClock.now + grace
-        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+        while !process.hasExited, ContinuousClock.now < deadline { usleep(10_000) }
         // The group, not just the child: what it started goes too.
         kill(-group, SIGKILL)
-        process.waitUntilExit()
+        _ = process.wait()
     }
 
     /// Waits for a non-blocking descriptor without holding a thread: short naps while idle.
