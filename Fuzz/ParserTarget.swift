@@ -24,6 +24,7 @@ func fuzzParser(_ bytes: UnsafeRawBufferPointer) {
                         _ = try? video.summarize(data)
                         _ = try? video.annexB(data, withParameterSets: sample.isSync)
                         _ = video.summarizeAnnexB(data)
+                        _ = try? video.sequenceParameterSets(decoding: data)
                     }
                     _ = fragment.rewritingTimes(sequenceShift: 1) { _ in 1 }
                 }
