@@ -1,13 +1,19 @@
+import Camflow
 import Foundation
 import ISOBMFF
+import Logging
 import NIOCore
-import NIOPosix
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `/snapshot/{stream}.jpg`: the latest keyframe decoded to JPEG by an
 /// FFmpeg child process. One decode per keyframe and width however many
 /// ask (later requests share it), at most `maxDecodes` at once (more are
-/// answered 503), and a cache of the latest pictures only.
+/// answered 503), and a cache of the latest pictures only. A keyframe whose
+/// sequence parameter set declares a picture past ``SnapshotLimits`` is
+/// refused before FFmpeg runs.
 final class SnapshotService: Sendable {
     enum Failure: Error, Equatable {
         case noKeyframe
@@ -37,15 +43,21 @@ final class SnapshotService: Sendable {
     /// Pictures cached at once (a stream and width each).
     let maxEntries: Int
     let timeout: Duration
+    let limits: SnapshotLimits
+    /// Why a decode failed, in full: a client is told only what kind of failure it was.
+    let logger: Logger
     private let store: HLSStore
     private let state = Mutex(State())
 
-    init(store: HLSStore, ffmpeg: String, maxDecodes: Int, maxEntries: Int = 64, timeout: Duration = .seconds(10)) {
+    init(store: HLSStore, ffmpeg: String, maxDecodes: Int, maxEntries: Int = 64, timeout: Duration = .seconds(10),
+         limits: SnapshotLimits = SnapshotLimits(), logger: Logger = Logger(label: "camflow.web.snapshots")) {
         self.store = store
         self.ffmpeg = ffmpeg
         self.maxDecodes = maxDecodes
         self.maxEntries = maxEntries
         self.timeout = timeout
+        self.limits = limits
+        self.logger = logger
         // A decoder that exits early must not kill camflow as it is being written to.
         signal(SIGPIPE, SIG_IGN)
     }
@@ -63,12 +75,17 @@ final class SnapshotService: Sendable {
             if state.entries[key] == nil, state.entries.count >= maxEntries, let oldest = state.entries.keys.first {
                 state.entries[oldest] = nil
             }
-            let task = Task { [ffmpeg, timeout] in
+            let task = Task { [ffmpeg, timeout, limits, logger] in
                 defer { self.state.withLock { $0.running -= 1 } }
+                // Once per keyframe, not per request: a refusal is shared like a picture.
+                if let refusal = Self.refusal(of: keyframe, limits: limits) {
+                    logger.warning("snapshot of '\(UntrustedText.printable(stream))' refused: \(refusal)")
+                    throw Failure.decodeFailed(refusal)
+                }
                 // The MP4 of the keyframe is made here, once per decode, not per request.
                 guard let input = keyframe.mp4 else { throw Failure.decodeFailed("the keyframe cannot be written as MP4") }
                 return try await Self.decode(input, decoder: Self.decoder(for: keyframe.codec), width: width,
-                                             ffmpeg: ffmpeg, timeout: timeout)
+                                             ffmpeg: ffmpeg, limits: limits, timeout: timeout, logger: logger)
             }
             state.entries[key] = Entry(keyframe: keyframe.number, dts: keyframe.sample.dts, task: task)
             return task
@@ -85,52 +102,166 @@ final class SnapshotService: Sendable {
         }
     }
 
-    /// Runs FFmpeg on NIO's thread pool: the MP4 in on stdin, one JPEG out on stdout.
-    static func decode(_ input: ByteBuffer, decoder: String?, width: Int?, ffmpeg: String, timeout: Duration) async throws -> ByteBuffer {
-        try await NIOThreadPool.singleton.runIfActive {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            guard let decoder else { throw Failure.decodeFailed("no H.264 or H.265 video to decode") }
-            var arguments = [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "mp4", "-c:v", decoder, "-i", "pipe:0",
-                             "-frames:v", "1"]
-            if let width { arguments += ["-vf", "scale=\(width):-2"] }
-            arguments += ["-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "3", "pipe:1"]
-            process.arguments = arguments
-            let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            process.standardError = stderr
-            do {
-                try process.run()
-            } catch {
-                throw Failure.decodeFailed("cannot start \(ffmpeg): \(error.localizedDescription)")
+    /// The picture a keyframe decodes to, from every sequence parameter set a
+    /// decoder of it may use (the init segment's and the sample's own): nil
+    /// when the pictures fit `limits`, else why the keyframe is refused.
+    static func refusal(of keyframe: LatestKeyframe, limits: SnapshotLimits) -> String? {
+        let sets: [SequenceParameterSet]
+        do {
+            guard let video = try InitSegment(parsing: keyframe.initSegment).track(keyframe.sample.track)?.video else {
+                return "the keyframe's track has no H.264 or H.265 configuration"
             }
-            let bytes = Data(input.readableBytesView)
-            DispatchQueue.global().async {
-                try? stdin.fileHandleForWriting.write(contentsOf: bytes)
-                try? stdin.fileHandleForWriting.close()
-            }
-            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
-                guard process.isRunning else { return }
-                process.terminate()
-                // One that ignores SIGTERM is killed: a decode never holds a thread for good.
-                DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
-                    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                }
-            }
-            let errors = DispatchQueue(label: "camflow.snapshot.stderr")
-            let errorText = Mutex(Data())
-            errors.async { errorText.withLock { $0 = stderr.fileHandleForReading.readDataToEndOfFile() } }
-            let output = stdout.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            errors.sync {}
-            guard process.terminationStatus == 0, output.count > 2, output.prefix(2) == Data([0xFF, 0xD8]) else {
-                let said = String(decoding: errorText.withLock { $0 }.prefix(300), as: UTF8.self)
-                    .split(separator: "\n").last.map(String.init) ?? "exit status \(process.terminationStatus)"
-                throw Failure.decodeFailed(said)
-            }
-            return ByteBuffer(bytes: output)
+            sets = try video.sequenceParameterSets(decoding: keyframe.sample.data)
+        } catch {
+            return "its sequence parameter set cannot be read: \(error)"
+        }
+        guard !sets.isEmpty else { return "the keyframe comes with no sequence parameter set" }
+        for set in sets where set.codedWidth > limits.maxSide || set.codedHeight > limits.maxSide
+            || set.codedPixels > limits.maxPixels {
+            return "its pictures are \(set.codedWidth)x\(set.codedHeight), more than a snapshot decodes "
+                + "(at most \(limits.maxSide) pixels a side and \(limits.maxPixels) in all)"
+        }
+        return nil
+    }
+
+    /// Runs FFmpeg on a thread of its own (a decode may block it for `timeout`,
+    /// so never on a pool other requests wait for): the MP4 in on stdin, one
+    /// JPEG out on stdout.
+    static func decode(_ input: ByteBuffer, decoder: String?, width: Int?, ffmpeg: String,
+                       limits: SnapshotLimits = SnapshotLimits(), timeout: Duration,
+                       logger: Logger? = nil) async throws -> ByteBuffer {
+        guard let decoder else { throw Failure.decodeFailed("no H.264 or H.265 video to decode") }
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result {
+                    try runDecoder(input, decoder: decoder, width: width, ffmpeg: ffmpeg, limits: limits,
+                                   timeout: timeout, logger: logger)
+                })
+            }.start()
         }
     }
+
+    /// The command line: FFmpeg under setpriv (the kernel kills it with camflow)
+    /// and prlimit (CPU time, address space, no core file), one thread, refusing
+    /// pictures past `limits` itself too, and scaling down only.
+    static func arguments(decoder: String, width: Int?, ffmpeg: String, limits: SnapshotLimits) -> [String] {
+        var arguments = ["--pdeathsig", "KILL", "--", "/usr/bin/prlimit", "--cpu=\(limits.cpuSeconds):\(limits.cpuSeconds + 1)",
+                         "--as=\(limits.addressSpace)", "--core=0", "--",
+                         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "1", "-filter_threads", "1",
+                         "-max_pixels", "\(limits.maxPixels)", "-f", "mp4", "-c:v", decoder, "-i", "pipe:0", "-frames:v", "1"]
+        // min(W,iw): a width past the picture's own never makes a bigger picture than the decoded one.
+        if let width { arguments += ["-vf", "scale='min(\(width),iw)':-2"] }
+        arguments += ["-threads", "1", "-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "3", "pipe:1"]
+        return arguments
+    }
+
+    private static func runDecoder(_ input: ByteBuffer, decoder: String, width: Int?, ffmpeg: String, limits: SnapshotLimits,
+                                   timeout: Duration, logger: Logger?) throws -> ByteBuffer {
+        let child: ChildProcess
+        do {
+            // Never camflow's own environment nor its descriptors: the camera's and the web's
+            // passwords and the viewers' sockets stay with camflow.
+            child = try ChildProcess(executable: "/usr/bin/setpriv",
+                                     arguments: arguments(decoder: decoder, width: width, ffmpeg: ffmpeg, limits: limits),
+                                     environment: ChildEnvironment.minimal())
+        } catch {
+            logger?.error("snapshot: \(error)")
+            throw Failure.decodeFailed("the decoder cannot be started")
+        }
+        let bytes = Data(input.readableBytesView)
+        let work = DispatchGroup()
+        DispatchQueue.global().async(group: work) {
+            // A decoder that stops reading makes this fail (EPIPE), never block past its end.
+            _ = bytes.withUnsafeBytes { writeAll($0, to: child.stdin) }
+            child.closeStdin()
+        }
+        let timedOut = Mutex(false)
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+            timedOut.withLock { $0 = true }
+            // Its group: an `ffmpeg` setting naming a script may have started children.
+            child.signalGroup(SIGKILL)
+        }
+        let errorText = Mutex((kept: [UInt8](), total: 0))
+        DispatchQueue.global().async(group: work) {
+            let read = Self.read(child.stderr, keeping: maxErrorBytes)
+            errorText.withLock { $0 = read }
+        }
+        let output = Self.read(child.stdout, keeping: maxJPEGBytes, stopPast: { child.signalGroup(SIGKILL) })
+        let termination = child.wait()
+        work.wait()
+        guard termination == .exited(0), output.total <= maxJPEGBytes, output.kept.count > 2,
+              output.kept.prefix(2) == [0xFF, 0xD8] else {
+            let said = errorText.withLock { $0 }
+            let reason: String
+            if timedOut.withLock({ $0 }) {
+                reason = "the decoder took longer than \(timeout)"
+            } else if output.total > maxJPEGBytes {
+                reason = "the decoder wrote more than \(maxJPEGBytes) bytes"
+            } else if case .signalled(let signal) = termination {
+                // SIGXCPU: prlimit's CPU bound; SIGKILL, SIGSEGV: the kernel or a crash.
+                reason = "the decoder was stopped by signal \(signal)"
+            } else if termination == .exited(126) || termination == .exited(127) {
+                reason = "the decoder cannot be run (the web node's 'ffmpeg' setting)"
+            } else if case .exited(let status) = termination, status != 0 {
+                reason = "the decoder failed (exit status \(status))"
+            } else {
+                reason = "the decoder wrote no JPEG"
+            }
+            let text = UntrustedText.printable(String(decoding: said.kept, as: UTF8.self), limit: 1000)
+            logger?.warning("snapshot: \(reason); \(UntrustedText.printable(ffmpeg)) said: \(text)\(said.total > said.kept.count ? " (\(said.total) bytes in all)" : "")")
+            throw Failure.decodeFailed(reason)
+        }
+        return ByteBuffer(bytes: output.kept)
+    }
+
+    /// What a decoder may write to stderr that is kept (for the log); the rest is read and dropped.
+    static let maxErrorBytes = 4096
+    /// A JPEG larger than this is not one picture of at most `maxPixels`.
+    static let maxJPEGBytes = 64 << 20
+
+    /// Reads `fd` to its end, keeping the first `limit` bytes: a child that
+    /// writes without end costs time, never memory. `stopPast` is called once
+    /// when more than `limit` came.
+    static func read(_ fd: Int32, keeping limit: Int, stopPast: (() -> Void)? = nil) -> (kept: [UInt8], total: Int) {
+        var kept: [UInt8] = []
+        var total = 0
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = Glibc.read(fd, &chunk, chunk.count)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return (kept, total) }
+            if total <= limit, total + count > limit { stopPast?() }
+            total += count
+            if kept.count < limit { kept += chunk[..<min(count, limit - kept.count)] }
+        }
+    }
+
+    /// Writes all of `bytes` to a blocking `fd`; false when the reader went away.
+    static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: Int32) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else { return false }
+            offset += written
+        }
+        return true
+    }
+}
+
+/// What one snapshot decode may cost. A picture is refused before FFmpeg runs
+/// when a sequence parameter set declares more than `maxSide` or `maxPixels`
+/// (FFmpeg's `-max_pixels` checks again); FFmpeg itself runs one thread and
+/// under prlimit's bounds.
+struct SnapshotLimits: Sendable {
+    /// Pixels on either side of a decoded picture.
+    var maxSide = 8192
+    /// Pixels of a decoded picture: two 4K UHD pictures' worth.
+    var maxPixels = 3840 * 2160 * 2
+    /// CPU seconds (RLIMIT_CPU): SIGXCPU then, SIGKILL a second later.
+    var cpuSeconds = 10
+    /// Address space (RLIMIT_AS). A one-threaded FFmpeg decoding the largest
+    /// picture allowed peaks below half of it.
+    var addressSpace = 1 << 30
 }
