@@ -24,23 +24,34 @@ final class AlarmServer: Sendable {
     static let authFailureWindow = TimeAmount.seconds(60)
 
     private let channel: any Channel
+    private let open: OpenConnections
     /// Where it listens, with the port the system chose for port 0.
     var address: BindAddressDescription { BindAddressDescription(channel.localAddress) }
+    /// Connections accepted and not yet closed (closed: every handler has seen its end).
+    var openConnections: Int { open.counts.withLock { $0.total } }
 
-    private init(channel: any Channel) { self.channel = channel }
+    private init(channel: any Channel, open: OpenConnections) {
+        self.channel = channel
+        self.open = open
+    }
+
+    /// The connections open, in all and per address group.
+    private final class OpenConnections: Sendable {
+        let counts = Mutex<(total: Int, byAddress: [String: Int])>((0, [:]))
+    }
 
     /// Binds and starts serving; `deliver` gets every alarm, on an event loop thread.
     static func start(host: String, port: Int, credentials: BasicCredentials?, deadline requestDeadline: TimeAmount = requestDeadline,
                       authFailureWindow: TimeAmount = authFailureWindow,
                       deliver: @escaping @Sendable (CameraAlarm, String) -> Void) async throws -> AlarmServer {
-        let open = Mutex<(total: Int, byAddress: [String: Int])>((0, [:]))
+        let connections = OpenConnections()
         let failures = AuthFailures(window: authFailureWindow)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 let address = peerGroup(channel.remoteAddress)
                 guard !failures.isLockedOut(address) else { return channel.close() }
-                let admitted = open.withLock { open in
+                let admitted = connections.counts.withLock { open in
                     guard open.total < maxConnections, open.byAddress[address, default: 0] < maxConnectionsPerAddress else { return false }
                     open.total += 1
                     open.byAddress[address, default: 0] += 1
@@ -50,7 +61,7 @@ final class AlarmServer: Sendable {
                 let deadline = channel.eventLoop.scheduleTask(in: requestDeadline) { channel.close(promise: nil) }
                 channel.closeFuture.whenComplete { _ in
                     deadline.cancel()
-                    open.withLock { open in
+                    connections.counts.withLock { open in
                         open.total -= 1
                         open.byAddress[address, default: 1] -= 1
                         if open.byAddress[address] == 0 { open.byAddress[address] = nil }
@@ -65,7 +76,7 @@ final class AlarmServer: Sendable {
                 }
             }
             .bind(host: host, port: port).get()
-        return AlarmServer(channel: channel)
+        return AlarmServer(channel: channel, open: connections)
     }
 
     func stop() async {
