@@ -26,18 +26,22 @@ import Testing
     }
 
     @Test func thousandsOfLongUnknownNames_costNoQuadraticTime() throws {
-        // Each unknown type was compared, character by character, with every registered name.
-        let nodes = (0..<2_000).map { "  n\($0): { type: \(String(repeating: "q", count: 120))\($0), \(String(repeating: "o", count: 120)): 1 }" }
+        // Each unknown option was compared, character by character, with every option name: 2,000 keys
+        // of 1,000 characters made some 200 million steps of "did you mean".
+        let nodes = (0..<200).map { node in
+            "  n\(node): { type: queue, " + (0..<10).map { "\(String(repeating: "o", count: 1_000))\($0): 1" }.joined(separator: ", ") + " }"
+        }
         let text = "nodes:\n" + nodes.joined(separator: "\n") + "\n"
+        let spec = try PipelineLoader(environment: [:]).load(text, file: "p.yaml")
         let start = ContinuousClock.now
         var count = 0
         do {
-            _ = try GraphValidator(registry: NodeRegistry(plugins: [])).validate(try PipelineLoader(environment: [:]).load(text, file: "p.yaml"))
+            _ = try GraphValidator(registry: NodeRegistry(plugins: [])).validate(spec)
         } catch {
             count = error.count
         }
-        #expect(count == 2_000)
-        #expect(ContinuousClock.now - start < .seconds(3), "\(ContinuousClock.now - start)")
+        #expect(count >= 2_000)
+        #expect(ContinuousClock.now - start < .seconds(2), "\(ContinuousClock.now - start)")
     }
 
     @Test func aZeroBackoffWithUnlimitedRestarts_computesItsDelayAtOnce() {
