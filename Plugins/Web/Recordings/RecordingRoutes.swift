@@ -132,7 +132,8 @@ struct RecordingRoutes: Sendable {
                     close(try SafeOpen.regularFile(root: file.root, relative: file.entry.path))
                     return true
                 } catch {
-                    logger.warning("clip of '\(stream)': \(error); not served")
+                    // The path comes from the index, which others may write: escaped.
+                    logger.warning("clip of '\(stream)': \(UntrustedText.printable(String(describing: error), limit: 512)); not served")
                     return false
                 }
             }
@@ -165,12 +166,12 @@ struct RecordingRoutes: Sendable {
                         return !cutter.done
                     }
                 } catch let failure as ClipCutter.Failure {
-                    logger.warning("clip of '\(stream)' from \(file.fullPath): \(failure)")
+                    logger.warning("clip of '\(stream)' from \(UntrustedText.printable(file.fullPath, limit: 512)): \(failure)")
                     break
                 } catch let failure as ParseError {
                     // A torn or foreign file ends the clip where it stops making sense; what was written stands.
                     // Its code and offset only: a message quotes the file's bytes (a box type), which stay unlogged.
-                    logger.warning("clip of '\(stream)': \(file.fullPath) does not parse (\(failure.code.rawValue) at byte \(failure.offset))")
+                    logger.warning("clip of '\(stream)': \(UntrustedText.printable(file.fullPath, limit: 512)) does not parse (\(failure.code.rawValue) at byte \(failure.offset))")
                     break
                 }
             }
@@ -194,7 +195,7 @@ struct RecordingRoutes: Sendable {
             do {
                 return try SafeOpen.regularFile(root: root, relative: relative)
             } catch {
-                logger.warning("recording not read: \(error)")
+                logger.warning("recording not read: \(UntrustedText.printable(String(describing: error), limit: 512))")
                 return -1
             }
         }
