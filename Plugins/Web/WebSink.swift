@@ -20,6 +20,8 @@ struct WebSettings: Sendable {
     var maxStreams = 16
     /// How long a new connection may take to send its request headers.
     var headerTimeout: Duration = .seconds(10)
+    /// How long a response may wait with none of its bytes taken before its connection is closed.
+    var writeTimeout: Duration = .seconds(30)
     var maxConnections = 256
     var maxConnectionsPerClient = 32
     /// Origins (`https://host:port`) besides this server's own whose pages may open a WebSocket.
@@ -77,6 +79,8 @@ struct WebSink: Node {
             .maxStreams(default: 16),
             OptionSpec("header-timeout", .duration, default: "10s", above: "0s",
                        "Close a connection that has not sent its request headers (a TLS handshake included) within this."),
+            OptionSpec("write-timeout", .duration, default: "30s", above: "0s",
+                       "Close a connection whose client has taken none of a response's bytes (a clip, a segment, a viewer's stream) for this long."),
             OptionSpec("max-connections", .integer, default: "256", min: "1", "Connections served at once; more are closed at once and counted."),
             OptionSpec("max-connections-per-client", .integer, default: "32", min: "1", "Connections at once from one client address."),
             OptionSpec("allowed-origins", .list(.string),
@@ -120,6 +124,7 @@ struct WebSink: Node {
             idleTimeout: try options.duration("idle-timeout"), drainTimeout: try options.duration("drain-timeout"))
         settings.maxStreams = try options.maxStreams()
         settings.headerTimeout = try options.duration("header-timeout")
+        settings.writeTimeout = try options.duration("write-timeout")
         settings.maxConnections = try options.integer("max-connections")
         settings.maxConnectionsPerClient = try options.integer("max-connections-per-client")
         settings.allowedOrigins = try options.stringList("allowed-origins")

@@ -120,6 +120,9 @@ final class HLSStore: Sendable {
         state.withLock { state in state.waiters.values.count { $0.stream == stream } }
     }
 
+    /// Requests blocked now, all streams together.
+    var waitingTotal: Int { state.withLock { $0.waiters.count } }
+
     /// Ends every wait: the stream is over.
     func finish() {
         let waiters = state.withLock { state in

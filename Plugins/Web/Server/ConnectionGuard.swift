@@ -1,8 +1,10 @@
+import Camflow
 import HummingbirdCore
 import Logging
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 
 /// The bounds on who may hold a connection to the web sink, and for how long
 /// before it has said what it wants. Shared by every connection of one server.
@@ -10,13 +12,18 @@ final class ConnectionLimits: Sendable {
     let maxConnections: Int
     let maxPerClient: Int
     let headerTimeout: TimeAmount
+    /// How long a response may wait with none of its bytes taken by the client.
+    let writeTimeout: TimeAmount
+    let writeCheckInterval: TimeAmount
     private let open = NIOLockedValueBox<(total: Int, perClient: [String: Int])>((0, [:]))
     private let refused: @Sendable (String) -> Void
 
-    init(maxConnections: Int, maxPerClient: Int, headerTimeout: TimeAmount, nodeID: String) {
+    init(maxConnections: Int, maxPerClient: Int, headerTimeout: TimeAmount, writeTimeout: TimeAmount, nodeID: String) {
         self.maxConnections = maxConnections
         self.maxPerClient = maxPerClient
         self.headerTimeout = headerTimeout
+        self.writeTimeout = writeTimeout
+        writeCheckInterval = .nanoseconds(max(writeTimeout.nanoseconds / 4, 1_000_000))
         refused = { reason in
             Counter(label: "camflow_web_connections_refused_total", dimensions: [("node", nodeID), ("reason", reason)])
                 .increment()
@@ -50,24 +57,39 @@ final class ConnectionLimits: Sendable {
 }
 
 /// The first handler of every connection: refuses one over the limits at
-/// once, and closes one that has not finished its request headers within
-/// the header timeout (a client that opens sockets and never speaks must not
-/// hold descriptors the camera, the recorder and ZeroMQ need). Raw bytes in,
-/// the same bytes out; after the first request head it only counts the
-/// connection until it closes.
-final class ConnectionGuard: ChannelInboundHandler {
+/// once, closes one that has not sent a whole request head within the header
+/// timeout (a client that opens sockets and never speaks must not hold
+/// descriptors the camera, the recorder and ZeroMQ need), and closes one
+/// whose peer takes no bytes of a response for the write timeout. Raw bytes
+/// in and out, unchanged. It also tells the connection's ``ConnectionPeer``
+/// when the client has gone (its end of the stream closed).
+final class ConnectionGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    /// Never unwrapped: whatever the encoders below write passes as it is.
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     private let limits: ConnectionLimits
+    let peer: ConnectionPeer
     private var client: String?
     private var headerDeadline: Scheduled<Void>?
     private var headComplete = false
-    /// The last bytes seen, to find "\r\n\r\n" across reads.
-    private var tail: UInt32 = 0
+    /// Writes handed on toward the socket and not yet written out.
+    private var pendingWrites = 0
+    /// When the client last took bytes, or when writes began to wait.
+    private var lastProgress = NIODeadline.now()
+    /// Since the last check: writes completed, bytes handed on, and the bytes the channel held then.
+    private var completedSinceCheck = 0
+    private var addedSinceCheck = 0
+    private var bufferedAtCheck = 0
+    /// The bytes the client's TCP had acknowledged at the last check.
+    private var ackedAtCheck: UInt64 = 0
+    private var writeCheck: Scheduled<Void>?
 
-    init(limits: ConnectionLimits) {
+    init(limits: ConnectionLimits, peer: ConnectionPeer) {
         self.limits = limits
+        self.peer = peer
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -96,45 +118,208 @@ final class ConnectionGuard: ChannelInboundHandler {
         }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if !headComplete {
-            let bytes = unwrapInboundIn(data)
-            for byte in bytes.readableBytesView {
-                tail = tail << 8 | UInt32(byte)
-                if tail == 0x0D0A_0D0A {
-                    headComplete = true
-                    headerDeadline?.cancel()
-                    headerDeadline = nil
-                    break
-                }
+    /// The HTTP decoder has parsed a whole request head: the header timeout is over.
+    func headReceived() {
+        headComplete = true
+        headerDeadline?.cancel()
+        headerDeadline = nil
+    }
+
+    func countRefused(_ reason: String) { limits.countRefused(reason) }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let promise = promise ?? context.eventLoop.makePromise()
+        if pendingWrites == 0 {
+            lastProgress = .now()
+            bufferedAtCheck = buffered(context)
+            ackedAtCheck = Self.bytesAcknowledged(context.channel)
+            addedSinceCheck = 0
+        }
+        pendingWrites += 1
+        addedSinceCheck += unwrapOutboundIn(data).readableBytes
+        promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in
+            guard let self else { return }
+            self.pendingWrites -= 1
+            self.completedSinceCheck += 1
+        }
+        if writeCheck == nil { scheduleWriteCheck(context) }
+        context.write(data, promise: promise)
+    }
+
+    private func buffered(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
+    /// The bytes the client has acknowledged on this connection: Linux's `tcpi_bytes_acked`
+    /// (byte 120 of `tcp_info` since Linux 4.1, zero before), which moves whenever the client
+    /// reads, however full the kernel's send buffer (the socket only turns writable again
+    /// once a third of that buffer, up to megabytes, has drained).
+    static func bytesAcknowledged(_ channel: any Channel) -> UInt64 {
+        #if os(Linux)
+        typealias Info = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                          UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        guard let provider = channel as? any SocketOptionProvider else { return 0 }
+        var acked: UInt64 = 0
+        let info: EventLoopFuture<Info> = provider.unsafeGetSocketOption(level: .tcp, name: .tcp_info)
+        // Answered at once on the channel's own event loop, where this runs.
+        info.assumeIsolated().whenSuccess { acked = $0.15 }
+        return acked
+        #else
+        return 0
+        #endif
+    }
+
+    /// While writes wait, looks four times per write timeout whether the client took any
+    /// bytes (its TCP acknowledged more, a write completed, or the channel holds fewer
+    /// bytes than were handed to it).
+    private func scheduleWriteCheck(_ context: ChannelHandlerContext) {
+        writeCheck = context.eventLoop.assumeIsolated().scheduleTask(in: limits.writeCheckInterval) { [weak self] in
+            guard let self else { return }
+            self.writeCheck = nil
+            let buffered = self.buffered(context)
+            let acked = Self.bytesAcknowledged(context.channel)
+            if acked > self.ackedAtCheck || self.completedSinceCheck > 0 || buffered < self.bufferedAtCheck + self.addedSinceCheck {
+                self.lastProgress = .now()
+            }
+            self.ackedAtCheck = acked
+            self.completedSinceCheck = 0
+            self.addedSinceCheck = 0
+            self.bufferedAtCheck = buffered
+            guard self.pendingWrites > 0 else { return }
+            if self.lastProgress + self.limits.writeTimeout <= .now() {
+                // The client takes nothing: its slot (a clip, a viewer, a connection) goes back.
+                self.limits.countRefused("write-timeout")
+                context.close(promise: nil)
+            } else {
+                self.scheduleWriteCheck(context)
             }
         }
-        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Half-closure is allowed, so a client that hangs up shows as the end of its input.
+        if let event = event as? ChannelEvent, event == .inputClosed { peer.hungUp() }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         headerDeadline?.cancel()
         headerDeadline = nil
+        writeCheck?.cancel()
+        writeCheck = nil
         if let client, !client.isEmpty { limits.release(client) }
         client = ""
+        peer.hungUp()
         context.fireChannelInactive()
     }
 }
 
+/// Sits right after the HTTP request decoder until the first request head:
+/// tells the ``ConnectionGuard`` the head is whole, and answers a head the
+/// decoder rejects (bad bytes, method or version, a negative length, headers
+/// over the limits) with 400 and closes at once. Nothing else would: the
+/// upgrade handler that reads the first head ignores decoder errors, and the
+/// connection would wait for a head that never comes. After the first head
+/// it removes itself; later requests' errors are answered by Hummingbird.
+final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let connection: ConnectionGuard
+    private var refused = false
+
+    init(connection: ConnectionGuard) {
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // The decoder's first output is always a head.
+        connection.headReceived()
+        context.fireChannelRead(data)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parseError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard !refused else { return }
+        refused = true
+        connection.countRefused("malformed-request")
+        let body = ByteBuffer(string: "400: the request head does not parse (\(parseError))\n")
+        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: [
+            "Connection": "close", "Content-Type": "text/plain; charset=utf-8", "Content-Length": "\(body.readableBytes)",
+        ])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// The client end of one connection, as the requests it carries see it: a
+/// request that waits without writing (an LL-HLS blocking reload) ends as
+/// soon as the client has hung up, instead of holding its place to the end
+/// of the wait with nobody to answer.
+final class ConnectionPeer: Sendable {
+    /// The connection serving the current request.
+    @TaskLocal static var current: ConnectionPeer?
+
+    private let gone = OneShotSignal()
+
+    func hungUp() { gone.fire() }
+
+    var hasHungUp: Bool { gone.isFired }
+
+    /// `body`'s result, or `fallback` as soon as the current request's client hangs up
+    /// (`body` is cancelled then).
+    static func unlessHungUp<T: Sendable>(_ fallback: T, _ body: @escaping @Sendable () async -> T) async -> T {
+        guard let peer = current else { return await body() }
+        if peer.hasHungUp { return fallback }
+        return await withTaskGroup(of: T?.self) { group in
+            group.addTask { await body() }
+            group.addTask {
+                await peer.gone.wait()
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? fallback
+        }
+    }
+}
+
 /// A server child channel that puts a ``ConnectionGuard`` first, then
-/// sets up the channel it wraps (HTTP/1 with the WebSocket upgrade).
+/// sets up the channel it wraps (HTTP/1 with the WebSocket upgrade), with a
+/// ``RequestHeadGuard`` after its request decoder.
 struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
-    typealias Value = Base.Value
+    /// The wrapped channel's value and the connection's peer.
+    struct Value: ServerChildChannelValue {
+        let base: Base.Value
+        let peer: ConnectionPeer
+        var channel: any Channel { base.channel }
+    }
+
     let base: Base
     let limits: ConnectionLimits
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let peer = ConnectionPeer()
+        let connection = ConnectionGuard(limits: limits, peer: peer)
         do {
-            try channel.pipeline.syncOperations.addHandler(ConnectionGuard(limits: limits))
+            try channel.pipeline.syncOperations.addHandler(connection)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        return base.setup(channel: channel, logger: logger)
+        return base.setup(channel: channel, logger: logger).assumeIsolated().flatMapThrowing { value in
+            let pipeline = channel.pipeline.syncOperations
+            let decoder = try pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try pipeline.addHandler(RequestHeadGuard(connection: connection), position: .after(decoder.handler))
+            return Value(base: value, peer: peer)
+        }.nonisolated()
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -143,6 +328,8 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
         // logs refusals itself, so per-connection logs from below stay quiet.
         var quiet = logger
         quiet.logLevel = .critical
-        await base.handle(value: value, logger: quiet)
+        await ConnectionPeer.$current.withValue(value.peer) {
+            await base.handle(value: value.base, logger: quiet)
+        }
     }
 }

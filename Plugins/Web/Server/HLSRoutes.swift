@@ -22,10 +22,14 @@ struct HLSRoutes: Sendable {
             return Self.text("_HLS_part needs _HLS_msn\n", .badRequest)
         }
         if let msnText = query["_HLS_msn"] {
-            guard let msn = Int(msnText), msn >= 0 else { return Self.text("_HLS_msn must be a segment number\n", .badRequest) }
+            guard let msn = Self.decimal(msnText) else {
+                return Self.text("_HLS_msn must be a segment number (decimal digits, at most \(Self.maxDigits))\n", .badRequest)
+            }
             var part: Int?
             if let partText = query["_HLS_part"] {
-                guard let value = Int(partText), value >= 0 else { return Self.text("_HLS_part must be a part number\n", .badRequest) }
+                guard let value = Self.decimal(partText) else {
+                    return Self.text("_HLS_part must be a part number (decimal digits, at most \(Self.maxDigits))\n", .badRequest)
+                }
                 part = value
             }
             // The protocol's limit: a client may ask at most two segments ahead.
@@ -34,7 +38,10 @@ struct HLSRoutes: Sendable {
                 return Self.text("_HLS_msn=\(msn) is more than two segments past the newest (\(newest))\n", .badRequest)
             }
             let partNumber = part
-            let ready = await store.wait(for: stream, timeout: .seconds(3 * target)) { $0.has(msn: msn, part: partNumber) }
+            let store = self.store
+            let ready = await ConnectionPeer.unlessHungUp(false) {
+                await store.wait(for: stream, timeout: .seconds(3 * target)) { $0.has(msn: msn, part: partNumber) }
+            }
             if !ready { return Self.text("segment \(msn) did not arrive in time\n", .serviceUnavailable) }
         }
         guard let text = store.read(stream, { $0.playlist() }) else {
@@ -56,11 +63,23 @@ struct HLSRoutes: Sendable {
                       (msn == last.msn && index == last.parts) || (msn == last.msn + 1 && index == 0) } ?? false)
               }), hinted
         else { return Self.text("no such HLS file: \(file)\n", .notFound) }
-        _ = await store.wait(for: stream, timeout: .seconds(3 * target)) { $0.has(msn: msn, part: index) }
+        let store = self.store
+        _ = await ConnectionPeer.unlessHungUp(false) {
+            await store.wait(for: stream, timeout: .seconds(3 * target)) { $0.has(msn: msn, part: index) }
+        }
         guard let bytes = store.read(stream, { name.bytes(in: $0) }) else {
             return Self.text("part \(msn).\(index) did not arrive\n", .notFound)
         }
         return Self.media(bytes)
+    }
+
+    /// The most digits a number in a query or file name may have.
+    static let maxDigits = 12
+
+    /// A number written as plain decimal digits: no sign, space or other numeral, and not so long that it overflows.
+    static func decimal<Text: StringProtocol>(_ text: Text) -> Int? {
+        guard !text.isEmpty, text.utf8.count <= maxDigits, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return Int(text)
     }
 
     static func stream(_ context: BasicRequestContext) throws -> String {
@@ -93,9 +112,7 @@ enum HLSMediaName: Equatable {
     case part(msn: Int, index: Int)
 
     init?(_ file: String) {
-        func number(_ text: Substring) -> Int? {
-            text.count <= 12 && text.allSatisfy(\.isASCII) ? Int(text).flatMap { $0 >= 0 ? $0 : nil } : nil
-        }
+        func number(_ text: Substring) -> Int? { HLSRoutes.decimal(text) }
         if file.hasPrefix("init-"), file.hasSuffix(".mp4"), let version = number(file.dropFirst(5).dropLast(4)) {
             self = .initSegment(version: version)
         } else if file.hasPrefix("segment-"), file.hasSuffix(".m4s"), let msn = number(file.dropFirst(8).dropLast(4)) {

@@ -46,8 +46,10 @@ struct StatusReport: Codable, Sendable {
     /// Reloads of the pipeline file applied, and what the last one changed.
     let reloads: Int
     let lastReload: String?
+    /// LL-HLS requests blocked now, waiting for a part (nil without HLS).
+    let hlsWaiting: Int?
 
-    init(pipeline view: PipelineView, webNode: String, restream: RestreamSnapshot) {
+    init(pipeline view: PipelineView, webNode: String, restream: RestreamSnapshot, hlsWaiting: Int? = nil) {
         let snapshot = view.snapshot()
         let notReady = view.sourcesNotReady(in: snapshot)
         pipeline = snapshot.name
@@ -74,6 +76,7 @@ struct StatusReport: Codable, Sendable {
         viewers = restream.viewers
         reloads = snapshot.reloads
         lastReload = snapshot.lastReload
+        self.hlsWaiting = hlsWaiting
     }
 
     func json() throws -> Data {

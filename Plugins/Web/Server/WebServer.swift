@@ -32,7 +32,9 @@ struct WebServer: Sendable {
         // client as 400. The refusal is written before declining.
         let allowedOrigins = settings.allowedOrigins
         let limits = ConnectionLimits(maxConnections: settings.maxConnections, maxPerClient: settings.maxConnectionsPerClient,
-                                      headerTimeout: .nanoseconds(settings.headerTimeout.nanoseconds), nodeID: nodeID)
+                                      headerTimeout: .nanoseconds(settings.headerTimeout.nanoseconds),
+                                      writeTimeout: .nanoseconds(settings.writeTimeout.nanoseconds), nodeID: nodeID)
+        let refusedOrigins = RefusedOrigins()
         let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws
             -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> = { request, channel, _ in
             guard let stream = Self.webSocketStream(request.path ?? "") else {
@@ -43,7 +45,7 @@ struct WebServer: Sendable {
             // pages (or listed origins) may open one. Clients that send no Origin are not browsers.
             if let origin = request.headerFields[.origin],
                !Self.originAllowed(origin, host: request.authority, allowed: allowedOrigins) {
-                viewerLogger.notice("refused a WebSocket from origin '\(UntrustedText.printable(origin, limit: 64))'")
+                refusedOrigins.log(origin, to: viewerLogger)
                 limits.countRefused("origin")
                 HTTPRefusal.write(.forbidden, realm: WebCredentials.realm, on: channel)
                 return .dontUpgrade
@@ -156,7 +158,8 @@ struct WebServer: Sendable {
             return Self.text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/api/stats") { _, _ in
-            let body = try StatusReport(pipeline: pipeline, webNode: nodeID, restream: hub.snapshot()).json()
+            let body = try StatusReport(pipeline: pipeline, webNode: nodeID, restream: hub.snapshot(),
+                                    hlsWaiting: hls?.waitingTotal).json()
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             headers[.cacheControl] = "no-store"

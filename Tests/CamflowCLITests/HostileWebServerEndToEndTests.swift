@@ -1,0 +1,277 @@
+import CamflowTesting
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The web sink's HTTP server against clients that hold its connections:
+/// request heads the parser rejects, heads that never finish, responses
+/// nobody reads and blocked LL-HLS requests whose client has gone.
+@Suite struct HostileWebServerEndToEndTests {
+    let web = WebEndToEndTests()
+
+    /// What a socket received until the server closed it or `deadline` passed.
+    struct Ending {
+        var bytes: [UInt8] = []
+        var closed = false
+        var reset = false
+        var text: String { String(decoding: bytes, as: UTF8.self) }
+    }
+
+    /// Reads `fd` until the server closes it (end of stream or reset) or `deadline` passes.
+    static func readUntilClosed(_ fd: Int32, deadline: ContinuousClock.Instant) -> Ending {
+        var ending = Ending()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while ContinuousClock.now < deadline {
+            let left = deadline - ContinuousClock.now
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let millis = Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            guard poll(&poller, 1, millis) > 0 else { continue }
+            let count = recv(fd, &chunk, chunk.count, 0)
+            if count > 0 {
+                ending.bytes += chunk[..<count]
+            } else {
+                ending.closed = true
+                ending.reset = count < 0 && errno == ECONNRESET
+                return ending
+            }
+        }
+        return ending
+    }
+
+    static func send(_ fd: Int32, _ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { return }
+            offset += sent
+        }
+    }
+
+    /// The status of a GET, read from the response's first line only (the body is left unread).
+    static func status(port: Int, _ path: String) throws -> Int {
+        let fd = try connectTCP(port: port)
+        defer { close(fd) }
+        send(fd, Array("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        var head: [UInt8] = []
+        var byte: UInt8 = 0
+        while head.count < 4096, !head.contains(UInt8(ascii: "\n")), recv(fd, &byte, 1, 0) == 1 { head.append(byte) }
+        return String(decoding: head, as: UTF8.self).split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    }
+
+    @Test func malformedRequestHeads_areAnswered400_andClosedAtOnce() async throws {
+        let (sim, run, port) = try await web.startWeb(webOptions: ", max-connections: 300, max-connections-per-client: 200")
+        defer { sim.process.terminate(); run.process.terminate() }
+        let heads: [(String, [UInt8])] = [
+            ("a non-ASCII byte in the target", Array("GET /caf".utf8) + [0xE9] + Array(" HTTP/1.1\r\nHost: x\r\n\r\n".utf8)),
+            ("a bad method", Array("G(T / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)),
+            ("a bad version", Array("GET / HTTP/1.x\r\nHost: x\r\n\r\n".utf8)),
+            ("a negative length", Array("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".utf8)),
+            ("a header over 80 KiB", Array(("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 90 * 1024)
+                                            + "\r\n\r\n").utf8)),
+            ("a space before a colon", Array("GET / HTTP/1.1\r\nHost : x\r\n\r\n".utf8)),
+        ]
+        var sockets: [(String, Int32)] = []
+        defer { for (_, fd) in sockets { close(fd) } }
+        for round in 0..<10 {
+            for (what, bytes) in heads {
+                let fd = try connectTCP(port: port)
+                Self.send(fd, bytes)
+                sockets.append(("\(what) #\(round)", fd))
+            }
+        }
+        // The default header timeout is 10 s: each is answered and closed long before it.
+        let started = ContinuousClock.now
+        let deadline = started + .seconds(5)
+        var slowest = Duration.zero
+        for (what, fd) in sockets {
+            let ending = Self.readUntilClosed(fd, deadline: deadline)
+            slowest = max(slowest, ContinuousClock.now - started)
+            #expect(ending.text.hasPrefix("HTTP/1.1 400 "), "\(what): \(ending.text.prefix(200).debugDescription)")
+            #expect(ending.text.lowercased().contains("connection: close"), "\(what)")
+            #expect(ending.closed, "\(what): the server closed the connection")
+        }
+        #expect(slowest < .seconds(5), "\(sockets.count) malformed heads answered and closed within \(slowest)")
+        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+        let counted = try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=malformed-request}")
+        #expect(counted >= Double(sockets.count))
+    }
+
+    @Test func theHeaderTimeout_holdsUntilAHeadIsParsed() async throws {
+        let (sim, run, port) = try await web.startWeb(webOptions: ", header-timeout: 1s")
+        defer { sim.process.terminate(); run.process.terminate() }
+        // Empty lines end no head; a head trickled a byte at a time never finishes.
+        let blank = try connectTCP(port: port)
+        defer { close(blank) }
+        Self.send(blank, Array("\r\n\r\n\r\n\r\n".utf8))
+        let trickle = try connectTCP(port: port)
+        defer { close(trickle) }
+        let started = ContinuousClock.now
+        let trickler = Task {
+            for byte in Array("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 100) {
+                Self.send(trickle, [byte])
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { trickler.cancel() }
+        for (what, fd) in [("blank lines", blank), ("a trickled head", trickle)] {
+            let ending = Self.readUntilClosed(fd, deadline: started + .seconds(6))
+            let took = ContinuousClock.now - started
+            #expect(ending.closed, "\(what): closed at the header timeout (\(took))")
+            #expect(took >= .milliseconds(900) && took < .seconds(4), "\(what): closed after \(took)")
+            #expect(!ending.text.hasPrefix("HTTP/1.1 2"), "\(what): \(ending.text.debugDescription)")
+        }
+        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+    }
+
+    /// A recording of 12 MB of noise video (lossless, a keyframe every 5 frames) and a
+    /// web sink that serves it with a 1 s write timeout.
+    func startRecordingServer(writeTimeout: String) async throws -> (run: CamflowProcess, port: Int, root: String) {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-hostile-web-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let noise = scratch + "/noise.mp4"
+        let encoder = try CamflowProcess(["-v", "error", "-f", "lavfi", "-i", "nullsrc=s=640x480:r=25,geq=random(1)*255:128:128",
+                                          "-t", "1.2", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "5",
+                                          "-pix_fmt", "yuv420p", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
+                                          noise], executable: "/usr/bin/ffmpeg")
+        #expect(try await encoder.waitForExit(timeout: .seconds(60)) == 0, "\(encoder.stderr)")
+        let size = (try FileManager.default.attributesOfItem(atPath: noise)[.size] as? Int) ?? 0
+        try #require(size > 4_000_000, "the noise is \(size) bytes")
+        let root = scratch + "/rec"
+        let pipeline = try temporaryPipeline("""
+            nodes:
+              noise: { type: file-replay, path: "\(noise)", stream: cam }
+              parse: { type: mp4-parse, inputs: [noise] }
+              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/rec.mp4", segment: 1h }
+              live: { type: file-replay, path: "\(repositoryRoot.path)/Tests/Fixtures/h264-baseline.mp4", realtime: true, loop: true }
+              liveparse: { type: mp4-parse, inputs: [live] }
+              web: { type: web, inputs: [liveparse], bind: "127.0.0.1:0", recordings: ["\(root)"], hls: false, write-timeout: \(writeTimeout) }
+            """)
+        let run = try CamflowProcess(["run", pipeline, "--status-interval", "0"])
+        try await run.waitForLine(timeout: .seconds(60), inStderr: true) { $0.contains("serving http://127.0.0.1:") }
+        let line = try #require(run.stderr.split(separator: "\n").first { $0.contains("serving http://127.0.0.1:") })
+        let digits = line.split(separator: "serving http://127.0.0.1:").last?.prefix { $0.isNumber } ?? ""
+        let port = try #require(Int(digits), "\(line)")
+        try await waitUntil("the noise recorded", timeout: .seconds(60)) {
+            let body = (try? rawHTTP(port: port, "/api/recordings?stream=cam").body) ?? ""
+            return body.contains("\"start\"")
+        }
+        return (run, port, scratch)
+    }
+
+    @Test func clipDownloadsThatNeverRead_loseTheirSlot_atTheWriteTimeout() async throws {
+        let (run, port, scratch) = try await startRecordingServer(writeTimeout: "1s")
+        defer { run.process.terminate(); try? FileManager.default.removeItem(atPath: scratch) }
+        let now = Int(Date().timeIntervalSince1970)
+        let clip = "/api/recordings/cam/clip.mp4?start=\(now - 600)&duration=3600"
+        // Four downloads (every clip slot) that read nothing, with a small receive window.
+        var stuck: [Int32] = []
+        defer { for fd in stuck { close(fd) } }
+        for _ in 0..<4 {
+            let fd = try connectTCP(port: port, receiveBuffer: 4096)
+            Self.send(fd, Array("GET \(clip) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            stuck.append(fd)
+        }
+        // Their slots come back within the timeout (checked 4 times a timeout) plus slack.
+        let started = ContinuousClock.now
+        var status = 0
+        try await waitUntil("a fifth clip is served", timeout: .seconds(6)) {
+            status = (try? Self.status(port: port, clip)) ?? 0
+            return status == 200
+        }
+        let freed = ContinuousClock.now - started
+        #expect(status == 200)
+        #expect(freed < .seconds(4), "slots came back after \(freed)")
+        // Every one of the four is closed, and counted.
+        var counted = 0.0
+        let deadline = ContinuousClock.now + .seconds(5)
+        while counted < 4, ContinuousClock.now < deadline {
+            counted = (try? web.prometheusSampleNow(port: port, "camflow_web_connections_refused_total{node=web,reason=write-timeout}")) ?? 0
+        }
+        #expect(counted == 4, "\((try? rawHTTP(port: port, "/metrics").body) ?? "")")
+    }
+
+    @Test func aReaderThatReadsSlowly_keepsItsDownload() async throws {
+        let (run, port, scratch) = try await startRecordingServer(writeTimeout: "1s")
+        defer { run.process.terminate(); try? FileManager.default.removeItem(atPath: scratch) }
+        let now = Int(Date().timeIntervalSince1970)
+        let fd = try connectTCP(port: port, receiveBuffer: 8192)
+        defer { close(fd) }
+        Self.send(fd, Array("GET /api/recordings/cam/clip.mp4?start=\(now - 600)&duration=3600 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        // 64 KiB every 0.2 s: far slower than the server writes, never idle for a timeout.
+        var received = 0
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let started = ContinuousClock.now
+        while ContinuousClock.now - started < .seconds(3) {
+            let count = recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+            if count == 0 { break }
+            if count > 0 { received += count }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let ending = Self.readUntilClosed(fd, deadline: .now + .seconds(30))
+        received += ending.bytes.count
+        #expect(ending.closed && !ending.reset)
+        #expect(received > 14_000_000, "the whole clip came, slowly at first: \(received) bytes")
+    }
+
+    @Test func blockedHLSRequests_endWhenTheirClientHangsUp() async throws {
+        let (sim, run, port) = try await web.startWeb(webOptions: ", max-connections-per-client: 8")
+        defer { sim.process.terminate(); run.process.terminate() }
+        var playlist = ""
+        try await waitUntil("the camera's first HLS segment", timeout: .seconds(60)) {
+            let response = try? rawHTTP(port: port, "/hls/camera/index.m3u8")
+            playlist = response?.body ?? ""
+            return response?.status == 200
+        }
+        // The newest part's segment number; two past it is as far as a client may ask.
+        let newest = try #require(playlist.split(separator: "\n").compactMap { line -> Int? in
+            guard let range = line.range(of: "URI=\"part-") else { return nil }
+            return Int(line[range.upperBound...].prefix { $0.isNumber })
+        }.max())
+        var waiting: [Int32] = []
+        for _ in 0..<6 {
+            let fd = try connectTCP(port: port)
+            Self.send(fd, Array("GET /hls/camera/index.m3u8?_HLS_msn=\(newest + 2) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            waiting.append(fd)
+        }
+        try await waitUntil("six requests blocked", timeout: .seconds(5)) {
+            (try? apiStats(port: port)["hlsWaiting"] as? Int) == 6
+        }
+        let hungUp = ContinuousClock.now
+        for fd in waiting { close(fd) }
+        try await waitUntil("no request blocked", timeout: .seconds(5)) {
+            (try? apiStats(port: port)["hlsWaiting"] as? Int) == 0
+        }
+        let took = ContinuousClock.now - hungUp
+        #expect(took < .milliseconds(1500), "the waits ended \(took) after their clients hung up")
+    }
+
+    @Test func hlsNumbers_arePlainDecimalDigits() async throws {
+        let (sim, run, port) = try await web.startWeb()
+        defer { sim.process.terminate(); run.process.terminate() }
+        try await waitUntil("the camera's first HLS segment", timeout: .seconds(60)) {
+            (try? rawHTTP(port: port, "/hls/camera/index.m3u8").status) == 200
+        }
+        for query in ["_HLS_msn=+5", "_HLS_msn=%2B5", "_HLS_msn=-0", "_HLS_msn=%205", "_HLS_msn=5%20", "_HLS_msn=0x5",
+                      "_HLS_msn=1&_HLS_part=+0", "_HLS_msn=0000000000001", "_HLS_msn="] {
+            let response = try rawHTTP(port: port, "/hls/camera/index.m3u8?" + query)
+            #expect(response.status == 400, "\(query): \(response.status) \(response.body)")
+        }
+        #expect(try rawHTTP(port: port, "/hls/camera/part-+1.0.m4s").status == 404)
+    }
+
+    @Test func aRefusedOrigin_isLoggedOnce_withHowToAllowIt() async throws {
+        let (sim, run, port) = try await web.startWeb()
+        defer { sim.process.terminate(); run.process.terminate() }
+        for _ in 0..<5 {
+            #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://nvr.example:8443"]).status == 403)
+        }
+        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://other.example"]).status == 403)
+        try await run.waitForLine(timeout: .seconds(10), inStderr: true) { $0.contains("other.example") }
+        let lines = run.stderr.split(separator: "\n").filter { $0.contains("refused a WebSocket") }
+        let first = lines.filter { $0.contains("nvr.example") }
+        #expect(first.count == 1, "\(lines)")
+        #expect(first.first?.contains("add \"https://nvr.example:8443\" to the web node's 'allowed-origins'") == true, "\(lines)")
+    }
+}
