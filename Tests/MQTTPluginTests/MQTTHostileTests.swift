@@ -2,6 +2,7 @@ import CamflowTesting
 import Foundation
 import Logging
 import MQTTClient
+@testable import MQTTPlugin
 import NIOCore
 import Synchronization
 import Testing
@@ -180,5 +181,13 @@ final class RecordedLog: @unchecked Sendable {
         let client = try MQTTClient(.init(broker: BrokerURL(host: "127.0.0.1"), clientID: "nul"), logger: Logger(label: "nul"))
         #expect(!client.publish(.init(topic: "camflow/a\u{0}/../b", text: "x", qos: 1)))
         #expect(client.droppedSent == 1)
+    }
+}
+
+@Suite struct MQTTHostilePayloadTests {
+    @Test func aPayloadNestedTensOfThousandsDeep_becomesAnEventWithoutItsMembers() {
+        let payload = ByteBuffer(string: #"{"a":"# + String(repeating: "[", count: 60_000) + String(repeating: "]", count: 60_000) + "}")
+        let fields = MQTTSubscribe.fields(of: .init(topic: "t", payload: payload))
+        #expect(fields.map(\.key) == ["topic", "retained"], "too long for the payload field, too deep for members")
     }
 }
