@@ -85,6 +85,19 @@ import Testing
         #expect(quotedCharacter == "B")
     }
 
+    @Test func aLongValueCitedInAMessage_isCut() throws {
+        let value = String(repeating: "z", count: 100_000)
+        var printed = ""
+        do {
+            _ = try GraphValidator(registry: NodeRegistry(plugins: [])).validate(
+                try PipelineLoader(environment: [:]).load("nodes:\n  a: { type: queue, max-bytes: \"\(value)\" }\n", file: "p.yaml"))
+        } catch {
+            printed = error.description
+        }
+        #expect(printed.contains("found 'zzz") && printed.contains("… ("), "\(printed.prefix(300))")
+        #expect(printed.split(separator: "\n").allSatisfy { $0.count < ConfigError.messageLimit + 200 }, "\(printed.count) characters")
+    }
+
     @Test func controlCharacters_neverReachTheTerminal() {
         let location = SourceLocation(file: "p.yaml", line: 1, column: 3, lineText: "a \u{1B}[2J\u{202E}b")
         let text = ConfigError("unknown key 'x\u{1B}[31m\ny'", at: location).description

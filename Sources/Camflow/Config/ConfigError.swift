@@ -120,7 +120,8 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The most characters of a line quoted: a long line is cut around the column.
     public static let quoteWidth = 200
     /// The most characters of a message or note printed (they may hold values from the file).
-    public static let messageLimit = 500
+    /// (A note may list every option of a type with dozens.)
+    public static let messageLimit = 2_000
 
     /// The problem, in one line.
     public var message: String
