@@ -20,7 +20,7 @@ struct EventRecord: PacketProcessor {
             since that fragment arrived). 'triggers' lists event names, each optionally with \
             field matches ('alarm source=pir', 'mqtt topic=door/ring'); an event with active: \
             false (an alarm that ended) never triggers. Files are written like file-record's: \
-            *.partial until finished, fsynced and renamed, recovered after a crash, appended to \
+            *.partial until finished, fsynced and renamed, starting at decode time 0, recovered after a crash, appended to \
             index.jsonl in the root with the trigger as 'reason', and retention by 'keep' and \
             'max-total-size'. Each finished clip is announced with a 'clip' event: path, start and \
             end (media seconds), reason, triggers, pre-roll and post-roll achieved (seconds), bytes. \
@@ -103,8 +103,11 @@ struct EventRecord: PacketProcessor {
     }
 
     mutating func setUp(_ context: NodeContext) async {
-        for finished in RecordingFiles.recoverPartials(under: path.root, log: context.logger) {
-            RecordingFiles.appendIndex(finished, root: path.root)
+        for finished in RecordingFiles.recoverPartials(under: path.root, log: context.logger,
+                                                                stream: path.stream(ofRelative:)) {
+            if let failure = RecordingFiles.appendIndex(finished, root: path.root) {
+                context.logger.error("'\(finished.path)' is not in the index: \(failure)")
+            }
         }
     }
 
@@ -222,7 +225,9 @@ struct EventRecord: PacketProcessor {
     }
 
     private mutating func announce(_ finished: FinishedRecording, _ clip: ClipBuffer.Clip, _ context: NodeContext) async {
-        RecordingFiles.appendIndex(finished, root: path.root)
+        if let failure = RecordingFiles.appendIndex(finished, root: path.root) {
+            context.logger.error("'\(finished.path)' is not in the index: \(failure)")
+        }
         let end = finished.end ?? clip.end
         await events.emit("clip", stream: finished.stream, [
             ("path", .string(finished.path)), ("start", .double(finished.start ?? clip.start)), ("end", .double(end)),

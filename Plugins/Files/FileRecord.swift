@@ -19,8 +19,11 @@ struct FileRecord: PacketProcessor {
             next keyframe) and when the init segment changes or follows a reconnect. A file being \
             written is named *.partial; on close it is fsynced and renamed. At start, *.partial files \
             under the root (left by a crash) are cut after their last whole fragment and renamed. \
-            Each finished file is appended to index.jsonl in the root (stream, start and end media \
-            time, wall-clock start, keyframes, size); 'camflow recordings ROOT' lists them. \
+            Every file starts at decode time 0 (its fragments' tfdt are lowered by its first; a \
+            fragment whose time falls before that, a stream whose clock stepped back, begins a new \
+            file). Each finished file is appended to index.jsonl in the root (stream, start and end \
+            time on the stream's timeline, wall-clock start, keyframes, size); 'camflow recordings \
+            ROOT' lists them. \
             Every finished file, whether by rotation, a new init segment or the end, is announced \
             with a 'recorded' event. Retention ('keep', 'max-total-size') deletes the oldest \
             finished files, each with a 'deleted' event; when a write finds the disk full, \
@@ -94,8 +97,11 @@ struct FileRecord: PacketProcessor {
 
     /// What a crash left half-written is finished before anything new is.
     mutating func setUp(_ context: NodeContext) async {
-        for finished in RecordingFiles.recoverPartials(under: path.root, log: context.logger) {
-            RecordingFiles.appendIndex(finished, root: path.root)
+        for finished in RecordingFiles.recoverPartials(under: path.root, log: context.logger,
+                                                                stream: path.stream(ofRelative:)) {
+            if let failure = RecordingFiles.appendIndex(finished, root: path.root) {
+                context.logger.error("'\(finished.path)' is not in the index: \(failure)")
+            }
         }
     }
 
@@ -169,6 +175,12 @@ struct FileRecord: PacketProcessor {
                     context.logger.notice("stream \(stream.name): writing again")
                 }
                 if let rotated { await announce(rotated, context) }
+            } catch let error as Unrecordable {
+                // Never written, never retried: the fragment is left out and the stream goes on.
+                stream.pending.removeFirst()
+                stream.pendingBytes -= fragment.payload.readableBytes
+                context.stats.countDropped()
+                context.logger.warning("stream \(stream.name): \(error)")
             } catch let error as RecordingError {
                 // A full disk: retention makes room first, then the write is tried again at once.
                 if error.errno == ENOSPC || error.errno == EDQUOT, !freedForThisFlush {
@@ -201,10 +213,11 @@ struct FileRecord: PacketProcessor {
             return Double(dts) / Double(media.timescale)
         }
         var rotated: FinishedRecording?
-        if keyframe, var file = stream.file {
+        if var file = stream.file {
             let long = (time.map { $0 - (file.startTime ?? $0) } ?? 0) >= segment
             let big = maxSize.map { file.size + fragment.payload.readableBytes > $0 } ?? false
-            if long || big {
+            // Decode times before the file's start (the stream's time stepped back) begin a new file.
+            if (keyframe && (long || big)) || !file.accepts(fragment.payload) {
                 stream.file = nil
                 rotated = try file.finish(sync: true)
             }
@@ -246,7 +259,9 @@ struct FileRecord: PacketProcessor {
     /// segment, the end): indexed, announced with a `recorded` event, then
     /// retention runs.
     private mutating func announce(_ finished: FinishedRecording, _ context: NodeContext) async {
-        RecordingFiles.appendIndex(finished, root: path.root)
+        if let failure = RecordingFiles.appendIndex(finished, root: path.root) {
+            context.logger.error("'\(finished.path)' is not in the index: \(failure)")
+        }
         if let failure = finished.syncFailure {
             context.logger.error("stream \(finished.stream): \(failure); the file is kept as written")
         }

@@ -16,6 +16,98 @@ struct RecordingError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// A fragment whose decode times cannot be rebased into a file: its boxes
+/// do not read, or its times fall before the file's first.
+struct Unrecordable: Error, CustomStringConvertible {
+    var path: String
+    var description: String { "a fragment whose decode times precede the start of '\(path)' or do not read was left out" }
+}
+
+/// The offsets that make a file's decode times start at 0: the first
+/// fragment's earliest track time (compared in seconds across timescales)
+/// becomes 0 on every track alike, so tracks stay in sync. Checked
+/// arithmetic throughout: a time that would fall below 0 or overflow makes
+/// ``rebased(_:)`` return nil.
+struct DecodeTimeRebase {
+    /// Each track's timescale, from the init segment; nil when it does not
+    /// parse (the fragments are then written as they are).
+    private let timescales: [UInt32: UInt32]?
+    /// The file's start: ticks in a timescale.
+    private var base: (ticks: UInt64, timescale: UInt32)?
+    private var offsets: [UInt32: UInt64] = [:]
+
+    init(initSegment: ByteBuffer) {
+        guard let parsed = try? InitSegment(parsing: initSegment) else {
+            timescales = nil
+            return
+        }
+        var scales: [UInt32: UInt32] = [:]
+        for track in parsed.tracks where track.timescale > 0 { scales[track.id] = track.timescale }
+        timescales = scales
+    }
+
+    /// The pieces of `fragment` to write, rebased; nil when it cannot be.
+    mutating func rebased(_ fragment: ByteBuffer) -> [ByteBuffer]? {
+        guard let timescales else { return [fragment] }
+        if base == nil {
+            guard let (entries, _) = DecodeTimes.read(fragment) else { return nil }
+            var earliest: (ticks: UInt64, timescale: UInt32)?
+            for entry in entries {
+                guard let scale = timescales[entry.track] else { return nil }
+                if let current = earliest, !Self.earlier(entry.time, scale, than: current.ticks, current.timescale) { continue }
+                earliest = (entry.time, scale)
+            }
+            base = earliest
+        }
+        guard let base else { return [fragment] } // no tfdt: times start where the file does
+        var offsets = self.offsets
+        let pieces = DecodeTimes.rebased(fragment) { track in
+            if let known = offsets[track] { return known }
+            guard let scale = timescales[track] else { return nil }
+            // base.ticks × scale / base.timescale, rounded down; nil when it does not fit 64 bits.
+            let product = base.ticks.multipliedFullWidth(by: UInt64(scale))
+            guard product.high < UInt64(base.timescale) else { return nil }
+            let offset = UInt64(base.timescale).dividingFullWidth(product).quotient
+            offsets[track] = offset
+            return offset
+        }
+        if pieces != nil { self.offsets = offsets }
+        return pieces
+    }
+
+    /// a / aScale < b / bScale, exactly.
+    private static func earlier(_ a: UInt64, _ aScale: UInt32, than b: UInt64, _ bScale: UInt32) -> Bool {
+        let left = a.multipliedFullWidth(by: UInt64(bScale))
+        let right = b.multipliedFullWidth(by: UInt64(aScale))
+        return (left.high, left.low) < (right.high, right.low)
+    }
+}
+
+/// A `free` box after a recording's init segment that says the stream time
+/// of its first frame (players pass over `free` boxes): what recovery after
+/// a crash indexes as the file's start, the file itself starting at 0.
+enum StreamTimeMark {
+    static let prefix = "camflow stream-start="
+    /// The largest mark read back.
+    static let maxBytes = 64
+
+    static func box(streamStart: Double) -> ByteBuffer {
+        let text = prefix + String(streamStart)
+        var box = ByteBuffer()
+        box.writeInteger(UInt32(8 + text.utf8.count))
+        box.writeString("free")
+        box.writeString(text)
+        return box
+    }
+
+    /// The stream time in a `free` box's content, if it is a mark.
+    static func streamStart(content: ByteBuffer) -> Double? {
+        guard let text = content.getString(at: content.readerIndex, length: content.readableBytes),
+              text.hasPrefix(prefix), let value = Double(text.dropFirst(prefix.count)), value.isFinite else { return nil }
+        return value
+    }
+}
+
 /// A finished recording, as listed in index.jsonl.
 struct FinishedRecording: Equatable {
     var path: String
@@ -50,6 +142,8 @@ struct RecordingFile {
     /// When the file's first frame arrived (seconds since 1970): where its
     /// media time sits on the wall clock for the web's timeline and clips.
     private let wallStart: Double
+    /// Moves the stream's decode times so the file starts at 0.
+    private var rebase: DecodeTimeRebase
 
     var partialPath: String { directory.path + "/" + stem + ".mp4.partial" }
 
@@ -60,6 +154,7 @@ struct RecordingFile {
          wallStart: Double = Date().timeIntervalSince1970) throws {
         self.stream = stream
         self.wallStart = wallStart
+        rebase = DecodeTimeRebase(initSegment: initSegment)
         let relative = root == "." || !path.hasPrefix(root + "/") ? path : String(path.dropFirst(root.count + 1))
         var components = relative.split(separator: "/").map(String.init)
         let name = String((components.popLast() ?? "recording.mp4").dropLast(".mp4".count))
@@ -104,8 +199,22 @@ struct RecordingFile {
         size += bytes.readableBytes
     }
 
+    /// Whether `fragment` can go into this file: its decode times do not
+    /// fall before the file's start (a stream's time that stepped back
+    /// begins a new file instead).
+    func accepts(_ fragment: ByteBuffer) -> Bool {
+        var trial = rebase
+        return trial.rebased(fragment) != nil
+    }
+
+    /// Appends `fragment`, its decode times moved so the file starts at 0;
+    /// `time` is its stream time, kept for the index.
     mutating func append(_ fragment: ByteBuffer, time: Double?, duration: Double?, keyframe: Bool, sync: Bool) throws {
-        try writeAll(fragment)
+        guard var pieces = rebase.rebased(fragment) else { throw Unrecordable(path: partialPath) }
+        // Before the first fragment: where the file's 0 lies on the stream, for recovery after a crash.
+        if fragments == 0, let time { pieces.insert(StreamTimeMark.box(streamStart: time), at: 0) }
+        // A piece that fails cuts the file back to the last whole fragment, earlier pieces included.
+        for piece in pieces { try writeAll(piece) }
         if sync, fsync(fd) != 0 { throw RecordingError(operation: "fsync", path: partialPath, errno: errno) }
         committed = size
         fragments += 1

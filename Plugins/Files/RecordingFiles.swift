@@ -12,25 +12,50 @@ import Glibc
 enum RecordingFiles {
     static let indexName = RecordingIndex.fileName
 
-    /// Appends one line to the root's index with a single write, so lines never interleave.
-    static func appendIndex(_ recording: FinishedRecording, root: String) {
+    /// Appends one line to the root's index with a single write, so lines
+    /// never interleave. A line torn by a full disk is closed with a newline
+    /// first, so that it costs itself and not the next line too. Returns why
+    /// the line could not be written, if it could not.
+    @discardableResult
+    static func appendIndex(_ recording: FinishedRecording, root: String) -> RecordingError? {
         let relative = recording.path.hasPrefix(root + "/") ? String(recording.path.dropFirst(root.count + 1)) : recording.path
-        let line = RecordingIndexEntry(
+        var line = RecordingIndexEntry(
             path: relative, stream: recording.stream, start: recording.start, end: recording.end,
             wallStart: recording.wallStart, keyframes: recording.keyframes, fragments: recording.fragments,
             bytes: recording.bytes, reason: recording.reason).jsonLine
+        let path = root + "/" + indexName
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let fd = open(root + "/" + indexName, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
+        // Never through a planted link, never blocking on a planted FIFO.
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
+        guard fd >= 0 else { return RecordingError(operation: "open", path: path, errno: errno) }
         defer { close(fd) }
-        _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            return RecordingError(operation: "append to", path: path, errno: EINVAL)
+        }
+        var last: UInt8 = UInt8(ascii: "\n")
+        if info.st_size > 0 {
+            let readable = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+            if readable >= 0 {
+                _ = pread(readable, &last, 1, info.st_size - 1)
+                close(readable)
+            }
+        }
+        if last != UInt8(ascii: "\n") { line = "\n" + line }
+        let bytes = Array(line.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if written == bytes.count { return nil }
+        return RecordingError(operation: "append to", path: path, errno: written < 0 ? errno : ENOSPC)
     }
 
     /// Finds `*.mp4.partial` files under `root` (left by a crash), cuts each
     /// after its last whole fragment and publishes it. Returns what was
     /// finished. A `.partial` that is not a regular file (a planted link) is
     /// removed without being followed.
-    static func recoverPartials(under root: String, log: Logger) -> [FinishedRecording] {
+    /// `stream` names the stream of a file at a relative path (from the
+    /// path template), when it can.
+    static func recoverPartials(under root: String, log: Logger,
+                                stream: (String) -> String? = { _ in nil }) -> [FinishedRecording] {
         guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
         var finished: [FinishedRecording] = []
         for case let relative as String in walker where relative.hasSuffix(".mp4.partial") {
@@ -40,11 +65,12 @@ enum RecordingFiles {
                 continue
             }
             defer { directory.close() }
-            guard let recording = recover(name, in: directory) else {
+            guard var recording = recover(name, in: directory) else {
                 log.warning("removing '\(root)/\(relative)': no whole fragment in it")
                 directory.remove(name)
                 continue
             }
+            if let name = stream(relative) { recording.stream = name }
             log.notice("recovered '\(recording.path)' (\(recording.fragments) fragments) after a crash")
             finished.append(recording)
         }
@@ -66,6 +92,7 @@ enum RecordingFiles {
         var initSegment: InitSegment?
         var fragments = 0, keyframes = 0
         var start: Double?, end: Double?
+        var streamStart: Double?
         reading: while true {
             var block = ByteBufferAllocator().buffer(capacity: 1 << 20)
             let count = block.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { raw in
@@ -92,15 +119,30 @@ enum RecordingFiles {
                         start = start ?? Double(first.dts) / scale
                         end = (Double(last.dts) + Double(last.duration)) / scale
                     }
-                case .skipped: continue
+                case .skipped(let type, let size, let offset):
+                    // The mark of the stream time the file's 0 came from (a few bytes, read where it lies).
+                    guard type == .free, streamStart == nil, size > 8, size <= Int64(8 + StreamTimeMark.maxBytes) else { continue }
+                    var content = ByteBufferAllocator().buffer(capacity: Int(size) - 8)
+                    let count = content.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(size) - 8) { raw in
+                        max(pread(fd, raw.baseAddress, Int(size) - 8, off_t(offset + 8)), 0)
+                    }
+                    if count == Int(size) - 8 { streamStart = StreamTimeMark.streamStart(content: content) }
                 }
             }
         }
         guard fragments > 0, ftruncate(fd, off_t(wholeEnd)) == 0, fsync(fd) == 0 else { return nil }
+        // The index keeps stream time: the file's times moved back to where its first frame was.
+        if let streamStart, let first = start {
+            end = end.map { $0 - first + streamStart }
+            start = streamStart
+        }
         let stem = String(name.dropLast(".mp4.partial".count))
         guard let target = try? directory.publish(name, stem: stem) else { return nil }
+        // The last write was the end of the last fragment: the file began its media length before.
+        let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        let length = start.flatMap { start in end.map { $0 - start } }.flatMap { $0.isFinite && $0 > 0 ? $0 : nil } ?? 0
         return FinishedRecording(path: target, stream: (target as NSString).pathComponents.dropLast().last ?? "",
-                                 start: start, end: end, wallStart: Double(info.st_mtim.tv_sec), keyframes: keyframes,
+                                 start: start, end: end, wallStart: modified - length, keyframes: keyframes,
                                  fragments: fragments, bytes: Int(wholeEnd))
     }
 

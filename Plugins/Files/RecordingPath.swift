@@ -32,14 +32,39 @@ struct RecordingPath: Sendable {
         }
     }
 
-    /// A name safe as one path component.
+    /// The longest name ``sanitize(_:)`` returns: a path component may
+    /// have 255 bytes, and a stream name from a ZeroMQ header 256.
+    static let maxNameBytes = 96
+
+    /// A name safe as one path component. A longer name is cut and ends in a
+    /// hash of the whole, so two long names that share a beginning stay apart.
     static func sanitize(_ name: String) -> String {
-        let cleaned = String(name.unicodeScalars.map { scalar -> Character in
+        var cleaned = String(name.unicodeScalars.map { scalar -> Character in
             let allowed = ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
                 || scalar == "." || scalar == "_" || scalar == "-"
             return allowed ? Character(scalar) : "_"
         })
+        if cleaned.utf8.count > maxNameBytes {
+            // FNV-1a, 64 bits: stable across runs, unlike Hasher.
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            let suffix = String(hash, radix: 16)
+            cleaned = String(cleaned.prefix(maxNameBytes - suffix.count - 1)) + "-" + suffix
+        }
         return cleaned.isEmpty || cleaned.allSatisfy({ $0 == "." }) ? "_" : cleaned
+    }
+
+    /// The (sanitized) stream name of a file at `relative` (below the root),
+    /// when the template gives the stream a directory of its own; nil
+    /// otherwise. Used for files recovered after a crash.
+    func stream(ofRelative relative: String) -> String? {
+        let rootDepth = root == "." ? 0 : root.split(separator: "/").count
+        let fields = template.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }.dropFirst(rootDepth)
+        guard let index = fields.firstIndex(of: "{stream}") else { return nil }
+        let components = relative.split(separator: "/", omittingEmptySubsequences: true)
+        let position = index - fields.startIndex
+        guard components.count == fields.count, position < components.count - 1 else { return nil }
+        return String(components[position])
     }
 
     /// The path for a recording of `stream` by `node` starting at `time` (seconds since 1970, local time).

@@ -101,3 +101,103 @@ public enum FragmentWriter {
         return out
     }
 }
+
+/// The base decode times (`tfdt`) of a fragment's track fragments, read and
+/// moved without parsing samples: how a recording starts at time 0 whatever
+/// the stream's time was. Sample bytes are never touched: only the boxes up
+/// to the last `moof` are copied to be changed; the rest is a slice.
+public enum DecodeTimes {
+    /// One `traf`'s `tfdt`: its track, its time and where the value lies
+    /// (bytes from the fragment's reader index, 4 or 8 bytes wide).
+    public struct Entry: Sendable, Equatable {
+        public var track: UInt32
+        public var time: UInt64
+        var position: Int
+        var wide: Bool
+    }
+
+    /// The `tfdt` of every `traf` in `fragment` (moof + mdat, perhaps with
+    /// boxes such as `styp` before), and where the last `moof` ends. Nil when
+    /// the boxes do not nest within their sizes or a `traf` has no `tfhd`.
+    /// A `traf` without a `tfdt` is left out (its times follow the last).
+    public static func read(_ fragment: ByteBuffer) -> (entries: [Entry], headEnd: Int)? {
+        var entries: [Entry] = []
+        var headEnd = 0
+        guard let top = boxes(fragment, 0, fragment.readableBytes, topLevel: true) else { return nil }
+        for moof in top where moof.type == "moof" {
+            guard let trafs = boxes(fragment, moof.body, moof.end, topLevel: false) else { return nil }
+            headEnd = moof.end
+            for traf in trafs where traf.type == "traf" {
+                guard let children = boxes(fragment, traf.body, traf.end, topLevel: false),
+                      let tfhd = children.first(where: { $0.type == "tfhd" }), tfhd.end - tfhd.body >= 8,
+                      let track = fragment.getInteger(at: fragment.readerIndex + tfhd.body + 4, as: UInt32.self) else {
+                    return nil
+                }
+                guard let tfdt = children.first(where: { $0.type == "tfdt" }) else { continue }
+                guard let version = fragment.getInteger(at: fragment.readerIndex + tfdt.body, as: UInt8.self) else { return nil }
+                let wide = version == 1
+                guard tfdt.end - tfdt.body >= (wide ? 12 : 8) else { return nil }
+                let at = tfdt.body + 4
+                let time = wide ? fragment.getInteger(at: fragment.readerIndex + at, as: UInt64.self)
+                    : fragment.getInteger(at: fragment.readerIndex + at, as: UInt32.self).map(UInt64.init)
+                guard let time else { return nil }
+                entries.append(Entry(track: track, time: time, position: at, wide: wide))
+            }
+        }
+        return (entries, headEnd)
+    }
+
+    /// `fragment` with every `tfdt` lowered by `offset(track)`, as the pieces
+    /// to write in order (the changed head, then the untouched rest). Nil when
+    /// the boxes do not read, a track has no offset, or a time would fall
+    /// below zero.
+    public static func rebased(_ fragment: ByteBuffer, offset: (UInt32) -> UInt64?) -> [ByteBuffer]? {
+        guard let (entries, headEnd) = read(fragment) else { return nil }
+        guard !entries.isEmpty else { return [fragment] }
+        var head = ByteBufferAllocator().buffer(capacity: headEnd)
+        var source = fragment
+        guard var original = source.readSlice(length: headEnd) else { return nil }
+        head.writeBuffer(&original)
+        for entry in entries {
+            guard let shift = offset(entry.track) else { return nil }
+            let (time, below) = entry.time.subtractingReportingOverflow(shift)
+            guard !below else { return nil }
+            // A 32-bit time lowered stays within 32 bits.
+            if entry.wide { head.setInteger(time, at: entry.position) } else { head.setInteger(UInt32(time), at: entry.position) }
+        }
+        return source.readableBytes > 0 ? [head, source] : [head]
+    }
+
+    private struct Box {
+        var type: String
+        /// Where the box's content starts and where the box ends (bytes from the reader index).
+        var body: Int
+        var end: Int
+    }
+
+    /// The boxes from `start` to `end`; nil when a size does not fit.
+    private static func boxes(_ bytes: ByteBuffer, _ start: Int, _ end: Int, topLevel: Bool) -> [Box]? {
+        var result: [Box] = []
+        var offset = start
+        while offset < end {
+            let at = bytes.readerIndex + offset
+            guard end - offset >= 8, let size32 = bytes.getInteger(at: at, as: UInt32.self),
+                  let type = bytes.getString(at: at + 4, length: 4) else { return nil }
+            var header = 8
+            var size = Int64(size32)
+            if size32 == 1 {
+                guard end - offset >= 16, let size64 = bytes.getInteger(at: at + 8, as: UInt64.self) else { return nil }
+                header = 16
+                size = Int64(clamping: size64)
+            } else if size32 == 0 {
+                // "To the end of the file": only the last top-level box (an mdat) may say so.
+                guard topLevel else { return nil }
+                size = Int64(end - offset)
+            }
+            guard size >= Int64(header), size <= Int64(end - offset) else { return nil }
+            result.append(Box(type: type, body: offset + header, end: offset + Int(size)))
+            offset += Int(size)
+        }
+        return result
+    }
+}

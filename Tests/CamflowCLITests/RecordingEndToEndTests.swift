@@ -1,4 +1,5 @@
 import Foundation
+import Camflow
 import CamflowTesting
 import Testing
 #if canImport(Glibc)
@@ -29,13 +30,13 @@ import Glibc
             .filter { $0.hasSuffix(suffix) }.map { root + "/" + $0 }.sorted()
     }
 
-    /// Decode errors and video dts values of a file.
-    func inspect(_ path: String) throws -> (errors: String, dts: [Int], firstIsKey: Bool) {
+    /// Decode errors and video decode times (seconds in the file, which starts at 0) of a file.
+    func inspect(_ path: String) throws -> (errors: String, dts: [Double], firstIsKey: Bool) {
         let errors = try runTool("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"]).stderr
         let packets = try runTool("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries",
-                                                       "packet=dts,flags", "-of", "csv=p=0", path]).stdout
+                                                       "packet=dts_time,flags", "-of", "csv=p=0", path]).stdout
             .split(separator: "\n").map { $0.split(separator: ",") }
-        return (errors, packets.compactMap { $0.first.flatMap { Int($0) } }, packets.first?.last?.hasPrefix("K") == true)
+        return (errors, packets.compactMap { $0.first.flatMap { Double($0) } }, packets.first?.last?.hasPrefix("K") == true)
     }
 
     @Test func killMinus9_thenRestart_leavesOnlyPlayableFiles_andNothingTwice() async throws {
@@ -62,12 +63,17 @@ import Glibc
         #expect(mp4Files(root, suffix: ".partial").isEmpty)
         let files = mp4Files(root)
         #expect(files.count >= 2)
+        // Each file starts at 0; the index says where on the stream (the recovered file's too).
+        let index = try RecordingIndex.read(root: root)
+        #expect(index.count == files.count)
         var seen: [Int] = []
         for file in files {
             let result = try inspect(file)
             #expect(result.errors.isEmpty, "\(file): \(result.errors)")
             #expect(result.firstIsKey, "\(file) starts with a keyframe")
-            seen += result.dts
+            let entry = try #require(index.first { root + "/" + $0.path == file })
+            let offset = (entry.start ?? .nan) - (result.dts.first ?? 0)
+            seen += result.dts.map { Int((($0 + offset) * 1000).rounded()) }
         }
         #expect(Set(seen).count == seen.count, "no frame was written twice")
     }
