@@ -63,7 +63,7 @@ import Testing
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #expect(socket >= 3)
         defer { close(socket) }
-        let fake = try script("env > \"$0.env\"; cat /proc/$$/limits > \"$0.limits\"; ls -l /proc/$$/fd/ > \"$0.fds\"")
+        let fake = try script("env > \"$0.env\"; cat /proc/$$/limits > \"$0.limits\"; ls -l /proc/$$/fd/ > \"$0.fds\"; readlink /proc/$$/fd/2 > \"$0.stderr\"")
         defer { try? FileManager.default.removeItem(atPath: fake.directory) }
         let service = SnapshotService(store: try store("h264-fragment-per-frame.mp4"), ffmpeg: fake.path, maxDecodes: 2)
         let jpeg = try await service.jpeg(stream: "cam", width: nil)
@@ -75,6 +75,14 @@ import Testing
         #expect(names.isSubset(of: Set(ChildEnvironment.passedOn + ["PWD", "SHLVL", "_", "OLDPWD"])), "\(names)")
         let descriptors = try String(contentsOfFile: fake.path + ".fds", encoding: .utf8)
         #expect(!descriptors.contains("socket:"), "\(descriptors)")
+        // Once the picture is back, camflow holds none of the decoder's pipes.
+        let stderrPipe = try String(contentsOfFile: fake.path + ".stderr", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(stderrPipe.hasPrefix("pipe:["))
+        let held = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == stderrPipe
+        }
+        #expect(held.isEmpty, "descriptors \(held) still read the decoder's stderr")
         let limits = try String(contentsOfFile: fake.path + ".limits", encoding: .utf8)
         let row = { (name: String) -> [String] in
             let line = limits.split(separator: "\n").first { $0.hasPrefix(name) } ?? ""

@@ -177,7 +177,10 @@ final class SnapshotService: Sendable {
         }
         let timedOut = Mutex(false)
         let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+        // Weak: a decode that ended releases its pipes now, not when the timer fires
+        // (a flood of short decodes held two descriptors each for the whole timeout).
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [weak child] in
+            guard let child else { return }
             timedOut.withLock { $0 = true }
             // Its group: an `ffmpeg` setting naming a script may have started children.
             child.signalGroup(SIGKILL)
