@@ -36,7 +36,7 @@ import Testing
     }
 
     private struct StartFailure: Error, CustomStringConvertible {
-        var description: String { "address already in use" }
+        var description: String { "address already in use\nby ws://admin:pa/ss@cam/ws" }
     }
 
     private func graph(_ registry: NodeRegistry, _ sinks: [(id: String, tag: String, fail: Bool)]) throws -> PipelineGraph {
@@ -57,8 +57,8 @@ import Testing
         try pipeline.reload(to: try graph(registry, [("a", "a", false), ("b", "b", true)]))
         try await waitUntil("the failure's reload event") { events.value.contains { $0.event?["failed"] == .string("b") } }
         let failure = try #require(events.value.compactMap(\.event).first { $0["failed"] != nil })
-        #expect(failure.name == "reload" && failure["error"] == .string("address already in use") && failure["added"] == .int(1))
-        #expect(pipeline.snapshot().lastReload?.contains("failed to start: node 'b' (tag-sink) failed: address already in use") == true)
+        #expect(failure.name == "reload" && failure["error"] == .string("address already in use\\nby ws://admin:***@cam/ws") && failure["added"] == .int(1))
+        #expect(pipeline.snapshot().lastReload?.contains("failed to start: node 'b' (tag-sink) failed: address already in use\\nby ws://admin:***@cam/ws") == true)
         let before = received.value.count
         try await waitUntil("the kept sink still gets packets") { received.value.count >= before + 20 }
 

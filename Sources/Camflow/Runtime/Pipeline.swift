@@ -225,7 +225,9 @@ public final class Pipeline: Service, Sendable {
         var outcome = await runUnderPolicy(node, configuration: node.node)
         // A node a reload started that cannot start never takes the running graph down with it.
         if case .failed(let error, let ranHealthy) = outcome, !ranHealthy, let reload = node.reload, !node.stop.isFired {
-            let failure = NodeFailure(node: node.node.spec.id, type: node.node.type.name, message: String(describing: error))
+            // It goes into a log line and an event: escaped, bounded, and any URL's password masked.
+            let message = UntrustedText.printable(Redaction.url(String(describing: error)), limit: 1_000)
+            let failure = NodeFailure(node: node.node.spec.id, type: node.node.type.name, message: message)
             let fallback = node.previous.flatMap { $0.type.name == node.node.type.name ? $0 : nil }
             let outcomeText = fallback == nil ? "the rest of the graph runs on" : "it runs on with its previous settings"
             logger.error("reload: \(failure); \(outcomeText)")

@@ -17,7 +17,9 @@ struct RunCommand: AsyncParsableCommand {
             when stderr is a terminal, and a summary at exit. SIGHUP reloads the file, and with \
             --watch so does a change to it (or to a graph file it includes): the new graph is \
             checked first (an invalid one is reported and the running graph stays), then only what \
-            changed is replaced; unchanged nodes keep running with their connections and state. \
+            changed is replaced; unchanged nodes keep running with their connections and state. A node \
+            the reload starts that fails to start (a port in use) is reported and the rest runs on; a \
+            replaced one runs again with its previous settings, and the next reload retries it. \
             ${VAR} values are read from the environment once, at start.
             """)
 
