@@ -98,6 +98,37 @@ import Glibc
         #expect(counted >= Double(sockets.count))
     }
 
+    @Test func smuggledBodies_andRequestsThatMeanClose_endTheirConnection() async throws {
+        let (sim, run, port) = try await web.startWeb()
+        defer { sim.process.terminate(); run.process.terminate() }
+        // A body framed by a coding the parser does not know would be read as none, and the
+        // request hidden in it served next.
+        let hidden = "0\r\n\r\nGET /api/stats HTTP/1.1\r\nHost: x\r\n\r\n"
+        for coding in ["xchunked", "identity", "gzip", "chunked, identity"] {
+            let fd = try connectTCP(port: port)
+            defer { close(fd) }
+            Self.send(fd, Array("POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \(coding)\r\n\r\n\(hidden)".utf8))
+            let ending = Self.readUntilClosed(fd, deadline: .now + .seconds(3))
+            #expect(ending.text.hasPrefix("HTTP/1.1 400 "), "\(coding): \(ending.text.debugDescription)")
+            #expect(ending.closed && !ending.text.contains("uptimeSeconds"), "\(coding): \(ending.text.debugDescription)")
+        }
+        // HTTP/1.0 without keep-alive, and CONNECT: answered, then closed, not held for the 60 s idle timeout.
+        for request in ["GET /healthz HTTP/1.0\r\n\r\n", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"] {
+            let fd = try connectTCP(port: port)
+            defer { close(fd) }
+            Self.send(fd, Array(request.utf8))
+            let started = ContinuousClock.now
+            let ending = Self.readUntilClosed(fd, deadline: started + .seconds(5))
+            #expect(ending.text.hasPrefix("HTTP/1.1 "), "\(request.debugDescription): \(ending.text.debugDescription)")
+            #expect(ending.closed && ContinuousClock.now - started < .seconds(2), "\(request.debugDescription) closed")
+        }
+        let fd = try connectTCP(port: port)
+        defer { close(fd) }
+        Self.send(fd, Array("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n".utf8))
+        let ending = Self.readUntilClosed(fd, deadline: .now + .seconds(5))
+        #expect(ending.text.components(separatedBy: "HTTP/1.1 200").count == 3, "an HTTP/1.0 keep-alive is kept: \(ending.text)")
+    }
+
     @Test func theHeaderTimeout_holdsUntilAHeadIsParsed() async throws {
         let (sim, run, port) = try await web.startWeb(webOptions: ", header-timeout: 1s")
         defer { sim.process.terminate(); run.process.terminate() }
@@ -172,6 +203,14 @@ import Glibc
             let fd = try connectTCP(port: port, receiveBuffer: 4096)
             Self.send(fd, Array("GET \(clip) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
             stuck.append(fd)
+        }
+        // Each has its slot: its response began (seen without taking it from the socket).
+        for fd in stuck {
+            var head = [UInt8](repeating: 0, count: 12)
+            var peeked = 0
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, 10_000) > 0 { peeked = recv(fd, &head, head.count, Int32(MSG_PEEK)) }
+            #expect(peeked == 12 && String(decoding: head, as: UTF8.self) == "HTTP/1.1 200", "\(head)")
         }
         // Their slots come back within the timeout (checked 4 times a timeout) plus slack.
         let started = ContinuousClock.now

@@ -234,9 +234,27 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
         // The decoder's first output is always a head.
+        guard case .head(var head) = unwrapInboundIn(data) else {
+            context.fireChannelRead(data)
+            return
+        }
         connection.headReceived()
-        context.fireChannelRead(data)
+        // A body framed by anything but chunked is a body the parser reads as none: what
+        // follows it would be taken for the next request (a proxy in front may see it otherwise).
+        let codings = head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() }
+        if !codings.isEmpty, codings != ["chunked"] {
+            refuse(context, "a transfer-encoding other than chunked")
+            return
+        }
+        // Hummingbird keeps a connection open unless the request says close: an HTTP/1.0
+        // request without keep-alive (and a CONNECT, whose rest is not HTTP) would then hold
+        // the connection, and its client waiting for the end, until the idle timeout.
+        if !head.isKeepAlive || head.method == .CONNECT {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+        }
+        context.fireChannelRead(wrapInboundOut(.head(head)))
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
@@ -245,10 +263,14 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
+        refuse(context, "the request head does not parse (\(parseError))")
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ why: String) {
         guard !refused else { return }
         refused = true
         connection.countRefused("malformed-request")
-        let body = ByteBuffer(string: "400: the request head does not parse (\(parseError))\n")
+        let body = ByteBuffer(string: "400: \(why)\n")
         let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: [
             "Connection": "close", "Content-Type": "text/plain; charset=utf-8", "Content-Length": "\(body.readableBytes)",
         ])
