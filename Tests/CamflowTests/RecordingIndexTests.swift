@@ -43,4 +43,21 @@ import Testing
         let entry = RecordingIndexEntry(jsonLine: line)
         #expect(entry?.keyframes == 0 && entry?.duration == 0)
     }
+
+    /// Each folder of a path was opened by a call of its own, copying the
+    /// path at each level: 20,000 components took 3.5 GB and 27 s, and some
+    /// 50,000 overflowed the stack. Deep paths are refused before any open.
+    @Test func deepPaths_areRefusedBeforeAnyFolderIsOpened() throws {
+        func line(_ path: String) -> String {
+            RecordingIndexEntry(path: path, stream: "cam1", start: 0, end: 1, wallStart: 1000, keyframes: 1,
+                                fragments: 1, bytes: 1, reason: nil).jsonLine
+        }
+        let deep = String(repeating: "a/", count: 60_000) + "x.mp4"
+        let nested = (1...32).map { "d\($0)" }.joined(separator: "/") + "/ok.mp4"
+        let tooNested = (1...33).map { "d\($0)" }.joined(separator: "/") + "/no.mp4"
+        let root = try root([line(deep), line(nested), line(tooNested), line("cam1/ok.mp4")],
+                            files: ["cam1/ok.mp4", nested, tooNested])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(Set(try RecordingIndex.read(root: root).map(\.path)) == [nested, "cam1/ok.mp4"])
+    }
 }
