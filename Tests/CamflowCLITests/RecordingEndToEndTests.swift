@@ -129,6 +129,14 @@ import Glibc
         #expect(at.stdout.contains("cam1/clip-1.mp4"))
         let missing = try await camflow("recordings", root + "/nothing-here")
         #expect(missing.status == 2)
+        #expect(missing.stderr.contains("no recordings index"), "\(missing.stderr)")
+        // An index that is there but cannot be read says why, not "no recordings".
+        let unreadable = root + "/unreadable"
+        try FileManager.default.createDirectory(atPath: unreadable + "/index.jsonl", withIntermediateDirectories: true)
+        let refused = try await camflow("recordings", unreadable)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("cannot read the recordings index") && !refused.stderr.contains("no recordings index"),
+                "\(refused.stderr)")
     }
 }
 

@@ -23,9 +23,14 @@ struct RecordingsCommand: ParsableCommand {
         let indexPath = directory + "/" + RecordingIndex.fileName
         let entries: [RecordingIndexEntry]
         do {
+            guard try RecordingIndex.identity(root: directory) != nil else {
+                printError("error: no recordings index at '\(UntrustedText.printable(indexPath, limit: 512))'")
+                throw ExitCodes.invalidPipeline
+            }
             entries = try RecordingIndex.read(root: directory)
-        } catch {
-            printError("error: no recordings index at '\(indexPath)'")
+        } catch let error as RecordingIndexError {
+            // An index that is there but cannot be read is not "no recordings": say why.
+            printError("error: \(UntrustedText.printable(error.description, limit: 1024))")
             throw ExitCodes.invalidPipeline
         }
         var rows = [["file", "stream", "start s", "end s", "length s", "keyframes", "size", "recorded at"]]
