@@ -18,7 +18,7 @@ import Testing
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-demo-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let run = try CamflowProcess(["run", repositoryRoot.appendingPathComponent("pipelines/demo.yaml").path],
-                                     environment: ["CAMERA_URL": url, "WEB_BIND": "127.0.0.1:0"], directory: scratch)
+                                     environment: ["CAMERA_URL": url, "WEB_BIND": "127.0.0.1:0", "ZMQ_ENDPOINT": "tcp://127.0.0.1:*"], directory: scratch)
         try await run.waitForOutput(lines: 8)
         run.process.interrupt()
         let status = try await run.waitForExit(timeout: .seconds(30))
@@ -35,7 +35,8 @@ import Testing
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-demo-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let run = try CamflowProcess(["run", repositoryRoot.appendingPathComponent("pipelines/demo.yaml").path, "--for", "2s"],
-                                     environment: ["CAMERA_URL": url, "CAMERA_PASSWORD": "hunter2-secret", "WEB_BIND": "127.0.0.1:0"],
+                                     environment: ["CAMERA_URL": url, "CAMERA_PASSWORD": "hunter2-secret", "WEB_BIND": "127.0.0.1:0",
+                                                   "ZMQ_ENDPOINT": "tcp://127.0.0.1:*"],
                                      directory: scratch)
         let status = try await run.waitForExit(timeout: .seconds(30))
         #expect(status == 0)
