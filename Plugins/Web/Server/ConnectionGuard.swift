@@ -214,19 +214,24 @@ final class ConnectionGuard: ChannelDuplexHandler {
     }
 }
 
-/// Sits right after the HTTP request decoder until the first request head:
-/// tells the ``ConnectionGuard`` the head is whole, and answers a head the
-/// decoder rejects (bad bytes, method or version, a negative length, headers
-/// over the limits) with 400 and closes at once. Nothing else would: the
-/// upgrade handler that reads the first head ignores decoder errors, and the
-/// connection would wait for a head that never comes. After the first head
-/// it removes itself; later requests' errors are answered by Hummingbird.
+/// Sits right after the HTTP request decoder and reads every request head:
+/// tells the ``ConnectionGuard`` when the first is whole, and refuses (400,
+/// then the connection closed) a head the decoder rejects (bad bytes, method
+/// or version, a negative length, headers over the limits), a body framed by
+/// a transfer-encoding other than chunked (read as none, the request hidden
+/// in it would be served next), and any request body at all: no route takes
+/// one, and a body trickled a byte a minute would hold the connection for
+/// ever (the idle timeout counts any read). Nothing else would answer a bad
+/// first head: the upgrade handler that reads it ignores decoder errors and
+/// the connection would wait for a head that never comes. A WebSocket
+/// upgrade removes it (what follows is not HTTP).
 final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let connection: ConnectionGuard
+    private var headsSeen = 0
     private var refused = false
 
     init(connection: ConnectionGuard) {
@@ -235,17 +240,27 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !refused else { return }
-        // The decoder's first output is always a head.
         guard case .head(var head) = unwrapInboundIn(data) else {
             context.fireChannelRead(data)
             return
         }
-        connection.headReceived()
-        // A body framed by anything but chunked is a body the parser reads as none: what
-        // follows it would be taken for the next request (a proxy in front may see it otherwise).
+        if headsSeen == 0 { connection.headReceived() }
+        headsSeen += 1
         let codings = head.headers[canonicalForm: "transfer-encoding"].map { $0.lowercased() }
+        let length = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
+        // Any Upgrade naming websocket, so that no upgrade the NIO handler would make is missed.
+        let webSocket = head.headers[canonicalForm: "upgrade"].contains { $0.lowercased().contains("websocket") }
+        let upgrading = head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
         if !codings.isEmpty, codings != ["chunked"] {
             refuse(context, "a transfer-encoding other than chunked")
+            return
+        }
+        if !codings.isEmpty || length > 0 {
+            refuse(context, "camflow's web server takes no request body")
+            return
+        }
+        if webSocket, !upgrading {
+            refuse(context, "a WebSocket upgrade needs 'Connection: Upgrade'")
             return
         }
         // Hummingbird keeps a connection open unless the request says close: an HTTP/1.0
@@ -255,7 +270,7 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
             head.headers.replaceOrAdd(name: "connection", value: "close")
         }
         context.fireChannelRead(wrapInboundOut(.head(head)))
-        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        if webSocket { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -263,13 +278,25 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
-        refuse(context, "the request head does not parse (\(parseError))")
+        if headsSeen == 0 {
+            refuse(context, "the request head does not parse (\(parseError))")
+        } else {
+            // Hummingbird answers it after the response in progress.
+            refused = true
+            context.fireErrorCaught(error)
+        }
     }
 
     private func refuse(_ context: ChannelHandlerContext, _ why: String) {
         guard !refused else { return }
         refused = true
         connection.countRefused("malformed-request")
+        guard headsSeen <= 1 else {
+            // A response to an earlier request may be on its way: Hummingbird writes the 400
+            // once it is done, and closes.
+            context.fireErrorCaught(HTTPParserError.invalidConstant)
+            return
+        }
         let body = ByteBuffer(string: "400: \(why)\n")
         let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: [
             "Connection": "close", "Content-Type": "text/plain; charset=utf-8", "Content-Length": "\(body.readableBytes)",
