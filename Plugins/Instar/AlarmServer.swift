@@ -1,3 +1,4 @@
+import Camflow
 import InstarProtocol
 import NIOCore
 import NIOHTTP1
@@ -45,7 +46,8 @@ final class AlarmServer: Sendable {
                       authFailureWindow: TimeAmount = authFailureWindow,
                       deliver: @escaping @Sendable (CameraAlarm, String) -> Void) async throws -> AlarmServer {
         let connections = OpenConnections()
-        let failures = AuthFailures(window: authFailureWindow)
+        let failures = CredentialFailureLimiter(CredentialFailures(
+            maxFailures: maxAuthFailures, windowNanoseconds: UInt64(max(authFailureWindow.nanoseconds, 1))))
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -71,7 +73,7 @@ final class AlarmServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(ReadBudget(bytes: maxBytesPerConnection))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(AlarmRequestHandler(credentials: credentials, deliver: deliver) {
-                        failures.note(address)
+                        _ = failures.note(address)
                     })
                 }
             }
@@ -83,51 +85,8 @@ final class AlarmServer: Sendable {
         try? await channel.close()
     }
 
-    /// What the per-address limit counts: an IPv4 address (also when it
-    /// comes IPv4-mapped on a dual-stack socket), or an IPv6 /64, since one
-    /// host is usually given a whole /64 and could otherwise take every slot.
-    static func peerGroup(_ address: SocketAddress?) -> String {
-        guard case .v6(let v6)? = address else { return address?.ipAddress ?? "?" }
-        let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
-            return bytes[12...].map { String($0) }.joined(separator: ".")
-        }
-        return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
-            .joined(separator: ":") + "::/64"
-    }
-}
-
-/// Wrong credentials per address group, counted in fixed windows.
-private final class AuthFailures: Sendable {
-    private let window: TimeAmount
-    /// Groups seen within their window; bounded, so a spread of addresses cannot grow it without end.
-    private let counts = Mutex<[String: (count: Int, since: NIODeadline)]>([:])
-    private static let maxGroups = 4096
-
-    init(window: TimeAmount) { self.window = window }
-
-    func isLockedOut(_ group: String) -> Bool {
-        counts.withLock { counts in
-            guard let entry = counts[group] else { return false }
-            if NIODeadline.now() - entry.since >= window {
-                counts[group] = nil
-                return false
-            }
-            return entry.count >= AlarmServer.maxAuthFailures
-        }
-    }
-
-    func note(_ group: String) {
-        let now = NIODeadline.now()
-        counts.withLock { counts in
-            if counts.count >= Self.maxGroups { counts = counts.filter { now - $0.value.since < window } }
-            guard counts.count < Self.maxGroups || counts[group] != nil else { return }
-            var entry = counts[group] ?? (0, now)
-            if now - entry.since >= window { entry = (0, now) }
-            entry.count += 1
-            counts[group] = entry
-        }
-    }
+    /// What the per-address limits count (see ``PeerGroup``).
+    static func peerGroup(_ address: SocketAddress?) -> String { PeerGroup.of(address) }
 }
 
 /// Closes a connection once it has sent more than `bytes`: the HTTP decoder

@@ -66,4 +66,23 @@ import Glibc
         #expect(try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=header-timeout}") >= 30)
         #expect(try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=max-connections-per-client}") >= 30)
     }
+
+    /// Guessing was 5,400 passwords a second on one connection, each logged:
+    /// now ten a minute per address, then 429 (the right password too) until
+    /// the minute ends, and two log lines instead of one a guess.
+    @Test func wrongPasswords_lockTheAddressOut_forTheMinute() async throws {
+        let (sim, run, port) = try await web.startWeb(webOptions: ", username: viewer, password: s3cret")
+        defer { sim.process.terminate(); run.process.terminate() }
+        func basic(_ text: String) -> String { "Basic " + Data(text.utf8).base64EncodedString() }
+        for guess in 0..<10 {
+            let path = guess % 2 == 0 ? "/healthz" : "/ws"
+            #expect(try rawHTTP(port: port, path, authorization: basic("viewer:guess\(guess)"), upgrade: path == "/ws").status == 401)
+        }
+        let locked = try rawHTTP(port: port, "/healthz", authorization: basic("viewer:s3cret"))
+        #expect(locked.status == 429, "\(locked.head)")
+        #expect(locked.head.lowercased().contains("retry-after: 60"))
+        #expect(try rawHTTP(port: port, "/ws", authorization: basic("viewer:s3cret"), upgrade: true).status == 429)
+        try await run.waitForLine(inStderr: true) { $0.contains("sent wrong credentials 10 times within a minute") }
+        #expect(run.stderr.components(separatedBy: "refused wrong credentials").count - 1 == 1, "\(run.stderr)")
+    }
 }

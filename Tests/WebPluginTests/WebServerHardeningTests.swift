@@ -33,7 +33,7 @@ import Testing
 
     @Test func aBlockedWait_endsAtOnce_whenItsClientHangsUp() async throws {
         let store = HLSStore(configuration: .init(), maxStreams: 4)
-        let peer = ConnectionPeer()
+        let peer = ConnectionPeer(group: "127.0.0.1")
         let request = Task {
             await ConnectionPeer.$current.withValue(peer) {
                 await ConnectionPeer.unlessHungUp(false) {

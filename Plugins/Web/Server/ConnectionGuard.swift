@@ -317,6 +317,13 @@ final class ConnectionPeer: Sendable {
     /// The connection serving the current request.
     @TaskLocal static var current: ConnectionPeer?
 
+    /// Who the per-peer limits count the connection against (see ``PeerGroup``).
+    let group: String
+
+    init(group: String) {
+        self.group = group
+    }
+
     private let gone = OneShotSignal()
 
     func hungUp() { gone.fire() }
@@ -356,7 +363,7 @@ struct GuardedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
     let limits: ConnectionLimits
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let peer = ConnectionPeer()
+        let peer = ConnectionPeer(group: PeerGroup.of(channel.remoteAddress))
         let connection = ConnectionGuard(limits: limits, peer: peer)
         do {
             try channel.pipeline.syncOperations.addHandler(connection)

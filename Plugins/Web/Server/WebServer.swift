@@ -14,6 +14,8 @@ import NIOSSL
 /// the viewer, the dashboard, `/api/stats`, `/metrics`, `/healthz` and
 /// `/readyz`, all behind HTTP Basic when credentials are set.
 struct WebServer: Sendable {
+    /// Wrong credentials per peer: ten a minute, then 429 until the minute ends (HTTP and `/ws` alike).
+    let credentialFailures = CredentialFailureLimiter()
     let settings: WebSettings
     let hub: RestreamHub
     let hls: HLSStore?
@@ -31,6 +33,7 @@ struct WebServer: Sendable {
         // request of a declined upgrade, so a router's 401 would reach the
         // client as 400. The refusal is written before declining.
         let allowedOrigins = settings.allowedOrigins
+        let credentialFailures = self.credentialFailures
         let limits = ConnectionLimits(maxConnections: settings.maxConnections, maxPerClient: settings.maxConnectionsPerClient,
                                       headerTimeout: .nanoseconds(settings.headerTimeout.nanoseconds),
                                       writeTimeout: .nanoseconds(settings.writeTimeout.nanoseconds), nodeID: nodeID)
@@ -50,11 +53,21 @@ struct WebServer: Sendable {
                 HTTPRefusal.write(.forbidden, realm: WebCredentials.realm, on: channel)
                 return .dontUpgrade
             }
-            if let credentials, !credentials.accepts(request.headerFields[.authorization]) {
-                viewerLogger.notice("refused a viewer without valid credentials from \(channel.remoteAddress?.description ?? "?")")
-                limits.countRefused("credentials")
-                HTTPRefusal.write(.unauthorized, realm: WebCredentials.realm, on: channel)
-                return .dontUpgrade
+            if let credentials {
+                let group = PeerGroup.of(channel.remoteAddress)
+                if credentialFailures.isLockedOut(group) {
+                    limits.countRefused("credentials-locked-out")
+                    HTTPRefusal.write(.tooManyRequests, realm: WebCredentials.realm, on: channel)
+                    return .dontUpgrade
+                }
+                if !credentials.accepts(request.headerFields[.authorization]) {
+                    if request.headerFields[.authorization] != nil {
+                        Self.noteCredentialFailure(group, credentialFailures, viewerLogger)
+                    }
+                    limits.countRefused("credentials")
+                    HTTPRefusal.write(.unauthorized, realm: WebCredentials.realm, on: channel)
+                    return .dontUpgrade
+                }
             }
             // A small send buffer: a viewer that falls behind shows up in its
             // queue (and loses whole GOPs) within a fraction of a second, not
@@ -88,6 +101,18 @@ struct WebServer: Sendable {
     }
 
     static let viewerSendBuffer: SocketOptionValue = 256 * 1024
+
+    /// Counts a wrong password of `group`; logs its first of a window and its lock-out, not every guess.
+    static func noteCredentialFailure(_ group: String, _ failures: CredentialFailureLimiter, _ logger: Logger) {
+        switch failures.note(group) {
+        case .first:
+            logger.notice("refused wrong credentials from \(UntrustedText.printable(group, limit: 64))")
+        case .lockedOut:
+            logger.warning("\(UntrustedText.printable(group, limit: 64)) sent wrong credentials \(CredentialFailures().maxFailures) times within a minute: refused (429) until the minute ends")
+        case .counted:
+            break
+        }
+    }
 
     /// Whether a browser page from `origin` may open a WebSocket here: the
     /// page came from this server (same host and port), or the origin is listed.
@@ -124,7 +149,7 @@ struct WebServer: Sendable {
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         if let credentials = settings.credentials {
-            router.add(middleware: BasicAuthMiddleware(credentials: credentials))
+            router.add(middleware: BasicAuthMiddleware(credentials: credentials, failures: credentialFailures, logger: logger))
         }
         router.get("/") { _, _ in Self.asset(WebAssets.dashboard, "text/html; charset=utf-8") }
         router.get("/viewer") { _, _ in Self.asset(WebAssets.viewer, "text/html; charset=utf-8") }
@@ -214,12 +239,27 @@ struct WebServer: Sendable {
     }
 }
 
-/// 401 with a Basic challenge for any request without the credentials.
+/// 401 with a Basic challenge for any request without the credentials;
+/// 429 for a peer that sent wrong ones too often (see ``CredentialFailures``).
 struct BasicAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let credentials: WebCredentials
+    let failures: CredentialFailureLimiter
+    let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let group = ConnectionPeer.current?.group ?? "?"
+        if failures.isLockedOut(group) {
+            var headers = HTTPFields()
+            headers[.retryAfter] = "60"
+            headers[.contentType] = "text/plain; charset=utf-8"
+            return Response(status: .tooManyRequests, headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(string: "429: too many wrong credentials from this address; try again in a minute\n")))
+        }
         guard credentials.accepts(request.headers[.authorization]) else {
+            // A request without any credentials is how a browser asks for the challenge: not a guess.
+            if request.headers[.authorization] != nil {
+                WebServer.noteCredentialFailure(group, failures, logger)
+            }
             var headers = HTTPFields()
             headers[.wwwAuthenticate] = WebCredentials.challenge
             headers[.contentType] = "text/plain; charset=utf-8"
