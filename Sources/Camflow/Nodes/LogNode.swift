@@ -44,8 +44,14 @@ struct LogNode: PacketProcessor {
         try OutputStream.standardOutput.write(line)
     }
 
+    /// Characters of one event field's value printed at most.
+    static let maxValueCharacters = 1024
+
     static func text(_ packet: Packet) -> String {
-        var parts = [packet.stream, packet.kind.name, "#\(packet.sequence)", "\(packet.payload.readableBytes)B"]
+        // Streams, codecs and event fields may come from a peer (an MQTT payload, a camera's text):
+        // escaped, so none can forge a line or drive the terminal reading this output.
+        var parts = [UntrustedText.printable(packet.stream), packet.kind.name, "#\(packet.sequence)",
+                     "\(packet.payload.readableBytes)B"]
         if packet.discontinuity { parts.append("discontinuity") }
         if let media = packet.media {
             if media.keyframe == true { parts.append("keyframe") }
@@ -54,12 +60,14 @@ struct LogNode: PacketProcessor {
             if let pts = media.pts { parts.append("pts=\(pts)") }
             if let duration = media.duration { parts.append("dur=\(duration)") }
             if media.timescale != 0 { parts.append("timescale=\(media.timescale)") }
-            if let codec = media.codec { parts.append(codec) }
+            if let codec = media.codec { parts.append(UntrustedText.printable(codec)) }
             if let width = media.width, let height = media.height { parts.append("\(width)x\(height)") }
         }
         if let event = packet.event {
-            parts.append(event.name)
-            for (key, value) in event.fields { parts.append("\(key)=\(value)") }
+            parts.append(UntrustedText.printable(event.name))
+            for (key, value) in event.fields {
+                parts.append(UntrustedText.printable(key) + "=" + UntrustedText.printable("\(value)", limit: Self.maxValueCharacters))
+            }
         }
         return parts.joined(separator: " ")
     }
