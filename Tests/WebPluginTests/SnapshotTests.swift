@@ -127,6 +127,20 @@ import Testing
         #expect(jpegSize(try await service.jpeg(stream: "cam", width: 160)) == "160x120")
     }
 
+    /// Each width was a decode of its own, so stepping through widths past the
+    /// picture kept the decoders busy: those widths are the picture itself.
+    @Test func widthsAtOrPastThePicture_shareOneDecode() async throws {
+        let fake = try script("echo run >> \"$0.runs\"")
+        defer { try? FileManager.default.removeItem(atPath: fake.directory) }
+        let service = SnapshotService(store: try store("h264-fragment-per-frame.mp4"), ffmpeg: fake.path, maxDecodes: 2)
+        for width in [320, 321, 640, 7680] {
+            #expect(jpegSize(try await service.jpeg(stream: "cam", width: width)) == "320x240")
+        }
+        #expect(jpegSize(try await service.jpeg(stream: "cam", width: nil)) == "320x240")
+        let runs = try String(contentsOfFile: fake.path + ".runs", encoding: .utf8).split(separator: "\n").count
+        #expect(runs == 1, "\(runs) decodes for one picture")
+    }
+
     @Test func aMissingDecoder_isAClearFailure_withoutItsPath() async throws {
         let service = SnapshotService(store: try store("h264-fragment-per-frame.mp4"), ffmpeg: "/nonexistent/secret-dir/ffmpeg",
                                       maxDecodes: 2)
