@@ -91,7 +91,7 @@ public final class MQTTClient: @unchecked Sendable {
         case disconnected(reason: String)
     }
 
-    private struct State {
+    struct State {
         var connected = false
         /// Connected, and sending the online message and the outbox: what is
         /// published meanwhile waits its turn, so messages go out in order
@@ -125,12 +125,12 @@ public final class MQTTClient: @unchecked Sendable {
     public let messages: AsyncStream<Message>
     /// Connections and losses, as they happen.
     public let connectionEvents: AsyncStream<ConnectionEvent>
-    private let messageSink: AsyncStream<Message>.Continuation
-    private let eventSink: AsyncStream<ConnectionEvent>.Continuation
-    private let logger: Logger
-    private let api: LibMosquitto.Functions
-    private let handle: LibMosquitto.Handle
-    private let state = Mutex(State())
+    let messageSink: AsyncStream<Message>.Continuation
+    let eventSink: AsyncStream<ConnectionEvent>.Continuation
+    let logger: Logger
+    let api: LibMosquitto.Functions
+    let handle: LibMosquitto.Handle
+    let state = Mutex(State())
     /// Received messages that wait for the reader at most: `receiveBuffer`,
     /// fewer when that many maximal payloads would exceed 64 MiB.
     public let bufferedMessages: Int
@@ -138,7 +138,7 @@ public final class MQTTClient: @unchecked Sendable {
     public var droppedReceived: Int { droppedReceivedCount.load(ordering: .relaxed) }
     /// Messages not published: disconnected beyond the queue, or refused.
     public var droppedSent: Int { droppedSentCount.load(ordering: .relaxed) }
-    private let droppedReceivedCount = Atomic<Int>(0)
+    let droppedReceivedCount = Atomic<Int>(0)
     private let droppedSentCount = Atomic<Int>(0)
 
     /// Makes the client; nothing is sent before ``start()``.
@@ -334,7 +334,7 @@ public final class MQTTClient: @unchecked Sendable {
         }
     }
 
-    private func send(_ message: Message) -> Bool {
+    func send(_ message: Message) -> Bool {
         // Counted before the call: the network thread may report it sent before the call returns.
         state.withLock { $0.unsent += 1 }
         let code = message.payload.withUnsafeReadableBytes { bytes in
@@ -346,107 +346,6 @@ public final class MQTTClient: @unchecked Sendable {
             return false
         }
         return true
-    }
-
-    private func connected(_ code: Int32) {
-        guard code == 0 else {
-            state.withLock { $0.reported = true }
-            if configuration.protocolVersion == .v5, code == Int32(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION.rawValue) {
-                noteFailure("\(configuration.broker) does not speak MQTT 5; set 'protocol: 3.1.1' for it (then a message over the size limit is dropped only after it arrived whole)")
-                return
-            }
-            let describe = configuration.protocolVersion == .v5 ? api.reasonString : api.connackString
-            let reason = describe(code).map { String(cString: $0) } ?? "refused (\(code))"
-            noteFailure("\(configuration.broker) refused the connection: \(reason)")
-            return
-        }
-        state.withLock { state in
-            state.flushing = true
-            state.lastFailure = nil
-            state.failures = 0
-        }
-        logger.info("connected to MQTT broker \(configuration.broker)")
-        for topic in configuration.subscriptions {
-            let result = api.subscribe(handle, nil, topic, configuration.subscriptionQoS)
-            if result != MOSQ_ERR_SUCCESS.rawValue {
-                logger.error("cannot subscribe to '\(topic)': \(LibMosquitto.describe(result))")
-            }
-        }
-        // "online" first, then what waited, in order, until nothing is left; only then are
-        // new messages sent at once.
-        if let online = configuration.online { _ = send(online) }
-        while true {
-            let waiting = state.withLock { state -> [Message] in
-                if state.outbox.isEmpty {
-                    state.flushing = false
-                    state.connected = true
-                    return []
-                }
-                defer { state.outbox = [] }
-                return state.outbox
-            }
-            if waiting.isEmpty { break }
-            for message in waiting { _ = send(message) }
-        }
-        eventSink.yield(.connected)
-    }
-
-    private func disconnected(_ code: Int32) {
-        let wasConnected = state.withLock { state in
-            defer {
-                state.connected = false
-                state.flushing = false
-                // What was in flight is resent by libmosquitto (QoS 1, 2) or lost (QoS 0): nothing to wait for.
-                state.unsent = 0
-            }
-            return state.connected && !state.stopped
-        }
-        guard wasConnected else { return }
-        state.withLock { $0.reported = true }
-        let reason = LibMosquitto.describe(code)
-        logger.warning("lost MQTT broker \(configuration.broker): \(reason); reconnecting")
-        eventSink.yield(.disconnected(reason: reason))
-    }
-
-    /// Logs a connection failure when it differs from the last one, so a
-    /// broker that stays down is one line, not one per retry.
-    private func noteFailure(_ text: String) {
-        let isNew = state.withLock { state in
-            defer { state.lastFailure = text }
-            return state.lastFailure != text
-        }
-        if isNew { logger.warning("\(text)") }
-    }
-
-    private func received(_ message: mosquitto_message) {
-        guard let topic = message.topic.map({ String(cString: $0) }) else { return }
-        guard message.payloadlen <= configuration.maxPayload else {
-            droppedReceivedCount.add(1, ordering: .relaxed)
-            noteDropped("over the \(configuration.maxPayload)-byte limit (the last \(message.payloadlen) bytes on '\(UntrustedText.printable(topic))')")
-            return
-        }
-        var payload = ByteBuffer()
-        if let bytes = message.payload, message.payloadlen > 0 {
-            payload.writeBytes(UnsafeRawBufferPointer(start: bytes, count: Int(message.payloadlen)))
-        }
-        if case .dropped = messageSink.yield(Message(topic: topic, payload: payload, qos: message.qos, retain: message.retain)) {
-            droppedReceivedCount.add(1, ordering: .relaxed)
-            noteDropped("because the pipeline was behind (the oldest waiting went)")
-        }
-    }
-
-    /// Warns of dropped received messages at once, then at most once a
-    /// minute with how many went since: a flood is a line a minute.
-    private func noteDropped(_ why: String) {
-        let now = ContinuousClock.now
-        let count: Int? = state.withLock { state in
-            state.unreportedDrops += 1
-            if let last = state.lastDropWarning, now - last < .seconds(60) { return nil }
-            state.lastDropWarning = now
-            defer { state.unreportedDrops = 0 }
-            return state.unreportedDrops
-        }
-        if let count { logger.warning("dropped \(count) MQTT message(s) from \(configuration.broker), the last \(why)") }
     }
 
     /// The loaded libmosquitto's version, or why it is missing.

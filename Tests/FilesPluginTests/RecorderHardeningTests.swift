@@ -16,7 +16,7 @@ import Testing
 
     @Test func anIndexLineTornByAFullDisk_costsOnlyItself() throws {
         let root = try temporaryDirectory()
-        for name in ["a.mp4", "b.mp4"] { FileManager.default.createFile(atPath: root + "/" + name, contents: Data([0])) }
+        for name in ["a.mp4", "b.mp4"] { #expect(FileManager.default.createFile(atPath: root + "/" + name, contents: Data([0]))) }
         #expect(RecordingFiles.appendIndex(finished(root + "/a.mp4"), root: root) == nil)
         // The disk filled mid-line: the line has no end.
         let handle = try #require(FileHandle(forWritingAtPath: root + "/index.jsonl"))
@@ -30,7 +30,7 @@ import Testing
     @Test func anIndexThatIsALink_isNeitherFollowedNorWritten() throws {
         let root = try temporaryDirectory()
         let elsewhere = try temporaryDirectory() + "/victim"
-        FileManager.default.createFile(atPath: elsewhere, contents: Data("precious\n".utf8))
+        #expect(FileManager.default.createFile(atPath: elsewhere, contents: Data("precious\n".utf8)))
         try FileManager.default.createSymbolicLink(atPath: root + "/index.jsonl", withDestinationPath: elsewhere)
         let failure = RecordingFiles.appendIndex(finished(root + "/a.mp4"), root: root)
         #expect(failure?.errno == ELOOP, "\(String(describing: failure))")
