@@ -193,13 +193,16 @@ import Glibc
         defer { sim.process.terminate(); run.process.terminate() }
         let good = "Basic " + Data("viewer:web-secret".utf8).base64EncodedString()
         let bad = "Basic " + Data("viewer:wrong".utf8).base64EncodedString()
-        for path in ["/", "/viewer", "/assets/camflow-player.js", "/api/stats", "/metrics", "/healthz", "/readyz",
+        for (index, path) in ["/", "/viewer", "/assets/camflow-player.js", "/api/stats", "/metrics", "/healthz", "/readyz",
                      "/hls/camera/index.m3u8", "/hls/camera/init-1.mp4", "/snapshot/camera.jpg", "/recordings",
-                     "/api/recordings", "/api/recordings/camera/clip.mp4?start=0&duration=1"] {
+                     "/api/recordings", "/api/recordings/camera/clip.mp4?start=0&duration=1"].enumerated() {
             let refused = try rawHTTP(port: port, path)
             #expect(refused.status == 401, "\(path)")
             #expect(refused.head.lowercased().contains("www-authenticate: basic"), "\(path)")
-            #expect(try rawHTTP(port: port, path, authorization: bad).status == 401, "\(path)")
+            // Ten wrong passwords a minute lock the address out (WebHardeningEndToEndTests): eight here.
+            if index % 2 == 0 {
+                #expect(try rawHTTP(port: port, path, authorization: bad).status == 401, "\(path)")
+            }
             #expect(try rawHTTP(port: port, path, authorization: good).status != 401, "\(path)")
         }
         for path in ["/ws", "/ws/camera"] {

@@ -85,4 +85,27 @@ import Glibc
         try await run.waitForLine(inStderr: true) { $0.contains("sent wrong credentials 10 times within a minute") }
         #expect(run.stderr.components(separatedBy: "refused wrong credentials").count - 1 == 1, "\(run.stderr)")
     }
+
+    /// A client that never authenticates held its place for ever by sending a
+    /// request within each idle timeout: its 401 now ends the connection.
+    @Test func aRequestWithoutCredentials_endsItsConnection() async throws {
+        let (sim, run, port) = try await web.startWeb(webOptions: ", username: viewer, password: s3cret")
+        defer { sim.process.terminate(); run.process.terminate() }
+        let fd = try connectTCP(port: port)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".withCString { send(fd, $0, strlen($0), 0) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 {
+                #expect(count == 0, "the server closed the connection (recv gave \(count), errno \(errno))")
+                break
+            }
+            received += buffer[0..<count]
+        }
+        #expect(String(decoding: received, as: UTF8.self).hasPrefix("HTTP/1.1 401"))
+    }
 }

@@ -15,10 +15,14 @@ final class ConnectionLimits: Sendable {
     /// How long a response may wait with none of its bytes taken by the client.
     let writeTimeout: TimeAmount
     let writeCheckInterval: TimeAmount
+    /// The server's credentials: a request without them is answered and its connection closed.
+    let credentials: WebCredentials?
     private let open = NIOLockedValueBox<(total: Int, perClient: [String: Int])>((0, [:]))
     private let refused: @Sendable (String) -> Void
 
-    init(maxConnections: Int, maxPerClient: Int, headerTimeout: TimeAmount, writeTimeout: TimeAmount, nodeID: String) {
+    init(maxConnections: Int, maxPerClient: Int, headerTimeout: TimeAmount, writeTimeout: TimeAmount,
+         credentials: WebCredentials? = nil, nodeID: String) {
+        self.credentials = credentials
         self.maxConnections = maxConnections
         self.maxPerClient = maxPerClient
         self.headerTimeout = headerTimeout
@@ -70,7 +74,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
-    private let limits: ConnectionLimits
+    let limits: ConnectionLimits
     let peer: ConnectionPeer
     private var client: String?
     private var headerDeadline: Scheduled<Void>?
@@ -103,7 +107,8 @@ final class ConnectionGuard: ChannelDuplexHandler {
 
     private func start(_ context: ChannelHandlerContext) {
         guard client == nil else { return }
-        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        // An IPv6 /64 counts as one client: one host holds a whole /64.
+        let address = context.channel.remoteAddress.map { PeerGroup.of($0) } ?? "unknown"
         if limits.admit(address) != nil {
             client = ""
             context.close(promise: nil)
@@ -267,6 +272,13 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
         // request without keep-alive (and a CONNECT, whose rest is not HTTP) would then hold
         // the connection, and its client waiting for the end, until the idle timeout.
         if !head.isKeepAlive || head.method == .CONNECT {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+        }
+        // A request without valid credentials gets its 401 (or 429) and then the connection ends:
+        // a client that never authenticates could otherwise hold a place for ever by sending a
+        // request within each idle timeout.
+        if !webSocket, let credentials = connection.limits.credentials,
+           !credentials.accepts(head.headers.first(name: "authorization")) {
             head.headers.replaceOrAdd(name: "connection", value: "close")
         }
         context.fireChannelRead(wrapInboundOut(.head(head)))

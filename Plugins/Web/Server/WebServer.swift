@@ -36,7 +36,8 @@ struct WebServer: Sendable {
         let credentialFailures = self.credentialFailures
         let limits = ConnectionLimits(maxConnections: settings.maxConnections, maxPerClient: settings.maxConnectionsPerClient,
                                       headerTimeout: .nanoseconds(settings.headerTimeout.nanoseconds),
-                                      writeTimeout: .nanoseconds(settings.writeTimeout.nanoseconds), nodeID: nodeID)
+                                      writeTimeout: .nanoseconds(settings.writeTimeout.nanoseconds),
+                                      credentials: settings.credentials, nodeID: nodeID)
         let refusedOrigins = RefusedOrigins()
         let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws
             -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> = { request, channel, _ in
