@@ -67,7 +67,9 @@ import Testing
     /// Every input the fuzzers kept (Fuzz/corpus) and every input that once
     /// broke something (Fuzz/regressions: what a fuzzer found, the hostile
     /// cases) goes through the targets again: a crash found once is a test forever.
-    @Test(arguments: ["mp4", "header"]) func fuzzCorpus_replaysWithoutACrash(_ target: String) async throws {
+    /// (mp4: the MP4 parser; header: the ZeroMQ packet header; clip: the clip cutter
+    /// over a recording's bytes; index: the recordings index.)
+    @Test(arguments: ["mp4", "header", "clip", "index"]) func fuzzCorpus_replaysWithoutACrash(_ target: String) async throws {
         let binary = URL(fileURLWithPath: camflowBinary).deletingLastPathComponent().appendingPathComponent("CamflowFuzz")
         var count = 0
         var folders: [String] = []
