@@ -3,7 +3,6 @@ import CZeroMQ
 import Foundation
 import Logging
 import NIOCore
-import Synchronization
 
 /// CURVE keys: 40 Z85 characters for 32 bytes, keypairs, and key files.
 public enum CurveKey {
@@ -76,82 +75,73 @@ public struct CurveKeyError: Error, CustomStringConvertible {
 }
 
 /// A ZAP handler (ZeroMQ RFC 27) on one context: admits CURVE clients
-/// whose long-term public key is listed, refuses and counts the rest.
+/// whose long-term public key is listed, refuses and logs the rest.
 ///
 /// libzmq asks whatever is bound at `inproc://zeromq.zap.01` in the server
 /// socket's context; while nothing is, libzmq 4.3 lets every CURVE client in.
 /// So the handler is bound before the server socket binds, the server socket
 /// sets a ZAP domain and ZMQ_ZAP_ENFORCE_DOMAIN (no answer: refused), and
 /// the handler stops only after the server socket closed.
-final class ZAPHandler: Sendable {
+enum ZAPHandler {
     static let endpoint = "inproc://zeromq.zap.01"
     static let domain = "camflow"
 
-    private let thread: Task<Void, any Error>
-
-    private final class Shared: Sendable {
-        let stopped = Atomic<Bool>(false)
-        let refusals = Atomic<UInt64>(0)
-    }
-
-    private let shared: Shared
-
-    private init(shared: Shared, thread: Task<Void, any Error>) {
-        self.shared = shared
-        self.thread = thread
-    }
-
-    /// Clients refused so far.
-    var refused: UInt64 { shared.refusals.load(ordering: .relaxed) }
-
-    /// Starts the handler's thread; returns once its socket is bound.
-    static func start(context: ZMQContext, allowed: Set<[UInt8]>, logger: Logger) async throws -> ZAPHandler {
-        let shared = Shared()
-        let (bound, boundContinuation) = AsyncStream<Result<Void, ZMQError>>.makeStream()
-        let thread = Task.detached {
-            try await ZMQThread.run("zmq-zap") {
-                let socket: ZMQSocket
-                do throws(ZMQError) {
-                    socket = try ZMQSocket(.rep, context: context)
-                    try socket.set(ZMQ_LINGER, 0)
-                    try socket.bind(endpoint)
-                } catch {
-                    boundContinuation.yield(.failure(error))
-                    boundContinuation.finish()
-                    return
-                }
-                defer { socket.close() }
-                boundContinuation.yield(.success(()))
-                boundContinuation.finish()
-                while !shared.stopped.load(ordering: .acquiring) {
-                    // Request: version, request id, domain, address, identity, mechanism, credentials.
-                    guard let request = try socket.receive(timeout: .milliseconds(100), maxParts: 8) else { continue }
-                    let frames = request.map { Array($0.readableBytesView) }
-                    let key = frames.count == 7 && frames[5] == Array("CURVE".utf8) && frames[6].count == 32 ? frames[6] : nil
-                    let admitted = frames.first == Array("1.0".utf8) && frames[2] == Array(domain.utf8)
-                        && key.map { allowed.contains($0) } == true
-                    if !admitted {
-                        shared.refusals.add(1, ordering: .relaxed)
-                        let address = frames.count > 3 ? String(decoding: frames[3], as: UTF8.self) : "?"
-                        logger.warning("refused a CURVE client from \(UntrustedText.printable(address, limit: 64)): its key \(key.map(CurveKey.encode) ?? "(none)") is not in allowed-client-keys")
-                    }
-                    // Reply: version, the same request id, status, status text, user id, metadata.
-                    // A REP socket answers before it receives again; the inproc pipe does not refuse.
-                    _ = try socket.send([
-                        ByteBuffer(string: "1.0"),
-                        request.count > 1 ? request[1] : ByteBuffer(),
-                        ByteBuffer(string: admitted ? "200" : "400"),
-                        ByteBuffer(string: admitted ? "OK" : "client key not allowed"),
-                        ByteBuffer(string: admitted ? key.map(CurveKey.encode) ?? "" : ""),
-                        ByteBuffer(),
-                    ])
-                }
-            }
+    /// Binds the handler, runs `body` while a thread of its own answers
+    /// requests, then stops the thread (woken at once, not at its next look)
+    /// and returns once its socket is closed. `body` closes the server socket.
+    static func serving<T>(context: ZMQContext, allowed: Set<[UInt8]>, logger: Logger,
+                           _ body: () async throws -> T) async throws -> T {
+        let socket = try ZMQSocket(.rep, context: context)
+        try socket.set(ZMQ_LINGER, 0)
+        try socket.bind(endpoint)
+        let wakeup = try ZMQWakeup(context: context)
+        // The socket is the thread's from here until the thread ends.
+        nonisolated(unsafe) let owned = socket
+        async let answering: Void = BlockingIOThread.run(name: "zmq-zap") {
+            defer { owned.close() }
+            try answer(owned, wakeup, allowed: allowed, logger: logger)
         }
-        var results = bound.makeAsyncIterator()
-        guard let result = await results.next() else { throw CancellationError() }
-        try result.get()
-        return ZAPHandler(shared: shared, thread: thread)
+        let result: T
+        do {
+            result = try await body()
+        } catch {
+            wakeup.wake()
+            try? await answering
+            throw error
+        }
+        wakeup.wake()
+        try await answering
+        return result
+    }
+
+    /// The thread: answers each request until woken.
+    private static func answer(_ socket: ZMQSocket, _ wakeup: ZMQWakeup, allowed: Set<[UInt8]>,
+                               logger: Logger) throws(ZMQError) {
+        var poll = ZMQPollSet([wakeup.receiver, socket])
+        while true {
+            try poll.wait()
+            if poll.hasMessage(0) { return }
+            // Request: version, request id, domain, address, identity, mechanism, credentials.
+            guard let request = try socket.receive(maxParts: 8) else { continue }
+            let frames = request.map { Array($0.readableBytesView) }
+            let key = frames.count == 7 && frames[5] == Array("CURVE".utf8) && frames[6].count == 32 ? frames[6] : nil
+            let admitted = frames.first == Array("1.0".utf8) && frames[2] == Array(domain.utf8)
+                && key.map { allowed.contains($0) } == true
+            if !admitted {
+                let address = frames.count > 3 ? String(decoding: frames[3], as: UTF8.self) : "?"
+                logger.warning("refused a CURVE client from \(UntrustedText.printable(address, limit: 64)): its key \(key.map(CurveKey.encode) ?? "(none)") is not in allowed-client-keys")
+            }
+            // Reply: version, the same request id, status, status text, user id, metadata.
+            // A REP socket answers before it receives again; the inproc pipe does not refuse.
+            _ = try socket.send([
+                ByteBuffer(string: "1.0"),
+                request.count > 1 ? request[1] : ByteBuffer(),
+                ByteBuffer(string: admitted ? "200" : "400"),
+                ByteBuffer(string: admitted ? "OK" : "client key not allowed"),
+                ByteBuffer(string: admitted ? key.map(CurveKey.encode) ?? "" : ""),
+                ByteBuffer(),
+            ])
+        }
     }
 
     /// Makes `socket` a CURVE server whose clients this handler checks.
@@ -160,12 +150,6 @@ final class ZAPHandler: Sendable {
         try socket.set(ZMQ_CURVE_SECRETKEY, bytes: Array(secretKey.utf8))
         try socket.set(ZMQ_ZAP_DOMAIN, bytes: Array(domain.utf8))
         try socket.set(ZMQ_ZAP_ENFORCE_DOMAIN, 1)
-    }
-
-    /// Stops the thread and waits until its socket is closed (before the context is terminated).
-    func stop() async {
-        shared.stopped.store(true, ordering: .releasing)
-        _ = try? await thread.value
     }
 }
 

@@ -275,16 +275,73 @@ private final class BufferBox {
     init(_ buffer: ByteBuffer) { self.buffer = buffer }
 }
 
-/// Runs blocking ZeroMQ work on a thread of its own, so it never holds one
-/// of the few threads of Swift's cooperative pool.
-enum ZMQThread {
-    static func run<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { try body() })
-            }
-            thread.name = name
-            thread.start()
+/// Wakes a thread that waits in `zmq_poll` on its sockets: a PAIR socket
+/// pair over `inproc://` on the sockets' context, whose receiving end the
+/// thread polls with them. The async side sends one byte (new work, room,
+/// stop); the thread drains it and looks at the state that changed. Time
+/// never wakes the thread: a deadline is the async side's, through its clock.
+///
+/// `@unchecked Sendable`: the receiving end is used only by the waiting
+/// thread, the sending end only by one task at a time (as any libzmq
+/// socket); each end is closed by its user or, after both are done, `deinit`.
+final class ZMQWakeup: @unchecked Sendable {
+    /// The end the waiting thread polls and drains.
+    let receiver: ZMQSocket
+    private let sender: ZMQSocket
+
+    init(context: ZMQContext = .shared) throws(ZMQError) {
+        receiver = try ZMQSocket(.pair, context: context)
+        sender = try ZMQSocket(.pair, context: context)
+        // A wake-up left unread never holds up the end of the context.
+        try receiver.set(ZMQ_LINGER, 0)
+        try sender.set(ZMQ_LINGER, 0)
+        let endpoint = "inproc://camflow-wakeup-\(UUID().uuidString)"
+        try receiver.bind(endpoint)
+        try sender.connect(endpoint)
+    }
+
+    /// Wakes the thread; never blocks. A full pipe (EAGAIN) holds wake-ups
+    /// the thread has yet to read, and one is enough; once the thread has
+    /// closed its end, nothing waits to be woken.
+    func wake() {
+        _ = try? sender.send([Self.byte])
+    }
+
+    /// Reads every wake-up waiting: the thread looks at the state once for all of them.
+    func drain() {
+        while (try? receiver.receive()) != nil {}
+    }
+
+    private static let byte = ByteBuffer(bytes: [1])
+}
+
+/// `zmq_poll` on a few sockets (a node's and its ``ZMQWakeup``'s), without
+/// a timeout: the thread sleeps until a socket has a message.
+struct ZMQPollSet {
+    private var items: [zmq_pollitem_t]
+
+    /// Listens for messages on every socket of `sockets` at first.
+    init(_ sockets: [ZMQSocket]) {
+        items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+    }
+
+    /// Whether the socket at `index` is listened to: off while there is no room for what it brings.
+    mutating func listen(_ index: Int, _ listening: Bool) {
+        items[index].events = listening ? Int16(ZMQ_POLLIN) : 0
+    }
+
+    /// Blocks until a socket listened to has a message.
+    mutating func wait() throws(ZMQError) {
+        while true {
+            let count = Int32(items.count)
+            let ready = items.withUnsafeMutableBufferPointer { LibZMQ.api.poll($0.baseAddress, count, -1) }
+            if ready >= 0 { return }
+            let error = ZMQError("zmq_poll")
+            // A signal (Ctrl-C) reaching this thread: wait again.
+            guard error.errno == EINTR else { throw error }
         }
     }
+
+    /// Whether the socket at `index` had a message when ``wait()`` returned.
+    func hasMessage(_ index: Int) -> Bool { items[index].revents & Int16(ZMQ_POLLIN) != 0 }
 }

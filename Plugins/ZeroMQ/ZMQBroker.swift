@@ -1,4 +1,5 @@
 import CZeroMQ
+public import Camflow
 import Foundation
 import Logging
 import NIOCore
@@ -43,95 +44,89 @@ public struct ZMQBroker: Sendable {
     }
 
     /// Forwards until cancelled. `ready` gets the bound endpoints (real
-    /// ports); `report` gets statistics every `interval` and once at the end.
-    public func run(interval: Duration?, ready: @escaping @Sendable (_ frontends: [String], _ backends: [String]) -> Void,
+    /// ports); `report` gets statistics every `interval` on `clock` and once at the end.
+    public func run(interval: Duration?, clock: any PipelineClock = SystemClock(),
+                    ready: @escaping @Sendable (_ frontends: [String], _ backends: [String]) -> Void,
                     report: @escaping @Sendable (Statistics, _ final: Bool) -> Void) async throws {
         let context = ZMQContext()
-        let control = "inproc://camflow-broker-\(UUID().uuidString)"
         // Both sides are CURVE servers; one ZAP handler on the context admits the listed keys.
-        var zap: ZAPHandler?
         if let curve {
             let allowed = Set(curve.allowedClients.compactMap(CurveKey.decode))
-            zap = try await ZAPHandler.start(context: context, allowed: allowed, logger: Logger(label: "camflow.broker"))
-        }
-        let secretKey = curve?.secretKey
-        let (bound, boundContinuation) = AsyncStream<Result<([String], [String]), ZMQError>>.makeStream()
-        let link = LinkSettings(heartbeat: heartbeat, heartbeatTimeout: heartbeat * 3)
-        let proxy = Task.detached { [frontends, backends, secretKey, link] in
-            try await ZMQThread.run("zmq-broker") {
-                do throws(ZMQError) {
-                    let frontend = try ZMQSocket(.xsub, context: context)
-                    let backend = try ZMQSocket(.xpub, context: context)
-                    let steering = try ZMQSocket(.pair, context: context)
-                    defer {
-                        frontend.close()
-                        backend.close()
-                        steering.close()
-                    }
-                    try steering.bind(control)
-                    try link.apply(to: frontend)
-                    try link.apply(to: backend)
-                    // Every subscription goes upstream, a repeated one too: a publisher's latch
-                    // then sends the init segment to a second subscriber of the same prefix.
-                    try backend.set(ZMQ_XPUB_VERBOSE, 1)
-                    if let secretKey {
-                        try ZAPHandler.configureServer(frontend, secretKey: secretKey)
-                        try ZAPHandler.configureServer(backend, secretKey: secretKey)
-                    }
-                    var frontendNames: [String] = []
-                    var backendNames: [String] = []
-                    for endpoint in frontends {
-                        try frontend.bind(endpoint)
-                        frontendNames.append(frontend.lastEndpoint)
-                    }
-                    for endpoint in backends {
-                        try backend.bind(endpoint)
-                        backendNames.append(backend.lastEndpoint)
-                    }
-                    boundContinuation.yield(.success((frontendNames, backendNames)))
-                    boundContinuation.finish()
-                    // Runs until TERMINATE; a signal reaching this thread interrupts it, so it starts again.
-                    while LibZMQ.api.proxySteerable(frontend.handle, backend.handle, nil, steering.handle) != 0,
-                          errno == EINTR {}
-                } catch {
-                    boundContinuation.yield(.failure(error))
-                    boundContinuation.finish()
-                }
+            try await ZAPHandler.serving(context: context, allowed: allowed, logger: Logger(label: "camflow.broker")) {
+                try await forward(context, secretKey: curve.secretKey, interval: interval, clock: clock, ready: ready, report: report)
             }
+        } else {
+            try await forward(context, secretKey: nil, interval: interval, clock: clock, ready: ready, report: report)
         }
-        var results = bound.makeAsyncIterator()
-        guard let result = await results.next() else { return }
-        let frontendNames: [String], backendNames: [String]
-        do {
-            (frontendNames, backendNames) = try result.get()
-        } catch {
-            await zap?.stop()
-            throw error
+        context.terminate()
+    }
+
+    /// Binds both sides, runs libzmq's proxy on a thread of its own until
+    /// cancelled, then stops it and closes its sockets.
+    private func forward(_ context: ZMQContext, secretKey: String?, interval: Duration?, clock: any PipelineClock,
+                         ready: @Sendable ([String], [String]) -> Void,
+                         report: @Sendable (Statistics, Bool) -> Void) async throws {
+        let control = "inproc://camflow-broker-\(UUID().uuidString)"
+        let link = LinkSettings(heartbeat: heartbeat, heartbeatTimeout: heartbeat * 3)
+        let frontend = try ZMQSocket(.xsub, context: context)
+        let backend = try ZMQSocket(.xpub, context: context)
+        let steering = try ZMQSocket(.pair, context: context)
+        try steering.bind(control)
+        try link.apply(to: frontend)
+        try link.apply(to: backend)
+        // Every subscription goes upstream, a repeated one too: a publisher's latch
+        // then sends the init segment to a second subscriber of the same prefix.
+        try backend.set(ZMQ_XPUB_VERBOSE, 1)
+        if let secretKey {
+            try ZAPHandler.configureServer(frontend, secretKey: secretKey)
+            try ZAPHandler.configureServer(backend, secretKey: secretKey)
+        }
+        var frontendNames: [String] = []
+        var backendNames: [String] = []
+        for endpoint in frontends {
+            try frontend.bind(endpoint)
+            frontendNames.append(frontend.lastEndpoint)
+        }
+        for endpoint in backends {
+            try backend.bind(endpoint)
+            backendNames.append(backend.lastEndpoint)
+        }
+        let commands = try ZMQSocket(.pair, context: context)
+        defer { commands.close() }
+        try commands.connect(control)
+        // The three sockets are the proxy thread's from here until it ends.
+        nonisolated(unsafe) let sockets = (frontend, backend, steering)
+        async let proxy: Void = BlockingIOThread.run(name: "zmq-broker") {
+            defer {
+                sockets.0.close()
+                sockets.1.close()
+                sockets.2.close()
+            }
+            // libzmq's own poll loop, until TERMINATE; a signal reaching this thread interrupts it, so it starts again.
+            while LibZMQ.api.proxySteerable(sockets.0.handle, sockets.1.handle, nil, sockets.2.handle) != 0, errno == EINTR {}
         }
         ready(frontendNames, backendNames)
-        let commands = try ZMQSocket(.pair, context: context)
-        try commands.connect(control)
-        func statistics() throws -> Statistics? {
-            guard try commands.send([ByteBuffer(string: "STATISTICS")]),
-                  let reply = try commands.receive(timeout: .seconds(5)), reply.count == 8 else { return nil }
-            let values = reply.map { buffer -> UInt64 in buffer.getInteger(at: buffer.readerIndex, endianness: .host) ?? 0 }
-            return Statistics(frontendMessagesIn: values[0], frontendBytesIn: values[1], frontendMessagesOut: values[2],
-                              frontendBytesOut: values[3], backendMessagesIn: values[4], backendBytesIn: values[5],
-                              backendMessagesOut: values[6], backendBytesOut: values[7])
-        }
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: interval ?? .seconds(3600))
-            } catch {
-                break
+        // The proxy answers a command at once; the bound only guards against a proxy gone wrong.
+        func statistics() async -> Statistics? {
+            await BlockingIOThread.run(name: "zmq-broker-statistics") {
+                guard (try? commands.send([ByteBuffer(string: "STATISTICS")])) == true,
+                      let reply = try? commands.receive(timeout: .seconds(5)), reply.count == 8 else { return nil }
+                let values = reply.map { buffer -> UInt64 in buffer.getInteger(at: buffer.readerIndex, endianness: .host) ?? 0 }
+                return Statistics(frontendMessagesIn: values[0], frontendBytesIn: values[1], frontendMessagesOut: values[2],
+                                  frontendBytesOut: values[3], backendMessagesIn: values[4], backendBytesIn: values[5],
+                                  backendMessagesOut: values[6], backendBytesOut: values[7])
             }
-            if interval != nil, let current = try statistics() { report(current, false) }
         }
-        if let current = try statistics() { report(current, true) }
-        _ = try commands.send([ByteBuffer(string: "TERMINATE")])
-        commands.close()
-        try await proxy.value
-        await zap?.stop()
-        context.terminate()
+        if let interval {
+            while (try? await clock.sleep(for: interval)) != nil {
+                if let current = await statistics() { report(current, false) }
+            }
+        } else {
+            // A signal never fired: returns when the task is cancelled.
+            await OneShotSignal().wait()
+        }
+        if let current = await statistics() { report(current, true) }
+        _ = try? commands.send([ByteBuffer(string: "TERMINATE")])
+        await proxy
     }
 }

@@ -115,25 +115,27 @@ struct ZMQPublish: Node {
         if useXPUB { try socket.set(ZMQ_XPUB_VERBOSE, 1) }
         try link.apply(to: socket)
         // A CURVE server admits clients through a ZAP handler on this context, bound before the socket is.
-        var zap: ZAPHandler?
-        if case .server(_, let allowed)? = curve?.role {
-            zap = try await ZAPHandler.start(context: zmq, allowed: allowed, logger: context.logger)
-        }
         do {
-            if case .server(let secret, _)? = curve?.role { try ZAPHandler.configureServer(socket, secretKey: secret) }
-            try curve?.configureClient(socket)
-            try await publish(socket, context)
+            if case .server(let secret, let allowed)? = curve?.role {
+                try await ZAPHandler.serving(context: zmq, allowed: allowed, logger: context.logger) {
+                    try ZAPHandler.configureServer(socket, secretKey: secret)
+                    try await publish(socket, zmq, context)
+                    socket.close()
+                }
+            } else {
+                try curve?.configureClient(socket)
+                try await publish(socket, zmq, context)
+            }
         } catch {
             socket.close()
-            await zap?.stop()
             throw error
         }
         socket.close()
-        await zap?.stop()
-        try await ZMQThread.run("zmq-publish-linger") { zmq.terminate() }
+        // Ending the context waits until queued messages went out (or the linger time passed).
+        await BlockingIOThread.run(name: "zmq-publish-linger") { zmq.terminate() }
     }
 
-    private func publish(_ socket: ZMQSocket, _ context: NodeContext) async throws {
+    private func publish(_ socket: ZMQSocket, _ zmq: ZMQContext, _ context: NodeContext) async throws {
         for endpoint in endpoints {
             if connect { try socket.connect(endpoint) } else { try socket.bind(endpoint) }
             context.logger.info("publishing on \(connect ? endpoint : socket.lastEndpoint)")
@@ -141,11 +143,8 @@ struct ZMQPublish: Node {
         var publisher = Publisher(socket: socket, stats: context.stats, hearsSubscriptions: latch || waitForSubscribers > 0,
                                   latch: latch, maxStreams: maxStreams)
         if waitForSubscribers > 0 {
-            let deadline = ContinuousClock.now + waitTimeout
-            while publisher.subscriptions < waitForSubscribers, ContinuousClock.now < deadline, !Task.isCancelled {
-                try publisher.serviceSubscriptions()
-                if publisher.subscriptions < waitForSubscribers { try? await Task.sleep(for: .milliseconds(5)) }
-            }
+            publisher.subscriptions += try await Self.subscriptions(on: socket, in: zmq, atLeast: waitForSubscribers,
+                                                                   until: context.clock.now + waitTimeout, clock: context.clock)
             if publisher.subscriptions < waitForSubscribers {
                 context.logger.warning("only \(publisher.subscriptions) of \(waitForSubscribers) subscribers after \(waitTimeout.shortDescription); publishing anyway")
             }
@@ -154,11 +153,11 @@ struct ZMQPublish: Node {
         var topics: [TopicKey: (text: String, bytes: ByteBuffer)] = [:]
         var lastTopic: (key: TopicKey, topic: (text: String, bytes: ByteBuffer))?
         // Reading subscriptions costs a system call: at most once a millisecond (and before any init).
-        var lastService: UInt64 = 0
+        var lastService = context.clock.now
         var ends = StreamEnds(capacity: maxStreams)
         for await packet in context.input {
-            let now = MonotonicClock.now()
-            if now &- lastService > 1_000_000 || packet.kind == .initSegment {
+            let now = context.clock.now
+            if now - lastService > .milliseconds(1) || packet.kind == .initSegment {
                 try publisher.serviceSubscriptions()
                 lastService = now
             }
@@ -194,6 +193,43 @@ struct ZMQPublish: Node {
         }
         for ended in ends.endOfInput() { try publisher.publish(ended, topic: ByteBuffer(string: self.topic.topic(for: ended))) }
         context.logger.info("published \(publisher.sent) messages, \(publisher.dropped) refused")
+    }
+
+    /// Counts the subscriptions that reach the XPUB `socket` until there are
+    /// `count`, the `deadline` passes on `clock` or the node is stopped. A
+    /// thread waits for them in zmq_poll while this task waits on the clock;
+    /// whichever ends first wakes the other. The socket is the thread's
+    /// until it ends (awaiting its end is the barrier that hands it back).
+    static func subscriptions(on socket: ZMQSocket, in zmq: ZMQContext, atLeast count: Int,
+                              until deadline: ContinuousClock.Instant, clock: any PipelineClock) async throws -> Int {
+        let wakeup = try ZMQWakeup(context: zmq)
+        let threadDone = OneShotSignal()
+        nonisolated(unsafe) let xpub = socket
+        async let counted = BlockingIOThread.run(name: "zmq-publish-wait") { () throws -> Int in
+            defer { threadDone.fire() }
+            var poll = ZMQPollSet([wakeup.receiver, xpub])
+            var subscriptions = 0
+            while true {
+                while let message = try xpub.receive() {
+                    if Publisher.subscriptionPrefix(message) != nil { subscriptions += 1 }
+                }
+                if subscriptions >= count { return subscriptions }
+                try poll.wait()
+                if poll.hasMessage(0) {
+                    // Woken: the deadline passed or the node stopped.
+                    wakeup.drain()
+                    return subscriptions
+                }
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(until: deadline) }
+            group.addTask { await threadDone.wait() }
+            await group.next()
+            group.cancelAll()
+        }
+        wakeup.wake()
+        return try await counted
     }
 }
 
@@ -275,17 +311,23 @@ private struct Publisher {
     /// Reads pending subscription messages; re-sends init segments they match.
     mutating func serviceSubscriptions() throws {
         guard hearsSubscriptions else { return }
-        while let message = try socket.receive(), let frame = message.first, frame.readableBytes >= 1 {
-            let subscribe = frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 1
-            guard subscribe else { continue }
+        while let message = try socket.receive() {
+            guard let prefix = Self.subscriptionPrefix(message) else { continue }
             subscriptions += 1
-            let prefix = frame.getString(at: frame.readerIndex + 1, length: frame.readableBytes - 1) ?? ""
             guard latch else { continue }
             for stream in latched.streams {
                 guard let entry = latched[stream], entry.topic.hasPrefix(prefix) else { continue }
                 try publish(entry.packet, topic: ByteBuffer(string: entry.topic))
             }
         }
+    }
+
+    /// The topic prefix of an XPUB subscription message (a 1 byte, then the
+    /// prefix); nil for an unsubscription or anything else.
+    static func subscriptionPrefix(_ message: [ByteBuffer]) -> String? {
+        guard let frame = message.first, frame.readableBytes >= 1,
+              frame.getInteger(at: frame.readerIndex, as: UInt8.self) == 1 else { return nil }
+        return frame.getString(at: frame.readerIndex + 1, length: frame.readableBytes - 1) ?? ""
     }
 
     mutating func publish(_ packet: Packet, topic: ByteBuffer) throws {

@@ -1,6 +1,5 @@
 import Camflow
 import CZeroMQ
-import Dispatch
 import NIOCore
 import Synchronization
 
@@ -53,50 +52,71 @@ struct ZMQSubscribe: Node {
 
     func run(_ context: NodeContext) async throws {
         let handoff = Handoff()
+        let wakeup = try ZMQWakeup()
         let (messages, continuation) = AsyncStream<[ByteBuffer]>.makeStream()
-        let receiver = Task.detached { [endpoints, bind, topics, highWaterMark, maxMessageSize, curve, link] in
-            try await ZMQThread.run("zmq-subscribe") {
-                defer { continuation.finish() }
-                let socket = try ZMQSocket(.sub)
-                defer { socket.close() }
-                try socket.set(ZMQ_RCVHWM, highWaterMark)
-                try socket.set(ZMQ_LINGER, 0)
-                try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(maxMessageSize))
-                try link.apply(to: socket)
-                try curve?.configureClient(socket)
-                for topic in topics { try socket.subscribe(topic) }
-                for endpoint in endpoints {
-                    if bind { try socket.bind(endpoint) } else { try socket.connect(endpoint) }
-                }
-                while !handoff.isStopped {
-                    // A fourth part is kept only to tell the message apart from a good one.
-                    guard let message = try socket.receive(timeout: .milliseconds(100), maxParts: 4) else { continue }
-                    // Wait for room downstream: the socket's own queue then fills, and the publisher drops.
-                    handoff.waitForRoom()
-                    continuation.yield(message)
-                }
-            }
+        // The socket lives on a thread of its own, asleep in zmq_poll until a message, room or the stop.
+        async let receiving: Void = BlockingIOThread.run(name: "zmq-subscribe") {
+            defer { continuation.finish() }
+            try receive(handoff, wakeup, continuation)
         }
         var sequence: UInt64 = 0
-        await withTaskCancellationHandler {
-            for await message in messages {
-                handoff.taken()
-                guard message.count == 3 else {
-                    let got = message.count > 3 ? "more than 3" : "\(message.count)"
-                    await reject("expected 3 frames (topic, header, payload), got \(got)", context, &sequence)
-                    continue
-                }
-                do {
-                    await context.emit(try PacketHeader.packet(header: message[1], payload: message[2]))
-                } catch {
-                    await reject("\(error) (topic '\(UntrustedText.printable(message[0], limit: 64))')", context, &sequence)
-                }
+        // Ends when the thread does, or at once when the node is stopped (cancelled).
+        for await message in messages {
+            if handoff.taken() { wakeup.wake() }
+            guard message.count == 3 else {
+                let got = message.count > 3 ? "more than 3" : "\(message.count)"
+                await reject("expected 3 frames (topic, header, payload), got \(got)", context, &sequence)
+                continue
             }
-        } onCancel: {
-            handoff.stop()
+            do {
+                await context.emit(try PacketHeader.packet(header: message[1], payload: message[2]))
+            } catch {
+                await reject("\(error) (topic '\(UntrustedText.printable(message[0], limit: 64))')", context, &sequence)
+            }
         }
         handoff.stop()
-        try await receiver.value
+        wakeup.wake()
+        try await receiving
+    }
+
+    /// The thread: receives while there is room downstream, else leaves
+    /// messages in the socket (its queue fills, and the publisher drops).
+    private func receive(_ handoff: Handoff, _ wakeup: ZMQWakeup,
+                         _ continuation: AsyncStream<[ByteBuffer]>.Continuation) throws(ZMQError) {
+        let socket = try ZMQSocket(.sub)
+        defer { socket.close() }
+        try socket.set(ZMQ_RCVHWM, highWaterMark)
+        try socket.set(ZMQ_LINGER, 0)
+        try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(maxMessageSize))
+        try link.apply(to: socket)
+        try curve?.configureClient(socket)
+        for topic in topics { try socket.subscribe(topic) }
+        for endpoint in endpoints {
+            if bind { try socket.bind(endpoint) } else { try socket.connect(endpoint) }
+        }
+        var poll = ZMQPollSet([wakeup.receiver, socket])
+        // A place downstream held for the next message.
+        var reserved = false
+        while true {
+            if !reserved {
+                switch handoff.reserve() {
+                case .stopped: return
+                case .reserved: reserved = true
+                case .full: break
+                }
+            } else if handoff.isStopped {
+                return
+            }
+            // A fourth part is kept only to tell the message apart from a good one.
+            if reserved, let message = try socket.receive(maxParts: 4) {
+                reserved = false
+                continuation.yield(message)
+                continue
+            }
+            poll.listen(1, reserved)
+            try poll.wait()
+            if poll.hasMessage(0) { wakeup.drain() }
+        }
     }
 
     private func reject(_ reason: String, _ context: NodeContext, _ sequence: inout UInt64) async {
@@ -108,33 +128,44 @@ struct ZMQSubscribe: Node {
 }
 
 /// Flow control between the receiving thread and the node's task: at most
-/// `capacity` messages in between. The count lives in a mutex and the
-/// semaphore only wakes the thread: a semaphore created with room and freed
-/// with messages still in flight (a stop mid-stream) is a crash in
-/// libdispatch, one created with none never is.
+/// `capacity` messages in between. The thread, finding no room, says it
+/// waits; the task, making room for a waiting thread, wakes it (through the
+/// ``ZMQWakeup``, after the lock), so a steady flow costs no wake-ups.
 private final class Handoff: Sendable {
-    private let room = Mutex(16)
-    private let wake = DispatchSemaphore(value: 0)
-    private let stopped = Atomic<Bool>(false)
+    enum Reservation { case reserved, full, stopped }
 
-    var isStopped: Bool { stopped.load(ordering: .acquiring) }
+    private struct State {
+        var room = 16
+        var threadWaits = false
+        var stopped = false
+    }
 
-    func waitForRoom() {
-        while !isStopped {
-            let took = room.withLock { room in
-                guard room > 0 else { return false }
-                room -= 1
-                return true
+    private let state = Mutex(State())
+
+    var isStopped: Bool { state.withLock { $0.stopped } }
+
+    /// Takes a place for one message; `.full`: the thread is to be woken when one is free.
+    func reserve() -> Reservation {
+        state.withLock { state in
+            if state.stopped { return .stopped }
+            guard state.room > 0 else {
+                state.threadWaits = true
+                return .full
             }
-            if took { return }
-            _ = wake.wait(timeout: .now() + .milliseconds(100))
+            state.room -= 1
+            return .reserved
         }
     }
 
-    func taken() {
-        room.withLock { $0 += 1 }
-        wake.signal()
+    /// A message left the handoff; true when the thread waits for that room and must be woken.
+    func taken() -> Bool {
+        state.withLock { state in
+            state.room += 1
+            defer { state.threadWaits = false }
+            return state.threadWaits
+        }
     }
 
-    func stop() { stopped.store(true, ordering: .releasing) }
+    /// The thread is to end; the caller wakes it.
+    func stop() { state.withLock { $0.stopped = true } }
 }
