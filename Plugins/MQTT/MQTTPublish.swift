@@ -76,7 +76,7 @@ struct MQTTPublish: Node {
     }
 
     func run(_ context: NodeContext) async throws {
-        let client = try MQTTClient(configuration, logger: context.logger)
+        let client = try MQTTClient(configuration, logger: context.logger, clock: context.clock)
         try client.start()
         let announced = Mutex(Set<String>())
         // A broker that restarted without persistence forgot the retained configs: they go again.

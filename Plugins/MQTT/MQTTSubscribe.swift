@@ -50,7 +50,7 @@ struct MQTTSubscribe: Node {
     let maxPayload: Int
 
     func run(_ context: NodeContext) async throws {
-        let client = try MQTTClient(configuration, logger: context.logger)
+        let client = try MQTTClient(configuration, logger: context.logger, clock: context.clock)
         defer { client.stop() }
         try client.start()
         var sequence: UInt64 = 0

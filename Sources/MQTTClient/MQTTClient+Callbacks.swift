@@ -51,15 +51,15 @@ extension MQTTClient {
     }
 
     func disconnected(_ code: Int32) {
-        let wasConnected = state.withLock { state in
-            defer {
-                state.connected = false
-                state.flushing = false
-                // What was in flight is resent by libmosquitto (QoS 1, 2) or lost (QoS 0): nothing to wait for.
-                state.unsent = 0
-            }
-            return state.connected && !state.stopped
+        let (wasConnected, drained) = state.withLock { state in
+            let wasConnected = state.connected && !state.stopped
+            state.connected = false
+            state.flushing = false
+            // What was in flight is resent by libmosquitto (QoS 1, 2) or lost (QoS 0): nothing to wait for.
+            state.unsent = 0
+            return (wasConnected, state.takeDrainWaiters())
         }
+        for waiter in drained { waiter.fire() }
         guard wasConnected else { return }
         state.withLock { $0.reported = true }
         let reason = LibMosquitto.describe(code)
@@ -97,7 +97,7 @@ extension MQTTClient {
     /// Warns of dropped received messages at once, then at most once a
     /// minute with how many went since: a flood is a line a minute.
     func noteDropped(_ why: String) {
-        let now = ContinuousClock.now
+        let now = clock.now
         let count: Int? = state.withLock { state in
             state.unreportedDrops += 1
             if let last = state.lastDropWarning, now - last < .seconds(60) { return nil }

@@ -1,4 +1,4 @@
-import Camflow
+public import Camflow
 import CMosquitto
 import Foundation
 public import Logging
@@ -105,6 +105,8 @@ public final class MQTTClient: @unchecked Sendable {
         var unsent = 0
         /// The network thread runs (and holds a reference to the client).
         var running = false
+        /// ``start()`` started the network thread, which fires ``networkEnded`` as it ends.
+        var networkStarted = false
         /// Failed connection attempts since the last connection, for the backoff.
         var failures = 0
         /// The end of the current attempt was already logged (a refusal, a lost connection).
@@ -112,11 +114,21 @@ public final class MQTTClient: @unchecked Sendable {
         /// Received messages dropped since the last warning, and when that was.
         var unreportedDrops = 0
         var lastDropWarning: ContinuousClock.Instant?
+        /// Fired once nothing is unsent and the outbox is empty (``finish(last:linger:)`` waits on them).
+        var drainWaiters: [OneShotSignal] = []
+
+        /// The waiters to fire (after the lock) when nothing is left to send.
+        mutating func takeDrainWaiters() -> [OneShotSignal] {
+            guard !drainWaiters.isEmpty, unsent == 0, outbox.isEmpty else { return [] }
+            defer { drainWaiters = [] }
+            return drainWaiters
+        }
     }
 
-    /// Time the network thread spends in libmosquitto at most before it
-    /// looks whether the client was stopped.
-    private static let loopSlice: Int32 = 100
+    /// libmosquitto's own interval for its housekeeping (keep-alive pings,
+    /// retries) while nothing happens: its loop wakes at once for traffic,
+    /// a publish from another thread and the goodbye ``stop(last:)`` queues.
+    private static let loopTimeout: Int32 = 1000
     /// Every received message held at once, at most (the buffer shrinks for large payloads).
     static let maxBufferedBytes = 64 << 20
 
@@ -131,6 +143,12 @@ public final class MQTTClient: @unchecked Sendable {
     let api: LibMosquitto.Functions
     let handle: LibMosquitto.Handle
     let state = Mutex(State())
+    /// Where the client reads time and waits (the backoff, the linger).
+    let clock: any PipelineClock
+    /// Fired by ``stop(last:)``: cuts the reconnect backoff short.
+    private let stopSignal = OneShotSignal()
+    /// Fired as the network thread lets go of the client.
+    private let networkEnded = OneShotSignal()
     /// Received messages that wait for the reader at most: `receiveBuffer`,
     /// fewer when that many maximal payloads would exceed 64 MiB.
     public let bufferedMessages: Int
@@ -142,9 +160,10 @@ public final class MQTTClient: @unchecked Sendable {
     private let droppedSentCount = Atomic<Int>(0)
 
     /// Makes the client; nothing is sent before ``start()``.
-    public init(_ configuration: Configuration, logger: Logger) throws(MQTTError) {
+    public init(_ configuration: Configuration, logger: Logger, clock: any PipelineClock = SystemClock()) throws(MQTTError) {
         let api = try LibMosquitto.loaded.get()
         self.api = api
+        self.clock = clock
         self.configuration = configuration
         self.logger = logger
         // A retained flood of maximal payloads holds no more than maxBufferedBytes.
@@ -211,7 +230,7 @@ public final class MQTTClient: @unchecked Sendable {
             object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.disconnected(code)
         }
         api.publishCallbackSet(handle) { _, object, _ in
-            object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.state.withLock { $0.unsent = max(0, $0.unsent - 1) }
+            object.map { Unmanaged<MQTTClient>.fromOpaque($0).takeUnretainedValue() }?.sent()
         }
         api.messageCallbackSet(handle) { _, object, message in
             guard let message else { return }
@@ -222,26 +241,30 @@ public final class MQTTClient: @unchecked Sendable {
         if !broker.tls, broker.password != nil, !["127.0.0.1", "::1", "localhost"].contains(broker.host) {
             logger.warning("the password for \(broker) crosses the network in clear: use mqtts://")
         }
-        state.withLock { $0.running = true }
-        let retained = Unmanaged<MQTTClient>.fromOpaque(context)
-        // A thread of its own, not one of Swift's shared pool: connecting blocks (for as long as a
-        // connection attempt to an unreachable broker takes, minutes).
-        let thread = Thread {
-            retained.takeUnretainedValue().runNetwork()
-            retained.release()
+        state.withLock { state in
+            state.running = true
+            state.networkStarted = true
         }
-        thread.name = "mqtt"
-        thread.start()
+        let retained = Unmanaged<MQTTClient>.fromOpaque(context)
+        let ended = networkEnded
+        // A thread of its own, not one of Swift's shared pool: connecting blocks (for as long as a
+        // connection attempt to an unreachable broker takes, minutes). The task only awaits it.
+        Task {
+            await BlockingIOThread.run(name: "mqtt") { await retained.takeUnretainedValue().runNetwork() }
+            // The client is let go first: whoever awaited the end may then find it freed.
+            retained.release()
+            ended.fire()
+        }
     }
 
     /// The network thread: connects (with MQTT 5, announcing the largest
     /// packet it takes), runs libmosquitto's loop and, whatever ended a
-    /// connection, waits (1 s, doubling up to the reconnect delay's maximum)
-    /// and connects again until stopped. libmosquitto's own loop_forever
-    /// would end for good on what it deems fatal, so one malformed packet
-    /// from a broker (or whoever answers in its place) would end MQTT until
-    /// camflow restarts.
-    private func runNetwork() {
+    /// connection, waits (1 s, doubling up to the reconnect delay's maximum;
+    /// a stop ends the wait at once) and connects again until stopped.
+    /// libmosquitto's own loop_forever would end for good on what it deems
+    /// fatal, so one malformed packet from a broker (or whoever answers in
+    /// its place) would end MQTT until camflow restarts.
+    private func runNetwork() async {
         let broker = configuration.broker
         let keepAlive = Int32(clamping: max(5, configuration.keepAlive.components.seconds))
         var properties: OpaquePointer?
@@ -251,9 +274,10 @@ public final class MQTTClient: @unchecked Sendable {
         }
         // libmosquitto keeps the properties and sends them on every reconnection.
         var code = api.connectBindV5(handle, broker.host, Int32(broker.port), keepAlive, nil, properties)
+        // A stop sets the flag before it queues the goodbye, whose write wakes a loop under way.
         while !isStopped {
             if code == MOSQ_ERR_SUCCESS.rawValue {
-                code = api.loop(handle, Self.loopSlice, 1)
+                code = api.loop(handle, Self.loopTimeout, 1)
                 if code == MOSQ_ERR_SUCCESS.rawValue { continue }
             }
             if isStopped { break }
@@ -267,23 +291,40 @@ public final class MQTTClient: @unchecked Sendable {
             if !reported { noteFailure("cannot connect to \(broker): \(LibMosquitto.describe(code)); retrying") }
             let first = max(Duration.seconds(1), configuration.reconnectDelay.first)
             let delay = min(first * (1 << min(failures, 20)), max(first, configuration.reconnectDelay.max))
-            let deadline = ContinuousClock.now + delay
-            while !isStopped, ContinuousClock.now < deadline { usleep(useconds_t(Self.loopSlice) * 1000) }
+            await backoff(delay)
             if isStopped { break }
             code = api.reconnect(handle)
         }
         // Stopped: the goodbye goes after what was queued before it (an "offline" message).
         _ = api.disconnect(handle)
-        let deadline = ContinuousClock.now + .seconds(1)
-        while ContinuousClock.now < deadline, api.loop(handle, Self.loopSlice, 1) == MOSQ_ERR_SUCCESS.rawValue {}
+        let deadline = clock.now + .seconds(1)
+        // Until the goodbye is written (the loop then reports no connection) or a second passed.
+        while true {
+            let left = clock.now.duration(to: deadline)
+            guard left > .zero else { break }
+            let milliseconds = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+            guard api.loop(handle, Int32(clamping: max(1, milliseconds)), 1) == MOSQ_ERR_SUCCESS.rawValue else { break }
+        }
+    }
+
+    /// Waits `delay` on the clock, or until the client is stopped.
+    private func backoff(_ delay: Duration) async {
+        let (clock, stopSignal) = (self.clock, self.stopSignal)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(for: delay) }
+            group.addTask { await stopSignal.wait() }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     private var isStopped: Bool { state.withLock { $0.stopped } }
 
     /// Disconnects (after `last`, if given, is queued: an "offline" message,
     /// since a goodbye does not send the will) and lets the network thread
-    /// end, at once: it says goodbye and lets the client go (within a tenth
-    /// of a second, or when a connection attempt under way gives up).
+    /// end, at once: a backoff under way ends, the goodbye wakes the loop,
+    /// and the thread lets the client go (after a connection attempt under
+    /// way gives up, if one is).
     public func stop(last: Message? = nil) {
         let alreadyStopped = state.withLock { state in
             defer {
@@ -294,20 +335,52 @@ public final class MQTTClient: @unchecked Sendable {
         }
         guard !alreadyStopped else { return }
         if let last { publish(last) }
+        // Queued after `last`; its write wakes libmosquitto's loop on the network thread.
+        _ = api.disconnect(handle)
+        stopSignal.fire()
         messageSink.finish()
         eventSink.finish()
     }
 
     /// As ``stop(last:)``, but first gives what was published up to `linger`
     /// to reach the broker (connecting first if need be): a short pipeline's
-    /// events are not lost to a connection still being made.
+    /// events are not lost to a connection still being made. Returns when
+    /// the network thread has said goodbye and let the client go, or when
+    /// `linger` has passed.
     public func finish(last: Message? = nil, linger: Duration) async {
         if let last { publish(last) }
-        let deadline = ContinuousClock.now + linger
-        while state.withLock({ $0.unsent > 0 || !$0.outbox.isEmpty }), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
+        let deadline = clock.now + linger
+        let drained = OneShotSignal()
+        let waits = state.withLock { state in
+            guard state.unsent > 0 || !state.outbox.isEmpty else { return false }
+            state.drainWaiters.append(drained)
+            return true
         }
+        if waits { await wait(for: drained, until: deadline) }
+        let started = state.withLock { $0.networkStarted }
         stop()
+        if started { await wait(for: networkEnded, until: deadline) }
+    }
+
+    /// Returns when `signal` fires, `deadline` passes on the clock, or the task is cancelled.
+    private func wait(for signal: OneShotSignal, until deadline: ContinuousClock.Instant) async {
+        guard !signal.isFired else { return }
+        let clock = self.clock
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await signal.wait() }
+            group.addTask { try? await clock.sleep(until: deadline) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// libmosquitto sent (QoS 0) or had acknowledged (QoS 1, 2) a message.
+    func sent() {
+        let waiters = state.withLock { state in
+            state.unsent = max(0, state.unsent - 1)
+            return state.takeDrainWaiters()
+        }
+        for waiter in waiters { waiter.fire() }
     }
 
     /// Publishes `message`; false when it was dropped (disconnected with a
@@ -341,8 +414,8 @@ public final class MQTTClient: @unchecked Sendable {
             api.publish(handle, nil, message.topic, Int32(clamping: bytes.count), bytes.baseAddress, message.qos, message.retain)
         }
         guard code == MOSQ_ERR_SUCCESS.rawValue else {
-            state.withLock { $0.unsent -= 1 }
             droppedSentCount.add(1, ordering: .relaxed)
+            sent()
             return false
         }
         return true
