@@ -73,7 +73,7 @@ extension PipelineLoader {
                 source = try readSource(path)
             } catch {
                 // The reader's own errors say why (too large, not a regular file); others are the system's.
-                let reason = (error as? ConfigError).map { ": \($0.message)" } ?? ""
+                let reason = (error as? ConfigError).map { ": \($0.message)" } ?? ": \(error)"
                 errors.append(ConfigError("cannot read '\(path)', included by composite node '\(node.id)'\(reason)", at: site))
                 continue
             }

@@ -129,11 +129,29 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public var location: SourceLocation?
     /// Further lines: a second place, a hint.
     public var notes: [String]
+    /// What kind of problem it is, for callers that act on it (`validate
+    /// --allow-unset` leaves ``Cause/placeholder(_:)`` errors unchecked).
+    public var cause: Cause
 
-    public init(_ message: String, at location: SourceLocation?, notes: [String] = []) {
+    /// What kind of problem a ``ConfigError`` is.
+    public enum Cause: Sendable, Equatable {
+        /// The file says something that is wrong.
+        case invalid
+        /// `${NAME}` names an environment variable that is not set and gives no default.
+        case unsetVariable(String)
+        /// A value that stands in for unset variables (`--allow-unset`) was
+        /// read as if it were the value: the problem may not be real.
+        case placeholder([String])
+    }
+
+    /// - Parameter cause: when nil, ``Cause/placeholder(_:)`` if the message
+    ///   quotes a value holding a placeholder (the factories' errors quote
+    ///   the values they refuse), else ``Cause/invalid``.
+    public init(_ message: String, at location: SourceLocation?, notes: [String] = [], cause: Cause? = nil) {
         self.message = message
         self.location = location
         self.notes = notes
+        self.cause = cause ?? Interpolation.placeholderNames(in: message).map(Cause.placeholder) ?? .invalid
     }
 
     public var description: String {

@@ -69,8 +69,8 @@ public struct GraphValidator: Sendable {
                     instanceEmits = try type.make(options).emittedKinds
                 } catch let error as ConfigError {
                     // A value standing in for an unset variable cannot be checked, nor what follows it.
-                    // Only an error about the placeholder itself: at its value, and quoting it.
-                    if allowsPlaceholders, error.message.contains(Interpolation.placeholderMark),
+                    // Only an error about the placeholder itself: of that cause, and at its value.
+                    if allowsPlaceholders, case .placeholder = error.cause,
                        let placeholder = spec.options.first(where: { $0.value.holdsPlaceholder && $0.value.location == error.location }) {
                         unchecked.append("node '\(spec.id)': option '\(placeholder.key)' and what follows it depend on "
                                          + placeholder.value.placeholderNames.joined(separator: ", "))

@@ -3,9 +3,35 @@
 /// the document's structure and errors keep their positions.
 enum Interpolation {
     struct Failure: Error {
-        var message: String
+        enum Kind {
+            /// `${` without its `}`.
+            case unclosed
+            /// `${...}` whose body is not `NAME` or `NAME:-default`.
+            case notAReference(String)
+            /// `${NAME}` unset, without a default.
+            case unset(String)
+        }
+
+        var kind: Kind
         /// Characters from the start of the scalar to the problem.
         var offset: Int
+
+        var message: String {
+            switch kind {
+            case .unclosed:
+                "unclosed '${' in a value; write '$${' for a literal '${'"
+            case .notAReference(let body):
+                "'${\(body)}' is not a variable reference; expected ${NAME} or ${NAME:-default}"
+            case .unset(let name):
+                "environment variable '\(name)' is not set; set it or give a default: ${\(name):-value}"
+            }
+        }
+
+        /// The error's cause, for ``ConfigError/cause``.
+        var cause: ConfigError.Cause {
+            if case .unset(let name) = kind { return .unsetVariable(name) }
+            return .invalid
+        }
     }
 
     /// Marks where an unset variable stood when placeholders are allowed
@@ -32,7 +58,7 @@ enum Interpolation {
                 continue
             }
             guard let close = chars[(i + 2)...].firstIndex(of: "}") else {
-                throw Failure(message: "unclosed '${' in a value; write '$${' for a literal '${'", offset: i)
+                throw Failure(kind: .unclosed, offset: i)
             }
             let body = String(chars[(i + 2)..<close])
             let name: String
@@ -45,8 +71,7 @@ enum Interpolation {
                 fallback = nil
             }
             guard !name.isEmpty, name.allSatisfy({ $0 == "_" || $0.isLetter || $0.isNumber }) else {
-                throw Failure(message: "'${\(body)}' is not a variable reference; expected ${NAME} or ${NAME:-default}",
-                              offset: i)
+                throw Failure(kind: .notAReference(body), offset: i)
             }
             if let value = environment[name], !(value.isEmpty && fallback != nil) {
                 result += value
@@ -55,12 +80,18 @@ enum Interpolation {
             } else if placeholders {
                 result += "\(placeholderMark)\(name)\(placeholderMark)"
             } else {
-                throw Failure(
-                    message: "environment variable '\(name)' is not set; set it or give a default: ${\(name):-value}",
-                    offset: i)
+                throw Failure(kind: .unset(name), offset: i)
             }
             i = close + 1
         }
         return result
+    }
+
+    /// The names of the placeholders `text` holds (it quotes a value that
+    /// holds them); nil when it holds none.
+    static func placeholderNames(in text: String) -> [String]? {
+        guard text.contains(placeholderMark) else { return nil }
+        return text.split(separator: placeholderMark, omittingEmptySubsequences: false)
+            .enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
     }
 }

@@ -38,8 +38,8 @@ struct LoadContext {
         error(ConfigError(message, at: location(mark) ?? location(line: 1, column: 1), notes: notes))
     }
 
-    mutating func error(_ message: String, at location: SourceLocation?) {
-        error(ConfigError(message, at: location))
+    mutating func error(_ message: String, at location: SourceLocation?, cause: ConfigError.Cause = .invalid) {
+        error(ConfigError(message, at: location, cause: cause))
     }
 
     private mutating func error(_ error: ConfigError) {
@@ -206,7 +206,7 @@ struct LoadContext {
             return try Interpolation.expand(scalar.string, environment: environment, placeholders: placeholders)
         } catch {
             let at = scalar.mark.map { location(line: $0.line, column: $0.column + quoteOffset + error.offset) }
-            self.error(error.message, at: at)
+            self.error(error.message, at: at, cause: error.cause)
             return nil
         }
     }

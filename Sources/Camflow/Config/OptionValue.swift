@@ -36,10 +36,7 @@ public struct OptionValue: Sendable {
     /// The unset variables whose placeholders the value holds.
     var placeholderNames: [String] {
         switch content {
-        case .scalar(let text):
-            guard text.contains(Interpolation.placeholderMark) else { return [] }
-            return text.split(separator: Interpolation.placeholderMark, omittingEmptySubsequences: false)
-                .enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+        case .scalar(let text): return Interpolation.placeholderNames(in: text) ?? []
         case .list(let items): return items.flatMap(\.placeholderNames)
         case .map(let pairs): return pairs.flatMap(\.value.placeholderNames)
         }
