@@ -172,7 +172,7 @@ struct EventRecord: PacketProcessor {
             switch action {
             case .start(let clip, let fragments):
                 guard let initSegment = stream.initSegment else { continue }
-                let target = path.path(stream: stream.name, node: id, time: Int(Date().timeIntervalSince1970))
+                let target = path.path(stream: stream.name, node: id, time: Int(context.clock.wallNow))
                 do {
                     // The clip begins with its pre-roll: its first frame arrived before the trigger.
                     stream.file = try RecordingFile(path: target, root: path.root, stream: stream.name, initSegment: initSegment,
@@ -219,9 +219,23 @@ struct EventRecord: PacketProcessor {
         _ = stream.buffer.finishClip()
         if var file = stream.file {
             stream.file = nil
-            _ = try? file.finish(sync: false)
+            do throws(RecordingError) {
+                _ = try file.finish(sync: false)
+            } catch {
+                context.logger.error("stream \(stream.name): \(error); the clip's file stays as it is")
+            }
         }
-        await events.emit("record-error", stream: stream.name, [("message", .string("\(error)"))], context)
+        var fields: [(key: String, value: EventValue)] = []
+        let refused: RecordingError? = switch error {
+        case let error as RecordingError: error
+        case WriteFailure.refused(let error): error
+        default: nil
+        }
+        if let refused {
+            fields = [("path", .string(refused.path)), ("errno", .int(Int64(refused.errno))),
+                      ("cause", .string(refused.cause.rawValue))]
+        }
+        await events.emit("record-error", stream: stream.name, fields + [("message", .string("\(error)"))], context)
     }
 
     private mutating func announce(_ finished: FinishedRecording, _ clip: ClipBuffer.Clip, _ context: NodeContext) async {

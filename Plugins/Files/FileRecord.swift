@@ -29,8 +29,9 @@ struct FileRecord: PacketProcessor {
             finished files, each with a 'deleted' event; when a write finds the disk full, \
             retention runs first and, if its limits free nothing, deletes the oldest finished \
             file, then the write is tried again (without retention configured nothing is ever \
-            deleted). Another write error (permissions) becomes a 'record-error' event and a log \
-            line; fragments wait in a bounded buffer and writing is retried, so the rest of the \
+            deleted). A write that still fails becomes a 'record-error' event (its 'cause': \
+            disk-full, permission, gone or other) and a log line, once until writing works again; \
+            fragments wait in a bounded buffer and writing is retried, so the rest of the \
             pipeline runs on. Below the root no symbolic link is followed: directories are opened \
             with O_NOFOLLOW, a file is created with O_EXCL and published by a link that never \
             replaces an existing name. At \
@@ -134,7 +135,7 @@ struct FileRecord: PacketProcessor {
                 stream.pendingBytes -= dropped.payload.readableBytes
                 context.stats.countDropped()
             }
-            if let retryAt = stream.retryAt, MonotonicClock.now() < retryAt { return }
+            if let retryAt = stream.retryAt, context.clock.now < retryAt { return }
             await flush(&stream, context)
         default:
             return
@@ -166,38 +167,44 @@ struct FileRecord: PacketProcessor {
     private mutating func flush(_ stream: inout StreamRecording, _ context: NodeContext) async {
         var freedForThisFlush = false
         while let fragment = stream.pending.first {
-            do {
-                let rotated = try write(fragment, to: &stream)
+            do throws(WriteFailure) {
+                let rotated = try write(fragment, to: &stream, wallNow: context.clock.wallNow)
                 stream.pending.removeFirst()
                 stream.pendingBytes -= fragment.payload.readableBytes
                 if stream.failing {
                     stream.failing = false
-                    context.logger.notice("stream \(stream.name): writing again")
+                    context.logger.notice("stream \(stream.name): writing again after \(stream.failedAttempts) failed attempts")
+                    stream.failedAttempts = 0
                 }
                 if let rotated { await announce(rotated, context) }
-            } catch let error as Unrecordable {
-                // Never written, never retried: the fragment is left out and the stream goes on.
-                stream.pending.removeFirst()
-                stream.pendingBytes -= fragment.payload.readableBytes
-                context.stats.countDropped()
-                context.logger.warning("stream \(stream.name): \(error)")
-            } catch let error as RecordingError {
-                // A full disk: retention makes room first, then the write is tried again at once.
-                if error.errno == ENOSPC || error.errno == EDQUOT, !freedForThisFlush {
-                    freedForThisFlush = true
-                    if await makeRoom(context) { continue }
-                }
-                stream.retryAt = MonotonicClock.now() + UInt64(retry.nanoseconds)
-                if !stream.failing {
-                    stream.failing = true
-                    context.logger.error("stream \(stream.name): \(error)")
-                    await events.emit("record-error", stream: stream.name, [
-                        ("path", .string(error.path)), ("errno", .int(Int64(error.errno))), ("message", .string("\(error)")),
-                    ], context)
-                }
-                return
             } catch {
-                return
+                switch error {
+                case .unrecordable(let error):
+                    // Never written, never retried: the fragment is left out and the stream goes on.
+                    stream.pending.removeFirst()
+                    stream.pendingBytes -= fragment.payload.readableBytes
+                    context.stats.countDropped()
+                    context.logger.warning("stream \(stream.name): \(error)")
+                case .refused(let error):
+                    // A full disk: retention makes room first, then the write is tried again at once.
+                    if error.cause == .diskFull, !freedForThisFlush {
+                        freedForThisFlush = true
+                        if await makeRoom(context) { continue }
+                    }
+                    stream.retryAt = context.clock.now + retry
+                    stream.failedAttempts += 1
+                    // Logged and announced once per failing spell (every retry would flood the log);
+                    // the spell's attempts are counted in the "writing again" line.
+                    if !stream.failing {
+                        stream.failing = true
+                        context.logger.error("stream \(stream.name): \(error)")
+                        await events.emit("record-error", stream: stream.name, [
+                            ("path", .string(error.path)), ("errno", .int(Int64(error.errno))),
+                            ("cause", .string(error.cause.rawValue)), ("message", .string("\(error)")),
+                        ], context)
+                    }
+                    return
+                }
             }
         }
         stream.retryAt = nil
@@ -206,7 +213,8 @@ struct FileRecord: PacketProcessor {
 
     /// Appends one fragment, opening or rotating files as needed. Returns
     /// the file that rotation finished, if any, to be announced.
-    private func write(_ fragment: Packet, to stream: inout StreamRecording) throws -> FinishedRecording? {
+    private func write(_ fragment: Packet, to stream: inout StreamRecording,
+                       wallNow: Double) throws(WriteFailure) -> FinishedRecording? {
         let keyframe = fragment.media?.keyframe == true
         let time = fragment.media.flatMap { media -> Double? in
             guard let dts = media.dts, media.timescale > 0 else { return nil }
@@ -219,16 +227,20 @@ struct FileRecord: PacketProcessor {
             // Decode times before the file's start (the stream's time stepped back) begin a new file.
             if (keyframe && (long || big)) || !file.accepts(fragment.payload) {
                 stream.file = nil
-                rotated = try file.finish(sync: true)
+                do throws(RecordingError) { rotated = try file.finish(sync: true) } catch { throw .refused(error) }
             }
         }
         if stream.file == nil {
             // A file starts with a keyframe; fragments before the first one are skipped.
             guard keyframe, let initSegment = stream.initSegment else { return rotated }
-            let target = path.path(stream: stream.name, node: id, time: Int(Date().timeIntervalSince1970))
+            let target = path.path(stream: stream.name, node: id, time: Int(wallNow))
             // Fragments may have waited in the buffer (a failing disk): the file's time is its first frame's arrival.
-            stream.file = try RecordingFile(path: target, root: path.root, stream: stream.name, initSegment: initSegment,
-                                            wallStart: MonotonicClock.wallClock(of: fragment.receivedAt))
+            do throws(RecordingError) {
+                stream.file = try RecordingFile(path: target, root: path.root, stream: stream.name, initSegment: initSegment,
+                                                wallStart: MonotonicClock.wallClock(of: fragment.receivedAt))
+            } catch {
+                throw .refused(error)
+            }
         }
         guard var file = stream.file else { return rotated }
         defer { stream.file = file }
@@ -288,7 +300,10 @@ private struct StreamRecording {
     /// Fragments not yet on disk (a write failed), oldest first.
     var pending: [Packet] = []
     var pendingBytes = 0
-    var retryAt: UInt64?
+    var retryAt: ContinuousClock.Instant?
+    /// Whether the last write failed: its error was logged and announced once.
     var failing = false
+    /// Writes that failed since the last that went through.
+    var failedAttempts = 0
     var closeRequested = false
 }

@@ -29,12 +29,17 @@ struct RecorderEvents {
     @discardableResult
     mutating func applyRetention(orAtLeastOne: Bool = false, _ context: NodeContext) async -> Bool {
         guard keep != nil || maxTotalSize != nil else { return false }
-        let deleted = RecordingFiles.applyRetention(root: root, keep: keep, maxTotalSize: maxTotalSize, orAtLeastOne: orAtLeastOne)
+        let (deleted, failures) = RecordingFiles.applyRetention(root: root, keep: keep, maxTotalSize: maxTotalSize,
+                                                     now: context.clock.wallNow, orAtLeastOne: orAtLeastOne)
         for file in deleted {
             // Retention works on the whole root, across streams: the event goes on the node's own stream.
             await emit("deleted", stream: node, [
                 ("path", .string(file.path)), ("bytes", .int(Int64(file.size))), ("reason", .string(file.reason)),
             ], context)
+        }
+        if let failure = failures.first {
+            // Once per pass, not per file: a folder retention may not write fails every file in it.
+            context.logger.error("retention: \(failure)\(failures.count > 1 ? " (and \(failures.count - 1) more)" : "")")
         }
         return !deleted.isEmpty
     }

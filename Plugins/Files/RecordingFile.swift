@@ -14,6 +14,28 @@ struct RecordingError: Error, Equatable, CustomStringConvertible {
     var description: String {
         "cannot \(operation) '\(path)': \(String(cString: strerror(errno))) (errno \(errno))"
     }
+
+    /// What kind of failure, by what a recorder does about it: a full disk
+    /// gets room from retention; the others wait for someone to act.
+    enum Cause: String, Sendable {
+        /// No space or quota left (ENOSPC, EDQUOT).
+        case diskFull = "disk-full"
+        /// Not allowed (EACCES, EPERM, a read-only file system).
+        case permission
+        /// A directory on the way is gone (ENOENT, ENOTDIR, ESTALE).
+        case gone
+        /// Anything else (EIO, a file size limit).
+        case other
+    }
+
+    var cause: Cause {
+        switch errno {
+        case ENOSPC, EDQUOT: .diskFull
+        case EACCES, EPERM, EROFS: .permission
+        case ENOENT, ENOTDIR, ESTALE: .gone
+        default: .other
+        }
+    }
 }
 
 /// A fragment whose decode times cannot be rebased into a file: its boxes
@@ -21,6 +43,21 @@ struct RecordingError: Error, Equatable, CustomStringConvertible {
 struct Unrecordable: Error, CustomStringConvertible {
     var path: String
     var description: String { "a fragment whose decode times precede the start of '\(path)' or do not read was left out" }
+}
+
+/// Why a fragment did not reach the disk; the recorder acts on which.
+enum WriteFailure: Error, CustomStringConvertible {
+    /// The fragment cannot go into a file: left out, never retried.
+    case unrecordable(Unrecordable)
+    /// The system refused a write: the fragment waits and is retried.
+    case refused(RecordingError)
+
+    var description: String {
+        switch self {
+        case .unrecordable(let error): "\(error)"
+        case .refused(let error): "\(error)"
+        }
+    }
 }
 
 /// The offsets that make a file's decode times start at 0: the first
@@ -151,7 +188,7 @@ struct RecordingFile {
     /// and writes the init segment. When `path` is taken, `-1`, `-2`... is
     /// added before `.mp4`.
     init(path: String, root: String, stream: String, initSegment: ByteBuffer,
-         wallStart: Double = Date().timeIntervalSince1970) throws {
+         wallStart: Double) throws(RecordingError) {
         self.stream = stream
         self.wallStart = wallStart
         rebase = DecodeTimeRebase(initSegment: initSegment)
@@ -160,7 +197,7 @@ struct RecordingFile {
         let name = String((components.popLast() ?? "recording.mp4").dropLast(".mp4".count))
         directory = try SafeDirectory.open(root: root, relative: components)
         var created: (stem: String, fd: Int32)?
-        do {
+        do throws(RecordingError) {
             for number in 0..<10_000 where created == nil {
                 let candidate = number == 0 ? name : "\(name)-\(number)"
                 guard !directory.contains(candidate + ".mp4") else { continue }
@@ -176,7 +213,7 @@ struct RecordingFile {
         }
         stem = created.stem
         fd = created.fd
-        do {
+        do throws(RecordingError) {
             try writeAll(initSegment)
             committed = size
         } catch {
@@ -187,7 +224,7 @@ struct RecordingFile {
         }
     }
 
-    private mutating func writeAll(_ bytes: ByteBuffer) throws {
+    private mutating func writeAll(_ bytes: ByteBuffer) throws(RecordingError) {
         let failure = bytes.withUnsafeReadableBytes { OutputStream.writeAll(fd, $0) }
         if let failure {
             // Cut a torn write back, so the file stays whole fragments.
@@ -209,13 +246,18 @@ struct RecordingFile {
 
     /// Appends `fragment`, its decode times moved so the file starts at 0;
     /// `time` is its stream time, kept for the index.
-    mutating func append(_ fragment: ByteBuffer, time: Double?, duration: Double?, keyframe: Bool, sync: Bool) throws {
-        guard var pieces = rebase.rebased(fragment) else { throw Unrecordable(path: partialPath) }
+    mutating func append(_ fragment: ByteBuffer, time: Double?, duration: Double?, keyframe: Bool,
+                         sync: Bool) throws(WriteFailure) {
+        guard var pieces = rebase.rebased(fragment) else { throw .unrecordable(Unrecordable(path: partialPath)) }
         // Before the first fragment: where the file's 0 lies on the stream, for recovery after a crash.
         if fragments == 0, let time { pieces.insert(StreamTimeMark.box(streamStart: time), at: 0) }
         // A piece that fails cuts the file back to the last whole fragment, earlier pieces included.
-        for piece in pieces { try writeAll(piece) }
-        if sync, fsync(fd) != 0 { throw RecordingError(operation: "fsync", path: partialPath, errno: errno) }
+        do throws(RecordingError) {
+            for piece in pieces { try writeAll(piece) }
+        } catch {
+            throw .refused(error)
+        }
+        if sync, fsync(fd) != 0 { throw .refused(RecordingError(operation: "fsync", path: partialPath, errno: errno)) }
         committed = size
         fragments += 1
         if keyframe { keyframes += 1 }
@@ -229,7 +271,7 @@ struct RecordingFile {
     /// descriptors are closed whatever happens; a failed fsync is reported in
     /// the result and the file is still published (recovery at the next
     /// start would do no better with it).
-    mutating func finish(sync: Bool) throws -> FinishedRecording {
+    mutating func finish(sync: Bool) throws(RecordingError) -> FinishedRecording {
         var syncFailure: RecordingError?
         if sync, fsync(fd) != 0 { syncFailure = RecordingError(operation: "fsync", path: partialPath, errno: errno) }
         Glibc.close(fd)

@@ -60,14 +60,26 @@ enum RecordingFiles {
         var finished: [FinishedRecording] = []
         for case let relative as String in walker where relative.hasSuffix(".mp4.partial") {
             var components = relative.split(separator: "/").map(String.init)
-            guard let name = components.popLast(), let directory = try? SafeDirectory.open(root: root, relative: components) else {
-                log.warning("cannot open the directory of '\(root)/\(relative)'; left as it is")
+            guard let name = components.popLast() else { continue }
+            let directory: SafeDirectory
+            do throws(RecordingError) {
+                directory = try SafeDirectory.open(root: root, relative: components)
+            } catch {
+                log.warning("cannot open the directory of '\(root)/\(relative)': \(error); left as it is")
                 continue
             }
             defer { directory.close() }
-            guard var recording = recover(name, in: directory) else {
-                log.warning("removing '\(root)/\(relative)': no whole fragment in it")
+            var recording: FinishedRecording
+            switch recover(name, in: directory) {
+            case .recovered(let recovered):
+                recording = recovered
+            case .discarded(let why):
+                log.warning("removing '\(root)/\(relative)': \(why)")
                 directory.remove(name)
+                continue
+            case .failed(let error):
+                // What the disk refused may be whole: kept for the next start, never removed.
+                log.error("cannot recover '\(root)/\(relative)': \(error); left as it is")
                 continue
             }
             if let name = stream(relative) { recording.stream = name }
@@ -77,16 +89,31 @@ enum RecordingFiles {
         return finished
     }
 
+    /// What became of a partial recording.
+    enum Recovery {
+        case recovered(FinishedRecording)
+        /// Nothing in it worth keeping (no whole fragment, not a regular file): to be removed.
+        case discarded(String)
+        /// The system refused a step: the file is left as it is.
+        case failed(RecordingError)
+    }
+
     /// Truncates a partial recording after its last whole fragment and publishes it.
     /// The file is read a block at a time, so its size does not matter, and
     /// the first thing that does not parse is where it is cut: a crash leaves
     /// a torn last write, and a planted file may hold anything.
-    static func recover(_ name: String, in directory: SafeDirectory) -> FinishedRecording? {
-        let fd = openat(directory.fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
+    static func recover(_ name: String, in directory: SafeDirectory) -> Recovery {
+        let path = directory.path + "/" + name
+        let fd = openat(directory.fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else {
+            // A link is refused by O_NOFOLLOW (ELOOP): planted, removed without being followed.
+            if errno == ELOOP { return .discarded("a symbolic link, not a recording") }
+            return .failed(RecordingError(operation: "open", path: path, errno: errno))
+        }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        guard fstat(fd, &info) == 0 else { return .failed(RecordingError(operation: "stat", path: path, errno: errno)) }
+        guard info.st_mode & S_IFMT == S_IFREG else { return .discarded("not a regular file") }
         var parser = StreamingParser()
         var wholeEnd: Int64 = 0
         var initSegment: InitSegment?
@@ -95,11 +122,15 @@ enum RecordingFiles {
         var streamStart: Double?
         reading: while true {
             var block = ByteBufferAllocator().buffer(capacity: 1 << 20)
+            var readFailure: Int32 = 0
             let count = block.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { raw in
                 var n: Int
                 repeat { n = read(fd, raw.baseAddress, raw.count) } while n < 0 && errno == EINTR
+                if n < 0 { readFailure = errno }
                 return max(n, 0)
             }
+            // A read that fails is not the file's end: cutting there would lose what follows.
+            if readFailure != 0 { return .failed(RecordingError(operation: "read", path: path, errno: readFailure)) }
             guard count > 0 else { break }
             parser.append(block)
             while true {
@@ -130,20 +161,27 @@ enum RecordingFiles {
                 }
             }
         }
-        guard fragments > 0, ftruncate(fd, off_t(wholeEnd)) == 0, fsync(fd) == 0 else { return nil }
+        guard fragments > 0 else { return .discarded("no whole fragment in it") }
+        guard ftruncate(fd, off_t(wholeEnd)) == 0 else { return .failed(RecordingError(operation: "truncate", path: path, errno: errno)) }
+        guard fsync(fd) == 0 else { return .failed(RecordingError(operation: "fsync", path: path, errno: errno)) }
         // The index keeps stream time: the file's times moved back to where its first frame was.
         if let streamStart, let first = start {
             end = end.map { $0 - first + streamStart }
             start = streamStart
         }
         let stem = String(name.dropLast(".mp4.partial".count))
-        guard let target = try? directory.publish(name, stem: stem) else { return nil }
+        let target: String
+        do throws(RecordingError) {
+            target = try directory.publish(name, stem: stem)
+        } catch {
+            return .failed(error)
+        }
         // The last write was the end of the last fragment: the file began its media length before.
         let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
         let length = start.flatMap { start in end.map { $0 - start } }.flatMap { $0.isFinite && $0 > 0 ? $0 : nil } ?? 0
-        return FinishedRecording(path: target, stream: (target as NSString).pathComponents.dropLast().last ?? "",
-                                 start: start, end: end, wallStart: modified - length, keyframes: keyframes,
-                                 fragments: fragments, bytes: Int(wholeEnd))
+        return .recovered(FinishedRecording(path: target, stream: (target as NSString).pathComponents.dropLast().last ?? "",
+                                            start: start, end: end, wallStart: modified - length, keyframes: keyframes,
+                                            fragments: fragments, bytes: Int(wholeEnd)))
     }
 
     /// A recording deleted by retention.
@@ -157,14 +195,19 @@ enum RecordingFiles {
     /// Deletes the oldest finished recordings under `root` beyond the
     /// limits, and, with `orAtLeastOne` (the disk is full), the oldest one
     /// even within them. Files being written (`*.partial`) and links are
-    /// never touched. Returns what was deleted.
+    /// never touched. Returns what was deleted, and the deletions that
+    /// failed (a file retention cannot delete keeps the disk full: the
+    /// caller says so).
+    /// - Parameter now: the wall clock, seconds since 1970 (the pipeline's clock).
     @discardableResult
-    static func applyRetention(root: String, keep: Duration?, maxTotalSize: Int?,
-                               orAtLeastOne: Bool = false) -> [Deleted] {
-        guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+    static func applyRetention(root: String, keep: Duration?, maxTotalSize: Int?, now: Double,
+                               orAtLeastOne: Bool = false) -> (deleted: [Deleted], failures: [RecordingError]) {
+        // No root yet: nothing was recorded, nothing to delete.
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return ([], []) }
         var files: [(path: String, date: Date, size: Int)] = []
         for case let relative as String in walker where relative.hasSuffix(".mp4") {
             let path = root + "/" + relative
+            // A file gone since it was listed (or a link) is not retention's to delete.
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
                   attributes[.type] as? FileAttributeType == .typeRegular,
                   let date = attributes[.modificationDate] as? Date,
@@ -173,8 +216,9 @@ enum RecordingFiles {
         }
         files.sort { ($0.date, $0.path) < ($1.date, $1.path) }
         var total = files.reduce(0) { $0 + $1.size }
-        let oldest = keep.map { Date().addingTimeInterval(-$0.seconds) }
+        let oldest = keep.map { Date(timeIntervalSince1970: now - $0.seconds) }
         var deleted: [Deleted] = []
+        var failures: [RecordingError] = []
         for file in files {
             let tooOld = oldest.map { file.date < $0 } ?? false
             let tooMuch = maxTotalSize.map { total > $0 } ?? false
@@ -184,8 +228,10 @@ enum RecordingFiles {
                 total -= file.size
                 deleted.append(Deleted(path: file.path, size: file.size,
                                        reason: tooOld ? "age" : tooMuch ? "total-size" : "disk-full"))
+            } else if errno != ENOENT {
+                failures.append(RecordingError(operation: "delete", path: file.path, errno: errno))
             }
         }
-        return deleted
+        return (deleted, failures)
     }
 }

@@ -10,7 +10,7 @@ struct SafeDirectory {
     var path: String { base.path }
 
     /// Opens `relative` below `root`, creating what is missing.
-    static func open(root: String, relative: [String]) throws -> SafeDirectory {
+    static func open(root: String, relative: [String]) throws(RecordingError) -> SafeDirectory {
         do {
             return SafeDirectory(base: try SafeFiles.SafeDirectory.open(root: root, relative: relative))
         } catch {
@@ -22,12 +22,12 @@ struct SafeDirectory {
     func contains(_ name: String) -> Bool { base.contains(name) }
 
     /// Creates `name` for writing; nil when the name is taken (by anything, a link included).
-    func createExclusive(_ name: String) throws -> Int32? {
+    func createExclusive(_ name: String) throws(RecordingError) -> Int32? {
         do { return try base.createExclusive(name) } catch { throw RecordingError(error) }
     }
 
     /// Gives the written file `partial` its final name (`stem.mp4`, `stem-1.mp4`...); never replaces a file.
-    func publish(_ partial: String, stem: String) throws -> String {
+    func publish(_ partial: String, stem: String) throws(RecordingError) -> String {
         do { return try base.publish(partial, stem: stem) } catch { throw RecordingError(error) }
     }
 

@@ -247,6 +247,30 @@ import Glibc
         #expect(lines[firstDeletion...].contains { $0.contains(" recorded ") }, "recording went on after the disk filled")
     }
 
+    @Test(.enabled(if: canMountTmpfs, "needs root and mount namespaces for a really full disk"))
+    func aFullDisk_withoutRetention_isReportedOnce_withItsCause() async throws {
+        let root = try scratch("full-kept")
+        let pipeline = try temporaryPipeline("""
+            nodes:
+              cam1: { type: file-replay, path: \(repositoryRoot.path)/Tests/Fixtures/h264-main-aac.mp4, loop: true, rate: 400KiB/s }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              record: { type: file-record, inputs: [parse], path: "\(root)/{stream}/%H%M%S.mp4", segment: 1s, retry: 50ms }
+              log: { type: log, inputs: [record] }
+            """)
+        let script = "mount -t tmpfs -o size=300k tmpfs '\(root)' && exec '\(camflowBinary)' run '\(pipeline)' --for 4s"
+        let run = try CamflowProcess(["-m", "sh", "-c", script], executable: "/usr/bin/unshare")
+        let status = try await run.waitForExit(timeout: .seconds(60))
+        #expect(status == 0, "\(run.stderr)")
+        // Without retention nothing is deleted: the writes fail, and say so once, with the cause to act on.
+        let errors = run.stdout.split(separator: "\n").filter { $0.contains(" record-error ") }
+        #expect(errors.count == 1 && errors.allSatisfy { $0.contains("cause=disk-full") && $0.contains("errno=28") },
+                "\(run.stdout)")
+        #expect(!run.stdout.contains(" deleted "))
+        let logged = run.stderr.split(separator: "\n").filter { $0.contains("No space left on device") && $0.contains("stream cam1") }
+        #expect(logged.count == 1, "logged once however often it was retried:\n\(run.stderr)")
+        #expect(run.stderr.contains("fragments could not be written"), "what was lost is counted at the end:\n\(run.stderr)")
+    }
+
     /// A disk that takes its time (every fsync waits for the test) holds up
     /// the recorders alone: with more recorders blocked in fsync than the
     /// machine has cores, another branch still runs to its end, because

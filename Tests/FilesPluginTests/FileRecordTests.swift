@@ -3,6 +3,9 @@ import CamflowTesting
 import Camflow
 @testable import FilesPlugin
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import InstarPlugin
 import ISOBMFF
 import MP4Plugin
@@ -177,9 +180,59 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         for path in [old, writing] {
             try FileManager.default.setAttributes([.modificationDate: twoDaysAgo], ofItemAtPath: path)
         }
-        RecordingFiles.applyRetention(root: root, keep: .seconds(86400), maxTotalSize: nil)
+        RecordingFiles.applyRetention(root: root, keep: .seconds(86400), maxTotalSize: nil, now: Date().timeIntervalSince1970)
         #expect(!FileManager.default.fileExists(atPath: old))
         #expect(FileManager.default.fileExists(atPath: recent))
         #expect(FileManager.default.fileExists(atPath: writing))
+    }
+
+    @Test func retentionByAge_goesByThePipelinesClock() async throws {
+        let root = try temporaryDirectory()
+        let file = root + "/cam1/a.mp4"
+        try FileManager.default.createDirectory(atPath: root + "/cam1", withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: file, contents: Data([1, 2, 3]))
+        let clock = ManualClock()
+        #expect(RecordingFiles.applyRetention(root: root, keep: .seconds(3600), maxTotalSize: nil, now: clock.wallNow).deleted.isEmpty)
+        await clock.advance(by: .seconds(7200))
+        let (deleted, failures) = RecordingFiles.applyRetention(root: root, keep: .seconds(3600), maxTotalSize: nil, now: clock.wallNow)
+        #expect(deleted.map(\.path) == [file] && deleted.map(\.reason) == ["age"] && failures.isEmpty)
+    }
+
+    @Test func aPartialTheDiskRefusesToPublish_isLeftAsItIs_notRemoved() throws {
+        let media = try #require(media)
+        let root = try temporaryDirectory()
+        var file = try RecordingFile(path: root + "/cam1/crashed.mp4", root: root, stream: "cam1", initSegment: media.initSegment,
+                                     wallStart: Date().timeIntervalSince1970)
+        try file.append(media.fragment(0, loop: 0), time: media.start(0, loop: 0), duration: nil, keyframe: true, sync: false)
+        let folder = root + "/cam1"
+        // The folder refuses the published name (root ignores modes, so it is made immutable).
+        guard getuid() == 0, (try? tool("/usr/bin/chattr", ["+i", folder]))?.stderr.isEmpty == true else { return }
+        defer { _ = try? tool("/usr/bin/chattr", ["-i", folder]) }
+        let directory = try SafeDirectory.open(root: root, relative: ["cam1"])
+        defer { directory.close() }
+        guard case .failed(let error) = RecordingFiles.recover("crashed.mp4.partial", in: directory) else {
+            Issue.record("a refused publish is a failure, not a file to remove")
+            return
+        }
+        #expect(error.cause == .permission && error.path.hasSuffix("crashed.mp4.partial"), "\(error)")
+        #expect(FileManager.default.fileExists(atPath: folder + "/crashed.mp4.partial"))
+    }
+
+    @Test func aFileRetentionCannotDelete_isReported() throws {
+        let root = try temporaryDirectory()
+        let folder = root + "/cam1"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: folder + "/a.mp4", contents: Data([1, 2, 3]))
+        // A folder retention may not write: its files cannot be unlinked (root ignores modes, so it is made immutable).
+        chmod(folder, 0o555)
+        let immutable = getuid() == 0 && (try? tool("/usr/bin/chattr", ["+i", folder]))?.stderr.isEmpty == true
+        defer {
+            if immutable { _ = try? tool("/usr/bin/chattr", ["-i", folder]) }
+            chmod(folder, 0o755)
+        }
+        let (deleted, failures) = RecordingFiles.applyRetention(root: root, keep: nil, maxTotalSize: 0,
+                                                                now: Date().timeIntervalSince1970)
+        #expect(deleted.isEmpty)
+        #expect(failures.map(\.path) == [folder + "/a.mp4"] && failures.first?.cause == .permission, "\(failures)")
     }
 }

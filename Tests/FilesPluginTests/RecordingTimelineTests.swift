@@ -103,7 +103,8 @@ import Testing
     @Test func aFileRecoveredAfterACrash_isIndexedAtItsStreamTime() throws {
         let media = try #require(media)
         let root = try temporaryDirectory()
-        var file = try RecordingFile(path: root + "/cam1/crashed.mp4", root: root, stream: "cam1", initSegment: media.initSegment)
+        var file = try RecordingFile(path: root + "/cam1/crashed.mp4", root: root, stream: "cam1", initSegment: media.initSegment,
+                                     wallStart: Date().timeIntervalSince1970)
         for index in media.fragments.indices {
             try file.append(media.fragment(index, loop: 100), time: media.start(index, loop: 100), duration: nil,
                             keyframe: true, sync: false)
