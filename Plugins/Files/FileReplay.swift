@@ -81,8 +81,8 @@ public struct FileReplay: Node {
             }
             let receivedAt = MonotonicClock.now()
             while let chunk = block.readSlice(length: min(chunkSize, block.readableBytes)) {
-                if let wait = pacer?.delay(forSending: chunk.readableBytes) {
-                    try await Task.sleep(for: wait)
+                if let wait = pacer?.delay(forSending: chunk.readableBytes, now: context.clock.now) {
+                    try await context.clock.sleep(for: wait)
                 }
                 await context.emit(Packet(kind: .bytes, stream: stream, sequence: sequence, payload: chunk,
                                           receivedAt: receivedAt, discontinuity: startOfPass && sequence > 0))
@@ -124,7 +124,7 @@ extension FileReplay {
         var startOfPass = true
         var pacer = rate.map { RatePacer(bytesPerSecond: $0) }
         while !Task.isCancelled {
-            var block = try await pool.read(blockSize) { try fill(&$0, count: blockSize, from: fd, at: offset) }
+            var block = try pool.read(blockSize) { try fill(&$0, count: blockSize, from: fd, at: offset) }
             if block.readableBytes == 0 {
                 // A pass that read nothing (the file is empty, or was emptied) ends the loop.
                 guard loop, !startOfPass else { return }
@@ -137,7 +137,7 @@ extension FileReplay {
                 // At the end of the file a torn last box goes as it is.
                 if block.readableBytes == blockSize { block.moveWriterIndex(to: block.readerIndex + length) }
             case .firstBoxExceeds(let size) where size <= 8 << 20:
-                block = try await pool.read(Int(size)) { try fill(&$0, count: Int(size), from: fd, at: offset) }
+                block = try pool.read(Int(size)) { try fill(&$0, count: Int(size), from: fd, at: offset) }
             case .firstBoxExceeds, .notBoxes:
                 break
             }
@@ -147,7 +147,9 @@ extension FileReplay {
             while block.readableBytes > 0 {
                 let length = rate.map { Self.wholeUnits(of: block, upTo: Self.pieceBytes(rate: $0)) } ?? block.readableBytes
                 let piece = block.readSlice(length: length)!
-                if let wait = pacer?.delay(forSending: piece.readableBytes) { try await Task.sleep(for: wait) }
+                if let wait = pacer?.delay(forSending: piece.readableBytes, now: context.clock.now) {
+                    try await context.clock.sleep(for: wait)
+                }
                 await context.emit(Packet(kind: .bytes, stream: stream, sequence: sequence, payload: piece,
                                           discontinuity: startOfPass && sequence > 0))
                 startOfPass = false
@@ -196,7 +198,7 @@ extension FileReplay {
         var parser = StreamingParser(configuration: .init(maxBoxSize: Self.maxRealtimeBox))
         var sequence: UInt64 = 0
         var schedule = RealtimeSchedule()
-        let begin = ContinuousClock.now
+        let begin = context.clock.now
         var pass = 0
         var sentInPass = 0
         while !Task.isCancelled {
@@ -223,7 +225,7 @@ extension FileReplay {
                         let scale = Double(lead.timescale)
                         let duration = fragment.samples.reduce(0.0) { $0 + ($1.track == lead.id ? Double($1.duration) : 0) }
                         let due = schedule.fragment(start: Double(first.dts) / scale, duration: duration / scale)
-                        try await Task.sleep(until: begin + .seconds(due), clock: .continuous)
+                        try await context.clock.sleep(until: begin + .seconds(due))
                     }
                 case .skipped:
                     continue
@@ -304,9 +306,8 @@ struct RatePacer {
         self.bytesPerSecond = bytesPerSecond
     }
 
-    /// The wait before `bytes` may go, or nil to send now.
-    mutating func delay(forSending bytes: Int) -> Duration? {
-        let now = ContinuousClock.now
+    /// The wait before `bytes` may go at `now` (the pipeline's clock), or nil to send now.
+    mutating func delay(forSending bytes: Int, now: ContinuousClock.Instant) -> Duration? {
         let start = self.start ?? now
         self.start = start
         // Clamped: a rate of a byte a day times a megabyte block is centuries.
@@ -321,7 +322,7 @@ struct RatePacer {
 /// uniquely owned again), so the pages of a long file are touched once, not
 /// once per block. The buffers still held downstream hold at most
 /// `limitBytes` between them (one buffer always may): beyond that the reader
-/// waits a little, then reads into a buffer outside the pool.
+/// reads into a buffer outside the pool.
 struct BlockPool {
     private var buffers: [ByteBuffer] = []
     let limitBytes: Int
@@ -343,18 +344,15 @@ struct BlockPool {
     }
 
     /// A buffer with room for `size` bytes, filled by `fill`; a copy of it
-    /// (sharing its storage) stays in the pool. Waits while downstream holds
-    /// the limit.
-    mutating func read(_ size: Int, _ fill: (inout ByteBuffer) throws -> Void) async throws -> ByteBuffer {
-        // Downstream usually lets go within moments (a buffer's release has
-        // no callback to wait on, so this polls). A node that keeps slices
-        // until more data comes (the web sink's GOP cache, a stalled viewer)
-        // must not stall the reader: after a few milliseconds it reads into
-        // a buffer outside the pool, and the edges' bounds hold instead.
-        for _ in 0..<20 {
-            if let buffer = try readNow(size, fill) { return buffer }
-            try await Task.sleep(for: .microseconds(250))
-        }
+    /// (sharing its storage) stays in the pool. While downstream holds the
+    /// limit, a buffer outside the pool.
+    mutating func read(_ size: Int, _ fill: (inout ByteBuffer) throws -> Void) throws -> ByteBuffer {
+        // A buffer's release has no callback to wait on, and a node that keeps
+        // slices until more data comes (the web sink's GOP cache, a stalled
+        // viewer) must not stall the reader: it reads outside the pool at once
+        // and the edges' bounds hold memory instead. (The reader's emits wait
+        // for room downstream, so by the next read most buffers are free.)
+        if let buffer = try readNow(size, fill) { return buffer }
         var buffer = ByteBufferAllocator().buffer(capacity: size)
         try fill(&buffer)
         return buffer

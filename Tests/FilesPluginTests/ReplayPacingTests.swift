@@ -44,6 +44,18 @@ import Testing
         #expect(schedule.fragment(start: 6, duration: 1) == 2 + 2 * RealtimeSchedule.maxStep, "times that read again start over")
     }
 
+    @Test func rate_waitsAreMeasuredOnThePipelinesClock() async {
+        let clock = ManualClock()
+        var pacer = RatePacer(bytesPerSecond: 1000)
+        var waits: [Duration?] = [pacer.delay(forSending: 500, now: clock.now), pacer.delay(forSending: 500, now: clock.now)]
+        await clock.advance(by: .milliseconds(800))
+        waits.append(pacer.delay(forSending: 500, now: clock.now))
+        await clock.advance(by: .seconds(1))
+        waits.append(pacer.delay(forSending: 500, now: clock.now))
+        // The first piece goes at once; then waits on the clock's time, not the machine's.
+        #expect(waits == [nil, .milliseconds(500), .milliseconds(200), nil])
+    }
+
     @Test func rate_piecesAreWholeBoxes_withinTheBudget_orOneUnit() {
         var file = ByteBuffer()
         func box(_ type: String, _ size: Int) {
