@@ -197,6 +197,8 @@ struct Stats: PacketProcessor {
         var media = StreamMedia()
         var tracks: [UInt32: TrackReporter] = [:]
         var hasFrames = false
+        /// Whether an init segment or fragment that does not parse was logged: once a stream, not once a packet.
+        var warnedUnreadable = false
 
         /// The reporter of `track`, new if need be; nil past ``Stats/maxTracks``.
         func reporter(_ track: UInt32) -> TrackReporter? {
@@ -223,10 +225,18 @@ struct Stats: PacketProcessor {
         }
     }
 
+    /// A packet the statistics leave out because it does not parse: said once a stream.
+    private func warnUnreadable(_ what: String, _ error: ParseError, _ stream: inout StreamStatistics, _ packet: Packet,
+                                _ context: NodeContext) {
+        guard !stream.warnedUnreadable else { return }
+        stream.warnedUnreadable = true
+        context.logger.warning("stream \(packet.stream): \(what) that does not parse is left out of the statistics (\(error.code.rawValue) at byte \(error.offset)); further ones are not logged")
+    }
+
     private mutating func process(_ packet: Packet, stream: inout StreamStatistics, _ context: NodeContext) async {
         switch packet.kind {
         case .initSegment:
-            _ = stream.media.update(with: packet)
+            if let error = stream.media.update(with: packet) { warnUnreadable("an init segment", error, &stream, packet, context) }
             // A new init segment starts a new timeline: times may restart without it being a discontinuity.
             for track in stream.tracks.keys {
                 stream.tracks[track]?.statistics.restartTimeline()
@@ -245,7 +255,15 @@ struct Stats: PacketProcessor {
                 reporter.statistics.addFragment(seconds: Double(media.duration ?? 0) / Double(media.timescale))
                 stream.tracks[media.track] = reporter
             }
-            if !stream.hasFrames, let fragment = try? stream.media.fragment(packet) {
+            guard !stream.hasFrames else { break }
+            let fragment: Fragment?
+            do throws(ParseError) {
+                fragment = try stream.media.fragment(packet)
+            } catch {
+                warnUnreadable("a fragment", error, &stream, packet, context)
+                fragment = nil
+            }
+            if let fragment {
                 for sample in fragment.samples {
                     await add(to: &stream, name: packet.stream, track: sample.track, dts: sample.dts, pts: sample.pts,
                               duration: Int64(sample.duration), size: Int(sample.size), keyframe: sample.isSync,
