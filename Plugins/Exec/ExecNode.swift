@@ -1,5 +1,4 @@
 public import Camflow
-import Foundation
 import NIOCore
 import Synchronization
 #if canImport(Glibc)
@@ -13,13 +12,20 @@ enum ExecFraming {
     /// `ackSequence` is the number the child acknowledges this packet with
     /// (the header's `ack_sequence`).
     static func encode(_ packet: Packet, ackSequence: UInt64) -> ByteBuffer {
+        var out = head(packet, ackSequence: ackSequence)
+        out.writeImmutableBuffer(packet.payload)
+        return out
+    }
+
+    /// Everything of a packet's framing but its payload, which goes out as
+    /// it is (one vectored write of both, no copy of the payload).
+    static func head(_ packet: Packet, ackSequence: UInt64) -> ByteBuffer {
         let header = PacketHeader.json(packet) { $0.append("ack_sequence", Int64(bitPattern: ackSequence)) }
         var out = ByteBuffer()
-        out.reserveCapacity(8 + header.utf8.count + packet.payload.readableBytes)
+        out.reserveCapacity(8 + header.utf8.count)
         out.writeInteger(UInt32(header.utf8.count))
         out.writeString(header)
         out.writeInteger(UInt32(packet.payload.readableBytes))
-        out.writeImmutableBuffer(packet.payload)
         return out
     }
 
@@ -126,8 +132,6 @@ struct ExecNode: Node {
     }
 
     func run(_ context: NodeContext) async throws {
-        // A child that exits leaves a closed pipe: writing to it must be an error, not SIGPIPE.
-        signal(SIGPIPE, SIG_IGN)
         // setpriv --pdeathsig: the kernel kills the child when camflow dies, even by SIGKILL (the
         // setting survives the exec of env and of the command). ChildProcess starts it in a process
         // group of its own, so a stop reaches its children too, holding no descriptor of camflow's.
@@ -139,60 +143,72 @@ struct ExecNode: Node {
         } catch {
             throw ChildFailed(description: "cannot start \(command.joined(separator: " ")): \(error)")
         }
-        let input = process.stdin
-        let output = process.stdout
-        let errors = process.stderr
-        for fd in [input, output, errors] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        let processGroup = process.pid
-        defer { Self.stop(group: processGroup, process: process, grace: stopTimeout) }
         let inFlight = InFlight()
         do {
+            try await exchange(with: process, inFlight, context)
+        } catch {
+            _ = await process.stop(grace: stopTimeout, clock: context.clock)
+            throw await fail(process, inFlight, cause: error, context)
+        }
+        guard await process.termination() == .exited(0) else {
+            throw await fail(process, inFlight, cause: nil, context)
+        }
+    }
+
+    /// Packets to the child's stdin and from its stdout, its stderr to the
+    /// log, each on a thread of its own (its waits are in `poll`, never on
+    /// the cooperative pool); returns once the child has exited.
+    private func exchange(with process: ChildProcess, _ inFlight: InFlight, _ context: NodeContext) async throws {
+        let (input, output, errors) = (process.stdin, process.stdout, process.stderr)
+        let io = try ChildProcess.PipeIO([input, output, errors])
+        let name = String(context.id.prefix(40))
+        // A thread waiting on a pipe ends when the pipe does, or when told to.
+        try await withTaskCancellationHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await Self.forwardLog(from: errors, context) }
                 group.addTask {
-                    for await packet in context.input {
-                        // Bounded: a child that never acknowledges makes camflow wait, not hoard.
-                        var idle = 0
-                        let waitStarted = ContinuousClock.now
-                        var warned = false
-                        while !inFlight.hasRoom(packets: maxUnacked, bytes: maxUnackedBytes) {
-                            guard !process.hasExited else { break }
-                            if !warned, ContinuousClock.now - waitStarted > .seconds(5) {
-                                warned = true
-                                context.logger.warning("the child has not acknowledged \(inFlight.count) packets for 5s; waiting (max-unacked: \(maxUnacked))")
-                            }
-                            try await Self.nap(&idle)
+                    await BlockingIOThread.run(name: "exec-err \(name)") { Self.forwardLog(from: errors, io, context) }
+                }
+                group.addTask {
+                    await process.exited()
+                    // A writer waiting for acknowledgements learns the child is gone.
+                    inFlight.close()
+                }
+                group.addTask {
+                    try await BlockingIOThread.run(name: "exec-in \(name)") {
+                        for await packet in context.input {
+                            // Bounded: a child that never acknowledges makes camflow wait, not hoard.
+                            try await inFlight.waitForRoom(packets: maxUnacked, bytes: maxUnackedBytes, context)
+                            // Kept until the child acknowledges it: a child that dies hands it to the next one.
+                            let sequence = inFlight.add(packet)
+                            try Self.write(packet, ackSequence: sequence, to: input, io)
                         }
-                        // Kept until the child acknowledges it: a child that dies hands it to the next one.
-                        let sequence = inFlight.add(packet)
-                        try await Self.writeAll(ExecFraming.encode(packet, ackSequence: sequence), to: input)
+                        process.closeStdin()
                     }
-                    process.closeStdin()
                 }
                 // Everything the child writes is read to its end: that is when the child is done.
                 do {
-                    try await Self.readPackets(from: output, inFlight: inFlight, context)
+                    try await BlockingIOThread.run(name: "exec-out \(name)") {
+                        try await Self.readPackets(from: output, io, inFlight: inFlight, context)
+                    }
                 } catch {
-                    // Malformed output: stop the child, so the writer's next write fails too.
-                    kill(-processGroup, SIGTERM)
+                    // Malformed output: stop the child, and the writer with it.
+                    process.signalGroup(SIGTERM)
+                    io.interrupt()
                     throw error
                 }
                 try await group.waitForAll()
             }
-        } catch {
-            Self.stop(group: processGroup, process: process, grace: stopTimeout)
-            throw await fail(process, inFlight, cause: error, context)
+        } onCancel: {
+            io.interrupt()
         }
-        guard process.wait() == .exited(0) else {
-            throw await fail(process, inFlight, cause: nil, context)
-        }
+        try Task.checkCancellation()
     }
 
     /// Hands the unacknowledged packets back for the next child and reports why this one failed.
     private func fail(_ process: ChildProcess, _ inFlight: InFlight, cause: (any Error)?, _ context: NodeContext) async -> ChildFailed {
         let pending = inFlight.unacknowledged
         for packet in pending.reversed() { context.input.putBack(packet) }
-        let status: Int32 = switch process.wait() {
+        let status: Int32 = switch await process.termination() {
         case .exited(let code): code
         case .signalled(let signal): signal
         }
@@ -204,70 +220,34 @@ struct ExecNode: Node {
         return ChildFailed(description: reason)
     }
 
-    /// Stops the child's whole process group: SIGTERM, up to `grace` to exit,
-    /// then SIGKILL. Returns once the child has been reaped.
-    static func stop(group: Int32, process: ChildProcess, grace: Duration) {
-        guard !process.hasExited else {
-            _ = process.wait()
-            return
-        }
-        kill(-group, SIGTERM)
-        let deadline = ContinuousClock.now + grace
-        while !process.hasExited, ContinuousClock.now < deadline { usleep(10_000) }
-        // The group, not just the child: what it started goes too.
-        kill(-group, SIGKILL)
-        _ = process.wait()
-    }
-
-    /// Waits for a non-blocking descriptor without holding a thread: short naps while idle.
-    private static func nap(_ idle: inout Int) async throws {
-        idle = min(idle + 1, 20)
-        try await Task.sleep(for: .milliseconds(idle))
-    }
-
-    static func writeAll(_ buffer: ByteBuffer, to fd: Int32) async throws {
-        var rest = buffer
-        var idle = 0
-        while rest.readableBytes > 0 {
-            let written = rest.withUnsafeReadableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if written > 0 {
-                rest.moveReaderIndex(forwardBy: written)
-                idle = 0
-            } else if errno == EAGAIN || errno == EINTR {
-                try await nap(&idle)
-            } else {
-                throw ChildFailed(description: "the child stopped reading (\(String(cString: strerror(errno))))")
-            }
+    /// Writes one packet, returning once the pipe took all of it: a child
+    /// that reads slowly makes this wait (and so camflow's producers).
+    static func write(_ packet: Packet, ackSequence: UInt64, to input: Int32, _ io: ChildProcess.PipeIO) throws {
+        do {
+            try io.write(input, ExecFraming.head(packet, ackSequence: ackSequence), packet.payload)
+        } catch let error as ChildProcess.PipeIO.Failed {
+            throw ChildFailed(description: "the child stopped reading (\(error))")
         }
     }
 
-    static func readPackets(from fd: Int32, inFlight: InFlight, _ context: NodeContext) async throws {
+    static func readPackets(from output: Int32, _ io: ChildProcess.PipeIO, inFlight: InFlight,
+                            _ context: NodeContext) async throws {
         var buffer = ByteBuffer()
-        var idle = 0
         while true {
-            var chunk = ByteBufferAllocator().buffer(capacity: 65536)
-            var result = 0
-            var failure: Int32 = 0
-            _ = chunk.writeWithUnsafeMutableBytes(minimumWritableBytes: 65536) { raw in
-                result = Glibc.read(fd, raw.baseAddress, raw.count)
-                failure = errno
-                return max(0, result)
+            // Read bytes are dropped when the next read needs room: only a packet still arriving is kept.
+            if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > buffer.readableBytes { buffer.discardReadBytes() }
+            let count: Int
+            do {
+                count = try io.read(output, into: &buffer)
+            } catch let error as ChildProcess.PipeIO.Failed {
+                throw ChildFailed(description: "reading the child's output failed: \(error)")
             }
-            if result < 0 {
-                guard failure == EAGAIN || failure == EINTR else {
-                    throw ChildFailed(description: "reading the child's output failed: \(String(cString: strerror(failure)))")
-                }
-                try await nap(&idle)
-                continue
-            }
-            if result == 0 {
+            if count == 0 {
                 guard buffer.readableBytes == 0 else {
                     throw ChildFailed(description: "the child's output ended inside a packet")
                 }
                 return
             }
-            idle = 0
-            buffer.writeBuffer(&chunk)
             do {
                 while let message = try ExecFraming.decode(&buffer) {
                     switch message {
@@ -283,37 +263,41 @@ struct ExecNode: Node {
         }
     }
 
-    static func forwardLog(from fd: Int32, _ context: NodeContext) async {
-        var pending = ""
-        var idle = 0
-        while true {
-            var bytes = [UInt8](repeating: 0, count: 4096)
-            let count = Glibc.read(fd, &bytes, bytes.count)
-            if count > 0 {
-                idle = 0
-                pending += String(decoding: bytes.prefix(count), as: UTF8.self)
-                while let newline = pending.firstIndex(of: "\n") {
-                    context.logger.warning("\(UntrustedText.printable(String(pending[..<newline]), limit: 1000))")
-                    pending = String(pending[pending.index(after: newline)...])
-                }
-                // A child that never ends a line must not grow this without bound.
-                if pending.utf8.count > 64 << 10 {
-                    context.logger.warning("\(UntrustedText.printable(pending, limit: 1000))")
-                    pending = ""
-                }
-            } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
-                do { try await nap(&idle) } catch { return }
-            } else {
-                if !pending.isEmpty { context.logger.warning("\(UntrustedText.printable(pending, limit: 1000))") }
-                return
-            }
+    static func forwardLog(from errors: Int32, _ io: ChildProcess.PipeIO, _ context: NodeContext) {
+        var pending = ByteBuffer()
+        let log = { (line: ByteBufferView) in
+            context.logger.warning("\(UntrustedText.printable(String(decoding: line, as: UTF8.self), limit: 1000))")
         }
+        // Ends at the end of the pipe, or when the node stops (an interrupt); what came is logged below.
+        while (try? io.read(errors, into: &pending, atLeast: 4096)) ?? 0 > 0 {
+            while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                log(pending.readableBytesView[..<newline])
+                pending.moveReaderIndex(to: newline + 1)
+            }
+            // A child that never ends a line must not grow this without bound.
+            if pending.readableBytes > 64 << 10 {
+                log(pending.readableBytesView)
+                pending.clear()
+            }
+            pending.discardReadBytes()
+        }
+        if pending.readableBytes > 0 { log(pending.readableBytesView) }
     }
 }
 
 /// Packets written to the child and not yet acknowledged, oldest first.
 final class InFlight: Sendable {
-    private let state = Mutex<(next: UInt64, packets: [(UInt64, Packet)], bytes: Int)>((0, [], 0))
+    private struct State {
+        var next: UInt64 = 0
+        var packets: [(UInt64, Packet)] = []
+        var bytes = 0
+        /// The child is gone: nothing will be acknowledged any more.
+        var closed = false
+        /// Fired at the next acknowledgement or close, for a writer waiting for room.
+        var changed: OneShotSignal?
+    }
+
+    private let state = Mutex(State())
 
     func add(_ packet: Packet) -> UInt64 {
         state.withLock { state in
@@ -328,15 +312,73 @@ final class InFlight: Sendable {
 
     /// Whether one more packet may go out under the bounds (one always may when none is out).
     func hasRoom(packets: Int, bytes: Int) -> Bool {
-        state.withLock { $0.packets.isEmpty || ($0.packets.count < packets && $0.bytes < bytes) }
+        state.withLock { Self.hasRoom($0, packets: packets, bytes: bytes) }
+    }
+
+    private static func hasRoom(_ state: State, packets: Int, bytes: Int) -> Bool {
+        state.packets.isEmpty || (state.packets.count < packets && state.bytes < bytes)
+    }
+
+    /// Returns once one more packet may go out, or the child is gone (its
+    /// write then fails). Warns once when the child has acknowledged nothing
+    /// for 5 s.
+    func waitForRoom(packets: Int, bytes: Int, _ context: NodeContext) async throws {
+        let warnAt = context.clock.now.advanced(by: .seconds(5))
+        var warned = false
+        while true {
+            let signal = state.withLock { state -> OneShotSignal? in
+                guard !state.closed, !Self.hasRoom(state, packets: packets, bytes: bytes) else { return nil }
+                if state.changed == nil { state.changed = OneShotSignal() }
+                return state.changed
+            }
+            guard let signal else { return }
+            if warned {
+                await signal.wait()
+            } else if await !Self.fires(signal, before: warnAt, on: context.clock) {
+                warned = true
+                context.logger.warning("the child has not acknowledged \(count) packets for 5s; waiting (max-unacked: \(packets))")
+            }
+            try Task.checkCancellation()
+        }
+    }
+
+    /// Whether `signal` fires before `deadline` (false also when cancelled).
+    private static func fires(_ signal: OneShotSignal, before deadline: ContinuousClock.Instant,
+                              on clock: any PipelineClock) async -> Bool {
+        await withTaskGroup(of: Bool.self) { race in
+            race.addTask {
+                await signal.wait()
+                return signal.isFired
+            }
+            race.addTask {
+                try? await clock.sleep(until: deadline)
+                return false
+            }
+            let first = await race.next() ?? false
+            race.cancelAll()
+            return first
+        }
     }
 
     /// The child is done with `sequence` and everything before it.
     func acknowledge(_ sequence: UInt64) {
-        state.withLock { state in
+        let changed = state.withLock { state -> OneShotSignal? in
             state.packets.removeAll { $0.0 <= sequence }
             state.bytes = state.packets.reduce(0) { $0 + $1.1.payload.readableBytes }
+            defer { state.changed = nil }
+            return state.changed
         }
+        changed?.fire()
+    }
+
+    /// The child is gone: a writer waiting for room stops waiting.
+    func close() {
+        let changed = state.withLock { state -> OneShotSignal? in
+            state.closed = true
+            defer { state.changed = nil }
+            return state.changed
+        }
+        changed?.fire()
     }
 
     var unacknowledged: [Packet] { state.withLock { $0.packets.map(\.1) } }

@@ -3,6 +3,9 @@ import Camflow
 @testable import ExecPlugin
 import FilesPlugin
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import MP4Plugin
 import NIOCore
 import Testing
@@ -64,5 +67,69 @@ import Testing
         #expect(Set(frames.map(\.sequence)).count == 3)
         let errors = (result.packets["keep"] ?? []).compactMap(\.event).filter { $0.name == "exec-error" }
         #expect(errors.first?["reason"]?.description.hasSuffix("exited with status 3") == true)
+    }
+
+    /// Megabytes through a child that echoes them (`cat`): every byte back,
+    /// in order, packets whole however the pipe cut them.
+    @Test func aChildsLargeOutput_isReadWithoutLoss() async throws {
+        let count = 24, size = (1 << 20) + 3
+        let pool = ByteBuffer(bytes: (0..<(size + count * 4099)).map { _ in UInt8.random(in: 0...255) })
+        let expected = (0..<count).map { pool.getSlice(at: $0 * 4099, length: size)! }
+        let source = NodeType(name: "test-large-packets", summary: "test source", accepts: [], emits: .kinds(.bytes)) { options in
+            LargePackets(payloads: expected, stream: options.nodeID)
+        }
+        let result = try await TestHarness(plugins: [ExecPlugin.self], nodeTypes: [source]).run([
+            NodeSpec(id: "large", type: "test-large-packets"),
+            // `cat` acknowledges nothing: room for all of it.
+            NodeSpec(id: "echo", type: "exec", inputs: ["large"],
+                     options: ["command": ["cat"], "max-unacked": "100000", "max-unacked-bytes": "1GiB"]),
+        ], collect: ["echo"])
+        let packets = result.packets["echo"] ?? []
+        #expect(packets.map(\.sequence) == (0..<UInt64(count)).map { $0 })
+        #expect(packets.map(\.payload) == expected, "payloads differ")
+    }
+
+    /// Stopping a child that ignores SIGTERM: it has 'stop-timeout' on the
+    /// pipeline's clock, and is killed (with its process group) when that
+    /// has passed, not before.
+    @Test func aChildIgnoringSIGTERM_hasItsStopTimeout_onThePipelinesClock_thenIsKilled() async throws {
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-exec-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+        let harness = TestHarness(plugins: [FilesPlugin.self, MP4Plugin.self, ExecPlugin.self])
+        let graph = try GraphValidator(registry: harness.registry).validate(PipelineSpec(name: "stop", nodes: [
+            NodeSpec(id: "cam", type: "file-replay", options: ["path": .scalar(clip)]),
+            NodeSpec(id: "child", type: "exec", inputs: ["cam"], options: [
+                "command": ["/bin/sh", "-c", .scalar("trap '' TERM; cat > /dev/null; echo $$ > '\(pidFile).tmp'; mv '\(pidFile).tmp' '\(pidFile)'; exec sleep 600")],
+                "stop-timeout": "30s", "max-unacked": "100000", "max-unacked-bytes": "1GiB"]),
+        ]))
+        let clock = ManualClock()
+        let pipeline = Pipeline(graph: graph, logger: harness.logger, metricsInterval: nil, clock: clock)
+        let run = Task { try await pipeline.run() }
+        try await waitUntil("the child read its input and sleeps", timeout: .seconds(20)) {
+            FileManager.default.fileExists(atPath: pidFile)
+        }
+        let pid = try #require(Int32(String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(pid, SIGKILL) }
+        run.cancel()
+        // The stop waits on the pipeline's clock, which stands still: the child lives on.
+        try await clock.waitForSleepers(1, timeout: .seconds(10))
+        #expect(kill(pid, 0) == 0, "the child was killed before its stop-timeout")
+        let advanced = ContinuousClock.now
+        await clock.advance(by: .seconds(30))
+        try await waitUntil("the child is killed and reaped", timeout: .seconds(10)) { kill(pid, 0) != 0 }
+        _ = try? await run.value
+        #expect(ContinuousClock.now - advanced < .seconds(5))
+    }
+}
+
+/// A source of fixed payloads.
+private struct LargePackets: Node {
+    let payloads: [ByteBuffer]
+    let stream: String
+
+    func run(_ context: NodeContext) async throws {
+        for (sequence, payload) in payloads.enumerated() {
+            await context.emit(Packet(kind: .bytes, stream: stream, sequence: UInt64(sequence), payload: payload))
+        }
     }
 }

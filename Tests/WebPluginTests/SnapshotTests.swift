@@ -157,22 +157,26 @@ import Testing
         #expect(why == "the decoder failed (exit status 1)", "\(why ?? "decoded")")
     }
 
+    /// The timeout is on the service's clock: the decoder lives until that
+    /// clock passes it, then its process group is killed and it is reaped.
     @Test func aHungDecoder_isKilledAtTheTimeout() async throws {
-        let marker = "3\(Int.random(in: 100_000...999_999)).25"
-        let fake = try script("exec sleep \(marker)")
+        let fake = try script("echo $$ > \"$0.pid.tmp\"; mv \"$0.pid.tmp\" \"$0.pid\"; exec sleep 600")
         defer { try? FileManager.default.removeItem(atPath: fake.directory) }
+        let clock = ManualClock()
         let service = SnapshotService(store: try store("h264-fragment-per-frame.mp4"), ffmpeg: fake.path, maxDecodes: 1,
-                                      timeout: .milliseconds(300))
-        let started = ContinuousClock.now
-        let why = await failure { try await service.jpeg(stream: "cam", width: nil) }
+                                      timeout: .seconds(10), clock: clock)
+        let snapshot = Task { await failure { try await service.jpeg(stream: "cam", width: nil) } }
+        try await waitUntil("the decoder runs", timeout: .seconds(20)) { FileManager.default.fileExists(atPath: fake.path + ".pid") }
+        let pid = try #require(Int32(String(contentsOfFile: fake.path + ".pid", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer { kill(pid, SIGKILL) }
+        try await clock.waitForSleepers(1, timeout: .seconds(10))
+        #expect(kill(pid, 0) == 0, "the decoder was stopped before its timeout")
+        let advanced = ContinuousClock.now
+        await clock.advance(by: .seconds(10))
+        let why = await snapshot.value
         #expect(why?.hasPrefix("the decoder took longer than") == true, "\(why ?? "decoded")")
-        #expect(ContinuousClock.now - started < .seconds(3))
-        let pgrep = Process()
-        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
-        pgrep.arguments = ["-f", "sleep \(marker)"]
-        pgrep.standardOutput = FileHandle.nullDevice
-        try pgrep.run()
-        pgrep.waitUntilExit()
-        #expect(pgrep.terminationStatus == 1, "the sleeping decoder is gone")
+        #expect(ContinuousClock.now - advanced < .seconds(5))
+        #expect(kill(pid, 0) != 0, "the sleeping decoder is gone")
     }
 }

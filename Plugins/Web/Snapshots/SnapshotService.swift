@@ -1,8 +1,8 @@
 import Camflow
-import Foundation
 import ISOBMFF
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -43,6 +43,8 @@ final class SnapshotService: Sendable {
     /// Pictures cached at once (a stream and width each).
     let maxEntries: Int
     let timeout: Duration
+    /// What the timeout is measured on.
+    let clock: any PipelineClock
     let limits: SnapshotLimits
     /// Why a decode failed, in full: a client is told only what kind of failure it was.
     let logger: Logger
@@ -50,16 +52,16 @@ final class SnapshotService: Sendable {
     private let state = Mutex(State())
 
     init(store: HLSStore, ffmpeg: String, maxDecodes: Int, maxEntries: Int = 64, timeout: Duration = .seconds(10),
-         limits: SnapshotLimits = SnapshotLimits(), logger: Logger = Logger(label: "camflow.web.snapshots")) {
+         clock: any PipelineClock = SystemClock(), limits: SnapshotLimits = SnapshotLimits(),
+         logger: Logger = Logger(label: "camflow.web.snapshots")) {
         self.store = store
         self.ffmpeg = ffmpeg
         self.maxDecodes = maxDecodes
         self.maxEntries = maxEntries
         self.timeout = timeout
+        self.clock = clock
         self.limits = limits
         self.logger = logger
-        // A decoder that exits early must not kill camflow as it is being written to.
-        signal(SIGPIPE, SIG_IGN)
     }
 
     /// The JPEG of `stream`'s latest keyframe, scaled to `width` when given.
@@ -78,7 +80,7 @@ final class SnapshotService: Sendable {
             if state.entries[key] == nil, state.entries.count >= maxEntries, let oldest = state.entries.keys.first {
                 state.entries[oldest] = nil
             }
-            let task = Task { [ffmpeg, timeout, limits, logger] in
+            let task = Task { [ffmpeg, timeout, clock, limits, logger] in
                 defer { self.state.withLock { $0.running -= 1 } }
                 // Once per keyframe, not per request: a refusal is shared like a picture.
                 if let refusal = Self.refusal(of: keyframe, limits: limits) {
@@ -88,7 +90,7 @@ final class SnapshotService: Sendable {
                 // The MP4 of the keyframe is made here, once per decode, not per request.
                 guard let input = keyframe.mp4 else { throw Failure.decodeFailed("the keyframe cannot be written as MP4") }
                 return try await Self.decode(input, decoder: Self.decoder(for: keyframe.codec), width: width,
-                                             ffmpeg: ffmpeg, limits: limits, timeout: timeout, logger: logger)
+                                             ffmpeg: ffmpeg, limits: limits, timeout: timeout, clock: clock, logger: logger)
             }
             state.entries[key] = Entry(keyframe: keyframe.number, dts: keyframe.sample.dts, task: task)
             return task
@@ -132,21 +134,82 @@ final class SnapshotService: Sendable {
         return nil
     }
 
-    /// Runs FFmpeg on a thread of its own (a decode may block it for `timeout`,
-    /// so never on a pool other requests wait for): the MP4 in on stdin, one
-    /// JPEG out on stdout.
+    /// Runs FFmpeg: the MP4 in on its stdin, one JPEG out of its stdout, both
+    /// pipes and its stderr on NIO's event loops (no thread waits on them),
+    /// its exit awaited on a thread of its own (``ChildProcess/exited()``).
+    /// Past `timeout` on `clock` its process group is killed.
     static func decode(_ input: ByteBuffer, decoder: String?, width: Int?, ffmpeg: String,
                        limits: SnapshotLimits = SnapshotLimits(), timeout: Duration,
-                       logger: Logger? = nil) async throws -> ByteBuffer {
+                       clock: any PipelineClock = SystemClock(), logger: Logger? = nil) async throws -> ByteBuffer {
         guard let decoder else { throw Failure.decodeFailed("no H.264 or H.265 video to decode") }
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(with: Result {
-                    try runDecoder(input, decoder: decoder, width: width, ffmpeg: ffmpeg, limits: limits,
-                                   timeout: timeout, logger: logger)
-                })
-            }.start()
+        let child: ChildProcess
+        let pipes: DecoderPipes
+        do {
+            // Never camflow's own environment nor its descriptors: the camera's and the web's
+            // passwords and the viewers' sockets stay with camflow.
+            child = try ChildProcess(executable: "/usr/bin/setpriv",
+                                     arguments: arguments(decoder: decoder, width: width, ffmpeg: ffmpeg, limits: limits),
+                                     environment: ChildEnvironment.minimal())
+        } catch {
+            logger?.error("snapshot: \(error)")
+            throw Failure.decodeFailed("the decoder cannot be started")
         }
+        do {
+            pipes = try await DecoderPipes.open(child)
+        } catch {
+            logger?.error("snapshot: the decoder's pipes: \(error)")
+            child.signalGroup(SIGKILL)
+            _ = await child.termination()
+            throw Failure.decodeFailed("the decoder cannot be started")
+        }
+        let (output, said, timedOut) = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                do { try await clock.sleep(for: timeout) } catch { return false }
+                // Its group: an `ffmpeg` setting naming a script may have started children.
+                child.signalGroup(SIGKILL)
+                return true
+            }
+            group.addTask {
+                // A decoder that stops reading fails this write (EPIPE), never holds it past its end.
+                try? await pipes.stdin.writeAndFlush(input)
+                try? await pipes.stdin.close()
+                return false
+            }
+            async let said = read(pipes.stderr, keeping: maxErrorBytes)
+            let output = await read(pipes.stdout, keeping: maxJPEGBytes, stopPast: { child.signalGroup(SIGKILL) })
+            let errors = await said
+            await child.exited()
+            // A grandchild holding stdin open without reading must not keep the write waiting.
+            pipes.stdin.close(promise: nil)
+            group.cancelAll()
+            var timedOut = false
+            for await fired in group { timedOut = timedOut || fired }
+            return (output, errors, timedOut)
+        }
+        if Task.isCancelled { child.signalGroup(SIGKILL) }
+        let termination = await child.termination()
+        guard termination == .exited(0), output.total <= maxJPEGBytes, output.kept.readableBytes > 2,
+              output.kept.getBytes(at: output.kept.readerIndex, length: 2) == [0xFF, 0xD8] else {
+            let reason: String
+            if timedOut {
+                reason = "the decoder took longer than \(timeout)"
+            } else if output.total > maxJPEGBytes {
+                reason = "the decoder wrote more than \(maxJPEGBytes) bytes"
+            } else if case .signalled(let signal) = termination {
+                // SIGXCPU: prlimit's CPU bound; SIGKILL, SIGSEGV: the kernel or a crash.
+                reason = "the decoder was stopped by signal \(signal)"
+            } else if termination == .exited(126) || termination == .exited(127) {
+                reason = "the decoder cannot be run (the web node's 'ffmpeg' setting)"
+            } else if case .exited(let status) = termination, status != 0 {
+                reason = "the decoder failed (exit status \(status))"
+            } else {
+                reason = "the decoder wrote no JPEG"
+            }
+            let text = UntrustedText.printable(String(buffer: said.kept), limit: 1000)
+            logger?.warning("snapshot: \(reason); \(UntrustedText.printable(ffmpeg)) said: \(text)\(said.total > said.kept.readableBytes ? " (\(said.total) bytes in all)" : "")")
+            throw Failure.decodeFailed(reason)
+        }
+        return output.kept
     }
 
     /// The command line: FFmpeg under setpriv (the kernel kills it with camflow)
@@ -163,101 +226,31 @@ final class SnapshotService: Sendable {
         return arguments
     }
 
-    private static func runDecoder(_ input: ByteBuffer, decoder: String, width: Int?, ffmpeg: String, limits: SnapshotLimits,
-                                   timeout: Duration, logger: Logger?) throws -> ByteBuffer {
-        let child: ChildProcess
-        do {
-            // Never camflow's own environment nor its descriptors: the camera's and the web's
-            // passwords and the viewers' sockets stay with camflow.
-            child = try ChildProcess(executable: "/usr/bin/setpriv",
-                                     arguments: arguments(decoder: decoder, width: width, ffmpeg: ffmpeg, limits: limits),
-                                     environment: ChildEnvironment.minimal())
-        } catch {
-            logger?.error("snapshot: \(error)")
-            throw Failure.decodeFailed("the decoder cannot be started")
-        }
-        let bytes = Data(input.readableBytesView)
-        let work = DispatchGroup()
-        DispatchQueue.global().async(group: work) {
-            // A decoder that stops reading makes this fail (EPIPE), never block past its end.
-            _ = bytes.withUnsafeBytes { writeAll($0, to: child.stdin) }
-            child.closeStdin()
-        }
-        let timedOut = Mutex(false)
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        // Weak: a decode that ended releases its pipes now, not when the timer fires
-        // (a flood of short decodes held two descriptors each for the whole timeout).
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [weak child] in
-            guard let child else { return }
-            timedOut.withLock { $0 = true }
-            // Its group: an `ffmpeg` setting naming a script may have started children.
-            child.signalGroup(SIGKILL)
-        }
-        let errorText = Mutex((kept: [UInt8](), total: 0))
-        DispatchQueue.global().async(group: work) {
-            let read = Self.read(child.stderr, keeping: maxErrorBytes)
-            errorText.withLock { $0 = read }
-        }
-        let output = Self.read(child.stdout, keeping: maxJPEGBytes, stopPast: { child.signalGroup(SIGKILL) })
-        let termination = child.wait()
-        work.wait()
-        guard termination == .exited(0), output.total <= maxJPEGBytes, output.kept.count > 2,
-              output.kept.prefix(2) == [0xFF, 0xD8] else {
-            let said = errorText.withLock { $0 }
-            let reason: String
-            if timedOut.withLock({ $0 }) {
-                reason = "the decoder took longer than \(timeout)"
-            } else if output.total > maxJPEGBytes {
-                reason = "the decoder wrote more than \(maxJPEGBytes) bytes"
-            } else if case .signalled(let signal) = termination {
-                // SIGXCPU: prlimit's CPU bound; SIGKILL, SIGSEGV: the kernel or a crash.
-                reason = "the decoder was stopped by signal \(signal)"
-            } else if termination == .exited(126) || termination == .exited(127) {
-                reason = "the decoder cannot be run (the web node's 'ffmpeg' setting)"
-            } else if case .exited(let status) = termination, status != 0 {
-                reason = "the decoder failed (exit status \(status))"
-            } else {
-                reason = "the decoder wrote no JPEG"
-            }
-            let text = UntrustedText.printable(String(decoding: said.kept, as: UTF8.self), limit: 1000)
-            logger?.warning("snapshot: \(reason); \(UntrustedText.printable(ffmpeg)) said: \(text)\(said.total > said.kept.count ? " (\(said.total) bytes in all)" : "")")
-            throw Failure.decodeFailed(reason)
-        }
-        return ByteBuffer(bytes: output.kept)
-    }
-
     /// What a decoder may write to stderr that is kept (for the log); the rest is read and dropped.
     static let maxErrorBytes = 4096
     /// A JPEG larger than this is not one picture of at most `maxPixels`.
     static let maxJPEGBytes = 64 << 20
 
-    /// Reads `fd` to its end, keeping the first `limit` bytes: a child that
-    /// writes without end costs time, never memory. `stopPast` is called once
-    /// when more than `limit` came.
-    static func read(_ fd: Int32, keeping limit: Int, stopPast: (() -> Void)? = nil) -> (kept: [UInt8], total: Int) {
-        var kept: [UInt8] = []
+    /// Reads `channel` to its end, keeping the first `limit` bytes: a child
+    /// that writes without end costs time, never memory. `stopPast` is called
+    /// once when more than `limit` came.
+    static func read(_ channel: NIOAsyncChannel<ByteBuffer, Never>, keeping limit: Int,
+                     stopPast: (@Sendable () -> Void)? = nil) async -> (kept: ByteBuffer, total: Int) {
+        var kept = ByteBuffer()
         var total = 0
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = Glibc.read(fd, &chunk, chunk.count)
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { return (kept, total) }
-            if total <= limit, total + count > limit { stopPast?() }
-            total += count
-            if kept.count < limit { kept += chunk[..<min(count, limit - kept.count)] }
+        // An error ends the read like the end of the pipe: the decoder's status says what went wrong.
+        try? await channel.executeThenClose { inbound in
+            for try await chunk in inbound {
+                if total <= limit, total + chunk.readableBytes > limit { stopPast?() }
+                total += chunk.readableBytes
+                let room = limit - kept.readableBytes
+                if room > 0 {
+                    kept.writeImmutableBuffer(chunk.getSlice(at: chunk.readerIndex, length: min(room, chunk.readableBytes))
+                                              ?? ByteBuffer())
+                }
+            }
         }
-    }
-
-    /// Writes all of `bytes` to a blocking `fd`; false when the reader went away.
-    static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: Int32) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0, errno == EINTR { continue }
-            guard written > 0 else { return false }
-            offset += written
-        }
-        return true
+        return (kept, total)
     }
 }
 

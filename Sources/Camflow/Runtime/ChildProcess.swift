@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+public import NIOCore
 import Synchronization
 
 /// A child process started with `posix_spawn`, holding nothing of camflow's
@@ -24,15 +25,24 @@ public final class ChildProcess: Sendable {
 
     public let pid: Int32
     /// Camflow's ends of the child's standard streams (close-on-exec, blocking),
-    /// closed when this is released; stdin earlier by ``closeStdin()``.
+    /// closed when this is released (stdin earlier by ``closeStdin()``)
+    /// unless ``takeDescriptors()`` handed them on.
     public let stdin: Int32
     public let stdout: Int32
     public let stderr: Int32
-    /// Set once the child has exited, before it is reaped.
-    private let ended = Mutex(false)
-    /// How it ended, once reaped.
-    private let termination = Mutex<Termination?>(nil)
-    private let stdinOpen = Mutex(true)
+    private let state = Mutex(State())
+    /// Fired once the child has exited (before it is reaped).
+    private let exitSignal = OneShotSignal()
+
+    private struct State {
+        var waiterStarted = false
+        var exited = false
+        /// How it ended, once reaped; after that its pid is not ours to signal.
+        var termination: Termination?
+        var stdinOpen = true
+        /// Whether the descriptors are still this object's to close.
+        var ownsDescriptors = true
+    }
 
     /// Starts `executable` (a path; no search) with `arguments` (the program's
     /// name first excluded) and exactly `environment`.
@@ -88,54 +98,122 @@ public final class ChildProcess: Sendable {
     }
 
     deinit {
-        closeStdin()
-        Self.close([stdout, stderr])
+        let (owns, stdinOpen) = state.withLock { ($0.ownsDescriptors, $0.stdinOpen) }
+        guard owns else { return }
+        Self.close((stdinOpen ? [stdin] : []) + [stdout, stderr])
+    }
+
+    /// Hands camflow's ends of the child's stdin, stdout and stderr to the
+    /// caller (an event loop, say), who closes them from now on.
+    public func takeDescriptors() -> (stdin: Int32, stdout: Int32, stderr: Int32) {
+        state.withLock { $0.ownsDescriptors = false }
+        return (stdin, stdout, stderr)
     }
 
     /// Closes camflow's end of the child's stdin (the child reads its end); once.
     public func closeStdin() {
-        stdinOpen.withLock { open in
-            guard open else { return }
-            open = false
-            _ = Glibc.close(stdin)
+        let close = state.withLock { state -> Bool in
+            guard state.stdinOpen, state.ownsDescriptors else { return false }
+            state.stdinOpen = false
+            return true
         }
+        if close { _ = Glibc.close(stdin) }
     }
 
-    /// Sends `signal` to the child's process group, unless it has already exited.
+    /// Sends `signal` to the child's process group, unless the child has been
+    /// reaped (until then its pid, and so the group's id, stays the child's,
+    /// even after it exited: what it started is reached too).
     public func signalGroup(_ signal: Int32) {
-        ended.withLock { ended in
-            guard !ended else { return }
+        state.withLock { state in
+            guard state.termination == nil else { return }
             kill(-pid, signal)
         }
     }
 
-    /// Whether the child has exited (it is not reaped: ``wait()`` does that).
+    /// Whether the child has exited (it is not reaped: ``reap()`` does that).
     public var hasExited: Bool {
-        if ended.withLock({ $0 }) { return true }
+        if state.withLock({ $0.exited }) { return true }
         var info = siginfo_t()
         guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { return true }
         // With WNOHANG and nothing to report, the kernel leaves si_pid zero.
         let exited = withUnsafeBytes(of: &info) { $0.load(fromByteOffset: 16, as: Int32.self) } == pid
-        if exited { ended.withLock { $0 = true } }
+        if exited { state.withLock { $0.exited = true } }
         return exited
     }
 
-    /// Blocks until the child exits, then reaps it; later calls return the same.
-    public func wait() -> Termination {
-        termination.withLock { termination in
-            if let termination { return termination }
-            // Waited for without reaping first: until `ended` is set the pid stays this child's.
-            var info = siginfo_t()
-            while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
-            ended.withLock { $0 = true }
+    /// Returns once the child has exited, without reaping it, or at once when
+    /// the task is cancelled. The wait blocks one thread of its own
+    /// (``BlockingIOThread``) in `waitid`, never the cooperative pool, and
+    /// one per child however many wait.
+    public func exited() async {
+        let start = state.withLock { state -> Bool in
+            defer { state.waiterStarted = true }
+            return !state.waiterStarted
+        }
+        if start {
+            // Unstructured: the wait outlives a cancelled caller, and ends when the child does.
+            Task { [self, pid] in
+                await BlockingIOThread.run(name: "camflow-child-\(pid)") {
+                    var info = siginfo_t()
+                    // Without reaping: until `termination` is set the pid stays this child's.
+                    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
+                }
+                state.withLock { $0.exited = true }
+                exitSignal.fire()
+            }
+        }
+        await exitSignal.wait()
+    }
+
+    /// Reaps the child once it has exited and says how it ended; nil while it
+    /// runs. Later calls return the same.
+    public func reap() -> Termination? {
+        state.withLock { state in
+            if let termination = state.termination { return termination }
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            var result: Int32
+            repeat { result = waitpid(pid, &status, WNOHANG) } while result == -1 && errno == EINTR
+            guard result == pid else { return nil }
             // WIFEXITED and friends are macros Swift does not import.
             let signal = status & 0x7F
             let ending: Termination = signal == 0 ? .exited((status >> 8) & 0xFF) : .signalled(signal)
-            termination = ending
+            state.exited = true
+            state.termination = ending
             return ending
         }
+    }
+
+    /// Stops the child's whole process group and reaps the child: SIGTERM,
+    /// up to `grace` on `clock` for the child to exit, then SIGKILL (to the
+    /// group even when the child went: what it started goes too). A child
+    /// that already exited is only reaped. Runs to its end even when the
+    /// calling task is cancelled: a stop on cancellation still gives the
+    /// child its grace.
+    public func stop(grace: Duration, clock: any PipelineClock) async -> Termination {
+        await Task { [self] in
+            if let termination = reap() { return termination }
+            if !hasExited {
+                signalGroup(SIGTERM)
+                await withTaskGroup(of: Void.self) { race in
+                    race.addTask { await self.exited() }
+                    race.addTask { try? await clock.sleep(for: grace) }
+                    await race.next()
+                    race.cancelAll()
+                }
+            }
+            signalGroup(SIGKILL)
+            await exited()
+            return reap() ?? .signalled(SIGKILL)
+        }.value
+    }
+
+    /// Waits for the child to exit, then reaps it; runs to its end even when
+    /// the calling task is cancelled.
+    public func termination() async -> Termination {
+        await Task { [self] in
+            await exited()
+            return reap() ?? .signalled(SIGKILL)
+        }.value
     }
 
     /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift does not import.
@@ -163,5 +241,106 @@ public final class ChildProcess: Sendable {
         for fd in descriptors where fd >= 0 { _ = Glibc.close(fd) }
     }
 
-    private static func errorText(_ call: String) -> String { "\(call): \(String(cString: strerror(errno)))" }
+    fileprivate static func errorText(_ call: String) -> String { "\(call): \(String(cString: strerror(errno)))" }
+}
+
+extension ChildProcess {
+    /// Reads and writes of a child's pipes for threads of their own
+    /// (``BlockingIOThread``), never the cooperative pool: each call waits in
+    /// `poll` for its pipe or for ``interrupt()``, so a stop never waits on a
+    /// child (or a grandchild holding its pipes) that neither reads nor
+    /// writes. Reads go straight into the caller's buffer.
+    public final class PipeIO: Sendable {
+        /// ``interrupt()`` makes this readable for good.
+        private let wake: (read: Int32, write: Int32)
+
+        /// Said by a call that ``interrupt()`` ended.
+        public struct Interrupted: Error, CustomStringConvertible {
+            public var description: String { "interrupted" }
+        }
+
+        public struct Failed: Error, CustomStringConvertible {
+            public var description: String
+        }
+
+        /// Makes `descriptors` (camflow's ends of a child's pipes) non-blocking for this.
+        public init(_ descriptors: [Int32]) throws(Failed) {
+            var ends: [Int32] = [-1, -1]
+            guard pipe(&ends) == 0 else { throw Failed(description: ChildProcess.errorText("pipe")) }
+            for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            wake = (ends[0], ends[1])
+            for fd in descriptors { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        }
+
+        deinit {
+            _ = Glibc.close(wake.read)
+            _ = Glibc.close(wake.write)
+        }
+
+        /// Ends every wait of this, now and later.
+        public func interrupt() {
+            var byte: UInt8 = 1
+            _ = Glibc.write(wake.write, &byte, 1)
+        }
+
+        /// Reads what `fd` has into `buffer`'s end, waiting for something to
+        /// come; the number of bytes read, 0 at the end of the pipe.
+        public func read(_ fd: Int32, into buffer: inout ByteBuffer, atLeast room: Int = 64 << 10) throws -> Int {
+            while true {
+                var result = 0
+                var failure: Int32 = 0
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { raw in
+                    result = Glibc.read(fd, raw.baseAddress, raw.count)
+                    failure = errno
+                    return max(0, result)
+                }
+                if result >= 0 { return result }
+                guard failure == EAGAIN || failure == EINTR else {
+                    throw Failed(description: "read: \(String(cString: strerror(failure)))")
+                }
+                try waitUntilReady(fd, for: Int16(POLLIN))
+            }
+        }
+
+        /// Writes all of `buffers` to `fd`, waiting while the pipe is full. A
+        /// reader gone is an error (EPIPE), never a SIGPIPE, even in a process
+        /// that does not ignore it (a test binary): the signal is blocked on
+        /// this thread for the write and taken back if it came.
+        public func write(_ fd: Int32, _ buffers: ByteBuffer...) throws {
+            var pipeSignal = sigset_t(), previous = sigset_t()
+            sigemptyset(&pipeSignal)
+            sigaddset(&pipeSignal, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+            defer {
+                var none = timespec(tv_sec: 0, tv_nsec: 0)
+                // A SIGPIPE this write raised is pending on this thread: taken, not delivered later.
+                if sigismember(&previous, SIGPIPE) == 0 {
+                    while sigtimedwait(&pipeSignal, nil, &none) == SIGPIPE {}
+                }
+                pthread_sigmask(SIG_SETMASK, &previous, nil)
+            }
+            for buffer in buffers {
+                var rest = buffer
+                while rest.readableBytes > 0 {
+                    let written = rest.withUnsafeReadableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                    if written > 0 {
+                        rest.moveReaderIndex(forwardBy: written)
+                    } else if errno == EAGAIN || errno == EINTR {
+                        try waitUntilReady(fd, for: Int16(POLLOUT))
+                    } else {
+                        throw Failed(description: String(cString: strerror(errno)))
+                    }
+                }
+            }
+        }
+
+        /// Waits until `fd` is ready for `events` (or closed at the other end), or ``interrupt()``.
+        private func waitUntilReady(_ fd: Int32, for events: Int16) throws {
+            var descriptors = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+            while poll(&descriptors, 2, -1) < 0 {
+                guard errno == EINTR else { throw Failed(description: ChildProcess.errorText("poll")) }
+            }
+            if descriptors[1].revents != 0 { throw Interrupted() }
+        }
+    }
 }
