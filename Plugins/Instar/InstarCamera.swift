@@ -197,7 +197,7 @@ struct InstarCamera: Node {
             }
             if refusedLogins >= authRetryAfter { delay = authRetryInterval * Double.random(in: 0.9...1.1) }
             context.logger.info("reconnecting to \(settings.endpoint) in \(delay.shortDescription)")
-            do { try await Task.sleep(for: delay) } catch { return }
+            do { try await context.clock.sleep(for: delay) } catch { return }
         }
     }
 
@@ -245,7 +245,7 @@ struct InstarCamera: Node {
         context.logger.info("connected to \(settings.endpoint)")
         context.stats.setConnected(true)
         await emit(context, counters, "connected", [("url", .string("\(settings.endpoint)"))])
-        let state = SessionState()
+        let state = SessionState(clock: context.clock)
         let channel = socket.channel
         let stopFrame = Self.textFrame(stopMessage, allocator: channel.allocator)
         do {
@@ -255,7 +255,8 @@ struct InstarCamera: Node {
                     state.sent()
                     return try await withThrowingTaskGroup(of: SessionEnd?.self) { group in
                         group.addTask {
-                            try await watchdog(state: state, outbound: outbound, allocator: channel.allocator)
+                            try await watchdog(state: state, outbound: outbound, allocator: channel.allocator,
+                                               clock: context.clock)
                         }
                         group.addTask {
                             try await read(inbound, outbound: outbound, allocator: channel.allocator, state: state,
@@ -299,7 +300,7 @@ struct InstarCamera: Node {
                 let data = frame.maskKey == nil ? frame.data : frame.unmaskedData
                 let isError = data.readableBytesView.starts(with: "error:".utf8)
                 let text = UntrustedText.printable(data)
-                let now = ContinuousClock.now
+                let now = context.clock.now
                 for line in counters.text.withLock({ $0.admit(text, now: now) }) {
                     if isError {
                         context.logger.warning("camera \(settings.endpoint) says: \(line)")
@@ -330,20 +331,25 @@ struct InstarCamera: Node {
     }
 
     /// Sends keep-alives when the client has been quiet, and ends the session
-    /// when media stops.
+    /// when media stops. Sleeps until the earlier of the two deadlines; media
+    /// that came meanwhile moved the idle deadline, so waking early only
+    /// re-arms the wait for the time left (a timer per message instead would
+    /// cost one at frame rate).
     private func watchdog(state: SessionState, outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>,
-                          allocator: ByteBufferAllocator) async throws -> SessionEnd? {
-        let tick = min(idleTimeout, keepAliveInterval) / 4
+                          allocator: ByteBufferAllocator, clock: any PipelineClock) async throws -> SessionEnd? {
         while true {
-            try await Task.sleep(for: max(tick, .milliseconds(10)))
-            let now = MonotonicClock.now()
-            if now &- state.lastMedia > UInt64(idleTimeout.nanoseconds) {
+            let idleAt = state.lastMedia.advanced(by: idleTimeout)
+            let keepAliveAt = state.lastSent.advanced(by: keepAliveInterval)
+            let now = clock.now
+            if now >= idleAt {
                 return .ended(reason: "no media for \(idleTimeout.shortDescription) (idle timeout)", deliveredMedia: state.deliveredMedia)
             }
-            if now &- state.lastSent > UInt64(keepAliveInterval.nanoseconds) {
+            if now >= keepAliveAt {
                 try await outbound.write(Self.textFrame(CameraCommand.keepAlive.text, allocator: allocator))
                 state.sent()
+                continue
             }
+            try await clock.sleep(until: min(idleAt, keepAliveAt))
         }
     }
 
@@ -352,22 +358,33 @@ struct InstarCamera: Node {
     }
 }
 
-/// Times shared by a session's reader and watchdog.
+/// Times shared by a session's reader and watchdog, read from the pipeline's
+/// clock: the reader stores one per message, so they are atomics of
+/// nanoseconds since the session began rather than a lock.
 private final class SessionState: Sendable {
-    private let lastMediaAt = Atomic<UInt64>(MonotonicClock.now())
-    private let lastSentAt = Atomic<UInt64>(MonotonicClock.now())
+    private let clock: any PipelineClock
+    private let origin: ContinuousClock.Instant
+    private let lastMediaAt = Atomic<Int64>(0)
+    private let lastSentAt = Atomic<Int64>(0)
     private let anyMedia = Atomic<Bool>(false)
 
-    var lastMedia: UInt64 { lastMediaAt.load(ordering: .relaxed) }
-    var lastSent: UInt64 { lastSentAt.load(ordering: .relaxed) }
+    init(clock: any PipelineClock) {
+        self.clock = clock
+        origin = clock.now
+    }
+
+    var lastMedia: ContinuousClock.Instant { origin.advanced(by: .nanoseconds(lastMediaAt.load(ordering: .relaxed))) }
+    var lastSent: ContinuousClock.Instant { origin.advanced(by: .nanoseconds(lastSentAt.load(ordering: .relaxed))) }
     var deliveredMedia: Bool { anyMedia.load(ordering: .relaxed) }
 
     func media() {
-        lastMediaAt.store(MonotonicClock.now(), ordering: .relaxed)
+        lastMediaAt.store(sinceOrigin(), ordering: .relaxed)
         anyMedia.store(true, ordering: .relaxed)
     }
 
-    func sent() { lastSentAt.store(MonotonicClock.now(), ordering: .relaxed) }
+    func sent() { lastSentAt.store(sinceOrigin(), ordering: .relaxed) }
+
+    private func sinceOrigin() -> Int64 { origin.duration(to: clock.now).nanoseconds }
 }
 
 /// The camera could not be reached within the allowed attempts.

@@ -1,4 +1,4 @@
-import Camflow
+public import Camflow
 import InstarProtocol
 import Foundation
 public import Logging
@@ -44,6 +44,9 @@ public struct CameraSimulatorConfiguration: Sendable {
     public var garbageEvery: Duration?
     /// Media seconds per wall second (1: real time).
     public var speed: Double = 1
+    /// The time media is paced by and idle clients are measured on; a test
+    /// passes one it moves by hand.
+    public var clock: any PipelineClock = SystemClock()
 
     public init(media: SimulatedMedia) {
         self.media = media
@@ -62,18 +65,20 @@ public final class CameraSimulator: Sendable {
     public init(configuration: CameraSimulatorConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        continuousOrigin = configuration.clock.now
     }
 
     /// Where every camera's timeline starts, in `MonotonicClock` nanoseconds
     /// (the system's monotonic clock, shared with other processes): media
     /// second `t` is sent at `timelineOrigin + t / speed` (after the fragment
-    /// holding it has ended). Benchmarks measure latency against it.
+    /// holding it has ended). Benchmarks measure latency against it: another
+    /// process's reference, not a time this one waits on.
     public let timelineOrigin = MonotonicClock.now()
     private let commands = Mutex<[String: Int]>([:])
 
     /// How often each client text message was received, over all cameras.
     public var receivedCommands: [String: Int] { commands.withLock { $0 } }
-    private let continuousOrigin = ContinuousClock.now
+    private let continuousOrigin: ContinuousClock.Instant
 
     /// Listens and serves until the task is cancelled. `ready` receives each
     /// camera's URL once all are listening.
@@ -87,7 +92,7 @@ public final class CameraSimulator: Sendable {
         var servers: [(NIOAsyncChannel<EventLoopFuture<Connection>, Never>, Camera)] = []
         for index in 0..<configuration.cameras {
             let port = configuration.port == 0 ? 0 : configuration.port + index
-            let camera = Camera(number: index + 1, origin: continuousOrigin)
+            let camera = Camera(number: index + 1, origin: continuousOrigin, clock: configuration.clock)
             let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -175,22 +180,21 @@ public final class CameraSimulator: Sendable {
         let channel = socket.channel
         let peer = channel.remoteAddress.map { "\($0)" } ?? "?"
         logger.info("camera \(camera.number): client \(peer) connected")
-        let lastHeard = ClientActivity()
+        let clock = configuration.clock
+        let lastHeard = ClientActivity(clock: clock)
         let control = StreamControl()
         do {
             try await socket.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        // The camera closes connections whose client has gone quiet.
-                        let limit = UInt64(self.configuration.clientIdleTimeout.nanoseconds)
-                        while true {
-                            try await Task.sleep(for: max(self.configuration.clientIdleTimeout / 8, .milliseconds(10)))
-                            if MonotonicClock.now() &- lastHeard.last > limit {
-                                self.logger.info("camera \(camera.number): client \(peer) idle, closing")
-                                try? await channel.close()
-                                return
-                            }
+                        // The camera closes connections whose client has gone quiet. A message
+                        // heard meanwhile moved the deadline: waking before it re-arms the wait.
+                        let limit = self.configuration.clientIdleTimeout
+                        while clock.now < lastHeard.last.advanced(by: limit) {
+                            try await clock.sleep(until: lastHeard.last.advanced(by: limit))
                         }
+                        self.logger.info("camera \(camera.number): client \(peer) idle, closing")
+                        try? await channel.close()
                     }
                     for try await frame in inbound {
                         lastHeard.heard()
@@ -247,7 +251,7 @@ public final class CameraSimulator: Sendable {
                         outbound: NIOAsyncChannelOutboundWriter<WebSocketFrame>, channel: any Channel,
                         peer: String) async throws {
         let media = configuration.media
-        let clock = ContinuousClock()
+        let clock = configuration.clock
         let started = clock.now
         try await send(media.initSegment, outbound, channel)
         var (loop, index) = media.position(startingAtOrAfter: camera.mediaSeconds(speed: configuration.speed))
@@ -257,7 +261,7 @@ public final class CameraSimulator: Sendable {
         while control.isCurrent(generation) {
             let due = camera.instant(ofMediaSeconds: media.end(index, loop: loop), speed: configuration.speed)
             let wake = [due, nextGarbage, dropAt, stallAt].compactMap { $0 }.min() ?? due
-            try await Task.sleep(until: wake, clock: clock)
+            try await clock.sleep(until: wake)
             let now = clock.now
             if let dropAt, now >= dropAt {
                 logger.info("camera \(camera.number): hanging up on \(peer) (--drop-every)")
@@ -266,7 +270,8 @@ public final class CameraSimulator: Sendable {
             }
             if let stallAt, now >= stallAt {
                 logger.info("camera \(camera.number): stalling \(peer) (--stall-after)")
-                try await Task.sleep(for: .seconds(365 * 86400))
+                // Until the connection ends (this task is cancelled then).
+                await OneShotSignal().wait()
                 return
             }
             if let garbage = nextGarbage, now >= garbage, let every = configuration.garbageEvery {
@@ -317,13 +322,15 @@ public final class CameraSimulator: Sendable {
 private final class Camera: Sendable {
     let number: Int
     let origin: ContinuousClock.Instant
+    let clock: any PipelineClock
 
-    init(number: Int, origin: ContinuousClock.Instant) {
+    init(number: Int, origin: ContinuousClock.Instant, clock: any PipelineClock) {
         self.number = number
         self.origin = origin
+        self.clock = clock
     }
 
-    func mediaSeconds(speed: Double) -> Double { (ContinuousClock.now - origin).seconds * speed }
+    func mediaSeconds(speed: Double) -> Double { clock.elapsed(since: origin).seconds * speed }
 
     func instant(ofMediaSeconds seconds: Double, speed: Double) -> ContinuousClock.Instant {
         origin + .nanoseconds(Int64(seconds / speed * 1e9))
@@ -332,9 +339,19 @@ private final class Camera: Sendable {
 
 /// When a client last said something.
 private final class ClientActivity: Sendable {
-    private let time = Atomic<UInt64>(MonotonicClock.now())
-    var last: UInt64 { time.load(ordering: .relaxed) }
-    func heard() { time.store(MonotonicClock.now(), ordering: .relaxed) }
+    private let clock: any PipelineClock
+    private let time: Mutex<ContinuousClock.Instant>
+
+    init(clock: any PipelineClock) {
+        self.clock = clock
+        time = Mutex(clock.now)
+    }
+
+    var last: ContinuousClock.Instant { time.withLock { $0 } }
+    func heard() {
+        let now = clock.now
+        time.withLock { $0 = now }
+    }
 }
 
 /// Which `livestream` command is current: a new one replaces the old, `stop` ends it.

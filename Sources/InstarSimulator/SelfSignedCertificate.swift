@@ -1,3 +1,4 @@
+public import Camflow
 import Crypto
 import Foundation
 import SwiftASN1
@@ -12,7 +13,8 @@ public struct SelfSignedCertificate: Sendable {
     /// Its private key, PEM.
     public let privateKeyPEM: String
 
-    public init(commonName: String = "camflow camera simulator") throws {
+    /// - Parameter clock: whose wall time the validity starts from.
+    public init(commonName: String = "camflow camera simulator", clock: any PipelineClock = SystemClock()) throws {
         let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName { CommonName(commonName) }
         let extensions = try Certificate.Extensions {
@@ -22,7 +24,7 @@ public struct SelfSignedCertificate: Sendable {
                 .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])),
             ])
         }
-        let now = Date()
+        let now = Date(timeIntervalSince1970: clock.wallNow)
         let certificate = try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
             notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(365 * 86400),

@@ -1,3 +1,4 @@
+public import Camflow
 public import Foundation
 import InstarProtocol
 public import Logging
@@ -16,12 +17,15 @@ public struct SimulatedAlarms: Sendable {
     /// The alarm server's URL (http://[user:password@]host:port/path), if any.
     public var alarmServer: URL?
     public var cameras: Int
+    /// What the alarms are timed by.
+    public var clock: any PipelineClock
 
-    public init(every: Duration, mqtt: BrokerURL?, alarmServer: URL?, cameras: Int) {
+    public init(every: Duration, mqtt: BrokerURL?, alarmServer: URL?, cameras: Int, clock: any PipelineClock = SystemClock()) {
         self.every = every
         self.mqtt = mqtt
         self.alarmServer = alarmServer
         self.cameras = cameras
+        self.clock = clock
     }
 
     /// The made-up MAC address of camera `number` (locally administered, so never a real one's).
@@ -40,9 +44,9 @@ public struct SimulatedAlarms: Sendable {
         defer { client?.stop() }
         let hold = min(Duration.seconds(5), every / 2)
         while !Task.isCancelled {
-            try await Task.sleep(for: every - hold)
+            try await clock.sleep(for: every - hold)
             for number in 1...cameras { try await send(1, camera: number, client: client, logger: logger) }
-            try await Task.sleep(for: hold)
+            try await clock.sleep(for: hold)
             for number in 1...cameras { try await send(0, camera: number, client: client, logger: logger) }
         }
     }

@@ -119,15 +119,39 @@ import Testing
         #expect(parsed.contains { $0.kind == .initSegment && $0.discontinuity }, "the stream after a reconnect is flagged")
     }
 
-    @Test func stall_isDetectedByIdleTimeout_andRecovered() async throws {
-        let configuration = simulatorConfiguration { $0.stallAfter = .milliseconds(500) }
-        let run = try await withSimulator(configuration) { urls in
-            try await harness.run([camera(urls[0], ["idle-timeout": "400ms"])], collect: ["cam"],
-                                  stopWhen: { events($0["cam"] ?? [], named: "connected").count >= 2 && ($0["cam"]?.last?.kind == .bytes) })
+    /// A camera that sends its init segment and then nothing: idle once the
+    /// pipeline's clock passes the idle timeout, however little real time went
+    /// by, and reconnected when the clock passes the backoff, not before.
+    @Test func silentCamera_isIdleWhenTheClockPassesTheTimeout_andReconnectsAfterTheBackoff() async throws {
+        let wall = ContinuousClock.now
+        let configuration = simulatorConfiguration { $0.stallAfter = .zero }
+        try await withSimulator(configuration) { urls in
+            let run = try ClockedRun([camera(urls[0], ["idle-timeout": "60s", "keep-alive-interval": "1h",
+                                                       "reconnect-min": "2s", "reconnect-max": "2s"])],
+                                     collect: "cam", clock: ManualClock())
+            let clock = run.clock
+            // Bounds of real time far below the 60 s timeout: a camera that waited on real time fails here.
+            try await waitUntil("the init segment arrives", timeout: .seconds(10)) { run.packets.contains { $0.kind == .bytes } }
+            try await clock.waitForSleepers(1, timeout: .seconds(10))
+
+            await clock.advance(by: .milliseconds(59_900))
+            #expect(clock.sleepers == 1 && run.events(named: "disconnected").isEmpty, "not idle before the timeout")
+            await clock.advance(by: .milliseconds(200))
+            try await waitUntil("the idle session ends", timeout: .seconds(10)) { !run.events(named: "disconnected").isEmpty }
+            #expect(run.events(named: "disconnected").first?["reason"] == .string("no media for 1m0s (idle timeout)"))
+
+            // The backoff: 2 s less up to half for jitter, on the same clock.
+            try await clock.waitForSleepers(1, timeout: .seconds(10))
+            await clock.advance(by: .milliseconds(900))
+            #expect(clock.sleepers == 1 && run.events(named: "connected").count == 1, "no reconnect before the backoff")
+            await clock.advance(by: .milliseconds(1200))
+            try await waitUntil("media after the reconnect", timeout: .seconds(10)) {
+                run.events(named: "connected").count == 2 && run.packets.last?.kind == .bytes
+            }
+            #expect(run.packets.last?.discontinuity == true, "the stream after a reconnect is flagged")
+            try await run.stop()
         }
-        let disconnects = events(run.packets["cam"] ?? [], named: "disconnected")
-        #expect(disconnects.first?["reason"] == .string("no media for 400ms (idle timeout)"))
-        #expect(run.packets["cam"]?.last?.kind == .bytes, "media flows again after the reconnect")
+        #expect(ContinuousClock.now - wall < .seconds(10), "a minute of camera time in \(ContinuousClock.now - wall)")
     }
 
     @Test func garbage_isReported_andTheStreamGoesOn() async throws {

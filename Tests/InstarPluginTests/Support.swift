@@ -56,3 +56,49 @@ func camera(_ url: String, _ options: [String: OptionValue] = [:]) -> NodeSpec {
 func events(_ packets: [Packet], named name: String) -> [Event] {
     packets.compactMap(\.event).filter { $0.name == name }
 }
+
+/// A pipeline running on a ``ManualClock`` in a task of its own, with what
+/// one node emits recorded: for tests that move time by hand. (The shared
+/// `TestHarness` runs on the system clock.)
+final class ClockedRun: Sendable {
+    let clock: ManualClock
+    private let pipeline: Pipeline
+    private let task: Task<Void, any Error>
+    private let log = PacketLog()
+
+    init(_ nodes: [NodeSpec], collect: String, clock: ManualClock) throws {
+        self.clock = clock
+        var registry = harness.registry
+        let log = self.log
+        registry.register(NodeType(name: "clocked-collect", summary: "Records packets.", accepts: .all, emits: .nothing,
+                                   make: { _ in Recorder(log: log) }), from: "test")
+        let graph = try GraphValidator(registry: registry).validate(PipelineSpec(
+            name: "clocked", nodes: nodes + [NodeSpec(id: "collect", type: "clocked-collect", inputs: [collect])]))
+        let pipeline = Pipeline(graph: graph, logger: Logger(label: "clocked"), metricsInterval: nil, clock: clock)
+        self.pipeline = pipeline
+        task = Task { try await pipeline.run() }
+    }
+
+    /// What the node emitted so far.
+    var packets: [Packet] { log.packets.withLock { $0 } }
+
+    func events(named name: String) -> [Event] { InstarPluginTests.events(packets, named: name) }
+
+    /// Stops the pipeline and waits for it to end.
+    func stop() async throws {
+        pipeline.requestStop()
+        try await task.value
+    }
+
+    private final class PacketLog: Sendable {
+        let packets = Mutex<[Packet]>([])
+    }
+
+    private struct Recorder: Node {
+        let log: PacketLog
+
+        func run(_ context: NodeContext) async throws {
+            for await packet in context.input { log.packets.withLock { $0.append(packet) } }
+        }
+    }
+}
