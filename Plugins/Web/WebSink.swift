@@ -147,11 +147,12 @@ struct WebSink: Node {
             configured.tls = try Self.tlsConfiguration(cert: tlsFiles.cert, key: tlsFiles.key, node: context.id)
         }
         let settings = configured
+        let clock = context.clock
         let hub = RestreamHub(viewerQueueLimit: settings.viewerQueue, gopCacheLimit: settings.gopCache,
-                              maxStreams: settings.maxStreams)
-        let hls = settings.hls.map { HLSStore(configuration: $0, maxStreams: settings.maxStreams) }
+                              maxStreams: settings.maxStreams, clock: clock)
+        let hls = settings.hls.map { HLSStore(configuration: $0, maxStreams: settings.maxStreams, clock: clock) }
         let server = WebServer(settings: settings, hub: hub, hls: hls, pipeline: context.pipeline, nodeID: context.id,
-                               logger: context.logger)
+                               logger: context.logger, clock: clock)
         let scheme = settings.tls == nil ? "http" : "https"
         let socketScheme = settings.tls == nil ? "ws" : "wss"
         let logger = context.logger
@@ -182,8 +183,12 @@ struct WebSink: Node {
             // A server that cannot bind fails the node now, not when the stream ends.
             try await serverState.waitUntilListening()
             group.addTask {
-                while !Task.isCancelled {
-                    do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                // Counters exported on a fixed beat, not per packet: swift-metrics backends
+                // take a lock per update, and viewers count at frame rate.
+                var next = clock.now
+                while true {
+                    next = next.advanced(by: .seconds(1))
+                    do { try await clock.sleep(until: next) } catch { return }
                     metrics.export(hub.snapshot())
                 }
             }
@@ -199,7 +204,7 @@ struct WebSink: Node {
             hls?.finish()
             await withTaskGroup(of: Void.self) { drain in
                 drain.addTask { await hub.waitUntilViewersLeft() }
-                drain.addTask { try? await Task.sleep(for: settings.drainTimeout) }
+                drain.addTask { try? await clock.sleep(for: settings.drainTimeout) }
                 await drain.next()
                 drain.cancelAll()
             }

@@ -26,8 +26,12 @@ final class HLSStore: Sendable {
     /// Requests blocked at once on one stream.
     let maxWaitersPerStream: Int
     private let state: Mutex<State>
+    /// Times blocked requests out and dates segments.
+    private let clock: any PipelineClock
 
-    init(configuration: HLSTimeline.Configuration, maxStreams: Int, maxWaiters: Int = 1024, maxWaitersPerStream: Int = 256) {
+    init(configuration: HLSTimeline.Configuration, maxStreams: Int, maxWaiters: Int = 1024, maxWaitersPerStream: Int = 256,
+         clock: any PipelineClock = SystemClock()) {
+        self.clock = clock
         self.configuration = configuration
         self.maxWaiters = maxWaiters
         self.maxWaitersPerStream = maxWaitersPerStream
@@ -36,9 +40,11 @@ final class HLSStore: Sendable {
 
     /// Takes an init segment or fragment. Returns the name of a stream
     /// dropped to make room for this one, if any.
+    /// - Parameter wallClock: seconds since 1970; the clock's wall time when nil.
     @discardableResult
-    func publish(_ packet: Packet, wallClock: Double = Date().timeIntervalSince1970) -> String? {
+    func publish(_ packet: Packet, wallClock: Double? = nil) -> String? {
         guard packet.kind == .initSegment || packet.kind == .fragment else { return nil }
+        let wallClock = wallClock ?? clock.wallNow
         var ready: [CheckedContinuation<Bool, Never>] = []
         defer { for continuation in ready { continuation.resume(returning: true) } }
         return state.withLock { state -> String? in
@@ -98,8 +104,9 @@ final class HLSStore: Sendable {
                 case let waiter?:
                     id.withLock { $0 = waiter }
                     // Started once the waiter is registered, so it cannot expire before.
+                    let clock = self.clock
                     expiry = Task { [weak self] in
-                        guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                        guard (try? await clock.sleep(for: timeout)) != nil else { return }
                         self?.expire(waiter)
                     }
                 }

@@ -24,11 +24,11 @@ public final class RestreamHub: Sendable {
         var waiter: CheckedContinuation<ViewerItem?, Never>?
         var closed = false
 
-        init(id: Int, requested: String?, remote: String, stream: String?, queueLimit: Int) {
+        init(id: Int, requested: String?, remote: String, stream: String?, queueLimit: Int, connectedAt: ContinuousClock.Instant) {
             self.id = id
             self.requested = requested
             self.remote = remote
-            self.connectedAt = .now
+            self.connectedAt = connectedAt
             self.stream = stream
             self.queue = ViewerQueue(limit: queueLimit)
         }
@@ -89,7 +89,11 @@ public final class RestreamHub: Sendable {
     /// Fires when the input has ended and the last viewer has left.
     private let viewersLeft = OneShotSignal()
 
-    public init(viewerQueueLimit: Int, gopCacheLimit: Int, maxStreams: Int = 64) {
+    /// What viewers' connection times are read from.
+    private let clock: any PipelineClock
+
+    public init(viewerQueueLimit: Int, gopCacheLimit: Int, maxStreams: Int = 64, clock: any PipelineClock = SystemClock()) {
+        self.clock = clock
         self.viewerQueueLimit = viewerQueueLimit
         self.gopCacheLimit = gopCacheLimit
         self.state = Mutex(State(streams: StreamTable(capacity: maxStreams)))
@@ -172,11 +176,12 @@ public final class RestreamHub: Sendable {
 
     /// A new connection; `stream` nil asks for the default (first) stream.
     public func attach(stream: String?, remote: String) -> Int {
-        state.withLock { state in
+        let now = clock.now
+        return state.withLock { state in
             let id = state.nextViewer
             state.nextViewer += 1
             state.viewers[id] = Viewer(id: id, requested: stream, remote: remote, stream: stream ?? state.order.first,
-                                       queueLimit: viewerQueueLimit)
+                                       queueLimit: viewerQueueLimit, connectedAt: now)
             return id
         }
     }
@@ -293,7 +298,8 @@ public final class RestreamHub: Sendable {
 
     /// Streams and viewers now.
     public func snapshot() -> RestreamSnapshot {
-        state.withLock { state in
+        let now = clock.now
+        return state.withLock { state in
             RestreamSnapshot(
                 streams: state.order.compactMap { name in
                     guard let cache = state.streams[name] else { return nil }
@@ -309,7 +315,7 @@ public final class RestreamHub: Sendable {
                           sentFragments: viewer.sentFragments, sentBytes: viewer.sentBytes,
                           droppedFragments: viewer.queue.droppedFragments, droppedGOPs: viewer.queue.droppedGOPs,
                           queuedBytes: viewer.queue.bytes,
-                          connectedSeconds: (ContinuousClock.now - viewer.connectedAt).seconds)
+                          connectedSeconds: (now - viewer.connectedAt).seconds)
                 })
         }
     }

@@ -16,6 +16,8 @@ struct ViewerSession: Sendable {
     let hub: RestreamHub
     let idleTimeout: Duration
     let logger: Logger
+    /// The pipeline's clock: the idle timeout and the message budget run on it.
+    var clock: any PipelineClock = SystemClock()
 
     private enum End: Sendable { case clientClosed, idle, streamEnded, flooded }
 
@@ -32,7 +34,9 @@ struct ViewerSession: Sendable {
         defer { hub.detach(id) }
         // The name comes from the client's path: printed escaped, so it cannot forge log lines.
         logger.info("viewer \(id) connected from \(remote)\(stream.map { " for stream '\(UntrustedText.printable($0, limit: 64))'" } ?? "")")
-        let lastHeard = LastHeard()
+        let lastHeard = SilenceWatch(timeout: idleTimeout, clock: clock)
+        let clock = self.clock
+        let origin = clock.now
         let end: End? = await withTaskGroup(of: End?.self) { group in
             group.addTask {
                 // The viewer's own timeline from 0, as a camera starts one for every client:
@@ -68,8 +72,8 @@ struct ViewerSession: Sendable {
                 var budget = MessageBudget()
                 do {
                     for try await message in inbound.messages(maxSize: 1 << 16) {
-                        lastHeard.now()
-                        guard budget.take(at: Self.now()) else { return .flooded }
+                        lastHeard.heard()
+                        guard budget.take(at: origin.duration(to: clock.now).nanoseconds) else { return .flooded }
                         guard case .text(let text) = message else { continue }
                         handle(text, viewer: id)
                     }
@@ -77,11 +81,8 @@ struct ViewerSession: Sendable {
                 return Task.isCancelled ? nil : .clientClosed
             }
             group.addTask {
-                while true {
-                    let silent = Duration.nanoseconds(Self.now() - lastHeard.instant.load(ordering: .relaxed))
-                    if silent >= idleTimeout { return .idle }
-                    do { try await Task.sleep(for: idleTimeout - silent) } catch { return nil }
-                }
+                do { try await lastHeard.waitForSilence() } catch { return nil }
+                return .idle
             }
             let first = await group.next() ?? nil
             group.cancelAll()
@@ -119,14 +120,38 @@ struct ViewerSession: Sendable {
             hub.send(text: "error: unknown command '\(UntrustedText.printable(text, limit: 100))'", to: id)
         }
     }
-
-    fileprivate static func now() -> Int64 { Int64(clamping: MonotonicClock.now()) }
 }
 
-/// When the client last sent anything, shared by its reader and the idle watch.
-private final class LastHeard: Sendable {
-    let instant = Atomic<Int64>(ViewerSession.now())
-    func now() { instant.store(ViewerSession.now(), ordering: .relaxed) }
+/// When a client last sent anything, shared by its reader and the idle
+/// watch, and the wait for it to have been silent for `timeout`.
+final class SilenceWatch: Sendable {
+    let timeout: Duration
+    private let clock: any PipelineClock
+    private let last: Mutex<ContinuousClock.Instant>
+
+    init(timeout: Duration, clock: any PipelineClock) {
+        self.timeout = timeout
+        self.clock = clock
+        last = Mutex(clock.now)
+    }
+
+    /// The client said something: the silence starts again.
+    func heard() {
+        let now = clock.now
+        last.withLock { $0 = now }
+    }
+
+    /// Returns once the client has said nothing for `timeout`; throws
+    /// `CancellationError` when the task is cancelled first. Sleeps until
+    /// the deadline; a message heard meanwhile moved it, so waking before
+    /// it only re-arms the wait for the time left.
+    func waitForSilence() async throws {
+        while true {
+            let deadline = last.withLock { $0 }.advanced(by: timeout)
+            if clock.now >= deadline { return }
+            try await clock.sleep(until: deadline)
+        }
+    }
 }
 
 /// How many messages a viewer may send: `burst` at once, then `perSecond`

@@ -15,15 +15,19 @@ final class RefusedOrigins: Sendable {
 
     let limit: Int
     let summaryInterval: Duration
+    private let clock: any PipelineClock
     private let state = Mutex(State())
 
-    init(limit: Int = 64, summaryInterval: Duration = .seconds(60)) {
+    init(limit: Int = 64, summaryInterval: Duration = .seconds(60), clock: any PipelineClock = SystemClock()) {
         self.limit = limit
         self.summaryInterval = summaryInterval
+        self.clock = clock
     }
 
     /// The line to log for a refusal from `origin`, or nil when it was said already.
-    func line(for origin: String, now: ContinuousClock.Instant = .now) -> String? {
+    /// - Parameter now: when; the clock's now when nil.
+    func line(for origin: String, now: ContinuousClock.Instant? = nil) -> String? {
+        let now = now ?? clock.now
         let trimmed = origin.hasSuffix("/") ? String(origin.dropLast()) : origin
         let key = String(trimmed.prefix(256))
         enum Outcome { case new, known, summary(Int), quiet }

@@ -22,11 +22,13 @@ struct WebServer: Sendable {
     let pipeline: PipelineView
     let nodeID: String
     let logger: Logger
+    /// The pipeline's clock, for viewers' idle timeouts and rate-limited log lines.
+    var clock: any PipelineClock = SystemClock()
 
     /// The Hummingbird application; run it as a service. `onListening` gets
     /// the bound address.
     func application(onListening: @escaping @Sendable (SocketAddress) async -> Void) throws -> some Service {
-        let session = ViewerSession(hub: hub, idleTimeout: settings.idleTimeout, logger: logger)
+        let session = ViewerSession(hub: hub, idleTimeout: settings.idleTimeout, logger: logger, clock: clock)
         let credentials = settings.credentials
         let viewerLogger = logger
         // The upgrade is checked here, not in the router: NIO drops the
@@ -38,7 +40,7 @@ struct WebServer: Sendable {
                                       headerTimeout: .nanoseconds(settings.headerTimeout.nanoseconds),
                                       writeTimeout: .nanoseconds(settings.writeTimeout.nanoseconds),
                                       credentials: settings.credentials, nodeID: nodeID)
-        let refusedOrigins = RefusedOrigins()
+        let refusedOrigins = RefusedOrigins(clock: clock)
         let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws
             -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> = { request, channel, _ in
             guard let stream = Self.webSocketStream(request.path ?? "") else {
