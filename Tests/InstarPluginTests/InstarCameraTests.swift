@@ -80,25 +80,58 @@ import Testing
         #expect(errors.first?["text"] == .string("error: no channel 14; use 11, 12 or 13"))
     }
 
+    /// The camera and the simulator on one manual clock: 6 s of it, more than
+    /// twice the simulator's idle limit, moved 100 ms at a time, each step
+    /// waiting until the simulator has heard that step's keep-alive.
     @Test func keepAlive_keepsTheConnectionPastTheCameraIdleLimit() async throws {
-        let configuration = simulatorConfiguration { $0.clientIdleTimeout = .milliseconds(2500) }
-        let run = try await withSimulator(configuration) { urls in
-            try await harness.run([camera(urls[0], ["keep-alive": "0", "keep-alive-interval": "100ms"])], collect: ["cam"],
-                                  stopWhen: { ($0["cam"] ?? []).filter { $0.kind == .bytes }.count >= 30 })
+        let clock = ManualClock()
+        let configuration = simulatorConfiguration {
+            $0.clientIdleTimeout = .milliseconds(2500)
+            $0.clock = clock
         }
-        // 30 fragments at 10x speed take over 6 s: more than twice the camera's idle limit,
-        // with keep-alives 25 times as often as that limit, so a busy machine does not matter.
-        #expect(events(run.packets["cam"] ?? [], named: "disconnected").isEmpty)
-        #expect(events(run.packets["cam"] ?? [], named: "connected").count == 1)
+        try await withSimulator(configuration) { simulator, urls in
+            let run = try ClockedRun([camera(urls[0], ["keep-alive": "0", "keep-alive-interval": "100ms"])],
+                                     collect: "cam", clock: clock)
+            try await waitUntil("the init segment arrives", timeout: .seconds(10)) { run.packets.contains { $0.kind == .bytes } }
+            // The simulator's idle watch and media pacing, and the camera's watchdog.
+            try await clock.waitForSleepers(3, timeout: .seconds(10))
+            for step in 1...60 {
+                await clock.advance(by: .milliseconds(100))
+                try await waitUntil("keep-alive \(step) is heard", timeout: .seconds(10)) {
+                    simulator.receivedCommands["keep-alive", default: 0] >= step
+                }
+                try await clock.waitForSleepers(3, timeout: .seconds(10))
+            }
+            #expect(run.events(named: "disconnected").isEmpty)
+            #expect(run.events(named: "connected").count == 1)
+            #expect(run.packets.filter { $0.kind == .bytes }.count >= 30, "a minute of media at 10x speed flowed")
+            try await run.stop()
+        }
     }
 
+    /// Without keep-alives the simulator closes the client once its clock
+    /// passes the camera's 60 s idle limit, and not before.
     @Test func withoutKeepAlive_theCameraClosesAnIdleClient() async throws {
-        let configuration = simulatorConfiguration { $0.clientIdleTimeout = .milliseconds(300) }
-        let run = try await withSimulator(configuration) { urls in
-            try await harness.run([camera(urls[0], ["keep-alive": "0", "keep-alive-interval": "1h"])], collect: ["cam"],
-                                  stopWhen: { !events($0["cam"] ?? [], named: "disconnected").isEmpty })
+        let clock = ManualClock()
+        let configuration = simulatorConfiguration {
+            $0.clientIdleTimeout = .seconds(60)
+            $0.stallAfter = .zero
+            $0.clock = clock
         }
-        #expect(!events(run.packets["cam"] ?? [], named: "disconnected").isEmpty)
+        try await withSimulator(configuration) { urls in
+            let run = try ClockedRun([camera(urls[0], ["keep-alive": "0", "keep-alive-interval": "1h", "idle-timeout": "1h"])],
+                                     collect: "cam", clock: clock)
+            try await waitUntil("the init segment arrives", timeout: .seconds(10)) { run.packets.contains { $0.kind == .bytes } }
+            // The simulator's idle watch and the camera's watchdog (a stalled stream waits on no clock).
+            try await clock.waitForSleepers(2, timeout: .seconds(10))
+            await clock.advance(by: .milliseconds(59_900))
+            #expect(run.events(named: "disconnected").isEmpty, "not closed before the limit")
+            await clock.advance(by: .milliseconds(200))
+            try await waitUntil("the simulator closes the idle client", timeout: .seconds(10)) {
+                !run.events(named: "disconnected").isEmpty
+            }
+            try await run.stop()
+        }
     }
 
     @Test func dropEvery_reconnects_andDeliversEachFragmentOnceInOrder() async throws {

@@ -28,6 +28,13 @@ func simulatorConfiguration(_ adjust: (inout CameraSimulatorConfiguration) -> Vo
 /// Runs `body` with simulated cameras listening; stops them afterwards.
 func withSimulator<T: Sendable>(_ configuration: CameraSimulatorConfiguration,
                                 _ body: @Sendable ([String]) async throws -> T) async throws -> T {
+    try await withSimulator(configuration) { _, urls in try await body(urls) }
+}
+
+/// Runs `body` with simulated cameras listening, and the simulator itself
+/// (what its clients said); stops them afterwards.
+func withSimulator<T: Sendable>(_ configuration: CameraSimulatorConfiguration,
+                                _ body: @Sendable (CameraSimulator, [String]) async throws -> T) async throws -> T {
     let simulator = CameraSimulator(configuration: configuration, logger: Logger(label: "sim"))
     let (urls, continuation) = AsyncStream<[String]>.makeStream()
     return try await withThrowingTaskGroup(of: T?.self) { group in
@@ -37,7 +44,7 @@ func withSimulator<T: Sendable>(_ configuration: CameraSimulatorConfiguration,
         }
         var iterator = urls.makeAsyncIterator()
         guard let listening = await iterator.next() else { throw CancellationError() }
-        let result = try await body(listening)
+        let result = try await body(simulator, listening)
         group.cancelAll()
         return result
     }
