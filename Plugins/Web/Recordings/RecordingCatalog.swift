@@ -1,9 +1,8 @@
 import Camflow
 import Logging
-import NIOPosix
 import Synchronization
 
-/// Each root's index, read on NIO's thread pool and kept until the file
+/// Each root's index, read on a thread of its own (``BlockingIOThread``) and kept until the file
 /// changes (device, inode, size, modification or change time), so a page
 /// refreshing every few seconds costs an `lstat`, not a parse. Requests
 /// that arrive while an index is being read wait for that one read
@@ -28,10 +27,9 @@ final class RecordingCatalog: Sendable {
     /// The entries of `root`'s index; none when it has no index yet. An
     /// index that exists but cannot be read throws, never reads as empty.
     func entries(root: String) async throws -> [RecordingIndexEntry] {
-        let pool = NIOThreadPool.singleton
         let found: RecordingIndex.Identity?
         do {
-            found = try await pool.runIfActive { try RecordingIndex.identity(root: root) }
+            found = try await BlockingIOThread.run(name: "recordings-index") { try RecordingIndex.identity(root: root) }
         } catch {
             logger.error("\(error)")
             throw error
@@ -53,7 +51,9 @@ final class RecordingCatalog: Sendable {
             default:
                 reads.add(1, ordering: .relaxed)
                 let maxBytes = self.maxBytes
-                let task = Task { try await pool.runIfActive { try RecordingIndex.load(root: root, maxBytes: maxBytes) } }
+                let task = Task {
+                    try await BlockingIOThread.run(name: "recordings-index") { try RecordingIndex.load(root: root, maxBytes: maxBytes) }
+                }
                 states[root] = .loading(identity, task)
                 return .wait(task)
             }

@@ -4,7 +4,6 @@ import Hummingbird
 import ISOBMFF
 import Logging
 import NIOCore
-import NIOPosix
 import SafeFiles
 import Synchronization
 #if canImport(Glibc)
@@ -126,7 +125,7 @@ struct RecordingRoutes: Sendable {
         let continuous = overlapping.filter { !$0.isEventClip }
         let candidates = continuous.isEmpty ? overlapping : continuous
         // Files reached through a link below the root (or no longer regular files) are not served.
-        let files = try await NIOThreadPool.singleton.runIfActive { [logger] in
+        let files = await BlockingIOThread.run(name: "recordings-clip") { [logger] in
             candidates.filter { file in
                 do {
                     close(try SafeOpen.regularFile(root: file.root, relative: file.entry.path))
@@ -185,32 +184,42 @@ struct RecordingRoutes: Sendable {
         case fragment(Fragment)
     }
 
-    /// Reads `relative` below `root` a block at a time on NIO's thread pool
-    /// (not the cooperative pool), parsing as it goes; `body` returns false
-    /// to stop. A file that cannot be opened safely is logged and read as empty.
+    /// Reads `relative` below `root` a block at a time on a thread of its
+    /// own (``BlockingIOThread``, not the cooperative pool), parsing as it
+    /// goes; `body` returns false to stop. A file that cannot be opened
+    /// safely is logged and read as empty.
     static func read(root: String, relative: String, logger: Logger, _ body: (Parsed) async throws -> Bool) async throws {
-        let pool = NIOThreadPool.singleton
-        // Opened off the cooperative pool, no link followed below the root, never blocking on a FIFO, only a regular file.
-        let fd: Int32 = try await pool.runIfActive {
-            do {
-                return try SafeOpen.regularFile(root: root, relative: relative)
-            } catch {
-                logger.warning("recording not read: \(UntrustedText.printable(String(describing: error), limit: 512))")
-                return -1
-            }
+        try await BlockingIOThread.run(name: "recordings-clip") {
+            try await readBlocking(root: root, relative: relative, logger: logger, body)
         }
-        guard fd >= 0 else { return }
+    }
+
+    /// ``read(root:relative:logger:_:)`` on the thread it runs on: its reads block.
+    private static func readBlocking(root: String, relative: String, logger: Logger,
+                                     _ body: (Parsed) async throws -> Bool) async throws {
+        // No link followed below the root, never blocking on a FIFO, only a regular file.
+        let fd: Int32
+        do {
+            fd = try SafeOpen.regularFile(root: root, relative: relative)
+        } catch {
+            logger.warning("recording not read: \(UntrustedText.printable(String(describing: error), limit: 512))")
+            return
+        }
         defer { close(fd) }
         var parser = StreamingParser()
         while true {
-            let block: ByteBuffer = try await pool.runIfActive {
-                var block = ByteBufferAllocator().buffer(capacity: 1 << 20)
-                _ = block.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { raw in
-                    var count: Int
-                    repeat { count = Glibc.read(fd, raw.baseAddress, raw.count) } while count < 0 && errno == EINTR
-                    return max(count, 0)
-                }
-                return block
+            var block = ByteBufferAllocator().buffer(capacity: 1 << 20)
+            var failure: Int32 = 0
+            _ = block.writeWithUnsafeMutableBytes(minimumWritableBytes: 1 << 20) { raw in
+                var count: Int
+                repeat { count = Glibc.read(fd, raw.baseAddress, raw.count) } while count < 0 && errno == EINTR
+                if count < 0 { failure = errno }
+                return max(count, 0)
+            }
+            if failure != 0 {
+                // The answer has begun (its status is sent): the clip ends where the disk failed, said in the log.
+                logger.warning("recording \(UntrustedText.printable(relative, limit: 512)) not read to its end: \(String(cString: strerror(failure)))")
+                return
             }
             if block.readableBytes == 0 { return }
             parser.append(block)
