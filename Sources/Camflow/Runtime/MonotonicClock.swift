@@ -18,9 +18,14 @@ public enum MonotonicClock {
     /// The wall-clock time (seconds since 1970) of a reading taken earlier,
     /// such as a packet's arrival: now, less the time since.
     public static func wallClock(of reading: UInt64) -> Double {
+        let elapsed = Double(Int64(bitPattern: now() &- reading)) / 1e9
+        return wallNow() - max(0, elapsed)
+    }
+
+    /// Seconds since 1970 now (`CLOCK_REALTIME`).
+    public static func wallNow() -> Double {
         var wall = timespec()
         clock_gettime(CLOCK_REALTIME, &wall)
-        let elapsed = Double(Int64(bitPattern: now() &- reading)) / 1e9
-        return Double(wall.tv_sec) + Double(wall.tv_nsec) / 1e9 - max(0, elapsed)
+        return Double(wall.tv_sec) + Double(wall.tv_nsec) / 1e9
     }
 }
