@@ -27,7 +27,11 @@ public protocol PacketProcessor: Node {
     /// Called once before the first packet: open files, recover what a crash
     /// left. Throwing fails the node before it reads anything.
     mutating func setUp(_ context: NodeContext) async throws
-    /// Handles one packet; emit results with `context.emit`.
+    /// Handles one packet; emit results with `context.emit`. Throw
+    /// ``BadPacket`` for a packet that cannot be handled but leaves the node
+    /// sound (garbage from a peer): it is counted, logged and sent on as a
+    /// `bad-packet` event, and the next packet comes. Any other error fails
+    /// the node (its restart policy decides what follows).
     mutating func process(_ packet: Packet, _ context: NodeContext) async throws
     /// Called once at end of stream: flush what is pending.
     mutating func finish(_ context: NodeContext) async throws
@@ -45,7 +49,11 @@ extension PacketProcessor {
         context.output.startCollecting()
         do {
             for await packet in context.input {
-                try await processor.process(packet, context)
+                do {
+                    try await processor.process(packet, context)
+                } catch let bad as BadPacket {
+                    await context.report(bad, in: packet)
+                }
                 if !context.input.hasBufferedPackets { await context.output.flush() }
             }
             try await processor.finish(context)
@@ -56,6 +64,19 @@ extension PacketProcessor {
         }
         await context.output.stopCollecting()
     }
+}
+
+/// A packet a ``PacketProcessor`` cannot handle, while the node itself is
+/// sound: thrown from `process`, it costs that packet only.
+public struct BadPacket: Error, Sendable, CustomStringConvertible {
+    /// Why, for the log line and the event: short, no payload bytes.
+    public let reason: String
+
+    public init(_ reason: String) {
+        self.reason = reason
+    }
+
+    public var description: String { "bad packet: \(reason)" }
 }
 
 /// What a running node sees of the pipeline: its id, its input and output,
@@ -76,10 +97,32 @@ public struct NodeContext: Sendable {
     /// The whole running pipeline, read-only: its graph, every counter,
     /// readiness and metrics. Status and web nodes read it; others need not.
     public let pipeline: PipelineView
+    /// The pipeline's clock: read time and wait through it (backoff,
+    /// timeouts, intervals), so tests can move it by hand.
+    public let clock: any PipelineClock
 
-    /// Sends a packet downstream, suspending while a consumer's edge is full.
-    @inlinable
-    public func emit(_ packet: Packet) async {
+    /// Counts a packet refused as bad, logs it (the first and every
+    /// thousandth) and sends a `bad-packet`
+    /// event on its stream (reason, packet kind and sequence).
+    public func report(_ bad: BadPacket, in packet: Packet) async {
+        let count = stats.badPackets.add(1, ordering: .relaxed).newValue
+        let reason = UntrustedText.printable(bad.reason, limit: 200)
+        // A peer sending garbage must not flood the log: the first, then every thousandth.
+        if count == 1 || count % 1000 == 0 {
+            logger.warning("bad packet skipped (\(count) so far)", metadata: [
+                "reason": "\(reason)", "stream": "\(UntrustedText.printable(packet.stream, limit: 100))",
+                "sequence": "\(packet.sequence)"])
+        }
+        await emit(.event(Event("bad-packet", [("node", .string(id)), ("reason", .string(reason)),
+                                               ("kind", .string(packet.kind.description)),
+                                               ("sequence", .int(Int64(truncatingIfNeeded: packet.sequence)))]),
+                          stream: packet.stream, sequence: packet.sequence))
+    }
+
+    /// Sends a packet downstream, suspending while a consumer's edge is
+    /// full; ``Flow/downstreamEnded`` once nobody reads this node's output.
+    @inlinable @discardableResult
+    public func emit(_ packet: Packet) async -> Flow {
         await output.emit(packet)
     }
 }

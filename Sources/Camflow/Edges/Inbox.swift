@@ -34,7 +34,9 @@ final class Inbox: Sendable {
     }
 
     /// Stores `packets` in `lane` in order, suspending while the lane is full.
-    func push(contentsOf packets: [Packet], lane: Int) async {
+    /// Returns false when the consumer is gone and the rest were dropped.
+    @discardableResult
+    func push(contentsOf packets: [Packet], lane: Int) async -> Bool {
         var next = 0
         var blockedSince: UInt64 = 0
         while true {
@@ -42,9 +44,9 @@ final class Inbox: Sendable {
             case .stored(let consumer):
                 recordBlocked(since: blockedSince, lane: lane)
                 consumer?.resume()
-                return
+                return true
             case .discarded:
-                return
+                return false
             case .full(let consumer):
                 consumer?.resume()
                 await waitForRoom(lane: lane, blockedSince: &blockedSince)
@@ -110,6 +112,10 @@ final class Inbox: Sendable {
         state.withLock { $0.terminate(wake: &wake) }
         for waiter in wake { waiter.resume() }
     }
+
+    /// Whether the consumer has gone for good (failed, or stopped reading):
+    /// whatever is pushed is dropped.
+    var isDiscarding: Bool { state.withLock { $0.isDiscarding } }
 
     /// Counters of each lane, in lane order.
     var laneStats: [InboxStateMachine<Waiter>.LaneStats] { state.withLock { $0.lanes } }

@@ -122,6 +122,9 @@ struct InboxStateMachine<Waiter> {
     /// back when it should not wait after all (room appeared, or discarding).
     mutating func waitForRoom(lane: Int, _ waiter: Waiter) -> Waiter? {
         if isDiscarding || lanes[lane].depth < capacity { return waiter }
+        // One producer pushes into a lane at a time (a reload's new instance
+        // starts after the old one ended): a second waiter would be lost.
+        precondition(waitingProducers[lane] == nil, "two producers wait on one lane of an inbox")
         waitingProducers[lane] = waiter
         return nil
     }
@@ -154,6 +157,7 @@ struct InboxStateMachine<Waiter> {
     /// when it should not wait after all.
     mutating func waitForPackets(_ waiter: Waiter) -> Waiter? {
         if !queue.isEmpty || lanes.allSatisfy(\.finished) { return waiter }
+        precondition(waitingConsumer == nil, "two consumers wait on one inbox")
         waitingConsumer = waiter
         return nil
     }

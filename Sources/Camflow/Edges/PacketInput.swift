@@ -7,13 +7,15 @@ import Synchronization
 /// The input takes ready packets from the inbox in batches, so a busy edge
 /// costs one lock and one wake-up per batch, not per packet. Packets of a
 /// taken batch survive a restart of the node: the next instance gets them.
-/// Read it from one task at a time.
+/// Read it from one task at a time: in debug builds, a second task reading
+/// while the first is inside ``next()`` traps with the node's name.
 public final class PacketInput: AsyncSequence, @unchecked Sendable {
     public typealias Element = Packet
     public typealias Failure = Never
 
     private let inbox: Inbox?
     private let stats: NodeStats
+    private let owner: OwnerCheck
     // One task reads at a time (see above), so the run-time exclusivity
     // checks Swift would make on every packet are left out.
     @exclusivity(unchecked) private var batch: [Packet] = []
@@ -21,14 +23,17 @@ public final class PacketInput: AsyncSequence, @unchecked Sendable {
     /// The largest batch taken at once.
     static let batchLimit = 64
 
-    init(inbox: Inbox?, stats: NodeStats) {
+    init(inbox: Inbox?, stats: NodeStats, node: String = "") {
         self.inbox = inbox
         self.stats = stats
+        self.owner = OwnerCheck(node: node, what: "read its input")
         batch.reserveCapacity(Self.batchLimit)
     }
 
     /// The next packet, or nil at end of stream.
     public func next() async -> Packet? {
+        owner.enter()
+        defer { owner.leave() }
         if index == batch.count {
             batch.removeAll(keepingCapacity: true)
             index = 0

@@ -16,30 +16,27 @@ import Synchronization
 /// sent to it and then its end. An edge attached by a reload first gets the
 /// latest init segment of each stream this output has sent, so a consumer
 /// added mid-stream (stats, a recorder) knows the tracks.
+///
+/// One task emits at a time: in debug builds, a second task emitting while
+/// the first is still inside ``emit(_:)`` traps with the node's name
+/// (``OwnerCheck``), instead of corrupting the batch silently.
 public final class PacketOutput: @unchecked Sendable {
     // @unchecked: `pending`, `cached` and `cachedVersion` are touched only by
-    // the one task that runs the node (emit, flush); everything shared is in
-    // `wiring` or atomic.
-    struct Target: Sendable {
-        let inbox: Inbox
-        let lane: Int
-        let accepts: PacketKinds
-
-        func isSameEdge(as other: Target) -> Bool { inbox === other.inbox && lane == other.lane }
-    }
-
-    private struct Wiring {
-        var targets: [Target]
-        var version: UInt64 = 0
-        /// Edges left by a rewire, to finish when no push to them can be under way.
-        var detached: [Target] = []
-        /// Edges attached by a rewire that have not had the latest init segments yet.
-        var joined: [Target] = []
-        var finished = false
-    }
+    // the one task that runs the node (emit, flush; checked in debug builds);
+    // everything shared is in `wiring` or atomic.
+    typealias Target = OutputWiring.Target
 
     private let stats: NodeStats
-    private let wiring: Mutex<Wiring>
+    private let owner: OwnerCheck
+    /// Fires once every consumer of this output has gone for good (each
+    /// edge's inbox discards): nobody reads what the node makes. The
+    /// pipeline stops a source then, and has a transform stop taking input.
+    let downstreamGone = OneShotSignal()
+    /// For a source: once nobody reads, an emit waits until the pipeline
+    /// cancels the source (a signal never fired, whose wait ends on
+    /// cancellation), so that a source that ignores ``Flow`` reads no more.
+    private let holdWhenGone: OneShotSignal?
+    private let wiring: Mutex<OutputWiring>
     private let version = Atomic<UInt64>(0)
     private let emitting = Atomic<Bool>(false)
     private let hasDetached = Atomic<Bool>(false)
@@ -52,27 +49,57 @@ public final class PacketOutput: @unchecked Sendable {
     @exclusivity(unchecked) private var rememberedOrder: [String] = []
     static let maxRememberedInits = 256
 
-    init(targets: [Target], stats: NodeStats) {
+    init(targets: [Target], stats: NodeStats, node: String = "", isSource: Bool = false) {
         self.stats = stats
+        self.holdWhenGone = isSource ? OneShotSignal() : nil
+        self.owner = OwnerCheck(node: node, what: "emitted to its output")
         self.cached = targets
-        self.wiring = Mutex(Wiring(targets: targets))
+        self.wiring = Mutex(OutputWiring(targets: targets))
+    }
+
+    /// The first wiring, before the node runs.
+    func connect(to targets: [Target]) {
+        wiring.withLock { $0.connect(to: targets) }
+        cached = targets
     }
 
     /// Sends `packet` to every consumer that accepts its kind, suspending
-    /// while a consumer's edge is full.
-    public func emit(_ packet: Packet) async {
+    /// while a consumer's edge is full. Returns ``Flow/downstreamEnded``
+    /// once every consumer has gone for good: a source should stop reading
+    /// (the pipeline stops it anyway).
+    @discardableResult
+    public func emit(_ packet: Packet) async -> Flow {
+        owner.enter()
+        defer { owner.leave() }
         stats.countOut(packet)
         if collecting.load(ordering: .relaxed) {
             pending.append(packet)
-            if pending.count >= PacketInput.batchLimit { await flush() }
-            return
+            if pending.count >= PacketInput.batchLimit { return await flushPending() }
+            return downstreamGone.isFired ? .downstreamEnded : .accepted
         }
         let targets = await beginPushing()
+        var dropped = false
         for target in targets where target.accepts.contains(packet.kind) {
-            await target.inbox.push(packet, lane: target.lane)
+            if await !target.inbox.push(packet, lane: target.lane) { dropped = true }
         }
         endPushing()
         if packet.kind == .initSegment { remember(packet) }
+        return dropped ? await hold(checkDownstream(targets)) : .accepted
+    }
+
+    /// Whether every consumer is gone, after a push found one gone; fires
+    /// ``downstreamGone`` the first time it is so.
+    private func checkDownstream(_ targets: [Target]) -> Flow {
+        guard !targets.isEmpty, targets.allSatisfy({ $0.inbox.isDiscarding }) else { return .accepted }
+        downstreamGone.fire()
+        return .downstreamEnded
+    }
+
+    /// After a push found every consumer gone: a source waits here for the
+    /// pipeline to cancel it.
+    private func hold(_ flow: Flow) async -> Flow {
+        if flow == .downstreamEnded, let holdWhenGone { await holdWhenGone.wait() }
+        return flow
     }
 
     /// From now on, collect what is emitted until ``flush()``; for the
@@ -89,23 +116,32 @@ public final class PacketOutput: @unchecked Sendable {
 
     /// Sends what was collected, in order, as one run per consumer.
     func flush() async {
-        guard !pending.isEmpty else { return }
+        owner.enter()
+        defer { owner.leave() }
+        await flushPending()
+    }
+
+    @discardableResult
+    private func flushPending() async -> Flow {
+        guard !pending.isEmpty else { return .accepted }
         let packets = pending
         pending = []
         pending.reserveCapacity(PacketInput.batchLimit)
         var kinds = PacketKinds()
         for packet in packets { kinds.insert(PacketKinds(packet.kind)) }
         let targets = await beginPushing()
+        var dropped = false
         for target in targets {
             if target.accepts.isSuperset(of: kinds) {
-                await target.inbox.push(contentsOf: packets, lane: target.lane)
+                if await !target.inbox.push(contentsOf: packets, lane: target.lane) { dropped = true }
             } else {
                 let accepted = packets.filter { target.accepts.contains($0.kind) }
-                if !accepted.isEmpty { await target.inbox.push(contentsOf: accepted, lane: target.lane) }
+                if !accepted.isEmpty, await !target.inbox.push(contentsOf: accepted, lane: target.lane) { dropped = true }
             }
         }
         endPushing()
         if kinds.contains(.initSegment) { for packet in packets where packet.kind == .initSegment { remember(packet) } }
+        return dropped ? checkDownstream(targets) : .accepted
     }
 
     /// Marks a push as under way and returns the targets to push to: the
@@ -115,10 +151,7 @@ public final class PacketOutput: @unchecked Sendable {
         emitting.store(true, ordering: .sequentiallyConsistent)
         if version.load(ordering: .sequentiallyConsistent) != cachedVersion {
             let joined: [Target]
-            (cached, cachedVersion, joined) = wiring.withLock { wiring in
-                defer { wiring.joined = [] }
-                return (wiring.targets, wiring.version, wiring.joined)
-            }
+            (cached, cachedVersion, joined) = wiring.withLock { $0.takeChanges() }
             // The old edges are no longer pushed to by this task, the only pusher:
             // end them now, before a push to a new edge may block.
             finishDetached()
@@ -150,47 +183,36 @@ public final class PacketOutput: @unchecked Sendable {
 
     /// Sends to `targets` from now on: new edges are attached at once, edges
     /// left are finished when no push to them is under way. Does nothing once
-    /// the output has finished. For a pipeline's reload.
+    /// the output has finished. For a pipeline's reload, one at a time.
     func rewire(to targets: [Target]) {
-        let applied = wiring.withLock { wiring -> Bool in
-            guard !wiring.finished else {
-                // This producer has ended: a new edge from it has nothing to wait for.
-                for target in targets where !wiring.targets.contains(where: target.isSameEdge) { target.inbox.finish(lane: target.lane) }
-                return false
-            }
-            for target in targets where !wiring.targets.contains(where: target.isSameEdge) {
-                target.inbox.attach(lane: target.lane)
-                wiring.joined.append(target)
-            }
-            let leaving = wiring.targets.filter { old in !targets.contains(where: old.isSameEdge) }
-            wiring.joined.removeAll { joined in leaving.contains(where: joined.isSameEdge) }
-            wiring.detached += leaving
-            wiring.targets = targets
-            wiring.version += 1
+        // Attached before the wiring changes, so no end of the output can
+        // come between the two and leave a lane waiting for a producer.
+        let newcomers = wiring.withLock { $0.newcomers(in: targets) }
+        for target in newcomers { target.inbox.attach(lane: target.lane) }
+        let rewired = wiring.withLock { wiring -> OutputWiring.Rewired in
+            let rewired = wiring.rewire(to: targets, attached: newcomers)
             version.store(wiring.version, ordering: .sequentiallyConsistent)
             hasDetached.store(!wiring.detached.isEmpty, ordering: .sequentiallyConsistent)
-            return true
+            return rewired
         }
-        if applied, !emitting.load(ordering: .sequentiallyConsistent) { finishDetached() }
+        switch rewired {
+        case .alreadyFinished(let endNow):
+            for target in endNow { target.inbox.finish(lane: target.lane) }
+        case .applied:
+            if !emitting.load(ordering: .sequentiallyConsistent) { finishDetached() }
+        }
     }
 
     private func finishDetached() {
         let detached = wiring.withLock { wiring in
-            defer { wiring.detached = [] }
             hasDetached.store(false, ordering: .sequentiallyConsistent)
-            return wiring.detached
+            return wiring.takeDetached()
         }
         for target in detached { target.inbox.finish(lane: target.lane) }
     }
 
     /// End of stream for every consumer. Idempotent.
     func finish() {
-        let ending = wiring.withLock { wiring -> [Target] in
-            guard !wiring.finished else { return [] }
-            wiring.finished = true
-            defer { wiring.detached = [] }
-            return wiring.targets + wiring.detached
-        }
-        for target in ending { target.inbox.finish(lane: target.lane) }
+        for target in wiring.withLock({ $0.finish() }) { target.inbox.finish(lane: target.lane) }
     }
 }

@@ -11,6 +11,8 @@ public final class NodeStats: Sendable {
     let dropped = Atomic<UInt64>(0)
     let restarts = Atomic<UInt64>(0)
     let failures = Atomic<UInt64>(0)
+    /// Packets a processor refused (``BadPacket``) and went on.
+    let badPackets = Atomic<UInt64>(0)
     /// Whether the node's run is in progress (set by the pipeline).
     let running = Atomic<Bool>(false)
     /// 0 never reported, 1 connected, 2 not connected.
@@ -59,7 +61,8 @@ public final class NodeStats: Sendable {
             bytesOut: bytesOut.load(ordering: .relaxed),
             dropped: dropped.load(ordering: .relaxed),
             restarts: restarts.load(ordering: .relaxed),
-            failures: failures.load(ordering: .relaxed)
+            failures: failures.load(ordering: .relaxed),
+            badPackets: badPackets.load(ordering: .relaxed)
         )
     }
 }

@@ -12,6 +12,8 @@ public struct NodeSnapshot: Sendable {
         public var dropped: UInt64
         public var restarts: UInt64
         public var failures: UInt64
+        /// Packets a processor refused as bad and went on (``BadPacket``).
+        public var badPackets: UInt64 = 0
     }
 
     public let id: String
@@ -119,9 +121,9 @@ final class MetricsExporter: Sendable {
         self.interval = interval
     }
 
-    func run(_ snapshot: @Sendable () -> PipelineSnapshot) async {
+    func run(clock: any PipelineClock, _ snapshot: @Sendable () -> PipelineSnapshot) async {
         while !Task.isCancelled {
-            do { try await Task.sleep(for: interval) } catch { return }
+            do { try await clock.sleep(for: interval) } catch { return }
             export(snapshot())
         }
     }
@@ -135,6 +137,7 @@ final class MetricsExporter: Sendable {
             add("camflow_node_bytes_out_total", dimensions, node.counters.bytesOut)
             add("camflow_node_dropped_total", dimensions, node.counters.dropped)
             add("camflow_node_restarts_total", dimensions, node.counters.restarts)
+            add("camflow_node_bad_packets_total", dimensions, node.counters.badPackets)
         }
         for edge in snapshot.edges {
             let dimensions = [("pipeline", snapshot.name), ("from", edge.from), ("to", edge.to)]
