@@ -20,12 +20,18 @@ public struct WaitTimedOut: Error, CustomStringConvertible {
     public var description: String { "timed out waiting until \(what)" }
 }
 
-/// Polls `condition` until it holds; throws ``WaitTimedOut`` after `timeout`.
-/// For tests: a bounded wait on a condition, never a fixed sleep.
-public func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+/// Checks `condition` until it holds; throws ``WaitTimedOut`` after `timeout`.
+/// For tests of what another process does (a file written, an HTTP answer):
+/// a bounded wait on a condition, never a fixed sleep. Checks come 1 ms
+/// apart at first, then further apart (20 ms at most), so that a slow
+/// condition costs little while the suite runs in parallel.
+public func waitUntil(_ what: String, timeout: Duration = .seconds(30),
+                      _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
-    while !condition() {
+    var pause = Duration.milliseconds(1)
+    while try await !condition() {
         guard ContinuousClock.now < deadline else { throw WaitTimedOut(what: what) }
-        try await Task.sleep(for: .milliseconds(2))
+        try await Task.sleep(for: pause)
+        pause = min(pause * 2, .milliseconds(20))
     }
 }

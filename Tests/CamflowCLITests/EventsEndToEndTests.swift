@@ -91,7 +91,7 @@ import Testing
         try await waitUntil("both MQTT clients reconnect", timeout: .seconds(30)) {
             run.stderr.components(separatedBy: "connected to MQTT broker").count > 4
         }
-        let answer = try rawHTTP(port: port, "/?active=5&object=1")
+        let answer = try await rawHTTP(port: port, "/?active=5&object=1")
         #expect(answer.status == 200, "\(answer)")
         try await waitUntil("a second clip", timeout: .seconds(30)) { clips(run).count >= 2 }
         let second = clips(run)[1]

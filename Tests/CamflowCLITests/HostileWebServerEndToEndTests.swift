@@ -110,7 +110,7 @@ import Glibc
             #expect(ending.closed, "\(what): the server closed the connection")
         }
         #expect(slowest < .seconds(5), "\(sockets.count) malformed heads answered and closed within \(slowest)")
-        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+        #expect(try await rawHTTP(port: port, "/healthz").status == 200)
         let counted = try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=malformed-request}")
         #expect(counted >= Double(sockets.count))
     }
@@ -181,7 +181,7 @@ import Glibc
             #expect(took >= .milliseconds(900) && took < .seconds(4), "\(what): closed after \(took)")
             #expect(!ending.text.hasPrefix("HTTP/1.1 2"), "\(what): \(ending.text.debugDescription)")
         }
-        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+        #expect(try await rawHTTP(port: port, "/healthz").status == 200)
     }
 
     /// A recording of 12 MB of noise video (lossless, a keyframe every 5 frames) and a
@@ -213,7 +213,7 @@ import Glibc
         let digits = line.split(separator: "serving http://127.0.0.1:").last?.prefix { $0.isNumber } ?? ""
         let port = try #require(Int(digits), "\(line)")
         try await waitUntil("the noise recorded", timeout: .seconds(60)) {
-            let body = (try? rawHTTP(port: port, "/api/recordings?stream=cam").body) ?? ""
+            let body = (try? await rawHTTP(port: port, "/api/recordings?stream=cam").body) ?? ""
             return body.contains("\"start\"")
         }
         return (run, port, scratch)
@@ -257,7 +257,8 @@ import Glibc
         while counted < 4, ContinuousClock.now < deadline {
             counted = (try? web.prometheusSampleNow(port: port, "camflow_web_connections_refused_total{node=web,reason=write-timeout}")) ?? 0
         }
-        #expect(counted == 4, "\((try? rawHTTP(port: port, "/metrics").body) ?? "")")
+        let metrics = counted == 4 ? "" : (try? await rawHTTP(port: port, "/metrics").body) ?? ""
+        #expect(counted == 4, "\(metrics)")
     }
 
     @Test func aReaderThatReadsSlowly_keepsItsDownload() async throws {
@@ -288,7 +289,7 @@ import Glibc
         defer { sim.process.terminate(); run.process.terminate() }
         var playlist = ""
         try await waitUntil("the camera's first HLS segment", timeout: .seconds(60)) {
-            let response = try? rawHTTP(port: port, "/hls/camera/index.m3u8")
+            let response = try? await rawHTTP(port: port, "/hls/camera/index.m3u8")
             playlist = response?.body ?? ""
             return response?.status == 200
         }
@@ -304,12 +305,12 @@ import Glibc
             waiting.append(fd)
         }
         try await waitUntil("six requests blocked", timeout: .seconds(5)) {
-            (try? apiStats(port: port)["hlsWaiting"] as? Int) == 6
+            (try? await apiStats(port: port)["hlsWaiting"] as? Int) == 6
         }
         let hungUp = ContinuousClock.now
         for fd in waiting { close(fd) }
         try await waitUntil("no request blocked", timeout: .seconds(5)) {
-            (try? apiStats(port: port)["hlsWaiting"] as? Int) == 0
+            (try? await apiStats(port: port)["hlsWaiting"] as? Int) == 0
         }
         let took = ContinuousClock.now - hungUp
         #expect(took < .milliseconds(1500), "the waits ended \(took) after their clients hung up")
@@ -319,23 +320,23 @@ import Glibc
         let (sim, run, port) = try await web.startWeb()
         defer { sim.process.terminate(); run.process.terminate() }
         try await waitUntil("the camera's first HLS segment", timeout: .seconds(60)) {
-            (try? rawHTTP(port: port, "/hls/camera/index.m3u8").status) == 200
+            (try? await rawHTTP(port: port, "/hls/camera/index.m3u8").status) == 200
         }
         for query in ["_HLS_msn=+5", "_HLS_msn=%2B5", "_HLS_msn=-0", "_HLS_msn=%205", "_HLS_msn=5%20", "_HLS_msn=0x5",
                       "_HLS_msn=1&_HLS_part=+0", "_HLS_msn=0000000000001", "_HLS_msn="] {
-            let response = try rawHTTP(port: port, "/hls/camera/index.m3u8?" + query)
+            let response = try await rawHTTP(port: port, "/hls/camera/index.m3u8?" + query)
             #expect(response.status == 400, "\(query): \(response.status) \(response.body)")
         }
-        #expect(try rawHTTP(port: port, "/hls/camera/part-+1.0.m4s").status == 404)
+        #expect(try await rawHTTP(port: port, "/hls/camera/part-+1.0.m4s").status == 404)
     }
 
     @Test func aRefusedOrigin_isLoggedOnce_withHowToAllowIt() async throws {
         let (sim, run, port) = try await web.startWeb()
         defer { sim.process.terminate(); run.process.terminate() }
         for _ in 0..<5 {
-            #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://nvr.example:8443"]).status == 403)
+            #expect(try await rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://nvr.example:8443"]).status == 403)
         }
-        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://other.example"]).status == 403)
+        #expect(try await rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://other.example"]).status == 403)
         try await run.waitForLine(timeout: .seconds(10), inStderr: true) { $0.contains("other.example") }
         let lines = run.stderr.split(separator: "\n").filter { $0.contains("refused a WebSocket") }
         let first = lines.filter { $0.contains("nvr.example") }

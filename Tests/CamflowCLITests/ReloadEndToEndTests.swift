@@ -63,7 +63,7 @@ import Testing
         defer { browser.process.terminate() }
         var viewer: Int?
         try await waitUntil("the viewer plays", timeout: .seconds(60)) {
-            let viewers = (try? apiStats(port: port))?["viewers"] as? [[String: Any]] ?? []
+            let viewers = (try? await apiStats(port: port))?["viewers"] as? [[String: Any]] ?? []
             viewer = viewers.first { $0["playing"] as? Bool == true }?["id"] as? Int
             return viewer != nil
         }
@@ -81,7 +81,7 @@ import Testing
         }
         #expect(statsAfter < .seconds(2), "stats lines in the new format \(statsAfter) after the edit")
         // The web sink was kept: the same viewer is still connected, never reconnected.
-        let stats = try apiStats(port: port)
+        let stats = try await apiStats(port: port)
         #expect(stats["reloads"] as? Int == 1 && (stats["lastReload"] as? String)?.contains("added 1 (stats)") == true)
         #expect((stats["nodes"] as? [[String: Any]])?.contains { $0["id"] as? String == "stats" } == true, "/api/stats shows the new graph")
         let afterReload = stats["viewers"] as? [[String: Any]] ?? []

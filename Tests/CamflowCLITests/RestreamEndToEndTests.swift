@@ -27,7 +27,7 @@ import Glibc
         // Join well into the stream: the camera's decode times are seconds from 0 by then.
         var codecs = ""
         try await waitUntil("the stream has run 4 s", timeout: .seconds(60)) {
-            guard let stream = (try? apiStats(port: port))?["streams"] as? [[String: Any]],
+            guard let stream = (try? await apiStats(port: port))?["streams"] as? [[String: Any]],
                   let first = stream.first, let seconds = first["mediaSeconds"] as? Double else { return false }
             codecs = first["codecs"] as? String ?? ""
             return seconds >= 4

@@ -37,12 +37,15 @@ import Testing
         let port = try #require(Int(line.split(separator: "serving http://127.0.0.1:").last?.prefix { $0.isNumber } ?? ""))
         let authorization = "Basic " + Data("viewer:s3cret".utf8).base64EncodedString()
         try await waitUntil("a keyframe of both streams", timeout: .seconds(30)) {
-            ["camera", "bomb"].allSatisfy {
-                (try? rawHTTP(port: port, "/hls/\($0)/index.m3u8", authorization: authorization).status) == 200
+            for stream in ["camera", "bomb"] {
+                guard (try? await rawHTTP(port: port, "/hls/\(stream)/index.m3u8", authorization: authorization).status) == 200 else {
+                    return false
+                }
             }
+            return true
         }
 
-        let picture = try rawHTTP(port: port, "/snapshot/camera.jpg", authorization: authorization)
+        let picture = try await rawHTTP(port: port, "/snapshot/camera.jpg", authorization: authorization)
         #expect(picture.status == 200 && picture.head.contains("image/jpeg"), "\(picture.head)")
         let environment = try String(contentsOfFile: fake + ".env", encoding: .utf8)
         #expect(!environment.contains("hunter2") && !environment.contains("s3cret") && !environment.contains("PASSWORD"),
@@ -52,7 +55,7 @@ import Testing
         #expect(!descriptors.contains("socket:"), "camflow's sockets stay with camflow:\n\(descriptors)")
 
         let started = ContinuousClock.now
-        let refused = try rawHTTP(port: port, "/snapshot/bomb.jpg?width=320", authorization: authorization)
+        let refused = try await rawHTTP(port: port, "/snapshot/bomb.jpg?width=320", authorization: authorization)
         #expect(ContinuousClock.now - started < .seconds(5), "a decode of it took 15 s")
         #expect(refused.status == 500 && refused.body.contains("16000x16000"), "\(refused)")
         #expect(try String(contentsOfFile: fake + ".runs", encoding: .utf8) == "run\n", "ffmpeg ran for the camera only")

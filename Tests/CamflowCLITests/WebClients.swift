@@ -14,21 +14,31 @@ import Glibc
 // records what it gets, and one that reads slowly.
 
 /// Reads /api/stats.
-func apiStats(port: Int) throws -> [String: Any] {
-    let response = try rawHTTP(port: port, "/api/stats")
+func apiStats(port: Int) async throws -> [String: Any] {
+    let response = try await rawHTTP(port: port, "/api/stats")
     return try #require(try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any])
 }
 
 /// GOPs viewer `id` lost so far, from /api/stats.
-func droppedGOPs(port: Int, viewer id: Int) throws -> Int {
-    let viewers = try apiStats(port: port)["viewers"] as? [[String: Any]] ?? []
+func droppedGOPs(port: Int, viewer id: Int) async throws -> Int {
+    let viewers = try await apiStats(port: port)["viewers"] as? [[String: Any]] ?? []
     return viewers.first { $0["id"] as? Int == id }?["droppedGOPs"] as? Int ?? 0
 }
 
 /// One HTTP/1.1 request over a plain socket, read to the end: status, head
 /// and body exactly as sent. `upgrade` asks for a WebSocket and reads the head only.
+/// Its blocking socket calls run on a thread of their own, never on the
+/// cooperative pool that the tests running beside it share.
 func rawHTTP(port: Int, _ path: String, authorization: String? = nil, upgrade: Bool = false,
-             headers: [String] = []) throws -> (status: Int, head: String, body: String)
+             headers: [String] = []) async throws -> (status: Int, head: String, body: String)
+{
+    try await BlockingIOThread.run(name: "test http") {
+        try blockingHTTP(port: port, path, authorization: authorization, upgrade: upgrade, headers: headers)
+    }
+}
+
+private func blockingHTTP(port: Int, _ path: String, authorization: String?, upgrade: Bool,
+                          headers: [String]) throws -> (status: Int, head: String, body: String)
 {
     let fd = try connectTCP(port: port)
     defer { close(fd) }

@@ -175,17 +175,17 @@ import Glibc
     @Test func healthAndReadiness_followTheCameraConnection() async throws {
         let (sim, run, port) = try await startWeb()
         defer { run.process.terminate() }
-        #expect(try rawHTTP(port: port, "/healthz").status == 200)
-        try await waitUntil("ready", timeout: .seconds(30)) { (try? rawHTTP(port: port, "/readyz").status) == 200 }
-        let stats = try rawHTTP(port: port, "/api/stats")
+        #expect(try await rawHTTP(port: port, "/healthz").status == 200)
+        try await waitUntil("ready", timeout: .seconds(30)) { (try? await rawHTTP(port: port, "/readyz").status) == 200 }
+        let stats = try await rawHTTP(port: port, "/api/stats")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(stats.body.utf8)) as? [String: Any])
         #expect(json["ready"] as? Bool == true)
         #expect((json["nodes"] as? [[String: Any]])?.map { $0["id"] as? String } == ["camera", "parse", "web"])
         // The camera goes away: not ready, and the reason names it.
         sim.process.terminate()
-        try await waitUntil("not ready", timeout: .seconds(30)) { (try? rawHTTP(port: port, "/readyz").status) == 503 }
-        #expect(try rawHTTP(port: port, "/readyz").body.contains("waiting for camera"))
-        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+        try await waitUntil("not ready", timeout: .seconds(30)) { (try? await rawHTTP(port: port, "/readyz").status) == 503 }
+        #expect(try await rawHTTP(port: port, "/readyz").body.contains("waiting for camera"))
+        #expect(try await rawHTTP(port: port, "/healthz").status == 200)
     }
 
     @Test func credentials_401Everywhere_withoutThem() async throws {
@@ -196,20 +196,20 @@ import Glibc
         for (index, path) in ["/", "/viewer", "/assets/camflow-player.js", "/api/stats", "/metrics", "/healthz", "/readyz",
                      "/hls/camera/index.m3u8", "/hls/camera/init-1.mp4", "/snapshot/camera.jpg", "/recordings",
                      "/api/recordings", "/api/recordings/camera/clip.mp4?start=0&duration=1"].enumerated() {
-            let refused = try rawHTTP(port: port, path)
+            let refused = try await rawHTTP(port: port, path)
             #expect(refused.status == 401, "\(path)")
             #expect(refused.head.lowercased().contains("www-authenticate: basic"), "\(path)")
             // Ten wrong passwords a minute lock the address out (WebHardeningEndToEndTests): eight here.
             if index % 2 == 0 {
-                #expect(try rawHTTP(port: port, path, authorization: bad).status == 401, "\(path)")
+                #expect(try await rawHTTP(port: port, path, authorization: bad).status == 401, "\(path)")
             }
-            #expect(try rawHTTP(port: port, path, authorization: good).status != 401, "\(path)")
+            #expect(try await rawHTTP(port: port, path, authorization: good).status != 401, "\(path)")
         }
         for path in ["/ws", "/ws/camera"] {
-            let refused = try rawHTTP(port: port, path, upgrade: true)
+            let refused = try await rawHTTP(port: port, path, upgrade: true)
             #expect(refused.status == 401, "\(path): \(refused.head)")
             #expect(refused.head.lowercased().contains("www-authenticate: basic"))
-            #expect(try rawHTTP(port: port, path, authorization: good, upgrade: true).status == 101, "\(path)")
+            #expect(try await rawHTTP(port: port, path, authorization: good, upgrade: true).status == 101, "\(path)")
         }
         #expect(!(run.stdout + run.stderr).contains("web-secret"))
     }
@@ -258,10 +258,10 @@ import Glibc
             viewers.allSatisfy { $0.messageCount >= 25 }
         }
         try await waitUntil("the slow viewer loses GOPs", timeout: .seconds(60)) {
-            (try? droppedGOPs(port: port, viewer: 1)) ?? 0 >= 2
+            (try? await droppedGOPs(port: port, viewer: 1)) ?? 0 >= 2
         }
         let slowMessages = try await slowViewer.readMessages(atLeast: 8)
-        let stats = try apiStats(port: port)
+        let stats = try await apiStats(port: port)
         run.process.terminate()
         for task in tasks { _ = try? await task.value }
 

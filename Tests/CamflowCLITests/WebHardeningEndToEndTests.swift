@@ -12,15 +12,15 @@ import Glibc
     @Test func webSockets_fromOtherSitesPages_areRefused() async throws {
         let (sim, run, port) = try await web.startWeb(webOptions: ", allowed-origins: [\"https://nvr.example\"]")
         defer { sim.process.terminate(); run.process.terminate() }
-        let evil = try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://evil.example"])
+        let evil = try await rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://evil.example"])
         #expect(evil.status == 403, "\(evil.head)")
-        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: null"]).status == 403, "a sandboxed page")
-        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://127.0.0.1:1\(port)"]).status == 403)
-        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: ws://127.0.0.1"]).status == 101,
+        #expect(try await rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: null"]).status == 403, "a sandboxed page")
+        #expect(try await rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://127.0.0.1:1\(port)"]).status == 403)
+        #expect(try await rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: ws://127.0.0.1"]).status == 101,
                 "WebSocket libraries name the socket's URL")
-        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://127.0.0.1:\(port)"]).status == 101)
-        #expect(try rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://nvr.example"]).status == 101)
-        #expect(try rawHTTP(port: port, "/ws", upgrade: true).status == 101, "clients without Origin are not browsers")
+        #expect(try await rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: http://127.0.0.1:\(port)"]).status == 101)
+        #expect(try await rawHTTP(port: port, "/ws", upgrade: true, headers: ["Origin: https://nvr.example"]).status == 101)
+        #expect(try await rawHTTP(port: port, "/ws", upgrade: true).status == 101, "clients without Origin are not browsers")
         let refused = try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=origin}")
         #expect(refused >= 1)
     }
@@ -29,10 +29,10 @@ import Glibc
         let (sim, run, port) = try await web.startWeb(webOptions: ", username: viewer, password: s3cret")
         defer { sim.process.terminate(); run.process.terminate() }
         func basic(_ text: String) -> String { "Basic " + Data(text.utf8).base64EncodedString() }
-        #expect(try rawHTTP(port: port, "/healthz", authorization: basic("viewer:s3cret")).status == 200)
+        #expect(try await rawHTTP(port: port, "/healthz", authorization: basic("viewer:s3cret")).status == 200)
         for near in ["viewer:s3cret" + String(repeating: "\0", count: 256), "viewer:s3cret\0", "viewer:s3cre", "viewer\0:s3cret"] {
-            #expect(try rawHTTP(port: port, "/healthz", authorization: basic(near)).status == 401, "\(near.debugDescription)")
-            #expect(try rawHTTP(port: port, "/ws", authorization: basic(near), upgrade: true).status == 401)
+            #expect(try await rawHTTP(port: port, "/healthz", authorization: basic(near)).status == 401, "\(near.debugDescription)")
+            #expect(try await rawHTTP(port: port, "/ws", authorization: basic(near), upgrade: true).status == 401)
         }
     }
 
@@ -62,7 +62,7 @@ import Glibc
         }
         #expect(closedAt.max() ?? .zero < .seconds(8), "all closed within the header timeout, with slack: \(closedAt.max() ?? .zero)")
         // The server still serves, and said why it refused.
-        #expect(try rawHTTP(port: port, "/healthz").status == 200)
+        #expect(try await rawHTTP(port: port, "/healthz").status == 200)
         #expect(try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=header-timeout}") >= 30)
         #expect(try await web.prometheusSample(port: port, "camflow_web_connections_refused_total{node=web,reason=max-connections-per-client}") >= 30)
     }
@@ -76,12 +76,12 @@ import Glibc
         func basic(_ text: String) -> String { "Basic " + Data(text.utf8).base64EncodedString() }
         for guess in 0..<10 {
             let path = guess % 2 == 0 ? "/healthz" : "/ws"
-            #expect(try rawHTTP(port: port, path, authorization: basic("viewer:guess\(guess)"), upgrade: path == "/ws").status == 401)
+            #expect(try await rawHTTP(port: port, path, authorization: basic("viewer:guess\(guess)"), upgrade: path == "/ws").status == 401)
         }
-        let locked = try rawHTTP(port: port, "/healthz", authorization: basic("viewer:s3cret"))
+        let locked = try await rawHTTP(port: port, "/healthz", authorization: basic("viewer:s3cret"))
         #expect(locked.status == 429, "\(locked.head)")
         #expect(locked.head.lowercased().contains("retry-after: 60"))
-        #expect(try rawHTTP(port: port, "/ws", authorization: basic("viewer:s3cret"), upgrade: true).status == 429)
+        #expect(try await rawHTTP(port: port, "/ws", authorization: basic("viewer:s3cret"), upgrade: true).status == 429)
         try await run.waitForLine(inStderr: true) { $0.contains("sent wrong credentials 10 times within a minute") }
         #expect(run.stderr.components(separatedBy: "refused wrong credentials").count - 1 == 1, "\(run.stderr)")
     }

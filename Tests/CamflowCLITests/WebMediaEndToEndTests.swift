@@ -57,7 +57,7 @@ import FoundationNetworking
 
         // LL-HLS: the playlist parses, with the low-latency tags.
         try await waitUntil("the camera's first whole HLS segment", timeout: .seconds(60)) {
-            (try? rawHTTP(port: Int(port)!, "/hls/camera/index.m3u8").status) == 200
+            (try? await rawHTTP(port: Int(port)!, "/hls/camera/index.m3u8").status) == 200
         }
         let camera = try json(try await run(Self.venvPython, ["Tests/Peers/hls_check.py", "\(base)/hls/camera/index.m3u8",
                                                               "--blocking", "0"]).stdout)
@@ -84,9 +84,9 @@ import FoundationNetworking
         #expect(seconds.last ?? 99 <= 1.0, "the longest wait: \(seconds)")
 
         // Requests the protocol forbids are refused, not held.
-        #expect(try rawHTTP(port: Int(port)!, "/hls/replay/index.m3u8?_HLS_part=1").status == 400)
-        #expect(try rawHTTP(port: Int(port)!, "/hls/replay/index.m3u8?_HLS_msn=999999999999").status == 400)
-        #expect(try rawHTTP(port: Int(port)!, "/hls/replay/part-1.99999.m4s").status == 404)
+        #expect(try await rawHTTP(port: Int(port)!, "/hls/replay/index.m3u8?_HLS_part=1").status == 400)
+        #expect(try await rawHTTP(port: Int(port)!, "/hls/replay/index.m3u8?_HLS_msn=999999999999").status == 400)
+        #expect(try await rawHTTP(port: Int(port)!, "/hls/replay/part-1.99999.m4s").status == 404)
 
         // ffmpeg reads the playlist and decodes 10 s without an error.
         let decoded = try await run("/usr/bin/ffmpeg", ["-v", "error", "-i", "\(base)/hls/camera/index.m3u8", "-t", "11",
@@ -101,13 +101,13 @@ import FoundationNetworking
                                                            "-of", "csv=p=0", "\(base)/snapshot/camera.jpg\(query)"])
             #expect(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "mjpeg,\(size)", "\(probe)")
         }
-        #expect(try rawHTTP(port: Int(port)!, "/snapshot/nothing.jpg").status == 503)
-        #expect(try rawHTTP(port: Int(port)!, "/snapshot/camera.jpg?width=1").status == 400)
+        #expect(try await rawHTTP(port: Int(port)!, "/snapshot/nothing.jpg").status == 503)
+        #expect(try await rawHTTP(port: Int(port)!, "/snapshot/camera.jpg?width=1").status == 400)
 
         // 30 s of recording, in 10 s files.
         var listing: [String: Any] = [:]
         try await waitUntil("three finished recordings", timeout: .seconds(90)) {
-            listing = (try? json(rawHTTP(port: Int(port)!, "/api/recordings?stream=camera").body)) ?? [:]
+            listing = (try? await json(rawHTTP(port: Int(port)!, "/api/recordings?stream=camera").body)) ?? [:]
             return (listing["recordings"] as? [[String: Any]] ?? []).count >= 3
         }
         let files = try #require(listing["recordings"] as? [[String: Any]])
@@ -122,8 +122,8 @@ import FoundationNetworking
         // Across the join of the second and third files: one playable file.
         let across = "\(base)/api/recordings/camera/clip.mp4?start=\(ends[1] - 3)&duration=6"
         try await expectPlayable(across, atLeast: 6, atMost: 8)
-        #expect(try rawHTTP(port: Int(port)!, "/api/recordings/camera/clip.mp4?start=1000&duration=6").status == 404)
-        #expect(try rawHTTP(port: Int(port)!, "/api/recordings/camera/clip.mp4?start=yesterday&duration=6").status == 400)
+        #expect(try await rawHTTP(port: Int(port)!, "/api/recordings/camera/clip.mp4?start=1000&duration=6").status == 404)
+        #expect(try await rawHTTP(port: Int(port)!, "/api/recordings/camera/clip.mp4?start=yesterday&duration=6").status == 400)
 
         // The recordings page: the timeline drawn, a click plays a clip.
         let screenshot = WebEndToEndTests.artifacts.appendingPathComponent("recordings.png").path
