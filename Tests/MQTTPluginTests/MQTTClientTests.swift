@@ -1,3 +1,4 @@
+import Camflow
 import CamflowTesting
 import Foundation
 import Logging
@@ -68,7 +69,7 @@ import Testing
 
 @Suite struct MQTTTLSTests {
     /// A CA, and a server (127.0.0.1) and a client certificate it signed, made with openssl.
-    private func certificates() throws -> URL {
+    private func certificates() async throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-mqtt-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let script = """
@@ -87,15 +88,18 @@ import Testing
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", script]
         process.currentDirectoryURL = directory
-        try process.run()
-        process.waitUntilExit()
+        // openssl is waited for on a thread of its own, not on one of the shared pool's.
+        try await BlockingIOThread.run(name: "test-openssl") {
+            try process.run()
+            process.waitUntilExit()
+        }
         try #require(process.terminationStatus == 0, "openssl could not make the test certificates")
         return directory
     }
 
     @Test func mqtts_withACAFileAndAClientCertificate_goesThroughABrokerThatRequiresThem() async throws {
         try #require(MosquittoBroker.isInstalled, "needs Debian's mosquitto")
-        let files = try certificates()
+        let files = try await certificates()
         func path(_ name: String) -> String { files.appendingPathComponent(name).path }
         let broker = try await MosquittoBroker(tls: .init(caFile: path("ca.pem"), certificateFile: path("server.pem"),
                                                           keyFile: path("server.key"), requireClientCertificate: true))

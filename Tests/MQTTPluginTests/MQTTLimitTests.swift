@@ -1,3 +1,4 @@
+import Camflow
 import CamflowTesting
 import Foundation
 import Testing
@@ -22,12 +23,15 @@ import Testing
         return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
     }
 
-    private static func publish(_ port: Int, _ arguments: [String]) throws {
+    private static func publish(_ port: Int, _ arguments: [String]) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
         process.arguments = ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1"] + arguments
-        try process.run()
-        process.waitUntilExit()
+        // Waited for on a thread of its own, not on one of the shared pool's.
+        try await BlockingIOThread.run(name: "test-mosquitto-pub") {
+            try process.run()
+            process.waitUntilExit()
+        }
         try #require(process.terminationStatus == 0, "mosquitto_pub \(arguments.prefix(2)) failed")
     }
 
@@ -61,11 +65,11 @@ import Testing
         func read(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
         try await waitUntil("camflow connects to the broker", timeout: .seconds(30)) { read(stderr).contains("connected to MQTT broker") }
         // A first small message: the subscription is in place, and the memory a message costs is spent.
-        try Self.publish(broker.port, ["-t", "big/warm", "-m", "warm"])
+        try await Self.publish(broker.port, ["-t", "big/warm", "-m", "warm"])
         try await waitUntil("the first small message", timeout: .seconds(30)) { read(stdout).contains("big/warm") }
         let before = Self.peakRSS(camflow.processIdentifier)
-        try Self.publish(broker.port, ["-t", "big/huge", "-f", big.path])
-        try Self.publish(broker.port, ["-t", "big/after", "-m", "after-the-big-one"])
+        try await Self.publish(broker.port, ["-t", "big/huge", "-f", big.path])
+        try await Self.publish(broker.port, ["-t", "big/after", "-m", "after-the-big-one"])
         try await waitUntil("the small message after the big one", timeout: .seconds(60)) { read(stdout).contains("after-the-big-one") }
         let grown = Self.peakRSS(camflow.processIdentifier) - before
         #expect(!read(stdout).contains("big/huge"), "the big message never became an event")

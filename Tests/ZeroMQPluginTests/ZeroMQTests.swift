@@ -113,20 +113,21 @@ import Testing
 }
 
 @Suite struct ZMQSocketTests {
-    @Test func multipartMessages_zeroCopyPayloads_arriveWhole() throws {
-        let publisher = try ZMQSocket(.pub)
-        try publisher.bind("tcp://127.0.0.1:*")
-        let subscriber = try ZMQSocket(.sub)
-        try subscriber.subscribe("t/")
-        try subscriber.connect(publisher.lastEndpoint)
+    @Test func multipartMessages_zeroCopyPayloads_arriveWhole() async throws {
         var big = ByteBuffer()
         big.writeRepeatingByte(0xAB, count: 200 * 1024)
-        var received: [ByteBuffer]?
-        let deadline = ContinuousClock.now + .seconds(20)
-        // A PUB drops until the subscription has arrived: send until one gets through.
-        while received == nil, ContinuousClock.now < deadline {
+        // The sockets wait on a thread of their own, not on one of the shared pool's.
+        let received = try await BlockingIOThread.run(name: "test-zmq") { () throws -> [ByteBuffer]? in
+            let publisher = try ZMQSocket(.xpub)
+            try publisher.bind("tcp://127.0.0.1:*")
+            let subscriber = try ZMQSocket(.sub)
+            try subscriber.subscribe("t/")
+            try subscriber.connect(publisher.lastEndpoint)
+            // An XPUB hears the subscription (the connecting SUB queued it at once): from then on nothing is
+            // dropped for this subscriber.
+            guard try publisher.receive(timeout: .seconds(20)) != nil else { return nil }
             try publisher.send([ByteBuffer(string: "t/x"), ByteBuffer(string: "{}"), big])
-            received = try subscriber.receive(timeout: .milliseconds(50))
+            return try subscriber.receive(timeout: .seconds(20))
         }
         let parts = try #require(received)
         #expect(parts.count == 3)
@@ -213,14 +214,11 @@ import Testing
         try stuck.set(ZMQ_RCVBUF, 4096)
         try stuck.subscribe("")
         try stuck.bind("tcp://127.0.0.1:*")
-        // The stuck subscriber sends its subscription (socket commands are processed on use) but reads nothing.
+        let endpoint = stuck.lastEndpoint
+        // The socket is the thread's until it ends. A bound SUB sends its subscription to a peer only as it
+        // is used: a wait in zmq_poll uses it until the first message is there, and then it reads nothing.
         nonisolated(unsafe) let idle = stuck
-        let alive = Task {
-            while !Task.isCancelled {
-                _ = idle.events
-                try? await Task.sleep(for: .milliseconds(10))
-            }
-        }
+        async let reached: Bool = BlockingIOThread.run(name: "test-stuck") { try idle.poll(timeout: .seconds(30)) }
         let source = NodeType(name: "big-frames", summary: "", accepts: [], emits: .kinds(.frame)) { _ in
             ClosureNode { context in
                 var payload = ByteBuffer()
@@ -233,34 +231,36 @@ import Testing
         let run = try await TestHarness(plugins: [ZeroMQPlugin.self], nodeTypes: [source]).run([
             NodeSpec(id: "src", type: "big-frames"),
             NodeSpec(id: "pub", type: "zmq-publish", inputs: ["src"], options: [
-                "endpoint": .scalar(stuck.lastEndpoint), "connect": "true", "sndhwm": "2", "linger": "0s",
+                "endpoint": .scalar(endpoint), "connect": "true", "sndhwm": "2", "linger": "0s",
                 "latch": "false", "wait-for-subscribers": "1",
             ]),
         ], collect: [])
         let counters = try #require(run.snapshot.node("pub")?.counters)
         #expect(counters.packetsIn == 2000, "the pipeline ran to the end")
-        alive.cancel()
-        _ = await alive.value
+        #expect(try await reached, "the subscription went out and a message came")
         // What reached the stuck subscriber is what its queues hold: libzmq dropped the rest for it.
-        var delivered = 0
-        while (try stuck.receive(timeout: .milliseconds(200))) != nil { delivered += 1 }
+        let delivered = try await BlockingIOThread.run(name: "test-stuck") { () throws -> Int in
+            var delivered = 0
+            while (try idle.receive(timeout: .milliseconds(200))) != nil { delivered += 1 }
+            idle.close()
+            return delivered
+        }
         #expect(delivered < 200, "\(delivered) of 2000 reached the stuck subscriber")
-        stuck.close()
     }
 
     @Test func malformedMessages_becomeEvents_andAreSkipped() async throws {
-        let publisher = try ZMQSocket(.pub)
+        let publisher = try ZMQSocket(.xpub)
         try publisher.bind("tcp://127.0.0.1:*")
         let endpoint = publisher.lastEndpoint
         nonisolated(unsafe) let sender = publisher
         let good = Packet(kind: .frame, stream: "cam1", sequence: 9, payload: ByteBuffer(string: "ok"))
-        // Until the subscriber is connected messages vanish, so rounds of all three go out until it has seen them.
+        // Once the subscription is here nothing is dropped for the subscriber: each message goes once.
         let sending = Task {
-            while !Task.isCancelled {
-                _ = try? sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: "{}")])
-                _ = try? sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: "not json"), ByteBuffer()])
-                _ = try? sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: PacketHeader.json(good)), good.payload])
-                try? await Task.sleep(for: .milliseconds(20))
+            try await BlockingIOThread.run(name: "test-xpub") {
+                guard try sender.receive(timeout: .seconds(20)) != nil else { return }
+                try sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: "{}")])
+                try sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: "not json"), ByteBuffer()])
+                try sender.send([ByteBuffer(string: "cam1/frame"), ByteBuffer(string: PacketHeader.json(good)), good.payload])
             }
         }
         @Sendable func reasons(_ packets: [Packet]) -> [String] {
@@ -274,8 +274,7 @@ import Testing
             return seen.contains { $0.hasPrefix("expected 3 frames") } && seen.contains { $0.hasPrefix("the header is not") }
                 && packets.contains { $0.kind == .frame }
         })
-        sending.cancel()
-        _ = await sending.value
+        try await sending.value
         publisher.close()
         let packets = run.packets["sub"] ?? []
         #expect(reasons(packets).contains { $0.hasPrefix("expected 3 frames (topic, header, payload), got 2") })
