@@ -133,3 +133,33 @@ private struct LargePackets: Node {
         }
     }
 }
+
+/// Writes to a child's pipe.
+@Suite struct ChildPipeTests {
+    /// A reader gone is an error the writer sees (EPIPE), never a SIGPIPE:
+    /// the signal is blocked on the writing thread and taken back, whatever
+    /// the process does with it, and the thread's mask is left as it was.
+    @Test func aWriteToAPipeWhoseReaderWent_isAnError_notASignal() async throws {
+        var ends: [Int32] = [-1, -1]
+        #expect(pipe(&ends) == 0)
+        close(ends[0])
+        defer { close(ends[1]) }
+        let io = try ChildProcess.PipeIO([ends[1]])
+        let outcome = await BlockingIOThread.run(name: "test-epipe") { () -> (String, Bool, Bool) in
+            var before = sigset_t(), after = sigset_t(), pending = sigset_t()
+            pthread_sigmask(SIG_BLOCK, nil, &before)
+            var said = "written"
+            do {
+                try io.write(ends[1], ByteBuffer(repeating: 1, count: 100_000))
+            } catch {
+                said = "\(error)"
+            }
+            pthread_sigmask(SIG_BLOCK, nil, &after)
+            sigpending(&pending)
+            return (said, sigismember(&before, SIGPIPE) == sigismember(&after, SIGPIPE), sigismember(&pending, SIGPIPE) == 1)
+        }
+        #expect(outcome.0.contains("Broken pipe"), "\(outcome.0)")
+        #expect(outcome.1, "the thread's signal mask is as it was")
+        #expect(!outcome.2, "no SIGPIPE left pending")
+    }
+}
