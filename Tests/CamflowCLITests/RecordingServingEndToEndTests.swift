@@ -142,6 +142,9 @@ import FoundationNetworking
         let unreadable = try await served.listing()
         #expect(unreadable.status == 500, "\(unreadable.text)")
         #expect(unreadable.text.contains("not a regular file"), "\(unreadable.text)")
+        let answer = (try? JSONSerialization.jsonObject(with: Data(unreadable.text.utf8))) as? [String: Any]
+        #expect((answer?["error"] as? [String: Any])?["message"] is String && answer?["recordings"] == nil,
+                "a JSON error, not an empty list: \(unreadable.text)")
         #expect(try await served.get("/api/recordings/huge/clip.mp4?start=2000&duration=3").status == 500)
         try await waitUntil("the log line", timeout: .seconds(10)) {
             served.process.stderr.contains("cannot read the recordings index '\(served.root)/index.jsonl'")

@@ -78,6 +78,19 @@ import Glibc
         #expect(throws: RecordingIndexError.self) { try RecordingIndex.load(root: root) }
     }
 
+    @Test func linesThatAreNotEntries_areCounted_notJustPassedOver() throws {
+        let root = try root(lines: 1)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let handle = try #require(FileHandle(forWritingAtPath: root + "/index.jsonl"))
+        try handle.seekToEnd()
+        let outside = RecordingIndexEntry(path: "../up.mp4", stream: "cam", start: 0, end: 1, wallStart: 5e6, keyframes: 1,
+                                          fragments: 1, bytes: 1, reason: nil)
+        try handle.write(contentsOf: Data(("{\"path\":\"cam/a.m\n" + outside.jsonLine).utf8))
+        try handle.close()
+        let contents = try RecordingIndex.load(root: root)
+        #expect(contents.entries.count == 1 && contents.unreadLines == 2 && contents.unchecked == 0)
+    }
+
     @Test func numbersNoRecordingHas_areRefusedWhereTheyEnter() throws {
         func entry(_ fields: String) -> RecordingIndexEntry? {
             RecordingIndexEntry(jsonLine: #"{"path":"a.mp4","stream":"s","wall_start":1000,"# + fields + "}")

@@ -73,6 +73,13 @@ final class RecordingCatalog: Sendable {
             if stored, contents.skippedBytes > 0 {
                 logger.error("recordings index '\(root)/\(RecordingIndex.fileName)' is \(contents.identity.size) bytes, more than the \(maxBytes >> 20) MiB read: its oldest \(contents.skippedBytes) bytes are not listed")
             }
+            // Once per version of the index (the reader that stored it): what is not listed, and why.
+            if stored, contents.unreadLines > 0 {
+                logger.warning("recordings index '\(root)/\(RecordingIndex.fileName)': \(contents.unreadLines) lines are not entries below the root and are not listed")
+            }
+            if stored, contents.unchecked > 0 {
+                logger.error("recordings index '\(root)/\(RecordingIndex.fileName)': \(contents.unchecked) recordings could not be checked and are not listed: \(UntrustedText.printable(contents.uncheckedReason ?? "", limit: 512))")
+            }
             return contents.entries
         } catch {
             let first = states.withLock { states -> Bool in

@@ -130,6 +130,12 @@ public enum RecordingIndex {
         public let entries: [RecordingIndexEntry]
         /// Bytes at the start of the file left unread (the index is larger than the cap).
         public let skippedBytes: Int64
+        /// Lines that are not entries (torn by a full disk, written by someone else) or whose path leaves the root.
+        public var unreadLines = 0
+        /// Entries left out because whether their file exists could not be told (not because it is
+        /// gone): a folder that cannot be opened, too many open files. Their first reason.
+        public var unchecked = 0
+        public var uncheckedReason: String?
     }
 
     /// The index of `root` as it is now, without reading it; nil when there is none yet.
@@ -182,20 +188,34 @@ public enum RecordingIndex {
         }
         if let readFailure { throw failure(String(cString: strerror(readFailure))) }
         let files = RegularFileProbe(root: root)
-        let entries = parse(data.prefix(filled), startsMidLine: skipped > 0).filter { files.isRegularFile($0.path) }
-        return Contents(identity: identity, entries: entries, skippedBytes: skipped)
+        let (parsed, unread) = parseCounting(data.prefix(filled), startsMidLine: skipped > 0)
+        var contents = Contents(identity: identity, entries: parsed.filter { files.isRegularFile($0.path) }, skippedBytes: skipped)
+        contents.unreadLines = unread
+        contents.unchecked = files.unchecked
+        contents.uncheckedReason = files.uncheckedReason
+        // Entries there but none checkable is not "no recordings": an error, as an index that cannot be read.
+        if contents.entries.isEmpty, files.unchecked > 0 {
+            throw failure("cannot check the recordings it lists: \(files.uncheckedReason ?? "")")
+        }
+        return contents
     }
 
     /// The entries of an index's bytes whose paths stay below the root,
     /// oldest first; lines that are not entries are passed over. When the
     /// bytes start mid-line (the end of a larger index), the first line is too.
     public static func parse(_ data: Data, startsMidLine: Bool = false) -> [RecordingIndexEntry] {
+        parseCounting(data, startsMidLine: startsMidLine).entries
+    }
+
+    /// ``parse(_:startsMidLine:)``, and how many lines were passed over.
+    static func parseCounting(_ data: Data, startsMidLine: Bool) -> (entries: [RecordingIndexEntry], unread: Int) {
         var lines = data.split(separator: UInt8(ascii: "\n"))
         if startsMidLine, !lines.isEmpty { lines.removeFirst() }
-        return lines.compactMap { line -> RecordingIndexEntry? in
+        let entries = lines.compactMap { line -> RecordingIndexEntry? in
             guard let entry = RecordingIndexEntry(json: Data(line)), entry.pathIsContained else { return nil }
             return entry
-        }.sorted { $0.wallStart < $1.wallStart }
+        }
+        return (entries.sorted { $0.wallStart < $1.wallStart }, lines.count - entries.count)
     }
 }
 
@@ -215,6 +235,16 @@ final class RegularFileProbe {
     private let root: String
     /// Directory descriptors by relative path ("" is the root); -1 where it cannot be opened safely.
     private var directories: [String: Int32] = [:]
+    /// Paths for which the system could not say (an error other than "gone" or "a link"), and the first reason.
+    private(set) var unchecked = 0
+    private(set) var uncheckedReason: String?
+
+    /// Notes a failure that does not mean the file is gone or refused (a link, not a folder).
+    private func note(_ error: Int32, _ what: String) {
+        guard ![ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG].contains(error) else { return }
+        unchecked += 1
+        if uncheckedReason == nil { uncheckedReason = "'\(what)': \(String(cString: strerror(error)))" }
+    }
 
     init(root: String) {
         self.root = root
@@ -236,18 +266,30 @@ final class RegularFileProbe {
         var components = relative.split(separator: "/", omittingEmptySubsequences: false)
         guard components.count <= Self.maxDepth + 1, let name = components.popLast(),
               !name.isEmpty, name != ".", name != ".." else { return false }
-        let directory = self.directory(components)
-        guard directory >= 0 else { return false }
+        let (directory, failure) = self.directory(components)
+        guard directory >= 0 else {
+            if let failure { note(failure, relative) }
+            return false
+        }
         var info = stat()
-        return fstatat(directory, String(name), &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFREG
+        guard fstatat(directory, String(name), &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            note(errno, relative)
+            return false
+        }
+        return info.st_mode & S_IFMT == S_IFREG
     }
 
+    /// Why a folder could not be opened, by relative path (its errno).
+    private var failures: [String: Int32] = [:]
+
     /// The folder `components` below the root, opened one component at a time
-    /// without following links; -1 where that cannot be done.
-    private func directory(_ components: [Substring]) -> Int32 {
+    /// without following links; -1 where that cannot be done, with the
+    /// system's reason when it gave one.
+    private func directory(_ components: [Substring]) -> (fd: Int32, failure: Int32?) {
         if directories.count >= Self.maxOpenDirectories {
             for fd in directories.values where fd >= 0 { close(fd) }
             directories.removeAll()
+            failures.removeAll()
         }
         var key = ""
         var fd: Int32
@@ -255,19 +297,24 @@ final class RegularFileProbe {
             fd = root
         } else {
             fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd < 0 { failures[key] = errno }
             directories[key] = fd
         }
         for component in components {
-            guard fd >= 0 else { return -1 }
+            guard fd >= 0 else { return (-1, failures[key]) }
             key += key.isEmpty ? String(component) : "/" + component
             if let known = directories[key] {
                 fd = known
                 continue
             }
-            fd = !component.isEmpty && component != "." && component != ".."
-                ? openat(fd, String(component), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1
+            if !component.isEmpty, component != ".", component != ".." {
+                fd = openat(fd, String(component), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                if fd < 0 { failures[key] = errno }
+            } else {
+                fd = -1
+            }
             directories[key] = fd
         }
-        return fd
+        return (fd, fd < 0 ? failures[key] : nil)
     }
 }
