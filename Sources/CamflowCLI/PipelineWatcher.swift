@@ -16,8 +16,11 @@ struct PipelineWatcher: Sendable {
     let watch: Bool
     /// The files of the running graph, watched for changes.
     let files: [String]
-    /// How often the files are looked at; a change is acted on once two looks agree (the editor finished writing).
-    static let pollInterval = Duration.milliseconds(100)
+    /// What the settling wait is measured on.
+    var clock: any PipelineClock = SystemClock()
+    /// After the system says a watched directory changed, the files are looked at
+    /// again this much later; a change is acted on once two looks agree (the editor finished writing).
+    static let settleInterval = Duration.milliseconds(100)
 
     func run() async {
         let (requests, request) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1))
@@ -38,12 +41,36 @@ struct PipelineWatcher: Sendable {
             }
             if watch {
                 group.addTask {
-                    var seen = FileSignature.of(files)
-                    while !Task.isCancelled {
-                        do { try await Task.sleep(for: Self.pollInterval) } catch { return }
-                        let now = FileSignature.of(loaded.value.files)
-                        if now == seen, now != loaded.value { request.yield("\(path) changed") }
-                        seen = now
+                    let notices: FileChangeNotices
+                    do {
+                        notices = try FileChangeNotices()
+                    } catch {
+                        printError("--watch: \(error); the file is reloaded on SIGHUP only")
+                        return
+                    }
+                    notices.watch(files)
+                    let (changes, changed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+                    await withTaskGroup(of: Void.self) { watching in
+                        watching.addTask { await notices.run { changed.yield() } }
+                        watching.addTask {
+                            var seen = FileSignature.of(files)
+                            for await _ in changes {
+                                // Settle: the files are looked at until two looks apart agree.
+                                while true {
+                                    do { try await clock.sleep(for: Self.settleInterval) } catch { return }
+                                    let now = FileSignature.of(loaded.value.files)
+                                    if now == seen {
+                                        if now != loaded.value { request.yield("\(path) changed") }
+                                        break
+                                    }
+                                    seen = now
+                                }
+                                // A reload may have brought in other included files.
+                                notices.watch(loaded.value.files)
+                            }
+                        }
+                        await watching.next()
+                        watching.cancelAll()
                     }
                 }
             }

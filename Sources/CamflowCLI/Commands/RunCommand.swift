@@ -61,7 +61,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         let graph = loaded.graph
         let registry = bootstrapMetrics()
-        let pipeline = Pipeline(graph: graph, logger: logger, metricsText: { registry.emitToString() })
+        let clock = SystemClock()
+        let pipeline = Pipeline(graph: graph, logger: logger, metricsText: { registry.emitToString() }, clock: clock)
         let statusEvery = Units.duration(statusInterval) ?? .seconds(5)
         let stopAfter = runFor.flatMap(Units.duration)
 
@@ -77,19 +78,19 @@ struct RunCommand: AsyncParsableCommand {
         await withTaskGroup(of: Void.self) { tasks in
             if let stopAfter {
                 tasks.addTask {
-                    do { try await Task.sleep(for: stopAfter) } catch { return }
+                    do { try await clock.sleep(for: stopAfter) } catch { return }
                     // As Ctrl-C does: drain, and cancel what has not drained by --shutdown-timeout.
                     await group.triggerGracefulShutdown()
                 }
             }
             let watcher = PipelineWatcher(path: file, registry: CommandEnvironment.registry, environment: environment,
-                                          pipeline: pipeline, watch: watch, files: loaded.files)
+                                          pipeline: pipeline, watch: watch, files: loaded.files, clock: clock)
             tasks.addTask { await watcher.run() }
             if statusEvery > .zero, OutputStream.standardError.isTerminal {
                 tasks.addTask {
                     var previous: PipelineSnapshot?
                     while true {
-                        do { try await Task.sleep(for: statusEvery) } catch { return }
+                        do { try await clock.sleep(for: statusEvery) } catch { return }
                         let now = pipeline.snapshot()
                         printError(now.table(previous: previous) + "\n")
                         previous = now
