@@ -19,6 +19,8 @@ struct RecordingRoutes: Sendable {
     /// Bytes one clip request may hold while it looks for its start (one GOP).
     let maxGOPBytes: Int
     let catalog: RecordingCatalog
+    /// Where "now" comes from: the default listing window ends at it.
+    let clock: any PipelineClock
     /// Clips cut at once; more are answered 503.
     private let clips = ClipSlots(limit: 4)
     /// The longest clip served.
@@ -26,8 +28,10 @@ struct RecordingRoutes: Sendable {
     /// Recordings further apart than this leave a gap.
     static let gapTolerance = 1.5
 
-    init(roots: [String], logger: Logger, maxGOPBytes: Int, maxIndexBytes: Int = RecordingIndex.maxReadBytes) {
+    init(roots: [String], logger: Logger, maxGOPBytes: Int, maxIndexBytes: Int = RecordingIndex.maxReadBytes,
+         clock: any PipelineClock = SystemClock()) {
         self.roots = roots
+        self.clock = clock
         self.logger = logger
         self.maxGOPBytes = maxGOPBytes
         catalog = RecordingCatalog(logger: logger, maxBytes: maxIndexBytes)
@@ -66,7 +70,7 @@ struct RecordingRoutes: Sendable {
 
     private func list(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
-        let now = Date().timeIntervalSince1970
+        let now = clock.wallNow
         let from = try query["from"].map { try Self.time(String($0), "from") } ?? now - 86_400
         let to = try query["to"].map { try Self.time(String($0), "to") } ?? now + 60
         let stream = query["stream"].map(String.init)
