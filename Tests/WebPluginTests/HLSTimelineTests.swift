@@ -173,7 +173,8 @@ import Testing
 
     @Test func aBlockedRequest_wakesWhenItsPartArrives_andTimesOut_otherwise() async throws {
         let (initBytes, fragments) = try MediaFixtures.split("h264-main-aac.mp4")
-        let store = HLSStore(configuration: .init(), maxStreams: 4)
+        let clock = ManualClock()
+        let store = HLSStore(configuration: .init(), maxStreams: 4, clock: clock)
         store.publish(Packet(kind: .initSegment, stream: "cam", payload: initBytes), wallClock: 0)
         store.publish(Packet(kind: .fragment, stream: "cam", payload: fragments[0]), wallClock: 0)
         let msn = try #require(store.read("cam") { $0.lastPart?.msn })
@@ -183,7 +184,13 @@ import Testing
         store.publish(Packet(kind: .fragment, stream: "cam", payload: fragments[1]), wallClock: 0)
         let wasWoken = await woken
         #expect(wasWoken)
-        #expect(await store.wait(for: "cam", timeout: .milliseconds(50)) { $0.has(msn: msn + 5, part: 0) } == false)
+        // Nothing more comes: the wait ends when the clock passes its timeout, not before.
+        async let timedOut = store.wait(for: "cam", timeout: .seconds(20)) { $0.has(msn: msn + 5, part: 0) }
+        try await waitUntil("the second request waits", timeout: .seconds(10)) { store.waiting("cam") == 1 && clock.sleepers == 1 }
+        await clock.advance(by: .milliseconds(19_900))
+        #expect(store.waiting("cam") == 1, "still waiting before the timeout")
+        await clock.advance(by: .milliseconds(200))
+        #expect(await timedOut == false)
         #expect(store.waiting("cam") == 0)
     }
 
