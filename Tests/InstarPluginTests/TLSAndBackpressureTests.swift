@@ -73,13 +73,13 @@ import Testing
                 }
                 // The sink holds its first packet; the edge fills up.
                 try await waitUntil("the edge is full") { pipeline.snapshot().edges.first?.depth == 4 }
-                // One more message may be in hand, waiting for room; after that, nothing is read.
-                try await Task.sleep(for: .milliseconds(300))
-                let atFull = pipeline.snapshot().node("cam")?.counters.packetsOut ?? 0
-                // 2 s of wall time is 40 s of media at 20x: dozens of messages the camera wants to send.
+                // A window to watch, not a wait for something: 2 s of wall time is 40 s of media
+                // at 20x, dozens of messages the camera wants to send. One more message may be in
+                // hand, waiting for room (however loaded the machine, it is counted within the
+                // window); nothing after it is read.
                 try await Task.sleep(for: .seconds(2))
                 let later = pipeline.snapshot()
-                #expect(later.node("cam")?.counters.packetsOut == atFull, "the source read while its output was full")
+                let atFull = later.node("cam")?.counters.packetsOut ?? 0
                 #expect(atFull <= 4 + 1 + 1, "edge capacity, the one the sink holds, the one waiting for room")
                 #expect(later.edges.first?.maxDepth == 4)
                 gate.open()
