@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "MQTTPlugin", targets: ["MQTTPlugin"]),
         .library(name: "MQTTClient", targets: ["MQTTClient"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
+        .library(name: "RTP", targets: ["RTP"]),
         .library(name: "InstarProtocol", targets: ["InstarProtocol"]),
         .library(name: "InstarSimulator", targets: ["InstarSimulator"]),
     ],
@@ -100,6 +101,13 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
+        // Pure RTP payload layer (RFC 3550 header, RFC 6184 / 7798 / 3640
+        // payloads, sequence and timestamp tracking): no engine, no I/O.
+        .target(
+            name: "RTP",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         // Helpers for tests of the engine and of plugins: an in-process
         // harness, a gate, bounded waits. Never linked into a binary.
         .target(
@@ -115,6 +123,17 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // RTSP/1.0 as values, no I/O: the message parser and writer, the
+        // Transport header, SDP, Basic and Digest authentication, and the
+        // server's and the client's state machines (`rtsp`, `rtsp-camera`).
+        .target(
+            name: "RTSPProtocol",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -223,7 +242,11 @@ let package = Package(
         ),
         .target(
             name: "ExecPlugin",
-            dependencies: ["Camflow", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "Camflow",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Plugins/Exec",
             swiftSettings: swiftSettings
         ),
@@ -347,10 +370,27 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RTSPProtocolTests",
+            dependencies: [
+                "RTSPProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ISOBMFFTests",
             dependencies: [
                 "CamflowTesting",
                 "ISOBMFF",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RTPTests",
+            dependencies: [
+                "ISOBMFF",
+                "RTP",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
