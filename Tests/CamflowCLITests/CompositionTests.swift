@@ -1,3 +1,4 @@
+import CamflowTesting
 import Foundation
 import Testing
 
@@ -24,11 +25,11 @@ import Testing
         }
     }
 
-    @Test func tutorialBinary_linksNoCodeOfAPluginItLeavesOut() throws {
+    @Test func tutorialBinary_linksNoCodeOfAPluginItLeavesOut() async throws {
         // Swift symbols carry their module's name: the plugin's code is in the binary or not.
         let modules = ["12ZeroMQPlugin", "9WebPlugin", "12InstarPlugin", "10ExecPlugin", "15InstarSimulator", "12CamflowBench", "10MQTTPlugin", "10MQTTClient"]
-        let tutorial = try modulesWithSymbols(in: tutorialBinary, among: modules + ["15RateLimitPlugin"])
-        let full = try modulesWithSymbols(in: camflowBinary, among: modules)
+        let tutorial = try await modulesWithSymbols(in: tutorialBinary, among: modules + ["15RateLimitPlugin"])
+        let full = try await modulesWithSymbols(in: camflowBinary, among: modules)
         for module in modules {
             #expect(!tutorial.contains(module), "camflow-tutorial holds code of \(module), which it does not name")
             #expect(full.contains(module), "camflow should hold code of \(module)")
@@ -36,11 +37,11 @@ import Testing
         #expect(tutorial.contains("15RateLimitPlugin"), "camflow-tutorial lacks the plugin it names")
     }
 
-    @Test func noBinaryLoadsLibzmqLibmosquittoOrLibcurlAtStart() throws {
+    @Test func noBinaryLoadsLibzmqLibmosquittoOrLibcurlAtStart() async throws {
         // libzmq (and its ~40 libraries) and libmosquitto are loaded when a node first
         // needs it; nothing needs FoundationNetworking's libcurl at all.
         for binary in [camflowBinary, tutorialBinary] {
-            let ldd = try runTool("/usr/bin/ldd", [binary])
+            let ldd = try await runTool("/usr/bin/ldd", [binary])
             #expect(ldd.status == 0 && ldd.stdout.contains("libc.so"), "ldd \(binary): \(ldd.stderr)")
             #expect(!ldd.stdout.contains("libzmq") && !ldd.stdout.contains("libmosquitto") && !ldd.stdout.contains("libcurl"), "\(binary) links:\n\(ldd.stdout)")
         }
@@ -48,9 +49,9 @@ import Testing
 
     /// Which of `modules` (mangled module names) occur in `binary`'s symbols;
     /// filtered in the shell, so the test does not hold nm's whole output.
-    func modulesWithSymbols(in binary: String, among modules: [String]) throws -> Set<String> {
+    func modulesWithSymbols(in binary: String, among modules: [String]) async throws -> Set<String> {
         let pattern = modules.joined(separator: "|")
-        let nm = try runTool("/bin/sh", ["-c", "nm \"$0\" | grep -oE '\(pattern)' | sort -u", binary])
+        let nm = try await runTool("/bin/sh", ["-c", "nm \"$0\" | grep -oE '\(pattern)' | sort -u", binary])
         #expect(nm.status == 0, "nm \(binary) failed: \(nm.stderr)")
         return Set(nm.stdout.split(separator: "\n").map(String.init))
     }

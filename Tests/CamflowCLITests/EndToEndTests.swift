@@ -1,3 +1,4 @@
+import CamflowTesting
 import Foundation
 import Testing
 
@@ -91,7 +92,7 @@ import Testing
         let arguments = ["run", path, "--status-interval", "200ms", "--for", "1500ms"]
         // script(1) gives the command a pseudo-terminal.
         let command = ([camflowBinary] + arguments).map { "'\($0)'" }.joined(separator: " ")
-        let onTerminal = try runTool("/usr/bin/script", ["-qfec", command, "/dev/null"])
+        let onTerminal = try await runTool("/usr/bin/script", ["-qfec", command, "/dev/null"])
         // A terminal ends lines with \r\n.
         let tables = onTerminal.stdout.replacingOccurrences(of: "\r", with: "").components(separatedBy: "\nnode ").count - 1
         #expect(onTerminal.status == 0)

@@ -13,8 +13,8 @@ import Glibc
     let clip = repositoryRoot.appendingPathComponent("Tests/Fixtures/h264-main-aac.mp4").path
 
     /// Processes whose command line holds `marker`.
-    func processes(containing marker: String) throws -> [String] {
-        let result = try runTool("/usr/bin/pgrep", ["-f", marker])
+    func processes(containing marker: String) async throws -> [String] {
+        let result = try await runTool("/usr/bin/pgrep", ["-f", marker])
         return result.stdout.split(separator: "\n").map(String.init)
     }
 
@@ -61,11 +61,11 @@ import Glibc
             """)
         let run = try CamflowProcess(["run", pipeline, "--shutdown-timeout", "2s"])
         try await run.waitForLine(inStderr: true) { $0.contains("stubborn child started") }
-        #expect(try processes(containing: "sleep \(tag)").count == 1)
+        #expect(try await processes(containing: "sleep \(tag)").count == 1)
         run.process.interrupt()
         _ = try await run.waitForExit(timeout: .seconds(30))
         try await waitUntil("the grandchild is gone", timeout: .seconds(10)) {
-            (try? processes(containing: "sleep \(tag)").isEmpty) == true
+            (try? await processes(containing: "sleep \(tag)").isEmpty) == true
         }
     }
 
@@ -79,13 +79,13 @@ import Glibc
             """)
         let run = try CamflowProcess(["run", pipeline])
         try await run.waitForLine(inStderr: true) { $0.contains("stubborn child started") }
-        let child = try processes(containing: "stubborn \(tag)")
+        let child = try await processes(containing: "stubborn \(tag)")
         #expect(child.count == 1)
         kill(run.process.processIdentifier, SIGKILL)
         try await waitUntil("the child died with camflow", timeout: .seconds(10)) {
-            (try? processes(containing: "stubborn \(tag)").isEmpty) == true
+            (try? await processes(containing: "stubborn \(tag)").isEmpty) == true
         }
         // The kernel's death signal reaches the child only; its own child is the test's to clean up.
-        _ = try? runTool("/usr/bin/pkill", ["-f", "sleep \(tag)"])
+        _ = try? await runTool("/usr/bin/pkill", ["-f", "sleep \(tag)"])
     }
 }

@@ -12,10 +12,10 @@ import Testing
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip")
         else { return "iproute2's ip is not installed" }
         let probe = "cfprobe\(getpid())"
-        guard let made = try? runTool("/usr/sbin/ip", ["netns", "add", probe]), made.status == 0 else {
+        guard let made = try? runToolBlocking("/usr/sbin/ip", ["netns", "add", probe]), made.status == 0 else {
             return "cannot create a network namespace here"
         }
-        _ = try? runTool("/usr/sbin/ip", ["netns", "del", probe])
+        _ = try? runToolBlocking("/usr/sbin/ip", ["netns", "del", probe])
         return nil
     }()
 

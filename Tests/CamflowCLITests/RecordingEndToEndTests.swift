@@ -31,9 +31,9 @@ import Glibc
     }
 
     /// Decode errors and video decode times (seconds in the file, which starts at 0) of a file.
-    func inspect(_ path: String) throws -> (errors: String, dts: [Double], firstIsKey: Bool) {
-        let errors = try runTool("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"]).stderr
-        let packets = try runTool("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries",
+    func inspect(_ path: String) async throws -> (errors: String, dts: [Double], firstIsKey: Bool) {
+        let errors = try await runTool("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"]).stderr
+        let packets = try await runTool("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries",
                                                        "packet=dts_time,flags", "-of", "csv=p=0", path]).stdout
             .split(separator: "\n").map { $0.split(separator: ",") }
         return (errors, packets.compactMap { $0.first.flatMap { Double($0) } }, packets.first?.last?.hasPrefix("K") == true)
@@ -68,7 +68,7 @@ import Glibc
         #expect(index.count == files.count)
         var seen: [Int] = []
         for file in files {
-            let result = try inspect(file)
+            let result = try await inspect(file)
             #expect(result.errors.isEmpty, "\(file): \(result.errors)")
             #expect(result.firstIsKey, "\(file) starts with a keyframe")
             let entry = try #require(index.first { root + "/" + $0.path == file })
@@ -87,7 +87,7 @@ import Glibc
         let run = try CamflowProcess(["--fsize=300000:unlimited", camflowBinary, "run", pipeline], executable: "/usr/bin/prlimit")
         try await run.waitForLine { $0.contains(" record-error ") && $0.contains("errno=27") }
         #expect(run.stderr.contains("File too large (errno 27)"))
-        let lift = try runTool("/usr/bin/prlimit", ["--pid", "\(run.process.processIdentifier)", "--fsize=unlimited:unlimited"])
+        let lift = try await runTool("/usr/bin/prlimit", ["--pid", "\(run.process.processIdentifier)", "--fsize=unlimited:unlimited"])
         #expect(lift.status == 0, "\(lift.stderr)")
         let deadline = ContinuousClock.now + .seconds(30)
         while !run.stderr.contains("writing again") {
@@ -102,7 +102,7 @@ import Glibc
         let files = mp4Files(root)
         #expect(!files.isEmpty)
         for file in files {
-            let result = try inspect(file)
+            let result = try await inspect(file)
             #expect(result.errors.isEmpty, "\(file): \(result.errors)")
         }
     }
@@ -149,9 +149,9 @@ import Glibc
     }
 
     /// Tests/Peers/fsync_shim.c compiled, for LD_PRELOAD.
-    func fsyncShim() throws -> String {
+    func fsyncShim() async throws -> String {
         let shim = try scratch("shim") + "/fsync_shim.so"
-        let compiled = try runTool("/usr/bin/gcc", ["-shared", "-fPIC", "-o", shim,
+        let compiled = try await runTool("/usr/bin/gcc", ["-shared", "-fPIC", "-o", shim,
                                                     repositoryRoot.appendingPathComponent("Tests/Peers/fsync_shim.c").path, "-ldl"])
         try #require(compiled.status == 0, "\(compiled.stderr)")
         return shim
@@ -207,7 +207,7 @@ import Glibc
 
     @Test func aFailedFsync_isReported_andTheFileStillFinishes() async throws {
         // A shim (Tests/Peers/fsync_shim.c) makes fsync fail on files being written.
-        let shim = try fsyncShim()
+        let shim = try await fsyncShim()
         let root = try scratch("fsync")
         let pipeline = try clipRecording(root)
         let run = try await camflow("run", pipeline, environment: ["LD_PRELOAD": shim, "CAMFLOW_FSYNC_FAIL": "1"])
@@ -218,14 +218,15 @@ import Glibc
         #expect(names == ["clip-1.mp4", "clip-2.mp4", "clip.mp4"], "published, no .partial left behind: \(names)")
     }
 
-    /// Whether this machine lets a test mount a small tmpfs in a private mount namespace (root, unshare).
-    static let canMountTmpfs: Bool = {
+    /// Whether this machine lets a test mount a small tmpfs in a private mount
+    /// namespace (root, unshare): asked once, by the first test that needs it.
+    static let canMountTmpfs = Task<Bool, Never> {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { return false }
-        let probe = (try? runTool("/usr/bin/unshare", ["-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"]))
+        let probe = (try? await runTool("/usr/bin/unshare", ["-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"]))
         return probe?.status == 0
-    }()
+    }
 
-    @Test(.enabled(if: canMountTmpfs, "needs root and mount namespaces for a really full disk"))
+    @Test(.enabled("needs root and mount namespaces for a really full disk") { await canMountTmpfs.value })
     func aFullDisk_makesRoomThroughRetention_andRecordingGoesOn() async throws {
         let root = try scratch("full")
         let pipeline = try temporaryPipeline("""
@@ -247,7 +248,7 @@ import Glibc
         #expect(lines[firstDeletion...].contains { $0.contains(" recorded ") }, "recording went on after the disk filled")
     }
 
-    @Test(.enabled(if: canMountTmpfs, "needs root and mount namespaces for a really full disk"))
+    @Test(.enabled("needs root and mount namespaces for a really full disk") { await canMountTmpfs.value })
     func aFullDisk_withoutRetention_isReportedOnce_withItsCause() async throws {
         let root = try scratch("full-kept")
         let pipeline = try temporaryPipeline("""
@@ -277,7 +278,7 @@ import Glibc
     /// file-record, file-replay and log make their blocking calls on threads
     /// of their own, not on Swift's cooperative pool.
     @Test func aSlowDisk_doesNotDelayAnotherBranch() async throws {
-        let shim = try fsyncShim()
+        let shim = try await fsyncShim()
         let root = try scratch("slow-disk")
         let gate = root + "/gate", fsyncLog = root + "/fsync.log"
         let clip = repositoryRoot.appendingPathComponent("Tests/Fixtures/h264-main-aac.mp4").path
@@ -295,7 +296,7 @@ import Glibc
             nodes += "  record\(index): { type: file-record, inputs: [parse], path: \"\(root)/r\(index)/{stream}.mp4\", fsync: every-fragment }\n"
         }
         let pipeline = try temporaryPipeline(nodes)
-        let frames = try runTool("/usr/bin/ffprobe", ["-v", "error", "-count_packets", "-show_entries",
+        let frames = try await runTool("/usr/bin/ffprobe", ["-v", "error", "-count_packets", "-show_entries",
                                                       "stream=nb_read_packets", "-of", "csv=p=0", clip])
         let expected = frames.stdout.split(separator: "\n").compactMap { Int($0) }.reduce(0, +)
         try #require(expected > 0, "ffprobe counted no packets: \(frames.stderr)")

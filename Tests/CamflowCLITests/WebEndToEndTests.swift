@@ -136,7 +136,7 @@ import Glibc
         let first = try await prometheusSample(port: port, key)
         var second = first
         try await waitUntil("the web node's counter moves", timeout: .seconds(30)) {
-            second = (try? prometheusSampleNow(port: port, key)) ?? first
+            second = (try? await prometheusSampleNow(port: port, key)) ?? first
             return second > first
         }
         #expect(second > first)
@@ -156,16 +156,16 @@ import Glibc
     func prometheusSample(port: Int, _ key: String) async throws -> Double {
         var value: Double?
         try await waitUntil("\(key) appears in /metrics", timeout: .seconds(30)) {
-            value = try? prometheusSampleNow(port: port, key)
+            value = try? await prometheusSampleNow(port: port, key)
             return value != nil
         }
         return try #require(value)
     }
 
     /// One sample read with the Prometheus client's own parser.
-    func prometheusSampleNow(port: Int, _ key: String) throws -> Double? {
+    func prometheusSampleNow(port: Int, _ key: String) async throws -> Double? {
         let script = repositoryRoot.appendingPathComponent("Tests/Browser/browser_check.py").path
-        let result = try runTool("/usr/bin/python3", [script, "metrics", "http://127.0.0.1:\(port)/metrics"])
+        let result = try await runTool("/usr/bin/python3", [script, "metrics", "http://127.0.0.1:\(port)/metrics"])
         guard result.status == 0,
               let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
               let samples = json["samples"] as? [String: Double] else { return nil }
@@ -236,7 +236,7 @@ import Glibc
         // behind in seconds: 1280x720 at ~4 Mbit/s, a keyframe every second,
         // two fragments per GOP.
         let media = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-web-\(UUID().uuidString).mp4").path
-        let encode = try runTool("/usr/bin/ffmpeg", [
+        let encode = try await runTool("/usr/bin/ffmpeg", [
             "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-t", "4",
             "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "4M", "-g", "25", "-keyint_min", "25",
             "-sc_threshold", "0", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
@@ -248,7 +248,7 @@ import Glibc
 
         // The slow viewer is a plain socket with a small receive buffer that
         // reads nothing for a while (a client library would keep reading).
-        let slowViewer = try SlowViewer(port: port)
+        let slowViewer = try await SlowViewer.connect(port: port)
         let viewers = (0..<9).map { _ in ViewerRecorder() }
         let tasks = viewers.map { viewer in Task { try await viewer.watch(port: port) } }
         defer { tasks.forEach { $0.cancel() } }
@@ -343,7 +343,7 @@ import Glibc
         var tlsOptions = ""
         var readerTLS = ""
         if overTLS {
-            let made = try runTool("/usr/bin/openssl", [
+            let made = try await runTool("/usr/bin/openssl", [
                 "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                 "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "\(dir)/key.pem", "-out", "\(dir)/cert.pem"])
             try #require(made.status == 0, "\(made.stderr)")

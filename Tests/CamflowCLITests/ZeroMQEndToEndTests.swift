@@ -2,22 +2,6 @@ import CamflowTesting
 import Foundation
 import Testing
 
-/// Runs an external program (ffmpeg, script) to its end, with captured output.
-func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-}
-
 /// The endpoint a zmq-publish node logged it publishes on.
 func publishedEndpoint(_ process: CamflowProcess) async throws -> String {
     let deadline = ContinuousClock.now + .seconds(30)

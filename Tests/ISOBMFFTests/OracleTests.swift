@@ -16,11 +16,11 @@ import Testing
     ]
 
     @Test(arguments: fixtures.map(\.file))
-    func samplesMatchFFprobe(_ file: String) throws {
+    func samplesMatchFFprobe(_ file: String) async throws {
         let result = parse(try fixture(file), cuts: [65536])
         #expect(result.errors.isEmpty, "\(result.errors)")
         let tracks = try #require(result.initSegments.first)
-        let oracle = try ffprobePackets(file)
+        let oracle = try await ffprobePackets(file)
         for (streamIndex, track) in tracks.enumerated() {
             var expected = oracle.filter { $0.stream == streamIndex }
             let actual = result.samples.filter { $0.track == track.id }.map {

@@ -1,3 +1,4 @@
+import CamflowTesting
 import Foundation
 import ISOBMFF
 import NIOCore
@@ -12,16 +13,9 @@ import Testing
                            "h264-fragment-per-frame.mp4", "h264-odd-size.mp4", "h264-gop-change.mp4"]
 
     /// ffprobe's width and height of the first video stream.
-    func probeSize(_ path: String) throws -> (Int, Int) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/ffprobe")
-        process.arguments = ["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
-                             "-of", "csv=p=0", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+    func probeSize(_ path: String) async throws -> (Int, Int) {
+        let text = try await runTool("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries",
+                                                         "stream=width,height", "-of", "csv=p=0", path]).stdout
         let numbers = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").compactMap { Int($0) }
         guard numbers.count == 2 else { throw ProbeError(message: "ffprobe said '\(text)' of \(path)") }
         return (numbers[0], numbers[1])
@@ -34,11 +28,11 @@ import Testing
     }
 
     @Test(arguments: fixtures)
-    func fixtureSizes_matchFFprobe(_ file: String) throws {
+    func fixtureSizes_matchFFprobe(_ file: String) async throws {
         let path = fixturesDirectory.appendingPathComponent(file).path
         let sets = try sets(inFixture: path)
         #expect(sets.count == 1)
-        let (width, height) = try probeSize(path)
+        let (width, height) = try await probeSize(path)
         for set in sets {
             #expect(set.width == width && set.height == height, "\(file): \(set)")
             // Whole macroblocks or coding blocks, never less than the picture.

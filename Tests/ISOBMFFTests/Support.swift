@@ -71,20 +71,13 @@ struct ProbePacket: Equatable {
     var keyframe: Bool
 }
 
-func ffprobePackets(_ name: String) throws -> [ProbePacket] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["ffprobe", "-v", "error", "-show_packets", "-of", "json",
-                         fixturesDirectory.appendingPathComponent(name).path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0,
-          let json = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+func ffprobePackets(_ name: String) async throws -> [ProbePacket] {
+    let probe = try await runTool("/usr/bin/env", ["ffprobe", "-v", "error", "-show_packets", "-of", "json",
+                                                   fixturesDirectory.appendingPathComponent(name).path])
+    guard probe.status == 0,
+          let json = try JSONSerialization.jsonObject(with: Data(probe.stdout.utf8)) as? [String: Any],
           let packets = json["packets"] as? [[String: Any]] else {
-        throw ProbeError(message: "ffprobe failed on \(name) (is ffmpeg installed?)")
+        throw ProbeError(message: "ffprobe failed on \(name) (is ffmpeg installed?): \(probe.stderr)")
     }
     return packets.map { p in
         ProbePacket(
