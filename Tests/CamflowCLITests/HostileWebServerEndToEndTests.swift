@@ -1,3 +1,4 @@
+import Camflow
 import CamflowTesting
 import Foundation
 import Testing
@@ -19,18 +20,12 @@ import Glibc
         var text: String { String(decoding: bytes, as: UTF8.self) }
     }
 
-    /// Runs a blocking socket call on a thread of its own: the tests run in parallel on a
-    /// cooperative pool as wide as the machine's two cores, which seconds of blocking would
-    /// starve (another suite's WebSocket client then misses its server's idle timeout).
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: body()) }.start()
-        }
-    }
-
-    /// Reads `fd` until the server closes it (end of stream or reset) or `deadline` passes, off the pool.
+    /// Reads `fd` until the server closes it (end of stream or reset) or `deadline` passes, on a
+    /// thread of its own: the tests run in parallel on a cooperative pool as wide as the
+    /// machine's two cores, which seconds of blocking would starve (another suite's WebSocket
+    /// client then misses its server's idle timeout).
     static func readUntilClosed(_ fd: Int32, deadline: ContinuousClock.Instant) async -> Ending {
-        await blocking { readUntilClosedNow(fd, deadline: deadline) }
+        await BlockingIOThread.run(name: "test read until closed") { readUntilClosedNow(fd, deadline: deadline) }
     }
 
     static func readUntilClosedNow(_ fd: Int32, deadline: ContinuousClock.Instant) -> Ending {
@@ -64,7 +59,7 @@ import Glibc
 
     /// The status of a GET, read from the response's first line only (the body is left unread).
     static func status(port: Int, _ path: String) async throws -> Int {
-        try await blocking { Result { try statusNow(port: port, path) } }.get()
+        try await BlockingIOThread.run(name: "test status") { try statusNow(port: port, path) }
     }
 
     static func statusNow(port: Int, _ path: String) throws -> Int {
@@ -89,13 +84,16 @@ import Glibc
                                             + "\r\n\r\n").utf8)),
             ("a space before a colon", Array("GET / HTTP/1.1\r\nHost : x\r\n\r\n".utf8)),
         ]
+        // A 90 KiB head may fill the socket's send buffer: sent off the pool.
         var sockets: [(String, Int32)] = []
         defer { for (_, fd) in sockets { close(fd) } }
-        for round in 0..<10 {
-            for (what, bytes) in heads {
-                let fd = try connectTCP(port: port)
-                Self.send(fd, bytes)
-                sockets.append(("\(what) #\(round)", fd))
+        try await BlockingIOThread.run(name: "test malformed heads") {
+            for round in 0..<10 {
+                for (what, bytes) in heads {
+                    let fd = try connectTCP(port: port)
+                    sockets.append(("\(what) #\(round)", fd))
+                    Self.send(fd, bytes)
+                }
             }
         }
         // The default header timeout is 10 s: each is answered and closed long before it.
@@ -234,7 +232,7 @@ import Glibc
         }
         // Each has its slot: its response began (seen without taking it from the socket).
         for fd in stuck {
-            let (peeked, head) = await Self.blocking { () -> (Int, [UInt8]) in
+            let (peeked, head) = await BlockingIOThread.run(name: "test peek") { () -> (Int, [UInt8]) in
                 var head = [UInt8](repeating: 0, count: 12)
                 var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 guard poll(&poller, 1, 10_000) > 0 else { return (0, head) }
@@ -255,7 +253,7 @@ import Glibc
         var counted = 0.0
         let deadline = ContinuousClock.now + .seconds(5)
         while counted < 4, ContinuousClock.now < deadline {
-            counted = (try? web.prometheusSampleNow(port: port, "camflow_web_connections_refused_total{node=web,reason=write-timeout}")) ?? 0
+            counted = (try? await web.prometheusSampleNow(port: port, "camflow_web_connections_refused_total{node=web,reason=write-timeout}")) ?? 0
         }
         let metrics = counted == 4 ? "" : (try? await rawHTTP(port: port, "/metrics").body) ?? ""
         #expect(counted == 4, "\(metrics)")

@@ -1,3 +1,4 @@
+import Camflow
 import CamflowTesting
 import Foundation
 import Logging
@@ -43,7 +44,14 @@ import Glibc
 
     /// Text messages a client gets after sending `commands` to `path`, until the server closes, `count`
     /// arrived or 10 s passed: a plain socket, so what the server does is all that decides when it ends.
-    func texts(port: Int, _ path: String, send commands: [String], count: Int) throws -> [String] {
+    /// The socket blocks, so it is read on a thread of its own.
+    func texts(port: Int, _ path: String, send commands: [String], count: Int) async throws -> [String] {
+        try await BlockingIOThread.run(name: "test websocket texts") {
+            try blockingTexts(port: port, path, send: commands, count: count)
+        }
+    }
+
+    private func blockingTexts(port: Int, _ path: String, send commands: [String], count: Int) throws -> [String] {
         let fd = try connectTCP(port: port)
         defer { close(fd) }
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -87,14 +95,14 @@ import Glibc
         }
         defer { watchdog.cancel() }
         // A name no stream can have: refused at once, not kept (it would show in /api/stats and the log).
-        let long = try texts(port: port, "/ws/" + String(repeating: "a", count: 300), send: ["livestream"], count: 2)
+        let long = try await texts(port: port, "/ws/" + String(repeating: "a", count: 300), send: ["livestream"], count: 2)
         #expect(long == ["error: a stream name has at most 256 bytes"], "\(long)")
         // A name that would forge a log line and colour the terminal.
-        let forged = try texts(port: port, "/ws/evil%0Aforged%1B%5B31m", send: ["livestream"], count: 1)
+        let forged = try await texts(port: port, "/ws/evil%0Aforged%1B%5B31m", send: ["livestream"], count: 1)
         #expect(forged.first?.hasPrefix("error: no stream 'evil\\nforged\\u{1B}[31m'") == true, "\(forged)")
         // One grapheme of 60 KB (a letter and 30 000 combining accents): the answer echoes 100 characters, not 60 KB.
         let accents = "e" + String(repeating: "\u{301}", count: 30_000)
-        let echoed = try texts(port: port, "/ws", send: [accents], count: 1)
+        let echoed = try await texts(port: port, "/ws", send: [accents], count: 1)
         #expect(echoed.count == 1 && echoed[0].utf8.count < 400, "\(echoed.map(\.utf8.count))")
         try await waitUntil("the viewer's line is logged", timeout: .seconds(10)) { run.stderr.contains("evil") }
         #expect(!run.stderr.contains("forged\u{1B}") && !run.stderr.contains("evil\nforged"), "raw control characters in the log")

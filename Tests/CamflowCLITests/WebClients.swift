@@ -139,10 +139,16 @@ final class ViewerRecorder: @unchecked Sendable {
 
 /// A viewer on a plain blocking socket with a small receive buffer: it
 /// asks for the stream, then reads nothing until ``readMessages(atLeast:)``.
+/// Its socket calls block, so they run on a thread of their own.
 final class SlowViewer: @unchecked Sendable {
     let fd: Int32
 
-    init(port: Int) throws {
+    /// Connects and asks for the stream.
+    static func connect(port: Int) async throws -> SlowViewer {
+        try await BlockingIOThread.run(name: "test slow viewer") { try SlowViewer(port: port) }
+    }
+
+    private init(port: Int) throws {
         fd = try connectTCP(port: port, receiveBuffer: 32 * 1024)
         let request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -164,23 +170,21 @@ final class SlowViewer: @unchecked Sendable {
 
     /// Reads frames until `count` binary messages arrived (10 s at most).
     func readMessages(atLeast count: Int) async throws -> [ByteBuffer] {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                var bytes: [UInt8] = []
-                var messages: [ByteBuffer] = []
-                var chunk = [UInt8](repeating: 0, count: 1 << 16)
-                let deadline = Date().addingTimeInterval(10)
-                while messages.count < count, Date() < deadline {
-                    let n = recv(self.fd, &chunk, chunk.count, 0)
-                    if n <= 0 { break }
-                    bytes += chunk[..<n]
-                    while let (opcode, payload, used) = Self.frame(bytes) {
-                        if opcode == 2 { messages.append(ByteBuffer(bytes: payload)) }
-                        bytes.removeFirst(used)
-                    }
+        await BlockingIOThread.run(name: "test slow viewer read") {
+            var bytes: [UInt8] = []
+            var messages: [ByteBuffer] = []
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while messages.count < count, ContinuousClock.now < deadline {
+                let n = recv(self.fd, &chunk, chunk.count, 0)
+                if n <= 0 { break }
+                bytes += chunk[..<n]
+                while let (opcode, payload, used) = Self.frame(bytes) {
+                    if opcode == 2 { messages.append(ByteBuffer(bytes: payload)) }
+                    bytes.removeFirst(used)
                 }
-                continuation.resume(returning: messages)
-            }.start()
+            }
+            return messages
         }
     }
 

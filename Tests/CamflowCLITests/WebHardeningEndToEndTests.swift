@@ -1,3 +1,4 @@
+import Camflow
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -40,25 +41,29 @@ import Glibc
         let (sim, run, port) = try await web.startWeb(
             webOptions: ", header-timeout: 1s, max-connections: 40, max-connections-per-client: 30")
         defer { sim.process.terminate(); run.process.terminate() }
-        // 60 connections that start a request and never finish its headers.
-        var sockets: [Int32] = []
-        defer { for fd in sockets { close(fd) } }
-        for _ in 0..<60 {
-            let fd = try connectTCP(port: port)
-            _ = "GET /healthz HTTP/1.1\r\nHost: x\r\n".withCString { send(fd, $0, strlen($0), 0) }
-            sockets.append(fd)
-        }
-        // Each ends: those past the per-client limit at once, the rest at the header timeout.
-        let started = ContinuousClock.now
-        var closedAt: [Duration] = []
-        for fd in sockets {
-            var byte: UInt8 = 0
-            let count = recv(fd, &byte, 1, 0)
-            // Closed: an orderly end, or a reset where the server had unread bytes.
-            let failure = errno
-            #expect(count == 0 || (count < 0 && failure == ECONNRESET),
-                    "the server closed the connection (recv gave \(count), errno \(failure))")
-            closedAt.append(ContinuousClock.now - started)
+        // The sockets block until the server closes them: off the cooperative pool.
+        let closedAt = try await BlockingIOThread.run(name: "test silent connections") {
+            // 60 connections that start a request and never finish its headers.
+            var sockets: [Int32] = []
+            defer { for fd in sockets { close(fd) } }
+            for _ in 0..<60 {
+                let fd = try connectTCP(port: port)
+                _ = "GET /healthz HTTP/1.1\r\nHost: x\r\n".withCString { send(fd, $0, strlen($0), 0) }
+                sockets.append(fd)
+            }
+            // Each ends: those past the per-client limit at once, the rest at the header timeout.
+            let started = ContinuousClock.now
+            var closedAt: [Duration] = []
+            for fd in sockets {
+                var byte: UInt8 = 0
+                let count = recv(fd, &byte, 1, 0)
+                // Closed: an orderly end, or a reset where the server had unread bytes.
+                let failure = errno
+                #expect(count == 0 || (count < 0 && failure == ECONNRESET),
+                        "the server closed the connection (recv gave \(count), errno \(failure))")
+                closedAt.append(ContinuousClock.now - started)
+            }
+            return closedAt
         }
         #expect(closedAt.max() ?? .zero < .seconds(8), "all closed within the header timeout, with slack: \(closedAt.max() ?? .zero)")
         // The server still serves, and said why it refused.
@@ -91,20 +96,23 @@ import Glibc
     @Test func aRequestWithoutCredentials_endsItsConnection() async throws {
         let (sim, run, port) = try await web.startWeb(webOptions: ", username: viewer, password: s3cret")
         defer { sim.process.terminate(); run.process.terminate() }
-        let fd = try connectTCP(port: port)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".withCString { send(fd, $0, strlen($0), 0) }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 {
-                #expect(count == 0, "the server closed the connection (recv gave \(count), errno \(errno))")
-                break
+        let received = try await BlockingIOThread.run(name: "test unauthenticated request") {
+            let fd = try connectTCP(port: port)
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            _ = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".withCString { send(fd, $0, strlen($0), 0) }
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = recv(fd, &buffer, buffer.count, 0)
+                if count <= 0 {
+                    #expect(count == 0, "the server closed the connection (recv gave \(count), errno \(errno))")
+                    break
+                }
+                received += buffer[0..<count]
             }
-            received += buffer[0..<count]
+            return received
         }
         #expect(String(decoding: received, as: UTF8.self).hasPrefix("HTTP/1.1 401"))
     }

@@ -1,3 +1,4 @@
+import Camflow
 import CamflowTesting
 import Foundation
 import Logging
@@ -76,18 +77,20 @@ final class FakeBroker: @unchecked Sendable {
         self.listener = listener
         port = Int(UInt16(bigEndian: address.sin_port))
         let seen = self.seen
-        let thread = Thread {
-            while true {
-                let connection = accept(listener, nil, nil)
-                if connection < 0 { return }
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                let count = recv(connection, &buffer, buffer.count, 0)
-                seen.connects.withLock { $0.append(Array(buffer[..<max(0, count)])) }
-                _ = reply.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                // Left open: what the client does next is its own doing.
+        // accept and recv block: on a thread of its own until deinit shuts the listener.
+        Task {
+            await BlockingIOThread.run(name: "test fake broker") {
+                while true {
+                    let connection = accept(listener, nil, nil)
+                    if connection < 0 { return }
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    let count = recv(connection, &buffer, buffer.count, 0)
+                    seen.connects.withLock { $0.append(Array(buffer[..<max(0, count)])) }
+                    _ = reply.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    // Left open: what the client does next is its own doing.
+                }
             }
         }
-        thread.start()
     }
 
     deinit { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
