@@ -1,5 +1,6 @@
 public import Camflow
 import NIOCore
+import NIOPosix
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -40,14 +41,22 @@ enum ExecFraming {
         case ack(UInt64)
     }
 
-    /// The next whole message in `buffer`, consuming it; nil when more bytes are needed.
-    static func decode(_ buffer: inout ByteBuffer, maxSize: Int = 256 << 20) throws(Malformed) -> Message? {
+    /// The whole length of the message `buffer` starts with, once its
+    /// header and payload lengths are in it; nil before.
+    static func length(of buffer: ByteBuffer, maxSize: Int = 256 << 20) throws(Malformed) -> Int? {
         guard let headerLength = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
         guard Int(headerLength) <= 1 << 20 else { throw Malformed(description: "a header of \(headerLength) bytes") }
         let payloadAt = buffer.readerIndex + 4 + Int(headerLength)
         guard let payloadLength = buffer.getInteger(at: payloadAt, as: UInt32.self) else { return nil }
         guard Int(payloadLength) <= maxSize else { throw Malformed(description: "a payload of \(payloadLength) bytes") }
-        guard buffer.readableBytes >= 8 + Int(headerLength) + Int(payloadLength) else { return nil }
+        return 8 + Int(headerLength) + Int(payloadLength)
+    }
+
+    /// The next whole message in `buffer`, consuming it; nil when more bytes are needed.
+    static func decode(_ buffer: inout ByteBuffer, maxSize: Int = 256 << 20) throws(Malformed) -> Message? {
+        guard let length = try length(of: buffer, maxSize: maxSize), buffer.readableBytes >= length else { return nil }
+        let headerLength = Int(buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) ?? 0)
+        let payloadLength = length - 8 - headerLength
         buffer.moveReaderIndex(forwardBy: 4)
         let header = buffer.readSlice(length: Int(headerLength)) ?? ByteBuffer()
         buffer.moveReaderIndex(forwardBy: 4)
@@ -62,6 +71,56 @@ enum ExecFraming {
         } catch {
             throw Malformed(description: "\(error)")
         }
+    }
+}
+
+/// Whole messages out of the buffers a pipe delivers, copying as little as
+/// it can: a message inside one buffer is a slice of it (no copy); one that
+/// spans buffers is copied once, into a buffer of its whole size.
+struct ExecFrameReader {
+    /// The start of a message whose rest is in later buffers.
+    private var partial = ByteBuffer()
+    /// What is left of the latest buffer.
+    private var chunk = ByteBuffer()
+    let maxSize: Int
+
+    init(maxSize: Int = 256 << 20) {
+        self.maxSize = maxSize
+    }
+
+    /// Whether bytes of an unfinished message are held.
+    var isInsideMessage: Bool { partial.readableBytes > 0 || chunk.readableBytes > 0 }
+
+    /// Adds the next buffer read; take its messages with ``next()`` before adding another.
+    mutating func add(_ buffer: ByteBuffer) {
+        if chunk.readableBytes == 0 { chunk = buffer } else { chunk.writeImmutableBuffer(buffer) }
+    }
+
+    /// The next whole message, nil when the next buffer is needed.
+    mutating func next() throws(ExecFraming.Malformed) -> ExecFraming.Message? {
+        while partial.readableBytes > 0 {
+            if let message = try ExecFraming.decode(&partial, maxSize: maxSize) {
+                // Its slices keep that storage: the next partial message gets a buffer of its own.
+                if partial.readableBytes == 0 { partial = ByteBuffer() }
+                return message
+            }
+            guard chunk.readableBytes > 0 else { return nil }
+            // Only the message's own bytes: what follows it is read in place below.
+            let length = try ExecFraming.length(of: partial, maxSize: maxSize)
+            let missing = length.map { $0 - partial.readableBytes } ?? chunk.readableBytes
+            var piece = chunk.readSlice(length: min(missing, chunk.readableBytes)) ?? ByteBuffer()
+            partial.reserveCapacity(minimumWritableBytes: missing)
+            partial.writeBuffer(&piece)
+        }
+        if let message = try ExecFraming.decode(&chunk, maxSize: maxSize) { return message }
+        if chunk.readableBytes > 0 {
+            partial = ByteBuffer()
+            partial.reserveCapacity(try ExecFraming.length(of: chunk, maxSize: maxSize) ?? chunk.readableBytes)
+            partial.writeBuffer(&chunk)
+        }
+        // Not held on to: the pipe's next read goes into a buffer of its own anyway.
+        chunk = ByteBuffer()
+        return nil
     }
 }
 
@@ -156,50 +215,55 @@ struct ExecNode: Node {
     }
 
     /// Packets to the child's stdin and from its stdout, its stderr to the
-    /// log, each on a thread of its own (its waits are in `poll`, never on
-    /// the cooperative pool); returns once the child has exited.
+    /// log, all on NIO's event loops (no thread waits on a pipe); returns
+    /// once the child has exited.
     private func exchange(with process: ChildProcess, _ inFlight: InFlight, _ context: NodeContext) async throws {
-        let (input, output, errors) = (process.stdin, process.stdout, process.stderr)
-        let io = try ChildProcess.PipeIO([input, output, errors])
-        let name = String(context.id.prefix(40))
-        // A thread waiting on a pipe ends when the pipe does, or when told to.
+        let pipes: ChildPipes
+        do {
+            pipes = try await ChildPipes.open(process)
+        } catch {
+            throw ChildFailed(description: "cannot open the child's pipes: \(error)")
+        }
+        let input = pipes.stdin
+        // A write in progress does not end with its task: closing the pipe fails it.
+        defer { input.close(promise: nil) }
         try await withTaskCancellationHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    await BlockingIOThread.run(name: "exec-err \(name)") { Self.forwardLog(from: errors, io, context) }
-                }
-                group.addTask {
-                    await process.exited()
-                    // A writer waiting for acknowledgements learns the child is gone.
-                    inFlight.close()
-                }
-                group.addTask {
-                    try await BlockingIOThread.run(name: "exec-in \(name)") {
-                        for await packet in context.input {
-                            // Bounded: a child that never acknowledges makes camflow wait, not hoard.
-                            try await inFlight.waitForRoom(packets: maxUnacked, bytes: maxUnackedBytes, context)
-                            // Kept until the child acknowledges it: a child that dies hands it to the next one.
-                            let sequence = inFlight.add(packet)
-                            try Self.write(packet, ackSequence: sequence, to: input, io)
+            try await pipes.stdout.executeThenClose { output in
+                try await pipes.stderr.executeThenClose { errors in
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { await Self.forwardLog(from: errors, context) }
+                        group.addTask {
+                            await process.exited()
+                            // A writer waiting for acknowledgements learns the child is gone.
+                            inFlight.close()
                         }
-                        process.closeStdin()
+                        group.addTask {
+                            var written: EventLoopFuture<Void>?
+                            for await packet in context.input {
+                                // Bounded: a child that never acknowledges makes camflow wait, not hoard.
+                                try await inFlight.waitForRoom(packets: maxUnacked, bytes: maxUnackedBytes, context)
+                                // Kept until the child acknowledges it: a child that dies hands it to the next one.
+                                let sequence = inFlight.add(packet)
+                                written = try await Self.write(packet, ackSequence: sequence, to: input, after: written)
+                            }
+                            try await Self.finish(written)
+                            try? await input.close()
+                        }
+                        // Everything the child writes is read to its end: that is when the child is done.
+                        do {
+                            try await Self.readPackets(from: output, inFlight: inFlight, context)
+                        } catch {
+                            // Malformed output: stop the child, and the writer with it.
+                            process.signalGroup(SIGTERM)
+                            input.close(promise: nil)
+                            throw error
+                        }
+                        try await group.waitForAll()
                     }
                 }
-                // Everything the child writes is read to its end: that is when the child is done.
-                do {
-                    try await BlockingIOThread.run(name: "exec-out \(name)") {
-                        try await Self.readPackets(from: output, io, inFlight: inFlight, context)
-                    }
-                } catch {
-                    // Malformed output: stop the child, and the writer with it.
-                    process.signalGroup(SIGTERM)
-                    io.interrupt()
-                    throw error
-                }
-                try await group.waitForAll()
             }
         } onCancel: {
-            io.interrupt()
+            input.close(promise: nil)
         }
         try Task.checkCancellation()
     }
@@ -220,66 +284,89 @@ struct ExecNode: Node {
         return ChildFailed(description: reason)
     }
 
-    /// Writes one packet, returning once the pipe took all of it: a child
-    /// that reads slowly makes this wait (and so camflow's producers).
-    static func write(_ packet: Packet, ackSequence: UInt64, to input: Int32, _ io: ChildProcess.PipeIO) throws {
+    /// Queues one packet for the child's stdin (its framing head, then its
+    /// payload as it is: no copy) and returns its write. While the pipe
+    /// keeps up, the writer does not wait for it; once more than the
+    /// channel's high-water mark waits to go out, it waits until what was
+    /// queued before (`previous`) went: a child that reads slowly makes
+    /// camflow wait (and so its producers), holding at most about that much.
+    static func write(_ packet: Packet, ackSequence: UInt64, to input: any Channel,
+                      after previous: EventLoopFuture<Void>?) async throws -> EventLoopFuture<Void> {
+        if !input.isWritable || !input.isActive { try await finish(previous) }
+        // Closed by a write that failed (the child went) or by a stop: nothing more goes.
+        guard input.isActive else { throw ChildFailed(description: "the child stopped reading (its stdin is closed)") }
+        let head = ExecFraming.head(packet, ackSequence: ackSequence)
+        let payload = packet.payload
+        // One task on the loop for both, in order.
+        return input.eventLoop.flatSubmit {
+            input.write(head, promise: nil)
+            return input.writeAndFlush(payload)
+        }
+    }
+
+    /// Waits until `written` (and every write before it) went into the pipe.
+    static func finish(_ written: EventLoopFuture<Void>?) async throws {
         do {
-            try io.write(input, ExecFraming.head(packet, ackSequence: ackSequence), packet.payload)
-        } catch let error as ChildProcess.PipeIO.Failed {
+            try await written?.get()
+        } catch {
             throw ChildFailed(description: "the child stopped reading (\(error))")
         }
     }
 
-    static func readPackets(from output: Int32, _ io: ChildProcess.PipeIO, inFlight: InFlight,
+    static func readPackets(from output: NIOAsyncChannelInboundStream<ByteBuffer>, inFlight: InFlight,
                             _ context: NodeContext) async throws {
-        var buffer = ByteBuffer()
-        while true {
-            // Read bytes are dropped when the next read needs room: only a packet still arriving is kept.
-            if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > buffer.readableBytes { buffer.discardReadBytes() }
-            let count: Int
-            do {
-                count = try io.read(output, into: &buffer)
-            } catch let error as ChildProcess.PipeIO.Failed {
-                throw ChildFailed(description: "reading the child's output failed: \(error)")
-            }
-            if count == 0 {
-                guard buffer.readableBytes == 0 else {
-                    throw ChildFailed(description: "the child's output ended inside a packet")
-                }
-                return
-            }
-            do {
-                while let message = try ExecFraming.decode(&buffer) {
-                    switch message {
-                    case .packet(let packet): await context.emit(packet)
-                    case .ack(let sequence): inFlight.acknowledge(sequence)
+        var reader = ExecFrameReader()
+        do {
+            for try await chunk in output {
+                reader.add(chunk)
+                do {
+                    while let message = try reader.next() {
+                        switch message {
+                        case .packet(let packet): await context.emit(packet)
+                        case .ack(let sequence): inFlight.acknowledge(sequence)
+                        }
                     }
+                } catch {
+                    await context.emit(.event(Event("exec-error", [("reason", .string("malformed output: \(error)"))]),
+                                              stream: context.id))
+                    throw ChildFailed(description: "malformed output from the child: \(error)")
                 }
-            } catch {
-                await context.emit(.event(Event("exec-error", [("reason", .string("malformed output: \(error)"))]),
-                                          stream: context.id))
-                throw ChildFailed(description: "malformed output from the child: \(error)")
             }
+        } catch let error as ChildFailed {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw ChildFailed(description: "reading the child's output failed: \(error)")
+        }
+        // A cancelled read ends the stream early: that is not the child's end.
+        try Task.checkCancellation()
+        guard !reader.isInsideMessage else {
+            throw ChildFailed(description: "the child's output ended inside a packet")
         }
     }
 
-    static func forwardLog(from errors: Int32, _ io: ChildProcess.PipeIO, _ context: NodeContext) {
+    static func forwardLog(from errors: NIOAsyncChannelInboundStream<ByteBuffer>, _ context: NodeContext) async {
         var pending = ByteBuffer()
         let log = { (line: ByteBufferView) in
             context.logger.warning("\(UntrustedText.printable(String(decoding: line, as: UTF8.self), limit: 1000))")
         }
-        // Ends at the end of the pipe, or when the node stops (an interrupt); what came is logged below.
-        while (try? io.read(errors, into: &pending, atLeast: 4096)) ?? 0 > 0 {
-            while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
-                log(pending.readableBytesView[..<newline])
-                pending.moveReaderIndex(to: newline + 1)
+        do {
+            for try await chunk in errors {
+                pending.writeImmutableBuffer(chunk)
+                while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                    log(pending.readableBytesView[..<newline])
+                    pending.moveReaderIndex(to: newline + 1)
+                }
+                // A child that never ends a line must not grow this without bound.
+                if pending.readableBytes > 64 << 10 {
+                    log(pending.readableBytesView)
+                    pending.clear()
+                }
+                pending.discardReadBytes()
             }
-            // A child that never ends a line must not grow this without bound.
-            if pending.readableBytes > 64 << 10 {
-                log(pending.readableBytesView)
-                pending.clear()
-            }
-            pending.discardReadBytes()
+        } catch {
+            // The child went, or the node stops: what came is logged below.
         }
         if pending.readableBytes > 0 { log(pending.readableBytesView) }
     }

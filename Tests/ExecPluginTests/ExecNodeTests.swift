@@ -134,32 +134,64 @@ private struct LargePackets: Node {
     }
 }
 
-/// Writes to a child's pipe.
+/// The exec node's pipes to its child, on NIO.
 @Suite struct ChildPipeTests {
-    /// A reader gone is an error the writer sees (EPIPE), never a SIGPIPE:
-    /// the signal is blocked on the writing thread and taken back, whatever
-    /// the process does with it, and the thread's mask is left as it was.
-    @Test func aWriteToAPipeWhoseReaderWent_isAnError_notASignal() async throws {
-        var ends: [Int32] = [-1, -1]
-        #expect(pipe(&ends) == 0)
-        close(ends[0])
-        defer { close(ends[1]) }
-        let io = try ChildProcess.PipeIO([ends[1]])
-        let outcome = await BlockingIOThread.run(name: "test-epipe") { () -> (String, Bool, Bool) in
-            var before = sigset_t(), after = sigset_t(), pending = sigset_t()
-            pthread_sigmask(SIG_BLOCK, nil, &before)
-            var said = "written"
-            do {
-                try io.write(ends[1], ByteBuffer(repeating: 1, count: 100_000))
-            } catch {
-                said = "\(error)"
+    /// A child gone is an error of the write that finds it gone (EPIPE, the
+    /// channel closed), never a SIGPIPE that kills camflow: the test binary
+    /// does not ignore SIGPIPE itself.
+    @Test func aWriteToAChildThatWent_isAnError_notASignal() async throws {
+        let process = try ChildProcess(executable: "/bin/sh", arguments: ["-c", "exec 0<&-"], environment: [:])
+        let pipes = try await ChildPipes.open(process)
+        defer { pipes.stdin.close(promise: nil) }
+        _ = await process.termination()
+        let packet = Packet(kind: .bytes, stream: "s", sequence: 0, payload: ByteBuffer(repeating: 1, count: 200_000))
+        var said = "written"
+        do {
+            var written: EventLoopFuture<Void>?
+            for sequence in 0..<4 {
+                written = try await ExecNode.write(packet, ackSequence: UInt64(sequence), to: pipes.stdin, after: written)
             }
-            pthread_sigmask(SIG_BLOCK, nil, &after)
-            sigpending(&pending)
-            return (said, sigismember(&before, SIGPIPE) == sigismember(&after, SIGPIPE), sigismember(&pending, SIGPIPE) == 1)
+            try await ExecNode.finish(written)
+        } catch {
+            said = "\(error)"
         }
-        #expect(outcome.0.contains("Broken pipe"), "\(outcome.0)")
-        #expect(outcome.1, "the thread's signal mask is as it was")
-        #expect(!outcome.2, "no SIGPIPE left pending")
+        #expect(said.contains("the child stopped reading"), "\(said)")
+        try? await pipes.stdout.channel.close()
+        try? await pipes.stderr.channel.close()
+    }
+
+    /// Messages come out whole however the pipe cut them; one inside a
+    /// single read is a slice of that read's buffer, not a copy.
+    @Test func framesCutAnywhere_comeOutWhole_andOnesInsideARead_areNotCopied() throws {
+        let payloads = [ByteBuffer(repeating: 7, count: 3), ByteBuffer(), ByteBuffer(bytes: (0..<5000).map { UInt8($0 % 251) }),
+                        ByteBuffer(string: "end")]
+        var stream = ByteBuffer()
+        for (sequence, payload) in payloads.enumerated() {
+            var framed = ExecFraming.encode(Packet(kind: .bytes, stream: "s", sequence: UInt64(sequence), payload: payload),
+                                            ackSequence: UInt64(sequence))
+            stream.writeBuffer(&framed)
+        }
+        for cut in [1, 2, 5, 9, 64, 1000, 4099, stream.readableBytes] {
+            var reader = ExecFrameReader()
+            var back: [ByteBuffer] = []
+            var rest = stream
+            while rest.readableBytes > 0 {
+                reader.add(rest.readSlice(length: min(cut, rest.readableBytes))!)
+                while let message = try reader.next() {
+                    if case .packet(let packet) = message { back.append(packet.payload) }
+                }
+            }
+            #expect(back == payloads, "cut every \(cut) bytes")
+            #expect(!reader.isInsideMessage)
+        }
+        // All in one read: every payload points into that read's bytes.
+        var reader = ExecFrameReader()
+        reader.add(stream)
+        let range = stream.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress)..<(UInt(bitPattern: $0.baseAddress) + UInt($0.count)) }
+        while let message = try reader.next() {
+            guard case .packet(let packet) = message, packet.payload.readableBytes > 0 else { continue }
+            let start = packet.payload.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+            #expect(range.contains(start), "payload \(packet.sequence) was copied")
+        }
     }
 }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import NIOCore
 import Synchronization
 
 /// A child process started with `posix_spawn`, holding nothing of camflow's
@@ -24,7 +23,8 @@ public final class ChildProcess: Sendable {
     }
 
     public let pid: Int32
-    /// Camflow's ends of the child's standard streams (close-on-exec, blocking),
+    /// Camflow's ends of the child's standard streams (close-on-exec, blocking;
+    /// exec and the snapshot decoder hand them to NIO, which makes them non-blocking),
     /// closed when this is released (stdin earlier by ``closeStdin()``)
     /// unless ``takeDescriptors()`` handed them on.
     public let stdin: Int32
@@ -242,105 +242,4 @@ public final class ChildProcess: Sendable {
     }
 
     fileprivate static func errorText(_ call: String) -> String { "\(call): \(String(cString: strerror(errno)))" }
-}
-
-extension ChildProcess {
-    /// Reads and writes of a child's pipes for threads of their own
-    /// (``BlockingIOThread``), never the cooperative pool: each call waits in
-    /// `poll` for its pipe or for ``interrupt()``, so a stop never waits on a
-    /// child (or a grandchild holding its pipes) that neither reads nor
-    /// writes. Reads go straight into the caller's buffer.
-    public final class PipeIO: Sendable {
-        /// ``interrupt()`` makes this readable for good.
-        private let wake: (read: Int32, write: Int32)
-
-        /// Said by a call that ``interrupt()`` ended.
-        public struct Interrupted: Error, CustomStringConvertible {
-            public var description: String { "interrupted" }
-        }
-
-        public struct Failed: Error, CustomStringConvertible {
-            public var description: String
-        }
-
-        /// Makes `descriptors` (camflow's ends of a child's pipes) non-blocking for this.
-        public init(_ descriptors: [Int32]) throws(Failed) {
-            var ends: [Int32] = [-1, -1]
-            guard pipe(&ends) == 0 else { throw Failed(description: ChildProcess.errorText("pipe")) }
-            for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            wake = (ends[0], ends[1])
-            for fd in descriptors { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        }
-
-        deinit {
-            _ = Glibc.close(wake.read)
-            _ = Glibc.close(wake.write)
-        }
-
-        /// Ends every wait of this, now and later.
-        public func interrupt() {
-            var byte: UInt8 = 1
-            _ = Glibc.write(wake.write, &byte, 1)
-        }
-
-        /// Reads what `fd` has into `buffer`'s end, waiting for something to
-        /// come; the number of bytes read, 0 at the end of the pipe.
-        public func read(_ fd: Int32, into buffer: inout ByteBuffer, atLeast room: Int = 64 << 10) throws -> Int {
-            while true {
-                var result = 0
-                var failure: Int32 = 0
-                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { raw in
-                    result = Glibc.read(fd, raw.baseAddress, raw.count)
-                    failure = errno
-                    return max(0, result)
-                }
-                if result >= 0 { return result }
-                guard failure == EAGAIN || failure == EINTR else {
-                    throw Failed(description: "read: \(String(cString: strerror(failure)))")
-                }
-                try waitUntilReady(fd, for: Int16(POLLIN))
-            }
-        }
-
-        /// Writes all of `buffers` to `fd`, waiting while the pipe is full. A
-        /// reader gone is an error (EPIPE), never a SIGPIPE, even in a process
-        /// that does not ignore it (a test binary): the signal is blocked on
-        /// this thread for the write and taken back if it came.
-        public func write(_ fd: Int32, _ buffers: ByteBuffer...) throws {
-            var pipeSignal = sigset_t(), previous = sigset_t()
-            sigemptyset(&pipeSignal)
-            sigaddset(&pipeSignal, SIGPIPE)
-            pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
-            defer {
-                var none = timespec(tv_sec: 0, tv_nsec: 0)
-                // A SIGPIPE this write raised is pending on this thread: taken, not delivered later.
-                if sigismember(&previous, SIGPIPE) == 0 {
-                    while sigtimedwait(&pipeSignal, nil, &none) == SIGPIPE {}
-                }
-                pthread_sigmask(SIG_SETMASK, &previous, nil)
-            }
-            for buffer in buffers {
-                var rest = buffer
-                while rest.readableBytes > 0 {
-                    let written = rest.withUnsafeReadableBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-                    if written > 0 {
-                        rest.moveReaderIndex(forwardBy: written)
-                    } else if errno == EAGAIN || errno == EINTR {
-                        try waitUntilReady(fd, for: Int16(POLLOUT))
-                    } else {
-                        throw Failed(description: String(cString: strerror(errno)))
-                    }
-                }
-            }
-        }
-
-        /// Waits until `fd` is ready for `events` (or closed at the other end), or ``interrupt()``.
-        private func waitUntilReady(_ fd: Int32, for events: Int16) throws {
-            var descriptors = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
-            while poll(&descriptors, 2, -1) < 0 {
-                guard errno == EINTR else { throw Failed(description: ChildProcess.errorText("poll")) }
-            }
-            if descriptors[1].revents != 0 { throw Interrupted() }
-        }
-    }
 }
