@@ -38,10 +38,13 @@ public struct TestHarness: Sendable {
 
     /// Checks and runs `nodes` until they finish. Each id in `collect` gets
     /// a sink that records what that node emits.
-    /// - Parameter stopWhen: checked after each collected packet; when it
-    ///   returns true the pipeline is asked to stop (sources end, the rest drains).
+    /// - Parameters:
+    ///   - stopWhen: checked after each collected packet; when it returns
+    ///     true the pipeline is asked to stop (sources end, the rest drains).
+    ///   - clock: the time the nodes read: a ``ManualClock`` to move it by hand.
     public func run(_ nodes: [NodeSpec], collect: [String],
-                    stopWhen: (@Sendable ([String: [Packet]]) -> Bool)? = nil) async throws -> Run {
+                    stopWhen: (@Sendable ([String: [Packet]]) -> Bool)? = nil,
+                    clock: any PipelineClock = SystemClock()) async throws -> Run {
         let store = PacketStore(ids: collect)
         var registry = self.registry
         registry.register(NodeType(
@@ -51,7 +54,7 @@ public struct TestHarness: Sendable {
             from: "test-harness")
         let sinks = collect.map { NodeSpec(id: "collect-\($0)", type: "test-harness-collect", inputs: [$0]) }
         let graph = try GraphValidator(registry: registry).validate(PipelineSpec(name: "test", nodes: nodes + sinks))
-        let pipeline = Pipeline(graph: graph, logger: logger, metricsInterval: nil)
+        let pipeline = Pipeline(graph: graph, logger: logger, metricsInterval: nil, clock: clock)
         if let stopWhen { store.setCallback { if stopWhen($0) { pipeline.requestStop() } } }
         try await pipeline.run()
         return Run(snapshot: pipeline.snapshot(), packets: store.packets)

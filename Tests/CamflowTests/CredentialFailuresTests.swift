@@ -1,4 +1,5 @@
 import Camflow
+import CamflowTesting
 import Testing
 
 /// Wrong credentials per peer, driven with explicit times.
@@ -33,5 +34,16 @@ import Testing
         // The window ends: the table has room again and the shared count is gone.
         #expect(!failures.isLockedOut("new4", now: 61 * Self.second))
         #expect(failures.note("new4", now: 61 * Self.second) == .first)
+    }
+
+    @Test func theLimiter_readsItsWindowOnThePipelinesClock() async {
+        let clock = ManualClock()
+        let limiter = CredentialFailureLimiter(CredentialFailures(maxFailures: 3, windowNanoseconds: 60 * Self.second), clock: clock)
+        for _ in 0..<3 { _ = limiter.note("10.0.0.1") }
+        #expect(limiter.isLockedOut("10.0.0.1"))
+        await clock.advance(by: .seconds(59))
+        #expect(limiter.isLockedOut("10.0.0.1"), "a minute's window, not less")
+        await clock.advance(by: .seconds(1))
+        #expect(!limiter.isLockedOut("10.0.0.1"))
     }
 }

@@ -15,15 +15,28 @@ import NIOSSL
 /// `/readyz`, all behind HTTP Basic when credentials are set.
 struct WebServer: Sendable {
     /// Wrong credentials per peer: ten a minute, then 429 until the minute ends (HTTP and `/ws` alike).
-    let credentialFailures = CredentialFailureLimiter()
+    let credentialFailures: CredentialFailureLimiter
     let settings: WebSettings
     let hub: RestreamHub
     let hls: HLSStore?
     let pipeline: PipelineView
     let nodeID: String
     let logger: Logger
-    /// The pipeline's clock, for viewers' idle timeouts and rate-limited log lines.
-    var clock: any PipelineClock = SystemClock()
+    /// The pipeline's clock, for viewers' idle timeouts, the credential
+    /// lock-out's minute, snapshot timeouts and rate-limited log lines.
+    let clock: any PipelineClock
+
+    init(settings: WebSettings, hub: RestreamHub, hls: HLSStore?, pipeline: PipelineView, nodeID: String,
+         logger: Logger, clock: any PipelineClock = SystemClock()) {
+        self.settings = settings
+        self.hub = hub
+        self.hls = hls
+        self.pipeline = pipeline
+        self.nodeID = nodeID
+        self.logger = logger
+        self.clock = clock
+        credentialFailures = CredentialFailureLimiter(clock: clock)
+    }
 
     /// The Hummingbird application; run it as a service. `onListening` gets
     /// the bound address.
@@ -165,7 +178,7 @@ struct WebServer: Sendable {
         router.get("/recordings") { _, _ in Self.asset(WebAssets.recordings, "text/html; charset=utf-8") }
         if let hls {
             HLSRoutes(store: hls).add(to: router)
-            let snapshots = SnapshotService(store: hls, ffmpeg: settings.ffmpeg, maxDecodes: settings.snapshotDecodes)
+            let snapshots = SnapshotService(store: hls, ffmpeg: settings.ffmpeg, maxDecodes: settings.snapshotDecodes, clock: clock)
             router.get("/snapshot/:file") { request, context in
                 try await Self.snapshot(request, context, snapshots)
             }

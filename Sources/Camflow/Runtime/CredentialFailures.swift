@@ -82,21 +82,31 @@ public struct CredentialFailures: Sendable {
 }
 
 /// One ``CredentialFailures`` shared by every connection of a server, read
-/// against ``MonotonicClock``.
+/// against a ``PipelineClock`` (the pipeline's, so a test moves the window).
 public final class CredentialFailureLimiter: Sendable {
     private let state: Mutex<CredentialFailures>
+    private let clock: any PipelineClock
+    private let origin: ContinuousClock.Instant
 
-    public init(_ failures: CredentialFailures = CredentialFailures()) {
+    public init(_ failures: CredentialFailures = CredentialFailures(), clock: any PipelineClock = SystemClock()) {
         state = Mutex(failures)
+        self.clock = clock
+        origin = clock.now
+    }
+
+    /// Nanoseconds on the clock since this limiter was made.
+    private var now: UInt64 {
+        let elapsed = origin.duration(to: clock.now).components
+        return UInt64(max(0, elapsed.seconds)) &* 1_000_000_000 &+ UInt64(max(0, elapsed.attoseconds / 1_000_000_000))
     }
 
     public func isLockedOut(_ group: String) -> Bool {
-        let now = MonotonicClock.now()
+        let now = self.now
         return state.withLock { $0.isLockedOut(group, now: now) }
     }
 
     public func note(_ group: String) -> CredentialFailures.Outcome {
-        let now = MonotonicClock.now()
+        let now = self.now
         return state.withLock { $0.note(group, now: now) }
     }
 }
