@@ -1,12 +1,13 @@
 /// libFuzzer targets over what camflow reads from the wire and the disk, in
 /// one executable: `mp4` (the streaming MP4 parser), `header` (the ZeroMQ
-/// packet header), `clip` (a recording cut into a clip) and `index` (a
-/// recordings index). `make fuzz FUZZ_TARGET=mp4|header|clip|index` builds it optimised
+/// packet header), `clip` (a recording cut into a clip), `index` (a
+/// recordings index) and `rtp` (RTP headers and payloads).
+/// `make fuzz FUZZ_TARGET=mp4|header|clip|index|rtp` builds it optimised
 /// with libFuzzer and AddressSanitizer and runs one; without `-D FUZZING`
 /// it replays corpus files, so the normal build keeps it compiling and the
 /// tests replay the checked-in corpus.
 let targets: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
-    "mp4": fuzzParser, "header": fuzzHeader, "clip": fuzzClip, "index": fuzzIndex,
+    "mp4": fuzzParser, "header": fuzzHeader, "clip": fuzzClip, "index": fuzzIndex, "rtp": fuzzRTP,
 ]
 
 #if FUZZING
