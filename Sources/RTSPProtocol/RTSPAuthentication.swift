@@ -286,7 +286,7 @@ public struct DigestAuthorization: Sendable, Equatable {
 /// that carry their issue time and a MAC (so no table of nonces to bound),
 /// constant-time comparisons, nonces that expire by the caller's clock.
 /// Replays of one nonce within its lifetime are not detected (nc is not tracked).
-public struct RTSPAuthenticator: Sendable, CustomStringConvertible {
+public struct RTSPAuthenticator: Sendable, CustomStringConvertible, CustomReflectable {
     public enum Scheme: Sendable, Equatable {
         case basic
         case digest
@@ -321,6 +321,11 @@ public struct RTSPAuthenticator: Sendable, CustomStringConvertible {
     }
 
     public var description: String { "RTSPAuthenticator(realm: \(realm), user: \(username), scheme: \(scheme))" }
+
+    /// What `dump` and the debugger show: no password, no secret.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["realm": realm, "username": username, "scheme": scheme], displayStyle: .struct)
+    }
 
     /// The `WWW-Authenticate` value for a 401. `now`: the caller's monotonic
     /// time since any fixed origin, the same for every call.

@@ -34,7 +34,7 @@ public enum RTSPClientError: Error, Sendable, Equatable, CustomStringConvertible
 /// authentication (one retry on 401, more on a stale nonce), redirects
 /// followed a bounded number of times, and keep-alives. It returns the
 /// requests to send; the I/O layer sends them and feeds back the answers.
-public struct RTSPClientSession: Sendable {
+public struct RTSPClientSession: Sendable, CustomReflectable {
     /// RTP over the RTSP connection, or UDP to the caller's ports
     /// (`firstClientPort` + 2 × track index, RTCP on the next port).
     public enum TransportChoice: Sendable, Equatable {
@@ -94,6 +94,11 @@ public struct RTSPClientSession: Sendable {
         self.aggregateURL = url
         self.transport = transport
         if let username, let password { credentials = (username, password) } else { credentials = nil }
+    }
+
+    /// What `dump` and the debugger show: no password.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["url": url, "username": credentials?.username as Any, "tracks": tracks], displayStyle: .struct)
     }
 
     /// The first request on a (new) connection.
