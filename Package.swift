@@ -165,9 +165,9 @@ let package = Package(
         // tests replay the checked-in corpus.
         .executableTarget(
             name: "CamflowFuzz",
-            dependencies: ["ISOBMFF", "Camflow", "RTP", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["ISOBMFF", "Camflow", "RTP", "RTSPProtocol", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz",
-            exclude: ["mp4.dict", "header.dict", "index.dict", "rtp.dict", "corpus", "regressions"],
+            exclude: ["mp4.dict", "header.dict", "index.dict", "rtp.dict", "rtsp.dict", "corpus", "regressions"],
             swiftSettings: swiftSettings
         ),
         // Plugin families: one module each, written against the public Camflow API.

@@ -1,13 +1,15 @@
 /// libFuzzer targets over what camflow reads from the wire and the disk, in
 /// one executable: `mp4` (the streaming MP4 parser), `header` (the ZeroMQ
 /// packet header), `clip` (a recording cut into a clip), `index` (a
-/// recordings index) and `rtp` (RTP headers and payloads).
-/// `make fuzz FUZZ_TARGET=mp4|header|clip|index|rtp` builds it optimised
+/// recordings index), `rtp` (RTP headers and payloads) and `rtsp` (RTSP
+/// messages, SDP, Transport and Digest headers).
+/// `make fuzz FUZZ_TARGET=mp4|header|clip|index|rtp|rtsp` builds it optimised
 /// with libFuzzer and AddressSanitizer and runs one; without `-D FUZZING`
 /// it replays corpus files, so the normal build keeps it compiling and the
 /// tests replay the checked-in corpus.
 let targets: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
     "mp4": fuzzParser, "header": fuzzHeader, "clip": fuzzClip, "index": fuzzIndex, "rtp": fuzzRTP,
+    "rtsp": fuzzRTSP,
 ]
 
 #if FUZZING
