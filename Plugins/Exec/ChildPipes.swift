@@ -1,6 +1,7 @@
 import Camflow
 import NIOCore
 import NIOPosix
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,20 +17,66 @@ struct ChildPipes: Sendable {
     let stdout: NIOAsyncChannel<ByteBuffer, Never>
     let stderr: NIOAsyncChannel<ByteBuffer, Never>
 
-    /// Takes `process`'s descriptors; on failure they are closed.
-    static func open(_ process: ChildProcess) async throws -> ChildPipes {
+    /// Bytes a pipe of the packet path holds (the kernel's default is 64 KiB,
+    /// its limit for a user 1 MiB: /proc/sys/fs/pipe-max-size), and the most
+    /// one read takes: a megabyte packet crosses in one write and one read,
+    /// not sixteen wake-ups of the event loop and of the child.
+    static let packetPipeSize = 1 << 20
+
+    /// Children of this process whose pipes may be enlarged at once. The
+    /// kernel counts pipe buffers per user, and past
+    /// /proc/sys/fs/pipe-user-pages-soft (64 MiB by default) gives every new
+    /// pipe of that user 8 KiB: 8 children take at most 16 MiB of it; a
+    /// ninth keeps the default size.
+    static let largePipes = Quota(limit: 8)
+
+    /// Places, taken and given back without waiting.
+    final class Quota: Sendable {
+        let limit: Int
+        private let used = Atomic<Int>(0)
+
+        init(limit: Int) {
+            self.limit = limit
+        }
+
+        /// Takes a place; false when none is free.
+        func take() -> Bool {
+            if used.add(1, ordering: .relaxed).newValue <= limit { return true }
+            used.subtract(1, ordering: .relaxed)
+            return false
+        }
+
+        /// Gives back a place ``take()`` took.
+        func giveBack() {
+            used.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Takes `process`'s descriptors; on failure they are closed. With
+    /// `largePipes` stdin and stdout hold ``packetPipeSize`` (where the
+    /// kernel allows: a user past its pipe quota keeps the default).
+    static func open(_ process: ChildProcess, largePipes: Bool = false) async throws -> ChildPipes {
         let descriptors = process.takeDescriptors()
         var unowned = [descriptors.stdin, descriptors.stdout, descriptors.stderr]
         var opened: [any Channel] = []
-        let bootstrap = NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let group = MultiThreadedEventLoopGroup.singleton
+        var writer = NIOPipeBootstrap(group: group), reader = NIOPipeBootstrap(group: group)
+        if largePipes {
+            // F_SETPIPE_SZ (Linux), which Glibc's module does not export.
+            for fd in [descriptors.stdin, descriptors.stdout] { _ = fcntl(fd, 1031, Int32(packetPipeSize)) }
+            // Writes queue without waiting up to a pipe's worth (they are the packets' own bytes, no copies).
+            writer = writer.channelOption(.writeBufferWaterMark, value: .init(low: packetPipeSize / 2, high: packetPipeSize))
+            reader = reader.channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 64, initial: 64 << 10, maximum: packetPipeSize))
+        }
         do {
-            let stdin = try await bootstrap.takingOwnershipOfDescriptor(output: descriptors.stdin).get()
+            let stdin = try await writer.takingOwnershipOfDescriptor(output: descriptors.stdin).get()
             unowned.removeFirst()
             opened.append(stdin)
-            let stdout = try await reader(bootstrap, descriptors.stdout)
+            let stdout = try await Self.reader(reader, descriptors.stdout)
             unowned.removeFirst()
             opened.append(stdout.channel)
-            let stderr = try await reader(bootstrap, descriptors.stderr)
+            let stderr = try await Self.reader(NIOPipeBootstrap(group: group), descriptors.stderr)
             return ChildPipes(stdin: stdin, stdout: stdout, stderr: stderr)
         } catch {
             for fd in unowned { _ = close(fd) }

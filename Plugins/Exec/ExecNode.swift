@@ -219,14 +219,20 @@ struct ExecNode: Node {
     /// once the child has exited.
     private func exchange(with process: ChildProcess, _ inFlight: InFlight, _ context: NodeContext) async throws {
         let pipes: ChildPipes
+        let largePipes = ChildPipes.largePipes.take()
         do {
-            pipes = try await ChildPipes.open(process)
+            pipes = try await ChildPipes.open(process, largePipes: largePipes)
         } catch {
+            if largePipes { ChildPipes.largePipes.giveBack() }
             throw ChildFailed(description: "cannot open the child's pipes: \(error)")
         }
         let input = pipes.stdin
         // A write in progress does not end with its task: closing the pipe fails it.
-        defer { input.close(promise: nil) }
+        defer {
+            input.close(promise: nil)
+            // Closed by now (executeThenClose), or about to be: the kernel's count follows.
+            if largePipes { ChildPipes.largePipes.giveBack() }
+        }
         try await withTaskCancellationHandler {
             try await pipes.stdout.executeThenClose { output in
                 try await pipes.stderr.executeThenClose { errors in

@@ -160,6 +160,25 @@ private struct LargePackets: Node {
         try? await pipes.stderr.channel.close()
     }
 
+    /// The packet path's pipes hold a megabyte (a packet crosses in one
+    /// write and one read), within a quota of children; stderr's stays small.
+    @Test func largePipes_holdAMegabyte_forAQuotaOfChildren() async throws {
+        let process = try ChildProcess(executable: "/bin/cat", arguments: [], environment: [:])
+        let pipes = try await ChildPipes.open(process, largePipes: true)
+        // F_GETPIPE_SZ, while the channels hold the descriptors open.
+        #expect(fcntl(process.stdin, 1032) == Int32(ChildPipes.packetPipeSize))
+        #expect(fcntl(process.stdout, 1032) == Int32(ChildPipes.packetPipeSize))
+        #expect(fcntl(process.stderr, 1032) < Int32(ChildPipes.packetPipeSize))
+        try await pipes.stdin.close()
+        try? await pipes.stdout.channel.close()
+        try? await pipes.stderr.channel.close()
+        _ = await process.termination()
+        let quota = ChildPipes.Quota(limit: 2)
+        #expect([quota.take(), quota.take(), quota.take()] == [true, true, false])
+        quota.giveBack()
+        #expect(quota.take())
+    }
+
     /// Messages come out whole however the pipe cut them; one inside a
     /// single read is a slice of that read's buffer, not a copy.
     @Test func framesCutAnywhere_comeOutWhole_andOnesInsideARead_areNotCopied() throws {
