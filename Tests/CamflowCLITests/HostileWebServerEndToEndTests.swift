@@ -266,15 +266,20 @@ import Glibc
         let fd = try connectTCP(port: port, receiveBuffer: 8192)
         defer { close(fd) }
         Self.send(fd, Array("GET /api/recordings/cam/clip.mp4?start=\(now - 600)&duration=3600 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
-        // 64 KiB every 0.2 s: far slower than the server writes, never idle for a timeout.
-        var received = 0
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        let started = ContinuousClock.now
-        while ContinuousClock.now - started < .seconds(3) {
-            let count = recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
-            if count == 0 { break }
-            if count > 0 { received += count }
-            try await Task.sleep(for: .milliseconds(200))
+        // 64 KiB every 0.2 s: far slower than the server writes, never idle for a timeout. Paced on a
+        // thread of its own: a wake-up late by a second on the tests' busy shared pool would be a
+        // reader idle past the timeout, not a slow one.
+        var received = await BlockingIOThread.run(name: "test slow reader") { () -> Int in
+            var received = 0
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(3) {
+                let count = recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+                if count == 0 { break }
+                if count > 0 { received += count }
+                usleep(200_000)
+            }
+            return received
         }
         let ending = await Self.readUntilClosed(fd, deadline: .now + .seconds(30))
         received += ending.bytes.count

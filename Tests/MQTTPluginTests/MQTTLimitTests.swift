@@ -45,7 +45,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: scratch) }
         let big = scratch.appendingPathComponent("big")
         let size = 48 << 20
-        try Data(repeating: 0x61, count: size).write(to: big)
+        // 48 MiB to the disk: written on a thread of its own, not on the pool the tests share.
+        try await BlockingIOThread.run(name: "test big payload") { try Data(repeating: 0x61, count: size).write(to: big) }
         let pipeline = scratch.appendingPathComponent("limit.yaml")
         try """
             nodes:
