@@ -106,10 +106,17 @@ public struct RTSPParser: Sendable {
         if buffer.readableBytes == 0 {
             buffer = chunk
         } else {
-            var chunk = chunk
-            buffer.writeBuffer(&chunk)
+            // A stream whose chunks always end mid-frame never empties the
+            // buffer: drop what was returned before it grows with the stream.
+            if buffer.readerIndex >= Self.discardThreshold { buffer.discardReadBytes() }
+            buffer.writeImmutableBuffer(chunk)
         }
     }
+
+    static let discardThreshold = 65536
+
+    /// Bytes the parser's buffer holds, returned ones included (for a bound's test and metrics).
+    public var bufferCapacity: Int { buffer.capacity }
 
     /// The next complete frame, nil until more bytes are needed; throws
     /// (and keeps throwing) once the stream breaks a rule.
@@ -127,10 +134,7 @@ public struct RTSPParser: Sendable {
         while true {
             switch state {
             case .start:
-                guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
-                    compact()
-                    return nil
-                }
+                guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return nil }
                 if first == UInt8(ascii: "$") {
                     guard let length = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt16.self) else { return nil }
                     guard buffer.readableBytes >= 4 + Int(length) else { return nil }
@@ -176,11 +180,6 @@ public struct RTSPParser: Sendable {
                 }
             }
         }
-    }
-
-    /// Drops bytes already returned once nothing refers to the buffer's start.
-    private mutating func compact() {
-        if buffer.readableBytes == 0 { buffer.clear() }
     }
 
     /// The next line without its terminator (CRLF, or a bare LF), consumed;

@@ -193,3 +193,32 @@ func parseError(_ text: String, limits: RTSPParserLimits = RTSPParserLimits()) -
         #expect(RTSPSessionHeader(parsing: "a b") == nil)
     }
 }
+
+@Suite struct RTSPParserMemoryTests {
+    /// Chunks that always end mid-frame never empty the buffer; what was
+    /// returned must still be let go.
+    @Test func aLongStreamCutMidFrameStaysBounded() throws {
+        var frame = ByteBuffer()
+        _ = RTSPInterleaved.writeHeader(channel: 0, length: 96, into: &frame)
+        frame.writeBytes([UInt8](repeating: 1, count: 96))
+        var stream = ByteBuffer()
+        for _ in 0..<100 { stream.writeImmutableBuffer(frame) }
+        var parser = RTSPParser()
+        var count = 0
+        var maximum = 0
+        var carry = ByteBuffer()
+        for round in 0..<300 {
+            // 10,000 bytes per round with a 37-byte shift: never a frame boundary at a chunk's end.
+            var chunk = carry
+            chunk.writeImmutableBuffer(stream)
+            let cut = chunk.readableBytes - 37 - (round % 50)
+            let head = chunk.readSlice(length: cut)!
+            carry = chunk
+            parser.append(head)
+            while try parser.next() != nil { count += 1 }
+            maximum = max(maximum, parser.bufferCapacity)
+        }
+        #expect(count >= 29_000)
+        #expect(maximum <= 256 * 1024, "buffer grew to \(maximum) bytes over 3 MB")
+    }
+}
