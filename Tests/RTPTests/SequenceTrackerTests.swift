@@ -87,4 +87,22 @@ import Testing
         #expect(times.map(\.discontinuity) == [false, false, true, false])
         #expect(unwrapper.discontinuities == 1)
     }
+
+    /// A 100 KiB keyframe's packets arriving swapped in pairs (after the first) across the
+    /// sequence wrap come out of the tracker in order and rebuild the frame.
+    @Test func reorderedFragments_rebuildTheFrameThroughTheTracker() throws {
+        let units = [nalUnit([0x65, 0x88], size: 100 * 1024)]
+        var sent = try packets(try NALPacketizer(codec: .h264).packetize(nalUnits: units), sequence: 65500)
+        for index in stride(from: 1, to: sent.count - 1, by: 2) { sent.swapAt(index, index + 1) }
+        var tracker = RTPSequenceTracker()
+        var depacketizer = NALDepacketizer(codec: .h264)
+        var ordered: [RTPPacket] = []
+        for packet in sent {
+            for case .packet(let released, _) in tracker.push(packet) { ordered.append(released) }
+        }
+        for case .packet(let released, _) in tracker.flush() { ordered.append(released) }
+        let (frames, drops) = depacketize(&depacketizer, ordered)
+        #expect(drops.isEmpty && tracker.statistics.lost == 0)
+        #expect(bytes(frames.first?.nalUnits ?? []) == bytes(units))
+    }
 }
