@@ -53,7 +53,8 @@ public struct AACPacketizer: Sendable {
             }
             var count = 1
             var total = 4 + size
-            while index + count < units.count {
+            // The AU-headers-length counts bits in 16: at most 4095 headers.
+            while index + count < units.count, count < 4095 {
                 let next = units[index + count].readableBytes
                 guard next > 0, next <= Self.maxUnitSize, total + 2 + next <= room else { break }
                 total += 2 + next

@@ -29,6 +29,16 @@ import Testing
         #expect(out.map(\.timestamp) == units.indices.map { 0xFFFF_FC00 &+ UInt32($0) * 1024 })
     }
 
+    /// 5000 one-byte units fit a 64 KiB packet's bytes but not its 16-bit AU-headers-length.
+    @Test func manyTinyUnits_splitAt4095Headers() throws {
+        let units = (0..<5000).map { ByteBuffer(bytes: [UInt8(truncatingIfNeeded: $0)]) }
+        let payloads = try AACPacketizer(mtu: 65535).packetize(accessUnits: units)
+        #expect(payloads.count == 2)
+        var depacketizer = AACDepacketizer()
+        let (out, drops) = depacketize(try packets(payloads), into: &depacketizer)
+        #expect(drops.isEmpty && bytes(out.map(\.data)) == bytes(units))
+    }
+
     @Test func oversizedUnit_isRefused() {
         #expect(throws: RTPError.self) { try AACPacketizer().packetize(accessUnits: [nalUnit([1], size: 8192)]) }
     }
