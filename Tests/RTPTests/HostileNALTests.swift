@@ -126,4 +126,22 @@ import Testing
         #expect(frames.map(\.timestamp) == [0])
         #expect(depacketizer.flush().count == 1)
     }
+
+    /// H.265 under the same bounds: FU without a start, endless FUs, a gap inside a frame.
+    @Test func h265_hostileFragments_areBounded() throws {
+        var depacketizer = NALDepacketizer(codec: .h265, configuration: .init(maxFrameSize: 32 * 1024))
+        var sent = [packet([0x62, 0x01, 0x13, 1, 2], sequence: 1, timestamp: 0, marker: true)]
+        sent.append(packet([0x62, 0x01, 0x93] + [UInt8](repeating: 5, count: 1000), sequence: 2, timestamp: 3000))
+        for index in 3..<100 {
+            sent.append(packet([0x62, 0x01, 0x13] + [UInt8](repeating: 5, count: 1000), sequence: UInt16(index), timestamp: 3000))
+        }
+        let keyframe = try NALPacketizer(codec: .h265).packetize(nalUnits: [nalUnit([0x26, 0x01], size: 4000)])
+        var tail = try packets(keyframe, sequence: 100, timestamp: 6000)
+        tail.remove(at: 1)
+        sent += tail
+        sent += try packets(keyframe, sequence: 100 + UInt16(keyframe.count), timestamp: 9000)
+        let (frames, drops) = depacketize(&depacketizer, sent)
+        #expect(drops.map(\.reason) == [.fragmentWithoutStart, .frameTooLarge(limit: 32 * 1024), .sequenceGap(missing: 1)])
+        #expect(frames.map(\.timestamp) == [9000])
+    }
 }
