@@ -226,10 +226,10 @@ struct ExecNode: Node {
             if largePipes { ChildPipes.largePipes.giveBack() }
             throw ChildFailed(description: "cannot open the child's pipes: \(error)")
         }
-        let input = pipes.stdin
+        let input = ChildInput(pipes.stdin)
         // A write in progress does not end with its task: closing the pipe fails it.
         defer {
-            input.close(promise: nil)
+            input.channel.close(promise: nil)
             // Closed by now (executeThenClose), or about to be: the kernel's count follows.
             if largePipes { ChildPipes.largePipes.giveBack() }
         }
@@ -244,16 +244,15 @@ struct ExecNode: Node {
                             inFlight.close()
                         }
                         group.addTask {
-                            var written: EventLoopFuture<Void>?
                             for await packet in context.input {
                                 // Bounded: a child that never acknowledges makes camflow wait, not hoard.
                                 try await inFlight.waitForRoom(packets: maxUnacked, bytes: maxUnackedBytes, context)
                                 // Kept until the child acknowledges it: a child that dies hands it to the next one.
                                 let sequence = inFlight.add(packet)
-                                written = try await Self.write(packet, ackSequence: sequence, to: input, after: written)
+                                try await input.write(packet, ackSequence: sequence)
                             }
-                            try await Self.finish(written)
-                            try? await input.close()
+                            try await input.drain()
+                            try? await input.channel.close()
                         }
                         // Everything the child writes is read to its end: that is when the child is done.
                         do {
@@ -261,7 +260,7 @@ struct ExecNode: Node {
                         } catch {
                             // Malformed output: stop the child, and the writer with it.
                             process.signalGroup(SIGTERM)
-                            input.close(promise: nil)
+                            input.channel.close(promise: nil)
                             throw error
                         }
                         try await group.waitForAll()
@@ -269,7 +268,7 @@ struct ExecNode: Node {
                 }
             }
         } onCancel: {
-            input.close(promise: nil)
+            input.channel.close(promise: nil)
         }
         try Task.checkCancellation()
     }
@@ -288,35 +287,6 @@ struct ExecNode: Node {
                                                        ("unacknowledged", .int(Int64(pending.count)))]),
                                   stream: context.id))
         return ChildFailed(description: reason)
-    }
-
-    /// Queues one packet for the child's stdin (its framing head, then its
-    /// payload as it is: no copy) and returns its write. While the pipe
-    /// keeps up, the writer does not wait for it; once more than the
-    /// channel's high-water mark waits to go out, it waits until what was
-    /// queued before (`previous`) went: a child that reads slowly makes
-    /// camflow wait (and so its producers), holding at most about that much.
-    static func write(_ packet: Packet, ackSequence: UInt64, to input: any Channel,
-                      after previous: EventLoopFuture<Void>?) async throws -> EventLoopFuture<Void> {
-        if !input.isWritable || !input.isActive { try await finish(previous) }
-        // Closed by a write that failed (the child went) or by a stop: nothing more goes.
-        guard input.isActive else { throw ChildFailed(description: "the child stopped reading (its stdin is closed)") }
-        let head = ExecFraming.head(packet, ackSequence: ackSequence)
-        let payload = packet.payload
-        // One task on the loop for both, in order.
-        return input.eventLoop.flatSubmit {
-            input.write(head, promise: nil)
-            return input.writeAndFlush(payload)
-        }
-    }
-
-    /// Waits until `written` (and every write before it) went into the pipe.
-    static func finish(_ written: EventLoopFuture<Void>?) async throws {
-        do {
-            try await written?.get()
-        } catch {
-            throw ChildFailed(description: "the child stopped reading (\(error))")
-        }
     }
 
     static func readPackets(from output: NIOAsyncChannelInboundStream<ByteBuffer>, inFlight: InFlight,
@@ -375,6 +345,56 @@ struct ExecNode: Node {
             // The child went, or the node stops: what came is logged below.
         }
         if pending.readableBytes > 0 { log(pending.readableBytesView) }
+    }
+}
+
+/// The child's stdin: packets queued on its channel in order, flushed at
+/// most once per turn of the event loop (one `writev` for every packet
+/// queued meanwhile).
+struct ChildInput: Sendable {
+    let channel: any Channel
+    /// Whether a flush is queued on the loop (only the loop reads or sets it).
+    private let flushQueued: NIOLoopBoundBox<Bool>
+
+    init(_ channel: any Channel) {
+        self.channel = channel
+        flushQueued = .makeBoxSendingValue(false, eventLoop: channel.eventLoop)
+    }
+
+    /// Queues one packet: its framing head, then its payload as it is (no
+    /// copy). While the pipe keeps up the writer does not wait for it; once
+    /// more than the channel's high-water mark waits to go out, it waits
+    /// until all of that went: a child that reads slowly makes camflow wait
+    /// (and so its producers), holding at most about that much. A write that
+    /// fails closes the channel (the child went), which the next packet finds.
+    func write(_ packet: Packet, ackSequence: UInt64) async throws {
+        if !channel.isWritable { try await drain() }
+        // Closed by a write that failed (the child went) or by a stop: nothing more goes.
+        guard channel.isActive else { throw ExecNode.ChildFailed(description: "the child stopped reading (its stdin is closed)") }
+        let head = ExecFraming.head(packet, ackSequence: ackSequence)
+        let (channel, payload, flushQueued) = (channel, packet.payload, flushQueued)
+        // One task on the loop for both, in order; no promise per packet.
+        channel.eventLoop.execute {
+            channel.write(head, promise: nil)
+            channel.write(payload, promise: nil)
+            // Writes queued on the loop before this flush runs go out with it.
+            guard !flushQueued.value else { return }
+            flushQueued.value = true
+            channel.eventLoop.execute {
+                flushQueued.value = false
+                channel.flush()
+            }
+        }
+    }
+
+    /// Waits until everything queued went into the pipe (an empty write
+    /// completes once every write before it did).
+    func drain() async throws {
+        do {
+            try await channel.writeAndFlush(ByteBuffer())
+        } catch {
+            throw ExecNode.ChildFailed(description: "the child stopped reading (\(error))")
+        }
     }
 }
 

@@ -147,11 +147,11 @@ private struct LargePackets: Node {
         let packet = Packet(kind: .bytes, stream: "s", sequence: 0, payload: ByteBuffer(repeating: 1, count: 200_000))
         var said = "written"
         do {
-            var written: EventLoopFuture<Void>?
+            let input = ChildInput(pipes.stdin)
             for sequence in 0..<4 {
-                written = try await ExecNode.write(packet, ackSequence: UInt64(sequence), to: pipes.stdin, after: written)
+                try await input.write(packet, ackSequence: UInt64(sequence))
             }
-            try await ExecNode.finish(written)
+            try await input.drain()
         } catch {
             said = "\(error)"
         }
