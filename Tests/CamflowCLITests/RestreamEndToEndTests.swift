@@ -97,7 +97,12 @@ import Glibc
         // A name no stream can have: refused at once, not kept (it would show in /api/stats and the log).
         let long = try await texts(port: port, "/ws/" + String(repeating: "a", count: 300), send: ["livestream"], count: 2)
         #expect(long == ["error: a stream name has at most 256 bytes"], "\(long)")
-        // A name that would forge a log line and colour the terminal.
+        // A name that would forge a log line and colour the terminal. The hub says "no stream" once it
+        // holds some stream (until then the name may yet come): under load the camera's first fragment
+        // can come after the server is up.
+        try await waitUntil("the camera's stream reaches the hub", timeout: .seconds(30)) {
+            ((try? await apiStats(port: port))?["streams"] as? [[String: Any]])?.isEmpty == false
+        }
         let forged = try await texts(port: port, "/ws/evil%0Aforged%1B%5B31m", send: ["livestream"], count: 1)
         #expect(forged.first?.hasPrefix("error: no stream 'evil\\nforged\\u{1B}[31m'") == true, "\(forged)")
         // One grapheme of 60 KB (a letter and 30 000 combining accents): the answer echoes 100 characters, not 60 KB.
