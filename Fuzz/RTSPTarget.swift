@@ -12,10 +12,26 @@ func fuzzRTSP(_ bytes: UnsafeRawBufferPointer) {
     var parser = RTSPParser(limits: RTSPParserLimits(startLineBytes: 512, headerBytes: 2048, headerCount: 16, bodyBytes: 2048))
     var input = data
     let chunk = Int(first) + 1
+    // Whatever the stream carries also drives both state machines: requests
+    // a server session, responses a client that has sent its OPTIONS.
+    var server = RTSPServerSession(timeout: 10)
+    var client = RTSPClientSession(url: "rtsp://h/s", username: "u", password: "p", transport: first & 1 == 0 ? .tcp : .udp(firstClientPort: 5000))
+    var random = FuzzRandom()
+    _ = client.start(random: &random)
+    var now = Duration.zero
     feeding: while input.readableBytes > 0 {
         parser.append(input.readSlice(length: min(chunk, input.readableBytes))!)
         do {
-            while let frame = try parser.next() { checkRoundTrip(frame) }
+            while let frame = try parser.next() {
+                checkRoundTrip(frame)
+                now += .seconds(Int(first >> 4))
+                switch frame {
+                case .request(let request): _ = server.receive(request, now: now) { "fuzz0000" }
+                case .response(let response):
+                    if case .send(let next) = client.receive(response, random: &random) { checkRoundTrip(.request(next)) }
+                case .interleaved: _ = client.keepAlive(random: &random)
+                }
+            }
         } catch {
             break feeding
         }
@@ -65,5 +81,14 @@ private func checkRoundTrip(_ frame: RTSPFrame) {
         else { fatalError("a response camflow accepted does not read back once written") }
     case .interleaved:
         break
+    }
+}
+
+/// Deterministic, so a crash replays.
+private struct FuzzRandom: RandomNumberGenerator {
+    var state: UInt64 = 1
+    mutating func next() -> UInt64 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return state
     }
 }

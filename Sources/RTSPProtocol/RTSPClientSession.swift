@@ -12,6 +12,7 @@ public enum RTSPClientError: Error, Sendable, Equatable, CustomStringConvertible
     case invalidTransport(String)
     case noSession
     case notPlaying
+    case invalidURL(String)
 
     public var description: String {
         switch self {
@@ -25,6 +26,7 @@ public enum RTSPClientError: Error, Sendable, Equatable, CustomStringConvertible
         case .invalidTransport(let reason): "the server's Transport: \(reason)"
         case .noSession: "a SETUP answer without a valid Session header"
         case .notPlaying: "no session is playing"
+        case .invalidURL(let url): "the server gave an invalid URL \"\(url)\""
         }
     }
 }
@@ -167,6 +169,7 @@ public struct RTSPClientSession: Sendable, CustomReflectable {
             }
             sessionDescription = description
             let base = response.headers["Content-Base"] ?? response.headers["Content-Location"] ?? url
+            guard base.isRequestURI else { return fail(.invalidURL(excerpt(base))) }
             // The aggregate control URL (RFC 2326 C.1.1): PLAY and TEARDOWN go there.
             if let control = description.control, control != "*" {
                 aggregateURL = control.isAbsoluteRTSPURL ? control : description.controlURL(for: SDPMedia(kind: "", payloadType: 0, encoding: "", clockRate: 0, control: control), base: base)
@@ -177,6 +180,7 @@ public struct RTSPClientSession: Sendable, CustomReflectable {
                 .filter { Self.supportedEncodings.contains($0.encoding.lowercased()) }
                 .map { Track(media: $0, url: description.controlURL(for: $0, base: base), transport: nil) }
             guard !tracks.isEmpty else { return fail(.noSupportedMedia) }
+            if let bad = (tracks.map(\.url) + [aggregateURL]).first(where: { !$0.isRequestURI }) { return fail(.invalidURL(excerpt(bad))) }
             return setup(0, random: &random)
         case .setup(let index):
             guard response.status == 200 else { return fail(.status(response.status, method: sent.method.name)) }
@@ -241,7 +245,9 @@ public struct RTSPClientSession: Sendable, CustomReflectable {
     }
 
     private mutating func redirect(_ response: RTSPResponse) -> Action {
-        guard let location = response.headers["Location"], location.isAbsoluteRTSPURL else { return fail(.invalidRedirect) }
+        guard let location = response.headers["Location"], location.isAbsoluteRTSPURL, location.isRequestURI else {
+            return fail(.invalidRedirect)
+        }
         redirects += 1
         guard redirects <= Self.maxRedirects else { return fail(.tooManyRedirects(limit: Self.maxRedirects)) }
         url = location

@@ -68,7 +68,10 @@ public struct SessionDescription: Sendable, Equatable {
             case "a":
                 let (name, attribute) = Self.attribute(value)
                 if media.isEmpty {
-                    if name == "control" { control = attribute }
+                    if name == "control" {
+                        guard let attribute, attribute.isRequestURI else { throw .malformedLine(number, excerpt(line)) }
+                        control = attribute
+                    }
                 } else {
                     try media[media.count - 1].read(attribute: name, value: attribute, number: number)
                 }
@@ -200,6 +203,8 @@ public struct SDPMedia: Sendable, Equatable {
             }
             formatParameters = parameters
         case "control":
+            // A URL: what the client sends in a request line and signs in Digest must be the same bytes.
+            guard let value, value.isRequestURI else { throw .malformedLine(number, excerpt("a=control:" + (value ?? ""))) }
             control = value
         default:
             guard otherAttributes.count < SessionDescription.maxAttributesPerMedia else {
@@ -381,6 +386,11 @@ func unhex(_ text: String) -> [UInt8]? {
 }
 
 extension String {
+    /// Printable ASCII without spaces: a request line's URI as sent.
+    var isRequestURI: Bool {
+        !isEmpty && utf8.count <= 4096 && utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
     var isAbsoluteRTSPURL: Bool {
         let lower = prefix(8).lowercased()
         return lower.hasPrefix("rtsp://") || lower.hasPrefix("rtsps://") || lower.hasPrefix("rtspu://")

@@ -202,6 +202,16 @@ import Testing
         let result = other.receive(RTSPResponse(status: 200, cseq: describe.cseq, body: ByteBuffer(string: "v=0\r\nm=audio 0 RTP/AVP 0\r\n")), random: &random)
         #expect(result == .failed(.noSupportedMedia))
 
+        // A URL the request line could not carry as signed (the fuzzer's find: a NUL in a control URL).
+        var spaced = RTSPClientSession(url: "rtsp://h/s")
+        _ = spaced.start(random: &random)
+        let describeAgain = try #require(Self.sent(spaced.receive(RTSPResponse(status: 200, cseq: 1), random: &random)))
+        var base = RTSPHeaders()
+        base.add("Content-Base", "rtsp://h/a b/")
+        let sdp = "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n"
+        #expect(spaced.receive(RTSPResponse(status: 200, cseq: describeAgain.cseq, headers: base, body: ByteBuffer(string: sdp)), random: &random)
+            == .failed(.invalidURL("rtsp://h/a b/")))
+
         var redirected = RTSPClientSession(url: "rtsp://h/s")
         _ = redirected.start(random: &random)
         var location = RTSPHeaders()

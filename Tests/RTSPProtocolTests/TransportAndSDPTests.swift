@@ -137,6 +137,8 @@ import Testing
         #expect(throws: SDPError.parameterSetTooLarge(name: "sprop-parameter-sets", limit: 4096)) {
             try SessionDescription(parsing: oversized).media[0].h264ParameterSets()
         }
+        #expect(throws: SDPError.self) { try SessionDescription(parsing: "v=0\r\nm=video 0 RTP/AVP 96\r\na=control:tr\u{0}D=0\r\n") }
+        #expect(throws: SDPError.self) { try SessionDescription(parsing: "v=0\r\na=control:rtsp://h/a b\r\n") }
         let broken = "v=0\r\nm=video 0 RTP/AVP 96\r\na=fmtp:96 sprop-parameter-sets=!!!!\r\n"
         #expect(throws: SDPError.invalidParameterSet("sprop-parameter-sets")) {
             try SessionDescription(parsing: broken).media[0].h264ParameterSets()
