@@ -88,7 +88,9 @@ struct ChildPipes: Sendable {
     private static func reader(_ bootstrap: NIOPipeBootstrap, _ fd: Int32) async throws -> NIOAsyncChannel<ByteBuffer, Never> {
         try await bootstrap.takingOwnershipOfDescriptor(input: fd) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try NIOAsyncChannel<ByteBuffer, Never>(wrappingChannelSynchronously: channel)
+                // Two reads ahead of the consumer at most (2 MiB with large pipes), then the child waits.
+                try NIOAsyncChannel<ByteBuffer, Never>(wrappingChannelSynchronously: channel, configuration: .init(
+                    backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2)))
             }
         }
     }
