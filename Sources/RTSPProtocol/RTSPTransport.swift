@@ -59,7 +59,8 @@ public struct RTSPTransport: Sendable, Equatable, CustomStringConvertible {
     }
 
     static func parseOne(_ text: String) throws(RTSPTransportError) -> RTSPTransport {
-        var parameters = text.split(separator: ";", omittingEmptySubsequences: true).map { $0.trimmingSpaces }
+        // Blank parameters (`;;`, `; ;`) are nothing, not a parameter without a name.
+        var parameters = text.split(separator: ";", omittingEmptySubsequences: true).map { $0.trimmingSpaces }.filter { !$0.isEmpty }
         guard !parameters.isEmpty else { throw .empty }
         let spec = parameters.removeFirst().uppercased()
         var transport: RTSPTransport
@@ -71,7 +72,8 @@ public struct RTSPTransport: Sendable, Equatable, CustomStringConvertible {
         var seen = Set<String>()
         for parameter in parameters {
             let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingSpaces }
-            let name = pair[0].lowercased()
+            guard let first = pair.first else { continue }
+            let name = first.lowercased()
             guard seen.insert(name).inserted else { throw .duplicate(excerpt(name)) }
             let value = pair.count == 2 ? pair[1] : nil
             switch name {

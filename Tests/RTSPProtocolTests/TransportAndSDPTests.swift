@@ -15,6 +15,12 @@ import Testing
             == [RTSPTransport(lower: .udp, clientPort: 5000...5001, serverPort: 6000...6001, ssrc: 0x0A0B0C0D)])
     }
 
+    /// The fuzzer's find: a blank parameter trapped on an empty split.
+    @Test func blankParametersAreNothing() throws {
+        #expect(try RTSPTransport.parse("RTP/AVP/TCP; ;unicast;\t;interleaved=0-1") == [RTSPTransport(lower: .tcp, interleaved: 0...1)])
+        #expect(throws: RTSPTransportError.empty) { try RTSPTransport.parse(" ; ;") }
+    }
+
     @Test func writesWhatItReads() throws {
         let transport = RTSPTransport(lower: .udp, clientPort: 5000...5001, serverPort: 7000...7001, ssrc: 0xAB, modePlay: true)
         #expect(transport.description == "RTP/AVP;unicast;client_port=5000-5001;server_port=7000-7001;ssrc=000000AB;mode=play")
