@@ -60,4 +60,15 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: root) }
         #expect(Set(try RecordingIndex.read(root: root).map(\.path)) == [nested, "cam1/ok.mp4"])
     }
+
+    @Test func filesBegunInOneMillisecond_areListedByMediaTime_whateverTheIndexOrder() {
+        func entry(_ path: String, start: Double, wall: Double) -> String {
+            #"{"path":"\#(path)","stream":"cam","start":\#(start),"end":\#(start + 2),"wall_start":\#(wall),"keyframes":1,"fragments":1,"bytes":10}"#
+        }
+        let lines = [entry("cam/clip-1.mp4", start: 2, wall: 1_700_000_000.0004),
+                     entry("cam/clip.mp4", start: 0, wall: 1_700_000_000.0007),
+                     entry("cam/clip-2.mp4", start: 4, wall: 1_700_000_000.5)]
+        let listed = RecordingIndex.parse(Data(lines.joined(separator: "\n").utf8)).map(\.path)
+        #expect(listed == ["cam/clip.mp4", "cam/clip-1.mp4", "cam/clip-2.mp4"])
+    }
 }

@@ -49,25 +49,10 @@ func files(under root: String, suffix: String = ".mp4") -> [String] {
         .filter { $0.hasSuffix(suffix) }.map { root + "/" + $0 }.sorted()
 }
 
-func tool(_ path: String, _ arguments: [String]) throws -> (stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-}
-
 /// Video packets of a file per ffprobe: count and whether the first is a keyframe.
-func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors: String) {
-    let errors = try tool("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"]).stderr
-    let packets = try tool("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=flags",
+func probeVideo(_ path: String) async throws -> (frames: Int, firstIsKey: Bool, errors: String) {
+    let errors = try await runTool("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"]).stderr
+    let packets = try await runTool("/usr/bin/ffprobe", ["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=flags",
                                                 "-of", "csv=p=0", path]).stdout.split(separator: "\n")
     return (packets.count, packets.first?.hasPrefix("K") == true, errors)
 }
@@ -94,7 +79,7 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         #expect(recorded.count == 9, "\(recorded)")
         var frames = 0
         for file in recorded {
-            let probe = try probeVideo(file)
+            let probe = try await probeVideo(file)
             #expect(probe.errors.isEmpty, "\(file): \(probe.errors)")
             #expect(probe.firstIsKey, "\(file) starts with a keyframe")
             frames += probe.frames
@@ -117,7 +102,8 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         _ = try await record(Array(a) + Array(b), root: root, options: ["segment": "1h"])
         let recorded = files(under: root)
         #expect(recorded.count == 2)
-        let probes = try recorded.map(probeVideo)
+        var probes: [(frames: Int, firstIsKey: Bool, errors: String)] = []
+        for file in recorded { probes.append(try await probeVideo(file)) }
         #expect(probes.allSatisfy { $0.errors.isEmpty && $0.firstIsKey })
         #expect(probes.map(\.frames).sorted() == [75, 125])
     }
@@ -157,7 +143,7 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         #expect(files(under: root, suffix: ".partial").isEmpty)
         let recovered = root + "/cam1/crashed.mp4"
         #expect((try FileManager.default.attributesOfItem(atPath: recovered)[.size] as? Int) == whole)
-        let probe = try probeVideo(recovered)
+        let probe = try await probeVideo(recovered)
         #expect(probe.errors.isEmpty && probe.firstIsKey && probe.frames == 50)
         #expect(try String(contentsOfFile: root + "/index.jsonl", encoding: .utf8).contains(#""path":"cam1/crashed.mp4""#))
     }
@@ -198,7 +184,7 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         #expect(deleted.map(\.path) == [file] && deleted.map(\.reason) == ["age"] && failures.isEmpty)
     }
 
-    @Test func aPartialTheDiskRefusesToPublish_isLeftAsItIs_notRemoved() throws {
+    @Test func aPartialTheDiskRefusesToPublish_isLeftAsItIs_notRemoved() async throws {
         let media = try #require(media)
         let root = try temporaryDirectory()
         var file = try RecordingFile(path: root + "/cam1/crashed.mp4", root: root, stream: "cam1", initSegment: media.initSegment,
@@ -206,11 +192,19 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         try file.append(media.fragment(0, loop: 0), time: media.start(0, loop: 0), duration: nil, keyframe: true, sync: false)
         let folder = root + "/cam1"
         // The folder refuses the published name (root ignores modes, so it is made immutable).
-        guard getuid() == 0, (try? tool("/usr/bin/chattr", ["+i", folder]))?.stderr.isEmpty == true else { return }
-        defer { _ = try? tool("/usr/bin/chattr", ["-i", folder]) }
-        let directory = try SafeDirectory.open(root: root, relative: ["cam1"])
-        defer { directory.close() }
-        guard case .failed(let error) = RecordingFiles.recover("crashed.mp4.partial", in: directory) else {
+        guard getuid() == 0, let madeImmutable = try? await runTool("/usr/bin/chattr", ["+i", folder]),
+              madeImmutable.stderr.isEmpty else { return }
+        let recovered: RecordingFiles.Recovery
+        do {
+            let directory = try SafeDirectory.open(root: root, relative: ["cam1"])
+            defer { directory.close() }
+            recovered = RecordingFiles.recover("crashed.mp4.partial", in: directory)
+        } catch {
+            _ = try? await runTool("/usr/bin/chattr", ["-i", folder])
+            throw error
+        }
+        _ = try? await runTool("/usr/bin/chattr", ["-i", folder])
+        guard case .failed(let error) = recovered else {
             Issue.record("a refused publish is a failure, not a file to remove")
             return
         }
@@ -218,20 +212,19 @@ func probeVideo(_ path: String) throws -> (frames: Int, firstIsKey: Bool, errors
         #expect(FileManager.default.fileExists(atPath: folder + "/crashed.mp4.partial"))
     }
 
-    @Test func aFileRetentionCannotDelete_isReported() throws {
+    @Test func aFileRetentionCannotDelete_isReported() async throws {
         let root = try temporaryDirectory()
         let folder = root + "/cam1"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: folder + "/a.mp4", contents: Data([1, 2, 3]))
         // A folder retention may not write: its files cannot be unlinked (root ignores modes, so it is made immutable).
         chmod(folder, 0o555)
-        let immutable = getuid() == 0 && (try? tool("/usr/bin/chattr", ["+i", folder]))?.stderr.isEmpty == true
-        defer {
-            if immutable { _ = try? tool("/usr/bin/chattr", ["-i", folder]) }
-            chmod(folder, 0o755)
-        }
+        let madeImmutable = getuid() == 0 ? try? await runTool("/usr/bin/chattr", ["+i", folder]) : nil
+        let immutable = madeImmutable?.stderr.isEmpty == true
         let (deleted, failures) = RecordingFiles.applyRetention(root: root, keep: nil, maxTotalSize: 0,
                                                                 now: Date().timeIntervalSince1970)
+        if immutable { _ = try? await runTool("/usr/bin/chattr", ["-i", folder]) }
+        chmod(folder, 0o755)
         #expect(deleted.isEmpty)
         #expect(failures.map(\.path) == [folder + "/a.mp4"] && failures.first?.cause == .permission, "\(failures)")
     }

@@ -14,8 +14,8 @@ import Testing
     let media = try? SimulatedMedia(file: try fixtureBytes("h264-main-aac.mp4"))
 
     /// ffprobe's start time and duration of a file, in seconds.
-    func probeTimes(_ path: String) throws -> (start: Double, duration: Double) {
-        let out = try tool("/usr/bin/ffprobe", ["-v", "error", "-show_entries", "format=start_time,duration", "-of", "csv=p=0", path])
+    func probeTimes(_ path: String) async throws -> (start: Double, duration: Double) {
+        let out = try await runTool("/usr/bin/ffprobe", ["-v", "error", "-show_entries", "format=start_time,duration", "-of", "csv=p=0", path])
         let values = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").compactMap { Double($0) }
         return (values.first ?? .nan, values.dropFirst().first ?? .nan)
     }
@@ -47,8 +47,8 @@ import Testing
         #expect(index.count == 3 && files(under: root).count == 3, "\(files(under: root))")
         for entry in index {
             let file = root + "/" + entry.path
-            let times = try probeTimes(file)
-            let probe = try probeVideo(file)
+            let times = try await probeTimes(file)
+            let probe = try await probeVideo(file)
             #expect(probe.errors.isEmpty && probe.firstIsKey, "\(file): \(probe.errors)")
             #expect(abs(times.start) < 0.1, "\(file) starts at \(times.start)")
             #expect(abs(times.duration - entry.duration) < 0.2, "\(file): \(times.duration) s for \(entry.duration) s of content")
@@ -68,8 +68,8 @@ import Testing
         #expect(recorded.count == 2, "\(recorded)")
         var frames = 0
         for file in recorded {
-            let times = try probeTimes(file)
-            let probe = try probeVideo(file)
+            let times = try await probeTimes(file)
+            let probe = try await probeVideo(file)
             #expect(probe.errors.isEmpty && probe.firstIsKey, "\(file): \(probe.errors)")
             #expect(abs(times.start) < 0.1 && abs(times.duration - 2 * media.loopSeconds) < 0.2, "\(file): \(times)")
             frames += probe.frames
@@ -100,7 +100,7 @@ import Testing
         #expect(rebase.rebased(media.fragment(0, loop: 99)) == nil)
     }
 
-    @Test func aFileRecoveredAfterACrash_isIndexedAtItsStreamTime() throws {
+    @Test func aFileRecoveredAfterACrash_isIndexedAtItsStreamTime() async throws {
         let media = try #require(media)
         let root = try temporaryDirectory()
         var file = try RecordingFile(path: root + "/cam1/crashed.mp4", root: root, stream: "cam1", initSegment: media.initSegment,
@@ -114,7 +114,7 @@ import Testing
         let entry = try #require(recovered.first)
         #expect(abs((entry.start ?? 0) - 100 * media.loopSeconds) < 0.01, "\(String(describing: entry.start))")
         #expect(abs((entry.end ?? 0) - 101 * media.loopSeconds) < 0.1, "\(String(describing: entry.end))")
-        let times = try probeTimes(entry.path)
+        let times = try await probeTimes(entry.path)
         #expect(abs(times.start) < 0.1 && abs(times.duration - media.loopSeconds) < 0.2, "\(times)")
     }
 

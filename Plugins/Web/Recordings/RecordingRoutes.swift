@@ -65,7 +65,7 @@ struct RecordingRoutes: Sendable {
                 throw HTTPError(.internalServerError, message: "cannot read a recordings index: \(failure.reason)\n")
             }
         }
-        return all.sorted { $0.entry.wallStart < $1.entry.wallStart }
+        return all.sorted { RecordingIndexEntry.listedBefore($0.entry, $1.entry) }
     }
 
     private func list(_ request: Request) async throws -> Response {

@@ -215,7 +215,19 @@ public enum RecordingIndex {
             guard let entry = RecordingIndexEntry(json: Data(line)), entry.pathIsContained else { return nil }
             return entry
         }
-        return (entries.sorted { $0.wallStart < $1.wallStart }, lines.count - entries.count)
+        return (entries.sorted(by: RecordingIndexEntry.listedBefore), lines.count - entries.count)
+    }
+}
+
+extension RecordingIndexEntry {
+    /// The listing's order: when begun, to the millisecond; files begun
+    /// within one (a replay at full speed cuts segments that fast) by media
+    /// time, then by path, so the order never depends on the index's.
+    public static func listedBefore(_ a: RecordingIndexEntry, _ b: RecordingIndexEntry) -> Bool {
+        let (aMillis, bMillis) = ((a.wallStart * 1000).rounded(.down), (b.wallStart * 1000).rounded(.down))
+        if aMillis != bMillis { return aMillis < bMillis }
+        if a.start != b.start { return (a.start ?? -.infinity) < (b.start ?? -.infinity) }
+        return a.path < b.path
     }
 }
 
