@@ -68,8 +68,9 @@ import Testing
     /// broke something (Fuzz/regressions: what a fuzzer found, the hostile
     /// cases) goes through the targets again: a crash found once is a test forever.
     /// (mp4: the MP4 parser; header: the ZeroMQ packet header; clip: the clip cutter
-    /// over a recording's bytes; index: the recordings index.)
-    @Test(arguments: ["mp4", "header", "clip", "index"]) func fuzzCorpus_replaysWithoutACrash(_ target: String) async throws {
+    /// over a recording's bytes; index: the recordings index; rtp: the RTP header and
+    /// depacketizers; rtsp: RTSP messages, SDP, Transport, Digest and the session machines.)
+    @Test(arguments: ["mp4", "header", "clip", "index", "rtp", "rtsp"]) func fuzzCorpus_replaysWithoutACrash(_ target: String) async throws {
         let binary = URL(fileURLWithPath: camflowBinary).deletingLastPathComponent().appendingPathComponent("CamflowFuzz")
         var count = 0
         var folders: [String] = []
