@@ -170,6 +170,17 @@ let package = Package(
             exclude: ["mp4.dict", "header.dict", "index.dict", "rtp.dict", "rtsp.dict", "corpus", "regressions"],
             swiftSettings: swiftSettings
         ),
+        // A child process's standard streams as NIO pipe channels: exec's
+        // children and the snapshot service's decoder.
+        .target(
+            name: "ChildIO",
+            dependencies: [
+                "Camflow",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Plugin families: one module each, written against the public Camflow API.
         .target(
             name: "FilesPlugin",
@@ -244,6 +255,7 @@ let package = Package(
             name: "ExecPlugin",
             dependencies: [
                 "Camflow",
+                "ChildIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -255,6 +267,7 @@ let package = Package(
         .target(
             name: "WebPlugin",
             dependencies: [
+                "ChildIO",
                 "Camflow",
                 "InstarProtocol",
                 "ISOBMFF",
@@ -463,6 +476,7 @@ let package = Package(
             name: "ExecPluginTests",
             dependencies: [
                 "Camflow",
+                "ChildIO",
                 "CamflowTesting",
                 "ExecPlugin",
                 "FilesPlugin",

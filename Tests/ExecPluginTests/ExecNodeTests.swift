@@ -1,5 +1,6 @@
 import CamflowTesting
 import Camflow
+import ChildIO
 @testable import ExecPlugin
 import FilesPlugin
 import Foundation

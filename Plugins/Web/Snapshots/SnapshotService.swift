@@ -1,4 +1,5 @@
 import Camflow
+import ChildIO
 import ISOBMFF
 import Logging
 import NIOCore
@@ -143,7 +144,7 @@ final class SnapshotService: Sendable {
                        clock: any PipelineClock = SystemClock(), logger: Logger? = nil) async throws -> ByteBuffer {
         guard let decoder else { throw Failure.decodeFailed("no H.264 or H.265 video to decode") }
         let child: ChildProcess
-        let pipes: DecoderPipes
+        let pipes: ChildPipes
         do {
             // Never camflow's own environment nor its descriptors: the camera's and the web's
             // passwords and the viewers' sockets stay with camflow.
@@ -155,7 +156,7 @@ final class SnapshotService: Sendable {
             throw Failure.decodeFailed("the decoder cannot be started")
         }
         do {
-            pipes = try await DecoderPipes.open(child)
+            pipes = try await ChildPipes.open(child)
         } catch {
             logger?.error("snapshot: the decoder's pipes: \(error)")
             child.signalGroup(SIGKILL)

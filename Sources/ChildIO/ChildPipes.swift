@@ -1,5 +1,5 @@
-import Camflow
-import NIOCore
+public import Camflow
+public import NIOCore
 import NIOPosix
 import Synchronization
 #if canImport(Glibc)
@@ -10,44 +10,44 @@ import Glibc
 /// group: writes to stdin complete when the pipe took them, stdout and
 /// stderr arrive as buffers with backpressure (a consumer that lags stops
 /// the reads, and the child then waits in its writes). No thread of its own
-/// waits on a pipe. The same as the snapshot decoder's `DecoderPipes`
-/// (WebPlugin): both want one home in a module with NIOPosix that both link.
-struct ChildPipes: Sendable {
-    let stdin: any Channel
-    let stdout: NIOAsyncChannel<ByteBuffer, Never>
-    let stderr: NIOAsyncChannel<ByteBuffer, Never>
+/// waits on a pipe. `exec` runs its children through them, the snapshot
+/// service its decoder.
+public struct ChildPipes: Sendable {
+    public let stdin: any Channel
+    public let stdout: NIOAsyncChannel<ByteBuffer, Never>
+    public let stderr: NIOAsyncChannel<ByteBuffer, Never>
 
     /// Bytes a pipe of the packet path holds (the kernel's default is 64 KiB,
     /// its limit for a user 1 MiB: /proc/sys/fs/pipe-max-size), and the most
     /// one read takes: a megabyte packet crosses in one write and one read,
     /// not sixteen wake-ups of the event loop and of the child.
-    static let packetPipeSize = 1 << 20
+    public static let packetPipeSize = 1 << 20
 
     /// Children of this process whose pipes may be enlarged at once. The
     /// kernel counts pipe buffers per user, and past
     /// /proc/sys/fs/pipe-user-pages-soft (64 MiB by default) gives every new
     /// pipe of that user 8 KiB: 8 children take at most 16 MiB of it; a
     /// ninth keeps the default size.
-    static let largePipes = Quota(limit: 8)
+    public static let largePipes = Quota(limit: 8)
 
     /// Places, taken and given back without waiting.
-    final class Quota: Sendable {
-        let limit: Int
+    public final class Quota: Sendable {
+        public let limit: Int
         private let used = Atomic<Int>(0)
 
-        init(limit: Int) {
+        public init(limit: Int) {
             self.limit = limit
         }
 
         /// Takes a place; false when none is free.
-        func take() -> Bool {
+        public func take() -> Bool {
             if used.add(1, ordering: .relaxed).newValue <= limit { return true }
             used.subtract(1, ordering: .relaxed)
             return false
         }
 
         /// Gives back a place ``take()`` took.
-        func giveBack() {
+        public func giveBack() {
             used.subtract(1, ordering: .relaxed)
         }
     }
@@ -55,7 +55,7 @@ struct ChildPipes: Sendable {
     /// Takes `process`'s descriptors; on failure they are closed. With
     /// `largePipes` stdin and stdout hold ``packetPipeSize`` (where the
     /// kernel allows: a user past its pipe quota keeps the default).
-    static func open(_ process: ChildProcess, largePipes: Bool = false) async throws -> ChildPipes {
+    public static func open(_ process: ChildProcess, largePipes: Bool = false) async throws -> ChildPipes {
         let descriptors = process.takeDescriptors()
         var unowned = [descriptors.stdin, descriptors.stdout, descriptors.stderr]
         var opened: [any Channel] = []
