@@ -115,6 +115,19 @@ extension FileReplay {
     /// it is at most 8MiB, else sent in blocks for the parser to gather (or
     /// report as too large). Blocks come from a ``BlockPool`` holding at most
     /// 16MiB downstream: memory stays flat and pages once touched are reused.
+    /// A buffer of `pool` filled by `fill`. While downstream holds the pool's
+    /// limit, it waits for a consumer to take a packet (which may let a
+    /// buffer go: an event, not a timer), and reads outside the pool once
+    /// nothing is queued to wait for: a node that keeps slices itself (the
+    /// web sink's GOP cache, a stalled viewer) must not stall the reader.
+    static func block(_ size: Int, from pool: inout BlockPool, _ context: NodeContext,
+                     _ fill: (inout ByteBuffer) throws -> Void) async throws -> ByteBuffer {
+        while true {
+            if let buffer = try pool.readNow(size, fill) { return buffer }
+            guard await context.output.waitForConsumer() else { return try pool.read(size, fill) }
+        }
+    }
+
     func replayBoxes(_ fd: Int32, _ context: NodeContext) async throws {
         let blockSize = 1 << 20
         // 2MiB buffers: a 1MiB block and most fragments that are larger fit one.
@@ -124,7 +137,7 @@ extension FileReplay {
         var startOfPass = true
         var pacer = rate.map { RatePacer(bytesPerSecond: $0) }
         while !Task.isCancelled {
-            var block = try pool.read(blockSize) { try fill(&$0, count: blockSize, from: fd, at: offset) }
+            var block = try await Self.block(blockSize, from: &pool, context) { try fill(&$0, count: blockSize, from: fd, at: offset) }
             if block.readableBytes == 0 {
                 // A pass that read nothing (the file is empty, or was emptied) ends the loop.
                 guard loop, !startOfPass else { return }
@@ -137,7 +150,7 @@ extension FileReplay {
                 // At the end of the file a torn last box goes as it is.
                 if block.readableBytes == blockSize { block.moveWriterIndex(to: block.readerIndex + length) }
             case .firstBoxExceeds(let size) where size <= 8 << 20:
-                block = try pool.read(Int(size)) { try fill(&$0, count: Int(size), from: fd, at: offset) }
+                block = try await Self.block(Int(size), from: &pool, context) { try fill(&$0, count: Int(size), from: fd, at: offset) }
             case .firstBoxExceeds, .notBoxes:
                 break
             }
@@ -345,20 +358,16 @@ struct BlockPool {
 
     /// A buffer with room for `size` bytes, filled by `fill`; a copy of it
     /// (sharing its storage) stays in the pool. While downstream holds the
-    /// limit, a buffer outside the pool.
+    /// limit, a buffer outside the pool (file-replay first waits for its
+    /// consumer to take a packet, ``FileReplay/block(_:from:_:_:)``).
     mutating func read(_ size: Int, _ fill: (inout ByteBuffer) throws -> Void) throws -> ByteBuffer {
-        // A buffer's release has no callback to wait on, and a node that keeps
-        // slices until more data comes (the web sink's GOP cache, a stalled
-        // viewer) must not stall the reader: it reads outside the pool at once
-        // and the edges' bounds hold memory instead. (The reader's emits wait
-        // for room downstream, so by the next read most buffers are free.)
         if let buffer = try readNow(size, fill) { return buffer }
         var buffer = ByteBufferAllocator().buffer(capacity: size)
         try fill(&buffer)
         return buffer
     }
 
-    /// As ``read(_:_:)``, but nil instead of waiting.
+    /// As ``read(_:_:)``, but nil instead of a buffer outside the pool.
     mutating func readNow(_ size: Int, _ fill: (inout ByteBuffer) throws -> Void) throws -> ByteBuffer? {
         for index in buffers.indices where buffers[index].capacity >= size {
             let reused = try buffers[index].modifyIfUniquelyOwned { buffer -> ByteBuffer in

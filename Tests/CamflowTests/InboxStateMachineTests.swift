@@ -50,6 +50,17 @@ import Testing
         #expect(wake == [42])
     }
 
+    @Test func aProducerWaitingForATake_isWokenByThePop_andDoesNotWaitOnAnEmptyLane() {
+        var machine = Machine(lanes: 1, capacity: 4)
+        #expect(machine.waitForTake(lane: 0, 5) == 5, "nothing queued: nothing to wait for")
+        _ = machine.push(packet(0), lane: 0)
+        #expect(machine.waitForTake(lane: 0, 5) == nil)
+        var batch: [Packet] = []
+        var wake: [Int] = []
+        _ = machine.pop(into: &batch, limit: 10, wake: &wake)
+        #expect(wake == [5])
+    }
+
     @Test func waitingConsumerIsWokenByPush() {
         var machine = Machine(lanes: 1, capacity: 2)
         #expect(machine.waitForPackets(7) == nil)

@@ -110,4 +110,16 @@ import Testing
         }
         #expect(endNow.count == 1)
     }
+
+    @Test func impossibleTransitions_trap() async {
+        // A commit without a reload begun, and more starts taken than made: bugs, not states.
+        await #expect(processExitsWith: .failure) {
+            var state = try PipelineStateTests.state(["a"])
+            _ = state.commitReload()
+        }
+        await #expect(processExitsWith: .failure) {
+            var state = try PipelineStateTests.state(["a"])
+            state.takeStarted()
+        }
+    }
 }

@@ -62,6 +62,19 @@ final class Inbox: Sendable {
         }
     }
 
+    /// Returns when the consumer next takes a packet from `lane`: true; or
+    /// at once, false, when nothing is queued there to take.
+    func waitForTake(lane: Int) async -> Bool {
+        var waited = true
+        await withUnsafeContinuation { (waiter: Waiter) in
+            if let back = state.withLock({ $0.waitForTake(lane: lane, waiter) }) {
+                waited = false
+                back.resume()
+            }
+        }
+        return waited
+    }
+
     /// Adds the time a producer spent blocked (since `start`, 0 for never) to its lane.
     private func recordBlocked(since start: UInt64, lane: Int) {
         guard start != 0 else { return }

@@ -129,6 +129,16 @@ struct InboxStateMachine<Waiter> {
         return nil
     }
 
+    /// A producer that wants to know when the consumer next takes from
+    /// `lane` registers here. Returns the waiter back when there is nothing
+    /// queued in the lane to take (or the consumer is gone): no wait.
+    mutating func waitForTake(lane: Int, _ waiter: Waiter) -> Waiter? {
+        if isDiscarding || lanes[lane].depth == 0 { return waiter }
+        precondition(waitingProducers[lane] == nil, "two producers wait on one lane of an inbox")
+        waitingProducers[lane] = waiter
+        return nil
+    }
+
     mutating func recordBlocked(lane: Int, nanoseconds: UInt64) {
         lanes[lane].blockedNanoseconds += nanoseconds
     }

@@ -102,6 +102,21 @@ public final class PacketOutput: @unchecked Sendable {
         return flow
     }
 
+    /// Returns when a consumer takes a packet this output sent (true), or at
+    /// once (false) when none is waiting in any edge: for a producer that
+    /// reuses its buffers and waits for downstream to let one go, on an event
+    /// rather than a timer. From the emitting task, between emits.
+    public func waitForConsumer() async -> Bool {
+        owner.enter()
+        defer { owner.leave() }
+        let targets = await beginPushing()
+        defer { endPushing() }
+        for target in targets {
+            if await target.inbox.waitForTake(lane: target.lane) { return true }
+        }
+        return false
+    }
+
     /// From now on, collect what is emitted until ``flush()``; for the
     /// PacketProcessor loop only.
     func startCollecting() {
