@@ -73,15 +73,21 @@ final class MessageLog: @unchecked Sendable {
     private var _texts: [String] = []
     private var binaries = 0
     private var stopAt: Int?
+    private var lastBinary: ContinuousClock.Instant?
 
     func append(_ message: WebSocketMessage) {
         lock.withLock {
             switch message {
             case .text(let text): _texts.append(text)
-            case .binary: binaries += 1
+            case .binary:
+                binaries += 1
+                lastBinary = .now
             }
         }
     }
+
+    /// When the last binary message came.
+    var lastBinaryAt: ContinuousClock.Instant? { lock.withLock { lastBinary } }
 
     func markStop() { lock.withLock { stopAt = binaries } }
     var texts: [String] { lock.withLock { _texts } }

@@ -325,12 +325,17 @@ import Glibc
                 }
             }
         }
-        // No more messages after stop; then the server closed the silent client.
-        let elapsed = ContinuousClock.now - started
+        // No more messages after stop (those in flight aside); then the server closed the silent client.
+        let closed = ContinuousClock.now
+        let elapsed = closed - started
         #expect(messages.texts.first == "error: unknown command 'hello camera'")
         #expect(messages.texts.contains("error: no channel 14; use 11, 12 or 13"))
         #expect(messages.binaryCount >= 2)
-        #expect(messages.binaryAfterStop <= 1, "a fragment in flight at most")
+        // At 10x a fragment comes every 200 ms: a stream that went on after stop would fill
+        // the 1.5 s until the idle close. However loaded the machine (fragments already
+        // queued for this viewer still arrive), the stream fell silent long before the close.
+        let silence = closed - (messages.lastBinaryAt ?? started)
+        #expect(silence >= .milliseconds(700), "\(messages.binaryAfterStop) fragments after stop; the last \(silence) before the close")
         #expect(elapsed >= .milliseconds(1500) && elapsed < .seconds(30))
         #expect(run.stderr.contains("closed: no message for 1.5s"), "\(run.stderr)")
     }
