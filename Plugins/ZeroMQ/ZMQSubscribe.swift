@@ -120,7 +120,12 @@ struct ZMQSubscribe: Node {
     }
 
     private func reject(_ reason: String, _ context: NodeContext, _ sequence: inout UInt64) async {
-        context.logger.warning("skipping a malformed message: \(reason)")
+        // A peer flooding garbage must not flood the log: the first, then every thousandth
+        // (each is still counted and sent on as an event).
+        let count = sequence + 1
+        if count == 1 || count % 1000 == 0 {
+            context.logger.warning("skipping a malformed message (\(count) so far): \(reason)")
+        }
         context.stats.countDropped()
         await context.emit(.event(Event("zmq-error", [("reason", .string(reason))]), stream: context.id, sequence: sequence))
         sequence += 1

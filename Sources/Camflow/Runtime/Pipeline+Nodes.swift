@@ -38,9 +38,10 @@ extension Pipeline {
         }
         node.output.finish()
         node.input.discardRemaining()
-        // A retired instance (a reload replaced or removed it) that fails is logged; the pipeline runs on.
+        // An instance told to stop that fails (a reload retired it, or the pipeline is being
+        // ended at once) is logged; the pipeline runs on, or ends as it was going to.
         if case .failed(let error, _) = outcome, !node.node.type.isSource && node.stop.isFired {
-            logger.warning("node '\(node.node.spec.id)' failed while draining after a reload: \(error)")
+            logger.warning("node '\(node.node.spec.id)' failed after it was told to stop (retired by a reload, or the pipeline ending): \(error)")
         } else if case .failed(let error, _) = outcome {
             let failure = NodeFailure(node: node.node.spec.id, type: node.node.type.name,
                                       message: String(describing: error))
