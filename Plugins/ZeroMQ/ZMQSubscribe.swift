@@ -17,7 +17,8 @@ struct ZMQSubscribe: Node {
             track 32-bit, width and height 0 to 65535, duration 0 to 2^40, times whole 64-bit \
             numbers; a header of at most 64KiB). A malformed message (wrong frame count, bad header, \
             a frame over 'max-message-size', which libzmq refuses by closing the connection) \
-            becomes a 'zmq-error' event or a dropped connection and is skipped. The socket lives on \
+            becomes a 'zmq-error' event or a dropped connection and is skipped (logged the first \
+            time and every thousandth, counted as dropped). The socket lives on \
             a thread of its own; when the pipeline is slow, messages wait in libzmq up to 'rcvhwm' \
             and are then dropped by the publisher, never piled up in memory.
             """,
