@@ -78,10 +78,6 @@ final class InFlight: Sendable {
     var count: Int { state.withLock { $0.packets.count } }
 
     /// Whether one more packet may go out under the bounds (one always may when none is out).
-    func hasRoom(packets: Int, bytes: Int) -> Bool {
-        state.withLock { Self.hasRoom($0, packets: packets, bytes: bytes) }
-    }
-
     private static func hasRoom(_ state: State, packets: Int, bytes: Int) -> Bool {
         state.packets.isEmpty || (state.packets.count < packets && state.bytes < bytes)
     }

@@ -57,7 +57,8 @@ enum ExecFraming {
         buffer.moveReaderIndex(forwardBy: 4)
         let payload = buffer.readSlice(length: Int(payloadLength)) ?? ByteBuffer()
         // {"ack": N}, with or without spaces.
-        if let text = header.getString(at: header.readerIndex, length: header.readableBytes), text.hasPrefix("{\"ack\":"),
+        if header.readableBytesView.starts(with: #"{"ack":"#.utf8),
+           let text = header.getString(at: header.readerIndex, length: header.readableBytes),
            let number = UInt64(text.dropFirst(7).drop { $0 == " " }.prefix { $0.isNumber }) {
             return .ack(number)
         }
@@ -74,7 +75,7 @@ enum ExecFraming {
 /// spans buffers is copied once, into a buffer of its whole size.
 struct ExecFrameReader {
     /// The start of a message whose rest is in later buffers.
-    private var partial = ByteBuffer()
+    private(set) var partial = ByteBuffer()
     /// What is left of the latest buffer.
     private var chunk = ByteBuffer()
     let maxSize: Int
@@ -92,6 +93,14 @@ struct ExecFrameReader {
     }
 
     /// The next whole message, nil when the next buffer is needed.
+    /// Room to reserve for a message the child says is `declared` bytes long,
+    /// of which `arrived` are here: what arrived and a pipe's worth more at
+    /// most, so an 8-byte length from the child never reserves 256 MiB ahead
+    /// of its bytes (the buffer grows as they come).
+    static func reservation(_ declared: Int, arrived: Int) -> Int {
+        min(declared, arrived + (1 << 20))
+    }
+
     mutating func next() throws(ExecFraming.Malformed) -> ExecFraming.Message? {
         while partial.readableBytes > 0 {
             if let message = try ExecFraming.decode(&partial, maxSize: maxSize) {
@@ -104,13 +113,14 @@ struct ExecFrameReader {
             let length = try ExecFraming.length(of: partial, maxSize: maxSize)
             let missing = length.map { $0 - partial.readableBytes } ?? chunk.readableBytes
             var piece = chunk.readSlice(length: min(missing, chunk.readableBytes)) ?? ByteBuffer()
-            partial.reserveCapacity(minimumWritableBytes: missing)
+            partial.reserveCapacity(minimumWritableBytes: Self.reservation(missing, arrived: piece.readableBytes))
             partial.writeBuffer(&piece)
         }
         if let message = try ExecFraming.decode(&chunk, maxSize: maxSize) { return message }
         if chunk.readableBytes > 0 {
             partial = ByteBuffer()
-            partial.reserveCapacity(try ExecFraming.length(of: chunk, maxSize: maxSize) ?? chunk.readableBytes)
+            let declared = try ExecFraming.length(of: chunk, maxSize: maxSize) ?? chunk.readableBytes
+            partial.reserveCapacity(Self.reservation(declared, arrived: chunk.readableBytes))
             partial.writeBuffer(&chunk)
         }
         // Not held on to: the pipe's next read goes into a buffer of its own anyway.

@@ -109,12 +109,6 @@ extension FileReplay {
         return block
     }
 
-    /// Emits an MP4 file as packets of whole top-level boxes, read in blocks
-    /// of 1MiB: each read starts where the last whole box ended, so no box
-    /// is cut. A box (or moof + mdat) larger than a block is read whole when
-    /// it is at most 8MiB, else sent in blocks for the parser to gather (or
-    /// report as too large). Blocks come from a ``BlockPool`` holding at most
-    /// 16MiB downstream: memory stays flat and pages once touched are reused.
     /// A buffer of `pool` filled by `fill`. While downstream holds the pool's
     /// limit, it waits for a consumer to take a packet (which may let a
     /// buffer go: an event, not a timer), and reads outside the pool once
@@ -128,6 +122,12 @@ extension FileReplay {
         }
     }
 
+    /// Emits an MP4 file as packets of whole top-level boxes, read in blocks
+    /// of 1MiB: each read starts where the last whole box ended, so no box
+    /// is cut. A box (or moof + mdat) larger than a block is read whole when
+    /// it is at most 8MiB, else sent in blocks for the parser to gather (or
+    /// report as too large). Blocks come from a ``BlockPool`` holding at most
+    /// 16MiB downstream: memory stays flat and pages once touched are reused.
     func replayBoxes(_ fd: Int32, _ context: NodeContext) async throws {
         let blockSize = 1 << 20
         // 2MiB buffers: a 1MiB block and most fragments that are larger fit one.

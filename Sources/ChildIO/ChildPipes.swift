@@ -70,12 +70,15 @@ public struct ChildPipes: Sendable {
                 minimum: 64, initial: 64 << 10, maximum: packetPipeSize))
         }
         do {
+            // Each descriptor is NIO's from the call that takes it, even when that call fails
+            // (it closes it then): never closed twice, a number another thread may have reused.
+            unowned.removeFirst()
             let stdin = try await writer.takingOwnershipOfDescriptor(output: descriptors.stdin).get()
-            unowned.removeFirst()
             opened.append(stdin)
-            let stdout = try await Self.reader(reader, descriptors.stdout)
             unowned.removeFirst()
+            let stdout = try await Self.reader(reader, descriptors.stdout)
             opened.append(stdout.channel)
+            unowned.removeFirst()
             let stderr = try await Self.reader(NIOPipeBootstrap(group: group), descriptors.stderr)
             return ChildPipes(stdin: stdin, stdout: stdout, stderr: stderr)
         } catch {

@@ -103,8 +103,6 @@ public final class MQTTClient: @unchecked Sendable {
         var stopped = false
         /// Handed to libmosquitto and not yet sent (QoS 0) or acknowledged (QoS 1, 2).
         var unsent = 0
-        /// The network thread runs (and holds a reference to the client).
-        var running = false
         /// ``start()`` started the network thread, which fires ``networkEnded`` as it ends.
         var networkStarted = false
         /// Failed connection attempts since the last connection, for the backoff.
@@ -241,10 +239,7 @@ public final class MQTTClient: @unchecked Sendable {
         if !broker.tls, broker.password != nil, !["127.0.0.1", "::1", "localhost"].contains(broker.host) {
             logger.warning("the password for \(broker) crosses the network in clear: use mqtts://")
         }
-        state.withLock { state in
-            state.running = true
-            state.networkStarted = true
-        }
+        state.withLock { $0.networkStarted = true }
         let retained = Unmanaged<MQTTClient>.fromOpaque(context)
         let ended = networkEnded
         // A thread of its own, not one of Swift's shared pool: connecting blocks (for as long as a
@@ -266,10 +261,7 @@ public final class MQTTClient: @unchecked Sendable {
     /// way gives up, if one is).
     public func stop(last: Message? = nil) {
         let alreadyStopped = state.withLock { state in
-            defer {
-                state.stopped = true
-                state.running = false
-            }
+            defer { state.stopped = true }
             return state.stopped
         }
         guard !alreadyStopped else { return }

@@ -214,4 +214,19 @@ private struct LargePackets: Node {
             #expect(range.contains(start), "payload \(packet.sequence) was copied")
         }
     }
+
+    @Test func aHugeDeclaredLength_reservesOnlyWhatArrivedAndAPipesWorth() throws {
+        // A 16-byte header and a payload length saying 200 MiB follow; 28 bytes came.
+        var bytes = ByteBuffer()
+        bytes.writeInteger(UInt32(16))
+        bytes.writeBytes([UInt8](repeating: 0x7B, count: 16))
+        bytes.writeInteger(UInt32(200 << 20))
+        bytes.writeBytes([1, 2, 3, 4])
+        var reader = ExecFrameReader(maxSize: 256 << 20)
+        reader.add(bytes)
+        #expect(try reader.next() == nil)
+        #expect(reader.isInsideMessage)
+        // What arrived and a pipe's worth, as NIO rounds it (a power of two), not the 200 MiB announced.
+        #expect(reader.partial.capacity <= 2 << 20, "reserved \(reader.partial.capacity) bytes")
+    }
 }

@@ -187,7 +187,6 @@ final class SnapshotService: Sendable {
             for await fired in group { timedOut = timedOut || fired }
             return (output, errors, timedOut)
         }
-        if Task.isCancelled { child.signalGroup(SIGKILL) }
         let termination = await child.termination()
         guard termination == .exited(0), output.total <= maxJPEGBytes, output.kept.readableBytes > 2,
               output.kept.getBytes(at: output.kept.readerIndex, length: 2) == [0xFF, 0xD8] else {

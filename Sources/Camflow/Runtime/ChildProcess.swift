@@ -39,7 +39,6 @@ public final class ChildProcess: Sendable {
         var exited = false
         /// How it ended, once reaped; after that its pid is not ours to signal.
         var termination: Termination?
-        var stdinOpen = true
         /// Whether the descriptors are still this object's to close.
         var ownsDescriptors = true
     }
@@ -98,9 +97,8 @@ public final class ChildProcess: Sendable {
     }
 
     deinit {
-        let (owns, stdinOpen) = state.withLock { ($0.ownsDescriptors, $0.stdinOpen) }
-        guard owns else { return }
-        Self.close((stdinOpen ? [stdin] : []) + [stdout, stderr])
+        guard state.withLock({ $0.ownsDescriptors }) else { return }
+        Self.close([stdin, stdout, stderr])
     }
 
     /// Hands camflow's ends of the child's stdin, stdout and stderr to the
@@ -108,16 +106,6 @@ public final class ChildProcess: Sendable {
     public func takeDescriptors() -> (stdin: Int32, stdout: Int32, stderr: Int32) {
         state.withLock { $0.ownsDescriptors = false }
         return (stdin, stdout, stderr)
-    }
-
-    /// Closes camflow's end of the child's stdin (the child reads its end); once.
-    public func closeStdin() {
-        let close = state.withLock { state -> Bool in
-            guard state.stdinOpen, state.ownsDescriptors else { return false }
-            state.stdinOpen = false
-            return true
-        }
-        if close { _ = Glibc.close(stdin) }
     }
 
     /// Sends `signal` to the child's process group, unless the child has been
@@ -147,9 +135,12 @@ public final class ChildProcess: Sendable {
     /// one per child however many wait.
     public func exited() async {
         let start = state.withLock { state -> Bool in
+            // Reaped already (``reap()``): its pid may be another process's by now.
+            guard state.termination == nil else { return false }
             defer { state.waiterStarted = true }
             return !state.waiterStarted
         }
+        if state.withLock({ $0.termination != nil }) { return }
         if start {
             // Unstructured: the wait outlives a cancelled caller, and ends when the child does.
             Task { [self, pid] in
