@@ -51,22 +51,33 @@ final class FileChangeNotices: Sendable {
         close(wake.write)
     }
 
-    /// Watches the directories of `files` (and no others from now on).
+    /// Watches the directories of `files` (and no others from now on). Each
+    /// is added again every time: a directory swapped for another of the
+    /// same name (moved or deleted and made again) gets a watch on what the
+    /// name is now, and the old one's move or deletion is itself a notice.
     func watch(_ files: [String]) {
         #if os(Linux)
         let directories = Set(files.map(Self.directory(of:)))
-        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB)
-        watched.withLock { watched in
+        let mask = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ATTRIB
+                          | IN_MOVE_SELF | IN_DELETE_SELF)
+        let failures = watched.withLock { watched -> [String] in
             for (directory, descriptor) in watched where !directories.contains(directory) {
                 inotify_rm_watch(notify, descriptor)
                 watched[directory] = nil
             }
-            for directory in directories where watched[directory] == nil {
-                // A directory that does not exist (yet) is not watched; the file's signature says it is missing.
+            var failures: [String] = []
+            for directory in directories {
                 let descriptor = inotify_add_watch(notify, directory, mask)
-                if descriptor >= 0 { watched[directory] = descriptor }
+                if descriptor >= 0 {
+                    watched[directory] = descriptor
+                } else if errno != ENOENT {
+                    // A directory that does not exist (yet) is not watched: the file's signature says it is missing.
+                    failures.append("--watch: cannot watch \(directory): \(String(cString: strerror(errno)))")
+                }
             }
+            return failures
         }
+        for failure in failures { printError(failure) }
         #endif
     }
 
@@ -91,6 +102,7 @@ final class FileChangeNotices: Sendable {
             let ready = poll(&descriptors, nfds_t(descriptors.count), -1)
             if ready < 0 {
                 if errno == EINTR { continue }
+                printError("--watch: waiting for changes failed: \(String(cString: strerror(errno))); the file is reloaded on SIGHUP only")
                 return
             }
             if descriptors[1].revents != 0 { return }

@@ -31,23 +31,26 @@ struct PipelineWatcher: Sendable {
             }
             // What was last loaded (or refused): a refused file is tried again only when it changes again.
             let loaded = Shared(FileSignature.of(files))
-            group.addTask {
+            var notices: FileChangeNotices?
+            if watch {
+                do {
+                    notices = try FileChangeNotices()
+                } catch {
+                    printError("--watch: \(error); the file is reloaded on SIGHUP only")
+                }
+            }
+            group.addTask { [notices] in
                 for await reason in requests {
                     // Taken before reading: a save landing during the reload is seen as a change next time.
                     let before = FileSignature.of(loaded.value.files)
                     let files = reload(reason) ?? before.files
                     loaded.set(files == before.files ? before : FileSignature.of(files))
+                    // A reload (on a change or SIGHUP) may have brought in files in other directories.
+                    notices?.watch(files)
                 }
             }
-            if watch {
+            if let notices {
                 group.addTask {
-                    let notices: FileChangeNotices
-                    do {
-                        notices = try FileChangeNotices()
-                    } catch {
-                        printError("--watch: \(error); the file is reloaded on SIGHUP only")
-                        return
-                    }
                     notices.watch(files)
                     let (changes, changed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
                     await withTaskGroup(of: Void.self) { watching in
@@ -65,7 +68,7 @@ struct PipelineWatcher: Sendable {
                                     }
                                     seen = now
                                 }
-                                // A reload may have brought in other included files.
+                                // A directory moved or deleted is watched again by its name.
                                 notices.watch(loaded.value.files)
                             }
                         }
