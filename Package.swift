@@ -27,6 +27,9 @@ let package = Package(
         .library(name: "MQTTClient", targets: ["MQTTClient"]),
         .library(name: "ISOBMFF", targets: ["ISOBMFF"]),
         .library(name: "RTP", targets: ["RTP"]),
+        .library(name: "MediaCache", targets: ["MediaCache"]),
+        .library(name: "RTSPServer", targets: ["RTSPServer"]),
+        .library(name: "RTSPPlugin", targets: ["RTSPPlugin"]),
         .library(name: "InstarProtocol", targets: ["InstarProtocol"]),
         .library(name: "InstarSimulator", targets: ["InstarSimulator"]),
     ],
@@ -134,6 +137,38 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What a restreamer keeps of each stream so that a client can join
+        // at any moment (the latest init segment and GOP): the web sink's
+        // viewers and the RTSP server's clients share it.
+        .target(
+            name: "MediaCache",
+            dependencies: [
+                "Camflow",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The RTSP server over SwiftNIO: sessions, TCP-interleaved and UDP
+        // transports, packetization of init segments and fragments, RTCP
+        // sender reports. The `rtsp` node and `camflow sim --rtsp-port` run it.
+        .target(
+            name: "RTSPServer",
+            dependencies: [
+                "Camflow",
+                "ISOBMFF",
+                "MediaCache",
+                "RTP",
+                "RTSPProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -262,12 +297,33 @@ let package = Package(
             path: "Plugins/Exec",
             swiftSettings: swiftSettings
         ),
+        // RTSP in and out: the `rtsp` server node and the `rtsp-camera` source.
+        .target(
+            name: "RTSPPlugin",
+            dependencies: [
+                "Camflow",
+                "ISOBMFF",
+                "MediaCache",
+                "RTP",
+                "RTSPProtocol",
+                "RTSPServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Plugins/RTSP",
+            swiftSettings: swiftSettings
+        ),
         // The web sink: restream over the camera's protocol, viewer page,
         // dashboard, Prometheus metrics, health.
         .target(
             name: "WebPlugin",
             dependencies: [
                 "ChildIO",
+                "MediaCache",
                 "Camflow",
                 "InstarProtocol",
                 "ISOBMFF",
@@ -355,6 +411,7 @@ let package = Package(
                 "WebPlugin",
                 "MQTTPlugin",
                 "MQTTClient",
+                "RTSPPlugin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -498,11 +555,28 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RTSPPluginTests",
+            dependencies: [
+                "Camflow",
+                "CamflowTesting",
+                "ISOBMFF",
+                "MediaCache",
+                "RTP",
+                "RTSPProtocol",
+                "RTSPServer",
+                "RTSPPlugin",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "WebPluginTests",
             dependencies: [
                 "Camflow",
                 "CamflowTesting",
                 "ISOBMFF",
+                "MediaCache",
                 .product(name: "NIOCore", package: "swift-nio"),
                 "WebPlugin",
             ],

@@ -8,6 +8,7 @@ import Glibc
 import InstarPlugin
 import MP4Plugin
 import RateLimitPlugin
+import RTSPPlugin
 import WebPlugin
 import MQTTPlugin
 import ZeroMQPlugin
@@ -25,5 +26,5 @@ signal(SIGPIPE, SIG_IGN)
 // writes its own list (docs/custom-nodes.md) and links only what it names.
 await CamflowCommand.main(
     plugins: [FilesPlugin.self, MP4Plugin.self, InstarPlugin.self, ZeroMQPlugin.self,
-              RateLimitPlugin.self, ExecPlugin.self, WebPlugin.self, MQTTPlugin.self],
+              RateLimitPlugin.self, ExecPlugin.self, WebPlugin.self, MQTTPlugin.self, RTSPPlugin.self],
     commands: [SimCommand.self, BrokerCommand.self, KeygenCommand.self, RecordingsCommand.self, BenchCommand.self])

@@ -2,6 +2,7 @@ import Camflow
 import NIOCore
 import Testing
 import WebPlugin
+import MediaCache
 
 /// The per-viewer queue's policy, without sockets or tasks.
 @Suite struct ViewerQueueTests {

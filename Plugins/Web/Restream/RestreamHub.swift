@@ -1,4 +1,5 @@
 public import Camflow
+import MediaCache
 import NIOCore
 import Synchronization
 

@@ -1,9 +1,9 @@
 public import Camflow
 public import NIOCore
 
-/// What the web sink keeps of one stream so that a viewer can join at any
-/// moment: the latest init segment and the fragments since the latest GOP
-/// start. A value type, tested on its own.
+/// What a restreamer (the web sink, the RTSP server) keeps of one stream so
+/// that a viewer can join at any moment: the latest init segment and the
+/// fragments since the latest GOP start. A value type, tested on its own.
 public struct StreamCache: Sendable {
     public let name: String
     /// Most bytes of one GOP kept for joiners; past it the cache waits for

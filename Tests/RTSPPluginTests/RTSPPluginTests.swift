@@ -1,0 +1,9 @@
+import Camflow
+import RTSPPlugin
+import Testing
+
+@Suite struct RTSPPluginRegistrationTests {
+    @Test func pluginIsNamedRTSP() {
+        #expect(RTSPPlugin.name == "rtsp")
+    }
+}
