@@ -91,6 +91,9 @@ def looping_media_type():
 
 
 def main():
+    # Until the main loop runs, a SIGTERM ends the script at once, still cleanly.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sys.exit(0))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--file", required=True)
