@@ -325,11 +325,6 @@ struct ZMQPollSet {
         items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
     }
 
-    /// Whether the socket at `index` is listened to: off while there is no room for what it brings.
-    mutating func listen(_ index: Int, _ listening: Bool) {
-        items[index].events = listening ? Int16(ZMQ_POLLIN) : 0
-    }
-
     /// Blocks until a socket listened to has a message.
     mutating func wait() throws(ZMQError) {
         while true {

@@ -19,14 +19,17 @@ struct ZMQSubscribe: Node {
             a frame over 'max-message-size', which libzmq refuses by closing the connection) \
             becomes a 'zmq-error' event or a dropped connection and is skipped (logged the first \
             time and every thousandth, counted as dropped). The socket lives on \
-            a thread of its own; when the pipeline is slow, messages wait in libzmq up to 'rcvhwm' \
-            and are then dropped by the publisher, never piled up in memory.
+            a thread of its own that takes every message as it arrives; when the pipeline is slow, \
+            up to 'rcvhwm' messages wait for it and further ones are dropped here, counted and \
+            logged (the first and every thousandth), never piled up in memory. (libzmq's own \
+            queue never fills: libzmq 4.3 aborts the whole process when a peer leaves a \
+            connection whose input it paused at a full queue.)
             """,
         options: [
             OptionSpec("endpoint", .list(.string), required: true, "ZeroMQ endpoints, such as tcp://127.0.0.1:5556."),
             OptionSpec("bind", .bool, default: "false", "Bind the endpoints instead of connecting to them."),
             OptionSpec("topics", .list(.string), "Topic prefixes to subscribe to, such as cam1/; everything when unset."),
-            OptionSpec("rcvhwm", .integer, default: "1000", min: "0", "Messages queued before the publisher drops for this subscriber."),
+            OptionSpec("rcvhwm", .integer, default: "1000", min: "0", "Messages waiting for a slow pipeline before further ones are dropped (counted); 0 for no limit."),
             OptionSpec("max-message-size", .size, default: "64MiB", min: "1KiB",
                        "Largest message frame accepted (ZMQ_MAXMSGSIZE); a peer sending a larger one is disconnected."),
         ] + CurveSettings.optionSpecs(server: false) + LinkSettings.optionSpecs,
@@ -52,18 +55,18 @@ struct ZMQSubscribe: Node {
     let link: LinkSettings
 
     func run(_ context: NodeContext) async throws {
-        let handoff = Handoff()
+        let handoff = Handoff(capacity: highWaterMark > 0 ? Int(highWaterMark) : .max)
         let wakeup = try ZMQWakeup()
         let (messages, continuation) = AsyncStream<[ByteBuffer]>.makeStream()
         // The socket lives on a thread of its own, asleep in zmq_poll until a message, room or the stop.
         async let receiving: Void = BlockingIOThread.run(name: "zmq-subscribe") {
             defer { continuation.finish() }
-            try receive(handoff, wakeup, continuation)
+            try receive(handoff, wakeup, continuation, context)
         }
         var sequence: UInt64 = 0
         // Ends when the thread does, or at once when the node is stopped (cancelled).
         for await message in messages {
-            if handoff.taken() { wakeup.wake() }
+            handoff.taken()
             guard message.count == 3 else {
                 let got = message.count > 3 ? "more than 3" : "\(message.count)"
                 await reject("expected 3 frames (topic, header, payload), got \(got)", context, &sequence)
@@ -80,13 +83,20 @@ struct ZMQSubscribe: Node {
         try await receiving
     }
 
-    /// The thread: receives while there is room downstream, else leaves
-    /// messages in the socket (its queue fills, and the publisher drops).
+    /// The thread: takes every message as soon as libzmq has it, and drops
+    /// what finds no room downstream. Leaving messages in the socket instead
+    /// (as a pause for backpressure would) lets libzmq's queue fill, and
+    /// libzmq 4.3.4 and 4.3.5 abort the process when the peer of such a
+    /// paused connection leaves while a heartbeat or a peer's PING is due
+    /// (`!_io_error` in stream_engine_base.cpp): anyone who can reach the
+    /// endpoint could kill camflow. With no libzmq limit the input is never
+    /// paused, and this loop, which does no more per message than libzmq's
+    /// I/O thread, keeps libzmq's queue short.
     private func receive(_ handoff: Handoff, _ wakeup: ZMQWakeup,
-                         _ continuation: AsyncStream<[ByteBuffer]>.Continuation) throws(ZMQError) {
+                         _ continuation: AsyncStream<[ByteBuffer]>.Continuation, _ context: NodeContext) throws(ZMQError) {
         let socket = try ZMQSocket(.sub)
         defer { socket.close() }
-        try socket.set(ZMQ_RCVHWM, highWaterMark)
+        try socket.set(ZMQ_RCVHWM, 0)
         try socket.set(ZMQ_LINGER, 0)
         try socket.set(ZMQ_MAXMSGSIZE, int64: Int64(maxMessageSize))
         try link.apply(to: socket)
@@ -96,25 +106,28 @@ struct ZMQSubscribe: Node {
             if bind { try socket.bind(endpoint) } else { try socket.connect(endpoint) }
         }
         var poll = ZMQPollSet([wakeup.receiver, socket])
-        // A place downstream held for the next message.
-        var reserved = false
+        var dropped: UInt64 = 0
         while true {
-            if !reserved {
-                switch handoff.reserve() {
-                case .stopped: return
-                case .reserved: reserved = true
-                case .full: break
+            while true {
+                let reservation = handoff.reserve()
+                if reservation == .stopped { return }
+                // Without room the message is received and let go, never copied. A fourth part is
+                // kept only to tell the message apart from a good one.
+                guard let message = try socket.receive(maxParts: reservation == .reserved ? 4 : 0) else {
+                    if reservation == .reserved { handoff.taken() }
+                    break
                 }
-            } else if handoff.isStopped {
-                return
+                if reservation == .reserved {
+                    continuation.yield(message)
+                    continue
+                }
+                dropped += 1
+                context.stats.countDropped()
+                if dropped == 1 || dropped % 1000 == 0 {
+                    context.logger.warning("the pipeline is slower than the publishers: dropped \(dropped) messages so far ('rcvhwm' \(highWaterMark) waiting)")
+                }
             }
-            // A fourth part is kept only to tell the message apart from a good one.
-            if reserved, let message = try socket.receive(maxParts: 4) {
-                reserved = false
-                continuation.yield(message)
-                continue
-            }
-            poll.listen(1, reserved)
+            if handoff.isStopped { return }
             try poll.wait()
             if poll.hasMessage(0) { wakeup.drain() }
         }
@@ -133,44 +146,34 @@ struct ZMQSubscribe: Node {
     }
 }
 
-/// Flow control between the receiving thread and the node's task: at most
-/// `capacity` messages in between. The thread, finding no room, says it
-/// waits; the task, making room for a waiting thread, wakes it (through the
-/// ``ZMQWakeup``, after the lock), so a steady flow costs no wake-ups.
+/// The messages between the receiving thread and the node's task: at most
+/// `capacity`; the thread drops what finds no room (it never waits for it).
 private final class Handoff: Sendable {
     enum Reservation { case reserved, full, stopped }
 
     private struct State {
-        var room = 16
-        var threadWaits = false
+        var room: Int
         var stopped = false
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+
+    init(capacity: Int) { state = Mutex(State(room: capacity)) }
 
     var isStopped: Bool { state.withLock { $0.stopped } }
 
-    /// Takes a place for one message; `.full`: the thread is to be woken when one is free.
+    /// Takes a place for one message.
     func reserve() -> Reservation {
         state.withLock { state in
             if state.stopped { return .stopped }
-            guard state.room > 0 else {
-                state.threadWaits = true
-                return .full
-            }
+            guard state.room > 0 else { return .full }
             state.room -= 1
             return .reserved
         }
     }
 
-    /// A message left the handoff; true when the thread waits for that room and must be woken.
-    func taken() -> Bool {
-        state.withLock { state in
-            state.room += 1
-            defer { state.threadWaits = false }
-            return state.threadWaits
-        }
-    }
+    /// A message left the handoff, or a place reserved was not used.
+    func taken() { state.withLock { $0.room += 1 } }
 
     /// The thread is to end; the caller wakes it.
     func stop() { state.withLock { $0.stopped = true } }
