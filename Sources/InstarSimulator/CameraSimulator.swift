@@ -44,6 +44,9 @@ public struct CameraSimulatorConfiguration: Sendable {
     public var garbageEvery: Duration?
     /// Media seconds per wall second (1: real time).
     public var speed: Double = 1
+    /// Also serve every camera over RTSP on this port (0: an ephemeral one),
+    /// as `rtsp://HOST:PORT/cameraN`, with the same credentials; nil: no RTSP.
+    public var rtspPort: Int?
     /// The time media is paced by and idle clients are measured on; a test
     /// passes one it moves by hand.
     public var clock: any PipelineClock = SystemClock()
@@ -81,8 +84,14 @@ public final class CameraSimulator: Sendable {
     private let continuousOrigin: ContinuousClock.Instant
 
     /// Listens and serves until the task is cancelled. `ready` receives each
-    /// camera's URL once all are listening.
+    /// camera's WebSocket URL once all are listening.
     public func run(ready: @Sendable ([String]) -> Void) async throws {
+        try await serve { ready($0.map(\.webSocket)) }
+    }
+
+    /// Listens and serves until the task is cancelled. `ready` receives each
+    /// camera's URLs (RTSP too with `rtspPort`) once all are listening.
+    public func serve(ready: @Sendable ([SimulatedCameraEndpoint]) -> Void) async throws {
         let sslContext: NIOSSLContext? = try configuration.tls.map { certificate in
             let configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificate.certificatePEM.utf8)).map { .certificate($0) },
@@ -102,9 +111,28 @@ public final class CameraSimulator: Sendable {
                 }
             servers.append((server, camera))
         }
+        let rtsp = try await SimulatedRTSP.start(configuration, logger: logger)
         let scheme = sslContext == nil ? "ws" : "wss"
-        ready(servers.map { server, _ in "\(scheme)://\(configuration.host):\(server.channel.localAddress?.port ?? 0)/ws" })
+        ready(servers.map { server, camera in
+            SimulatedCameraEndpoint(webSocket: "\(scheme)://\(configuration.host):\(server.channel.localAddress?.port ?? 0)/ws",
+                                    rtsp: rtsp?.url(camera: camera.number))
+        })
+        do {
+            try await serve(servers, rtsp: rtsp)
+        } catch {
+            await rtsp?.server.shutdown()
+            throw error
+        }
+        await rtsp?.server.shutdown()
+    }
+
+    private func serve(_ servers: [(NIOAsyncChannel<EventLoopFuture<Connection>, Never>, Camera)], rtsp: SimulatedRTSP?) async throws {
         try await withThrowingDiscardingTaskGroup { group in
+            if let rtsp {
+                for (_, camera) in servers {
+                    group.addTask { try await rtsp.feed(camera) }
+                }
+            }
             for (server, camera) in servers {
                 group.addTask {
                     try await server.executeThenClose { connections in
@@ -319,7 +347,7 @@ public final class CameraSimulator: Sendable {
 }
 
 /// One simulated camera: its live timeline, shared by all its clients.
-private final class Camera: Sendable {
+final class Camera: Sendable {
     let number: Int
     let origin: ContinuousClock.Instant
     let clock: any PipelineClock
@@ -334,57 +362,5 @@ private final class Camera: Sendable {
 
     func instant(ofMediaSeconds seconds: Double, speed: Double) -> ContinuousClock.Instant {
         origin + .nanoseconds(Int64(seconds / speed * 1e9))
-    }
-}
-
-/// When a client last said something.
-private final class ClientActivity: Sendable {
-    private let clock: any PipelineClock
-    private let time: Mutex<ContinuousClock.Instant>
-
-    init(clock: any PipelineClock) {
-        self.clock = clock
-        time = Mutex(clock.now)
-    }
-
-    var last: ContinuousClock.Instant { time.withLock { $0 } }
-    func heard() {
-        let now = clock.now
-        time.withLock { $0 = now }
-    }
-}
-
-/// Which `livestream` command is current: a new one replaces the old, `stop` ends it.
-private final class StreamControl: Sendable {
-    private let generation = Mutex<(current: Int, active: Bool)>((0, false))
-
-    func start() -> Int {
-        generation.withLock { state in
-            state.current += 1
-            state.active = true
-            return state.current
-        }
-    }
-
-    func stop() { generation.withLock { $0.active = false } }
-
-    func isCurrent(_ value: Int) -> Bool { generation.withLock { $0.active && $0.current == value } }
-}
-
-/// Answers a request that was not upgraded, then closes: 404 off `/ws`,
-/// 401 with a Basic challenge without the right credentials, 426 otherwise.
-private final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    let admission: @Sendable (HTTPRequestHead) -> HTTPResponseStatus?
-
-    init(admission: @escaping @Sendable (HTTPRequestHead) -> HTTPResponseStatus?) {
-        self.admission = admission
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(let head) = unwrapInboundIn(data) else { return }
-        HTTPRefusal.write(admission(head) ?? .upgradeRequired, realm: "INSTAR", version: head.version, on: context.channel)
     }
 }

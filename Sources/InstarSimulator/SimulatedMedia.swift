@@ -12,6 +12,8 @@ public struct SimulatedMedia: Sendable {
     public let starts: [Double]
     /// One pass of the file, in seconds.
     public let loopSeconds: Double
+    /// Whether each fragment starts with a video keyframe (an RTSP client may join there).
+    public let startsWithKeyframe: [Bool]
     private let timescales: [UInt32: UInt32]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -52,6 +54,9 @@ public struct SimulatedMedia: Sendable {
         self.fragments = fragments
         self.starts = starts
         self.loopSeconds = max(end, (starts.last ?? 0) + 0.001)
+        self.startsWithKeyframe = fragments.map { fragment in
+            fragment.samples.first(where: { $0.track == lead.id })?.isSync ?? !lead.isVideo
+        }
         self.timescales = Dictionary(uniqueKeysWithValues: initSegment.tracks.map { ($0.id, $0.timescale) })
     }
 

@@ -22,7 +22,10 @@ struct SimCommand: AsyncParsableCommand {
             bytes. Alarms: with --mqtt and/or --alarm-server, every --alarm-every each camera \
             reports an area-1 alarm the way INSTAR cameras do (instar/<MAC>/status/alarm/triggered \
             {"val":"1"}, then {"val":"0"} up to 5 s later; an alarm-server GET with active=1); \
-            each camera's made-up MAC is printed as 'camera N mac: …'.
+            each camera's made-up MAC is printed as 'camera N mac: …'. With --rtsp-port the \
+            cameras are also served over RTSP (RTP over TCP, interleaved), camera N as \
+            rtsp://HOST:PORT/cameraN with the same credentials, printed after the WebSocket URL on \
+            the camera's line ('camera N: ws://… rtsp://…'); the faults apply to the WebSocket only.
             """)
 
     @Option(help: "Address to listen on.")
@@ -30,6 +33,9 @@ struct SimCommand: AsyncParsableCommand {
 
     @Option(help: "Port of the first camera (the others follow); 0 for free ports.")
     var port = 0
+
+    @Option(help: "Also serve the cameras over RTSP on this port (0 for a free one), as rtsp://HOST:PORT/cameraN.")
+    var rtspPort: Int?
 
     @Option(help: "Number of cameras.")
     var cameras = 1
@@ -88,6 +94,7 @@ struct SimCommand: AsyncParsableCommand {
     func validate() throws {
         guard cameras >= 1 else { throw ValidationError("--cameras must be at least 1") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+        if let rtspPort, !(0...65535).contains(rtspPort) { throw ValidationError("--rtsp-port must be 0 to 65535") }
         guard CameraSimulatorConfiguration.Chunking(rawValue: chunking) != nil else {
             throw ValidationError("--chunking: expected box, fragment or random, found '\(chunking)'")
         }
@@ -142,6 +149,7 @@ struct SimCommand: AsyncParsableCommand {
         configuration.stallAfter = stallAfter.flatMap(Units.duration)
         configuration.garbageEvery = garbageEvery.flatMap(Units.duration)
         configuration.speed = speed
+        configuration.rtspPort = rtspPort
         if tls {
             let certificate = try SelfSignedCertificate()
             configuration.tls = certificate
@@ -171,8 +179,10 @@ private struct SimulatorService: Service {
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
-                try await simulator.run { urls in
-                    for (index, url) in urls.enumerated() { printOutput("camera \(index + 1): \(url)") }
+                try await simulator.serve { endpoints in
+                    for (index, endpoint) in endpoints.enumerated() {
+                        printOutput("camera \(index + 1): \(endpoint.webSocket)" + (endpoint.rtsp.map { " \($0)" } ?? ""))
+                    }
                     printOutput("timeline-origin-ns: \(simulator.timelineOrigin)")
                 }
             }
