@@ -1,5 +1,3 @@
-public import Camflow
-
 /// The user an RTSP server requires (Basic or Digest). The password never
 /// appears in a description, a dump or a log.
 public struct RTSPCredentials: Sendable, CustomStringConvertible, CustomReflectable {

@@ -1,0 +1,152 @@
+import NIOCore
+import RTSPProtocol
+import Synchronization
+
+/// Where one set-up track goes: channels on the RTSP connection, or a UDP
+/// pair of the server's sockets aimed at the client's ports.
+enum TrackTransport: Sendable {
+    case interleaved(rtp: UInt8, rtcp: UInt8)
+    case udp(UDPPair)
+
+    var isUDP: Bool { if case .udp = self { true } else { false } }
+}
+
+/// The server's two sockets of one UDP track (even RTP port, odd RTCP
+/// port) and the client's ports they send to.
+struct UDPPair: Sendable {
+    let rtp: any Channel
+    let rtcp: any Channel
+    let serverPort: Int
+    let rtpDestination: SocketAddress
+    let rtcpDestination: SocketAddress
+}
+
+/// One playing client: its queue and its sockets, touched only on its
+/// connection's event loop. The publisher hands it packets with
+/// ``deliver(_:)`` and returns at once; a client whose socket does not keep
+/// up loses whole GOPs (``ClientQueue``), never delays anyone.
+final class ClientOutput: @unchecked Sendable {
+    let id: Int
+    let stream: String
+    let remote: String
+    let connection: any Channel
+    private let transports: [Int: TrackTransport]
+    private let udp: Bool
+    /// Bytes per 5 ms tick a UDP client is sent at most (the joiner's GOP is not burst).
+    private let udpTickBytes: Int
+    // Event loop only.
+    private var queue: ClientQueue<RTPOut>
+    private var closed = false
+    private var pacing = false
+    /// Counters read by metrics from any thread.
+    let packetsSent = Atomic<UInt64>(0)
+    let bytesSent = Atomic<UInt64>(0)
+    let gopsDropped = Atomic<UInt64>(0)
+    let packetsDropped = Atomic<UInt64>(0)
+
+    init(id: Int, stream: String, remote: String, connection: any Channel, transports: [Int: TrackTransport],
+         queueLimit: Int, udpRate: Int, gated: Bool) {
+        self.id = id
+        self.stream = stream
+        self.remote = remote
+        self.connection = connection
+        self.transports = transports
+        udp = transports.values.contains { $0.isUDP }
+        udpTickBytes = max(udpRate / 200, 1500)
+        queue = ClientQueue(limit: queueLimit, waitingForGOP: gated)
+        self.gated = gated
+    }
+
+    private let gated: Bool
+
+    /// Queues packets for this client (from any thread).
+    func deliver(_ packets: [RTPOut]) {
+        guard !packets.isEmpty else { return }
+        connection.eventLoop.execute { self.enqueue(packets) }
+    }
+
+    /// On the event loop: queues and starts writing.
+    func enqueue(_ packets: [RTPOut]) {
+        guard !closed else { return }
+        let droppedGOPs = queue.gopsDropped, droppedPackets = queue.packetsDropped
+        for packet in packets where transports[packet.track] != nil {
+            queue.push(packet, size: packet.size, startsGOP: gated ? packet.startsGOP : true)
+        }
+        if queue.gopsDropped != droppedGOPs { gopsDropped.add(queue.gopsDropped - droppedGOPs, ordering: .relaxed) }
+        if queue.packetsDropped != droppedPackets {
+            packetsDropped.add(queue.packetsDropped - droppedPackets, ordering: .relaxed)
+        }
+        drain()
+    }
+
+    /// On the event loop: writes what the socket takes now.
+    func drain() {
+        guard !closed else { return }
+        if udp {
+            guard !pacing else { return }
+            sendUDPTick()
+            return
+        }
+        var packets: UInt64 = 0, bytes: UInt64 = 0
+        while connection.isWritable, let packet = queue.pop() {
+            guard case .interleaved(let channel, _) = transports[packet.track] else { continue }
+            connection.write(packet.framed(channel: channel), promise: nil)
+            packets += 1
+            bytes += UInt64(packet.size)
+        }
+        if packets > 0 {
+            connection.flush()
+            packetsSent.add(packets, ordering: .relaxed)
+            bytesSent.add(bytes, ordering: .relaxed)
+        }
+    }
+
+    private func sendUDPTick() {
+        var budget = udpTickBytes
+        var packets: UInt64 = 0, bytes: UInt64 = 0
+        var used: [ObjectIdentifier: any Channel] = [:]
+        while budget > 0, let packet = queue.pop() {
+            guard case .udp(let pair) = transports[packet.track] else { continue }
+            let rtp = packet.rtp
+            pair.rtp.write(AddressedEnvelope(remoteAddress: pair.rtpDestination, data: rtp), promise: nil)
+            used[ObjectIdentifier(pair.rtp)] = pair.rtp
+            budget -= rtp.readableBytes
+            packets += 1
+            bytes += UInt64(rtp.readableBytes)
+        }
+        for channel in used.values { channel.flush() }
+        packetsSent.add(packets, ordering: .relaxed)
+        bytesSent.add(bytes, ordering: .relaxed)
+        guard !queue.isEmpty else { return }
+        pacing = true
+        connection.eventLoop.scheduleTask(in: .milliseconds(5)) { [self] in
+            pacing = false
+            drain()
+        }
+    }
+
+    /// Sends an RTCP packet for `track` beside the RTP (sender reports).
+    func sendControl(track: Int, _ packet: ByteBuffer) {
+        connection.eventLoop.execute { [self] in
+            guard !closed, let transport = transports[track] else { return }
+            switch transport {
+            case .interleaved(_, let rtcp):
+                var framed = ByteBuffer()
+                _ = RTSPInterleaved.writeHeader(channel: rtcp, length: packet.readableBytes, into: &framed)
+                framed.writeImmutableBuffer(packet)
+                connection.writeAndFlush(framed, promise: nil)
+            case .udp(let pair):
+                pair.rtcp.writeAndFlush(AddressedEnvelope(remoteAddress: pair.rtcpDestination, data: packet), promise: nil)
+            }
+        }
+    }
+
+    /// Stops sending (TEARDOWN, the connection closed); with `closeConnection` the RTSP connection goes too.
+    func stop(closeConnection: Bool) {
+        connection.eventLoop.execute { [self] in
+            closed = true
+            while queue.pop() != nil {}
+            if closeConnection { connection.close(promise: nil) }
+        }
+    }
+}

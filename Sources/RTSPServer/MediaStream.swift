@@ -1,0 +1,174 @@
+import ISOBMFF
+import MediaCache
+import NIOCore
+import RTP
+import RTSPProtocol
+
+/// One served stream as a value: its tracks, the RTP packets of its current
+/// GOP for joiners, and the timeline its samples are placed on. It turns
+/// each fragment into RTP packets once, for every client.
+struct MediaStream: Sendable {
+    let name: String
+    let mtu: Int
+    private(set) var initSegment: InitSegment?
+    private(set) var tracks: [TrackSender] = []
+    private(set) var timeline = RTPTimeline()
+    private(set) var gop: GOPBuffer<RTPOut>
+    /// `o=`'s session id; changes when the layout does.
+    private(set) var sdpVersion: UInt64 = 0
+    /// Where the timeline was (ns) when the latest fragment was published, and when: sender reports extrapolate from it.
+    private(set) var anchor: (timeline: Int64, at: ContinuousClock.Instant)?
+    private(set) var fragments: UInt64 = 0
+    private(set) var badSamples: UInt64 = 0
+
+    init(name: String, mtu: Int, gopLimit: Int) {
+        self.name = name
+        self.mtu = mtu
+        gop = GOPBuffer(limit: gopLimit)
+    }
+
+    var hasVideo: Bool { tracks.contains { $0.isVideo } }
+    var layout: [String] { tracks.map(\.layout) }
+
+    /// Takes an init segment; returns whether the tracks changed in a way
+    /// a client's decoders cannot follow (their clients must reconnect).
+    mutating func take(initSegment bytes: ByteBuffer, random: inout some RandomNumberGenerator) throws(RTSPMediaError) -> Bool {
+        let parsed: InitSegment
+        do { parsed = try InitSegment(parsing: bytes) } catch {
+            throw RTSPMediaError("stream '\(name)': unreadable init segment: \(error)")
+        }
+        var fresh: [TrackSender] = []
+        for track in parsed.tracks {
+            guard fresh.count < 8, var sender = TrackSender(track: track, mtu: mtu, random: &random) else { continue }
+            if let old = tracks.first(where: { $0.layout == sender.layout && $0.isVideo == sender.isVideo }) {
+                // RTP numbering continues across a new init segment of the same kind.
+                sender = sender.continuing(old)
+            }
+            fresh.append(sender)
+        }
+        guard !fresh.isEmpty else {
+            throw RTSPMediaError("stream '\(name)': no track served over RTP (H.264, H.265 or AAC) in its init segment")
+        }
+        let changed = !tracks.isEmpty && fresh.map(\.layout) != layout
+        if tracks.isEmpty || changed { sdpVersion = random.next() >> 1 }
+        tracks = fresh
+        initSegment = parsed
+        timeline.restart()
+        gop.clear()
+        return changed
+    }
+
+    /// The session description for DESCRIBE, nil until every track's parameters are known.
+    func sessionDescription(origin: String) -> String? {
+        var media: [SDPMedia] = []
+        for (index, track) in tracks.enumerated() {
+            guard let section = track.sdpMedia(control: "trackID=\(index)") else { return nil }
+            media.append(section)
+        }
+        return SessionDescription(name: name, originAddress: origin, sessionID: sdpVersion, media: media).text
+    }
+
+    /// The packets of one fragment, in decode order across tracks; also kept for joiners.
+    mutating func take(fragment bytes: ByteBuffer, now: ContinuousClock.Instant) throws(RTSPMediaError) -> [RTPOut] {
+        guard let initSegment else { throw RTSPMediaError("stream '\(name)': a fragment before any init segment") }
+        let fragment: Fragment
+        do { fragment = try Fragment(parsing: bytes, initSegment: initSegment) } catch {
+            throw RTSPMediaError("stream '\(name)': unreadable fragment: \(error)")
+        }
+        fragments &+= 1
+        var placed: [(track: Int, sample: Sample, dts: Int64, pts: Int64)] = []
+        placed.reserveCapacity(fragment.samples.count)
+        for sample in fragment.samples {
+            guard let index = tracks.firstIndex(where: { $0.mp4TrackID == sample.track }) else { continue }
+            let times = timeline.place(track: index, dts: sample.dts, pts: sample.pts, duration: Int64(sample.duration),
+                                       timescale: tracks[index].timescale)
+            placed.append((index, sample, times.dts, times.pts))
+        }
+        placed.sort { $0.dts < $1.dts }
+        var out: [RTPOut] = []
+        out.reserveCapacity(placed.count * 2)
+        let video = hasVideo
+        var first = true
+        for entry in placed {
+            let startsGOP = video ? (tracks[entry.track].isVideo && entry.sample.isSync) : first
+            let before = out.count
+            do {
+                try packetize(fragment.data(of: entry.sample), track: entry.track, pts: entry.pts, sync: entry.sample.isSync,
+                              into: &out)
+            } catch {
+                badSamples &+= 1
+                continue
+            }
+            if startsGOP, out.count > before { out[before].startsGOP = true }
+            first = false
+        }
+        for packet in out { gop.append(packet, size: packet.size, startsGOP: packet.startsGOP) }
+        anchor = (timeline.end, now)
+        return out
+    }
+
+    private mutating func packetize(_ data: ByteBuffer, track index: Int, pts: Int64, sync: Bool,
+                                    into out: inout [RTPOut]) throws(RTPError) {
+        var track = tracks[index]
+        defer { tracks[index] = track }
+        let timestamp = RTPTimeline.rtpTime(pts, rate: track.clockRate, base: track.base)
+        let payloads: [RTPPayload]
+        switch track.payload {
+        case .video(let packetizer, let codec):
+            var units = try packetizer.nalUnits(of: data)
+            if sync {
+                let inBand = TrackSender.parameterSets(in: units, codec: codec)
+                if inBand.isEmpty {
+                    units = track.parameterSets + units
+                } else if track.parameterSets.isEmpty {
+                    track.parameterSets = inBand
+                }
+            }
+            payloads = try packetizer.packetize(nalUnits: units)
+        case .aac(let packetizer, _):
+            payloads = try packetizer.packetize(accessUnits: [data])
+        }
+        for payload in payloads {
+            let header = RTPHeader(marker: payload.marker, payloadType: track.payloadType, sequenceNumber: track.sequence,
+                                   timestamp: timestamp &+ payload.timestampOffset, ssrc: track.ssrc)
+            var framed = ByteBuffer()
+            framed.reserveCapacity(4 + 12 + payload.count)
+            _ = RTSPInterleaved.writeHeader(channel: UInt8(2 * index), length: 12 + payload.count, into: &framed)
+            try header.write(to: &framed)
+            payload.write(to: &framed)
+            out.append(RTPOut(track: index, framed: framed, startsGOP: false, sequence: track.sequence, timestamp: header.timestamp,
+                              time: pts))
+            track.sequence &+= 1
+            track.packetCount &+= 1
+            track.octetCount &+= UInt32(truncatingIfNeeded: payload.count)
+        }
+    }
+
+    /// Where a track's RTP clock is at `now`, from the latest fragment (sender reports).
+    func rtpTime(track index: Int, at now: ContinuousClock.Instant) -> UInt32? {
+        guard let anchor, tracks.indices.contains(index) else { return nil }
+        let elapsed = anchor.at.duration(to: now)
+        let nanoseconds = elapsed.components.seconds &* 1_000_000_000 &+ elapsed.components.attoseconds / 1_000_000_000
+        return RTPTimeline.rtpTime(anchor.timeline &+ max(nanoseconds, 0), rate: tracks[index].clockRate,
+                                   base: tracks[index].base)
+    }
+
+    /// What a joiner's PLAY answer says per track: the sequence number of the first packet it will be sent, and
+    /// the RTP time of the instant it starts at, one instant for every track (the GOP's keyframe, or now), so
+    /// that a player lines the tracks up before any sender report.
+    func startOf(track index: Int) -> (sequence: UInt16, timestamp: UInt32)? {
+        guard tracks.indices.contains(index) else { return nil }
+        let instant = gop.items.first?.time ?? timeline.end
+        let sequence = gop.items.first(where: { $0.track == index })?.sequence ?? tracks[index].sequence
+        return (sequence, RTPTimeline.rtpTime(instant, rate: tracks[index].clockRate, base: tracks[index].base))
+    }
+}
+
+extension TrackSender {
+    /// This sender with `old`'s RTP identity and numbering, so a client sees one continuous RTP stream.
+    func continuing(_ old: TrackSender) -> TrackSender {
+        var copy = self
+        copy.adopt(old)
+        return copy
+    }
+}

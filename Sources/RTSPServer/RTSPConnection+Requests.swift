@@ -1,0 +1,177 @@
+import NIOCore
+import NIOPosix
+import RTSPProtocol
+
+/// The answers: authentication first, then what the session's state machine decided.
+extension RTSPConnection {
+    func answer(_ request: RTSPRequest, _ context: ChannelHandlerContext) {
+        var headers = RTSPHeaders()
+        headers.set("Server", "camflow")
+        if request.method != .options, let auth = server.authentication {
+            let outcome = auth.check(request, now: server.durationNow)
+            guard outcome == nil else {
+                server.metrics.refused("unauthorized")
+                var random = SystemRandomNumberGenerator()
+                headers.setChallenges(auth.challenges(now: server.durationNow, random: &random, stale: outcome == .stale))
+                send(RTSPResponse(answering: request, status: 401, headers: headers), context)
+                return
+            }
+        }
+        let decision = session.receive(request, now: server.durationNow, newID: RTSPMediaServer.newSessionID)
+        if let value = session.sessionHeader, decision != .options { headers.set("Session", value) }
+        switch decision {
+        case .options:
+            headers.setPublic(RTSPServerSession.publicMethods)
+            send(RTSPResponse(answering: request, status: 200, headers: headers), context)
+        case .describe:
+            guard let target = RTSPTarget(uri: request.uri), target.track == nil,
+                  let description = server.hub.describe(stream: target.stream, origin: "0.0.0.0")
+            else {
+                send(RTSPResponse(answering: request, status: 404, headers: headers), context)
+                return
+            }
+            headers.set("Content-Type", "application/sdp")
+            headers.set("Content-Base", request.uri.hasSuffix("/") ? request.uri : request.uri + "/")
+            send(RTSPResponse(answering: request, status: 200, headers: headers, body: ByteBuffer(string: description.sdp)), context)
+        case .setup(let offered):
+            setup(request, offered, headers, context)
+        case .play:
+            play(request, headers, context)
+        case .teardown:
+            stopPlaying()
+            stream = nil
+            send(RTSPResponse(answering: request, status: 200, headers: headers), context)
+        case .keepAlive:
+            send(RTSPResponse(answering: request, status: 200, headers: headers), context)
+        case .reject(let status):
+            send(RTSPResponse(answering: request, status: status, headers: headers), context)
+        }
+    }
+
+    private func setup(_ request: RTSPRequest, _ offered: [RTSPTransport], _ headers: RTSPHeaders, _ context: ChannelHandlerContext) {
+        var headers = headers
+        guard let target = RTSPTarget(uri: request.uri), let count = server.hub.trackCount(stream: target.stream) else {
+            send(RTSPResponse(answering: request, status: 404, headers: headers), context)
+            return
+        }
+        let track = target.track ?? 0
+        guard track < count, target.track != nil || count == 1 else {
+            send(RTSPResponse(answering: request, status: target.track == nil ? 459 : 404, headers: headers), context)
+            return
+        }
+        // One stream per session, and no new track once playing.
+        guard stream == nil || stream == target.stream, output == nil else {
+            send(RTSPResponse(answering: request, status: 455, headers: headers), context)
+            return
+        }
+        let ssrc = server.hub.ssrc(stream: target.stream, track: track)
+        let taken = Set(transports.filter { $0.key != track }.values.compactMap { transport -> [Int]? in
+            if case .interleaved(let rtp, let rtcp) = transport { return [Int(rtp), Int(rtcp)] } else { return nil }
+        }.joined())
+        for choice in offered where choice.unicast {
+            if choice.lower == .tcp {
+                let channels = choice.interleaved ?? (2 * track)...(2 * track + 1)
+                guard !taken.contains(channels.lowerBound), !taken.contains(channels.upperBound) else { continue }
+                replace(track, with: .interleaved(rtp: UInt8(channels.lowerBound), rtcp: UInt8(channels.upperBound)))
+                stream = target.stream
+                headers.setTransport([RTSPTransport(lower: .tcp, interleaved: channels, ssrc: ssrc)])
+                send(RTSPResponse(answering: request, status: 200, headers: headers), context)
+                return
+            }
+            if let ports = server.ports, let clientPort = choice.clientPort, let remote = remoteAddress {
+                busy = true
+                let headers = headers
+                let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                server.bindUDP(ports: ports, on: context.eventLoop, client: remote, clientPort: clientPort)
+                    .whenComplete { result in
+                        let (connection, context) = loop.value
+                        connection.busy = false
+                        guard case .success(let pair) = result, !connection.closed else {
+                            if case .success(let pair) = result { connection.server.closeUDP(pair) }
+                            connection.send(RTSPResponse(answering: request, status: 453, headers: headers), context)
+                            connection.process(context)
+                            return
+                        }
+                        connection.replace(track, with: .udp(pair))
+                        connection.stream = target.stream
+                        var headers = headers
+                        headers.setTransport([RTSPTransport(lower: .udp, clientPort: clientPort,
+                                                            serverPort: pair.serverPort...(pair.serverPort + 1), ssrc: ssrc)])
+                        connection.send(RTSPResponse(answering: request, status: 200, headers: headers), context)
+                        connection.process(context)
+                    }
+                return
+            }
+        }
+        send(RTSPResponse(answering: request, status: 461, headers: headers), context)
+    }
+
+    func replace(_ track: Int, with transport: TrackTransport) {
+        if case .udp(let old)? = transports[track] { server.closeUDP(old) }
+        transports[track] = transport
+    }
+
+    private func play(_ request: RTSPRequest, _ headers: RTSPHeaders, _ context: ChannelHandlerContext) {
+        var headers = headers
+        guard let stream, !transports.isEmpty else {
+            send(RTSPResponse(answering: request, status: 455, headers: headers), context)
+            return
+        }
+        headers.set("Range", "npt=now-")
+        if output != nil {
+            send(RTSPResponse(answering: request, status: 200, headers: headers), context)
+            return
+        }
+        let gated = transports.keys.contains { server.hub.isVideo(stream: stream, track: $0) }
+        let client = ClientOutput(id: handle.id, stream: stream, remote: handle.group, connection: context.channel,
+                                  transports: transports, queueLimit: server.configuration.clientQueueBytes,
+                                  udpRate: server.configuration.udpJoinRate, gated: gated)
+        guard let start = server.hub.join(stream: stream, client: client, tracks: Array(transports.keys)) else {
+            send(RTSPResponse(answering: request, status: 404, headers: headers), context)
+            return
+        }
+        output = client
+        server.metrics.clientJoined(stream: stream)
+        let base = RTSPTarget.base(of: request.uri, stream: stream)
+        headers.setRTPInfo(start.tracks.sorted { $0.key < $1.key }.map { track, position in
+            RTPInfo(url: "\(base)/trackID=\(track)", sequence: position.sequence, rtpTime: position.timestamp)
+        })
+        send(RTSPResponse(answering: request, status: 200, headers: headers), context)
+        server.logger.info("RTSP client playing", metadata: ["stream": "\(stream)", "remote": "\(handle.group)",
+                                                            "transport": "\(transports.values.first?.isUDP == true ? "udp" : "tcp")"])
+        client.enqueue(start.gop)
+    }
+}
+
+/// What a request URI names: `rtsp://host[:port]/{stream}[/trackID=N]` or the same path alone.
+struct RTSPTarget: Equatable {
+    var stream: String
+    var track: Int?
+
+    init?(uri: String) {
+        var path = Substring(uri)
+        if let scheme = path.range(of: "://") {
+            path = path[scheme.upperBound...]
+            guard let slash = path.firstIndex(of: "/") else { return nil }
+            path = path[slash...]
+        }
+        if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
+        var parts = path.split(separator: "/")
+        if let last = parts.last, last.hasPrefix("trackID=") {
+            guard let number = Int(last.dropFirst("trackID=".count)), (0..<64).contains(number) else { return nil }
+            track = number
+            parts.removeLast()
+        }
+        guard !parts.isEmpty else { return nil }
+        stream = parts.joined(separator: "/")
+        guard stream.utf8.count <= 256 else { return nil }
+    }
+
+    /// The stream's URL as the client wrote it (absolute or not), without a track or a trailing slash.
+    static func base(of uri: String, stream: String) -> String {
+        var text = uri
+        if let range = text.range(of: "/trackID=", options: .backwards) { text = String(text[..<range.lowerBound]) }
+        while text.hasSuffix("/") { text.removeLast() }
+        return text
+    }
+}
