@@ -1,3 +1,4 @@
+import CamflowTesting
 import Foundation
 import Testing
 
@@ -23,5 +24,44 @@ import Testing
                         "\(file.lastPathComponent): \(line)")
             }
         }
+    }
+}
+
+/// `camflow sim --rtsp-port`: the simulator's cameras over RTSP, read by ffprobe.
+@Suite struct SimRTSPTests {
+    /// The simulator with an ephemeral RTSP port: its camera line carries both URLs.
+    func startSimulator(_ arguments: [String] = []) async throws -> (CamflowProcess, webSocket: String, rtsp: String) {
+        let sim = try CamflowProcess(["sim", "--port", "0", "--rtsp-port", "0"] + arguments)
+        try await sim.waitForLine(timeout: .seconds(30)) { $0.hasPrefix("camera 1: ") }
+        let line = try #require(sim.stdout.split(separator: "\n").first { $0.hasPrefix("camera 1: ") })
+        let urls = line.dropFirst("camera 1: ".count).split(separator: " ").map(String.init)
+        try #require(urls.count == 2, "\(line)")
+        return (sim, urls[0], urls[1])
+    }
+
+    @Test func ffprobe_readsCodecAndSize_overTCP() async throws {
+        let (sim, webSocket, rtsp) = try await startSimulator()
+        defer { sim.process.terminate() }
+        #expect(webSocket.hasPrefix("ws://127.0.0.1:") && webSocket.hasSuffix("/ws"))
+        #expect(rtsp.hasPrefix("rtsp://127.0.0.1:") && rtsp.hasSuffix("/camera1"), "\(rtsp)")
+        let authenticated = rtsp.replacingOccurrences(of: "rtsp://", with: "rtsp://admin:instar@")
+        // timeout(1) bounds a server that never answers; -timeout bounds each socket wait.
+        let probe = try await runTool("/usr/bin/timeout", ["30", "/usr/bin/ffprobe", "-v", "error", "-rtsp_transport", "tcp",
+                                                           "-timeout", "10000000", "-analyzeduration", "1000000",
+                                                           "-show_entries", "stream=codec_name,width,height",
+                                                           "-of", "compact", authenticated])
+        #expect(probe.status == 0, "\(probe.stderr)\n\(sim.stderr)")
+        #expect(probe.stdout.contains("codec_name=h264|width=640|height=360"), "\(probe.stdout)")
+        #expect(probe.stdout.contains("codec_name=aac"), "\(probe.stdout)")
+        #expect(!probe.stderr.contains("instar"))
+    }
+
+    @Test func withoutCredentials_theRTSPStreamIsRefused() async throws {
+        let (sim, _, rtsp) = try await startSimulator()
+        defer { sim.process.terminate() }
+        let probe = try await runTool("/usr/bin/timeout", ["30", "/usr/bin/ffprobe", "-v", "error", "-rtsp_transport", "tcp",
+                                                           "-timeout", "10000000", "-show_entries", "stream=codec_name", rtsp])
+        #expect(probe.status != 0)
+        #expect(probe.stderr.contains("401"), "\(probe.stderr)")
     }
 }
