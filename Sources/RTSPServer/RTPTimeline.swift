@@ -6,8 +6,11 @@
 /// the stream's tracks had reached, for all tracks at once, so that audio
 /// and video stay together and RTP timestamps never jump back.
 struct RTPTimeline: Sendable, Equatable {
-    /// Larger steps between a track's consecutive decode times are a discontinuity.
+    /// Larger steps forward between a track's consecutive decode times are a discontinuity (a shorter gap,
+    /// such as a camera's dropout, is kept: it happened).
     var maxStep: Int64 = 5_000_000_000
+    /// Decode times never go back; more than this (rounding of durations aside) is a discontinuity.
+    var maxStepBack: Int64 = 500_000_000
     /// Added to every sample's own time (ns).
     private(set) var offset: Int64 = 0
     /// Per track: where its next sample is expected on the timeline (ns).
@@ -39,7 +42,7 @@ struct RTPTimeline: Sendable, Equatable {
             rebaseNext = false
         } else if let next = expected[track] {
             let placed = ownDTS &+ offset
-            if placed > next &+ maxStep || placed < next &- maxStep {
+            if placed > next &+ maxStep || placed < next &- maxStepBack {
                 offset = max(end, next) &- ownDTS
                 discontinuities += 1
             }
