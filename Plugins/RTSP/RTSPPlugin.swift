@@ -5,5 +5,5 @@ public import Camflow
 /// which pulls any RTSP camera into a pipeline.
 public enum RTSPPlugin: CamflowPlugin {
     public static let name = "rtsp"
-    public static var nodeTypes: [NodeType] { [RTSPNode.type] }
+    public static var nodeTypes: [NodeType] { [RTSPNode.type, RTSPCamera.type] }
 }

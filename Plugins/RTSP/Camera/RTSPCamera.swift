@@ -1,0 +1,177 @@
+import Camflow
+import Logging
+import NIOCore
+import RTSPProtocol
+import Synchronization
+
+/// `rtsp-camera`: any RTSP camera as a source of fragmented-MP4 bytes, the
+/// same bytes `instar-camera` emits, so a pipeline changes only its source.
+struct RTSPCamera: Node {
+    static let type = NodeType(
+        name: "rtsp-camera",
+        summary: "Pulls H.264/H.265 (+ AAC) from an RTSP camera and emits fragmented-MP4 bytes, reconnecting on failure.",
+        details: """
+            Connects to an rtsp:// URL (OPTIONS, DESCRIBE, SETUP of every H.264, H.265 and AAC track, PLAY), with \
+            Basic or Digest authentication (a 401 is answered once, a stale nonce up to 3 times), RTP over the RTSP \
+            connection ('transport: tcp', interleaved) or over UDP ('transport: udp': an RTP and an RTCP port per track; \
+            datagrams from anyone but the server are ignored). Redirects are followed at most 3 times, and only to the \
+            same host while credentials are set. Keep-alives (GET_PARAMETER when the server lists it, else OPTIONS) go \
+            at half the session timeout. Emits fMP4 BYTES exactly as instar-camera does: an init segment (ftyp + moov \
+            built from the SDP's or the stream's parameter sets; size from the SPS) and then one moof + mdat per video \
+            frame, the audio that came meanwhile in the same fragment; put mp4-parse after it, the one place that turns \
+            bytes into init/fragment packets. RTP is reordered within 32 packets; a lost packet drops its frame and \
+            the frames up to the next keyframe (counted as drops, 'frame-dropped' events); timestamps are unwrapped \
+            and video decode times rebuilt from presentation times (B-frames). An answer slower than \
+            'response-timeout' during the handshake, no media for 'idle-timeout', or a broken answer ends the \
+            connection; it reconnects with exponential backoff and jitter like instar-camera, and the first packet \
+            after a reconnect is flagged as a discontinuity. After 'auth-retry-after' refused logins in a row it \
+            tries only every 'auth-retry-interval'. Emits events: connected, disconnected (reason), auth-failed, \
+            frame-dropped, timestamp-jump, bad-packet, bad-parameter-sets (the last four at most once per 100 of a \
+            kind, with a count). On stop it sends TEARDOWN and closes. Passwords never appear in logs, events or errors.
+            """,
+        options: [
+            OptionSpec("url", .string, "Camera URL: rtsp://host[:port]/path; user:password@ in it is taken as the credentials."),
+            OptionSpec("username", .string, "User name for the camera."),
+            OptionSpec("password", .secret, "Password for the camera; never printed. Use ${VAR}."),
+            OptionSpec("transport", .choice(["tcp", "udp"]), default: "tcp",
+                       "RTP inside the RTSP connection (tcp, through any NAT) or on UDP ports of its own (udp, less latency on a LAN)."),
+            OptionSpec("idle-timeout", .duration, default: "10s", above: "0s", "No media for this long: the connection is dead, reconnect."),
+            OptionSpec("connect-timeout", .duration, default: "10s", above: "0s", "Give up a TCP connect after this long."),
+            OptionSpec("response-timeout", .duration, default: "10s", above: "0s",
+                       "Longest wait for each answer of the handshake (a server trickling its headers is cut off)."),
+            OptionSpec("reconnect-min", .duration, default: "1s", "First wait before reconnecting."),
+            OptionSpec("reconnect-max", .duration, default: "30s", "Longest wait between reconnects."),
+            OptionSpec("reconnect-attempts", .integer, min: "1", "Failed attempts in a row before the node fails; unlimited when unset."),
+            OptionSpec("auth-retry-after", .integer, default: "3", min: "1",
+                       "Refused logins in a row after which camflow tries only every 'auth-retry-interval', so the camera does not lock the account."),
+            OptionSpec("auth-retry-interval", .duration, default: "5m", "Wait between login attempts once the credentials were refused that often."),
+            OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
+        ],
+        accepts: [],
+        emits: .kinds([.bytes, .event]), reportsConnection: true,
+        make: { options in try RTSPCamera(options) })
+
+    let url: CameraURL
+    let username: String?
+    let password: String?
+    let udp: Bool
+    let idleTimeout: Duration
+    let connectTimeout: Duration
+    let responseTimeout: Duration
+    let reconnectMin: Duration
+    let reconnectMax: Duration
+    let reconnectAttempts: Int?
+    let stream: String
+    let authRetryAfter: Int
+    let authRetryInterval: Duration
+
+    init(_ options: NodeOptions) throws {
+        guard let text = try options.ifSet("url", options.string) else { throw options.error("needs 'url' (rtsp://host/path)") }
+        do {
+            url = try CameraURL.parse(text)
+        } catch {
+            throw options.error("'url': \(error.reason)", option: "url")
+        }
+        username = try options.ifSet("username", options.string) ?? url.username
+        password = try options.ifSet("password", options.string) ?? url.password
+        udp = try options.string("transport") == "udp"
+        idleTimeout = try options.duration("idle-timeout")
+        connectTimeout = try options.duration("connect-timeout")
+        responseTimeout = try options.duration("response-timeout")
+        reconnectMin = try options.duration("reconnect-min")
+        reconnectMax = try options.duration("reconnect-max")
+        reconnectAttempts = try options.ifSet("reconnect-attempts", options.integer)
+        stream = try options.ifSet("stream", options.string) ?? options.nodeID
+        authRetryAfter = try options.integer("auth-retry-after")
+        authRetryInterval = try options.duration("auth-retry-interval")
+    }
+
+    func run(_ context: NodeContext) async throws {
+        var failures = 0
+        let counters = CameraCounters()
+        var discontinuity = false
+        var refusedLogins = 0
+        while !Task.isCancelled {
+            let end = await session(context, counters: counters, discontinuity: discontinuity)
+            context.stats.setConnected(false)
+            switch end {
+            case .stopped:
+                return
+            case .authenticationFailed:
+                refusedLogins += 1
+                let fields: [(key: String, value: EventValue)] = [("status", .int(401)), ("url", .string("\(url)"))]
+                if refusedLogins < authRetryAfter {
+                    context.logger.error("camera \(url) refused the credentials (RTSP 401)")
+                    await counters.emit(context, stream, "auth-failed", fields)
+                } else if refusedLogins == authRetryAfter {
+                    // Said once: a camera may lock an account that keeps failing, so from now on it is tried rarely.
+                    context.logger.error("camera \(url) refused the credentials \(refusedLogins) times in a row (RTSP 401); trying again every \(authRetryInterval.shortDescription) so the account is not locked: check 'username' and 'password'")
+                    await counters.emit(context, stream, "auth-failed", fields + [("retry-every", .string(authRetryInterval.shortDescription))])
+                } else {
+                    context.logger.debug("camera \(url) refused the credentials again (RTSP 401)")
+                }
+            case .ended(let reason, let deliveredMedia):
+                context.logger.warning("camera \(url): \(reason)")
+                await counters.emit(context, stream, "disconnected", [("reason", .string(reason)), ("url", .string("\(url)"))])
+                if deliveredMedia {
+                    failures = 0
+                    discontinuity = true
+                    refusedLogins = 0
+                }
+            }
+            // Exponential backoff with jitter (half to full delay), as instar-camera waits.
+            failures += 1
+            if let reconnectAttempts, failures > reconnectAttempts {
+                throw RTSPCameraFailure(message: "gave up on camera \(url) after \(failures - 1) failed attempts: \(end)")
+            }
+            var delay = reconnectMin
+            for _ in 1..<failures where delay < reconnectMax { delay = delay * 2 }
+            delay = min(delay, reconnectMax) * Double.random(in: 0.5...1)
+            if refusedLogins >= authRetryAfter { delay = authRetryInterval * Double.random(in: 0.9...1.1) }
+            context.logger.info("reconnecting to \(url) in \(delay.shortDescription)")
+            do { try await context.clock.sleep(for: delay) } catch { return }
+        }
+    }
+
+    enum SessionEnd: CustomStringConvertible {
+        case stopped
+        case authenticationFailed
+        case ended(reason: String, deliveredMedia: Bool)
+
+        var description: String {
+            switch self {
+            case .stopped: "stopped"
+            case .authenticationFailed: "the camera refused the credentials (401)"
+            case .ended(let reason, _): reason
+            }
+        }
+    }
+}
+
+/// Sequence numbers and event rate limits that live across sessions.
+final class CameraCounters: Sendable {
+    let bytesSequence = Atomic<UInt64>(0)
+    let eventSequence = Atomic<UInt64>(0)
+    /// Problems of each kind seen so far: an event goes out for the first and every 100th.
+    let problems = Mutex<[String: Int]>([:])
+
+    func emit(_ context: NodeContext, _ stream: String, _ name: String, _ fields: [(key: String, value: EventValue)]) async {
+        let sequence = eventSequence.add(1, ordering: .relaxed).oldValue
+        await context.emit(.event(Event(name, fields), stream: stream, sequence: sequence))
+    }
+
+    /// Counts a problem; true when this one is to be told (the first and every 100th of its kind).
+    func admit(_ kind: String) -> (tell: Bool, count: Int) {
+        let count = problems.withLock { counts -> Int in
+            counts[kind, default: 0] += 1
+            return counts[kind, default: 0]
+        }
+        return (count == 1 || count % 100 == 0, count)
+    }
+}
+
+/// The camera could not be reached within the allowed attempts.
+struct RTSPCameraFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
