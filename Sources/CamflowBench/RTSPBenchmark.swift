@@ -55,7 +55,7 @@ struct RTSPBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         warnIfDebugBuild()
-        let media = try BenchTools.clip(live.media)
+        let media = try live.media ?? RTSPBenchmark.liveClip()
         let expected = try RTSPBenchmark.mediaBytesPerSecond(media)
         print("media: \(media), \((expected * 8 / 1e6).text(2)) Mbit/s; starved: under 90% of it")
         var kinds = self.kinds
@@ -116,6 +116,28 @@ struct RTSPBenchmark {
     let gstServer: String
     let expectedBytesPerSecond: Double
     let group: MultiThreadedEventLoopGroup
+
+    /// The 1440p clip cut into fragments of at most 200 ms, as a live camera
+    /// sends them, made on first use. With the clip's own 2 s fragments
+    /// (one per GOP), camflow sends in 1 MB bursts and a client's bytes over
+    /// a 10 s window swing by a fifth with where the window falls; GStreamer
+    /// paces packets by their times whatever the file's fragments.
+    static func liveClip() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-bench-1440p-200ms.mp4").path
+        if !FileManager.default.fileExists(atPath: path) {
+            let clip = try BenchTools.clip(nil)
+            printError("making \(path) with ffmpeg (once)...")
+            do {
+                _ = try ProcessMeasurement.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", clip, "-c", "copy",
+                                                "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "200000",
+                                                "-f", "mp4", path])
+            } catch {
+                try? FileManager.default.removeItem(atPath: path)
+                throw BenchmarkError(message: "ffmpeg could not make \(path): \(error)")
+            }
+        }
+        return path
+    }
 
     /// The media's bytes per second of play (its fragments over one pass): what a client must receive.
     static func mediaBytesPerSecond(_ path: String) throws -> Double {
