@@ -4,13 +4,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import socket as _socket
+import threading
 import time
+import weakref
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import AsyncIterator, Iterable, Iterator
 
 import zmq
-
-from collections import OrderedDict
 
 from .messages import KINDS, MAX_HEADER, Frame, Init, MalformedMessage, Message, matches, parse, printable, topic_kind
 from .mp4 import InitSegment, parse_init
@@ -56,14 +58,178 @@ def subscriptions(streams: Iterable[str] | None, kinds: Iterable[str] | None) ->
     return [""]
 
 
+def _read(socket: zmq.Socket) -> tuple[list, int] | None:
+    """The next message waiting on ``socket``, None if there is none: its first three parts
+    (zmq.Frame) without a copy (a message of a million parts, or a fourth of 200 MB, costs
+    nothing more than libzmq's own buffer), and how many parts it had."""
+    try:
+        part = socket.recv(zmq.NOBLOCK, copy=False)
+    except zmq.Again:
+        return None
+    parts, count = [part], 1
+    while part.more:
+        part = socket.recv(copy=False)  # the parts of a message arrive together
+        if count < 3:
+            parts.append(part)
+        count += 1
+    return parts, count
+
+
+def _resolve(future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Reader:
+    """A thread that owns a subscriber's socket and takes every message as libzmq decodes it,
+    into a queue of at most ``capacity`` messages (0: no limit); what finds no room is dropped
+    (counted in ``dropped``, never copied).
+
+    libzmq's own queue is unlimited (RCVHWM 0), and this thread empties it whatever the consumer
+    does, so libzmq never pauses a connection's input: libzmq 4.3.4 and 4.3.5 abort the process
+    (``Assertion failed: !_io_error``) when the peer of a paused connection leaves while a
+    heartbeat or the peer's PING is due, as a publisher does when it restarts. It holds no
+    reference to its subscriber, so one that is dropped unclosed is collected (and stops it)."""
+
+    # Messages taken in one go before the thread looks again whether it is to stop.
+    BATCH = 1000
+
+    def __init__(self, socket: zmq.Socket, capacity: int):
+        self.socket = socket
+        self.capacity = capacity
+        self.dropped = 0
+        self._queue: deque = deque()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._waiter = None  # (loop, future) of an asyncio consumer waiting for a message
+        self._error: BaseException | None = None
+        self._done = False
+        self._stopping = False
+        # What wakes the thread from its poll to stop (zmq_poll takes sockets on every platform).
+        self._wake_read, self._wake_write = _socket.socketpair()
+        self.thread = threading.Thread(target=self._run, name="camflow-client-reader", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        error = None
+        try:
+            poller = zmq.Poller()
+            poller.register(self.socket, zmq.POLLIN)
+            poller.register(self._wake_read, zmq.POLLIN)
+            while not self._stopping:
+                poller.poll()
+                for _ in range(self.BATCH):
+                    taken = _read(self.socket)
+                    if taken is None:
+                        break
+                    self._offer(taken)
+        except BaseException as failure:  # noqa: BLE001 (the consumer gets it: the thread has nobody else to tell)
+            error = failure
+        finally:
+            self.socket.close(linger=0)
+            self._wake_read.close()
+            with self._lock:
+                self._done = True
+                self._error = None if self._stopping else error
+                if self._stopping:
+                    self._queue.clear()
+                self._ready.notify_all()
+                waiter, self._waiter = self._waiter, None
+            self._wake(waiter)
+
+    def _offer(self, taken) -> None:
+        with self._lock:
+            if self.capacity == 0 or len(self._queue) < self.capacity:
+                self._queue.append(taken)
+                self._ready.notify()
+                waiter, self._waiter = self._waiter, None
+                dropped = 0
+            else:
+                self.dropped += 1
+                dropped, waiter = self.dropped, None
+        self._wake(waiter)
+        # Said the first time, then every thousandth: a flood does not flood the log.
+        if dropped and (dropped == 1 or dropped % 1000 == 0):
+            log.warning("%d message(s) dropped so far: they came faster than they were taken, and the %d waiting "
+                        "filled receive_buffer", dropped, self.capacity)
+
+    @staticmethod
+    def _wake(waiter) -> None:
+        if waiter is not None:
+            loop, future = waiter
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # its loop is closed: nobody waits any more
+                pass
+
+    def _take(self):
+        # Under the lock: a message, None if there is none yet; raises once the thread has ended.
+        if self._queue:
+            return self._queue.popleft()
+        if self._done:
+            if self._error is not None:
+                raise self._error
+            raise zmq.ZMQError(zmq.ENOTSOCK, "the subscriber is closed")
+        return None
+
+    def get(self, deadline: float | None):
+        """The next message's parts and count, None if ``deadline`` (monotonic) passes first."""
+        with self._ready:
+            while True:
+                taken = self._take()
+                if taken is not None:
+                    return taken
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return None
+                self._ready.wait(wait)
+
+    async def get_async(self, deadline: float | None):
+        """As :meth:`get`, for a coroutine: the event loop runs on while it waits."""
+        import asyncio  # noqa: PLC0415
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                taken = self._take()
+                if taken is not None:
+                    return taken
+                future = loop.create_future()
+                self._waiter = (loop, future)
+            wait = None if deadline is None else deadline - time.monotonic()
+            try:
+                if wait is not None and wait <= 0:
+                    return None
+                await asyncio.wait_for(future, wait)
+            except (asyncio.TimeoutError, TimeoutError):
+                return None
+            finally:
+                with self._lock:
+                    if self._waiter is not None and self._waiter[1] is future:
+                        self._waiter = None
+
+    def stop(self) -> None:
+        """Ends the thread, which closes the socket, and waits for it (at once: it wakes for this)."""
+        with self._lock:
+            stopping, self._stopping = self._stopping, True
+        if not stopping:
+            try:
+                self._wake_write.send(b"\0")
+            except OSError:
+                pass
+        if threading.current_thread() is not self.thread:
+            self.thread.join()
+        self._wake_write.close()
+
+
 class _Base:
     """What the blocking and the asyncio subscriber share."""
 
     # Streams whose state is kept at once (init segments, decoders): a publisher
     # naming a new stream in every message cannot grow memory without end.
     MAX_STREAMS = 256
-    # The largest message part accepted: camflow's own limit on a packet. libzmq disconnects a
-    # publisher that sends a larger one (it reconnects), and queues at most receive_buffer messages.
+    # The largest message part accepted: camflow's own limit on a packet. libzmq drops the connection
+    # of a publisher that sends a larger one (a protocol error: it does not connect to it again); at
+    # most receive_buffer messages wait to be taken.
     MAX_MESSAGE = 256 << 20
     # The bytes of init segments kept in ``inits``, all streams together (a real one is a few
     # kilobytes): 30 streams' init segments of 20 MB each held 611 MB.
@@ -84,16 +250,25 @@ class _Base:
         self.inits: OrderedDict[str, Init] = OrderedDict()
         self._init_bytes = 0
         self._unkept = 0
-        self.socket = context.socket(zmq.SUB)
+        if isinstance(receive_buffer, bool) or not isinstance(receive_buffer, int) or receive_buffer < 0:
+            raise ValueError(f"receive_buffer must be a count of messages (0 for no limit), not {receive_buffer!r}")
+        self.receive_buffer = receive_buffer
+        # A plain socket on the caller's libzmq context (an asyncio one too): the reader thread
+        # owns it from here on, and closes it.
+        self.socket = zmq.Context.shadow(context.underlying).socket(zmq.SUB)
         try:
-            self._configure(endpoint, curve, receive_buffer)
+            self._configure(endpoint, curve)
         except BaseException:
             self.socket.close(linger=0)
             raise
+        self._reader = _Reader(self.socket, receive_buffer)
+        self._close = weakref.finalize(self, self._reader.stop)
 
-    def _configure(self, endpoint, curve, receive_buffer):
+    def _configure(self, endpoint, curve):
         self.socket.setsockopt(zmq.MAXMSGSIZE, self.max_message)
-        self.socket.setsockopt(zmq.RCVHWM, receive_buffer)
+        # libzmq's queue is unlimited and the reader thread empties it into receive_buffer
+        # (see _Reader): a full one makes libzmq 4.3.4/4.3.5 abort the process.
+        self.socket.setsockopt(zmq.RCVHWM, 0)
         # Reconnect fast after a publisher restarts, and notice a dead one.
         self.socket.setsockopt(zmq.RECONNECT_IVL, 100)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
@@ -111,12 +286,13 @@ class _Base:
         for address in [endpoint] if isinstance(endpoint, str) else endpoint:
             self.socket.connect(address)
 
-    def _parts(self, part, parts: list, count: int) -> int:
-        # Only the first three parts are kept, and without a copy: a message of a million
-        # parts, or a fourth of 200 MB, costs nothing more than libzmq's own buffer.
-        if count < 3:
-            parts.append(part.buffer)
-        return count + 1
+    @property
+    def dropped(self) -> int:
+        """Messages dropped because ``receive_buffer`` of them were waiting to be taken."""
+        return self._reader.dropped
+
+    def _accept_parts(self, parts: list, count: int) -> Message | None:
+        return self._accept([part.buffer for part in parts], count)
 
     def _accept(self, frames: list, count: int | None = None) -> Message | None:
         try:
@@ -163,7 +339,8 @@ class _Base:
             raise ValueError("frames() needs the init and frame kinds: subscribe to them (or to every kind)")
 
     def close(self) -> None:
-        self.socket.close(linger=0)
+        """Stops the reader thread, which closes the socket; what was waiting is dropped."""
+        self._close()
 
 
 class StreamDecoders:
@@ -281,9 +458,14 @@ class Subscriber(_Base):
     dict of its fields; iteration ends after ``idle_timeout`` seconds
     without a message (never when None). A message whose header is over
     ``max_header`` bytes is skipped as malformed; ``inits`` keeps at most
-    ``max_init_bytes`` of init segments (16 MiB when None). libzmq queues at
-    most ``receive_buffer`` messages of at most ``max_message`` bytes a part
-    (256 MiB when None; a publisher that sends more is disconnected).
+    ``max_init_bytes`` of init segments (16 MiB when None). A thread of the
+    subscriber's own takes every message as it comes, and at most
+    ``receive_buffer`` of them (0: no limit) wait to be taken: when the
+    program is slower than its publishers, what finds no room is dropped and
+    counted in ``dropped``. A message part is at most ``max_message`` bytes
+    (256 MiB when None): libzmq drops the connection of a publisher that
+    sends more, and does not connect to it again. ``socket`` belongs to that
+    thread: set no option on it.
     """
 
     def __init__(self, endpoint, streams=None, kinds=None, curve=None, idle_timeout: float | None = None,
@@ -296,16 +478,10 @@ class Subscriber(_Base):
         """The next message, or None after ``timeout`` seconds without one."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = None if deadline is None else max(0, deadline - time.monotonic())
-            if not self.socket.poll(None if wait is None else int(wait * 1000)):
+            taken = self._reader.get(deadline)
+            if taken is None:
                 return None
-            parts, count = [], 0
-            while True:
-                part = self.socket.recv(copy=False)
-                count = self._parts(part, parts, count)
-                if not part.more:
-                    break
-            message = self._accept(parts, count)
+            message = self._accept_parts(*taken)
             if message is not None:
                 return message
 
@@ -340,23 +516,18 @@ class AsyncSubscriber(_Base):
     def __init__(self, endpoint, streams=None, kinds=None, curve=None, idle_timeout: float | None = None,
                  receive_buffer: int = 1000, context=None, *, max_header: int = MAX_HEADER,
                  max_init_bytes: int | None = None, max_message: int | None = None):
-        import zmq.asyncio  # noqa: PLC0415
-        super().__init__(context or zmq.asyncio.Context.instance(), endpoint, streams, kinds, curve, idle_timeout,
+        # The socket is read in a thread of its own (see _Reader), on ``context`` (a zmq.asyncio.Context
+        # or a plain one) when given.
+        super().__init__(context or zmq.Context.instance(), endpoint, streams, kinds, curve, idle_timeout,
                          receive_buffer, max_header, max_init_bytes, max_message)
 
     async def recv(self, timeout: float | None = None) -> Message | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = None if deadline is None else max(0, deadline - time.monotonic())
-            if not await self.socket.poll(None if wait is None else int(wait * 1000)):
+            taken = await self._reader.get_async(deadline)
+            if taken is None:
                 return None
-            parts, count = [], 0
-            while True:
-                part = await self.socket.recv(copy=False)
-                count = self._parts(part, parts, count)
-                if not part.more:
-                    break
-            message = self._accept(parts, count)
+            message = self._accept_parts(*taken)
             if message is not None:
                 return message
 
