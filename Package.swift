@@ -172,6 +172,41 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // WebRTC's wire formats as values, no I/O: STUN for ICE-lite, the
+        // WHEP offer and answer, RTCP feedback (NACK, PLI, FIR).
+        .target(
+            name: "WebRTCProtocol",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // DTLS-SRTP in C over OpenSSL 3 and libsrtp2 (Debian's libssl-dev and
+        // libsrtp2-dev for the headers), both loaded with dlopen on first use
+        // so that no other command needs them. Its header shows opaque types only.
+        .target(
+            name: "CWebRTC",
+            path: "Sources/CWebRTC"
+        ),
+        // The WebRTC endpoint: one UDP port for every peer, ICE-lite, DTLS and
+        // SRTP through CWebRTC, RTP out with RTCP in; the web sink's WHEP uses it.
+        .target(
+            name: "WebRTC",
+            dependencies: [
+                "Camflow",
+                "CWebRTC",
+                "RTP",
+                "WebRTCProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // A simulated INSTAR camera (`camflow sim`, tests, benchmarks), with
         // its self-signed certificate and the built-in clip.
         .target(
@@ -439,6 +474,25 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebRTCProtocolTests",
+            dependencies: [
+                "WebRTCProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebRTCTests",
+            dependencies: [
+                "WebRTC",
+                "WebRTCProtocol",
+                "CamflowTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

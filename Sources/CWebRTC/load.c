@@ -1,0 +1,3 @@
+#include "cwebrtc.h"
+
+int cf_webrtc_placeholder(void) { return 0; }
