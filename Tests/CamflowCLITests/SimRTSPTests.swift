@@ -65,3 +65,40 @@ import Testing
         #expect(probe.stderr.contains("401"), "\(probe.stderr)")
     }
 }
+
+/// pipelines/rtsp-gateway.yaml against the simulator: its INSTAR camera in by
+/// WebSocket, the same camera in again by RTSP, both recorded and served on.
+@Suite struct RTSPGatewayPipelineTests {
+    @Test func gateway_servesBothCamerasOverRTSP_andRecordsThem() async throws {
+        let (sim, webSocket, rtsp) = try await SimRTSPTests().startSimulator()
+        defer { sim.process.terminate() }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-gateway-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let run = try CamflowProcess(["run", repositoryRoot.appendingPathComponent("pipelines/rtsp-gateway.yaml").path],
+                                     environment: ["FRONT_URL": webSocket, "YARD_URL": rtsp, "RTSP_BIND": "127.0.0.1:0",
+                                                   "WEB_BIND": "127.0.0.1:0"],
+                                     directory: scratch)
+        defer { run.process.terminate() }
+        // The node says where it serves each stream once the stream's first packets came.
+        for stream in ["front", "yard"] {
+            try await run.waitForLine(timeout: .seconds(30), inStderr: true) { $0.contains("serving rtsp://127.0.0.1:") && $0.hasSuffix("/\(stream)") }
+        }
+        let line = try #require(run.stderr.split(separator: "\n").first { $0.contains("serving rtsp://127.0.0.1:") && $0.hasSuffix("/yard") })
+        let url = try #require(line.split(separator: " ").last.map(String.init))
+        for stream in ["front", "yard"] {
+            let probe = try await runTool("/usr/bin/timeout", ["30", "/usr/bin/ffprobe", "-v", "error", "-rtsp_transport", "tcp",
+                                                               "-timeout", "10000000", "-analyzeduration", "1000000",
+                                                               "-show_entries", "stream=codec_name,width,height", "-of", "compact",
+                                                               url.replacingOccurrences(of: "/yard", with: "/\(stream)")])
+            #expect(probe.status == 0, "\(stream): \(probe.stderr)")
+            #expect(probe.stdout.contains("codec_name=h264|width=640|height=360"), "\(stream): \(probe.stdout)")
+        }
+        run.process.interrupt()
+        #expect(try await run.waitForExit(timeout: .seconds(30)) == 0, "\(run.stderr)")
+        for stream in ["front", "yard"] {
+            let dir = scratch.appendingPathComponent("recordings/\(stream)")
+            let files = FileManager.default.enumerator(atPath: dir.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".mp4") } ?? []
+            #expect(!files.isEmpty, "no recording of \(stream)")
+        }
+    }
+}
