@@ -16,7 +16,7 @@ struct MediaStream: Sendable {
     private(set) var gop: GOPBuffer<RTPOut>
     /// `o=`'s session id; changes when the layout does.
     private(set) var sdpVersion: UInt64 = 0
-    /// Where the timeline was (ns) when the latest fragment was published, and when: sender reports extrapolate from it.
+    /// A timeline time (ns) and the instant it was live: sender reports extrapolate from it (see `reanchor`).
     private(set) var anchor: (timeline: Int64, at: ContinuousClock.Instant)?
     private(set) var fragments: UInt64 = 0
     private(set) var badSamples: UInt64 = 0
@@ -76,6 +76,13 @@ struct MediaStream: Sendable {
             throw RTSPMediaError("stream '\(name)': unreadable fragment: \(error)")
         }
         fragments &+= 1
+        var firsts: [(track: Int, dts: Int64)] = []
+        for sample in fragment.samples {
+            guard let index = tracks.firstIndex(where: { $0.mp4TrackID == sample.track }),
+                  !firsts.contains(where: { $0.track == index }) else { continue }
+            firsts.append((index, RTPTimeline.nanoseconds(sample.dts, tracks[index].timescale)))
+        }
+        timeline.begin(firstDecodeTimes: firsts)
         var placed: [(track: Int, sample: Sample, dts: Int64, pts: Int64)] = []
         placed.reserveCapacity(fragment.samples.count)
         for sample in fragment.samples {
@@ -103,7 +110,7 @@ struct MediaStream: Sendable {
             first = false
         }
         for packet in out { gop.append(packet, size: packet.size, startsGOP: packet.startsGOP) }
-        anchor = (timeline.end, now)
+        reanchor(now: now)
         return out
     }
 
@@ -142,6 +149,19 @@ struct MediaStream: Sendable {
             track.packetCount &+= 1
             track.octetCount &+= UInt32(truncatingIfNeeded: payload.count)
         }
+    }
+
+    /// Sender reports map RTP time to wall time with one fixed relation, set by the first fragment: players
+    /// take every report as it is, so a mapping that wobbled with each fragment's arrival would make their
+    /// timestamps jump. Only when the stream has strayed from it by more than a second (an outage, a source
+    /// slower or faster than real time) is it set again.
+    private mutating func reanchor(now: ContinuousClock.Instant) {
+        if let anchor {
+            let elapsed = anchor.at.duration(to: now)
+            let predicted = anchor.timeline &+ elapsed.components.seconds &* 1_000_000_000 &+ elapsed.components.attoseconds / 1_000_000_000
+            guard abs(predicted &- timeline.end) > 1_000_000_000 else { return }
+        }
+        anchor = (timeline.end, now)
     }
 
     /// Where a track's RTP clock is at `now`, from the latest fragment (sender reports).

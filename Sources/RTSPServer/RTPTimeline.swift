@@ -27,31 +27,35 @@ struct RTPTimeline: Sendable, Equatable {
         expected.removeAll()
     }
 
+    /// Called with each track's first decode time (ns, its own clock) in a fragment, before its samples are placed:
+    /// on a new init segment, or when a track's time is not where it was expected, the whole fragment moves so
+    /// that its earliest sample lands where the stream had reached, for every track at once.
+    mutating func begin(firstDecodeTimes firsts: [(track: Int, dts: Int64)]) {
+        guard let earliest = firsts.map(\.dts).min() else { return }
+        let jumped = firsts.contains { first in
+            guard let next = expected[first.track] else { return false }
+            let placed = first.dts &+ offset
+            return placed > next &+ maxStep || placed < next &- maxStepBack
+        }
+        guard rebaseNext || jumped else { return }
+        if rebaseNext, expected.isEmpty, end == 0, discontinuities == 0, offset == 0 {
+            offset = -earliest
+        } else {
+            offset = end &- earliest
+            discontinuities += 1
+        }
+        rebaseNext = false
+    }
+
     /// A sample's times on the timeline (ns): decode and presentation.
     mutating func place(track: Int, dts: Int64, pts: Int64, duration: Int64, timescale: UInt32) -> (dts: Int64, pts: Int64) {
-        let ownDTS = Self.nanoseconds(dts, timescale)
-        let ownPTS = Self.nanoseconds(pts, timescale)
-        let length = Self.nanoseconds(duration, timescale)
-        if rebaseNext {
-            if expected.isEmpty && end == 0 && discontinuities == 0 && offset == 0 {
-                offset = -ownDTS
-            } else {
-                offset = end &- ownDTS
-                discontinuities += 1
-            }
-            rebaseNext = false
-        } else if let next = expected[track] {
-            let placed = ownDTS &+ offset
-            if placed > next &+ maxStep || placed < next &- maxStepBack {
-                offset = max(end, next) &- ownDTS
-                discontinuities += 1
-            }
-        }
-        let placedDTS = ownDTS &+ offset
-        let next = placedDTS &+ max(length, 0)
-        expected[track] = next
-        end = max(end, next)
-        return (placedDTS, ownPTS &+ offset)
+        let placedDTS = Self.nanoseconds(dts, timescale) &+ offset
+        let placedPTS = Self.nanoseconds(pts, timescale) &+ offset
+        let length = max(Self.nanoseconds(duration, timescale), 0)
+        expected[track] = placedDTS &+ length
+        // Where a rebase continues: past every decode and presentation time so far, so nothing goes back.
+        end = max(end, placedDTS &+ length, placedPTS &+ length)
+        return (placedDTS, placedPTS)
     }
 
     /// `ticks` of `timescale` in nanoseconds, without overflow for any time a stream reaches.

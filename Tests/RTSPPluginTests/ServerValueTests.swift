@@ -13,6 +13,7 @@ import Testing
 @Suite struct ServerTimelineTests {
     @Test func timesStartAtZeroAndFollowTheSamples() {
         var timeline = RTPTimeline()
+        timeline.begin(firstDecodeTimes: [(0, RTPTimeline.nanoseconds(9000, 90000))])
         let first = timeline.place(track: 0, dts: 9000, pts: 12600, duration: 3600, timescale: 90000)
         #expect(first.dts == 0 && first.pts == 40_000_000)
         let second = timeline.place(track: 0, dts: 12600, pts: 12600, duration: 3600, timescale: 90000)
@@ -23,33 +24,42 @@ import Testing
     @Test func aLoopContinuesWhereTheStreamWasForEveryTrack() {
         var timeline = RTPTimeline()
         // Five seconds of video (25 fps, timescale 12800) and audio (48 kHz), then both start over at 0.
+        timeline.begin(firstDecodeTimes: [(0, 0), (1, 0)])
         for frame in 0..<125 { _ = timeline.place(track: 0, dts: Int64(frame) * 512, pts: Int64(frame) * 512, duration: 512, timescale: 12800) }
         for unit in 0..<234 { _ = timeline.place(track: 1, dts: Int64(unit) * 1024, pts: Int64(unit) * 1024, duration: 1024, timescale: 48000) }
         let end = timeline.end
-        let video = timeline.place(track: 0, dts: 0, pts: 0, duration: 512, timescale: 12800)
+        // The file's audio starts 20 ms before its video: both move by the same amount, audio first at the end.
+        timeline.begin(firstDecodeTimes: [(0, 20_000_000), (1, 0)])
+        let video = timeline.place(track: 0, dts: 256, pts: 256, duration: 512, timescale: 12800)
         let audio = timeline.place(track: 1, dts: 0, pts: 0, duration: 1024, timescale: 48000)
-        #expect(video.dts == end && audio.dts == end, "both tracks continue at the stream's end, together")
+        #expect(audio.dts == end && video.dts == end + 20_000_000, "both tracks continue at the stream's end, together")
         #expect(timeline.discontinuities == 1)
     }
 
     @Test func aShortLoopIsADiscontinuityToo() {
         var timeline = RTPTimeline()
+        timeline.begin(firstDecodeTimes: [(0, 0)])
         for frame in 0..<25 { _ = timeline.place(track: 0, dts: Int64(frame) * 3600, pts: Int64(frame) * 3600, duration: 3600, timescale: 90000) }
         let end = timeline.end
+        timeline.begin(firstDecodeTimes: [(0, 0)])
         let again = timeline.place(track: 0, dts: 0, pts: 0, duration: 3600, timescale: 90000)
         #expect(again.dts == end && timeline.discontinuities == 1)
         // A gap forward shorter than the limit is kept (a camera's dropout happened).
+        timeline.begin(firstDecodeTimes: [(0, RTPTimeline.nanoseconds(3 * 90000, 90000))])
         let later = timeline.place(track: 0, dts: 3 * 90000, pts: 3 * 90000, duration: 3600, timescale: 90000)
         #expect(later.dts == end + 3_000_000_000 && timeline.discontinuities == 1)
     }
 
     @Test func aNewInitSegmentRebasesOnItsFirstSample() {
         var timeline = RTPTimeline()
-        _ = timeline.place(track: 0, dts: 0, pts: 0, duration: 3000, timescale: 90000)
+        timeline.begin(firstDecodeTimes: [(0, 0)])
+        _ = timeline.place(track: 0, dts: 0, pts: 3000, duration: 3000, timescale: 90000)
         timeline.restart()
         // The reconnected camera's clock is somewhere else entirely, but only slightly ahead.
+        timeline.begin(firstDecodeTimes: [(0, RTPTimeline.nanoseconds(1_000, 90000))])
         let next = timeline.place(track: 0, dts: 1_000, pts: 4_000, duration: 3000, timescale: 90000)
-        #expect(next.dts == RTPTimeline.nanoseconds(3000, 90000))
+        // Past the last presentation time (a B-frame stream's last picture shows after its decode time).
+        #expect(next.dts == RTPTimeline.nanoseconds(6000, 90000))
         #expect(next.pts == next.dts + RTPTimeline.nanoseconds(3000, 90000))
     }
 

@@ -1,0 +1,165 @@
+import CamflowTesting
+import Foundation
+import Testing
+
+/// The `rtsp` node against clients that do not behave: wrong or missing
+/// credentials, half requests, too many connections, silence, oversized
+/// requests and interleaved junk. Raw sockets from a Python script, so the
+/// bytes are exactly these.
+@Suite struct ServerHostileTests {
+    static let script = #"""
+        import hashlib, json, socket, sys, time
+        port, mode = int(sys.argv[1]), sys.argv[2]
+        url = "rtsp://127.0.0.1:%d/cam1" % port
+        def connect():
+            s = socket.create_connection(("127.0.0.1", port), timeout=20)
+            return s
+        def request(s, method, uri, cseq, extra=""):
+            s.sendall(("%s %s RTSP/1.0\r\nCSeq: %d\r\n%s\r\n" % (method, uri, cseq, extra)).encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk: return data.decode(errors="replace")
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"): length = int(line.split(b":")[1])
+            while len(rest) < length: rest += s.recv(65536)
+            return head.decode(errors="replace")
+        def closed_after(s):
+            start = time.monotonic()
+            try:
+                while s.recv(65536): pass
+            except socket.timeout:
+                return None
+            except ConnectionResetError:
+                pass
+            return time.monotonic() - start
+        out = {}
+        if mode == "auth":
+            s = connect()
+            head = request(s, "DESCRIBE", url, 1)
+            out["unauthenticated"] = head.split("\r\n")[0]
+            challenges = [l for l in head.split("\r\n") if l.lower().startswith("www-authenticate:")]
+            out["challenges"] = [c.split(":", 1)[1].strip().split(" ")[0] for c in challenges]
+            digest = [c for c in challenges if "Digest" in c][0]
+            fields = dict(p.strip().split("=", 1) for p in digest.split("Digest", 1)[1].split(","))
+            realm, nonce = fields["realm"].strip('"'), fields["nonce"].strip('"')
+            def answer(password):
+                ha1 = hashlib.md5(("viewer:%s:%s" % (realm, password)).encode()).hexdigest()
+                ha2 = hashlib.md5(("DESCRIBE:%s" % url).encode()).hexdigest()
+                response = hashlib.md5(("%s:%s:00000001:abcdef:auth:%s" % (ha1, nonce, ha2)).encode()).hexdigest()
+                return ('Authorization: Digest username="viewer", realm="%s", nonce="%s", uri="%s", qop=auth, '
+                        'nc=00000001, cnonce="abcdef", response="%s"\r\n' % (realm, nonce, url, response))
+            out["digestWrong"] = request(s, "DESCRIBE", url, 2, answer("wrong")).split("\r\n")[0]
+            out["digestRight"] = request(s, "DESCRIBE", url, 3, answer("s3cret")).split("\r\n")[0]
+            import base64
+            basic = base64.b64encode(b"viewer:s3cret").decode()
+            out["basicRight"] = request(s, "DESCRIBE", url, 4, "Authorization: Basic %s\r\n" % basic).split("\r\n")[0]
+            bad = base64.b64encode(b"viewer:s3cres").decode()
+            out["basicWrong"] = request(s, "DESCRIBE", url, 5, "Authorization: Basic %s\r\n" % bad).split("\r\n")[0]
+            out["options"] = request(s, "OPTIONS", url, 6).split("\r\n")[0]
+        elif mode == "slowloris":
+            s = connect()
+            s.sendall(b"OPTIONS " + url.encode() + b" RTSP/1.0\r\nCSeq: 1\r\n")
+            out["halfRequestClosedAfter"] = closed_after(s)
+            s = connect()
+            out["silentClosedAfter"] = closed_after(s)
+        elif mode == "caps":
+            held = [connect() for _ in range(2)]
+            out["held"] = [request(s, "OPTIONS", url, 1).split("\r\n")[0] for s in held]
+            extra = connect()
+            out["thirdClosedAfter"] = closed_after(extra)
+            out["heldStillAnswer"] = request(held[0], "OPTIONS", url, 2).split("\r\n")[0]
+        elif mode == "session":
+            s = connect()
+            out["setup"] = request(s, "SETUP", url + "/trackID=0", 1, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n").split("\r\n")[0]
+            out["silentSessionClosedAfter"] = closed_after(s)
+        elif mode == "junk":
+            s = connect()
+            s.sendall(b"$\x00\x00\x08" + b"\x80" * 8 + b"$\x01\xff\xff" + b"\x00" * 65535)
+            out["afterInterleaved"] = request(s, "OPTIONS", url, 1).split("\r\n")[0]
+            setups = [request(s, "SETUP", url + "/trackID=0", 2 + i, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n").split("\r\n")[0] for i in range(300)]
+            out["setups"] = sorted(set(setups))
+            out["guessedSession"] = request(s, "PLAY", url, 400, "Session: 0123456789ABCDEF\r\n").split("\r\n")[0]
+            out["unknownStream"] = request(s, "DESCRIBE", "rtsp://127.0.0.1:%d/nope" % port, 401).split("\r\n")[0]
+            s2 = connect()
+            s2.sendall(("DESCRIBE %s RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999999\r\n\r\n" % url).encode())
+            out["hugeBody"] = s2.recv(4096).decode(errors="replace").split("\r\n")[0]
+            out["hugeBodyClosedAfter"] = closed_after(s2)
+        print(json.dumps(out))
+        """#
+
+    static func run(_ mode: String, port: Int) async throws -> [String: Any] {
+        let result = try await python(script, ["\(port)", mode])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+        return try #require(object as? [String: Any], "\(result.stdout)\n\(result.stderr)")
+    }
+
+    @Test func credentialsAreRequiredAndCheckedBothWays() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "username: viewer, password: s3cret")
+        defer { server.stop() }
+        let url = try await server.waitUntilServing()
+        let out = try await Self.run("auth", port: server.port)
+        #expect(out["unauthenticated"] as? String == "RTSP/1.0 401 Unauthorized")
+        #expect(out["challenges"] as? [String] == ["Digest", "Basic"])
+        #expect(out["digestWrong"] as? String == "RTSP/1.0 401 Unauthorized")
+        #expect(out["digestRight"] as? String == "RTSP/1.0 200 OK")
+        #expect(out["basicRight"] as? String == "RTSP/1.0 200 OK")
+        #expect(out["basicWrong"] as? String == "RTSP/1.0 401 Unauthorized")
+        #expect(out["options"] as? String == "RTSP/1.0 200 OK")
+        // ffprobe with the user in the URL (it answers the Digest challenge), and with a wrong password.
+        let right = try await probe(url.replacingOccurrences(of: "rtsp://", with: "rtsp://viewer:s3cret@"), transport: "tcp")
+        #expect(right.status == 0 && right.streams == ["hevc,320,240,25/1"], "\(right.stderr)")
+        let wrong = try await probe(url.replacingOccurrences(of: "rtsp://", with: "rtsp://viewer:nope@"), transport: "tcp")
+        #expect(wrong.status != 0 && wrong.stderr.contains("401"), "\(wrong.stderr)")
+        #expect(!server.stderr.contains("s3cret"), "the password is never logged")
+    }
+
+    @Test func halfRequestsAndSilentConnectionsAreClosedAtTheHeaderTimeout() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "header-timeout: 1s")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("slowloris", port: server.port)
+        let half = try #require(out["halfRequestClosedAfter"] as? Double, "still open after 20 s: \(out)")
+        let silent = try #require(out["silentClosedAfter"] as? Double, "still open after 20 s: \(out)")
+        #expect(half >= 0.8 && half < 5)
+        #expect(silent >= 0.8 && silent < 5)
+    }
+
+    @Test func connectionsOverThePerClientCapAreClosedAtOnce() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "max-connections-per-client: 2")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("caps", port: server.port)
+        #expect(out["held"] as? [String] == ["RTSP/1.0 200 OK", "RTSP/1.0 200 OK"])
+        let third = try #require(out["thirdClosedAfter"] as? Double, "\(out)")
+        #expect(third < 1)
+        #expect(out["heldStillAnswer"] as? String == "RTSP/1.0 200 OK")
+    }
+
+    @Test func aSilentSessionEndsAtTheSessionTimeout() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "session-timeout: 2s")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("session", port: server.port)
+        #expect(out["setup"] as? String == "RTSP/1.0 200 OK")
+        let after = try #require(out["silentSessionClosedAfter"] as? Double, "\(out)")
+        #expect(after >= 1.5 && after < 6)
+    }
+
+    @Test func junkFromClientsIsBoundedAndRefused() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("junk", port: server.port)
+        #expect(out["afterInterleaved"] as? String == "RTSP/1.0 200 OK")
+        #expect(out["setups"] as? [String] == ["RTSP/1.0 200 OK"])
+        #expect(out["guessedSession"] as? String == "RTSP/1.0 454 Session Not Found")
+        #expect(out["unknownStream"] as? String == "RTSP/1.0 404 Not Found")
+        #expect((out["hugeBody"] as? String)?.hasPrefix("RTSP/1.0 4") == true, "\(out)")
+        #expect(out["hugeBodyClosedAfter"] is Double)
+    }
+}
