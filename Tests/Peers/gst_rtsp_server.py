@@ -91,6 +91,9 @@ def looping_media_type():
 
 
 def main():
+    # A parent may have started this with the signals blocked (a thread's
+    # mask is inherited): they must reach this process.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     # Until the main loop runs, a SIGTERM ends the script at once, still cleanly.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: sys.exit(0))

@@ -18,7 +18,8 @@ final class CameraSessionState: Sendable {
     private let awaitingSince = Atomic<Int64>(-1)
     private let awaitedMethod = Mutex<String>("")
     private let anyMedia = Atomic<Bool>(false)
-    private let isPlaying = Atomic<Bool>(false)
+    /// Fired when PLAY is answered: the watchdog turns from answers to media.
+    let playingSignal = OneShotSignal()
 
     init(clock: any PipelineClock, client: RTSPClientSession) {
         self.clock = clock
@@ -31,7 +32,6 @@ final class CameraSessionState: Sendable {
     /// Since the session began, as the client state machine counts keep-alives.
     var lastSentOffset: Duration { .nanoseconds(lastSentAt.load(ordering: .relaxed)) }
     var deliveredMedia: Bool { anyMedia.load(ordering: .relaxed) }
-    var playing: Bool { isPlaying.load(ordering: .relaxed) }
 
     /// The request still unanswered and when it was sent.
     var awaited: (method: String, since: ContinuousClock.Instant)? {
@@ -59,7 +59,7 @@ final class CameraSessionState: Sendable {
     func startedPlaying() {
         // The idle timeout counts from PLAY, not from the connect.
         lastMediaAt.store(sinceOrigin(), ordering: .relaxed)
-        isPlaying.store(true, ordering: .relaxed)
+        playingSignal.fire()
     }
 
     private func instant(_ value: borrowing Atomic<Int64>) -> ContinuousClock.Instant {

@@ -130,41 +130,59 @@ extension RTSPCamera {
         }
     }
 
-    /// Ends the session when an answer of the handshake or media is overdue,
-    /// and sends keep-alives at half the session timeout. Sleeps until the
-    /// earliest deadline; whatever moved meanwhile only re-arms the wait.
+    /// Ends the session when an answer of the handshake or, once playing,
+    /// media is overdue, and sends keep-alives at half the session timeout.
+    /// Sleeps until the earliest deadline; whatever moved meanwhile only
+    /// re-arms the wait.
     private func watchdog(state: CameraSessionState, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
                           clock: any PipelineClock) async throws -> ConnectionOutcome? {
+        let handshake = try await withThrowingTaskGroup(of: ConnectionOutcome?.self) { group in
+            group.addTask {
+                await state.playingSignal.wait()
+                return nil
+            }
+            group.addTask { try await handshakeDeadline(state: state, clock: clock) }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if let handshake { return handshake }
         while true {
             let now = clock.now
-            var wake = now.advanced(by: responseTimeout)
-            if !state.playing, let (method, since) = state.awaited {
-                let deadline = since.advanced(by: responseTimeout)
-                if now >= deadline {
-                    return .ended(.ended(reason: "no answer to \(method) within \(responseTimeout.shortDescription) (response timeout)",
-                                         deliveredMedia: state.deliveredMedia))
-                }
-                wake = min(wake, deadline)
+            let idleAt = state.lastMedia.advanced(by: idleTimeout)
+            if now >= idleAt {
+                return .ended(.ended(reason: "no media for \(idleTimeout.shortDescription) (idle timeout)",
+                                     deliveredMedia: state.deliveredMedia))
             }
-            if state.playing {
-                let idleAt = state.lastMedia.advanced(by: idleTimeout)
-                if now >= idleAt {
-                    return .ended(.ended(reason: "no media for \(idleTimeout.shortDescription) (idle timeout)",
-                                         deliveredMedia: state.deliveredMedia))
+            let due = state.client.withLock { $0.keepAliveDue(after: state.lastSentOffset) }
+            let keepAliveAt = state.lastSent.advanced(by: due - state.lastSentOffset)
+            if now >= keepAliveAt {
+                var random = SystemRandomNumberGenerator()
+                if case .send(let request) = state.client.withLock({ $0.keepAlive(random: &random) }) {
+                    try await outbound.write(request.bytes)
+                    state.sent(request, awaitAnswer: false)
                 }
-                let due = state.client.withLock { $0.keepAliveDue(after: state.lastSentOffset) }
-                let keepAliveAt = state.lastSent.advanced(by: due - state.lastSentOffset)
-                if now >= keepAliveAt {
-                    var random = SystemRandomNumberGenerator()
-                    if case .send(let request) = state.client.withLock({ $0.keepAlive(random: &random) }) {
-                        try await outbound.write(request.bytes)
-                        state.sent(request, awaitAnswer: false)
-                    }
-                    continue
-                }
-                wake = min(idleAt, keepAliveAt)
+                continue
             }
-            try await clock.sleep(until: wake)
+            try await clock.sleep(until: min(idleAt, keepAliveAt))
+        }
+    }
+
+    /// Returns an end when a request of the handshake goes unanswered for
+    /// `response-timeout` (a server trickling its headers included).
+    private func handshakeDeadline(state: CameraSessionState, clock: any PipelineClock) async throws -> ConnectionOutcome? {
+        while true {
+            let now = clock.now
+            guard let (method, since) = state.awaited else {
+                try await clock.sleep(until: now.advanced(by: responseTimeout))
+                continue
+            }
+            let deadline = since.advanced(by: responseTimeout)
+            if now >= deadline {
+                return .ended(.ended(reason: "no answer to \(method) within \(responseTimeout.shortDescription) (response timeout)",
+                                     deliveredMedia: state.deliveredMedia))
+            }
+            try await clock.sleep(until: deadline)
         }
     }
 }
