@@ -29,13 +29,15 @@ import Testing
     }
 
     @Test func h264AndAACOverUDP() async throws {
-        let server = try RTSPServerProcess(fixture: "h264-main-aac.mp4", options: "udp-ports: \"40000-40999\"")
+        // Reports twice a second: a player's timestamps must not jump at each one (ffmpeg over UDP says so).
+        let server = try RTSPServerProcess(fixture: "h264-main-aac.mp4",
+                                           options: "udp-ports: \"40000-40999\", sender-report-interval: 500ms")
         defer { server.stop() }
         let url = try await server.waitUntilServing()
         let probed = try await probe(url, transport: "udp")
         #expect(probed.status == 0, "\(probed.stderr)")
         #expect(probed.streams.contains("h264,640,360,25/1"), "\(probed.streams)")
-        let decoded = try await decode(url, transport: "udp")
+        let decoded = try await decode(url, transport: "udp", seconds: 4)
         #expect(decoded.status == 0 && decoded.errors.isEmpty, "\(decoded.errors)")
     }
 

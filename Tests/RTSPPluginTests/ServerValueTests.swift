@@ -218,6 +218,31 @@ import Testing
         #expect(packets.filter { $0.track == 1 }.map(\.time) == packets.filter { $0.track == 1 }.map(\.time).sorted())
     }
 
+    @Test func senderReportTimesFollowTheWallClockEvenlyWhateverTheArrivals() throws {
+        let (initBytes, fragments) = try Self.segments("h264-main-aac.mp4")
+        var stream = MediaStream(name: "cam", mtu: 1400, gopLimit: 16 << 20)
+        var random = SystemRandomNumberGenerator()
+        _ = try stream.take(initSegment: initBytes, random: &random)
+        let start = ContinuousClock.now
+        var media = Duration.zero
+        var reports: [(at: ContinuousClock.Instant, rtp: UInt32)] = []
+        for (index, bytes) in fragments.enumerated() {
+            let fragment = try Fragment(parsing: bytes, initSegment: try InitSegment(parsing: initBytes))
+            let video = fragment.samples.filter { $0.track == fragment.samples[0].track }
+            media += .nanoseconds(RTPTimeline.nanoseconds(Int64(video.reduce(0) { $0 + $1.duration }), 12800))
+            // Fragments arrive in real time, give or take up to 200 ms.
+            let arrival = start + media + .milliseconds(index % 2 == 0 ? 0 : 200)
+            _ = try stream.take(fragment: bytes, now: arrival)
+            let at = arrival + .milliseconds(50)
+            reports.append((at, try #require(stream.rtpTime(track: 0, at: at))))
+        }
+        for (earlier, later) in zip(reports, reports.dropFirst()) {
+            let wall = earlier.at.duration(to: later.at)
+            let expected = Double(wall.components.seconds) * 90000 + Double(wall.components.attoseconds) * 90000 / 1e18
+            #expect(abs(Double(later.rtp &- earlier.rtp) - expected) < 2, "reports advance with the wall clock")
+        }
+    }
+
     @Test func aLoopedStreamKeepsRTPTimeAndNumberingGoing() throws {
         let (initBytes, fragments) = try Self.segments("h265.mp4")
         var stream = MediaStream(name: "cam", mtu: 1400, gopLimit: 16 << 20)
