@@ -12,6 +12,9 @@ Every accepted connection prints 'connection N'. Modes:
                  FU-A start of an IDR frame and middle fragments of 1400
                  bytes, same timestamp, no end, as fast as the client reads;
                  prints 'streamed N MiB' every 16 MiB.
+  keepalive      a correct handshake with a 4 s session timeout, then no
+                 media; prints 'playing', then 'request METHOD' for every
+                 later request, each answered 200.
 It stops by itself after 60 s.
 """
 import socket
@@ -66,6 +69,7 @@ def rtp(seq, payload):
 def serve(conn, port):
     pending = [b""]
     hop = 0
+    playing = False
     while True:
         request = read_request(conn, pending)
         if request is None:
@@ -80,16 +84,23 @@ def serve(conn, port):
             while True:
                 conn.sendall(b"a")
                 time.sleep(0.1)
-        elif MODE == "endless-fu":
+        elif MODE == "keepalive" and playing:
+            say(f"request {method}")
+            answer(conn, cseq, headers=["Session: 1234"])
+        elif MODE in ("endless-fu", "keepalive"):
             if method == "OPTIONS":
-                answer(conn, cseq, headers=["Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN"])
+                answer(conn, cseq, headers=["Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER"])
             elif method == "DESCRIBE":
                 answer(conn, cseq, headers=["Content-Type: application/sdp", f"Content-Base: rtsp://127.0.0.1:{port}/"],
                        body=SDP)
             elif method == "SETUP":
-                answer(conn, cseq, headers=["Transport: RTP/AVP/TCP;unicast;interleaved=0-1", "Session: 1234;timeout=60"])
+                answer(conn, cseq, headers=["Transport: RTP/AVP/TCP;unicast;interleaved=0-1", "Session: 1234;timeout=4"])
             elif method == "PLAY":
                 answer(conn, cseq, headers=["Session: 1234"])
+                if MODE == "keepalive":
+                    playing = True
+                    say("playing")
+                    continue
                 seq = 0
                 conn.sendall(rtp(seq, bytes([0x7C, 0x85]) + bytes(1400)))  # FU-A start of an IDR
                 sent = 0

@@ -1,0 +1,56 @@
+import Camflow
+import CamflowTesting
+import Foundation
+import Logging
+import RTSPPlugin
+import Synchronization
+import Testing
+
+/// Keep-alives and TEARDOWN, on a manual clock, against a server that
+/// prints every request after PLAY (Tests/Peers/hostile_rtsp_server.py keepalive).
+@Suite struct RTSPCameraKeepAliveTests {
+    /// Waits (real time, bounded) until `condition` holds.
+    func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out waiting until \(what)")
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func requests(_ server: CameraTestProcess) -> [String] {
+        server.stdout.split(separator: "\n").filter { $0.hasPrefix("request ") }.map { String($0.dropFirst("request ".count)) }
+    }
+
+    @Test func keepAlivesGoAtHalfTheSessionTimeout_andStopSendsTeardown() async throws {
+        let server = try CameraTestProcess(["Tests/Peers/hostile_rtsp_server.py", "keepalive"], executable: "/usr/bin/python3")
+        defer { server.process.terminate() }
+        try await server.wait("the server", timeout: .seconds(20)) { server.stdout.hasPrefix("listening ") }
+        let port = server.stdout.split(separator: "\n").first?.split(separator: " ").last.map(String.init) ?? ""
+        let clock = ManualClock()
+        let registry = TestHarness(plugins: [RTSPPlugin.self]).registry
+        let spec = NodeSpec(id: "cam", type: "rtsp-camera", options: [
+            "url": .scalar("rtsp://127.0.0.1:\(port)/cam"), "idle-timeout": .scalar("1h")])
+        let graph = try GraphValidator(registry: registry).validate(PipelineSpec(name: "keepalive", nodes: [
+            spec, NodeSpec(id: "sink", type: "null", inputs: ["cam"])]))
+        let pipeline = Pipeline(graph: graph, logger: Logger(label: "keepalive"), metricsInterval: nil, clock: clock)
+        let task = Task { try await pipeline.run() }
+        try await waitUntil("the camera plays") { server.stdout.contains("playing\n") }
+        // The session timeout is 4 s: a keep-alive is due 2 s after the last request.
+        try await clock.waitForSleepers(1)
+        await clock.advance(by: .milliseconds(1900))
+        try await clock.waitForSleepers(1)
+        #expect(requests(server).isEmpty, "nothing before it is due: \(requests(server))")
+        await clock.advance(by: .milliseconds(200))
+        try await waitUntil("a keep-alive is heard") { requests(server) == ["GET_PARAMETER"] }
+        try await clock.waitForSleepers(1)
+        await clock.advance(by: .milliseconds(2100))
+        try await waitUntil("a second keep-alive is heard") { requests(server) == ["GET_PARAMETER", "GET_PARAMETER"] }
+        pipeline.requestStop()
+        try await task.value
+        try await waitUntil("TEARDOWN is heard") { requests(server).last == "TEARDOWN" }
+    }
+}
