@@ -28,7 +28,9 @@ struct RTSPBenchCommand: AsyncParsableCommand {
             track interleaved, PLAY, then bytes counted). Over the measured window: the server's \
             CPU (utime + stime from /proc/PID/stat), its resident memory at the end, the bytes \
             each client received; a client that got less than 90% of the media's bit rate is \
-            starved. The goal: camflow at most half of GStreamer's CPU per client.
+            starved. 'bench CPU %' is this process's, the clients' (one event-loop thread: near \
+            100% the clients, not the server, are the limit). The goal: camflow at most half of \
+            GStreamer's CPU per client.
             """)
 
     @Option(help: "Client counts, comma-separated.")
@@ -64,7 +66,7 @@ struct RTSPBenchCommand: AsyncParsableCommand {
             kinds.removeAll { $0 == .gstreamer }
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        var rows = [["clients", "server", "CPU %", "CPU %/client", "RSS MiB", "MiB/s/client", "min MiB/s", "starved"]]
+        var rows = [["clients", "server", "CPU %", "CPU %/client", "RSS MiB", "MiB/s/client", "min MiB/s", "starved", "bench CPU %"]]
         var perClient: [Int: [RTSPBenchServer: Double]] = [:]
         do {
             for count in counts {
@@ -75,7 +77,7 @@ struct RTSPBenchCommand: AsyncParsableCommand {
                     perClient[count, default: [:]][kind] = cpu / Double(count)
                     rows.append(["\(count)", kind.rawValue, cpu.text(1), (cpu / Double(count)).text(2), result.residentMiB.text(1),
                                  (result.meanBytesPerSecond / 1_048_576).text(3), (result.minBytesPerSecond / 1_048_576).text(3),
-                                 "\(result.starved)"])
+                                 "\(result.starved)", (result.benchCPUSeconds / result.wallSeconds * 100).text(1)])
                     printError("done: \(count) clients, \(kind.rawValue)" + (result.failure.map { "; a client: \($0)" } ?? ""))
                 }
             }
@@ -103,6 +105,8 @@ struct RTSPBenchmark {
     struct Result {
         var wallSeconds: Double
         var cpuSeconds: Double
+        /// This process's CPU over the window: the clients' (a saturated client thread starves them, not the server).
+        var benchCPUSeconds: Double
         var residentMiB: Double
         var meanBytesPerSecond: Double
         var minBytesPerSecond: Double
@@ -167,12 +171,14 @@ struct RTSPBenchmark {
         let before = clients.map(\.stats.bytes)
         guard let cpuBefore = ProcStat.cpuSeconds(pid: process.pid) else { throw BenchmarkError(message: "\(server.rawValue) exited") }
         let start = clock.now
+        let benchBefore = CPUTime.now()
         try await Task.sleep(for: seconds)
+        let benchCPU = CPUTime.now() - benchBefore
         guard let cpuAfter = ProcStat.cpuSeconds(pid: process.pid) else { throw BenchmarkError(message: "\(server.rawValue) exited") }
         let wall = (clock.now - start).seconds
         let rates = zip(clients, before).map { client, bytes in Double(client.stats.bytes - bytes) / wall }
         let starved = zip(clients, rates).filter { !$0.0.stats.isPlaying || $0.1 < 0.9 * expectedBytesPerSecond }.count
-        return Result(wallSeconds: wall, cpuSeconds: cpuAfter - cpuBefore, residentMiB: ProcStat.residentMiB(pid: process.pid) ?? 0,
+        return Result(wallSeconds: wall, cpuSeconds: cpuAfter - cpuBefore, benchCPUSeconds: benchCPU, residentMiB: ProcStat.residentMiB(pid: process.pid) ?? 0,
                       meanBytesPerSecond: rates.reduce(0, +) / Double(max(1, rates.count)), minBytesPerSecond: rates.min() ?? 0,
                       starved: starved, failure: clients.lazy.compactMap(\.stats.failure).first)
     }
