@@ -102,3 +102,20 @@ import Testing
         }
     }
 }
+
+/// `camflow bench rtsp` runs its clients against the `rtsp` node and prints
+/// a row per server: a short run on the built-in clip, GStreamer left out.
+@Suite struct RTSPBenchSmokeTests {
+    @Test func benchRTSP_printsARowForCamflow_whoseClientsReceivedTheStream() async throws {
+        let clip = repositoryRoot.appendingPathComponent("Sources/InstarSimulator/Resources/camera.mp4").path
+        let bench = try CamflowProcess(["bench", "rtsp", "--servers", "camflow", "--clients", "2", "--seconds", "2", "--warmup", "1",
+                                        "--media", clip])
+        #expect(try await bench.waitForExit(timeout: .seconds(90)) == 0, "\(bench.stderr)")
+        let row = try #require(bench.stdout.split(separator: "\n").first { $0.hasPrefix("2 ") && $0.contains(" camflow ") }, "\(bench.stdout)")
+        // clients server CPU% CPU%/client RSS MiB/s/client min starved bench-CPU%
+        let cells = row.split(separator: " ")
+        try #require(cells.count == 9, "\(row)")
+        #expect((Double(cells[6]) ?? 0) > 0, "a client received nothing: \(row)")
+        #expect((Double(cells[4]) ?? 0) > 0, "no RSS read from /proc: \(row)")
+    }
+}
