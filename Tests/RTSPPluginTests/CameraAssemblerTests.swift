@@ -146,6 +146,20 @@ import Testing
         #expect(assembler.framesOut == 0)
     }
 
+    /// A camera whose clock jumps an hour ahead: a timestamp-jump event, and the frames go on with increasing times.
+    @Test func aTimestampJump_isReported_andTheTimelineContinues() throws {
+        var packets = try packets("h265.mp4")
+        let half = packets.packets.count / 2
+        for index in half..<packets.packets.count {
+            let time = packets.packets[index].1.getInteger(at: 4, as: UInt32.self) ?? 0
+            packets.packets[index].1.setInteger(time &+ 3600 * 90_000, at: 4)
+        }
+        let result = try assemble(packets)
+        #expect(result.problems.contains { $0.hasPrefix("timestamp-jump") }, "\(result.problems)")
+        #expect(result.video.count == packets.videoFrames.count)
+        for (a, b) in zip(result.video, result.video.dropFirst()) { #expect(a.0.dts < b.0.dts) }
+    }
+
     @Test func hostileSDPs_areRefusedWithAReason() throws {
         func media(_ fmtp: [(String, String)], encoding: String = "H264", clockRate: Int = 90_000) -> SDPMedia {
             SDPMedia(kind: "video", payloadType: 96, encoding: encoding, clockRate: clockRate, formatParameters: fmtp)
