@@ -77,12 +77,15 @@ struct MediaStream: Sendable {
         }
         fragments &+= 1
         var firsts: [(track: Int, dts: Int64)] = []
+        var ownEnd = Int64.min
         for sample in fragment.samples {
-            guard let index = tracks.firstIndex(where: { $0.mp4TrackID == sample.track }),
-                  !firsts.contains(where: { $0.track == index }) else { continue }
-            firsts.append((index, RTPTimeline.nanoseconds(sample.dts, tracks[index].timescale)))
+            guard let index = tracks.firstIndex(where: { $0.mp4TrackID == sample.track }) else { continue }
+            let scale = tracks[index].timescale
+            ownEnd = max(ownEnd, RTPTimeline.nanoseconds(sample.dts &+ Int64(sample.duration), scale))
+            guard !firsts.contains(where: { $0.track == index }) else { continue }
+            firsts.append((index, RTPTimeline.nanoseconds(sample.dts, scale)))
         }
-        timeline.begin(firstDecodeTimes: firsts)
+        timeline.begin(firstDecodeTimes: firsts, fragmentEnd: ownEnd, live: live(at: now))
         var placed: [(track: Int, sample: Sample, dts: Int64, pts: Int64)] = []
         placed.reserveCapacity(fragment.samples.count)
         for sample in fragment.samples {
@@ -153,24 +156,27 @@ struct MediaStream: Sendable {
 
     /// Sender reports map RTP time to wall time with one fixed relation, set by the first fragment: players
     /// take every report as it is, so a mapping that wobbled with each fragment's arrival would make their
-    /// timestamps jump. Only when the stream has strayed from it by more than a second (an outage, a source
+    /// timestamps jump. Only when the stream has strayed from it by more than `maxDrift` (a source
     /// slower or faster than real time) is it set again.
     private mutating func reanchor(now: ContinuousClock.Instant) {
-        if let anchor {
-            let elapsed = anchor.at.duration(to: now)
-            let predicted = anchor.timeline &+ elapsed.components.seconds &* 1_000_000_000 &+ elapsed.components.attoseconds / 1_000_000_000
-            guard abs(predicted &- timeline.end) > 1_000_000_000 else { return }
-        }
+        if let predicted = live(at: now), abs(predicted &- timeline.end) <= Self.maxDrift { return }
         anchor = (timeline.end, now)
+    }
+
+    /// How far the stream may stray from the sender reports' relation before it is set again (a jump for players).
+    static let maxDrift: Int64 = 3_000_000_000
+
+    /// Where the sender reports' relation puts the stream at `now` (ns on the timeline).
+    func live(at now: ContinuousClock.Instant) -> Int64? {
+        guard let anchor else { return nil }
+        let elapsed = anchor.at.duration(to: now)
+        return anchor.timeline &+ elapsed.components.seconds &* 1_000_000_000 &+ elapsed.components.attoseconds / 1_000_000_000
     }
 
     /// Where a track's RTP clock is at `now`, from the latest fragment (sender reports).
     func rtpTime(track index: Int, at now: ContinuousClock.Instant) -> UInt32? {
-        guard let anchor, tracks.indices.contains(index) else { return nil }
-        let elapsed = anchor.at.duration(to: now)
-        let nanoseconds = elapsed.components.seconds &* 1_000_000_000 &+ elapsed.components.attoseconds / 1_000_000_000
-        return RTPTimeline.rtpTime(anchor.timeline &+ max(nanoseconds, 0), rate: tracks[index].clockRate,
-                                   base: tracks[index].base)
+        guard let position = live(at: now), tracks.indices.contains(index) else { return nil }
+        return RTPTimeline.rtpTime(position, rate: tracks[index].clockRate, base: tracks[index].base)
     }
 
     /// What a joiner's PLAY answer says per track: the sequence number of the first packet it will be sent, and

@@ -29,8 +29,11 @@ struct RTPTimeline: Sendable, Equatable {
 
     /// Called with each track's first decode time (ns, its own clock) in a fragment, before its samples are placed:
     /// on a new init segment, or when a track's time is not where it was expected, the whole fragment moves so
-    /// that its earliest sample lands where the stream had reached, for every track at once.
-    mutating func begin(firstDecodeTimes firsts: [(track: Int, dts: Int64)]) {
+    /// that its earliest sample lands where the stream had reached, for every track at once. `live`: where
+    /// the wall clock says the stream is now (sender reports' relation), with `fragmentEnd` the fragment's own
+    /// end (ns): a fragment that comes after a pause (an outage, a file starting over late) is placed there,
+    /// so RTP time keeps pace with the wall clock instead of drifting from it at each discontinuity.
+    mutating func begin(firstDecodeTimes firsts: [(track: Int, dts: Int64)], fragmentEnd: Int64? = nil, live: Int64? = nil) {
         guard let earliest = firsts.map(\.dts).min() else { return }
         let jumped = firsts.contains { first in
             guard let next = expected[first.track] else { return false }
@@ -42,6 +45,7 @@ struct RTPTimeline: Sendable, Equatable {
             offset = -earliest
         } else {
             offset = end &- earliest
+            if let live, let fragmentEnd { offset = max(offset, live &- fragmentEnd) }
             discontinuities += 1
         }
         rebaseNext = false
@@ -53,8 +57,9 @@ struct RTPTimeline: Sendable, Equatable {
         let placedPTS = Self.nanoseconds(pts, timescale) &+ offset
         let length = max(Self.nanoseconds(duration, timescale), 0)
         expected[track] = placedDTS &+ length
-        // Where a rebase continues: past every decode and presentation time so far, so nothing goes back.
-        end = max(end, placedDTS &+ length, placedPTS &+ length)
+        // Where a rebase continues: past every decode time so far. (Presentation times would add a B-frame
+        // stream's reordering delay at each discontinuity, and RTP time would drift ahead of the wall clock.)
+        end = max(end, placedDTS &+ length)
         return (placedDTS, placedPTS)
     }
 
