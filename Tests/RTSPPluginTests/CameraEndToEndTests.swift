@@ -28,8 +28,11 @@ import Glibc
         defer { server.process.terminate() }
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rtsp-\(UUID().uuidString)").path
         let pipeline = try recordingPipeline(url: url, root: root, "username: admin, password: \"se cret\", transport: \(transport)")
-        // The fixture lasts 5 s or less; the server sends it once, in real time.
-        let run = try CameraTestProcess(["run", pipeline, "--for", "7s"])
+        // The server sends the fixture once, in real time, then an RTCP BYE on each track.
+        let run = try CameraTestProcess(["run", pipeline])
+        let tracks = fixture.hasSuffix("-aac.mp4") ? 2 : 1
+        try await run.wait("the end of every track") { run.stderr.components(separatedBy: "(RTCP BYE)").count - 1 >= tracks }
+        run.process.interrupt()
         #expect(try await run.waitForExit(timeout: .seconds(60)) == 0, "\(run.stderr.suffix(2000))")
         let files = cameraRecordings(root)
         #expect(files.count == 1, "\(files)\n\(run.stderr.suffix(2000))")

@@ -39,12 +39,12 @@ import Testing
         for await input in ports.stream {
             switch input {
             case .packet(let track, let bytes): got.append("\(track):\(bytes.readableBytesView.first ?? 0)")
-            case .bye: got.append("bye")
+            case .bye(let track): got.append("bye \(track)")
             case .play: break
             }
             if got.count == 3 { break }
         }
-        #expect(got == ["1:3", "0:4", "bye"])
+        #expect(got == ["1:3", "0:4", "bye 0"])
         #expect(ports.strays == 2, "the packet before the server was known, and the stranger's on track 1")
     }
 

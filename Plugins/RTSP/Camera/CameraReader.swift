@@ -52,8 +52,8 @@ struct CameraReader {
                 case .interleaved(let channel, let payload):
                     if let track = channels[channel] {
                         await pump?.take(.packet(track: track, payload))
-                    } else if channel % 2 == 1, channels[channel - 1] != nil, CameraMediaInput.isBye(payload) {
-                        await pump?.take(.bye)
+                    } else if channel % 2 == 1, let track = channels[channel - 1], CameraMediaInput.isBye(payload) {
+                        await pump?.take(.bye(track: track))
                     }
                 case .request(let request):
                     // A server's own request (a keep-alive of its own, say): answered, never acted on.
@@ -139,6 +139,8 @@ struct CameraMediaPump {
     private var first: Bool
     private var assembler: RTPMediaAssembler?
     private var mapping: [Int: Int] = [:]
+    /// Frames the depacketizers passed over awaiting a keyframe, as counted so far.
+    private var skipped = 0
     /// UDP packets that came before PLAY's answer was read, bounded.
     private var early: [(Int, ByteBuffer)] = []
 
@@ -166,13 +168,20 @@ struct CameraMediaPump {
             guard let index = mapping[track], var assembler else { return }
             self.assembler = nil // taken out while it works, so its buffers are not copied on write
             let outputs = assembler.receive(bytes, track: index)
+            let skipped = assembler.framesSkipped
             self.assembler = assembler
+            if skipped > self.skipped {
+                // Frames after a loss, up to the next keyframe, are drops too.
+                context.stats.countDropped(skipped - self.skipped)
+                self.skipped = skipped
+            }
             await deliver(outputs)
-        case .bye:
+        case .bye(let track):
             guard var assembler else { return }
             self.assembler = nil
             let outputs = assembler.flush()
             self.assembler = assembler
+            context.logger.info("camera \(camera.url) ended track \(track) (RTCP BYE)")
             await deliver(outputs)
         }
     }

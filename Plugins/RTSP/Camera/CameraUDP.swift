@@ -9,8 +9,8 @@ enum CameraMediaInput: Sendable {
     case play(RTPMediaAssembler, mapping: [Int: Int])
     /// An RTP packet of track `track`.
     case packet(track: Int, ByteBuffer)
-    /// The server said goodbye (RTCP BYE): the stream ended, what is held goes out.
-    case bye
+    /// The server said goodbye on track `track` (RTCP BYE): the stream ended, what is held goes out.
+    case bye(track: Int)
 
     /// Whether an RTCP compound packet holds a BYE (RFC 3550 §6.6), its packets' lengths checked.
     static func isBye(_ rtcp: ByteBuffer) -> Bool {
@@ -148,7 +148,7 @@ private final class DatagramHandler: ChannelInboundHandler {
         if isRTP {
             continuation.yield(.packet(track: track, envelope.data))
         } else if CameraMediaInput.isBye(envelope.data) {
-            continuation.yield(.bye)
+            continuation.yield(.bye(track: track))
         }
     }
 

@@ -117,6 +117,11 @@ struct RTPMediaAssembler: Sendable {
     private(set) var framesOut = 0
     private(set) var framesDropped = 0
 
+    /// Frames passed over while awaiting a keyframe (after a loss, and before the first).
+    var framesSkipped: Int {
+        lanes.reduce(0) { $0 + ($1.video?.depacketizer.statistics.framesSkippedAwaitingKeyframe ?? 0) }
+    }
+
     /// `rtpTimes`: RTP-Info's `rtptime` per track, when the server gave it.
     init(tracks: [CameraTrack], rtpTimes: [UInt32?] = []) {
         lanes = tracks.enumerated().map { index, track in
