@@ -12,12 +12,14 @@ SWIFT ?= swift
 # bench mp4 measures each process with it), libmosquitto-dev (the MQTT nodes),
 # mosquitto and mosquitto-clients (the real broker, mosquitto_pub and
 # mosquitto_sub of the MQTT tests and the demo), openssl (the MQTT TLS test's certificates),
-# python3-venv (the tests' Python packages from PyPI live in .venv), GStreamer's RTSP
+# python3-venv (the tests' Python packages from PyPI live in .venv), libssl-dev and
+# libsrtp2-dev (the headers of WebRTC's DTLS-SRTP shim; camflow loads libssl3 and
+# libsrtp2-1 when WebRTC is first used), GStreamer's RTSP
 # server with its bindings (gir1.2-gst-rtsp-server-1.0, gir1.2-gstreamer-1.0, python3-gi),
 # plugins (good: qtdemux and the RTP payloaders; bad: h265parse; libav) and tools: the
 # independent RTSP server the rtsp-camera tests and the RTSP benchmark record from.
 DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client procps util-linux gcc libc6-dev time \
-	libmosquitto-dev mosquitto mosquitto-clients openssl python3-venv \
+	libmosquitto-dev mosquitto mosquitto-clients openssl python3-venv libssl-dev libsrtp2-dev \
 	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-tools \
 	python3-gi gir1.2-gstreamer-1.0
 BUILD_LOG := .build/build.log
