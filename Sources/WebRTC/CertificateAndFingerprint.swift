@@ -64,8 +64,14 @@ public struct DTLSCertificate: Sendable {
             notValidBefore: now.addingTimeInterval(-86400), notValidAfter: now.addingTimeInterval(30 * 86400),
             issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(),
             issuerPrivateKey: .init(key))
-        certificateDER = try certificate.serializeAsPEM().derBytes
-        privateKeyDER = Array(key.derRepresentation)
+        self.init(certificateDER: try certificate.serializeAsPEM().derBytes, privateKeyDER: Array(key.derRepresentation))
+    }
+
+    /// A certificate made elsewhere; OpenSSL checks both when a
+    /// `DTLSContext` takes them.
+    public init(certificateDER: [UInt8], privateKeyDER: [UInt8]) {
+        self.certificateDER = certificateDER
+        self.privateKeyDER = privateKeyDER
         fingerprint = DTLSFingerprint(certificateDER: certificateDER)
     }
 }
