@@ -1,6 +1,0 @@
-import Testing
-import WebRTCProtocol
-
-@Suite struct WebRTCProtocolModuleTests {
-    @Test func moduleLinks() { _ = WebRTCProtocolModule.self }
-}
