@@ -236,9 +236,9 @@ let package = Package(
         // tests replay the checked-in corpus.
         .executableTarget(
             name: "CamflowFuzz",
-            dependencies: ["ISOBMFF", "Camflow", "RTP", "RTSPProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["ISOBMFF", "Camflow", "RTP", "RTSPProtocol", "WebRTCProtocol", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz",
-            exclude: ["mp4.dict", "header.dict", "index.dict", "rtp.dict", "rtsp.dict", "corpus", "regressions"],
+            exclude: ["mp4.dict", "header.dict", "index.dict", "rtp.dict", "rtsp.dict", "stun.dict", "rtcp.dict", "whep.dict", "corpus", "regressions"],
             swiftSettings: swiftSettings
         ),
         // A child process's standard streams as NIO pipe channels: exec's
