@@ -65,40 +65,56 @@ final class ClientOutput: @unchecked Sendable {
         connection.eventLoop.execute { self.enqueue(packets) }
     }
 
-    /// On the event loop: queues and starts writing.
+    /// On the event loop: queues each packet and writes what the socket takes as it goes, so the queue holds
+    /// only what the client has not taken (never a whole fragment's burst that a fast client would take at once).
     func enqueue(_ packets: [RTPOut]) {
         guard !closed else { return }
         let droppedGOPs = queue.gopsDropped, droppedPackets = queue.packetsDropped
+        var written: (packets: UInt64, bytes: UInt64) = (0, 0)
         for packet in packets where transports[packet.track] != nil {
             queue.push(packet, size: packet.size, startsGOP: gated ? packet.startsGOP : true)
+            if udp {
+                if !pacing { sendUDPTick() }
+            } else {
+                writeWhileWritable(&written)
+            }
         }
+        if !udp { finishWrites(written) }
         if queue.gopsDropped != droppedGOPs { gopsDropped.add(queue.gopsDropped - droppedGOPs, ordering: .relaxed) }
         if queue.packetsDropped != droppedPackets {
             packetsDropped.add(queue.packetsDropped - droppedPackets, ordering: .relaxed)
         }
-        drain()
     }
 
-    /// On the event loop: writes what the socket takes now.
+    /// On the event loop: writes what the socket takes now (its writability came back).
     func drain() {
         guard !closed else { return }
         if udp {
-            guard !pacing else { return }
-            sendUDPTick()
+            if !pacing { sendUDPTick() }
             return
         }
-        var packets: UInt64 = 0, bytes: UInt64 = 0
+        var written: (packets: UInt64, bytes: UInt64) = (0, 0)
+        writeWhileWritable(&written)
+        finishWrites(written)
+    }
+
+    /// Writes queued packets while NIO's buffer is under its high-water mark; flushes when it is reached, so the
+    /// bytes move and writability comes back.
+    private func writeWhileWritable(_ written: inout (packets: UInt64, bytes: UInt64)) {
         while connection.isWritable, let packet = queue.pop() {
             guard case .interleaved(let channel, _) = transports[packet.track] else { continue }
             connection.write(packet.framed(channel: channel), promise: nil)
-            packets += 1
-            bytes += UInt64(packet.size)
+            written.packets += 1
+            written.bytes += UInt64(packet.size)
         }
-        if packets > 0 {
-            connection.flush()
-            packetsSent.add(packets, ordering: .relaxed)
-            bytesSent.add(bytes, ordering: .relaxed)
-        }
+        if !connection.isWritable { connection.flush() }
+    }
+
+    private func finishWrites(_ written: (packets: UInt64, bytes: UInt64)) {
+        guard written.packets > 0 else { return }
+        connection.flush()
+        packetsSent.add(written.packets, ordering: .relaxed)
+        bytesSent.add(written.bytes, ordering: .relaxed)
     }
 
     private func sendUDPTick() {

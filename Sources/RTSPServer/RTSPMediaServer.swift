@@ -56,11 +56,17 @@ public final class RTSPMediaServer: Sendable {
 
     /// Listens on `host:port` (port 0: an ephemeral one) and returns the bound port.
     public func start(host: String, port: Int) async throws -> Int {
+        // What NIO holds for a socket before the client's own queue (and its GOP drops) takes over: a part of it.
+        let high = min(max(configuration.clientQueueBytes / 4, 16 << 10), 256 << 10)
+        // The kernel's send buffer is bounded too (no autotuning to megabytes): video a stalled client's socket
+        // holds is stale, and the client's queue, which drops whole GOPs, should decide instead.
+        let sendBuffer = min(max(configuration.clientQueueBytes / 8, 16 << 10), 1 << 20)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
+            .childChannelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: high / 2, high: high))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture { try self.accept(channel) }
             }

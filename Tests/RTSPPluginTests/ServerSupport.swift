@@ -22,7 +22,7 @@ final class RTSPServerProcess: @unchecked Sendable {
     private(set) var port = 0
 
     /// Replays `fixture` live (looped) through mp4-parse into `rtsp` with `options`.
-    init(fixture: String, stream: String = "cam1", options: String = "") throws {
+    init(fixture: String, stream: String = "cam1", options: String = "", extraNodes: String = "") throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rtsp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let pipeline = dir.appendingPathComponent("pipeline.yaml")
@@ -32,6 +32,7 @@ final class RTSPServerProcess: @unchecked Sendable {
               \(stream): { type: file-replay, path: \(repositoryFile("Tests/Fixtures/\(fixture)").path), loop: true, realtime: true }
               parse: { type: mp4-parse, inputs: [\(stream)] }
               rtsp: { type: rtsp, inputs: [parse], bind: "127.0.0.1:0"\(options.isEmpty ? "" : ", " + options) }
+            \(extraNodes)
             """.write(to: pipeline, atomically: true, encoding: .utf8)
         stderrURL = dir.appendingPathComponent("stderr")
         _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
@@ -63,6 +64,19 @@ final class RTSPServerProcess: @unchecked Sendable {
             }
             guard ContinuousClock.now < deadline, process.isRunning else {
                 Issue.record("the rtsp node did not serve \(stream); stderr:\n\(stderr)")
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Waits (bounded) for a log line holding `text`; returns the line.
+    func waitForLine(containing text: String, timeout: Duration = .seconds(30)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let line = stderr.split(separator: "\n").first(where: { $0.contains(text) }) { return String(line) }
+            guard ContinuousClock.now < deadline, process.isRunning else {
+                Issue.record("no line with '\(text)'; stderr:\n\(stderr)")
                 throw CancellationError()
             }
             try await Task.sleep(for: .milliseconds(20))

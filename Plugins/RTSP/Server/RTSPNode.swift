@@ -31,7 +31,7 @@ struct RTSPNode: Node {
             OptionSpec("udp-ports", .string,
                        "Server ports for RTP over UDP as FIRST-LAST (such as 20000-20999): two per track per client; unset, clients use TCP."),
             OptionSpec("mtu", .size, default: "1400", min: "256", max: "65000", "Largest RTP packet, its header included."),
-            OptionSpec("client-queue", .size, default: "8MiB", min: "64KiB",
+            OptionSpec("client-queue", .size, default: "8MiB", min: "16KiB",
                        "Bytes queued per client before it loses whole GOPs."),
             OptionSpec("gop-cache", .size, default: "16MiB", min: "64KiB",
                        "Bytes of RTP packets of the current GOP kept per stream so a client starts at the latest keyframe."),
