@@ -100,7 +100,8 @@ public final class DTLSTransport {
     deinit { cf_dtls_free(pointer) }
 
     /// Feeds one received datagram (first byte 20...63); send
-    /// `outputDatagrams()` afterwards, whatever the state.
+    /// `outputDatagrams()` afterwards, whatever the state (OpenSSL may
+    /// also retransmit from here when its timer is due).
     @discardableResult
     public func receive(_ datagram: ByteBuffer) -> State {
         let result = datagram.withUnsafeReadableBytes { bytes in
@@ -164,6 +165,10 @@ public final class DTLSTransport {
     /// `a=fingerprint` before keying SRTP.
     public var peerFingerprint: DTLSFingerprint? { peerCertificateDER.map { DTLSFingerprint(certificateDER: $0) } }
 
+    /// For tests: an established client starts a new handshake; false when
+    /// OpenSSL would not.
+    func renegotiate() -> Bool { cf_dtls_renegotiate(pointer) == 0 }
+
     /// The 60 bytes of RFC 5764 §4.2 keying material.
     func keyingMaterial() throws(DTLSError) -> [UInt8] {
         var material = [UInt8](repeating: 0, count: 60)
@@ -177,6 +182,9 @@ public final class DTLSTransport {
         try SRTPKeys(keyingMaterial: keyingMaterial(), isServer: isServer)
     }
 }
+
+@available(*, unavailable)
+extension DTLSTransport: Sendable {}
 
 extension Duration {
     /// Whole microseconds, rounded down.

@@ -59,6 +59,7 @@ public final class SRTPSession {
     ///   - keyAndSalt: 30 bytes, from `SRTPKeys`.
     ///   - replayWindow: packets of replay window (64 ..< 32768; 0 = 128):
     ///     inbound only.
+    /// - Throws: `SRTPError`, or `WebRTCLibraries.LoadError` without libsrtp2.
     public init(keyAndSalt: [UInt8], direction: Direction, replayWindow: Int = 0) throws {
         guard keyAndSalt.count == 30, replayWindow == 0 || (64..<0x8000).contains(replayWindow) else {
             throw SRTPError.badParameter
@@ -108,3 +109,6 @@ public final class SRTPSession {
         packet.moveWriterIndex(to: start + Int(length))
     }
 }
+
+@available(*, unavailable)
+extension SRTPSession: Sendable {}

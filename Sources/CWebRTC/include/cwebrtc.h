@@ -50,6 +50,10 @@ cf_dtls *cf_dtls_new(cf_dtls_ctx *ctx, uint16_t mtu, uint32_t initial_timeout_us
 /* For tests: a DTLS client connection; its ClientHello is queued at once. */
 cf_dtls *cf_dtls_client_new(cf_dtls_ctx *ctx, uint16_t mtu, uint32_t initial_timeout_us);
 
+/* For tests: starts a renegotiation from an established client (servers
+   made by cf_dtls_new refuse it). 0 = a new ClientHello is queued. */
+int cf_dtls_renegotiate(cf_dtls *dtls);
+
 /* Results of cf_dtls_receive. */
 enum {
     CF_DTLS_FAILED = -1,      /* for good: cf_dtls_error says why */
@@ -58,7 +62,9 @@ enum {
     CF_DTLS_APPLICATION_DATA = 2 /* established; application data came and was dropped */
 };
 
-/* Feeds one received datagram; then pop what is queued for sending. */
+/* Feeds one received datagram; then pop what is queued for sending (a
+   reply, or a retransmission: OpenSSL also resends its last flight from
+   here when its timer is due). */
 int cf_dtls_receive(cf_dtls *dtls, const uint8_t *datagram, size_t len);
 
 /* The size of the next queued output datagram, 0 = none. */
