@@ -1,15 +1,16 @@
 /// libFuzzer targets over what camflow reads from the wire and the disk, in
 /// one executable: `mp4` (the streaming MP4 parser), `header` (the ZeroMQ
 /// packet header), `clip` (a recording cut into a clip), `index` (a
-/// recordings index), `rtp` (RTP headers and payloads) and `rtsp` (RTSP
-/// messages, SDP, Transport and Digest headers).
-/// `make fuzz FUZZ_TARGET=mp4|header|clip|index|rtp|rtsp` builds it optimised
+/// recordings index), `rtp` (RTP headers and payloads), `rtsp` (RTSP
+/// messages, SDP, Transport and Digest headers), `stun` (STUN and ICE
+/// checks), `rtcp` (RTCP feedback) and `whep` (SDP offers and answers).
+/// `make fuzz FUZZ_TARGET=mp4|header|clip|index|rtp|rtsp|stun|rtcp|whep` builds it optimised
 /// with libFuzzer and AddressSanitizer and runs one; without `-D FUZZING`
 /// it replays corpus files, so the normal build keeps it compiling and the
 /// tests replay the checked-in corpus.
 let targets: [String: @Sendable (UnsafeRawBufferPointer) -> Void] = [
     "mp4": fuzzParser, "header": fuzzHeader, "clip": fuzzClip, "index": fuzzIndex, "rtp": fuzzRTP,
-    "rtsp": fuzzRTSP,
+    "rtsp": fuzzRTSP, "stun": fuzzSTUN, "rtcp": fuzzRTCP, "whep": fuzzWHEP,
 ]
 
 #if FUZZING

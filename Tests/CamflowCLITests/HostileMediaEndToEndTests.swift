@@ -70,7 +70,7 @@ import Testing
     /// (mp4: the MP4 parser; header: the ZeroMQ packet header; clip: the clip cutter
     /// over a recording's bytes; index: the recordings index; rtp: the RTP header and
     /// depacketizers; rtsp: RTSP messages, SDP, Transport, Digest and the session machines.)
-    @Test(arguments: ["mp4", "header", "clip", "index", "rtp", "rtsp"]) func fuzzCorpus_replaysWithoutACrash(_ target: String) async throws {
+    @Test(arguments: ["mp4", "header", "clip", "index", "rtp", "rtsp", "stun", "rtcp", "whep"]) func fuzzCorpus_replaysWithoutACrash(_ target: String) async throws {
         let binary = URL(fileURLWithPath: camflowBinary).deletingLastPathComponent().appendingPathComponent("CamflowFuzz")
         var count = 0
         var folders: [String] = []
