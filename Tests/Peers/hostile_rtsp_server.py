@@ -15,6 +15,8 @@ Every accepted connection prints 'connection N'. Modes:
   keepalive      a correct handshake with a 4 s session timeout, then no
                  media; prints 'playing', then 'request METHOD' for every
                  later request, each answered 200.
+  full-backlog   listens but never accepts, its accept queue full: a connect
+                 to it hangs (the kernel drops the SYNs).
 It stops by itself after 60 s.
 """
 import socket
@@ -128,10 +130,24 @@ def main():
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", 0))
-    server.listen(16)
+    server.listen(0 if MODE == "full-backlog" else 16)
     port = server.getsockname()[1]
-    say(f"listening {port}")
     threading.Timer(60, lambda: __import__("os")._exit(0)).start()
+    if MODE == "full-backlog":
+        fillers = []
+        for _ in range(3):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fillers.append(filler)
+        time.sleep(0.3)
+        say(f"listening {port}")
+        time.sleep(60)
+        return
+    say(f"listening {port}")
     while True:
         conn, _ = server.accept()
         connections += 1

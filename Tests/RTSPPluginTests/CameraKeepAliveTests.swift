@@ -53,4 +53,37 @@ import Testing
         try await task.value
         try await waitUntil("TEARDOWN is heard") { requests(server).last == "TEARDOWN" }
     }
+
+    /// Sockets of this host sending their SYN to 127.0.0.1:`port` (state 02 in /proc/net/tcp).
+    func connecting(to port: Int) -> Int {
+        let remote = "0100007F:" + String(format: "%04X", port)
+        let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").filter { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 3 && fields[2] == remote && fields[3] == "02"
+        }.count
+    }
+
+    /// A connect the server never completes: a stop closes the socket at once, not after the connect timeout.
+    @Test func aStopDuringAConnect_doesNotWaitForItsTimeout() async throws {
+        let server = try CameraTestProcess(["Tests/Peers/hostile_rtsp_server.py", "full-backlog"], executable: "/usr/bin/python3")
+        defer { server.process.terminate() }
+        try await server.wait("the server", timeout: .seconds(20)) { server.stdout.hasPrefix("listening ") }
+        let port = Int(server.stdout.split(separator: "\n").first?.split(separator: " ").last ?? "") ?? 0
+        let registry = TestHarness(plugins: [RTSPPlugin.self]).registry
+        let spec = NodeSpec(id: "cam", type: "rtsp-camera", options: [
+            "url": .scalar("rtsp://127.0.0.1:\(port)/cam"), "connect-timeout": .scalar("60s")])
+        let graph = try GraphValidator(registry: registry).validate(PipelineSpec(name: "connect", nodes: [
+            spec, NodeSpec(id: "sink", type: "null", inputs: ["cam"])]))
+        // The server's own fillers of its accept queue wait too.
+        let fillers = connecting(to: port)
+        let pipeline = Pipeline(graph: graph, logger: Logger(label: "connect"), metricsInterval: nil)
+        let task = Task { try await pipeline.run() }
+        try await waitUntil("the camera is connecting") { connecting(to: port) > fillers }
+        let stopped = ContinuousClock.now
+        pipeline.requestStop()
+        try await task.value
+        #expect(ContinuousClock.now - stopped < .seconds(5), "the stop waited \(ContinuousClock.now - stopped)")
+        #expect(connecting(to: port) == fillers)
+    }
 }

@@ -2,6 +2,7 @@ import Camflow
 import NIOCore
 import NIOPosix
 import RTSPProtocol
+import Synchronization
 
 /// Why a connection ended early: what the node logs and sends as the
 /// `disconnected` event's reason.
@@ -74,17 +75,24 @@ extension RTSPCamera {
     private func connection(to target: CameraURL, client: RTSPClientSession, ports: CameraUDPPorts?, _ context: NodeContext,
                             counters: CameraCounters, discontinuity: Bool) async throws -> ConnectionOutcome {
         let channel: Connection
+        // The socket, as soon as it exists: a stop closes it, so it need not wait out the connect timeout.
+        let opened = Mutex<(any Channel)?>(nil)
         do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.nanoseconds(connectTimeout.nanoseconds))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: target.host, port: target.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        // A small inbound buffer: demand, not the socket, sets the pace (TCP flow control).
-                        try Connection(wrappingChannelSynchronously: channel,
-                                       configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
+            channel = try await withTaskCancellationHandler {
+                try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(.nanoseconds(connectTimeout.nanoseconds))
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .connect(host: target.host, port: target.port) { channel in
+                        opened.withLock { $0 = channel }
+                        return channel.eventLoop.makeCompletedFuture {
+                            // A small inbound buffer: demand, not the socket, sets the pace (TCP flow control).
+                            try Connection(wrappingChannelSynchronously: channel,
+                                           configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
+                        }
                     }
-                }
+            } onCancel: {
+                opened.withLock { $0 }?.close(promise: nil)
+            }
         } catch {
             throw CameraSessionError("cannot connect to \(target): \(error)")
         }
