@@ -52,7 +52,7 @@ final class ClientOutput: @unchecked Sendable {
         self.connection = connection
         self.transports = transports
         udp = transports.values.contains { $0.isUDP }
-        udpTickBytes = max(udpRate / 200, 1500)
+        udpTickBytes = max(udpRate / 200, 1)
         queue = ClientQueue(limit: queueLimit, waitingForGOP: gated)
         self.gated = gated
     }
@@ -133,11 +133,13 @@ final class ClientOutput: @unchecked Sendable {
         for channel in used.values { channel.flush() }
         packetsSent.add(packets, ordering: .relaxed)
         bytesSent.add(bytes, ordering: .relaxed)
-        guard !queue.isEmpty else { return }
+        // The tick's budget is spent (or the queue is empty): the next packets wait for the next tick, so a
+        // burst (a joiner's GOP, a whole fragment) leaves at the rate, never at once.
+        guard packets > 0 else { return }
         pacing = true
         connection.eventLoop.scheduleTask(in: .milliseconds(5)) { [self] in
             pacing = false
-            drain()
+            if !queue.isEmpty { drain() }
         }
     }
 

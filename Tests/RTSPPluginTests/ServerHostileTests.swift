@@ -8,7 +8,7 @@ import Testing
 /// bytes are exactly these.
 @Suite struct ServerHostileTests {
     static let script = #"""
-        import hashlib, json, socket, sys, time
+        import hashlib, json, os, socket, sys, time
         port, mode = int(sys.argv[1]), sys.argv[2]
         url = "rtsp://127.0.0.1:%d/cam1" % port
         def connect():
@@ -88,6 +88,59 @@ import Testing
             s2.sendall(("DESCRIBE %s RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999999\r\n\r\n" % url).encode())
             out["hugeBody"] = s2.recv(4096).decode(errors="replace").split("\r\n")[0]
             out["hugeBodyClosedAfter"] = closed_after(s2)
+        elif mode == "udp":
+            def pair():
+                while True:
+                    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+                    port0 = a.getsockname()[1]
+                    if port0 % 2: a.close(); continue
+                    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    try: b.bind(("127.0.0.1", port0 + 1))
+                    except OSError: a.close(); b.close(); continue
+                    return a, b, port0
+            rtp, rtcp, cport = pair()
+            s = connect()
+            head = request(s, "SETUP", url + "/trackID=0", 1, "Transport: RTP/AVP;unicast;client_port=%d-%d\r\n" % (cport, cport + 1))
+            out["setup"] = head.split("\r\n")[0]
+            transport = [l for l in head.split("\r\n") if l.startswith("Transport:")][0]
+            sport = int(transport.split("server_port=")[1].split("-")[0].split(";")[0])
+            session = [l.split(":", 1)[1].strip().split(";")[0] for l in head.split("\r\n") if l.startswith("Session:")][0]
+            out["play"] = request(s, "PLAY", url, 2, "Session: %s\r\n" % session).split("\r\n")[0]
+            # NAT openers and garbage to both server ports: never read by the server.
+            for i in range(200):
+                rtp.sendto(b"\x80" * 12 + os.urandom(200), ("127.0.0.1", sport))
+                rtcp.sendto(os.urandom(64), ("127.0.0.1", sport + 1))
+            rtp.settimeout(5); rtcp.settimeout(5)
+            arrivals, total, start = [], 0, None
+            while total < 40000:
+                data = rtp.recv(65536)
+                now = time.monotonic()
+                if start is None: start = now
+                total += len(data)
+                arrivals.append(now)
+            out["first40KBSeconds"] = arrivals[-1] - start
+            report = rtcp.recv(2048)
+            out["rtcpType"] = report[1]
+            out["rtcpNTPSeconds"] = int.from_bytes(report[8:12], "big") - 2208988800
+            out["now"] = time.time()
+            out["optionsAfter"] = request(s, "OPTIONS", url, 3).split("\r\n")[0]
+        elif mode == "rtcp":
+            s = connect()
+            head = request(s, "SETUP", url + "/trackID=0", 1, "Transport: RTP/AVP/TCP;unicast;interleaved=4-5\r\n")
+            session = [l.split(":", 1)[1].strip().split(";")[0] for l in head.split("\r\n") if l.startswith("Session:")][0]
+            out["play"] = request(s, "PLAY", url, 2, "Session: %s\r\n" % session).split("\r\n")[0]
+            buffer, channels = b"", set()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and "report" not in out:
+                buffer += s.recv(65536)
+                while len(buffer) >= 4 and buffer[0:1] == b"$":
+                    length = int.from_bytes(buffer[2:4], "big")
+                    if len(buffer) < 4 + length: break
+                    channel, payload, buffer = buffer[1], buffer[4:4 + length], buffer[4 + length:]
+                    channels.add(channel)
+                    if channel == 5 and payload[1] == 200:
+                        out["report"] = {"ntp": int.from_bytes(payload[8:12], "big") - 2208988800, "now": time.time()}
+            out["channels"] = sorted(channels)
         print(json.dumps(out))
         """#
 
@@ -161,5 +214,33 @@ import Testing
         #expect(out["unknownStream"] as? String == "RTSP/1.0 404 Not Found")
         #expect((out["hugeBody"] as? String)?.hasPrefix("RTSP/1.0 4") == true, "\(out)")
         #expect(out["hugeBodyClosedAfter"] is Double)
+    }
+
+    @Test func udpClientsArePacedAndWhatTheySendIsIgnored() async throws {
+        let server = try RTSPServerProcess(fixture: "h264-main-aac.mp4",
+                                           options: "udp-ports: \"41000-41999\", udp-join-rate: 64KiB, sender-report-interval: 500ms")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("udp", port: server.port)
+        #expect(out["setup"] as? String == "RTSP/1.0 200 OK" && out["play"] as? String == "RTSP/1.0 200 OK")
+        // The joiner's GOP (tens of KiB at once in the cache) comes paced: a burst would take milliseconds.
+        let seconds = try #require(out["first40KBSeconds"] as? Double, "\(out)")
+        #expect(seconds > 0.08, "\(out)")
+        #expect(out["rtcpType"] as? Int == 200, "a sender report on the RTCP port")
+        let ntp = try #require(out["rtcpNTPSeconds"] as? Int), now = try #require(out["now"] as? Double)
+        #expect(abs(Double(ntp) - now) < 5)
+        #expect(out["optionsAfter"] as? String == "RTSP/1.0 200 OK")
+    }
+
+    @Test func senderReportsComeOnTheInterleavedRTCPChannel() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "sender-report-interval: 500ms")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("rtcp", port: server.port)
+        #expect(out["play"] as? String == "RTSP/1.0 200 OK")
+        #expect(out["channels"] as? [Int] == [4, 5], "RTP on the client's channel 4, RTCP on 5: \(out)")
+        let report = try #require(out["report"] as? [String: Any], "\(out)")
+        let ntp = try #require(report["ntp"] as? Int), now = try #require(report["now"] as? Double)
+        #expect(abs(Double(ntp) - now) < 5)
     }
 }
