@@ -6,6 +6,7 @@ public import Crypto
 /// computed over what was written before them (RFC 8489 §14.5, §14.7).
 public struct STUNMessageWriter: Sendable {
     public private(set) var bytes: ByteBuffer
+    private var attributeCount = 0
 
     /// Binding request, success and error response types.
     public static let bindingRequestType: UInt16 = 0x0001
@@ -24,13 +25,13 @@ public struct STUNMessageWriter: Sendable {
 
     /// Appends an attribute, padded to 4 bytes with `padding` (RFC 5769's
     /// samples pad with spaces; the value of padding is ignored on receipt).
-    /// - Throws: `.tooLarge` when the message would exceed ``STUNMessage/maxBytes``.
+    /// - Throws: `.tooLarge` when the message would exceed ``STUNMessage/maxBytes`` or
+    ///   ``STUNMessage/maxAttributes``: what is written always reads back.
     public mutating func append<Value: Collection>(_ type: UInt16, _ value: Value, padding: UInt8 = 0)
         throws(WebRTCWireError) where Value.Element == UInt8 {
         let padded = (value.count + 3) & ~3
-        guard bytes.readableBytes + 4 + padded <= STUNMessage.maxBytes else {
-            throw WebRTCWireError(.tooLarge, "a STUN message over \(STUNMessage.maxBytes) bytes", offset: bytes.readableBytes)
-        }
+        try checkRoom(for: value.count)
+        attributeCount += 1
         bytes.writeInteger(type)
         bytes.writeInteger(UInt16(value.count))
         bytes.writeBytes(value)
@@ -86,6 +87,7 @@ public struct STUNMessageWriter: Sendable {
     /// MESSAGE-INTEGRITY: HMAC-SHA1 under `key` of everything written so far,
     /// with the length counting this attribute.
     public mutating func appendMessageIntegrity(key: SymmetricKey) throws(WebRTCWireError) {
+        try checkRoom(for: 20)
         let end = bytes.readableBytes
         setLength(end - 20 + 24)
         let mac = STUNMessage.integrity(of: bytes, upTo: end, key: key)
@@ -95,6 +97,7 @@ public struct STUNMessageWriter: Sendable {
     /// FINGERPRINT: CRC-32 of everything written so far (length counting
     /// this attribute) XOR 0x5354554E. The last attribute.
     public mutating func appendFingerprint() throws(WebRTCWireError) {
+        try checkRoom(for: 4)
         setLength(bytes.readableBytes - 20 + 8)
         var crc = CRC32()
         bytes.withUnsafeReadableBytes { crc.update($0) }
@@ -128,6 +131,15 @@ public struct STUNMessageWriter: Sendable {
     private var transactionID: STUNTransactionID {
         STUNTransactionID(high: bytes.getInteger(at: bytes.readerIndex + 8, as: UInt32.self) ?? 0,
                           low: bytes.getInteger(at: bytes.readerIndex + 12, as: UInt64.self) ?? 0)
+    }
+
+    private func checkRoom(for valueLength: Int) throws(WebRTCWireError) {
+        guard bytes.readableBytes + 4 + ((valueLength + 3) & ~3) <= STUNMessage.maxBytes else {
+            throw WebRTCWireError(.tooLarge, "a STUN message over \(STUNMessage.maxBytes) bytes", offset: bytes.readableBytes)
+        }
+        guard attributeCount < STUNMessage.maxAttributes else {
+            throw WebRTCWireError(.tooLarge, "more than \(STUNMessage.maxAttributes) attributes", offset: bytes.readableBytes)
+        }
     }
 
     private mutating func setLength(_ length: Int) {

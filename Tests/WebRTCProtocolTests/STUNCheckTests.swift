@@ -135,4 +135,14 @@ import Testing
         #expect(try STUNMessage(parsing: bad.bytes).username == nil)
         #expect(throws: WebRTCWireError.self) { try bad.append(0x8000, [UInt8](repeating: 0, count: 1300)) }
     }
+
+    /// Found by the `stun` fuzz target (Fuzz/regressions/stun/32-attributes-signed-again): 32 attributes read,
+    /// signed again with MESSAGE-INTEGRITY and FINGERPRINT, made 34 the reader refused.
+    @Test func writer_refusesWhatTheReaderWould() throws {
+        var writer = STUNMessageWriter(type: 1, transactionID: Self.tid)
+        for _ in 0..<STUNMessage.maxAttributes { try writer.append(0x8000, [UInt8]()) }
+        #expect(throws: WebRTCWireError.self) { try writer.appendMessageIntegrity(key: Self.check.key) }
+        #expect(throws: WebRTCWireError.self) { try writer.appendFingerprint() }
+        #expect(try STUNMessage(parsing: writer.bytes).attributes.count == STUNMessage.maxAttributes)
+    }
 }
