@@ -58,3 +58,22 @@ import Testing
         #expect(!CameraMediaInput.isBye(ByteBuffer()))
     }
 }
+
+/// Camera URLs: credentials taken out of what is printed, bad URLs refused with a reason.
+@Suite struct RTSPCameraURLTests {
+    @Test func credentialsInTheURL_areTakenOut() throws {
+        let url = try CameraURL.parse("rtsp://admin:p%40ss%20word@192.168.2.19/11")
+        #expect(url.host == "192.168.2.19" && url.port == 554)
+        #expect(url.username == "admin" && url.password == "p@ss word")
+        #expect(url.requestURL == "rtsp://192.168.2.19/11" && "\(url)" == "rtsp://192.168.2.19/11")
+        let v6 = try CameraURL.parse("rtsp://[::1]:8554/cam?channel=1")
+        #expect(v6.host == "::1" && v6.port == 8554 && v6.requestURL == "rtsp://[::1]:8554/cam?channel=1")
+        let moved = try url.redirected(to: "rtsp://other:1/x")
+        #expect(moved.password == "p@ss word" && moved.requestURL == "rtsp://other:1/x")
+    }
+
+    @Test(arguments: ["http://cam/x", "rtsp:///x", "rtsp://cam:70000/x", "not a url", "rtsp://"])
+    func badURLs_areRefused(_ text: String) {
+        #expect(throws: CameraURLError.self) { try CameraURL.parse(text) }
+    }
+}
