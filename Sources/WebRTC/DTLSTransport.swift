@@ -137,8 +137,9 @@ public final class DTLSTransport {
     /// Datagrams dropped because the output queue (64) was full.
     public var droppedDatagrams: UInt64 { cf_dtls_dropped_output(pointer) }
 
-    /// When `handleTimeout()` is due, from now; nil while no timer runs
-    /// (before the first datagram, after the handshake).
+    /// When `handleTimeout()` is due, from now (zero once less than 15 ms
+    /// is left: OpenSSL rounds down); nil while no timer runs (before the
+    /// first datagram, after the handshake).
     public var timeout: Duration? {
         let microseconds = cf_dtls_timeout_us(pointer)
         return microseconds < 0 ? nil : .microseconds(microseconds)
