@@ -21,10 +21,10 @@ import Glibc
 
     /// The whole fixture, recorded: decodes without an error and holds ffprobe's frame count of the source.
     /// h264-high-bframes.mp4's RTP steps back two frames at its second keyframe (GStreamer's timestamps): the timeline moves on.
-    @Test(arguments: [("h264-main-aac.mp4", "tcp"), ("h265.mp4", "tcp"), ("h264-main-aac.mp4", "udp"), ("h265.mp4", "udp"),
-                      ("h264-high-bframes.mp4", "tcp")])
-    func recordsEveryFrame(_ fixture: String, _ transport: String) async throws {
-        let (server, url) = try await gstreamerServer(fixture, extra: ["--user", "admin", "--password", "se cret"])
+    @Test(arguments: [("h264-main-aac.mp4", "tcp", "digest"), ("h265.mp4", "tcp", "basic"), ("h264-main-aac.mp4", "udp", "basic"),
+                      ("h265.mp4", "udp", "digest"), ("h264-high-bframes.mp4", "tcp", "digest")])
+    func recordsEveryFrame(_ fixture: String, _ transport: String, _ auth: String) async throws {
+        let (server, url) = try await gstreamerServer(fixture, extra: ["--user", "admin", "--password", "se cret", "--auth", auth])
         defer { server.process.terminate() }
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rtsp-\(UUID().uuidString)").path
         let pipeline = try recordingPipeline(url: url, root: root, "username: admin, password: \"se cret\", transport: \(transport)")
