@@ -359,6 +359,7 @@ let package = Package(
             name: "WebPlugin",
             dependencies: [
                 "ChildIO",
+                "WebRTC",
                 "MediaCache",
                 "Camflow",
                 "InstarProtocol",
