@@ -76,7 +76,8 @@ public final class DTLSTransport {
     ///   - mtu: the largest datagram it sends (1200 keeps DTLS and SRTP
     ///     under any path's MTU).
     ///   - initialTimeout: the first retransmission timeout (doubling up to
-    ///     60 s); nil = OpenSSL's 1 s.
+    ///     60 s); nil = OpenSSL's 1 s. Under 15 ms fires at once (OpenSSL
+    ///     counts a timer with less left as expired).
     public convenience init(context: DTLSContext, mtu: UInt16 = 1200, initialTimeout: Duration? = nil) throws(DTLSError) {
         try self.init(context: context, mtu: mtu, initialTimeout: initialTimeout, server: true)
     }

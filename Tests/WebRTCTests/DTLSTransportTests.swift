@@ -107,8 +107,9 @@ struct DTLSPair {
     @Test func aDroppedFlightIsResentWhenTheTimerFires() async throws {
         // MTU 300 splits the server's flight (certificate, key exchange,
         // certificate request) over several datagrams; the second is lost.
-        // 50 ms: OpenSSL also retransmits from within receive once its timer
-        // is due, so a shorter one could fire while the flight is made.
+        // 50 ms: OpenSSL counts a timer with under 15 ms left as due and
+        // also retransmits from within receive, so a shorter one would fire
+        // while the flight is made.
         let pair = try DTLSPair(mtu: 300, serverTimeout: .milliseconds(50))
         for datagram in pair.client.outputDatagrams() { pair.server.receive(datagram) }
         let first = pair.server.outputDatagrams()

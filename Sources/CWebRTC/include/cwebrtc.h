@@ -44,7 +44,9 @@ void cf_dtls_ctx_free(cf_dtls_ctx *ctx);
 
 /* A DTLS server connection (accept state) sending datagrams of at most mtu
    bytes. initial_timeout_us: first retransmission timeout (doubling up to
-   60 s); 0 = OpenSSL's 1 s. NULL when out of memory or mtu is too small. */
+   60 s); 0 = OpenSSL's 1 s. OpenSSL counts a timer with under 15 ms left
+   as expired, so shorter ones fire at once. NULL when out of memory or mtu
+   is too small. */
 cf_dtls *cf_dtls_new(cf_dtls_ctx *ctx, uint16_t mtu, uint32_t initial_timeout_us);
 
 /* For tests: a DTLS client connection; its ClientHello is queued at once. */
