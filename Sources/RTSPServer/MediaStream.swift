@@ -54,7 +54,9 @@ struct MediaStream: Sendable {
         tracks = fresh
         initSegment = parsed
         timeline.restart()
-        gop.clear()
+        // The cached GOP stays a valid start for joiners while the layout holds (its packets are numbered and
+        // carry their parameter sets); a joiner right after a looped file's init segment still starts at once.
+        if changed { gop.clear() }
         return changed
     }
 

@@ -22,6 +22,8 @@ final class RTSPConnection: ChannelInboundHandler, RemovableChannelHandler {
     /// A request is being answered asynchronously (UDP sockets binding): later ones wait in the parser.
     var busy = false
     var closed = false
+    /// Reading stopped until the client takes what it was sent.
+    var readingPaused = false
     private var headerTimer: Scheduled<Void>?
     var interleavedReceived: UInt64 = 0
 
@@ -46,6 +48,15 @@ final class RTSPConnection: ChannelInboundHandler, RemovableChannelHandler {
     /// Answers every whole request the parser holds, unless one is in progress.
     func process(_ context: ChannelHandlerContext) {
         while !busy, !closed {
+            // A client that does not read its answers is not read either (no growing pile of responses):
+            // reading resumes when its socket drains.
+            guard context.channel.isWritable else {
+                if !readingPaused {
+                    readingPaused = true
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                }
+                break
+            }
             let frame: RTSPFrame?
             do { frame = try parser.next() } catch {
                 server.metrics.refused("bad-request")
@@ -96,7 +107,15 @@ final class RTSPConnection: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { output?.drain() }
+        if context.channel.isWritable {
+            // Answers first, then media: a busy stream must not starve a client's keep-alives.
+            if readingPaused {
+                readingPaused = false
+                context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+                process(context)
+            }
+            output?.drain()
+        }
         context.fireChannelWritabilityChanged()
     }
 

@@ -88,6 +88,21 @@ import Testing
             s2.sendall(("DESCRIBE %s RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999999\r\n\r\n" % url).encode())
             out["hugeBody"] = s2.recv(4096).decode(errors="replace").split("\r\n")[0]
             out["hugeBodyClosedAfter"] = closed_after(s2)
+        elif mode == "pipelined":
+            s = connect()
+            s.settimeout(3)
+            line = ("OPTIONS %s RTSP/1.0\r\nCSeq: 1\r\n\r\n" % url).encode()
+            total, sent = 400000, 0
+            try:
+                while sent < total:
+                    s.sendall(line * 1000)
+                    sent += 1000
+            except socket.timeout:
+                pass
+            out["sentRequests"] = sent
+            out["totalRequests"] = total
+            fresh = connect()
+            out["othersServed"] = request(fresh, "OPTIONS", url, 1).split("\r\n")[0]
         elif mode == "udp":
             def pair():
                 while True:
@@ -131,7 +146,7 @@ import Testing
             out["play"] = request(s, "PLAY", url, 2, "Session: %s\r\n" % session).split("\r\n")[0]
             buffer, channels = b"", set()
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and "report" not in out:
+            while time.monotonic() < deadline and ("report" not in out or 4 not in channels):
                 buffer += s.recv(65536)
                 while len(buffer) >= 4 and buffer[0:1] == b"$":
                     length = int.from_bytes(buffer[2:4], "big")
@@ -242,5 +257,17 @@ import Testing
         let report = try #require(out["report"] as? [String: Any], "\(out)")
         let ntp = try #require(report["ntp"] as? Int), now = try #require(report["now"] as? Double)
         #expect(abs(Double(ntp) - now) < 5)
+    }
+
+    @Test func aClientThatSendsRequestsButReadsNoAnswersIsNotRead() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("pipelined", port: server.port)
+        // 400,000 OPTIONS (22 MB) without reading an answer: the server stops reading once its answers pile up,
+        // so the client's sends block (kernel buffers full) long before the end.
+        let sent = try #require(out["sentRequests"] as? Int), total = try #require(out["totalRequests"] as? Int)
+        #expect(sent < total / 2, "\(out)")
+        #expect(out["othersServed"] as? String == "RTSP/1.0 200 OK")
     }
 }

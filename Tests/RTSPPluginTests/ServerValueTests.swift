@@ -258,6 +258,20 @@ import Testing
         }
     }
 
+    @Test func aNewLayoutDropsTheClientsAndTheCache() throws {
+        var stream = MediaStream(name: "cam", mtu: 1400, gopLimit: 16 << 20)
+        var random = SystemRandomNumberGenerator()
+        let (h264, fragments) = try Self.segments("h264-main-aac.mp4")
+        _ = try stream.take(initSegment: h264, random: &random)
+        _ = try stream.take(fragment: fragments[0], now: .now)
+        let same = try stream.take(initSegment: h264, random: &random)
+        #expect(!same && !stream.gop.items.isEmpty, "the same layout keeps the GOP for joiners")
+        let (h265, _) = try Self.segments("h265.mp4")
+        let changed = try stream.take(initSegment: h265, random: &random)
+        #expect(changed && stream.gop.items.isEmpty)
+        #expect(throws: RTSPMediaError.self) { _ = try stream.take(initSegment: ByteBuffer(string: "not mp4"), random: &random) }
+    }
+
     @Test func aLoopedStreamKeepsRTPTimeAndNumberingGoing() throws {
         let (initBytes, fragments) = try Self.segments("h265.mp4")
         var stream = MediaStream(name: "cam", mtu: 1400, gopLimit: 16 << 20)
