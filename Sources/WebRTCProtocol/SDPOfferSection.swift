@@ -22,6 +22,8 @@ public struct SDPOfferSection: Sendable {
     public var rtcpFeedback: [(payloadType: String, feedback: String)] = []
     public var extensionMaps: [SDPExtensionMap] = []
     private var attributeCount = 0
+    private var mappedLow: UInt64 = 0
+    private var mappedHigh: UInt64 = 0
 
     init(mediaLine: Substring, offset: Int) throws(WebRTCWireError) {
         let fields = mediaLine.split(separator: " ", omittingEmptySubsequences: true)
@@ -54,9 +56,12 @@ public struct SDPOfferSection: Sendable {
         case "bundle-only": bundleOnly = true
         case "rtpmap":
             let map = try SDPRTPMap(value ?? "", offset: offset)
-            guard !rtpMaps.contains(where: { $0.payloadType == map.payloadType }) else {
+            // A bit per payload type: duplicates found in constant time, however many lines.
+            let bit: UInt64 = 1 << (map.payloadType % 64)
+            guard (map.payloadType < 64 ? mappedLow : mappedHigh) & bit == 0 else {
                 throw WebRTCWireError(.malformed, "a second a=rtpmap for payload type \(map.payloadType)", offset: offset)
             }
+            if map.payloadType < 64 { mappedLow |= bit } else { mappedHigh |= bit }
             rtpMaps.append(map)
         case "fmtp":
             guard let value, let space = value.firstIndex(of: " "), let payloadType = UInt8(value[..<space]), payloadType < 128 else {
