@@ -45,7 +45,7 @@ final class ClientOutput: @unchecked Sendable {
     let packetsDropped = Atomic<UInt64>(0)
 
     init(id: Int, stream: String, remote: String, connection: any Channel, transports: [Int: TrackTransport],
-         queueLimit: Int, udpRate: Int, gated: Bool) {
+         queueLimit: Int, udpRate: Int, gated: Bool, trackCount: Int) {
         self.id = id
         self.stream = stream
         self.remote = remote
@@ -55,14 +55,33 @@ final class ClientOutput: @unchecked Sendable {
         udpTickBytes = max(udpRate / 200, 1)
         queue = ClientQueue(limit: queueLimit, waitingForGOP: gated)
         self.gated = gated
+        wholeStream = !udp && (0..<trackCount).allSatisfy { track in
+            if case .interleaved(let rtp, _)? = transports[track] { return Int(rtp) == 2 * track }
+            return false
+        } && transports.count == trackCount
     }
 
     private let gated: Bool
+    /// Every track of the stream, interleaved on channels 2N and 2N+1.
+    private let wholeStream: Bool
 
-    /// Queues packets for this client (from any thread).
-    func deliver(_ packets: [RTPOut]) {
-        guard !packets.isEmpty else { return }
-        connection.eventLoop.execute { self.enqueue(packets) }
+    /// Hands a fragment's packets to this client (from any thread).
+    func deliver(_ batch: RTPBatch) {
+        guard !batch.packets.isEmpty else { return }
+        connection.eventLoop.execute { self.take(batch) }
+    }
+
+    /// On the event loop: a client that takes the whole stream on the default channels and keeps up is written
+    /// the fragment in one write of the shared buffer; otherwise packet by packet through its queue.
+    private func take(_ batch: RTPBatch) {
+        guard !closed else { return }
+        guard wholeStream, queue.isEmpty, !queue.waitingForGOP, connection.isWritable else {
+            enqueue(batch.packets)
+            return
+        }
+        connection.writeAndFlush(batch.joined, promise: nil)
+        packetsSent.add(UInt64(batch.packets.count), ordering: .relaxed)
+        bytesSent.add(UInt64(batch.joined.readableBytes), ordering: .relaxed)
     }
 
     /// On the event loop: queues each packet and writes what the socket takes as it goes, so the queue holds

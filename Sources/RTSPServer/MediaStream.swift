@@ -19,6 +19,8 @@ struct MediaStream: Sendable {
     /// A timeline time (ns) and the instant it was live: sender reports extrapolate from it (see `reanchor`).
     private(set) var anchor: (timeline: Int64, at: ContinuousClock.Instant)?
     private(set) var fragments: UInt64 = 0
+    /// The latest fragment's packets end to end, as TCP clients on the default channels are written them.
+    private(set) var lastBatch = ByteBuffer()
     private(set) var badSamples: UInt64 = 0
 
     init(name: String, mtu: Int, gopLimit: Int) {
@@ -99,28 +101,42 @@ struct MediaStream: Sendable {
         placed.sort { $0.dts < $1.dts }
         var out: [RTPOut] = []
         out.reserveCapacity(placed.count * 2)
+        // Every packet of the fragment goes into one buffer (each RTPOut a slice of it): a client that takes the
+        // whole stream on the default channels is written the fragment in one write.
+        var batch = ByteBuffer()
+        batch.reserveCapacity(bytes.readableBytes + bytes.readableBytes / 32 + 256)
+        var spans: [Int] = []
         let video = hasVideo
         var first = true
         for entry in placed {
             let startsGOP = video ? (tracks[entry.track].isVideo && entry.sample.isSync) : first
-            let before = out.count
+            let before = out.count, written = batch.writerIndex
             do {
                 try packetize(fragment.data(of: entry.sample), track: entry.track, pts: entry.pts, sync: entry.sample.isSync,
-                              into: &out)
+                              into: &out, batch: &batch, spans: &spans)
             } catch {
                 badSamples &+= 1
+                out.removeSubrange(before...)
+                spans.removeSubrange(before...)
+                batch.moveWriterIndex(to: written)
                 continue
             }
             if startsGOP, out.count > before { out[before].startsGOP = true }
             first = false
         }
+        var start = batch.readerIndex
+        for index in out.indices {
+            out[index].framed = batch.getSlice(at: start, length: spans[index]) ?? ByteBuffer()
+            start += spans[index]
+        }
+        lastBatch = batch
         for packet in out { gop.append(packet, size: packet.size, startsGOP: packet.startsGOP) }
         reanchor(now: now)
         return out
     }
 
     private mutating func packetize(_ data: ByteBuffer, track index: Int, pts: Int64, sync: Bool,
-                                    into out: inout [RTPOut]) throws(RTPError) {
+                                    into out: inout [RTPOut], batch: inout ByteBuffer, spans: inout [Int]) throws(RTPError) {
         var track = tracks[index]
         defer { tracks[index] = track }
         let timestamp = RTPTimeline.rtpTime(pts, rate: track.clockRate, base: track.base)
@@ -143,12 +159,12 @@ struct MediaStream: Sendable {
         for payload in payloads {
             let header = RTPHeader(marker: payload.marker, payloadType: track.payloadType, sequenceNumber: track.sequence,
                                    timestamp: timestamp &+ payload.timestampOffset, ssrc: track.ssrc)
-            var framed = ByteBuffer()
-            framed.reserveCapacity(4 + 12 + payload.count)
-            _ = RTSPInterleaved.writeHeader(channel: UInt8(2 * index), length: 12 + payload.count, into: &framed)
-            try header.write(to: &framed)
-            payload.write(to: &framed)
-            out.append(RTPOut(track: index, framed: framed, startsGOP: false, sequence: track.sequence, timestamp: header.timestamp,
+            let written = batch.writerIndex
+            _ = RTSPInterleaved.writeHeader(channel: UInt8(2 * index), length: 12 + payload.count, into: &batch)
+            try header.write(to: &batch)
+            payload.write(to: &batch)
+            spans.append(batch.writerIndex - written)
+            out.append(RTPOut(track: index, framed: ByteBuffer(), startsGOP: false, sequence: track.sequence, timestamp: header.timestamp,
                               time: pts))
             track.sequence &+= 1
             track.packetCount &+= 1

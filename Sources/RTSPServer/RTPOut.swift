@@ -29,3 +29,10 @@ struct RTPOut: Sendable {
         return copy
     }
 }
+
+/// One fragment's packets for every client: each alone, and all of them end to end in one buffer.
+struct RTPBatch: Sendable {
+    var packets: [RTPOut]
+    /// The packets' framed bytes in order, one storage (the packets are slices of it).
+    var joined: ByteBuffer
+}

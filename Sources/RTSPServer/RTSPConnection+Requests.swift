@@ -125,7 +125,8 @@ extension RTSPConnection {
         let gated = transports.keys.contains { server.hub.isVideo(stream: stream, track: $0) }
         let client = ClientOutput(id: handle.id, stream: stream, remote: handle.group, connection: context.channel,
                                   transports: transports, queueLimit: server.configuration.clientQueueBytes,
-                                  udpRate: server.configuration.udpJoinRate, gated: gated)
+                                  udpRate: server.configuration.udpJoinRate, gated: gated,
+                                  trackCount: server.hub.trackCount(stream: stream) ?? 0)
         guard let start = server.hub.join(stream: stream, client: client, tracks: Array(transports.keys)) else {
             send(RTSPResponse(answering: request, status: 404, headers: headers), context)
             return

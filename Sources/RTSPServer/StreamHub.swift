@@ -52,16 +52,16 @@ final class StreamHub: Sendable {
 
     /// Takes a fragment; returns its packets and the clients to give them to.
     func publish(stream: String, fragment: ByteBuffer, now: ContinuousClock.Instant) throws(RTSPMediaError)
-        -> (packets: [RTPOut], clients: [ClientOutput])
+        -> (packets: RTPBatch, clients: [ClientOutput])
     {
-        let result: Result<([RTPOut], [ClientOutput]), RTSPMediaError> = state.withLock { table in
+        let result: Result<(RTPBatch, [ClientOutput]), RTSPMediaError> = state.withLock { table in
             guard var entry = table.take(stream) else {
                 return .failure(RTSPMediaError("stream '\(stream)': a fragment before any init segment"))
             }
             defer { table.put(entry, for: stream) }
             do throws(RTSPMediaError) {
                 let packets = try entry.media.take(fragment: fragment, now: now)
-                return .success((packets, Array(entry.clients.values)))
+                return .success((RTPBatch(packets: packets, joined: entry.media.lastBatch), Array(entry.clients.values)))
             } catch {
                 return .failure(error)
             }
