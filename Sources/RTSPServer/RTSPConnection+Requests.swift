@@ -1,3 +1,4 @@
+import Camflow
 import NIOCore
 import NIOPosix
 import RTSPProtocol
@@ -8,8 +9,17 @@ extension RTSPConnection {
         var headers = RTSPHeaders()
         headers.set("Server", "camflow")
         if request.method != .options, let auth = server.authentication {
+            // A peer that sent wrong credentials too often in the window is refused without a check.
+            guard !server.credentialFailures.isLockedOut(handle.group) else {
+                server.metrics.refused("credential-lockout")
+                send(RTSPResponse(answering: request, status: 403, headers: headers), context)
+                closed = true
+                context.close(promise: nil)
+                return
+            }
             let outcome = auth.check(request, now: server.durationNow)
             guard outcome == nil else {
+                if outcome == .denied, request.headers["Authorization"] != nil { noteCredentialFailure() }
                 server.metrics.refused("unauthorized")
                 var random = SystemRandomNumberGenerator()
                 headers.setChallenges(auth.challenges(now: server.durationNow, random: &random, stale: outcome == .stale))
@@ -104,6 +114,18 @@ extension RTSPConnection {
             }
         }
         send(RTSPResponse(answering: request, status: 461, headers: headers), context)
+    }
+
+    /// Counts a wrong password of this peer; logs its first of a window and its lock-out, not every guess.
+    private func noteCredentialFailure() {
+        switch server.credentialFailures.note(handle.group) {
+        case .first:
+            server.logger.notice("RTSP: refused wrong credentials from \(handle.group)")
+        case .lockedOut:
+            server.logger.warning("RTSP: \(handle.group) sent wrong credentials \(CredentialFailures().maxFailures) times within a minute: refused (403) until the minute ends")
+        case .counted:
+            break
+        }
     }
 
     func replace(_ track: Int, with transport: TrackTransport) {

@@ -20,6 +20,8 @@ public final class RTSPMediaServer: Sendable {
     let ports: UDPPortPool?
     let authentication: RTSPAccess?
     let metrics: RTSPMetrics
+    /// Wrong credentials per peer: ten a minute, then refused for the rest of it.
+    let credentialFailures: CredentialFailureLimiter
     /// The clock's instant the server's durations count from (sessions, nonces, activity).
     private let origin: ContinuousClock.Instant
     private let nextID = Atomic<Int>(1)
@@ -37,6 +39,7 @@ public final class RTSPMediaServer: Sendable {
         ports = configuration.udpPorts.map { UDPPortPool(range: $0) }
         authentication = configuration.credentials.map { RTSPAccess(credentials: $0, realm: configuration.realm) }
         metrics = RTSPMetrics(node: configuration.metricsNode)
+        credentialFailures = CredentialFailureLimiter(clock: clock)
     }
 
     var durationNow: Duration { origin.duration(to: clock.now) }

@@ -60,6 +60,14 @@ import Testing
             bad = base64.b64encode(b"viewer:s3cres").decode()
             out["basicWrong"] = request(s, "DESCRIBE", url, 5, "Authorization: Basic %s\r\n" % bad).split("\r\n")[0]
             out["options"] = request(s, "OPTIONS", url, 6).split("\r\n")[0]
+        elif mode == "guess":
+            import base64
+            s = connect()
+            bad = [request(s, "DESCRIBE", url, i, "Authorization: Basic %s\r\n" % base64.b64encode(b"viewer:guess%d" % i).decode()).split("\r\n")[0] for i in range(10)]
+            out["guesses"] = sorted(set(bad))
+            s = connect()
+            right = base64.b64encode(b"viewer:s3cret").decode()
+            out["rightAfterGuesses"] = request(s, "DESCRIBE", url, 11, "Authorization: Basic %s\r\n" % right).split("\r\n")[0]
         elif mode == "slowloris":
             s = connect()
             s.sendall(b"OPTIONS " + url.encode() + b" RTSP/1.0\r\nCSeq: 1\r\n")
@@ -269,5 +277,15 @@ import Testing
         let sent = try #require(out["sentRequests"] as? Int), total = try #require(out["totalRequests"] as? Int)
         #expect(sent < total / 2, "\(out)")
         #expect(out["othersServed"] as? String == "RTSP/1.0 200 OK")
+    }
+
+    @Test func tenWrongPasswordsLockTheAddressOut() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "username: viewer, password: s3cret")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("guess", port: server.port)
+        #expect(out["guesses"] as? [String] == ["RTSP/1.0 401 Unauthorized"])
+        #expect(out["rightAfterGuesses"] as? String == "RTSP/1.0 403 Forbidden", "\(out)")
+        #expect(server.stderr.contains("sent wrong credentials 10 times"))
     }
 }
