@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Synchronization
 import NIOCore
 import NIOSSL
+import WebRTC
 
 /// The web sink's checked options.
 struct WebSettings: Sendable {
@@ -34,6 +35,10 @@ struct WebSettings: Sendable {
     var ffmpeg = "ffmpeg"
     /// Snapshot decodes at once, all streams together.
     var snapshotDecodes = 2
+    /// The UDP port of WebRTC (WHEP) playback; 0 picks one.
+    var webrtcPort = 8189
+    /// The address (HOST or HOST:PORT) WHEP answers offer as the candidate, for viewers behind NAT.
+    var webrtcPublicAddress: String?
 }
 
 /// `web`: restreams init segments and fragments to browsers and camera
@@ -93,6 +98,10 @@ struct WebSink: Node {
                        "Roots of file-record or event-record sinks (the directories holding index.jsonl) to list, play and cut at /recordings."),
             OptionSpec("ffmpeg", .string, default: "ffmpeg", "The program that decodes /snapshot/STREAM.jpg from the latest keyframe."),
             OptionSpec("snapshot-decodes", .integer, default: "2", min: "1", max: "16", "Snapshot decodes (ffmpeg processes) at once."),
+            OptionSpec("webrtc-port", .integer, default: "8189", min: "0", max: "65535",
+                       "UDP port of WebRTC playback (POST a WHEP offer to /whep/STREAM): ICE-lite, DTLS-SRTP, one port for every viewer; 0 picks one. A port that cannot be bound leaves WHEP answering 503, the rest runs."),
+            OptionSpec("webrtc-public-address", .string,
+                       "IP address (or IP:PORT, a forwarded UDP port) WHEP answers offer to viewers instead of the address the request came to: for viewers behind NAT."),
         ],
         accepts: [.initSegment, .fragment],
         emits: .nothing,
@@ -138,6 +147,15 @@ struct WebSink: Node {
         settings.recordings = try options.stringList("recordings")
         settings.ffmpeg = try options.string("ffmpeg")
         settings.snapshotDecodes = try options.integer("snapshot-decodes")
+        settings.webrtcPort = try options.integer("webrtc-port")
+        settings.webrtcPublicAddress = try options.ifSet("webrtc-public-address", options.string)
+        if let address = settings.webrtcPublicAddress {
+            let colons = address.filter { $0 == ":" }.count
+            let host = address.hasPrefix("[") || colons == 1 ? BindAddress(parsing: address)?.host : address
+            guard let host, WHEPRoutes.isIPAddress(host) else {
+                throw options.error("expected an IP address, IP:PORT or [IPV6]:PORT, found '\(address)'", option: "webrtc-public-address")
+            }
+        }
         self.settings = settings
     }
 
@@ -151,8 +169,11 @@ struct WebSink: Node {
         let hub = RestreamHub(viewerQueueLimit: settings.viewerQueue, gopCacheLimit: settings.gopCache,
                               maxStreams: settings.maxStreams, clock: clock)
         let hls = settings.hls.map { HLSStore(configuration: $0, maxStreams: settings.maxStreams, clock: clock) }
+        let webrtc = await Self.startWebRTC(settings, logger: context.logger, clock: clock)
+        var feed = (try? webrtc.get()).map { WebRTCFeed(endpoint: $0, maxStreams: settings.maxStreams) }
         let server = WebServer(settings: settings, hub: hub, hls: hls, pipeline: context.pipeline, nodeID: context.id,
-                               logger: context.logger, clock: clock)
+                               logger: context.logger, clock: clock,
+                               whep: WHEPRoutes(endpoint: webrtc, bindHost: settings.host, publicAddress: settings.webrtcPublicAddress))
         let scheme = settings.tls == nil ? "http" : "https"
         let socketScheme = settings.tls == nil ? "ws" : "wss"
         let logger = context.logger
@@ -199,6 +220,7 @@ struct WebSink: Node {
                     await context.reportEvicted(stream: evicted, capacity: settings.maxStreams, emitEvent: false)
                 }
                 hls?.publish(packet)
+                feed?.publish(packet)
             }
             // The stream ended: let viewers take what is queued, within bounds.
             hub.finish()
@@ -213,8 +235,27 @@ struct WebSink: Node {
             await services.triggerGracefulShutdown()
             // Viewers still connected after the drain are cut off here.
             hub.closeAll()
+            await feed?.endpoint.shutdown()
             try await group.next()
             group.cancelAll()
+        }
+    }
+
+    /// The WebRTC endpoint, or why WHEP answers 503: a failure here is logged, the rest of the sink runs.
+    static func startWebRTC(_ settings: WebSettings, logger: Logger, clock: any PipelineClock) async -> Result<WebRTCEndpoint, WebError> {
+        var configuration = WebRTCEndpoint.Configuration()
+        configuration.maxStreams = settings.maxStreams
+        configuration.gopCacheBytes = settings.gopCache
+        do {
+            let endpoint = try await WebRTCEndpoint.start(host: settings.host, port: settings.webrtcPort, configuration: configuration,
+                                                          logger: logger, clock: clock)
+            let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
+            logger.notice("WebRTC (WHEP) on udp \(host):\(endpoint.port): POST an offer to /whep/STREAM")
+            return .success(endpoint)
+        } catch {
+            let failure = WebError(message: "cannot serve WebRTC on udp port \(settings.webrtcPort): \(error)")
+            logger.error("\(failure.message); WHEP answers 503, the rest of the web sink runs")
+            return .failure(failure)
         }
     }
 

@@ -6,6 +6,7 @@ end-to-end tests, and reads /metrics with the Prometheus client's parser.
   browser_check.py dashboard URL --screenshot FILE [--play SECONDS] [--timeout S]
   browser_check.py recordings URL --screenshot FILE [--play SECONDS] [--timeout S]
   browser_check.py metrics URL
+  browser_check.py webrtc URL --whep PATH [--frames N] [--garbage COUNT] [--timeout S]
 
 Prints one JSON object with what it saw; the Swift tests decide what passes.
 Chromium speaks the protocol over a pipe (--remote-debugging-pipe: fd 3 in,
@@ -45,6 +46,7 @@ class Chromium:
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
              "--user-data-dir=" + self.profile, "--no-first-run", "--no-default-browser-check",
              "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-extensions",
+             "--allow-loopback-in-peer-connection",
              f"--window-size={width},900", "about:blank"],
             pass_fds=(3, 4), preexec_fn=wire_fds,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -98,8 +100,9 @@ class Chromium:
             self.send(domain)
         self.send("Page.navigate", {"url": url})
 
-    def evaluate(self, expression):
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+    def evaluate(self, expression, await_promise=False):
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": await_promise})
         if "exceptionDetails" in result:
             return None
         return result["result"].get("value")
@@ -201,6 +204,116 @@ def browse(args, expression, done):
         chromium.close()
 
 
+# Offers video and audio (recvonly) to a WHEP resource of the page's origin and
+# keeps the peer connection in window.__whep.
+WHEP_START = """(() => {
+  const w = window.__whep = { status: 'offering' };
+  (async () => {
+    try {
+      const pc = w.pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      const video = w.video = document.createElement('video');
+      video.muted = true; video.autoplay = true; video.playsInline = true;
+      document.body.appendChild(video);
+      pc.ontrack = (event) => {
+        w.tracks = (w.tracks || 0) + 1;
+        if (event.track.kind === 'video') video.srcObject = new MediaStream([event.track]);
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      const response = await fetch(%s, { method: 'POST', headers: { 'content-type': 'application/sdp' },
+                                          body: pc.localDescription.sdp });
+      w.postStatus = response.status;
+      w.location = response.headers.get('location');
+      const text = await response.text();
+      if (response.status !== 201) { w.status = 'refused'; w.error = text; return; }
+      w.answer = text;
+      await pc.setRemoteDescription({ type: 'answer', sdp: text });
+      w.status = 'negotiated';
+    } catch (error) { w.status = 'error'; w.error = String(error); }
+  })();
+  return true;
+})()"""
+
+WHEP_STATE = """(async () => {
+  const w = window.__whep || {};
+  const out = { status: w.status, postStatus: w.postStatus, location: w.location, error: w.error || null,
+                tracks: w.tracks || 0, answer: w.answer || null, framesDecoded: 0 };
+  if (w.pc) {
+    out.connectionState = w.pc.connectionState;
+    out.liveTransceivers = w.pc.getTransceivers().filter((t) => t.currentDirection && t.currentDirection !== 'inactive'
+                                                               && t.currentDirection !== 'stopped').length;
+    (await w.pc.getStats()).forEach((r) => {
+      if (r.type === 'transport') Object.assign(out, { iceState: r.iceState, dtlsState: r.dtlsState, tlsVersion: r.tlsVersion,
+                                                       dtlsCipher: r.dtlsCipher, srtpCipher: r.srtpCipher });
+      if (r.type === 'inbound-rtp' && r.kind === 'video') Object.assign(out, {
+        framesDecoded: r.framesDecoded || 0, keyFramesDecoded: r.keyFramesDecoded, frameWidth: r.frameWidth,
+        frameHeight: r.frameHeight, packetsReceived: r.packetsReceived, packetsLost: r.packetsLost, nackCount: r.nackCount,
+        pliCount: r.pliCount, firCount: r.firCount });
+    });
+  }
+  if (w.video) { out.videoWidth = w.video.videoWidth; out.videoHeight = w.video.videoHeight; }
+  return out;
+})()"""
+
+
+def garbage_datagrams(count):
+    """Datagrams of every kind the port tells apart, none from a checked address."""
+    import random
+    heads = [b"\x00\x01", b"\x01\x01", b"\x16\xfe\xfd", b"\x17\xfe\xfd", b"\x80\xc8", b"\x81\xcd", b"\x80\x6c",
+             b"\x90", b"\x40", b""]
+    for index in range(count):
+        head = heads[index % len(heads)]
+        body = os.urandom(random.randint(0, 1300))
+        if head == b"\x00\x01" and index % 20 == 0:
+            # A Binding request with a well-formed header and a made-up USERNAME.
+            username = b"abcdefgh:wxyz"
+            attribute = b"\x00\x06" + len(username).to_bytes(2, "big") + username + b"\x00" * (-len(username) % 4)
+            attribute += b"\x00\x08\x00\x14" + os.urandom(20)
+            body = len(attribute).to_bytes(2, "big") + b"\x21\x12\xa4\x42" + os.urandom(12) + attribute
+        yield head + body
+
+
+def webrtc(args):
+    import re
+    import socket
+    chromium = Chromium(args.width)
+    try:
+        chromium.open(args.url)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline and chromium.evaluate("document.readyState") != "complete":
+            chromium.read(time.monotonic() + 0.1)
+        chromium.evaluate(WHEP_START % json.dumps(args.whep))
+        state, garbage_at, started = {}, None, time.monotonic()
+        while time.monotonic() < deadline:
+            state = chromium.evaluate(WHEP_STATE, await_promise=True) or {}
+            if state.get("status") in ("refused", "error"):
+                break
+            frames = state.get("framesDecoded") or 0
+            if args.garbage and garbage_at is None and frames >= 1 and state.get("answer"):
+                port = int(re.search(r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ host", state["answer"]).group(2))
+                host = re.search(r"a=candidate:\S+ 1 udp \d+ (\S+) ", state["answer"]).group(1)
+                sender = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+                for datagram in garbage_datagrams(args.garbage):
+                    sender.sendto(datagram, (host, port))
+                sender.close()
+                garbage_at = frames
+                state["garbageSent"] = args.garbage
+            if frames >= args.frames + (garbage_at or 0) and (not args.garbage or garbage_at is not None):
+                break
+            chromium.read(time.monotonic() + 0.2)
+        state["secondsToFrames"] = round(time.monotonic() - started, 2)
+        state["framesAtGarbage"] = garbage_at
+        if state.get("location"):
+            state["deleteStatus"] = chromium.evaluate(
+                "fetch(window.__whep.location, { method: 'DELETE' }).then((r) => r.status)", await_promise=True)
+        chromium.evaluate("window.__whep && window.__whep.pc && window.__whep.pc.close()")
+        state["consoleErrors"] = chromium.console_errors()
+        return state
+    finally:
+        chromium.close()
+
+
 def metrics(url):
     from prometheus_client.parser import text_string_to_metric_families
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -216,14 +329,19 @@ def metrics(url):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["viewer", "dashboard", "recordings", "metrics"])
+    parser.add_argument("mode", choices=["viewer", "dashboard", "recordings", "metrics", "webrtc"])
     parser.add_argument("url")
     parser.add_argument("--screenshot")
     parser.add_argument("--play", type=float, default=2.5)
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--whep", help="webrtc: the WHEP resource to POST the offer to")
+    parser.add_argument("--frames", type=int, default=10, help="webrtc: frames decoded before it reports")
+    parser.add_argument("--garbage", type=int, default=0, help="webrtc: datagrams of garbage sent to the port while playing")
     args = parser.parse_args()
-    if args.mode == "metrics":
+    if args.mode == "webrtc":
+        result = webrtc(args)
+    elif args.mode == "metrics":
         result = metrics(args.url)
     elif args.mode == "recordings":
         result = browse(args, RECORDINGS_STATE, lambda s: s["currentTime"] >= args.play)

@@ -224,7 +224,8 @@ final class ConnectionGuard: ChannelDuplexHandler {
 /// then the connection closed) a head the decoder rejects (bad bytes, method
 /// or version, a negative length, headers over the limits), a body framed by
 /// a transfer-encoding other than chunked (read as none, the request hidden
-/// in it would be served next), and any request body at all: no route takes
+/// in it would be served next), and any request body but a WHEP offer's (a
+/// POST to /whep/ with a Content-Length of at most 64 KiB): no other route takes
 /// one, and a body trickled a byte a minute would hold the connection for
 /// ever (the idle timeout counts any read). Nothing else would answer a bad
 /// first head: the upgrade handler that reads it ignores decoder errors and
@@ -260,7 +261,9 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
             refuse(context, "a transfer-encoding other than chunked")
             return
         }
-        if !codings.isEmpty || length > 0 {
+        // The one body taken: a WHEP offer (SDP), sized up front, at most 64 KiB.
+        let offer = head.method == .POST && head.uri.hasPrefix("/whep/") && codings.isEmpty && length <= 65536
+        if !offer, !codings.isEmpty || length > 0 {
             refuse(context, "camflow's web server takes no request body")
             return
         }

@@ -25,9 +25,12 @@ struct WebServer: Sendable {
     /// The pipeline's clock, for viewers' idle timeouts, the credential
     /// lock-out's minute, snapshot timeouts and rate-limited log lines.
     let clock: any PipelineClock
+    /// WebRTC playback (WHEP), when the sink serves it.
+    let whep: WHEPRoutes?
 
     init(settings: WebSettings, hub: RestreamHub, hls: HLSStore?, pipeline: PipelineView, nodeID: String,
-         logger: Logger, clock: any PipelineClock = SystemClock()) {
+         logger: Logger, clock: any PipelineClock = SystemClock(), whep: WHEPRoutes? = nil) {
+        self.whep = whep
         self.settings = settings
         self.hub = hub
         self.hls = hls
@@ -183,6 +186,7 @@ struct WebServer: Sendable {
                 try await Self.snapshot(request, context, snapshots)
             }
         }
+        whep?.add(to: router)
         RecordingRoutes(roots: settings.recordings, logger: logger, maxGOPBytes: settings.gopCache).add(to: router)
         router.get("/healthz") { _, _ in Self.text("ok\n") }
         router.get("/readyz") { _, _ in
