@@ -298,12 +298,12 @@ def webrtc(args):
                     sender.sendto(datagram, (host, port))
                 sender.close()
                 garbage_at = frames
-                state["garbageSent"] = args.garbage
             if frames >= args.frames + (garbage_at or 0) and (not args.garbage or garbage_at is not None):
                 break
             chromium.read(time.monotonic() + 0.2)
         state["secondsToFrames"] = round(time.monotonic() - started, 2)
         state["framesAtGarbage"] = garbage_at
+        state["garbageSent"] = args.garbage if garbage_at is not None else 0
         if state.get("location"):
             state["deleteStatus"] = chromium.evaluate(
                 "fetch(window.__whep.location, { method: 'DELETE' }).then((r) => r.status)", await_promise=True)
