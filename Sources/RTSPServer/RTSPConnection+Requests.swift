@@ -34,15 +34,17 @@ extension RTSPConnection {
             headers.setPublic(RTSPServerSession.publicMethods)
             send(RTSPResponse(answering: request, status: 200, headers: headers), context)
         case .describe:
-            guard let target = RTSPTarget(uri: request.uri), target.track == nil,
-                  let description = server.hub.describe(stream: target.stream, origin: "0.0.0.0")
-            else {
-                send(RTSPResponse(answering: request, status: 404, headers: headers), context)
+            let target = RTSPTarget(uri: request.uri)
+            let description = target.map { server.hub.describe(stream: $0.stream, origin: "0.0.0.0") } ?? .unknown
+            guard target?.track == nil, case .sdp(let sdp) = description else {
+                if case .notReady = description { headers.set("Retry-After", "1") }
+                let status = if case .notReady = description { 503 } else { 404 }
+                send(RTSPResponse(answering: request, status: status, headers: headers), context)
                 return
             }
             headers.set("Content-Type", "application/sdp")
             headers.set("Content-Base", request.uri.hasSuffix("/") ? request.uri : request.uri + "/")
-            send(RTSPResponse(answering: request, status: 200, headers: headers, body: ByteBuffer(string: description.sdp)), context)
+            send(RTSPResponse(answering: request, status: 200, headers: headers, body: ByteBuffer(string: sdp)), context)
         case .setup(let offered):
             setup(request, offered, headers, context)
         case .play:

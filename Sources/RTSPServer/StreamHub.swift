@@ -83,11 +83,17 @@ final class StreamHub: Sendable {
         }
     }
 
-    /// The SDP of a stream, nil when unknown or not ready; the track count too.
-    func describe(stream: String, origin: String) -> (sdp: String, tracks: Int)? {
+    /// The SDP of a stream; `.notReady` while a track's parameters are unknown (in-band ones before a keyframe).
+    enum Description: Sendable {
+        case sdp(String)
+        case notReady
+        case unknown
+    }
+
+    func describe(stream: String, origin: String) -> Description {
         state.withLock { table in
-            guard let media = table[stream]?.media, let sdp = media.sessionDescription(origin: origin) else { return nil }
-            return (sdp, media.tracks.count)
+            guard let media = table[stream]?.media else { return .unknown }
+            return media.sessionDescription(origin: origin).map { .sdp($0) } ?? .notReady
         }
     }
 
