@@ -288,4 +288,23 @@ import Testing
         #expect(out["rightAfterGuesses"] as? String == "RTSP/1.0 403 Forbidden", "\(out)")
         #expect(server.stderr.contains("sent wrong credentials 10 times"))
     }
+
+    @Test(arguments: [("udp-ports: \"20001-20000\"", "expected FIRST-LAST"), ("username: x", "'username' and 'password' go together"),
+                      ("bind: \"nowhere\"", "expected HOST:PORT"), ("client-queue: 1KiB", "client-queue")])
+    func badOptionsAreSaidWithWhere(option: String, message: String) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rtsp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("pipeline.yaml")
+        try """
+            name: v
+            nodes:
+              cam1: { type: file-replay, path: x.mp4 }
+              parse: { type: mp4-parse, inputs: [cam1] }
+              rtsp: { type: rtsp, inputs: [parse], \(option) }
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let result = try await runTool(serverTestBinary, ["validate", file.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message) && result.stderr.contains("pipeline.yaml:5:"), "\(result.stderr)")
+    }
 }
