@@ -40,7 +40,8 @@ public final class WebRTCEndpoint: Sendable {
     /// Loads OpenSSL and libsrtp2, makes the certificate and binds the UDP port
     /// (0 = any free one).
     /// - Throws: `DTLSError` without the libraries; NIO's error when the port cannot be bound.
-    public static func start(host: String, port: Int, configuration: Configuration = Configuration(), logger: Logger,
+    public static func start(host: String, port: Int, configuration: Configuration = Configuration(),
+                             logger: Logger = Logger(label: "camflow.webrtc"),
                              clock: any PipelineClock = SystemClock(),
                              group: (any EventLoopGroup)? = nil) async throws -> WebRTCEndpoint {
         let context = try DTLSContext(certificate: try DTLSCertificate(clock: clock))
