@@ -64,7 +64,9 @@ struct WebSink: Node {
             With 'recordings', '/recordings' shows a timeline per stream and day, '/api/recordings' lists \
             files and gaps, and '/api/recordings/NAME/clip.mp4?start=&duration=' cuts one MP4 from the \
             keyframe at or before the start, across files. '/snapshot/NAME.jpg' is the latest keyframe as \
-            JPEG (ffmpeg, once per keyframe). With 'username' and 'password' everything answers 401 without them.
+            JPEG (ffmpeg, once per keyframe). 'POST /whep/NAME' answers a WHEP offer: WebRTC playback (H.264 \
+            without B-frames, video only) over the UDP port 'webrtc-port'. With 'username' and 'password' \
+            everything answers 401 without them.
             """,
         options: [
             OptionSpec("bind", .string, default: "127.0.0.1:8080",

@@ -237,6 +237,11 @@ final class WebRTCEndpointCore {
         peer.needsKeyframe = false
         let time = now
         for frame in media.gop {
+            // A burst the socket cannot take waits for the next keyframe instead of piling up in NIO's queue.
+            guard channel?.isWritable == true else {
+                peer.needsKeyframe = true
+                break
+            }
             stats.rtpPacketsSent &+= UInt64(peer.send(frame.payloads, ticks: frame.ticks, at: time, allocator: allocator) {
                 write($0, to: address)
             })
