@@ -83,7 +83,8 @@ extension RTSPConnection {
         for choice in offered where choice.unicast {
             if choice.lower == .tcp {
                 let channels = choice.interleaved ?? (2 * track)...(2 * track + 1)
-                guard !taken.contains(channels.lowerBound), !taken.contains(channels.upperBound) else { continue }
+                guard channels.lowerBound >= 0, channels.upperBound <= 255, !taken.contains(channels.lowerBound),
+                      !taken.contains(channels.upperBound) else { continue }
                 replace(track, with: .interleaved(rtp: UInt8(channels.lowerBound), rtcp: UInt8(channels.upperBound)))
                 stream = target.stream
                 headers.setTransport([RTSPTransport(lower: .tcp, interleaved: channels, ssrc: ssrc)])
