@@ -39,6 +39,11 @@ struct MediaStream: Sendable {
         do { parsed = try InitSegment(parsing: bytes) } catch {
             throw RTSPMediaError("stream '\(name)': unreadable init segment: \(error)")
         }
+        return try take(initSegment: parsed, random: &random)
+    }
+
+    /// ``take(initSegment:random:)`` of an init segment already read.
+    mutating func take(initSegment parsed: InitSegment, random: inout some RandomNumberGenerator) throws(RTSPMediaError) -> Bool {
         var fresh: [TrackSender] = []
         for track in parsed.tracks {
             guard fresh.count < 8, var sender = TrackSender(track: track, mtu: mtu, random: &random) else { continue }

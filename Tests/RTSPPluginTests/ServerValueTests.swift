@@ -258,6 +258,49 @@ import Testing
         }
     }
 
+    /// avc3-style: no parameter sets in the sample entry, SPS and PPS in the keyframe itself.
+    @Test func parameterSetsCarriedInBandAreLearnedFromTheFirstKeyframe() throws {
+        let (initBytes, fragments) = try Self.segments("h264-main-aac.mp4")
+        var parsed = try InitSegment(parsing: initBytes)
+        let video = try #require(parsed.tracks.firstIndex { $0.video != nil })
+        let sets = try #require(parsed.tracks[video].video?.parameterSets)
+        parsed.tracks[video].video?.sps = []
+        parsed.tracks[video].video?.pps = []
+        var stream = MediaStream(name: "cam", mtu: 1400, gopLimit: 16 << 20)
+        var random = SystemRandomNumberGenerator()
+        _ = try stream.take(initSegment: parsed, random: &random)
+        #expect(stream.sessionDescription(origin: "0.0.0.0") == nil, "not ready before a keyframe")
+        // The first fragment again, its keyframe carrying the parameter sets in band.
+        let fragment = try Fragment(parsing: fragments[0], initSegment: parsed)
+        let trackID = parsed.tracks[video].id
+        var samples = fragment.samples.map { WritableSample($0, of: fragment) }
+        let key = try #require(samples.firstIndex { $0.track == trackID && $0.isSync })
+        var data = ByteBuffer()
+        for set in sets {
+            data.writeInteger(UInt32(set.readableBytes))
+            data.writeImmutableBuffer(set)
+        }
+        data.writeImmutableBuffer(samples[key].data)
+        samples[key].data = data
+        let rewritten = try #require(FragmentWriter.fragment(sequenceNumber: 1, samples: samples))
+        let packets = try stream.take(fragment: rewritten, now: .now)
+        let sdp = try #require(stream.sessionDescription(origin: "0.0.0.0"))
+        var reference = MediaStream(name: "cam", mtu: 1400, gopLimit: 16 << 20)
+        _ = try reference.take(initSegment: initBytes, random: &random)
+        let expected = try #require(reference.sessionDescription(origin: "0.0.0.0"))
+        func sprop(_ text: String) -> Substring? {
+            text.split(separator: ";").first { $0.contains("sprop-parameter-sets=") }
+        }
+        #expect(sprop(sdp) != nil && sprop(sdp) == sprop(expected))
+        // Sent once, as the frame carries them (not prepended a second time).
+        let startOfKey = try #require(packets.first { $0.startsGOP })
+        let spsPackets = try packets.filter { $0.track == startOfKey.track && $0.timestamp == startOfKey.timestamp }.filter {
+            let rtp = try RTPPacket(parsing: $0.rtp)
+            return rtp.payload.getInteger(at: rtp.payload.readerIndex, as: UInt8.self).map { $0 & 0x1F } == 7
+        }
+        #expect(spsPackets.count == 1)
+    }
+
     @Test func aNewLayoutDropsTheClientsAndTheCache() throws {
         var stream = MediaStream(name: "cam", mtu: 1400, gopLimit: 16 << 20)
         var random = SystemRandomNumberGenerator()
