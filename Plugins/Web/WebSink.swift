@@ -214,6 +214,7 @@ struct WebSink: Node {
                     next = max(next.advanced(by: .seconds(1)), clock.now)
                     do { try await clock.sleep(until: next) } catch { return }
                     metrics.export(hub.snapshot())
+                    if case .success(let endpoint) = webrtc { metrics.export(webrtc: await endpoint.stats()) }
                 }
             }
             for await packet in context.input {
@@ -308,6 +309,18 @@ struct ViewerMetrics: Sendable {
 
     init(node: String) {
         self.node = node
+    }
+
+    /// WebRTC playback's sessions and counters.
+    func export(webrtc stats: WebRTCEndpointStats) {
+        let dimensions = [("node", node)]
+        Gauge(label: "camflow_webrtc_sessions", dimensions: dimensions).record(stats.sessions)
+        Gauge(label: "camflow_webrtc_connected_peers", dimensions: dimensions).record(stats.connectedPeers)
+        deltas.add("camflow_webrtc_rtp_packets_sent_total", dimensions, total: stats.rtpPacketsSent)
+        deltas.add("camflow_webrtc_packets_resent_total", dimensions, total: stats.packetsResent)
+        deltas.add("camflow_webrtc_datagrams_dropped_total", dimensions, total: stats.datagramsDropped)
+        deltas.add("camflow_webrtc_frames_skipped_total", dimensions, total: stats.framesSkipped)
+        deltas.add("camflow_webrtc_fingerprint_mismatches_total", dimensions, total: stats.fingerprintMismatches)
     }
 
     func export(_ snapshot: RestreamSnapshot) {

@@ -102,7 +102,7 @@ final class WebRTCEndpointCore {
         peer.dtlsTimer?.cancel()
         stats.sessions = peers.count
         stats.connectedPeers = peers.values.filter(\.isConnected).count
-        logger.info("WebRTC session \(id.prefix(8)) closed: \(reason)")
+        logger.info("WebRTC session \(id.prefix(8)) closed: \(reason) (\(peer.packetCount) RTP packets sent, \(peer.resent) resent for NACKs)")
     }
 
     // MARK: Datagrams
@@ -214,6 +214,7 @@ final class WebRTCEndpointCore {
         if let address = peer.ice.selected {
             for packet in feedback.resend { write(packet, to: address) }
             stats.packetsResent &+= UInt64(feedback.resend.count)
+            peer.resent += feedback.resend.count
         }
         if feedback.keyframe {
             stats.pictureLossRequests &+= 1

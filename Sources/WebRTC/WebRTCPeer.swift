@@ -48,7 +48,8 @@ final class WebRTCPeer {
     /// When the cached GOP was last sent for a PLI/FIR: at most one each 500 ms.
     var lastRefresh: Duration?
     private var ring: RetransmissionRing
-    private var packetCount: UInt32 = 0
+    private(set) var packetCount: UInt32 = 0
+    var resent = 0
     private var octetCount: UInt32 = 0
     /// The RTP timestamp of the last frame sent and when: sender reports extrapolate from it.
     private var lastSent: (timestamp: UInt32, at: Duration)?

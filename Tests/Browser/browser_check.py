@@ -294,8 +294,10 @@ def webrtc(args):
                 port = int(re.search(r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ host", state["answer"]).group(2))
                 host = re.search(r"a=candidate:\S+ 1 udp \d+ (\S+) ", state["answer"]).group(1)
                 sender = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-                for datagram in garbage_datagrams(args.garbage):
+                for index, datagram in enumerate(garbage_datagrams(args.garbage)):
                     sender.sendto(datagram, (host, port))
+                    if index % 50 == 49:
+                        time.sleep(0.002)  # within the receiver's socket buffer: all of them reach camflow
                 sender.close()
                 garbage_at = frames
             if frames >= args.frames + (garbage_at or 0) and (not args.garbage or garbage_at is not None):
