@@ -11,12 +11,13 @@ import Glibc
 /// (Tests/Browser/browser_check.py's `webrtc` mode) with getStats read back.
 @Suite struct WHEPEndToEndTests {
     /// `file-replay` (looped, real time) → `mp4-parse` → `web` with an ephemeral WebRTC port; returns the HTTP port.
-    func startWeb(fixture: String = "h264-baseline.mp4", webrtcPort: Int = 0) async throws -> (run: CamflowProcess, port: Int) {
+    func startWeb(fixture: String = "h264-baseline.mp4", webrtcPort: Int = 0, webOptions: String = "",
+                  authorization: String? = nil) async throws -> (run: CamflowProcess, port: Int) {
         let pipeline = try temporaryPipeline("""
             nodes:
               replay: { type: file-replay, path: "\(repositoryRoot.path)/Tests/Fixtures/\(fixture)", realtime: true, loop: true }
               parse: { type: mp4-parse, inputs: [replay] }
-              web: { type: web, inputs: [parse], bind: "127.0.0.1:0", webrtc-port: \(webrtcPort) }
+              web: { type: web, inputs: [parse], bind: "127.0.0.1:0", webrtc-port: \(webrtcPort)\(webOptions) }
             """)
         let run = try CamflowProcess(["run", pipeline, "--status-interval", "0"])
         let serving = "serving http://127.0.0.1:"
@@ -26,7 +27,9 @@ import Glibc
         let port = try #require(Int(digits))
         // Offers are answered once the stream's init segment and first fragments went through.
         try await waitUntil(timeout: .seconds(30)) {
-            let streams = (try? await apiStats(port: port))?["streams"] as? [[String: Any]] ?? []
+            let body = (try? await rawHTTP(port: port, "/api/stats", authorization: authorization).body) ?? ""
+            let stats = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            let streams = stats?["streams"] as? [[String: Any]] ?? []
             return (streams.first?["fragments"] as? Int ?? 0) >= 2
         }
         return (run, port)
@@ -114,6 +117,17 @@ import Glibc
         #expect(try await whepRequest(port: port, method: "POST", "/api/stats", body: offer).status == 400)
     }
 
+    @Test func whep_needsTheSinksCredentials() async throws {
+        let authorization = "Basic " + Data("viewer:secret".utf8).base64EncodedString()
+        let (run, port) = try await startWeb(webOptions: ", username: viewer, password: secret", authorization: authorization)
+        defer { run.process.terminate() }
+        #expect(try await whepRequest(port: port, method: "POST", "/whep/replay", body: "v=0\r\n").status == 401)
+        #expect(try await whepRequest(port: port, method: "DELETE", "/whep/replay/00000000000000000000000000000000").status == 401)
+        // With them, the offer is read (and this one has no video to answer).
+        let answered = try await whepRequest(port: port, method: "POST", "/whep/replay", body: "v=0\r\n", authorization: authorization)
+        #expect(answered.status == 406, "\(answered)")
+    }
+
     @Test func whep_refusesAStreamWithBFrames() async throws {
         let (run, port) = try await startWeb(fixture: "h264-main-aac.mp4")
         defer { run.process.terminate() }
@@ -144,11 +158,12 @@ import Glibc
 
     /// One request with a body over a plain socket, off the cooperative pool.
     func whepRequest(port: Int, method: String, _ path: String, contentType: String = "application/sdp",
-                     body: String = "") async throws -> (status: Int, body: String) {
+                     body: String = "", authorization: String? = nil) async throws -> (status: Int, body: String) {
         try await BlockingIOThread.run(name: "test whep") {
             let fd = try connectTCP(port: port)
             defer { close(fd) }
             let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+                + (authorization.map { "Authorization: \($0)\r\n" } ?? "")
                 + (body.isEmpty ? "" : "Content-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\n") + "\r\n" + body
             _ = request.withCString { send(fd, $0, strlen($0), 0) }
             var received: [UInt8] = []
