@@ -175,7 +175,8 @@ struct WebSink: Node {
         var feed = (try? webrtc.get()).map { WebRTCFeed(endpoint: $0, maxStreams: settings.maxStreams) }
         let server = WebServer(settings: settings, hub: hub, hls: hls, pipeline: context.pipeline, nodeID: context.id,
                                logger: context.logger, clock: clock,
-                               whep: WHEPRoutes(endpoint: webrtc, bindHost: settings.host, publicAddress: settings.webrtcPublicAddress))
+                               whep: WHEPRoutes(endpoint: webrtc, bindHost: settings.host, publicAddress: settings.webrtcPublicAddress,
+                                                 allowedOrigins: settings.allowedOrigins))
         let scheme = settings.tls == nil ? "http" : "https"
         let socketScheme = settings.tls == nil ? "ws" : "wss"
         let logger = context.logger

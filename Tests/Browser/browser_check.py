@@ -296,8 +296,8 @@ def webrtc(args):
                 sender = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
                 for index, datagram in enumerate(garbage_datagrams(args.garbage)):
                     sender.sendto(datagram, (host, port))
-                    if index % 50 == 49:
-                        time.sleep(0.002)  # within the receiver's socket buffer: all of them reach camflow
+                    if index % 25 == 24:
+                        time.sleep(0.005)  # within the receiver's socket buffer: all of them reach camflow
                 sender.close()
                 garbage_at = frames
             if frames >= args.frames + (garbage_at or 0) and (not args.garbage or garbage_at is not None):

@@ -15,22 +15,59 @@ struct WHEPRoutes: Sendable {
     let bindHost: String
     /// `webrtc-public-address`: HOST or HOST:PORT offered instead.
     let publicAddress: String?
+    /// `allowed-origins`: pages of these origins may use WHEP from another origin (CORS).
+    var allowedOrigins: [String] = []
 
     /// The largest offer read.
     static let maxOfferBytes = 65536
 
     func add(to router: Router<BasicRequestContext>) {
         router.post("/whep/:stream") { request, context in
-            try await offer(request, stream: try HLSRoutes.stream(context))
+            cors(request, try await offer(request, stream: try HLSRoutes.stream(context)))
         }
-        router.delete("/whep/:stream/:session") { _, context in
+        router.delete("/whep/:stream/:session") { request, context in
             let stream = try HLSRoutes.stream(context)
             guard case .success(let endpoint) = endpoint, let session = context.parameters.get("session"),
                   await endpoint.close(stream: stream, session: session) else {
-                return Self.text("no such WebRTC session\n", .notFound)
+                return cors(request, Self.text("no such WebRTC session\n", .notFound))
             }
-            return Self.text("closed\n", .ok)
+            return cors(request, Self.text("closed\n", .ok))
         }
+        // CORS preflight, answered without credentials (a browser sends none with it).
+        for path: RouterPath in ["/whep/:stream", "/whep/:stream/:session"] {
+            router.on(path, method: .options) { request, _ in preflight(request) }
+        }
+    }
+
+    /// 204 with what a page of an allowed origin may send; 403 for other origins.
+    private func preflight(_ request: Request) -> Response {
+        guard let origin = request.headers[.origin], crossOriginAllowed(origin, request) else {
+            return Self.text("this origin may not use WHEP here (allowed-origins)\n", .forbidden)
+        }
+        var headers = HTTPFields()
+        headers[.accessControlAllowOrigin] = origin
+        headers[.accessControlAllowCredentials] = "true"
+        headers[.accessControlAllowMethods] = "POST, DELETE, OPTIONS"
+        headers[.accessControlAllowHeaders] = "authorization, content-type"
+        headers[.accessControlMaxAge] = "600"
+        headers[.vary] = "Origin"
+        return Response(status: .noContent, headers: headers)
+    }
+
+    /// A response readable by a page of an allowed origin (its Location too).
+    private func cors(_ request: Request, _ response: Response) -> Response {
+        guard let origin = request.headers[.origin], crossOriginAllowed(origin, request) else { return response }
+        var response = response
+        response.headers[.accessControlAllowOrigin] = origin
+        response.headers[.accessControlAllowCredentials] = "true"
+        response.headers[.accessControlExposeHeaders] = "Location"
+        response.headers[.vary] = "Origin"
+        return response
+    }
+
+    private func crossOriginAllowed(_ origin: String, _ request: Request) -> Bool {
+        let trimmed = origin.hasSuffix("/") ? String(origin.dropLast()) : origin
+        return allowedOrigins.contains(trimmed) || allowedOrigins.contains("*")
     }
 
     private func offer(_ request: Request, stream: String) async throws -> Response {

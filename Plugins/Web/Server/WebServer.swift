@@ -267,6 +267,8 @@ struct BasicAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // A CORS preflight carries no credentials; WHEP's answers only which origins may ask.
+        if request.method == .options, request.uri.path.hasPrefix("/whep/") { return try await next(request, context) }
         let group = ConnectionPeer.current?.group ?? "?"
         if failures.isLockedOut(group) {
             var headers = HTTPFields()
