@@ -6,7 +6,7 @@ end-to-end tests, and reads /metrics with the Prometheus client's parser.
   browser_check.py dashboard URL --screenshot FILE [--play SECONDS] [--timeout S]
   browser_check.py recordings URL --screenshot FILE [--play SECONDS] [--timeout S]
   browser_check.py metrics URL
-  browser_check.py webrtc URL --whep PATH [--frames N] [--garbage COUNT] [--timeout S]
+  browser_check.py webrtc URL|other-origin --whep PATH|URL [--frames N] [--garbage COUNT] [--authorization VALUE] [--timeout S]
 
 Prints one JSON object with what it saw; the Swift tests decide what passes.
 Chromium speaks the protocol over a pipe (--remote-debugging-pipe: fd 3 in,
@@ -221,10 +221,10 @@ WHEP_START = """(() => {
         if (event.track.kind === 'video') video.srcObject = new MediaStream([event.track]);
       };
       await pc.setLocalDescription(await pc.createOffer());
-      const response = await fetch(%s, { method: 'POST', headers: { 'content-type': 'application/sdp' },
+      const response = await fetch(%s, { method: 'POST', headers: Object.assign({ 'content-type': 'application/sdp' }, %s),
                                           body: pc.localDescription.sdp });
       w.postStatus = response.status;
-      w.location = response.headers.get('location');
+      w.location = response.headers.get('location') && new URL(response.headers.get('location'), new URL(%s, location.href)).href;
       const text = await response.text();
       if (response.status !== 201) { w.status = 'refused'; w.error = text; return; }
       w.answer = text;
@@ -274,16 +274,42 @@ def garbage_datagrams(count):
         yield head + body
 
 
+def serve_blank_page():
+    """An origin of its own (http://127.0.0.1:PORT/) serving an empty page, for cross-origin checks."""
+    import http.server
+    import threading
+
+    class Blank(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<!doctype html><title>another origin</title><body></body>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Blank)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
 def webrtc(args):
     import re
     import socket
     chromium = Chromium(args.width)
+    page_server = None
     try:
+        if args.url == "other-origin":
+            page_server, args.url = serve_blank_page()
         chromium.open(args.url)
         deadline = time.monotonic() + args.timeout
         while time.monotonic() < deadline and chromium.evaluate("document.readyState") != "complete":
             chromium.read(time.monotonic() + 0.1)
-        chromium.evaluate(WHEP_START % json.dumps(args.whep))
+        extra = {"authorization": args.authorization} if args.authorization else {}
+        chromium.evaluate(WHEP_START % (json.dumps(args.whep), json.dumps(extra), json.dumps(args.whep)))
         state, garbage_at, started = {}, None, time.monotonic()
         while time.monotonic() < deadline:
             state = chromium.evaluate(WHEP_STATE, await_promise=True) or {}
@@ -308,12 +334,16 @@ def webrtc(args):
         state["garbageSent"] = args.garbage if garbage_at is not None else 0
         if state.get("location"):
             state["deleteStatus"] = chromium.evaluate(
-                "fetch(window.__whep.location, { method: 'DELETE' }).then((r) => r.status)", await_promise=True)
+                "fetch(window.__whep.location, { method: 'DELETE', headers: %s }).then((r) => r.status)" % json.dumps(extra),
+                await_promise=True)
+            state["pageOrigin"] = chromium.evaluate("location.origin")
         chromium.evaluate("window.__whep && window.__whep.pc && window.__whep.pc.close()")
         state["consoleErrors"] = chromium.console_errors()
         return state
     finally:
         chromium.close()
+        if page_server:
+            page_server.shutdown()
 
 
 def metrics(url):
@@ -340,6 +370,7 @@ def main():
     parser.add_argument("--whep", help="webrtc: the WHEP resource to POST the offer to")
     parser.add_argument("--frames", type=int, default=10, help="webrtc: frames decoded before it reports")
     parser.add_argument("--garbage", type=int, default=0, help="webrtc: datagrams of garbage sent to the port while playing")
+    parser.add_argument("--authorization", help="webrtc: Authorization header value sent with the WHEP requests")
     args = parser.parse_args()
     if args.mode == "webrtc":
         result = webrtc(args)

@@ -73,7 +73,8 @@ import Glibc
         #expect(answer.contains("m=audio 0 ") && answer.contains("a=group:BUNDLE 0\r\n"), "\(answer)")
         #expect(answer.contains("a=candidate:1 1 udp 2130706431 127.0.0.1 "))
         #expect(result["liveTransceivers"] as? Int == 1)
-        let location = try #require(result["location"] as? String)
+        let href = try #require(result["location"] as? String)
+        let location = try #require(URL(string: href)?.path)
         #expect(location.hasPrefix("/whep/replay/") && location.dropFirst(13).count == 32, "\(location)")
         #expect(result["deleteStatus"] as? Int == 200)
         #expect(run.stderr.contains("DTLS fingerprint matches the offer's"), "\(run.stderr)")
@@ -115,6 +116,27 @@ import Glibc
         #expect(try await whepRequest(port: port, method: "DELETE", "/whep/replay/00000000000000000000000000000000").status == 404)
         // Bodies are taken on WHEP POSTs only.
         #expect(try await whepRequest(port: port, method: "POST", "/api/stats", body: offer).status == 400)
+    }
+
+    @Test func chromium_playsFromAPageOfAnotherOrigin_behindTheSinksCredentials() async throws {
+        let authorization = "Basic " + Data("viewer:secret".utf8).base64EncodedString()
+        // The page comes from an origin the script serves itself: a preflight comes first.
+        let (run, port) = try await startWeb(webOptions: ", username: viewer, password: secret, allowed-origins: [\"*\"]",
+                                             authorization: authorization)
+        defer { run.process.terminate() }
+        let script = repositoryRoot.appendingPathComponent("Tests/Browser/browser_check.py").path
+        let check = try CamflowProcess([script, "webrtc", "other-origin", "--whep",
+                                        "http://127.0.0.1:\(port)/whep/replay", "--authorization", authorization,
+                                        "--frames", "10", "--timeout", "45"], executable: "/usr/bin/python3")
+        #expect(try await check.waitForExit(timeout: .seconds(90)) == 0, "\(check.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any])
+        let origin = try #require(result["pageOrigin"] as? String)
+        #expect(origin.hasPrefix("http://127.0.0.1:") && origin != "http://127.0.0.1:\(port)", "\(origin)")
+        #expect(result["postStatus"] as? Int == 201, "\(result)")
+        #expect(result["framesDecoded"] as? Int ?? 0 >= 10, "\(result)")
+        #expect(result["frameWidth"] as? Int == 320)
+        #expect((result["location"] as? String)?.hasPrefix("http://127.0.0.1:\(port)/whep/replay/") == true, "the page read Location")
+        #expect(result["deleteStatus"] as? Int == 200)
     }
 
     @Test func whep_needsTheSinksCredentials() async throws {
