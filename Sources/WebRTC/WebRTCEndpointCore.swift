@@ -237,12 +237,13 @@ final class WebRTCEndpointCore {
         }
         peer.needsKeyframe = false
         let time = now
-        for frame in media.gop {
+        for cached in media.gop {
             // A burst the socket cannot take waits for the next keyframe instead of piling up in NIO's queue.
             guard channel?.isWritable == true else {
                 peer.needsKeyframe = true
                 break
             }
+            guard let frame = media.packetize(cached) else { continue }
             stats.rtpPacketsSent &+= UInt64(peer.send(frame.payloads, ticks: frame.ticks, at: time, allocator: allocator) {
                 write($0, to: address)
             })
@@ -252,10 +253,13 @@ final class WebRTCEndpointCore {
 
     /// Sends one frame to every connected peer of the stream.
     func deliver(_ frame: WebRTCVideoFrame, stream: String) {
-        guard let media = streams[stream], let packetized = media.packetize(frame) else { return }
+        guard let media = streams[stream] else { return }
+        media.cache(frame)
+        let viewers = peers.values.filter { $0.stream == stream && $0.isConnected }
+        guard !viewers.isEmpty, let packetized = media.packetize(frame) else { return }
         let writable = channel?.isWritable ?? false
         let time = now
-        for peer in peers.values where peer.stream == stream && peer.isConnected {
+        for peer in viewers {
             guard let address = peer.ice.selected else { continue }
             if !writable { peer.needsKeyframe = true }
             if peer.needsKeyframe {
@@ -275,6 +279,12 @@ final class WebRTCEndpointCore {
     /// Queues a fragment's frames at their decode-time offsets from now, after what is already queued.
     func enqueue(_ frames: [WebRTCVideoFrame], stream: String) {
         guard let media = streams[stream], let first = frames.first else { return }
+        // Nobody watching: cached at once, no timers.
+        if media.pending.isEmpty, !peers.values.contains(where: { $0.stream == stream && $0.isConnected }) {
+            for frame in frames { media.cache(frame) }
+            media.lastDue = now
+            return
+        }
         let start = max(now, media.lastDue)
         for frame in frames {
             guard media.pending.count < WebRTCStreamMedia.maxPending else {

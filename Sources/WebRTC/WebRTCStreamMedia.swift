@@ -2,7 +2,7 @@ import NIOCore
 import RTP
 
 /// One stream's video on the endpoint's event loop: its packetizer, the
-/// RTP payloads of its current GOP (for joiners and PLI/FIR), and the
+/// frames of its current GOP (for joiners and PLI/FIR), and the
 /// frames waiting for their send time (a fragment's frames are paced by
 /// their decode times instead of leaving in one burst).
 final class WebRTCStreamMedia {
@@ -12,12 +12,12 @@ final class WebRTCStreamMedia {
         /// The frame's time on the 90 kHz clock (before each peer's random base).
         let ticks: UInt32
         let isKeyframe: Bool
-        let bytes: Int
     }
 
     private(set) var track: WebRTCVideoTrack
     private var packetizer: NALPacketizer?
-    private(set) var gop: [Packetized] = []
+    /// The current GOP's frames, keyframe first.
+    private(set) var gop: [WebRTCVideoFrame] = []
     private var gopBytes = 0
     /// Set when the GOP outgrew its bound: nothing cached until the next keyframe.
     private var gopOverflow = false
@@ -57,9 +57,28 @@ final class WebRTCStreamMedia {
                            configuration: .init(mtu: mtu, nalLengthSize: track.nalLengthSize))
     }
 
+    /// Keeps a frame in the GOP cache (the sample is a slice of its
+    /// fragment, not a copy): joiners and PLI/FIR start from it.
+    func cache(_ frame: WebRTCVideoFrame) {
+        if frame.isKeyframe {
+            gop.removeAll(keepingCapacity: true)
+            gopBytes = 0
+            gopOverflow = false
+        }
+        guard !gopOverflow, !gop.isEmpty || frame.isKeyframe else { return }
+        if gopBytes + frame.sample.readableBytes <= gopLimit {
+            gop.append(frame)
+            gopBytes += frame.sample.readableBytes
+        } else {
+            gopOverflow = true
+            gop.removeAll()
+            gopBytes = 0
+        }
+    }
+
     /// Cuts a frame into payloads (parameter sets before a keyframe that
-    /// lacks them) and keeps it in the GOP cache; nil for a frame that is not
-    /// length-prefixed NAL units.
+    /// lacks them); nil for a frame that is not length-prefixed NAL units.
+    /// Done only when a peer is to be sent it.
     func packetize(_ frame: WebRTCVideoFrame) -> Packetized? {
         guard let packetizer else { return nil }
         let payloads: [RTPPayload]
@@ -75,24 +94,7 @@ final class WebRTCStreamMedia {
         }
         // ns → 90 kHz: time · 90000 / 1e9.
         let ticks = UInt32(truncatingIfNeeded: frame.time / 100_000 &* 9 &+ (frame.time % 100_000) * 9 / 100_000)
-        let packetized = Packetized(payloads: payloads, ticks: ticks, isKeyframe: frame.isKeyframe,
-                                    bytes: payloads.reduce(0) { $0 + $1.count })
-        if frame.isKeyframe {
-            gop.removeAll(keepingCapacity: true)
-            gopBytes = 0
-            gopOverflow = false
-        }
-        if !gopOverflow, !gop.isEmpty || frame.isKeyframe {
-            if gopBytes + packetized.bytes <= gopLimit {
-                gop.append(packetized)
-                gopBytes += packetized.bytes
-            } else {
-                gopOverflow = true
-                gop.removeAll()
-                gopBytes = 0
-            }
-        }
-        return packetized
+        return Packetized(payloads: payloads, ticks: ticks, isKeyframe: frame.isKeyframe)
     }
 
     static func isParameterSet(_ unit: ByteBuffer, _ codec: WebRTCVideoTrack.Codec) -> Bool {
