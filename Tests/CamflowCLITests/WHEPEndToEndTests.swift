@@ -175,6 +175,21 @@ import Glibc
         #expect(try await whepRequest(port: port, method: "OPTIONS", "/api/stats", headers: ["Origin: http://player.example"]).status == 401)
     }
 
+    @Test func webrtcPublicAddress_mustBeAnIPAddress() async throws {
+        for (address, valid) in [("camera.local", false), ("203.0.113.7:x", false), ("203.0.113.7", true), ("203.0.113.7:40000", true),
+                                 ("[2001:db8::7]:40000", true)] {
+            let pipeline = try temporaryPipeline("""
+                nodes:
+                  replay: { type: file-replay, path: "\(repositoryRoot.path)/Tests/Fixtures/h264-baseline.mp4" }
+                  parse: { type: mp4-parse, inputs: [replay] }
+                  web: { type: web, inputs: [parse], webrtc-public-address: "\(address)" }
+                """)
+            let result = try await camflow("validate", pipeline)
+            #expect((result.status == 0) == valid, "\(address): \(result.stderr)")
+            if !valid { #expect(result.stderr.contains("webrtc-public-address"), "\(result.stderr)") }
+        }
+    }
+
     @Test func whep_refusesAStreamWithBFrames() async throws {
         let (run, port) = try await startWeb(fixture: "h264-main-aac.mp4")
         defer { run.process.terminate() }
