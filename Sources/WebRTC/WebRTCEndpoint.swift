@@ -20,8 +20,13 @@ public final class WebRTCEndpoint: Sendable {
         public var retransmissionPackets = 512
         /// The largest RTP packet before SRTP's tag (DTLS datagrams too).
         public var mtu = 1200
-        /// From the first DTLS datagram to keyed SRTP.
+        /// From the answer to keyed SRTP: a session not connected by then is closed, whatever STUN
+        /// checks keep coming (checks alone must not hold a slot).
         public var handshakeTimeout: Duration = .seconds(15)
+        /// Sessions one client (the HTTP client's address) may hold at once: a quarter of the cap.
+        public var maxSessionsPerClient = 8
+        /// STUN checks that need an HMAC per second from one source IP address; more are dropped unverified.
+        public var stunChecksPerSecondPerAddress = 50
 
         public init() {}
     }
@@ -69,13 +74,15 @@ public final class WebRTCEndpoint: Sendable {
     }
 
     /// Answers a WHEP offer (the POST's body) for `stream`, offering
-    /// `candidateHost` (an IP address) and `candidatePort` (nil: this endpoint's port).
+    /// `candidateHost` (an IP address) and `candidatePort` (nil: this endpoint's port);
+    /// `client` (the HTTP client's address) is held to `maxSessionsPerClient`.
     public func answer(offer: ByteBuffer, stream: String, candidateHost: String,
-                       candidatePort: Int? = nil) async -> Result<WHEPAnswerResult, WHEPRefusal> {
+                       candidatePort: Int? = nil, client: String? = nil) async -> Result<WHEPAnswerResult, WHEPRefusal> {
         let core = self.core
         do {
             return try await channel.eventLoop.submit {
-                core.value.answer(offer: offer, stream: stream, candidateHost: candidateHost, candidatePort: candidatePort)
+                core.value.answer(offer: offer, stream: stream, candidateHost: candidateHost, candidatePort: candidatePort,
+                                  client: client)
             }.get()
         } catch {
             return .failure(WHEPRefusal(status: 503, "WebRTC stopped"))
@@ -123,6 +130,12 @@ public final class WebRTCEndpoint: Sendable {
     public func stats() async -> WebRTCEndpointStats {
         let core = self.core
         return (try? await channel.eventLoop.submit { core.value.stats }.get()) ?? WebRTCEndpointStats()
+    }
+
+    /// Runs the once-a-second housekeeping now (tests that move a `ManualClock`).
+    func sweepNow() async {
+        let core = self.core
+        try? await channel.eventLoop.submit { core.value.sweep() }.get()
     }
 
     /// Closes every session and the port.

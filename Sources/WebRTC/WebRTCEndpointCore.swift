@@ -23,6 +23,7 @@ final class WebRTCEndpointCore {
     var stats = WebRTCEndpointStats()
     private var random = SystemRandomNumberGenerator()
     private var sweepTimer: Scheduled<Void>?
+    private var checkBudget: STUNCheckBudget<String>
     private let allocator = ByteBufferAllocator()
 
     init(configuration: WebRTCEndpoint.Configuration, context: DTLSContext, logger: Logger, clock: any PipelineClock) {
@@ -31,6 +32,7 @@ final class WebRTCEndpointCore {
         self.logger = logger
         self.clock = clock
         origin = clock.now
+        checkBudget = STUNCheckBudget(limit: configuration.stunChecksPerSecondPerAddress)
     }
 
     /// The endpoint's monotonic time, as ``ICELiteState`` counts it.
@@ -39,7 +41,7 @@ final class WebRTCEndpointCore {
     // MARK: WHEP
 
     func answer(offer body: ByteBuffer, stream: String, candidateHost: String,
-                candidatePort: Int?) -> Result<WHEPAnswerResult, WHEPRefusal> {
+                candidatePort: Int?, client: String? = nil) -> Result<WHEPAnswerResult, WHEPRefusal> {
         guard let media = streams[stream] else {
             return .failure(WHEPRefusal(status: 404, "no stream '\(UntrustedText.printable(stream, limit: 100))' with video here"))
         }
@@ -52,6 +54,9 @@ final class WebRTCEndpointCore {
         }
         guard peers.count < configuration.maxSessions else {
             return .failure(WHEPRefusal(status: 503, "\(configuration.maxSessions) WebRTC sessions at once, the most this web sink serves"))
+        }
+        if let client, peers.values.count(where: { $0.client == client }) >= configuration.maxSessionsPerClient {
+            return .failure(WHEPRefusal(status: 429, "\(configuration.maxSessionsPerClient) WebRTC sessions from this address already, the most one client may hold; DELETE one first"))
         }
         let negotiation: WHEPNegotiation
         do {
@@ -75,7 +80,7 @@ final class WebRTCEndpointCore {
             let word: UInt64 = random.next()
             return String(word, radix: 16).leftPadded(to: 16)
         }.joined()
-        let peer = WebRTCPeer(id: id, stream: stream,
+        let peer = WebRTCPeer(id: id, stream: stream, client: client,
                               check: STUNRequestCheck(localUfrag: credentials.ufrag, localPassword: credentials.password,
                                                       remoteUfrag: negotiation.remoteUfrag),
                               answeredAt: now, remoteFingerprint: remoteFingerprint, payloadType: negotiation.payloadType,
@@ -125,16 +130,28 @@ final class WebRTCEndpointCore {
             stats.datagramsDropped &+= 1
             return
         }
+        // A flood under a known ufrag with a wrong password would cost an HMAC each: budgeted per IP.
+        guard checkBudget.admit(source.ipAddress ?? "?", at: now) else {
+            stats.datagramsDropped &+= 1
+            stats.stunChecksRateLimited &+= 1
+            return
+        }
         let checked: STUNCheckedRequest
         do { checked = try peer.check.check(message) } catch {
             stats.datagramsDropped &+= 1
             return
         }
-        let change = peer.ice.receive(checked, from: source, at: now)
-        if let forgotten = peer.authenticated(source), byAddress[forgotten] === peer { byAddress[forgotten] = nil }
-        byAddress[source] = peer
-        if case .selected(let address) = change {
-            logger.debug("WebRTC session \(peer.id.prefix(8)): media to \(Self.describe(address))\(peer.ice.nominated ? " (nominated)" : "")")
+        if let media = peer.mediaAddress {
+            // Connected: media stays where the handshake completed; a check from elsewhere is answered, nothing more.
+            if source == media { peer.lastConsent = now }
+        } else if byAddress[source].map({ $0 !== peer && $0.mediaAddress == source }) != true {
+            // (An address another session's media goes to stays that session's: checks prove a password, not an address.)
+            let change = peer.ice.receive(checked, from: source, at: now)
+            if let forgotten = peer.authenticated(source), byAddress[forgotten] === peer { byAddress[forgotten] = nil }
+            byAddress[source] = peer
+            if case .selected(let address) = change {
+                logger.debug("WebRTC session \(peer.id.prefix(8)): checked from \(Self.describe(address))\(peer.ice.nominated ? " (nominated)" : "")")
+            }
         }
         write(peer.check.successResponse(to: checked, from: mapped), to: source)
         channel?.flush()
@@ -142,7 +159,7 @@ final class WebRTCEndpointCore {
     }
 
     private func receiveDTLS(_ datagram: ByteBuffer, from source: SocketAddress) {
-        guard let peer = byAddress[source] else {
+        guard let peer = byAddress[source], peer.dtlsAddress.map({ $0 == source }) ?? true else {
             stats.datagramsDropped &+= 1
             return
         }
@@ -156,6 +173,7 @@ final class WebRTCEndpointCore {
             }
             peer.dtls = dtls
             peer.dtlsStartedAt = now
+            peer.dtlsAddress = source
         }
         let state = dtls.receive(datagram)
         for output in dtls.outputDatagrams(allocator: allocator) { write(output, to: source) }
@@ -167,7 +185,7 @@ final class WebRTCEndpointCore {
             return
         case .established where !peer.isConnected:
             do {
-                guard try peer.key(dtls) else {
+                guard try peer.key(dtls, from: source, at: now) else {
                     stats.fingerprintMismatches &+= 1
                     logger.notice("WebRTC session \(peer.id.prefix(8)): the DTLS certificate's fingerprint is not the offer's: dropped")
                     return close(peer.id, reason: "fingerprint mismatch")
@@ -194,7 +212,7 @@ final class WebRTCEndpointCore {
         peer.dtlsTimer = loop.assumeIsolated().scheduleTask(in: .nanoseconds(max(timeout.nanoseconds, 1_000_000))) { [weak self] in
             guard let self, let peer = self.peers[id], let dtls = peer.dtls else { return }
             dtls.handleTimeout()
-            let address = peer.addresses.last
+            let address = peer.dtlsAddress
             for output in dtls.outputDatagrams(allocator: self.allocator) {
                 if let address { self.write(output, to: address) }
             }
@@ -205,17 +223,16 @@ final class WebRTCEndpointCore {
     }
 
     private func receiveRTCP(_ datagram: ByteBuffer, from source: SocketAddress) {
-        guard let peer = byAddress[source], peer.isConnected else {
+        // Only from where media goes: resends and GOPs go there, never to an address that did not ask.
+        guard let peer = byAddress[source], peer.isConnected, peer.mediaAddress == source else {
             stats.datagramsDropped &+= 1
             return
         }
         let feedback = peer.receiveRTCP(datagram)
         if feedback.bye { return close(peer.id, reason: "the peer said BYE") }
-        if let address = peer.ice.selected {
-            for packet in feedback.resend { write(packet, to: address) }
-            stats.packetsResent &+= UInt64(feedback.resend.count)
-            peer.resent += feedback.resend.count
-        }
+        for packet in feedback.resend { write(packet, to: source) }
+        stats.packetsResent &+= UInt64(feedback.resend.count)
+        peer.resent += feedback.resend.count
         if feedback.keyframe {
             stats.pictureLossRequests &+= 1
             if peer.lastRefresh.map({ now - $0 >= .milliseconds(500) }) ?? true {
@@ -231,7 +248,7 @@ final class WebRTCEndpointCore {
     /// The stream's cached GOP to a peer that just connected or lost a picture; else it waits for the next keyframe.
     private func sendGOP(to peer: WebRTCPeer) {
         guard let media = streams[peer.stream], let first = media.gop.first, first.isKeyframe,
-              let address = peer.ice.selected else {
+              let address = peer.mediaAddress else {
             peer.needsKeyframe = true
             return
         }
@@ -260,7 +277,7 @@ final class WebRTCEndpointCore {
         let writable = channel?.isWritable ?? false
         let time = now
         for peer in viewers {
-            guard let address = peer.ice.selected else { continue }
+            guard let address = peer.mediaAddress else { continue }
             if !writable { peer.needsKeyframe = true }
             if peer.needsKeyframe {
                 guard packetized.isKeyframe, writable else {
@@ -333,16 +350,19 @@ final class WebRTCEndpointCore {
     func sweep() {
         let time = now
         for peer in Array(peers.values) {
-            if let expiry = peer.ice.expiry(at: time) {
+            if let consent = peer.lastConsent, time - consent >= peer.ice.consentTimeout {
                 stats.peersExpired &+= 1
-                close(peer.id, reason: expiry == .noCheck ? "no STUN check within 15 s of the answer" : "consent expired (no STUN check for 30 s)")
+                close(peer.id, reason: "consent expired (no STUN check from the media address for \(peer.ice.consentTimeout))")
                 continue
             }
-            if !peer.isConnected, let started = peer.dtlsStartedAt, time - started > configuration.handshakeTimeout {
-                close(peer.id, reason: "DTLS handshake not complete within \(configuration.handshakeTimeout)")
+            // Checks alone never hold a slot: connected within the timeout of the answer, or gone.
+            if !peer.isConnected, time - peer.ice.answeredAt >= configuration.handshakeTimeout {
+                stats.peersExpired &+= 1
+                let why = peer.ice.checks == 0 ? "no STUN check" : peer.dtls == nil ? "no DTLS" : "DTLS handshake not complete"
+                close(peer.id, reason: "\(why) within \(configuration.handshakeTimeout) of the answer")
                 continue
             }
-            if let address = peer.ice.selected, let report = peer.senderReport(wallNow: clock.wallNow, now: time) {
+            if let address = peer.mediaAddress, let report = peer.senderReport(wallNow: clock.wallNow, now: time) {
                 write(report, to: address)
                 stats.senderReports &+= 1
             }

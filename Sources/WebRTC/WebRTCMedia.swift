@@ -88,4 +88,6 @@ public struct WebRTCEndpointStats: Sendable, Equatable {
     public var pictureLossRequests: UInt64 = 0
     public var framesSkipped: UInt64 = 0
     public var peersExpired: UInt64 = 0
+    /// STUN checks dropped before their HMAC: over the per-address budget (also in `datagramsDropped`).
+    public var stunChecksRateLimited: UInt64 = 0
 }

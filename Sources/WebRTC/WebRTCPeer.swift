@@ -28,6 +28,8 @@ struct RetransmissionRing {
 final class WebRTCPeer {
     let id: String
     let stream: String
+    /// Who the per-client share of the session cap counts it against (the HTTP client's address group).
+    let client: String?
     let check: STUNRequestCheck
     var ice: ICELiteState<SocketAddress>
     let remoteFingerprint: DTLSFingerprint
@@ -39,6 +41,15 @@ final class WebRTCPeer {
     var dtls: DTLSTransport?
     var dtlsStartedAt: Duration?
     var dtlsTimer: Scheduled<Void>?
+    /// The one address the handshake runs with: the first checked address whose DTLS was heard.
+    /// DTLS from any other address is ignored, so a session reflects at most one handshake.
+    var dtlsAddress: SocketAddress?
+    /// Where media, sender reports, NACK resends and PLI answers go, and the only address whose RTCP
+    /// is read: the address the DTLS handshake completed with, fixed from then on. A spoofed check
+    /// proves knowledge of ice-pwd, not the address; only the keyed peer can finish a handshake.
+    private(set) var mediaAddress: SocketAddress?
+    /// The last authenticated check from `mediaAddress` (or the connection): consent (RFC 7675).
+    var lastConsent: Duration?
     private(set) var outbound: SRTPSession?
     private var inbound: SRTPSession?
     /// Addresses that passed a STUN check (newest last, at most 4): the only ones whose DTLS and RTCP are read.
@@ -56,10 +67,11 @@ final class WebRTCPeer {
     private var firSequences: [UInt32: UInt8] = [:]
     var rtcpFailures = 0
 
-    init(id: String, stream: String, check: STUNRequestCheck, answeredAt: Duration, remoteFingerprint: DTLSFingerprint,
+    init(id: String, stream: String, client: String?, check: STUNRequestCheck, answeredAt: Duration, remoteFingerprint: DTLSFingerprint,
          payloadType: UInt8, ringCapacity: Int, random: inout some RandomNumberGenerator) {
         self.id = id
         self.stream = stream
+        self.client = client
         self.check = check
         ice = ICELiteState(answeredAt: answeredAt)
         self.remoteFingerprint = remoteFingerprint
@@ -80,11 +92,13 @@ final class WebRTCPeer {
     }
 
     /// Keys SRTP once the handshake completed and the peer's certificate is the offer's.
-    func key(_ dtls: DTLSTransport) throws -> Bool {
+    func key(_ dtls: DTLSTransport, from address: SocketAddress, at now: Duration) throws -> Bool {
         guard let fingerprint = dtls.peerFingerprint, fingerprint.matches(remoteFingerprint) else { return false }
         let keys = try dtls.srtpKeys()
         outbound = try SRTPSession(keyAndSalt: keys.outbound, direction: .outbound)
         inbound = try SRTPSession(keyAndSalt: keys.inbound, direction: .inbound, replayWindow: 1024)
+        mediaAddress = address
+        lastConsent = now
         return true
     }
 
