@@ -116,6 +116,10 @@ import Glibc
         #expect(try await whepRequest(port: port, method: "DELETE", "/whep/replay/00000000000000000000000000000000").status == 404)
         // Bodies are taken on WHEP POSTs only.
         #expect(try await whepRequest(port: port, method: "POST", "/api/stats", body: offer).status == 400)
+        // An offer announced over 64 KiB: 413 saying so, before any of it is read.
+        let large = try await whepRequest(port: port, method: "POST", "/whep/replay",
+                                          headers: ["Content-Type: application/sdp", "Content-Length: 70000"])
+        #expect(large.status == 413 && large.body.contains("at most 65536 bytes"), "\(large)")
     }
 
     @Test func chromium_playsFromAPageOfAnotherOrigin_behindTheSinksCredentials() async throws {
@@ -171,6 +175,11 @@ import Glibc
         #expect(answered.status == 406)
         #expect(answered.head.lowercased().contains("access-control-allow-origin: http://player.example"), "\(answered.head)")
         #expect(answered.head.lowercased().contains("access-control-expose-headers: location"))
+        // Without credentials: the 401 is readable by that page (CORS headers on it too).
+        let refused = try await whepRequest(port: port, method: "POST", "/whep/replay", body: "v=0\r\n",
+                                            headers: ["Origin: http://player.example"])
+        #expect(refused.status == 401)
+        #expect(refused.head.lowercased().contains("access-control-allow-origin: http://player.example"), "\(refused.head)")
         // Other routes still need the credentials for OPTIONS.
         #expect(try await whepRequest(port: port, method: "OPTIONS", "/api/stats", headers: ["Origin: http://player.example"]).status == 401)
     }

@@ -225,7 +225,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
 /// or version, a negative length, headers over the limits), a body framed by
 /// a transfer-encoding other than chunked (read as none, the request hidden
 /// in it would be served next), and any request body but a WHEP offer's (a
-/// POST to /whep/ with a Content-Length of at most 64 KiB): no other route takes
+/// POST to /whep/ with a Content-Length of at most 64 KiB; a larger one is 413): no other route takes
 /// one, and a body trickled a byte a minute would hold the connection for
 /// ever (the idle timeout counts any read). Nothing else would answer a bad
 /// first head: the upgrade handler that reads it ignores decoder errors and
@@ -262,7 +262,11 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         // The one body taken: a WHEP offer (SDP), sized up front, at most 64 KiB.
-        let offer = head.method == .POST && head.uri.hasPrefix("/whep/") && codings.isEmpty && length <= 65536
+        let offer = head.method == .POST && head.uri.hasPrefix("/whep/") && codings.isEmpty
+        if offer, length > 65536 {
+            refuse(context, "a WHEP offer is at most 65536 bytes; this one is \(length)", status: .payloadTooLarge)
+            return
+        }
         if !offer, !codings.isEmpty || length > 0 {
             refuse(context, "camflow's web server takes no request body")
             return
@@ -302,7 +306,7 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func refuse(_ context: ChannelHandlerContext, _ why: String) {
+    private func refuse(_ context: ChannelHandlerContext, _ why: String, status: HTTPResponseStatus = .badRequest) {
         guard !refused else { return }
         refused = true
         connection.countRefused("malformed-request")
@@ -312,8 +316,8 @@ final class RequestHeadGuard: ChannelInboundHandler, RemovableChannelHandler {
             context.fireErrorCaught(HTTPParserError.invalidConstant)
             return
         }
-        let body = ByteBuffer(string: "400: \(why)\n")
-        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: [
+        let body = ByteBuffer(string: "\(status.code): \(why)\n")
+        let head = HTTPResponseHead(version: .http1_1, status: status, headers: [
             "Connection": "close", "Content-Type": "text/plain; charset=utf-8", "Content-Length": "\(body.readableBytes)",
         ])
         context.write(wrapOutboundOut(.head(head)), promise: nil)

@@ -54,8 +54,8 @@ struct WHEPRoutes: Sendable {
         return Response(status: .noContent, headers: headers)
     }
 
-    /// A response readable by a page of an allowed origin (its Location too).
-    private func cors(_ request: Request, _ response: Response) -> Response {
+    /// A response readable by a page of an allowed origin (its Location too; a 401 or 429 as well).
+    func cors(_ request: Request, _ response: Response) -> Response {
         guard let origin = request.headers[.origin], crossOriginAllowed(origin, request) else { return response }
         var response = response
         response.headers[.accessControlAllowOrigin] = origin
@@ -87,7 +87,8 @@ struct WHEPRoutes: Sendable {
         guard let (host, port) = candidate(authority: request.head.authority) else {
             return Self.text("no IP address to offer as the WebRTC candidate: set webrtc-public-address\n", .serviceUnavailable)
         }
-        switch await endpoint.answer(offer: body, stream: stream, candidateHost: host, candidatePort: port) {
+        switch await endpoint.answer(offer: body, stream: stream, candidateHost: host, candidatePort: port,
+                                     client: ConnectionPeer.current?.group) {
         case .success(let answer):
             var headers = HTTPFields()
             headers[.contentType] = "application/sdp"

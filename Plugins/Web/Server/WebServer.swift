@@ -168,7 +168,8 @@ struct WebServer: Sendable {
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         if let credentials = settings.credentials {
-            router.add(middleware: BasicAuthMiddleware(credentials: credentials, failures: credentialFailures, logger: logger))
+            router.add(middleware: BasicAuthMiddleware(credentials: credentials, failures: credentialFailures, logger: logger,
+                                                       whep: whep))
         }
         router.get("/") { _, _ in Self.asset(WebAssets.dashboard, "text/html; charset=utf-8") }
         router.get("/viewer") { _, _ in Self.asset(WebAssets.viewer, "text/html; charset=utf-8") }
@@ -265,10 +266,21 @@ struct BasicAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let credentials: WebCredentials
     let failures: CredentialFailureLimiter
     let logger: Logger
+    /// WHEP's refusals carry its CORS headers, so a page of an allowed origin sees the 401, not a network error.
+    var whep: WHEPRoutes?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // A CORS preflight carries no credentials; WHEP's answers only which origins may ask.
         if request.method == .options, request.uri.path.hasPrefix("/whep/") { return try await next(request, context) }
+        if let whep, request.uri.path.hasPrefix("/whep/") {
+            let response = try await refusal(request, context, next)
+            return whep.cors(request, response)
+        }
+        return try await refusal(request, context, next)
+    }
+
+    private func refusal(_ request: Request, _ context: Context,
+                         _ next: (Request, Context) async throws -> Response) async throws -> Response {
         let group = ConnectionPeer.current?.group ?? "?"
         if failures.isLockedOut(group) {
             var headers = HTTPFields()
