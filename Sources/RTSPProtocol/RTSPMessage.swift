@@ -106,27 +106,54 @@ public struct RTSPResponse: Sendable, Equatable {
         self.body = body
     }
 
-    /// RFC 2326 §7.1.1's reason phrases for the codes camflow sends.
+    /// RFC 2326 §7.1.1's reason phrases (every code it defines), so no
+    /// answer goes out with a made-up "Status N".
     public static func reason(for status: Int) -> String {
         switch status {
+        case 100: "Continue"
         case 200: "OK"
+        case 201: "Created"
+        case 250: "Low on Storage Space"
+        case 300: "Multiple Choices"
         case 301: "Moved Permanently"
         case 302: "Moved Temporarily"
+        case 303: "See Other"
+        case 304: "Not Modified"
+        case 305: "Use Proxy"
         case 400: "Bad Request"
         case 401: "Unauthorized"
+        case 402: "Payment Required"
         case 403: "Forbidden"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
+        case 406: "Not Acceptable"
+        case 407: "Proxy Authentication Required"
+        case 408: "Request Time-out"
+        case 410: "Gone"
+        case 411: "Length Required"
+        case 412: "Precondition Failed"
         case 413: "Request Entity Too Large"
         case 414: "Request-URI Too Large"
+        case 415: "Unsupported Media Type"
+        case 451: "Parameter Not Understood"
+        case 452: "Conference Not Found"
+        case 453: "Not Enough Bandwidth"
         case 454: "Session Not Found"
         case 455: "Method Not Valid in This State"
+        case 456: "Header Field Not Valid for Resource"
+        case 457: "Invalid Range"
+        case 458: "Parameter Is Read-Only"
         case 459: "Aggregate Operation Not Allowed"
+        case 460: "Only Aggregate Operation Allowed"
         case 461: "Unsupported Transport"
+        case 462: "Destination Unreachable"
         case 500: "Internal Server Error"
         case 501: "Not Implemented"
+        case 502: "Bad Gateway"
         case 503: "Service Unavailable"
+        case 504: "Gateway Time-out"
         case 505: "RTSP Version Not Supported"
+        case 551: "Option not supported"
         default: "Status \(status)"
         }
     }

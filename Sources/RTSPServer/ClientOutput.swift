@@ -9,6 +9,9 @@ enum TrackTransport: Sendable {
     case udp(UDPPair)
 
     var isUDP: Bool { if case .udp = self { true } else { false } }
+
+    /// The interleaved channel the client's RTCP comes on, nil over UDP.
+    var rtcpChannel: UInt8? { if case .interleaved(_, let rtcp) = self { rtcp } else { nil } }
 }
 
 /// The server's two sockets of one UDP track (even RTP port, odd RTCP

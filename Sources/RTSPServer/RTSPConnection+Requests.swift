@@ -76,17 +76,27 @@ extension RTSPConnection {
             send(RTSPResponse(answering: request, status: 455, headers: headers), context)
             return
         }
-        let ssrc = server.hub.ssrc(stream: target.stream, track: track)
+        choose(request, offered[...], track: track, stream: target.stream, headers, context)
+    }
+
+    /// Takes the first of the client's transports (in its order of preference) the server can give. A UDP one
+    /// whose pair cannot be bound (the `udp-ports` range full) passes to the next: RFC 2326 §12.39 lists
+    /// alternatives for this. None left: 461, also when the range was full, since that is what makes players
+    /// that try UDP first (ffmpeg's default) fall back to TCP; 453 would end their attempt.
+    private func choose(_ request: RTSPRequest, _ offered: ArraySlice<RTSPTransport>, track: Int, stream: String,
+                        _ headers: RTSPHeaders, _ context: ChannelHandlerContext) {
+        var headers = headers
+        let ssrc = server.hub.ssrc(stream: stream, track: track)
         let taken = Set(transports.filter { $0.key != track }.values.compactMap { transport -> [Int]? in
             if case .interleaved(let rtp, let rtcp) = transport { return [Int(rtp), Int(rtcp)] } else { return nil }
         }.joined())
-        for choice in offered where choice.unicast {
+        for (index, choice) in zip(offered.indices, offered) where choice.unicast {
             if choice.lower == .tcp {
                 let channels = choice.interleaved ?? (2 * track)...(2 * track + 1)
                 guard channels.lowerBound >= 0, channels.upperBound <= 255, !taken.contains(channels.lowerBound),
                       !taken.contains(channels.upperBound) else { continue }
                 replace(track, with: .interleaved(rtp: UInt8(channels.lowerBound), rtcp: UInt8(channels.upperBound)))
-                stream = target.stream
+                self.stream = stream
                 headers.setTransport([RTSPTransport(lower: .tcp, interleaved: channels, ssrc: ssrc)])
                 send(RTSPResponse(answering: request, status: 200, headers: headers), context)
                 return
@@ -94,6 +104,7 @@ extension RTSPConnection {
             if let ports = server.ports, let clientPort = choice.clientPort, let remote = remoteAddress {
                 busy = true
                 let headers = headers
+                let rest = offered[(index + 1)...]
                 let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 server.bindUDP(ports: ports, on: context.eventLoop, client: remote, clientPort: clientPort)
                     .whenComplete { result in
@@ -101,12 +112,14 @@ extension RTSPConnection {
                         connection.busy = false
                         guard case .success(let pair) = result, !connection.closed else {
                             if case .success(let pair) = result { connection.server.closeUDP(pair) }
-                            connection.send(RTSPResponse(answering: request, status: 453, headers: headers), context)
+                            guard !connection.closed else { return }
+                            connection.server.metrics.refused("udp-ports-full")
+                            connection.choose(request, rest, track: track, stream: stream, headers, context)
                             connection.process(context)
                             return
                         }
                         connection.replace(track, with: .udp(pair))
-                        connection.stream = target.stream
+                        connection.stream = stream
                         var headers = headers
                         headers.setTransport([RTSPTransport(lower: .udp, clientPort: clientPort,
                                                             serverPort: pair.serverPort...(pair.serverPort + 1), ssrc: ssrc)])
@@ -184,7 +197,9 @@ struct RTSPTarget: Equatable {
         if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
         var parts = path.split(separator: "/")
         if let last = parts.last, last.hasPrefix("trackID=") {
-            guard let number = Int(last.dropFirst("trackID=".count)), (0..<64).contains(number) else { return nil }
+            // Only the digits the server writes in its SDP (no leading zeros, no sign): one track has one URL.
+            let digits = last.dropFirst("trackID=".count)
+            guard let number = Int(digits), (0..<64).contains(number), String(number) == digits else { return nil }
             track = number
             parts.removeLast()
         }

@@ -26,6 +26,8 @@ final class RTSPConnection: ChannelInboundHandler, RemovableChannelHandler {
     var readingPaused = false
     private var headerTimer: Scheduled<Void>?
     var interleavedReceived: UInt64 = 0
+    /// What this client may still send as interleaved frames while playing.
+    private var interleavedBudget = InterleavedBudget()
 
     init(server: RTSPMediaServer, handle: ConnectionHandle) {
         self.server = server
@@ -72,10 +74,29 @@ final class RTSPConnection: ChannelInboundHandler, RemovableChannelHandler {
             case .request(let request):
                 handle.touch(server.nanosecondsNow)
                 answer(request, context)
-            case .interleaved:
-                // RTCP receiver reports and anything else a client sends on its channels: a sign of life, not read.
-                handle.touch(server.nanosecondsNow)
+            case .interleaved(let channel, let payload):
+                // RFC 2326 §10.12: interleaved data belongs to a session that plays. Before PLAY (no request yet,
+                // no login, only set up) a `$` frame is a protocol error: closing at once, without an answer, is
+                // simpler than ignoring it while the header timer runs, and it gives a client that sends media
+                // before PLAY (or an attacker holding connections open with a byte every few seconds) nothing.
+                // One exception, because live555 players (VLC) may send a receiver report on the RTCP channel SETUP
+                // just gave them before their PLAY goes out: it is dropped, and refreshes nothing.
+                let rtcp = transports.values.contains { $0.rtcpChannel == channel }
+                guard output != nil || rtcp else {
+                    refuseInterleaved(context, reason: "interleaved-before-play",
+                                      "closing an RTSP connection that sent interleaved data before PLAY")
+                    return
+                }
+                let now = server.nanosecondsNow
+                guard interleavedBudget.take(payload.readableBytes + 4, now: now) else {
+                    refuseInterleaved(context, reason: "interleaved-flood",
+                                      "closing an RTSP connection that sends more interleaved data than a player does")
+                    return
+                }
                 interleavedReceived &+= 1
+                // Receiver reports on a playing session's RTCP channels are RFC 2326's keep-alive; bytes on any
+                // other channel are discarded and keep nothing alive.
+                if rtcp, output != nil { handle.touch(now) }
             case .response:
                 break
             }
@@ -99,6 +120,20 @@ final class RTSPConnection: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private var hasSpoken = false
+
+    /// Closes the connection without an answer: nothing it sent asked a question.
+    private func refuseInterleaved(_ context: ChannelHandlerContext, reason: String, _ message: Logger.Message) {
+        server.metrics.refused(reason)
+        server.logger.debug(message, metadata: ["remote": "\(handle.group)"])
+        closed = true
+        disarmTimerOnly()
+        context.close(promise: nil)
+    }
+
+    private func disarmTimerOnly() {
+        headerTimer?.cancel()
+        headerTimer = nil
+    }
 
     private func disarmHeaderTimer() {
         hasSpoken = true

@@ -87,7 +87,11 @@ import Testing
         elif mode == "junk":
             s = connect()
             s.sendall(b"$\x00\x00\x08" + b"\x80" * 8 + b"$\x01\xff\xff" + b"\x00" * 65535)
-            out["afterInterleaved"] = request(s, "OPTIONS", url, 1).split("\r\n")[0]
+            try:
+                out["afterInterleaved"] = request(s, "OPTIONS", url, 1).split("\r\n")[0]
+            except (BrokenPipeError, ConnectionResetError):
+                out["afterInterleaved"] = ""
+            s = connect()
             setups = [request(s, "SETUP", url + "/trackID=0", 2 + i, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n").split("\r\n")[0] for i in range(300)]
             out["setups"] = sorted(set(setups))
             out["guessedSession"] = request(s, "PLAY", url, 400, "Session: 0123456789ABCDEF\r\n").split("\r\n")[0]
@@ -164,6 +168,88 @@ import Testing
                     if channel == 5 and payload[1] == 200:
                         out["report"] = {"ntp": int.from_bytes(payload[8:12], "big") - 2208988800, "now": time.time()}
             out["channels"] = sorted(channels)
+        elif mode == "dollar":
+            import base64, select
+            auth = "Authorization: Basic %s\r\n" % base64.b64encode(b"viewer:s3cret").decode()
+            def hold(s, frame, every, seconds):
+                # Sends `frame` every `every` s, reads (and drops) whatever comes; seconds until closed, None if open.
+                s.setblocking(False)
+                start = time.monotonic(); next_send = start
+                while time.monotonic() - start < seconds:
+                    now = time.monotonic()
+                    if now >= next_send:
+                        try: s.sendall(frame)
+                        except (BrokenPipeError, ConnectionResetError): return now - start
+                        next_send += every
+                    ready, _, _ = select.select([s], [], [], max(0.0, min(next_send, start + seconds) - time.monotonic()))
+                    if ready:
+                        try: data = s.recv(1 << 20)
+                        except ConnectionResetError: return time.monotonic() - start
+                        except BlockingIOError: continue
+                        if not data: return time.monotonic() - start
+                return None
+            def playing(channels):
+                s = connect()
+                head = request(s, "SETUP", url + "/trackID=0", 1, auth + "Transport: RTP/AVP/TCP;unicast;interleaved=%s\r\n" % channels)
+                session = [l.split(":", 1)[1].strip().split(";")[0] for l in head.split("\r\n") if l.startswith("Session:")][0]
+                out.setdefault("plays", []).append(request(s, "PLAY", url, 2, auth + "Session: %s\r\n" % session).split("\r\n")[0])
+                return s
+            tiny = b"$\x00\x00\x01x"
+            # No request at all: the first frame ends it (the header timeout is 1 s, the frames come every 2 s).
+            out["silentWithFramesClosedAfter"] = hold(connect(), tiny, 2, 6)
+            # Asked without credentials (401), then a frame.
+            s = connect()
+            out["unauthenticated"] = request(s, "OPTIONS", url, 1).split("\r\n")[0] + "|" + request(s, "DESCRIBE", url, 2).split("\r\n")[0]
+            out["unauthenticatedClosedAfter"] = hold(s, tiny, 2, 6)
+            # Logged in and set up, not playing.
+            s = connect()
+            out["setupOnly"] = request(s, "SETUP", url + "/trackID=0", 1, auth + "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n").split("\r\n")[0]
+            out["setupOnlyClosedAfter"] = hold(s, tiny, 2, 6)
+            # Set up, not playing, receiver reports on its RTCP channel (live555 does): dropped, no keep-alive.
+            rr = b"$\x01\x00\x08" + bytes([0x80, 201, 0, 1]) + b"\x00" * 4
+            s = connect()
+            request(s, "SETUP", url + "/trackID=0", 1, auth + "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+            out["setupReportsClosedAfter"] = hold(s, rr, 0.5, 8)
+            # Playing (session timeout 2 s): receiver reports on the RTCP channel keep it, frames elsewhere do not.
+            out["reportsKeepItFor"] = 6 if hold(playing("0-1"), rr, 0.5, 6) is None else "closed"
+            out["otherChannelClosedAfter"] = hold(playing("0-1"), b"$\x07\x00\x08" + b"\x00" * 8, 0.5, 8)
+            # A flood of 64 KiB frames from a playing client ends it long before 64 MiB went through.
+            s = playing("0-1")
+            s.settimeout(10)
+            big, sent, flood_start = b"$\x01\xff\xff" + b"\x00" * 65535, 0, time.monotonic()
+            try:
+                while sent < 1024 and time.monotonic() - flood_start < 10:
+                    s.sendall(big); sent += 1
+            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                pass
+            out["floodFramesSent"] = sent
+        elif mode == "udpfull":
+            def pair():
+                while True:
+                    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+                    port0 = a.getsockname()[1]
+                    if port0 % 2: a.close(); continue
+                    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    try: b.bind(("127.0.0.1", port0 + 1))
+                    except OSError: a.close(); b.close(); continue
+                    return a, b, port0
+            udp = "RTP/AVP;unicast;client_port=%d-%d"
+            sockets = [pair() for _ in range(3)]
+            first = connect()
+            head = request(first, "SETUP", url + "/trackID=0", 1, "Transport: %s\r\n" % (udp % (sockets[0][2], sockets[0][2] + 1)))
+            out["first"] = head.split("\r\n")[0]
+            out["firstTransport"] = [l for l in head.split("\r\n") if l.startswith("Transport:")]
+            both = connect()
+            head = request(both, "SETUP", url + "/trackID=0", 1, "Transport: %s,RTP/AVP/TCP;unicast;interleaved=0-1\r\n" % (udp % (sockets[1][2], sockets[1][2] + 1)))
+            out["both"] = head.split("\r\n")[0]
+            out["bothTransport"] = [l for l in head.split("\r\n") if l.startswith("Transport:")]
+            only = connect()
+            out["udpOnly"] = request(only, "SETUP", url + "/trackID=0", 1, "Transport: %s\r\n" % (udp % (sockets[2][2], sockets[2][2] + 1))).split("\r\n")[0]
+            # ffprobe with its default transports (UDP first, TCP after a 461) while the first client holds the pair.
+            import subprocess
+            probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", url],
+                                   capture_output=True, text=True, timeout=30)
+            out["ffprobe"] = [probe.returncode, probe.stdout.strip(), probe.stderr.strip()]
         print(json.dumps(out))
         """#
 
@@ -231,12 +317,54 @@ import Testing
         defer { server.stop() }
         _ = try await server.waitUntilServing()
         let out = try await Self.run("junk", port: server.port)
-        #expect(out["afterInterleaved"] as? String == "RTSP/1.0 200 OK")
+        #expect(out["afterInterleaved"] as? String == "", "interleaved data before PLAY closes the connection unanswered")
         #expect(out["setups"] as? [String] == ["RTSP/1.0 200 OK"])
         #expect(out["guessedSession"] as? String == "RTSP/1.0 454 Session Not Found")
         #expect(out["unknownStream"] as? String == "RTSP/1.0 404 Not Found")
         #expect((out["hugeBody"] as? String)?.hasPrefix("RTSP/1.0 4") == true, "\(out)")
         #expect(out["hugeBodyClosedAfter"] is Double)
+    }
+
+    @Test func interleavedFramesKeepOnlyAPlayingSessionAlive() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4",
+                                           options: "username: viewer, password: s3cret, header-timeout: 1s, session-timeout: 2s")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("dollar", port: server.port)
+        // Before PLAY, a `$` frame closes the connection at once, with or without a request or a login.
+        let silent = try #require(out["silentWithFramesClosedAfter"] as? Double, "still open after 6 s: \(out)")
+        #expect(silent < 0.8, "\(out)")
+        #expect(out["unauthenticated"] as? String == "RTSP/1.0 200 OK|RTSP/1.0 401 Unauthorized")
+        let unauthenticated = try #require(out["unauthenticatedClosedAfter"] as? Double, "still open after 6 s: \(out)")
+        #expect(unauthenticated < 0.8, "\(out)")
+        #expect(out["setupOnly"] as? String == "RTSP/1.0 200 OK")
+        let setupOnly = try #require(out["setupOnlyClosedAfter"] as? Double, "still open after 6 s: \(out)")
+        #expect(setupOnly < 0.8, "\(out)")
+        let setupReports = try #require(out["setupReportsClosedAfter"] as? Double, "still open after 8 s: \(out)")
+        #expect(setupReports >= 1.5 && setupReports < 6, "closed by the session timeout: \(out)")
+        // Playing: RTCP on the session's channel refreshes it; bytes on another channel are no sign of life.
+        #expect(out["plays"] as? [String] == Array(repeating: "RTSP/1.0 200 OK", count: 3), "\(out)")
+        #expect(out["reportsKeepItFor"] as? Int == 6, "\(out)")
+        let other = try #require(out["otherChannelClosedAfter"] as? Double, "still open after 8 s: \(out)")
+        #expect(other >= 1.5 && other < 6, "\(out)")
+        // A flood is closed after its burst (4 MiB = 64 frames), not read at line rate.
+        let flood = try #require(out["floodFramesSent"] as? Int, "\(out)")
+        #expect(flood < 512, "\(out)")
+        #expect(server.process.isRunning)
+    }
+
+    @Test func aFullUDPRangeFallsBackToTCPOr461() async throws {
+        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "udp-ports: \"47532-47533\"")
+        defer { server.stop() }
+        _ = try await server.waitUntilServing()
+        let out = try await Self.run("udpfull", port: server.port)
+        #expect(out["first"] as? String == "RTSP/1.0 200 OK", "\(out)")
+        #expect((out["firstTransport"] as? [String])?.first?.contains("server_port=47532-47533") == true, "\(out)")
+        #expect(out["both"] as? String == "RTSP/1.0 200 OK", "\(out)")
+        #expect((out["bothTransport"] as? [String])?.first?.contains("RTP/AVP/TCP;unicast;interleaved=0-1") == true, "\(out)")
+        #expect(out["udpOnly"] as? String == "RTSP/1.0 461 Unsupported Transport", "\(out)")
+        let ffprobe = try #require(out["ffprobe"] as? [Any], "\(out)")
+        #expect(ffprobe.first as? Int == 0 && ffprobe.dropFirst().first as? String == "hevc", "\(out)")
     }
 
     @Test func udpClientsArePacedAndWhatTheySendIsIgnored() async throws {

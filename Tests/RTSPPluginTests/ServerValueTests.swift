@@ -4,6 +4,7 @@ import ISOBMFF
 import MediaCache
 import NIOCore
 import RTP
+import RTSPProtocol
 @testable import RTSPServer
 import Testing
 
@@ -161,6 +162,42 @@ import Testing
         #expect(RTSPTarget(uri: "rtsp://h:8554/cam1/trackID=-1") == nil)
         #expect(RTSPTarget(uri: "rtsp://h:8554/" + String(repeating: "a", count: 300)) == nil)
         #expect(RTSPTarget.base(of: "rtsp://h/cam1/trackID=0", stream: "cam1") == "rtsp://h/cam1")
+    }
+
+    @Test func aTrackHasOneSpellingWithoutLeadingZerosOrSign() {
+        #expect(RTSPTarget(uri: "rtsp://h:8554/cam1/trackID=0")?.track == 0)
+        #expect(RTSPTarget(uri: "rtsp://h:8554/cam1/trackID=10")?.track == 10)
+        #expect(RTSPTarget(uri: "rtsp://h:8554/cam1/trackID=0001") == nil)
+        #expect(RTSPTarget(uri: "rtsp://h:8554/cam1/trackID=00") == nil)
+        #expect(RTSPTarget(uri: "rtsp://h:8554/cam1/trackID=+1") == nil)
+        #expect(RTSPTarget(uri: "rtsp://h:8554/cam1/trackID=" + String(repeating: "0", count: 25) + "1") == nil)
+    }
+
+    @Test func interleavedDataBeyondTheBudgetIsRefusedAndQuietTimeRefillsIt() {
+        let second: Int64 = 1_000_000_000
+        var budget = InterleavedBudget(rate: 1000, burst: 4000)
+        // Receiver reports: a few hundred bytes now and then, for ever.
+        let reports = (0..<1000).filter { tick in budget.take(300, now: Int64(tick) * second) }.count
+        #expect(reports == 1000)
+        // A flood: the burst passes, the rest does not.
+        var taken = 0
+        while budget.take(1000, now: 1000 * second) { taken += 1 }
+        #expect(taken == 4)
+        var refilled = InterleavedBudget(rate: 1000, burst: 4000)
+        let steps = [refilled.take(5000, now: 0), refilled.take(500, now: 2 * second),
+                     refilled.take(3000, now: Int64.max / 2), refilled.take(1001, now: Int64.max / 2)]
+        // Too much at once; two quiet seconds give back 2000 bytes; a long quiet time fills the bucket (no overflow).
+        #expect(steps == [false, true, true, false])
+    }
+
+    @Test func everyRFC2326StatusHasItsReasonPhrase() {
+        #expect(RTSPResponse.reason(for: 453) == "Not Enough Bandwidth")
+        #expect(RTSPResponse.reason(for: 461) == "Unsupported Transport")
+        for status in [100, 200, 201, 250, 300, 301, 302, 303, 304, 305, 400, 401, 402, 403, 404, 405, 406, 407, 408, 410,
+                       411, 412, 413, 414, 415, 451, 452, 453, 454, 455, 456, 457, 458, 459, 460, 461, 462, 500, 501, 502,
+                       503, 504, 505, 551] {
+            #expect(!RTSPResponse.reason(for: status).hasPrefix("Status"), "\(status)")
+        }
     }
 }
 
