@@ -18,10 +18,10 @@ struct ZMQSubscribe: Node {
             numbers; a header of at most 64KiB). A malformed message (wrong frame count, bad header, \
             a frame over 'max-message-size', which libzmq refuses by closing the connection) \
             becomes a 'zmq-error' event or a dropped connection and is skipped (logged the first \
-            time and every thousandth, counted as dropped). The socket lives on \
+            time, then at most a line per 10 s with the count, counted as dropped). The socket lives on \
             a thread of its own that takes every message as it arrives; when the pipeline is slow, \
             up to 'rcvhwm' messages wait for it and further ones are dropped here, counted and \
-            logged (the first and every thousandth), never piled up in memory. (libzmq's own \
+            logged (the first, then at most a line per 10 s), never piled up in memory. (libzmq's own \
             queue never fills: libzmq 4.3 aborts the whole process when a peer leaves a \
             connection whose input it paused at a full queue.)
             """,
@@ -63,19 +63,19 @@ struct ZMQSubscribe: Node {
             defer { continuation.finish() }
             try receive(handoff, wakeup, continuation, context)
         }
-        var sequence: UInt64 = 0
+        var rejected = Rejections()
         // Ends when the thread does, or at once when the node is stopped (cancelled).
         for await message in messages {
             handoff.taken()
             guard message.count == 3 else {
                 let got = message.count > 3 ? "more than 3" : "\(message.count)"
-                await reject("expected 3 frames (topic, header, payload), got \(got)", context, &sequence)
+                await reject("expected 3 frames (topic, header, payload), got \(got)", context, &rejected)
                 continue
             }
             do {
                 await context.emit(try PacketHeader.packet(header: message[1], payload: message[2]))
             } catch {
-                await reject("\(error) (topic '\(UntrustedText.printable(message[0], limit: 64))')", context, &sequence)
+                await reject("\(error) (topic '\(UntrustedText.printable(message[0], limit: 64))')", context, &rejected)
             }
         }
         handoff.stop()
@@ -106,7 +106,7 @@ struct ZMQSubscribe: Node {
             if bind { try socket.bind(endpoint) } else { try socket.connect(endpoint) }
         }
         var poll = ZMQPollSet([wakeup.receiver, socket])
-        var dropped: UInt64 = 0
+        var drops = OccasionalReport()
         while true {
             while true {
                 let reservation = handoff.reserve()
@@ -121,10 +121,9 @@ struct ZMQSubscribe: Node {
                     continuation.yield(message)
                     continue
                 }
-                dropped += 1
                 context.stats.countDropped()
-                if dropped == 1 || dropped % 1000 == 0 {
-                    context.logger.warning("the pipeline is slower than the publishers: dropped \(dropped) messages so far ('rcvhwm' \(highWaterMark) waiting)")
+                if let told = drops.count(now: context.clock.now) {
+                    context.logger.warning("the pipeline is slower than the publishers: dropped \(told.total) messages so far, \(told.sinceLastTold) since the last line ('rcvhwm' \(highWaterMark) waiting)")
                 }
             }
             if handoff.isStopped { return }
@@ -133,16 +132,21 @@ struct ZMQSubscribe: Node {
         }
     }
 
-    private func reject(_ reason: String, _ context: NodeContext, _ sequence: inout UInt64) async {
-        // A peer flooding garbage must not flood the log: the first, then every thousandth
+    /// The malformed messages so far: their events' sequence and when the log hears of them.
+    private struct Rejections {
+        var sequence: UInt64 = 0
+        var report = OccasionalReport()
+    }
+
+    private func reject(_ reason: String, _ context: NodeContext, _ rejected: inout Rejections) async {
+        // A peer flooding garbage must not flood the log: the first, then a line per 10 s at most
         // (each is still counted and sent on as an event).
-        let count = sequence + 1
-        if count == 1 || count % 1000 == 0 {
-            context.logger.warning("skipping a malformed message (\(count) so far): \(reason)")
+        if let told = rejected.report.count(now: context.clock.now) {
+            context.logger.warning("skipping a malformed message (\(told.total) so far, \(told.sinceLastTold) since the last line): \(reason)")
         }
         context.stats.countDropped()
-        await context.emit(.event(Event("zmq-error", [("reason", .string(reason))]), stream: context.id, sequence: sequence))
-        sequence += 1
+        await context.emit(.event(Event("zmq-error", [("reason", .string(reason))]), stream: context.id, sequence: rejected.sequence))
+        rejected.sequence += 1
     }
 }
 

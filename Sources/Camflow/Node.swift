@@ -101,15 +101,16 @@ public struct NodeContext: Sendable {
     /// timeouts, intervals), so tests can move it by hand.
     public let clock: any PipelineClock
 
-    /// Counts a packet refused as bad, logs it (the first and every
-    /// thousandth) and sends a `bad-packet`
+    /// Counts a packet refused as bad, logs it (the first, then at most one
+    /// line per 10 s with the count) and sends a `bad-packet`
     /// event on its stream (reason, packet kind and sequence).
     public func report(_ bad: BadPacket, in packet: Packet) async {
-        let count = stats.badPackets.add(1, ordering: .relaxed).newValue
+        stats.badPackets.add(1, ordering: .relaxed)
         let reason = UntrustedText.printable(bad.reason, limit: 200)
-        // A peer sending garbage must not flood the log: the first, then every thousandth.
-        if count == 1 || count % 1000 == 0 {
-            logger.warning("bad packet skipped (\(count) so far)", metadata: [
+        // A peer sending garbage must not flood the log.
+        let now = clock.now
+        if let told = stats.badPacketReports.withLock({ $0.count(now: now) }) {
+            logger.warning("bad packet skipped (\(told.total) so far, \(told.sinceLastTold) since the last line)", metadata: [
                 "reason": "\(reason)", "stream": "\(UntrustedText.printable(packet.stream, limit: 100))",
                 "sequence": "\(packet.sequence)"])
         }

@@ -201,11 +201,11 @@ struct CameraMediaPump {
         }
     }
 
-    /// A problem is counted; the first and every 100th of its kind are logged and sent as an event.
+    /// A problem is counted; the first of its kind is logged and sent as an event, then at most
+    /// one every 10 s with the count (a hostile server repeating one every packet wrote 780 lines a second).
     static func tell(_ kind: String, _ reason: String, camera: RTSPCamera, counters: CameraCounters, context: NodeContext) async {
-        let (tell, count) = counters.admit(kind)
-        guard tell else { return }
-        context.logger.warning("camera \(camera.url): \(kind): \(reason) (\(count) so far)")
-        await counters.emit(context, camera.stream, kind, [("reason", .string(reason)), ("count", .int(Int64(count)))])
+        guard let told = counters.admit(kind, now: context.clock.now) else { return }
+        context.logger.warning("camera \(camera.url): \(kind): \(reason) (\(told.total) so far, \(told.sinceLastTold) since the last line)")
+        await counters.emit(context, camera.stream, kind, [("reason", .string(reason)), ("count", .int(Int64(clamping: told.total)))])
     }
 }

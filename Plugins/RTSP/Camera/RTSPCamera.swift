@@ -152,21 +152,21 @@ struct RTSPCamera: Node {
 final class CameraCounters: Sendable {
     let bytesSequence = Atomic<UInt64>(0)
     let eventSequence = Atomic<UInt64>(0)
-    /// Problems of each kind seen so far: an event goes out for the first and every 100th.
-    let problems = Mutex<[String: Int]>([:])
+    /// Problems of each kind seen so far: the first is told (logged and sent as an event) at
+    /// once, then at most one per kind every 10 s with the count.
+    let problems = Mutex<[String: OccasionalReport]>([:])
 
     func emit(_ context: NodeContext, _ stream: String, _ name: String, _ fields: [(key: String, value: EventValue)]) async {
         let sequence = eventSequence.add(1, ordering: .relaxed).oldValue
         await context.emit(.event(Event(name, fields), stream: stream, sequence: sequence))
     }
 
-    /// Counts a problem; true when this one is to be told (the first and every 100th of its kind).
-    func admit(_ kind: String) -> (tell: Bool, count: Int) {
-        let count = problems.withLock { counts -> Int in
-            counts[kind, default: 0] += 1
-            return counts[kind, default: 0]
+    /// Counts a problem at `now`; what to tell when this one is to be told.
+    func admit(_ kind: String, now: ContinuousClock.Instant) -> OccasionalReport.Told? {
+        problems.withLock { reports in
+            // The kinds are the assembler's own names, a handful: the table stays small.
+            reports[kind, default: OccasionalReport()].count(now: now)
         }
-        return (count == 1 || count % 100 == 0, count)
     }
 }
 

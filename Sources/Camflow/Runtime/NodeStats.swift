@@ -13,6 +13,8 @@ public final class NodeStats: Sendable {
     let failures = Atomic<UInt64>(0)
     /// Packets a processor refused (``BadPacket``) and went on.
     let badPackets = Atomic<UInt64>(0)
+    /// When the next bad packet is logged (NodeContext.report).
+    let badPacketReports = Mutex(OccasionalReport())
     /// Whether the node's run is in progress (set by the pipeline).
     let running = Atomic<Bool>(false)
     /// 0 never reported, 1 connected, 2 not connected.
