@@ -79,17 +79,23 @@ extension RTSPCamera {
         let opened = Mutex<(any Channel)?>(nil)
         do {
             channel = try await withTaskCancellationHandler {
-                try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                     .connectTimeout(.nanoseconds(connectTimeout.nanoseconds))
                     .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .connect(host: target.host, port: target.port) { channel in
-                        opened.withLock { $0 = channel }
-                        return channel.eventLoop.makeCompletedFuture {
-                            // A small inbound buffer: demand, not the socket, sets the pace (TCP flow control).
-                            try Connection(wrappingChannelSynchronously: channel,
-                                           configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
-                        }
+                let wrap: @Sendable (any Channel) -> EventLoopFuture<Connection> = { channel in
+                    opened.withLock { $0 = channel }
+                    return channel.eventLoop.makeCompletedFuture {
+                        // A small inbound buffer: demand, not the socket, sets the pace (TCP flow control).
+                        try Connection(wrappingChannelSynchronously: channel,
+                                       configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8)))
                     }
+                }
+                // An address (the usual camera URL) is connected to directly, without a getaddrinfo
+                // call on a dispatch queue; only a name needs one.
+                if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
+                    return try await bootstrap.connect(to: address, channelInitializer: wrap)
+                }
+                return try await bootstrap.connect(host: target.host, port: target.port, channelInitializer: wrap)
             } onCancel: {
                 opened.withLock { $0 }?.close(promise: nil)
             }
