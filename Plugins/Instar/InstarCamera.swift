@@ -6,38 +6,6 @@ import NIOSSL
 import NIOWebSocket
 import Synchronization
 
-/// Exponential backoff with jitter between reconnects. A value, tested without tasks.
-struct ReconnectBackoff: Sendable {
-    var minimum: Duration
-    var maximum: Duration
-    /// Attempts allowed in a row without a successful session; nil: unlimited.
-    var maxAttempts: Int?
-    private(set) var failures = 0
-
-    init(minimum: Duration, maximum: Duration, maxAttempts: Int?) {
-        self.minimum = minimum
-        self.maximum = maximum
-        self.maxAttempts = maxAttempts
-    }
-
-    /// A session delivered media: the next failure starts from the minimum again.
-    mutating func reset() { failures = 0 }
-
-    /// The wait before the next attempt, or nil when attempts are used up.
-    /// `random` in 0...1 spreads reconnects of many cameras (half to full delay).
-    mutating func next(random: Double) -> Duration? {
-        failures += 1
-        if let maxAttempts, failures > maxAttempts { return nil }
-        var delay = minimum
-        for _ in 1..<failures {
-            delay = delay * 2
-            if delay >= maximum { break }
-        }
-        delay = min(delay, maximum)
-        return delay * (0.5 + 0.5 * min(max(random, 0), 1))
-    }
-}
-
 /// `instar-camera`: the live fragmented-MP4 stream of an INSTAR camera over
 /// its WebSocket server.
 struct InstarCamera: Node {

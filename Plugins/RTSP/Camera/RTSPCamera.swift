@@ -58,9 +58,7 @@ struct RTSPCamera: Node {
     let idleTimeout: Duration
     let connectTimeout: Duration
     let responseTimeout: Duration
-    let reconnectMin: Duration
-    let reconnectMax: Duration
-    let reconnectAttempts: Int?
+    let backoff: ReconnectBackoff
     let stream: String
     let authRetryAfter: Int
     let authRetryInterval: Duration
@@ -78,16 +76,15 @@ struct RTSPCamera: Node {
         idleTimeout = try options.duration("idle-timeout")
         connectTimeout = try options.duration("connect-timeout")
         responseTimeout = try options.duration("response-timeout")
-        reconnectMin = try options.duration("reconnect-min")
-        reconnectMax = try options.duration("reconnect-max")
-        reconnectAttempts = try options.ifSet("reconnect-attempts", options.integer)
+        backoff = ReconnectBackoff(minimum: try options.duration("reconnect-min"), maximum: try options.duration("reconnect-max"),
+                                   maxAttempts: try options.ifSet("reconnect-attempts", options.integer))
         stream = try options.ifSet("stream", options.string) ?? options.nodeID
         authRetryAfter = try options.integer("auth-retry-after")
         authRetryInterval = try options.duration("auth-retry-interval")
     }
 
     func run(_ context: NodeContext) async throws {
-        var failures = 0
+        var backoff = self.backoff
         let counters = CameraCounters()
         var discontinuity = false
         var refusedLogins = 0
@@ -114,19 +111,15 @@ struct RTSPCamera: Node {
                 context.logger.warning("camera \(url): \(reason)")
                 await counters.emit(context, stream, "disconnected", [("reason", .string(reason)), ("url", .string("\(url)"))])
                 if deliveredMedia {
-                    failures = 0
+                    backoff.reset()
                     discontinuity = true
                     refusedLogins = 0
                 }
             }
             // Exponential backoff with jitter (half to full delay), as instar-camera waits.
-            failures += 1
-            if let reconnectAttempts, failures > reconnectAttempts {
-                throw RTSPCameraFailure(message: "gave up on camera \(url) after \(failures - 1) failed attempts: \(end)")
+            guard var delay = backoff.next(random: Double.random(in: 0...1)) else {
+                throw RTSPCameraFailure(message: "gave up on camera \(url) after \(backoff.failures - 1) failed attempts: \(end)")
             }
-            var delay = reconnectMin
-            for _ in 1..<failures where delay < reconnectMax { delay = delay * 2 }
-            delay = min(delay, reconnectMax) * Double.random(in: 0.5...1)
             if refusedLogins >= authRetryAfter { delay = authRetryInterval * Double.random(in: 0.9...1.1) }
             context.logger.info("reconnecting to \(url) in \(delay.shortDescription)")
             do { try await context.clock.sleep(for: delay) } catch { return }
