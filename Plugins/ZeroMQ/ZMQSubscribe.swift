@@ -78,6 +78,9 @@ struct ZMQSubscribe: Node {
                 await reject("\(error) (topic '\(UntrustedText.printable(message[0], limit: 64))')", context, &rejected)
             }
         }
+        if let owed = rejected.report.owed() {
+            context.logger.warning("skipped \(owed.total) malformed messages in all, \(owed.sinceLastTold) since the last line")
+        }
         handoff.stop()
         wakeup.wake()
         try await receiving
@@ -107,10 +110,15 @@ struct ZMQSubscribe: Node {
         }
         var poll = ZMQPollSet([wakeup.receiver, socket])
         var drops = OccasionalReport()
-        while true {
+        defer {
+            if let owed = drops.owed() {
+                context.logger.warning("the pipeline was slower than the publishers: dropped \(owed.total) messages in all, \(owed.sinceLastTold) since the last line")
+            }
+        }
+        receiving: while true {
             while true {
                 let reservation = handoff.reserve()
-                if reservation == .stopped { return }
+                if reservation == .stopped { break receiving }
                 // Without room the message is received and let go, never copied. A fourth part is
                 // kept only to tell the message apart from a good one.
                 guard let message = try socket.receive(maxParts: reservation == .reserved ? 4 : 0) else {
@@ -126,7 +134,7 @@ struct ZMQSubscribe: Node {
                     context.logger.warning("the pipeline is slower than the publishers: dropped \(told.total) messages so far, \(told.sinceLastTold) since the last line ('rcvhwm' \(highWaterMark) waiting)")
                 }
             }
-            if handoff.isStopped { return }
+            if handoff.isStopped { break receiving }
             try poll.wait()
             if poll.hasMessage(0) { wakeup.drain() }
         }

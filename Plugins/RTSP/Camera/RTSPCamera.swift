@@ -91,6 +91,10 @@ struct RTSPCamera: Node {
         while !Task.isCancelled {
             let end = await session(context, counters: counters, discontinuity: discontinuity)
             context.stats.setConnected(false)
+            // A burst of problems shorter than the log's interval is summed up, not left at its first line.
+            for (kind, told) in counters.owed() {
+                context.logger.warning("camera \(url): \(kind): \(told.sinceLastTold) more since the last line (\(told.total) in all)")
+            }
             switch end {
             case .stopped:
                 return
@@ -152,6 +156,13 @@ final class CameraCounters: Sendable {
     func emit(_ context: NodeContext, _ stream: String, _ name: String, _ fields: [(key: String, value: EventValue)]) async {
         let sequence = eventSequence.add(1, ordering: .relaxed).oldValue
         await context.emit(.event(Event(name, fields), stream: stream, sequence: sequence))
+    }
+
+    /// The problems of each kind since their last line, owed at the end of a session.
+    func owed() -> [(kind: String, told: OccasionalReport.Told)] {
+        problems.withLock { reports in
+            reports.keys.sorted().compactMap { kind in reports[kind]?.owed().map { (kind, $0) } }
+        }
     }
 
     /// Counts a problem at `now`; what to tell when this one is to be told.

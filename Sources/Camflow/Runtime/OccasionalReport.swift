@@ -26,6 +26,15 @@ public struct OccasionalReport: Sendable {
         self.interval = interval
     }
 
+    /// What came since the last one told, to be told at an end (a stop, a
+    /// disconnection), so a burst shorter than the interval is not left at
+    /// its first line; nil when nothing is owed.
+    public mutating func owed() -> Told? {
+        guard untold > 0 else { return nil }
+        defer { untold = 0 }
+        return Told(total: total, sinceLastTold: untold)
+    }
+
     /// Counts one occurrence at `now`; non-nil when it is to be told.
     public mutating func count(now: ContinuousClock.Instant) -> Told? {
         total &+= 1
