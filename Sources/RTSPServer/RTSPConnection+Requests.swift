@@ -61,7 +61,6 @@ extension RTSPConnection {
     }
 
     private func setup(_ request: RTSPRequest, _ offered: [RTSPTransport], _ headers: RTSPHeaders, _ context: ChannelHandlerContext) {
-        var headers = headers
         guard let target = RTSPTarget(uri: request.uri), let count = server.hub.trackCount(stream: target.stream) else {
             send(RTSPResponse(answering: request, status: 404, headers: headers), context)
             return
