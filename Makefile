@@ -21,7 +21,7 @@ SWIFT ?= swift
 DEBIAN_PACKAGES ?= ffmpeg libzmq3-dev python3-zmq pkg-config chromium python3-prometheus-client procps util-linux gcc libc6-dev time \
 	libmosquitto-dev mosquitto mosquitto-clients openssl python3-venv libssl-dev libsrtp2-dev \
 	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav gstreamer1.0-tools \
-	python3-gi gir1.2-gstreamer-1.0
+	python3-gi gir1.2-gstreamer-1.0 gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0
 BUILD_LOG := .build/build.log
 
 .PHONY: all build release test demo deps docs bench fixtures fuzz clean venv multihost
