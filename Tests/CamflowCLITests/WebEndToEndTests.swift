@@ -242,8 +242,11 @@ import Glibc
             "-sc_threshold", "0", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
             "-frag_duration", "500000", media])
         try #require(encode.status == 0, "\(encode.stderr)")
+        // The slow viewer says nothing after asking for the stream: on a busy
+        // host the waits below can outlast the 60 s idle close, which would
+        // take it (and its drop count) out of /api/stats.
         let (sim, run, port) = try await startWeb(simArguments: ["--media", media, "--speed", "4"],
-                                                  webOptions: ", viewer-queue: 1MiB")
+                                                  webOptions: ", viewer-queue: 1MiB, idle-timeout: 10m")
         defer { sim.process.terminate(); run.process.terminate() }
 
         // The slow viewer is a plain socket with a small receive buffer that
