@@ -31,7 +31,7 @@ import Testing
     @Test func h264AndAACOverUDP() async throws {
         // Reports twice a second: a player's timestamps must not jump at each one (ffmpeg over UDP says so).
         let server = try RTSPServerProcess(fixture: "h264-main-aac.mp4",
-                                           options: "udp-ports: \"40000-40999\", sender-report-interval: 500ms")
+                                           options: "udp-ports: \"24000-24999\", sender-report-interval: 500ms")
         defer { server.stop() }
         let url = try await server.waitUntilServing()
         let probed = try await probe(url, transport: "udp")

@@ -6,12 +6,14 @@ import Testing
 /// wrong passwords and bad options (the script and its runner are in ServerHostileTests.swift).
 extension ServerHostileTests {
     @Test func aFullUDPRangeFallsBackToTCPOr461() async throws {
-        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "udp-ports: \"47532-47533\"")
+        // Server port ranges in these tests lie below Linux's ephemeral range (32768-60999),
+        // so no socket another test opens meanwhile can take them.
+        let server = try RTSPServerProcess(fixture: "h265.mp4", options: "udp-ports: \"23532-23533\"")
         defer { server.stop() }
         _ = try await server.waitUntilServing()
         let out = try await Self.run("udpfull", port: server.port)
         #expect(out["first"] as? String == "RTSP/1.0 200 OK", "\(out)")
-        #expect((out["firstTransport"] as? [String])?.first?.contains("server_port=47532-47533") == true, "\(out)")
+        #expect((out["firstTransport"] as? [String])?.first?.contains("server_port=23532-23533") == true, "\(out)")
         #expect(out["both"] as? String == "RTSP/1.0 200 OK", "\(out)")
         #expect((out["bothTransport"] as? [String])?.first?.contains("RTP/AVP/TCP;unicast;interleaved=0-1") == true, "\(out)")
         #expect(out["udpOnly"] as? String == "RTSP/1.0 461 Unsupported Transport", "\(out)")
@@ -21,7 +23,7 @@ extension ServerHostileTests {
 
     @Test func udpClientsArePacedAndWhatTheySendIsIgnored() async throws {
         let server = try RTSPServerProcess(fixture: "h264-main-aac.mp4",
-                                           options: "udp-ports: \"41000-41999\", udp-join-rate: 64KiB, sender-report-interval: 500ms")
+                                           options: "udp-ports: \"25000-25999\", udp-join-rate: 64KiB, sender-report-interval: 500ms")
         defer { server.stop() }
         _ = try await server.waitUntilServing()
         let out = try await Self.run("udp", port: server.port)
