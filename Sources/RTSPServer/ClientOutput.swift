@@ -46,6 +46,11 @@ final class ClientOutput: @unchecked Sendable {
     let bytesSent = Atomic<UInt64>(0)
     let gopsDropped = Atomic<UInt64>(0)
     let packetsDropped = Atomic<UInt64>(0)
+    /// Bytes waiting in the queue, stored once per batch, write or tick (a gauge, not a per-packet cost).
+    let queuedBytes = Atomic<Int>(0)
+
+    /// `udp` when any track goes over UDP (a client picks one transport for its tracks), else `tcp`.
+    var transportName: String { udp ? "udp" : "tcp" }
 
     init(id: Int, stream: String, remote: String, connection: any Channel, transports: [Int: TrackTransport],
          queueLimit: Int, udpRate: Int, gated: Bool, trackCount: Int) {
@@ -106,6 +111,7 @@ final class ClientOutput: @unchecked Sendable {
         if queue.packetsDropped != droppedPackets {
             packetsDropped.add(queue.packetsDropped - droppedPackets, ordering: .relaxed)
         }
+        queuedBytes.store(queue.bytes, ordering: .relaxed)
     }
 
     /// On the event loop: writes what the socket takes now (its writability came back).
@@ -118,6 +124,7 @@ final class ClientOutput: @unchecked Sendable {
         var written: (packets: UInt64, bytes: UInt64) = (0, 0)
         writeWhileWritable(&written)
         finishWrites(written)
+        queuedBytes.store(queue.bytes, ordering: .relaxed)
     }
 
     /// Writes queued packets while NIO's buffer is under its high-water mark; flushes when it is reached, so the
@@ -153,6 +160,7 @@ final class ClientOutput: @unchecked Sendable {
             bytes += UInt64(rtp.readableBytes)
         }
         for channel in used.values { channel.flush() }
+        queuedBytes.store(queue.bytes, ordering: .relaxed)
         packetsSent.add(packets, ordering: .relaxed)
         bytesSent.add(bytes, ordering: .relaxed)
         // The tick's budget is spent (or the queue is empty): the next packets wait for the next tick, so a
@@ -186,6 +194,7 @@ final class ClientOutput: @unchecked Sendable {
         connection.eventLoop.execute { [self] in
             closed = true
             while queue.pop() != nil {}
+            queuedBytes.store(0, ordering: .relaxed)
             if closeConnection { connection.close(promise: nil) }
         }
     }

@@ -169,14 +169,14 @@ extension RTSPConnection {
             return
         }
         output = client
-        server.metrics.clientJoined(stream: stream)
+        server.metrics.clientJoined(stream: stream, client, peer: remoteAddress, wallNow: server.clock.wallNow)
         let base = RTSPTarget.base(of: request.uri, stream: stream)
         headers.setRTPInfo(start.tracks.sorted { $0.key < $1.key }.map { track, position in
             RTPInfo(url: "\(base)/trackID=\(track)", sequence: position.sequence, rtpTime: position.timestamp)
         })
         send(RTSPResponse(answering: request, status: 200, headers: headers), context)
         server.logger.info("RTSP client playing", metadata: ["stream": "\(stream)", "remote": "\(handle.group)",
-                                                            "transport": "\(transports.values.first?.isUDP == true ? "udp" : "tcp")"])
+                                                            "transport": "\(client.transportName)"])
         client.enqueue(start.gop)
     }
 }

@@ -1,11 +1,14 @@
 import Camflow
 import Metrics
+import NIOCore
 import Synchronization
 
 /// The server's counters through swift-metrics (`/metrics` under `camflow
 /// run`): per stream, clients playing, bytes and packets sent, GOPs and
-/// packets dropped for slow clients; per server, connections open and
-/// refused. Clients count into atomics; totals are exported once a second.
+/// packets dropped for slow clients; per playing client, the same and its
+/// queue (``ClientSeries``, gone when it leaves); per server, connections
+/// open and refused. Clients count into atomics; totals are exported once a
+/// second.
 final class RTSPMetrics: Sendable {
     struct Totals: Sendable {
         var bytes: UInt64 = 0
@@ -24,6 +27,8 @@ final class RTSPMetrics: Sendable {
     let node: String
     private let departed = Mutex<[String: Totals]>([:])
     private let deltas = CounterDeltas()
+    /// The series of each playing client, by connection id.
+    private let clients = Mutex<[Int: ClientSeries]>([:])
 
     init(node: String) {
         self.node = node
@@ -33,21 +38,31 @@ final class RTSPMetrics: Sendable {
         Counter(label: "camflow_rtsp_refused_total", dimensions: [("node", node), ("reason", reason)]).increment()
     }
 
-    func clientJoined(stream: String) {
+    /// Counts the play and makes the client's own series (`peer`: its address as the socket gives it).
+    func clientJoined(stream: String, _ client: ClientOutput, peer: SocketAddress?, wallNow: Double) {
         Counter(label: "camflow_rtsp_plays_total", dimensions: [("node", node), ("stream", stream)]).increment()
+        let series = ClientSeries(node: node, stream: stream, client: ClientSeries.clientLabel(peer),
+                                  transport: client.transportName, startedAt: wallNow)
+        let replaced = clients.withLock { $0.updateValue(series, forKey: client.id) }
+        replaced?.destroy()
     }
 
-    /// A client's counts stay in the stream's totals after it leaves.
+    /// A client's counts stay in the stream's totals after it leaves; its own series go.
     func clientLeft(stream: String, _ client: ClientOutput) {
         departed.withLock { $0[stream, default: Totals()].add(client) }
+        clients.withLock { $0.removeValue(forKey: client.id) }?.destroy()
     }
 
     /// Totals per stream now (departed clients included), and the gauges.
     func export(_ streams: [(stream: String, clients: [ClientOutput], gopBytes: Int, fragments: UInt64)], connections: Int) {
         let gone = departed.withLock { $0 }
+        let series = clients.withLock { $0 }
         for entry in streams {
             var totals = gone[entry.stream] ?? Totals()
-            for client in entry.clients { totals.add(client) }
+            for client in entry.clients {
+                totals.add(client)
+                series[client.id]?.export(client)
+            }
             let dimensions = [("node", node), ("stream", entry.stream)]
             Gauge(label: "camflow_rtsp_clients", dimensions: dimensions).record(entry.clients.count)
             Gauge(label: "camflow_rtsp_gop_cache_bytes", dimensions: dimensions).record(entry.gopBytes)

@@ -1,0 +1,179 @@
+import CamflowTesting
+import Foundation
+import Testing
+
+/// The `rtsp` node's per-client series in `/metrics` (served by a `web`
+/// node of the same pipeline) and the dashboard's RTSP clients table, with
+/// the real binary and real sockets: a series per playing client, gone when
+/// it leaves by closing, by TEARDOWN or by being refused, never more than
+/// `max-connections`.
+@Suite struct ServerClientMetricsTests {
+    /// One `camflow_rtsp_client_*` line.
+    struct Sample {
+        let family: String
+        let labels: [String: String]
+        let value: Double
+    }
+
+    /// The per-client samples of a `/metrics` text (label values here are addresses and ids: no escapes).
+    static func clientSamples(_ text: String) -> [Sample] {
+        text.split(separator: "\n").compactMap { line in
+            guard line.hasPrefix("camflow_rtsp_client_"), let open = line.firstIndex(of: "{"),
+                  let close = line.lastIndex(of: "}") else { return nil }
+            var labels: [String: String] = [:]
+            for pair in line[line.index(after: open)..<close].split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                if parts.count == 2 { labels[String(parts[0])] = String(parts[1].dropFirst().dropLast()) }
+            }
+            guard let value = Double(line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)) else { return nil }
+            return Sample(family: String(line[..<open]), labels: labels, value: value)
+        }
+    }
+
+    /// Per client label: its transport and the value of each family.
+    static func clients(_ text: String) -> [String: (transport: String, values: [String: Double])] {
+        var out: [String: (transport: String, values: [String: Double])] = [:]
+        for sample in clientSamples(text) {
+            let client = sample.labels["client"] ?? "?"
+            out[client, default: (sample.labels["transport"] ?? "?", [:])].values[sample.family] = sample.value
+        }
+        return out
+    }
+
+    /// A pipeline serving cam1 over RTSP, with a `web` node whose `/metrics` URL is returned.
+    static func start(options: String) async throws -> (server: RTSPServerProcess, metrics: String) {
+        let server = try RTSPServerProcess(fixture: "h264-main-aac.mp4", options: options,
+                                           extraNodes: "  web: { type: web, inputs: [parse], bind: \"127.0.0.1:0\", hls: false }")
+        _ = try await server.waitUntilServing()
+        let line = try await server.waitForLine(containing: "serving http://127.0.0.1:")
+        let port = try #require(line.components(separatedBy: "serving http://127.0.0.1:").last?.prefix { $0.isNumber })
+        return (server, "http://127.0.0.1:\(port)/metrics")
+    }
+
+    static func fetch(_ url: String) async throws -> String {
+        try await runTool("/usr/bin/curl", ["-s", "--max-time", "5", url]).stdout
+    }
+
+    /// Polls `/metrics` until `condition` holds (bounded); the last text, and whether it held.
+    static func wait(_ url: String, timeout: Duration = .seconds(10), until condition: (String) -> Bool) async throws
+        -> (text: String, held: Bool)
+    {
+        let deadline = ContinuousClock.now + timeout
+        var text = ""
+        while ContinuousClock.now < deadline {
+            text = try await fetch(url)
+            if condition(text) { return (text, true) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return (text, false)
+    }
+
+    static func stopFile() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rtsp-stop-\(UUID().uuidString)").path
+    }
+
+    /// A player over TCP (interleaved) or UDP: SETUP of track 0, PLAY, reads until the stop file exists; then the
+    /// TCP one just closes its connection and the UDP one sends TEARDOWN first. Prints its RTSP connection's port.
+    static let player = #"""
+        import os, select, socket, sys
+        port, transport, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+        url = "rtsp://127.0.0.1:%d/cam1" % port
+        s = socket.create_connection(("127.0.0.1", port))
+        pending = b""
+        def request(text):
+            global pending
+            s.sendall(text.encode())
+            while b"\r\n\r\n" not in pending:
+                chunk = s.recv(65536)
+                if not chunk: raise SystemExit("closed by the server")
+                pending += chunk
+            head, pending = pending.split(b"\r\n\r\n", 1)
+            return head.decode()
+        if transport == "udp":
+            while True:
+                rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rtp.bind(("127.0.0.1", 0))
+                first = rtp.getsockname()[1]
+                rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    if first % 2: raise OSError("odd")
+                    rtcp.bind(("127.0.0.1", first + 1)); break
+                except OSError:
+                    rtp.close(); rtcp.close()
+            spec, sink = "RTP/AVP;unicast;client_port=%d-%d" % (first, first + 1), rtp
+        else:
+            spec, sink = "RTP/AVP/TCP;unicast;interleaved=0-1", s
+        setup = request("SETUP %s/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: %s\r\n\r\n" % (url, spec))
+        session = [l.split(":", 1)[1].strip().split(";")[0] for l in setup.split("\r\n") if l.startswith("Session:")][0]
+        play = request("PLAY %s RTSP/1.0\r\nCSeq: 2\r\nSession: %s\r\n\r\n" % (url, session))
+        print("PLAYING", s.getsockname()[1], play.split("\r\n")[0], flush=True)
+        received = len(pending) if transport == "tcp" else 0
+        while not os.path.exists(stop):
+            if select.select([sink], [], [], 0.05)[0]:
+                data = sink.recv(65536)
+                if not data: break
+                received += len(data)
+        print("RECEIVED", received, flush=True)
+        if transport == "udp":
+            print("TEARDOWN", request("TEARDOWN %s RTSP/1.0\r\nCSeq: 3\r\nSession: %s\r\n\r\n" % (url, session)).split("\r\n")[0])
+        s.close()
+        """#
+
+    /// The RTSP connection's port a player printed.
+    static func playerPort(_ output: String) -> String? {
+        output.split(separator: "\n").first { $0.hasPrefix("PLAYING ") }?.split(separator: " ").dropFirst().first.map(String.init)
+    }
+
+    @Test func eachPlayingClientHasItsSeriesUntilItCloses_orTearsDown() async throws {
+        let (server, metrics) = try await Self.start(options: "udp-ports: \"41000-41999\"")
+        defer { server.stop() }
+        let stopTCP = Self.stopFile(), stopUDP = Self.stopFile()
+        defer { for file in [stopTCP, stopUDP] { try? FileManager.default.removeItem(atPath: file) } }
+        async let tcp = python(Self.player, ["\(server.port)", "tcp", stopTCP])
+        async let udp = python(Self.player, ["\(server.port)", "udp", stopUDP])
+
+        let sent = "camflow_rtsp_client_bytes_sent_total"
+        let playing = try await Self.wait(metrics) { text in
+            let clients = Self.clients(text)
+            return clients.count == 2 && clients.values.allSatisfy { ($0.values[sent] ?? 0) > 0 }
+        }
+        #expect(playing.held, "two client series with bytes sent:\n\(playing.text)")
+        let clients = Self.clients(playing.text)
+        #expect(Set(clients.values.map(\.transport)) == ["tcp", "udp"], "\(clients)")
+        let now = Date().timeIntervalSince1970
+        for (client, series) in clients {
+            #expect(client.hasPrefix("127.0.0.1:") && Int(client.dropFirst("127.0.0.1:".count)) != nil, "\(client)")
+            #expect((series.values["camflow_rtsp_client_packets_sent_total"] ?? 0) > 0, "\(series)")
+            #expect(series.values["camflow_rtsp_client_gops_dropped_total"] == 0, "\(series)")
+            #expect(series.values["camflow_rtsp_client_packets_dropped_total"] != nil, "\(series)")
+            #expect(series.values["camflow_rtsp_client_queue_bytes"] != nil, "\(series)")
+            let since = series.values["camflow_rtsp_client_connected_since_seconds"] ?? 0
+            #expect(abs(since - now) < 60, "connected since \(since), now \(now)")
+        }
+        for sample in Self.clientSamples(playing.text) {
+            #expect(sample.labels["node"] == "rtsp" && sample.labels["stream"] == "cam1", "\(sample.labels)")
+            #expect(Set(sample.labels.keys) == ["node", "stream", "client", "transport"], "\(sample.labels)")
+        }
+
+        // The TCP player closes its connection: its series go, the UDP player's stay.
+        #expect(FileManager.default.createFile(atPath: stopTCP, contents: nil))
+        let tcpOutput = try await tcp
+        let tcpClient = "127.0.0.1:" + (Self.playerPort(tcpOutput.stdout) ?? "?")
+        #expect(clients[tcpClient]?.transport == "tcp", "\(tcpOutput.stdout) \(tcpOutput.stderr) \(clients.keys)")
+        let closed = try await Self.wait(metrics) { text in
+            let now = Self.clients(text)
+            return now[tcpClient] == nil && now.count == 1
+        }
+        #expect(closed.held, "the closed client's series are gone, the other's stay:\n\(closed.text)")
+
+        // The UDP player sends TEARDOWN: its series go too, the stream's totals stay.
+        #expect(FileManager.default.createFile(atPath: stopUDP, contents: nil))
+        let udpOutput = try await udp
+        #expect(udpOutput.stdout.contains("TEARDOWN RTSP/1.0 200 OK"), "\(udpOutput.stdout) \(udpOutput.stderr)")
+        #expect(clients["127.0.0.1:" + (Self.playerPort(udpOutput.stdout) ?? "?")]?.transport == "udp")
+        let gone = try await Self.wait(metrics) { Self.clientSamples($0).isEmpty }
+        #expect(gone.held, "no client series once both left:\n\(gone.text)")
+        #expect(!gone.text.contains("camflow_rtsp_client_"), "not even a family's TYPE line")
+        #expect((ServerEndToEndTests.metric("camflow_rtsp_bytes_sent_total", in: gone.text) ?? 0) > 0, "\(gone.text)")
+        #expect(ServerEndToEndTests.metric("camflow_rtsp_plays_total", in: gone.text) == 2, "\(gone.text)")
+    }
+}
