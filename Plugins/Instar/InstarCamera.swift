@@ -46,17 +46,11 @@ struct InstarCamera: Node {
             OptionSpec("keep-alive-interval", .duration, default: "20s", above: "0s", "Send keep-alive after this long without sending."),
             OptionSpec("idle-timeout", .duration, default: "10s", above: "0s", "No media for this long: the connection is dead, reconnect."),
             OptionSpec("connect-timeout", .duration, default: "10s", "Give up a TCP connect after this long."),
-            OptionSpec("reconnect-min", .duration, default: "1s", "First wait before reconnecting."),
-            OptionSpec("reconnect-max", .duration, default: "30s", "Longest wait between reconnects."),
-            OptionSpec("reconnect-attempts", .integer, min: "1", "Failed attempts in a row before the node fails; unlimited when unset."),
-            OptionSpec("auth-retry-after", .integer, default: "3", min: "1",
-                       "Refused logins in a row after which camflow tries only every 'auth-retry-interval', so the camera does not lock the account."),
-            OptionSpec("auth-retry-interval", .duration, default: "5m", "Wait between login attempts once the credentials were refused that often."),
             OptionSpec("ca-file", .string, "PEM file of the certificate authority (or the camera's self-signed certificate) to trust."),
             OptionSpec("insecure", .bool, default: "false", "Accept any certificate (a camera's self-signed one) without checking."),
             OptionSpec("max-message-size", .size, default: "16MiB", min: "1KiB", max: "64MiB", "Largest WebSocket message accepted."),
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
-        ],
+        ] + CameraReconnectLoop.options,
         accepts: [],
         emits: .kinds([.bytes, .event]), reportsConnection: true,
         make: { options in try InstarCamera(options) })
@@ -67,10 +61,8 @@ struct InstarCamera: Node {
     let keepAliveEvery: Int
     let keepAliveInterval: Duration
     let idleTimeout: Duration
-    let backoff: ReconnectBackoff
+    let reconnection: CameraReconnectLoop
     let stream: String
-    let authRetryAfter: Int
-    let authRetryInterval: Duration
 
     init(_ options: NodeOptions) throws {
         func fail(_ name: String, _ message: String) throws -> Never {
@@ -119,69 +111,20 @@ struct InstarCamera: Node {
         keepAliveEvery = try options.integer("keep-alive")
         keepAliveInterval = try options.duration("keep-alive-interval")
         idleTimeout = try options.duration("idle-timeout")
-        backoff = ReconnectBackoff(minimum: try options.duration("reconnect-min"),
-                                   maximum: try options.duration("reconnect-max"),
-                                   maxAttempts: try options.ifSet("reconnect-attempts", options.integer))
+        reconnection = try CameraReconnectLoop(options)
         stream = try options.ifSet("stream", options.string) ?? options.nodeID
-        authRetryAfter = try options.integer("auth-retry-after")
-        authRetryInterval = try options.duration("auth-retry-interval")
     }
 
     func run(_ context: NodeContext) async throws {
-        var backoff = self.backoff
         let counters = Counters()
-        var discontinuity = false
-        var refusedLogins = 0
-        while !Task.isCancelled {
-            let end = await session(context, counters: counters, discontinuity: discontinuity)
-            context.stats.setConnected(false)
-            switch end {
-            case .stopped:
-                return
-            case .authenticationFailed(let status):
-                refusedLogins += 1
-                let fields: [(key: String, value: EventValue)] = [("status", .int(Int64(status))), ("url", .string("\(settings.endpoint)"))]
-                if refusedLogins < authRetryAfter {
-                    context.logger.error("camera \(settings.endpoint) refused the credentials (HTTP \(status))")
-                    await emit(context, counters, "auth-failed", fields)
-                } else if refusedLogins == authRetryAfter {
-                    // Said once: a camera may lock an account that keeps failing, so from now on it is tried rarely.
-                    context.logger.error("camera \(settings.endpoint) refused the credentials \(refusedLogins) times in a row (HTTP \(status)); trying again every \(authRetryInterval.shortDescription) so the account is not locked: check 'username' and 'password'")
-                    await emit(context, counters, "auth-failed", fields + [("retry-every", .string(authRetryInterval.shortDescription))])
-                } else {
-                    context.logger.debug("camera \(settings.endpoint) refused the credentials again (HTTP \(status))")
-                }
-            case .ended(let reason, let deliveredMedia):
-                context.logger.warning("camera \(settings.endpoint): \(reason)")
-                await emit(context, counters, "disconnected", [("reason", .string(reason)), ("url", .string("\(settings.endpoint)"))])
-                if deliveredMedia {
-                    backoff.reset()
-                    discontinuity = true
-                    refusedLogins = 0
-                }
-            }
-            guard var delay = backoff.next(random: Double.random(in: 0...1)) else {
-                throw CameraFailure(message: "gave up on camera \(settings.endpoint) after \(backoff.failures - 1) failed attempts: \(end)")
-            }
-            if refusedLogins >= authRetryAfter { delay = authRetryInterval * Double.random(in: 0.9...1.1) }
-            context.logger.info("reconnecting to \(settings.endpoint) in \(delay.shortDescription)")
-            do { try await context.clock.sleep(for: delay) } catch { return }
+        try await reconnection.run(context, endpoint: "\(settings.endpoint)") { discontinuity in
+            await session(context, counters: counters, discontinuity: discontinuity)
+        } emit: { name, fields in
+            await emit(context, counters, name, fields)
         }
     }
 
-    enum SessionEnd: CustomStringConvertible {
-        case stopped
-        case authenticationFailed(status: Int)
-        case ended(reason: String, deliveredMedia: Bool)
-
-        var description: String {
-            switch self {
-            case .stopped: "stopped"
-            case .authenticationFailed(let status): "the camera refused the credentials (HTTP \(status))"
-            case .ended(let reason, _): reason
-            }
-        }
-    }
+    typealias SessionEnd = CameraSessionEnd
 
     /// Counters that live across sessions.
     final class Counters: Sendable {
@@ -203,7 +146,7 @@ struct InstarCamera: Node {
         do {
             socket = try await CameraConnection.open(settings)
         } catch CameraConnectionError.authenticationFailed(let status) {
-            return .authenticationFailed(status: status)
+            return .authenticationFailed(status: status, scheme: "HTTP")
         } catch is CancellationError {
             return .stopped
         } catch {
@@ -353,10 +296,4 @@ private final class SessionState: Sendable {
     func sent() { lastSentAt.store(sinceOrigin(), ordering: .relaxed) }
 
     private func sinceOrigin() -> Int64 { origin.duration(to: clock.now).nanoseconds }
-}
-
-/// The camera could not be reached within the allowed attempts.
-struct CameraFailure: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
 }

@@ -26,8 +26,8 @@ struct RTSPCamera: Node {
             connection; it reconnects with exponential backoff and jitter like instar-camera, and the first packet \
             after a reconnect is flagged as a discontinuity. After 'auth-retry-after' refused logins in a row it \
             tries only every 'auth-retry-interval'. Emits events: connected, disconnected (reason), auth-failed, \
-            frame-dropped, timestamp-jump, bad-packet, bad-parameter-sets (the last four at most once per 100 of a \
-            kind, with a count). On stop it sends TEARDOWN and closes. Passwords never appear in logs, events or errors.
+            frame-dropped, timestamp-jump, bad-packet, bad-parameter-sets (the last four: the first of a kind at \
+            once, then at most one per kind every 10 s, with a count). On stop it sends TEARDOWN and closes. Passwords never appear in logs, events or errors.
             """,
         options: [
             OptionSpec("url", .string, "Camera URL: rtsp://host[:port]/path; user:password@ in it is taken as the credentials."),
@@ -39,14 +39,8 @@ struct RTSPCamera: Node {
             OptionSpec("connect-timeout", .duration, default: "10s", above: "0s", "Give up a TCP connect after this long."),
             OptionSpec("response-timeout", .duration, default: "10s", above: "0s",
                        "Longest wait for each answer of the handshake (a server trickling its headers is cut off)."),
-            OptionSpec("reconnect-min", .duration, default: "1s", "First wait before reconnecting."),
-            OptionSpec("reconnect-max", .duration, default: "30s", "Longest wait between reconnects."),
-            OptionSpec("reconnect-attempts", .integer, min: "1", "Failed attempts in a row before the node fails; unlimited when unset."),
-            OptionSpec("auth-retry-after", .integer, default: "3", min: "1",
-                       "Refused logins in a row after which camflow tries only every 'auth-retry-interval', so the camera does not lock the account."),
-            OptionSpec("auth-retry-interval", .duration, default: "5m", "Wait between login attempts once the credentials were refused that often."),
             OptionSpec("stream", .string, "Stream name of the packets; the node id when unset."),
-        ],
+        ] + CameraReconnectLoop.options,
         accepts: [],
         emits: .kinds([.bytes, .event]), reportsConnection: true,
         make: { options in try RTSPCamera(options) })
@@ -58,10 +52,8 @@ struct RTSPCamera: Node {
     let idleTimeout: Duration
     let connectTimeout: Duration
     let responseTimeout: Duration
-    let backoff: ReconnectBackoff
+    let reconnection: CameraReconnectLoop
     let stream: String
-    let authRetryAfter: Int
-    let authRetryInterval: Duration
 
     init(_ options: NodeOptions) throws {
         guard let text = try options.ifSet("url", options.string) else { throw options.error("needs 'url' (rtsp://host/path)") }
@@ -76,73 +68,25 @@ struct RTSPCamera: Node {
         idleTimeout = try options.duration("idle-timeout")
         connectTimeout = try options.duration("connect-timeout")
         responseTimeout = try options.duration("response-timeout")
-        backoff = ReconnectBackoff(minimum: try options.duration("reconnect-min"), maximum: try options.duration("reconnect-max"),
-                                   maxAttempts: try options.ifSet("reconnect-attempts", options.integer))
+        reconnection = try CameraReconnectLoop(options)
         stream = try options.ifSet("stream", options.string) ?? options.nodeID
-        authRetryAfter = try options.integer("auth-retry-after")
-        authRetryInterval = try options.duration("auth-retry-interval")
     }
 
     func run(_ context: NodeContext) async throws {
-        var backoff = self.backoff
         let counters = CameraCounters()
-        var discontinuity = false
-        var refusedLogins = 0
-        while !Task.isCancelled {
-            let end = await session(context, counters: counters, discontinuity: discontinuity)
-            context.stats.setConnected(false)
+        try await reconnection.run(context, endpoint: "\(url)") { discontinuity in
+            await session(context, counters: counters, discontinuity: discontinuity)
+        } sessionEnded: {
             // A burst of problems shorter than the log's interval is summed up, not left at its first line.
             for (kind, told) in counters.owed() {
                 context.logger.warning("camera \(url): \(kind): \(told.sinceLastTold) more since the last line (\(told.total) in all)")
             }
-            switch end {
-            case .stopped:
-                return
-            case .authenticationFailed:
-                refusedLogins += 1
-                let fields: [(key: String, value: EventValue)] = [("status", .int(401)), ("url", .string("\(url)"))]
-                if refusedLogins < authRetryAfter {
-                    context.logger.error("camera \(url) refused the credentials (RTSP 401)")
-                    await counters.emit(context, stream, "auth-failed", fields)
-                } else if refusedLogins == authRetryAfter {
-                    // Said once: a camera may lock an account that keeps failing, so from now on it is tried rarely.
-                    context.logger.error("camera \(url) refused the credentials \(refusedLogins) times in a row (RTSP 401); trying again every \(authRetryInterval.shortDescription) so the account is not locked: check 'username' and 'password'")
-                    await counters.emit(context, stream, "auth-failed", fields + [("retry-every", .string(authRetryInterval.shortDescription))])
-                } else {
-                    context.logger.debug("camera \(url) refused the credentials again (RTSP 401)")
-                }
-            case .ended(let reason, let deliveredMedia):
-                context.logger.warning("camera \(url): \(reason)")
-                await counters.emit(context, stream, "disconnected", [("reason", .string(reason)), ("url", .string("\(url)"))])
-                if deliveredMedia {
-                    backoff.reset()
-                    discontinuity = true
-                    refusedLogins = 0
-                }
-            }
-            // Exponential backoff with jitter (half to full delay), as instar-camera waits.
-            guard var delay = backoff.next(random: Double.random(in: 0...1)) else {
-                throw RTSPCameraFailure(message: "gave up on camera \(url) after \(backoff.failures - 1) failed attempts: \(end)")
-            }
-            if refusedLogins >= authRetryAfter { delay = authRetryInterval * Double.random(in: 0.9...1.1) }
-            context.logger.info("reconnecting to \(url) in \(delay.shortDescription)")
-            do { try await context.clock.sleep(for: delay) } catch { return }
+        } emit: { name, fields in
+            await counters.emit(context, stream, name, fields)
         }
     }
 
-    enum SessionEnd: CustomStringConvertible {
-        case stopped
-        case authenticationFailed
-        case ended(reason: String, deliveredMedia: Bool)
-
-        var description: String {
-            switch self {
-            case .stopped: "stopped"
-            case .authenticationFailed: "the camera refused the credentials (401)"
-            case .ended(let reason, _): reason
-            }
-        }
-    }
+    typealias SessionEnd = CameraSessionEnd
 }
 
 /// Sequence numbers and event rate limits that live across sessions.
@@ -172,10 +116,4 @@ final class CameraCounters: Sendable {
             reports[kind, default: OccasionalReport()].count(now: now)
         }
     }
-}
-
-/// The camera could not be reached within the allowed attempts.
-struct RTSPCameraFailure: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
 }

@@ -40,7 +40,7 @@ extension RTSPCamera {
                                                counters: counters, discontinuity: discontinuity)
             } catch let error as CameraSessionError {
                 if Task.isCancelled { return .stopped }
-                return error.unauthorized ? .authenticationFailed : .ended(reason: error.description, deliveredMedia: false)
+                return error.unauthorized ? .authenticationFailed(status: 401, scheme: "RTSP") : .ended(reason: error.description, deliveredMedia: false)
             } catch {
                 if Task.isCancelled { return .stopped }
                 return .ended(reason: "\(target): \(error)", deliveredMedia: false)
