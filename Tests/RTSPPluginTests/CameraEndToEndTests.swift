@@ -29,7 +29,7 @@ import Glibc
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rtsp-\(UUID().uuidString)").path
         let pipeline = try recordingPipeline(url: url, root: root, "username: admin, password: \"se cret\", transport: \(transport)")
         // The server sends the fixture once, in real time, then an RTCP BYE on each track.
-        let run = try CameraTestProcess(["run", pipeline])
+        let run = try TestProcess(["run", pipeline])
         let tracks = fixture.hasSuffix("-aac.mp4") ? 2 : 1
         try await run.wait("the end of every track") { run.stderr.components(separatedBy: "(RTCP BYE)").count - 1 >= tracks }
         run.process.interrupt()
@@ -56,7 +56,7 @@ import Glibc
         defer { server.process.terminate() }
         let secret = "wrong-\(UUID().uuidString.prefix(6))"
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rtsp-\(UUID().uuidString)").path
-        let run = try CameraTestProcess(["run", try recordingPipeline(url: url, root: root, "username: admin, password: \(secret)"), "--for", "2s"])
+        let run = try TestProcess(["run", try recordingPipeline(url: url, root: root, "username: admin, password: \(secret)"), "--for", "2s"])
         #expect(try await run.waitForExit() == 0, "\(run.stderr.suffix(2000))")
         #expect(run.stdout.contains(" auth-failed status=401"), "\(run.stdout.suffix(1000))")
         #expect(!run.stdout.contains(secret) && !run.stderr.contains(secret))
@@ -67,7 +67,7 @@ import Glibc
         let (first, url) = try await gstreamerServer("h264-main-aac.mp4", extra: ["--loop"])
         let port = Int(url.split(separator: ":").last?.split(separator: "/").first ?? "") ?? 0
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-rtsp-\(UUID().uuidString)").path
-        let run = try CameraTestProcess(["run", try recordingPipeline(url: url, root: root, "idle-timeout: 1s")])
+        let run = try TestProcess(["run", try recordingPipeline(url: url, root: root, "idle-timeout: 1s")])
         defer { run.process.interrupt() }
         try await run.wait("the first recording") { !cameraRecordings(root, suffix: ".partial").isEmpty }
         kill(first.process.processIdentifier, SIGKILL) // the server dies, it does not say goodbye

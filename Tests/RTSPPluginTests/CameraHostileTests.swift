@@ -6,24 +6,24 @@ import Testing
 /// through the real binary: an error event, bounded memory, reconnects with
 /// backoff, and the process runs until it is told to stop.
 @Suite struct RTSPCameraHostileTests {
-    func hostileServer(_ mode: String) async throws -> (CameraTestProcess, Int) {
-        let server = try CameraTestProcess(["Tests/Peers/hostile_rtsp_server.py", mode], executable: "/usr/bin/python3")
+    func hostileServer(_ mode: String) async throws -> (TestProcess, Int) {
+        let server = try TestProcess(["Tests/Peers/hostile_rtsp_server.py", mode], executable: "/usr/bin/python3")
         try await server.wait("the hostile server", timeout: .seconds(20)) { server.stdout.hasPrefix("listening ") }
         let line = server.stdout.split(separator: "\n").first ?? ""
         return (server, Int(line.split(separator: " ").last ?? "") ?? 0)
     }
 
-    func run(port: Int, seconds: Int, _ options: String = "") throws -> CameraTestProcess {
+    func run(port: Int, seconds: Int, _ options: String = "") throws -> TestProcess {
         let pipeline = try cameraPipeline("""
             nodes:
               cam: { type: rtsp-camera, url: "rtsp://127.0.0.1:\(port)/cam", reconnect-min: 100ms, reconnect-max: 200ms, \(options) }
               parse: { type: mp4-parse, inputs: [cam] }
               log: { type: log, inputs: [cam] }
             """)
-        return try CameraTestProcess(["run", pipeline, "--for", "\(seconds)s"])
+        return try TestProcess(["run", pipeline, "--for", "\(seconds)s"])
     }
 
-    func connections(_ server: CameraTestProcess) -> Int {
+    func connections(_ server: TestProcess) -> Int {
         server.stdout.split(separator: "\n").filter { $0.hasPrefix("connection ") }.count
     }
 

@@ -21,12 +21,12 @@ import Testing
         }
     }
 
-    func requests(_ server: CameraTestProcess) -> [String] {
+    func requests(_ server: TestProcess) -> [String] {
         server.stdout.split(separator: "\n").filter { $0.hasPrefix("request ") }.map { String($0.dropFirst("request ".count)) }
     }
 
     @Test func keepAlivesGoAtHalfTheSessionTimeout_andStopSendsTeardown() async throws {
-        let server = try CameraTestProcess(["Tests/Peers/hostile_rtsp_server.py", "keepalive"], executable: "/usr/bin/python3")
+        let server = try TestProcess(["Tests/Peers/hostile_rtsp_server.py", "keepalive"], executable: "/usr/bin/python3")
         defer { server.process.terminate() }
         try await server.wait("the server", timeout: .seconds(20)) { server.stdout.hasPrefix("listening ") }
         let port = server.stdout.split(separator: "\n").first?.split(separator: " ").last.map(String.init) ?? ""
@@ -77,7 +77,7 @@ import Testing
 
     /// A connect the server never completes: a stop closes the socket at once, not after the connect timeout.
     @Test func aStopDuringAConnect_doesNotWaitForItsTimeout() async throws {
-        let server = try CameraTestProcess(["Tests/Peers/hostile_rtsp_server.py", "full-backlog"], executable: "/usr/bin/python3")
+        let server = try TestProcess(["Tests/Peers/hostile_rtsp_server.py", "full-backlog"], executable: "/usr/bin/python3")
         defer { server.process.terminate() }
         try await server.wait("the server", timeout: .seconds(20)) { server.stdout.hasPrefix("listening ") }
         let port = Int(server.stdout.split(separator: "\n").first?.split(separator: " ").last ?? "") ?? 0

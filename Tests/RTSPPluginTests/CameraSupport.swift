@@ -2,72 +2,10 @@ import CamflowTesting
 import Foundation
 import Testing
 
-/// The repository root, found from this file.
-let cameraRepositoryRoot = repositoryFile("Package.swift").deletingLastPathComponent()
-
-/// The `camflow` binary next to the test bundle, or `CAMFLOW_BIN`.
-let cameraTestBinary: String = {
-    if let path = ProcessInfo.processInfo.environment["CAMFLOW_BIN"] { return path }
-    let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [bundleDir, bundleDir.deletingLastPathComponent()] {
-        let path = candidate.appendingPathComponent("camflow").path
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-    }
-    return cameraRepositoryRoot.appendingPathComponent(".build/debug/camflow").path
-}()
-
-/// A process of a camera test (camflow, a server script) with its output in files.
-final class CameraTestProcess: @unchecked Sendable {
-    let process = Process()
-    let directory: URL
-    let stdoutURL: URL
-    let stderrURL: URL
-
-    init(_ arguments: [String], executable: String = cameraTestBinary) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("camflow-camera-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        stdoutURL = directory.appendingPathComponent("stdout")
-        stderrURL = directory.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = cameraRepositoryRoot
-        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
-        process.standardError = try FileHandle(forWritingTo: stderrURL)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    deinit {
-        if process.isRunning { process.terminate() }
-    }
-
-    var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
-
-    /// Waits until `condition` holds, at most `timeout`; fails the test after that.
-    func wait(_ what: String, timeout: Duration = .seconds(60), until condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while !condition() {
-            if ContinuousClock.now > deadline {
-                Issue.record("timed out waiting for \(what); stderr:\n\(stderr.suffix(3000))")
-                throw CancellationError()
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
-    func waitForExit(timeout: Duration = .seconds(60)) async throws -> Int32 {
-        try await wait("the process to exit", timeout: timeout) { !process.isRunning }
-        return process.terminationStatus
-    }
-}
-
 /// GStreamer's RTSP server (Tests/Peers/gst_rtsp_server.py) serving a fixture; its URL.
-func gstreamerServer(_ fixture: String, port: Int = 0, extra: [String] = []) async throws -> (CameraTestProcess, String) {
-    let server = try CameraTestProcess(["Tests/Peers/gst_rtsp_server.py", "--port", "\(port)", "--file", "Tests/Fixtures/\(fixture)"] + extra,
-                                       executable: "/usr/bin/python3")
+func gstreamerServer(_ fixture: String, port: Int = 0, extra: [String] = []) async throws -> (TestProcess, String) {
+    let server = try TestProcess(["Tests/Peers/gst_rtsp_server.py", "--port", "\(port)", "--file", "Tests/Fixtures/\(fixture)"] + extra,
+                                 executable: "/usr/bin/python3")
     try await server.wait("the GStreamer server", timeout: .seconds(30)) { server.stdout.hasPrefix("ready ") || !server.process.isRunning }
     let line = server.stdout.split(separator: "\n").first ?? ""
     guard line.hasPrefix("ready ") else {

@@ -85,7 +85,7 @@ extension ServerHostileTests {
               parse: { type: mp4-parse, inputs: [cam1] }
               rtsp: { type: rtsp, inputs: [parse], \(option) }
             """.write(to: file, atomically: true, encoding: .utf8)
-        let result = try await runTool(serverTestBinary, ["validate", file.path])
+        let result = try await runTool(camflowTestBinary, ["validate", file.path])
         #expect(result.status != 0)
         #expect(result.stderr.contains(message) && result.stderr.contains("pipeline.yaml:5:"), "\(result.stderr)")
     }

@@ -3,17 +3,6 @@ import CamflowTesting
 import Foundation
 import Testing
 
-/// The `camflow` binary the build made: next to the test bundle, or `CAMFLOW_BIN`.
-let serverTestBinary: String = {
-    if let path = ProcessInfo.processInfo.environment["CAMFLOW_BIN"] { return path }
-    let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [bundleDir, bundleDir.deletingLastPathComponent()] {
-        let path = candidate.appendingPathComponent("camflow").path
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-    }
-    return repositoryFile(".build/debug/camflow").path
-}()
-
 /// `camflow run` of a pipeline ending in an `rtsp` node bound to an
 /// ephemeral port on 127.0.0.1, stopped when the test is done with it.
 final class RTSPServerProcess: @unchecked Sendable {
@@ -36,7 +25,7 @@ final class RTSPServerProcess: @unchecked Sendable {
             """.write(to: pipeline, atomically: true, encoding: .utf8)
         stderrURL = dir.appendingPathComponent("stderr")
         _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: serverTestBinary)
+        process.executableURL = URL(fileURLWithPath: camflowTestBinary)
         process.arguments = ["run", pipeline.path]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: stderrURL)
