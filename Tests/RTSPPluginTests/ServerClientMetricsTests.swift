@@ -176,4 +176,132 @@ import Testing
         #expect((ServerEndToEndTests.metric("camflow_rtsp_bytes_sent_total", in: gone.text) ?? 0) > 0, "\(gone.text)")
         #expect(ServerEndToEndTests.metric("camflow_rtsp_plays_total", in: gone.text) == 2, "\(gone.text)")
     }
+
+    /// `churn` short sessions (8 at a time), each ending another way: closed after SETUP, closed after PLAY, reset
+    /// after PLAY, TEARDOWN after PLAY; then `holders` players one after another, kept until the stop file exists.
+    /// Writes {"churnPlayed", "held"} to the holding file once they are all up; prints the same at the end.
+    static let crowd = #"""
+        import json, os, socket, struct, sys, threading, time
+        port, churn, holders, holding, stop = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+        url = "rtsp://127.0.0.1:%d/cam1" % port
+        def exchange(s, text, until=b"\r\n\r\n"):
+            s.sendall(text.encode())
+            data = b""
+            while until not in data:
+                chunk = s.recv(4096)
+                if not chunk: return None
+                data += chunk
+            return data.decode("latin-1")
+        def session(way):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            try:
+                setup = exchange(s, "SETUP %s/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n" % url)
+                if not setup or not setup.startswith("RTSP/1.0 200") or way == "setup-only":
+                    s.close(); return None, False
+                sid = [l.split(":", 1)[1].strip().split(";")[0] for l in setup.split("\r\n") if l.startswith("Session:")][0]
+                play = exchange(s, "PLAY %s RTSP/1.0\r\nCSeq: 2\r\nSession: %s\r\n\r\n" % (url, sid))
+                played = bool(play and play.startswith("RTSP/1.0 200"))
+                if way == "hold": return s, played
+                if way == "reset": s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                if way == "teardown": exchange(s, "TEARDOWN %s RTSP/1.0\r\nCSeq: 3\r\nSession: %s\r\n\r\n" % (url, sid), b"CSeq: 3\r\n")
+                s.close()
+                return None, played
+            except OSError:
+                s.close(); return None, False
+        ways = ["setup-only", "close", "reset", "teardown"]
+        played, lock = [0], threading.Lock()
+        def worker(start):
+            for i in range(start, churn, 8):
+                if session(ways[i % 4])[1]:
+                    with lock: played[0] += 1
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        held = [s for s, ok in (session("hold") for _ in range(holders)) if ok]
+        summary = json.dumps({"churnPlayed": played[0], "held": len(held)})
+        with open(holding + ".tmp", "w") as f: f.write(summary)
+        os.rename(holding + ".tmp", holding)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(stop) and time.monotonic() < deadline: time.sleep(0.05)
+        for s in held: s.close()
+        print(summary)
+        """#
+
+    @Test func churnLeavesNoSeries_andPlayersBeyondMaxConnectionsGetNone() async throws {
+        let (server, metrics) = try await Self.start(options: "max-connections: 16")
+        defer { server.stop() }
+        let holding = Self.stopFile(), stop = Self.stopFile()
+        defer { for file in [holding, stop] { try? FileManager.default.removeItem(atPath: file) } }
+        async let crowd = python(Self.crowd, ["\(server.port)", "200", "24", holding, stop])
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !FileManager.default.fileExists(atPath: holding), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let summary = try #require(try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: holding)))
+            as? [String: Int], "the crowd never held its players")
+        let held = try #require(summary["held"]), churnPlayed = try #require(summary["churnPlayed"])
+        // 200 sessions, three in four of them played; the 24 holders are more than max-connections.
+        #expect(churnPlayed >= 100 && held >= 1 && held <= 16, "\(summary)")
+        let holdingText = try await Self.wait(metrics) { Self.clients($0).count == held }
+        #expect(holdingText.held, "one client's series per held player (\(held)):\n\(holdingText.text)")
+        #expect(Self.clientSamples(holdingText.text).count == 6 * held)
+        #expect(holdingText.text.contains("camflow_rtsp_refused_total{node=\"rtsp\",reason=\"max-connections\"}"))
+
+        #expect(FileManager.default.createFile(atPath: stop, contents: nil))
+        let gone = try await Self.wait(metrics) { Self.clientSamples($0).isEmpty }
+        #expect(gone.held, "no client series after the crowd left:\n\(gone.text)")
+        #expect(ServerEndToEndTests.metric("camflow_rtsp_plays_total", in: gone.text) == Double(churnPlayed + held), "\(gone.text)")
+        let result = try await crowd
+        #expect(result.status == 0, "\(result.stderr)")
+    }
+
+    @Test func theDashboardListsThePlayer_untilItLeaves() async throws {
+        let (server, metrics) = try await Self.start(options: "")
+        defer { server.stop() }
+        let stop = Self.stopFile()
+        defer { try? FileManager.default.removeItem(atPath: stop) }
+        async let player = python(Self.player, ["\(server.port)", "tcp", stop])
+        let dashboard = String(metrics.dropLast("metrics".count))
+        let check = try await runTool("/usr/bin/timeout", ["60", "python3", repositoryFile("Tests/Browser/dashboard_check.py").path,
+                                                           dashboard, "--clients", "1", "--stop", stop])
+        #expect(check.status == 0, "\(check.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any],
+                                  "\(check.stdout) \(check.stderr)")
+        let played = try await player
+        let client = "127.0.0.1:" + (Self.playerPort(played.stdout) ?? "?")
+
+        let during = try #require(result["during"] as? [String: Any])
+        #expect(result["seen"] as? Bool == true, "\(during)")
+        #expect(during["header"] as? [String] == ["stream", "client", "transport", "sent MiB", "GOPs dropped", "connected for"])
+        let rows = during["rows"] as? [[String]] ?? []
+        #expect(rows.count == 1, "\(during)")
+        if let row = rows.first, row.count == 6 {
+            #expect(row[0] == "cam1" && row[1] == client && row[2] == "tcp" && row[4] == "0", "\(row) \(client)")
+            #expect(Double(row[3]) != nil && row[5].hasSuffix(" s"), "\(row)")
+        }
+        #expect(during["elementsInCells"] as? Int == 0)
+        let after = try #require(result["after"] as? [String: Any])
+        #expect(result["gone"] as? Bool == true, "\(after)")
+        #expect(after["noneText"] as? String == "no RTSP clients" && (after["rows"] as? [Any])?.isEmpty == true, "\(after)")
+        #expect((result["consoleErrors"] as? [String])?.isEmpty == true, "\(result["consoleErrors"] ?? "")")
+
+        // The page's reader on text with escapes and markup in label values.
+        let parser = try #require(result["parser"] as? [String: Any])
+        let samples = parser["samples"] as? [[String: Any]] ?? []
+        #expect(samples.map { $0["name"] as? String ?? "" } == [
+            "camflow_rtsp_client_bytes_sent_total", "camflow_rtsp_client_gops_dropped_total",
+            "camflow_rtsp_client_queue_bytes", "camflow_rtsp_clients",
+        ], "\(samples)")
+        if samples.count == 4 {
+            let first = samples[0]["labels"] as? [[String]] ?? []
+            #expect(first == [["node", "rtsp"], ["stream", "a\"b<img src=x>"], ["client", "[::1]:554"], ["transport", "udp"]])
+            let third = samples[2]["labels"] as? [[String]] ?? []
+            #expect(third == [["__proto__", "p"], ["stream", "s,}{=\\ \n"], ["client", "c"]], "\(third)")
+            #expect(samples[2]["value"] as? String == "Inf")
+        }
+        let clients = parser["clients"] as? [[String: Any]] ?? []
+        let escaped = clients.first { $0["client"] as? String == "[::1]:554" }
+        #expect(escaped?["bytes"] as? Int == 3_145_728 && escaped?["gops"] as? Int == 2 && escaped?["transport"] as? String == "udp",
+                "\(clients)")
+    }
 }

@@ -1,5 +1,6 @@
 // The dashboard: a live tile per stream and the pipeline graph with rates,
-// queue fill and drops, refreshed every second from /api/stats.
+// queue fill and drops, refreshed every second from /api/stats; the RTSP
+// clients from the rtsp node's series in /metrics.
 "use strict";
 
 // The pipeline graph's layout, a pure function of the graph and the width
@@ -148,10 +149,99 @@ window.camflowGraphLayout = (nodes, edges, available) => {
   return { width, height, boxes, edges: routes };
 };
 
+// A small reader of Prometheus' text format (window.camflowPrometheus, tested
+// on its own): the samples whose family names start with a prefix, label
+// values unescaped. Label values come from the network (an RTSP client's
+// address), so the page puts them only in textContent.
+window.camflowPrometheus = (() => {
+  const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
+  const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*/;
+  const ESCAPES = { n: "\n", "\\": "\\", '"': '"' };
+
+  // One sample line: { name, labels, value }, or null when it is not one.
+  function parseLine(line) {
+    const name = NAME.exec(line);
+    if (!name) return null;
+    let i = name[0].length;
+    // No prototype: a label called __proto__ is a label like any other.
+    const labels = Object.create(null);
+    if (line[i] === "{") {
+      i++;
+      for (;;) {
+        while (line[i] === " " || line[i] === ",") i++;
+        if (line[i] === "}") { i++; break; }
+        const key = LABEL.exec(line.slice(i));
+        if (!key) return null;
+        i += key[0].length;
+        if (line[i] !== "=" || line[i + 1] !== '"') return null;
+        i += 2;
+        let value = "";
+        for (;;) {
+          if (i >= line.length) return null;
+          const c = line[i++];
+          if (c === '"') break;
+          if (c === "\\" && i < line.length) {
+            const e = line[i++];
+            value += ESCAPES[e] !== undefined ? ESCAPES[e] : "\\" + e;
+          } else {
+            value += c;
+          }
+        }
+        labels[key[0]] = value;
+      }
+    }
+    const token = line.slice(i).trim().split(/\s+/)[0];
+    const value = token === "+Inf" ? Infinity : token === "-Inf" ? -Infinity : Number(token);
+    if (!token || (Number.isNaN(value) && token !== "NaN")) return null;
+    return { name: name[0], labels, value };
+  }
+
+  function parse(text, prefix) {
+    const samples = [];
+    for (const raw of text.split("\n")) {
+      const line = raw.trim();
+      if (!line.startsWith(prefix)) continue;
+      const sample = parseLine(line);
+      if (sample) samples.push(sample);
+    }
+    return samples;
+  }
+
+  // The RTSP node's per-client families, one row per client series.
+  const CLIENT_FIELDS = {
+    camflow_rtsp_client_bytes_sent_total: "bytes",
+    camflow_rtsp_client_packets_sent_total: "packets",
+    camflow_rtsp_client_gops_dropped_total: "gops",
+    camflow_rtsp_client_packets_dropped_total: "dropped",
+    camflow_rtsp_client_queue_bytes: "queued",
+    camflow_rtsp_client_connected_since_seconds: "since",
+  };
+
+  function rtspClients(samples) {
+    const rows = new Map();
+    for (const sample of samples) {
+      const field = CLIENT_FIELDS[sample.name];
+      if (!field) continue;
+      const { node = "", stream = "", client = "", transport = "" } = sample.labels;
+      const key = JSON.stringify([node, stream, client, transport]);
+      let row = rows.get(key);
+      if (!row) {
+        row = { node, stream, client, transport, bytes: 0, packets: 0, gops: 0, dropped: 0, queued: 0, since: null };
+        rows.set(key, row);
+      }
+      row[field] = sample.value;
+    }
+    return [...rows.values()].sort((a, b) => a.node.localeCompare(b.node) || a.stream.localeCompare(b.stream)
+      || a.client.localeCompare(b.client));
+  }
+
+  return { parse, parseLine, rtspClients };
+})();
+
 (() => {
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
-  const state = { history: [], tiles: new Map(), reports: 0, errors: [] };
+  const state = { history: [], tiles: new Map(), reports: 0, errors: [], rtspClients: [], rtspReports: 0 };
   window.camflowDashboard = state;
 
   const human = (n) => n >= 1e9 ? (n / 1e9).toFixed(1) + "G" : n >= 1e6 ? (n / 1e6).toFixed(1) + "M"
@@ -271,11 +361,9 @@ window.camflowGraphLayout = (nodes, edges, available) => {
     }
   }
 
-  function renderViewers(report) {
-    const rows = [["viewer", "stream", "from", "sent", "dropped", "GOPs lost", "queued"]].concat(
-      report.viewers.map((v) => ["#" + v.id, v.stream || "", v.remote, v.sentFragments, v.droppedFragments, v.droppedGOPs,
-                                 human(v.queuedBytes) + "B"]));
-    $("viewers").replaceChildren(...rows.map((cells, i) => {
+  // A header row, then the rows; every cell through textContent.
+  function fillTable(table, rows) {
+    table.replaceChildren(...rows.map((cells, i) => {
       const tr = document.createElement("tr");
       for (const cell of cells) {
         const td = document.createElement(i === 0 ? "th" : "td");
@@ -284,6 +372,60 @@ window.camflowGraphLayout = (nodes, edges, available) => {
       }
       return tr;
     }));
+  }
+
+  function renderViewers(report) {
+    fillTable($("viewers"), [["viewer", "stream", "from", "sent", "dropped", "GOPs lost", "queued"]].concat(
+      report.viewers.map((v) => ["#" + v.id, v.stream || "", v.remote, v.sentFragments, v.droppedFragments, v.droppedGOPs,
+                                 human(v.queuedBytes) + "B"])));
+  }
+
+  // --- RTSP clients (the rtsp node's series in /metrics) --------------------
+
+  const since = (seconds) => {
+    const s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + Math.floor(s % 3600 / 60) + " min";
+  };
+
+  function renderRTSPClients(clients, nowSeconds) {
+    // The node column only when several rtsp nodes serve.
+    const nodes = new Set(clients.map((c) => c.node)).size > 1;
+    const header = ["stream", "client", "transport", "sent MiB", "GOPs dropped", "connected for"];
+    fillTable($("rtsp-clients"), [nodes ? ["node"].concat(header) : header].concat(clients.map((c) => {
+      const cells = [c.stream, c.client, c.transport, (c.bytes / 1048576).toFixed(1), String(c.gops),
+                     c.since === null ? "?" : since(nowSeconds - c.since)];
+      return nodes ? [c.node].concat(cells) : cells;
+    })));
+    $("rtsp-clients").hidden = clients.length === 0;
+    $("rtsp-none").hidden = clients.length > 0;
+    $("rtsp").hidden = false;
+  }
+
+  // The section shows only when an rtsp node reports (any camflow_rtsp_ series); /metrics is another plugin's
+  // output, so a failure here hides the section and leaves the rest of the page alone.
+  let rtspBusy = false;
+  async function refreshRTSP() {
+    if (rtspBusy) return;
+    rtspBusy = true;
+    try {
+      const response = await fetch("/metrics", { cache: "no-store" });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const text = await response.text();
+      // The server's clock, as the connected-since times are: the browser's may be off.
+      const date = Date.parse(response.headers.get("Date") || "");
+      const now = (Number.isNaN(date) ? Date.now() : date) / 1000;
+      const samples = window.camflowPrometheus.parse(text, "camflow_rtsp_");
+      state.rtspClients = window.camflowPrometheus.rtspClients(samples);
+      if (samples.length) renderRTSPClients(state.rtspClients, now); else $("rtsp").hidden = true;
+      state.rtspReports += 1;
+    } catch (e) {
+      state.rtspClients = [];
+      $("rtsp").hidden = true;
+    } finally {
+      rtspBusy = false;
+    }
   }
 
   async function refresh() {
@@ -313,5 +455,6 @@ window.camflowGraphLayout = (nodes, edges, available) => {
   }
 
   refresh();
-  setInterval(refresh, 1000);
+  refreshRTSP();
+  setInterval(() => { refresh(); refreshRTSP(); }, 1000);
 })();
