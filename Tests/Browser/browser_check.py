@@ -7,6 +7,17 @@ end-to-end tests, and reads /metrics with the Prometheus client's parser.
   browser_check.py recordings URL --screenshot FILE [--play SECONDS] [--timeout S]
   browser_check.py metrics URL
   browser_check.py webrtc URL|other-origin --whep PATH|URL [--frames N] [--garbage COUNT] [--authorization VALUE] [--timeout S]
+  browser_check.py viewer-frames VIEWER-URL [--frames N] [--timeout S]
+  browser_check.py viewer-live-edge VIEWER-URL --stats URL --gop SECONDS --join-at FROM:TO [--play SECONDS]
+
+viewer-frames: the viewer page (its URL says mode and autostart) until N frames
+were shown by whichever transport it ended up on, then it leaves the page (a
+WebRTC session is DELETEd on pagehide). viewer-live-edge: clicks Start when
+the stream's media time is FROM..TO seconds into its GOP (so the player joins
+with that much of the GOP cache behind the newest frame), then samples the MSE
+player's lag behind its newest data for --play seconds.
+--assets DIR serves /assets/*, /viewer and /recordings from DIR instead of
+camflow (try a page change without rebuilding camflow).
 
 Prints one JSON object with what it saw; the Swift tests decide what passes.
 Chromium speaks the protocol over a pipe (--remote-debugging-pipe: fd 3 in,
@@ -23,11 +34,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 
 class Chromium:
-    def __init__(self, width=1280):
+    # The sink's pages, served from --assets like /assets/* (the sink serves them under these paths).
+    PAGES = {"/viewer": "viewer.html", "/recordings": "recordings.html"}
+
+    def __init__(self, width=1280, assets=None):
         self.profile = tempfile.mkdtemp(prefix="camflow-chromium-")
         # Keep fds 3 and 4 taken first, so the child's 3 and 4 can be set
         # in preexec without clobbering a pipe end still to be copied.
@@ -47,7 +62,9 @@ class Chromium:
              "--user-data-dir=" + self.profile, "--no-first-run", "--no-default-browser-check",
              "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-extensions",
              "--allow-loopback-in-peer-connection",
-             f"--window-size={width},900", "about:blank"],
+             f"--window-size={width},900"]
+            # A page the protocol serves has no address, so it counts as public and may not reach loopback.
+            + (["--disable-features=LocalNetworkAccessChecks"] if assets else []) + ["about:blank"],
             pass_fds=(3, 4), preexec_fn=wire_fds,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
@@ -58,6 +75,8 @@ class Chromium:
         self.next_id = 0
         self.events = []
         self.session = None
+        self.assets = assets
+        self.side_id = 1 << 30
 
     def send(self, method, params=None, session=True, timeout=30):
         self.next_id += 1
@@ -90,7 +109,40 @@ class Chromium:
                 raise SystemExit("chromium exited")
             self.buffer += chunk
         message, self.buffer = self.buffer.split(b"\0", 1)
-        return json.loads(message)
+        message = json.loads(message)
+        if message.get("method") == "Fetch.requestPaused":
+            self.serve_asset(message)
+        return message
+
+    def serve_asset(self, message):
+        """Answers an intercepted /assets/ request from the --assets directory, without waiting for a reply."""
+        params = message["params"]
+        url_path = urllib.parse.urlparse(params["request"]["url"]).path
+        name = self.PAGES.get(url_path, os.path.basename(url_path))
+        path = os.path.join(self.assets, name)
+        self.side_id += 1
+        if os.path.isfile(path):
+            with open(path, "rb") as file:
+                body = base64.b64encode(file.read()).decode()
+            kind = {".css": "text/css", ".html": "text/html"}.get(os.path.splitext(name)[1], "text/javascript")
+            command = {"method": "Fetch.fulfillRequest", "params": {
+                "requestId": params["requestId"], "responseCode": 200, "body": body,
+                "responseHeaders": [{"name": "Content-Type", "value": kind + "; charset=utf-8"}]}}
+        else:
+            command = {"method": "Fetch.continueRequest", "params": {"requestId": params["requestId"]}}
+        command.update(id=self.side_id, sessionId=message.get("sessionId"))
+        os.write(self.to_chrome, json.dumps(command).encode() + b"\0")
+
+    def drain(self, until, seconds):
+        """Collects events until one satisfies `until`, at most `seconds`."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            event = self.read(deadline)
+            if event is None:
+                return
+            self.events.append(event)
+            if until(event):
+                return
 
     def open(self, url):
         target = self.send("Target.createTarget", {"url": "about:blank"}, session=False)
@@ -98,6 +150,9 @@ class Chromium:
         self.session = attached["sessionId"]
         for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
             self.send(domain)
+        if self.assets:
+            self.send("Fetch.enable", {"patterns": [{"urlPattern": "*/assets/*"}] + [
+                {"urlPattern": "*" + page + "*", "resourceType": "Document"} for page in self.PAGES]})
         self.send("Page.navigate", {"url": url})
 
     def evaluate(self, expression, await_promise=False):
@@ -184,8 +239,42 @@ RECORDINGS_STATE = """(() => {
 })()"""
 
 
+# The viewer page's transport and what it shows; frames are pictures presented
+# (rVFC for WebRTC, the playback quality counters for MSE).
+VIEWER_FRAMES_STATE = """(async () => {
+  const video = document.getElementById('video');
+  const viewer = window.camflowViewer || {};
+  const player = viewer.player;
+  const out = { transport: viewer.transport || null, fallback: viewer.fallback || null, notes: viewer.notes || [],
+                transportLine: document.getElementById('transport').textContent,
+                badge: document.getElementById('badge').textContent, pageErrors: viewer.errors || [],
+                videoWidth: video.videoWidth, videoHeight: video.videoHeight, frames: 0,
+                playerState: player ? player.state : null, firstFrameSeconds: player ? player.firstFrameSeconds : null };
+  if (viewer.transport === 'webrtc' && player && player.stats) {
+    out.webrtc = await player.stats();
+    out.frames = out.webrtc.framesDecoded || 0;
+  } else if (viewer.transport === 'mse' && player && video.getVideoPlaybackQuality) {
+    const quality = video.getVideoPlaybackQuality();
+    out.frames = quality.totalVideoFrames - quality.droppedVideoFrames;
+    out.live = player.live;
+  }
+  return out;
+})()"""
+
+VIEWER_LIVE_STATE = """(() => {
+  const video = document.getElementById('video');
+  const player = (window.camflowViewer || {}).player;
+  const buffered = video.buffered;
+  return { currentTime: video.currentTime, playbackRate: video.playbackRate, paused: video.paused,
+           bufferedStart: buffered.length ? buffered.start(0) : null,
+           bufferedEnd: buffered.length ? buffered.end(buffered.length - 1) : null,
+           live: player && player.live ? Object.assign({}, player.live) : null,
+           played: player ? player.playedSeconds() : 0, videoWidth: video.videoWidth };
+})()"""
+
+
 def browse(args, expression, done):
-    chromium = Chromium(args.width)
+    chromium = Chromium(args.width, args.assets)
     try:
         chromium.open(args.url)
         deadline = time.monotonic() + args.timeout
@@ -346,6 +435,84 @@ def webrtc(args):
             page_server.shutdown()
 
 
+def viewer_frames(args):
+    """The viewer until it has shown --frames pictures; then it leaves the page."""
+    chromium = Chromium(args.width, args.assets)
+    try:
+        chromium.open(args.url)
+        started = time.monotonic()
+        deadline = started + args.timeout
+        state, first_frame_at = {}, None
+        while time.monotonic() < deadline:
+            state = chromium.evaluate(VIEWER_FRAMES_STATE, await_promise=True) or {}
+            if state.get("frames", 0) > 0 and first_frame_at is None:
+                first_frame_at = time.monotonic() - started
+            if state.get("frames", 0) >= args.frames and state.get("videoWidth"):
+                break
+            chromium.read(time.monotonic() + 0.1)
+        state["secondsToFirstFrame"] = first_frame_at
+        state["seconds"] = round(time.monotonic() - started, 2)
+        state["consoleErrors"] = chromium.console_errors()
+        # Leaving the page: its pagehide handler ends a WebRTC session (a keepalive DELETE, which the browser
+        # sends on after the page is gone: give it until about:blank has loaded and a moment more).
+        chromium.send("Page.navigate", {"url": "about:blank"})
+        chromium.drain(lambda event: event.get("method") == "Page.loadEventFired", 5)
+        chromium.drain(lambda event: False, 0.5)
+        return state
+    finally:
+        chromium.close()
+
+
+def stream_position(stats_url, gop):
+    """Seconds since the stream's last keyframe: its media time modulo the GOP (a looped file of one GOP)."""
+    with urllib.request.urlopen(stats_url, timeout=5) as response:
+        report = json.loads(response.read())
+    streams = report.get("streams") or []
+    return streams[0]["mediaSeconds"] % gop if streams else None
+
+
+def viewer_live_edge(args):
+    """Starts the MSE viewer FROM..TO seconds into a GOP, then samples its lag for --play seconds."""
+    low, high = (float(x) for x in args.join_at.split(":"))
+    chromium = Chromium(args.width, args.assets)
+    try:
+        chromium.open(args.url)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline and chromium.evaluate("document.readyState") != "complete":
+            chromium.read(time.monotonic() + 0.05)
+        joined_at = None
+        while time.monotonic() < deadline:
+            position = stream_position(args.stats, args.gop)
+            if position is not None and low <= position <= high:
+                chromium.evaluate("document.getElementById('start').click()")
+                joined_at = position
+                break
+            time.sleep(0.02)  # the stream's media time moves on by itself
+        samples, started = [], time.monotonic()
+        while joined_at is not None and time.monotonic() < deadline:
+            state = chromium.evaluate(VIEWER_LIVE_STATE) or {}
+            if state.get("played", 0) > 0 or samples:
+                state["at"] = round(time.monotonic() - started, 2)
+                if state.get("bufferedEnd") is not None:
+                    state["lag"] = round(state["bufferedEnd"] - state["currentTime"], 3)
+                samples.append(state)
+            if samples and samples[-1]["at"] - samples[0]["at"] >= args.play:
+                break
+            chromium.read(time.monotonic() + 0.2)
+        lags = [s["lag"] for s in samples if "lag" in s]
+        last = [s["lag"] for s in samples if "lag" in s and s["at"] >= samples[-1]["at"] - 2.5] if samples else []
+        return {"joinedAt": joined_at, "samples": samples, "firstLag": lags[0] if lags else None,
+                "maxLag": max(lags) if lags else None,
+                # The least lag over the last 2.5 s: how far playback runs behind the newest data.
+                "finalSlack": min(last) if last else None,
+                "live": samples[-1].get("live") if samples else None,
+                "playedSeconds": samples[-1].get("played") if samples else 0,
+                "videoWidth": samples[-1].get("videoWidth") if samples else 0,
+                "consoleErrors": chromium.console_errors()}
+    finally:
+        chromium.close()
+
+
 def metrics(url):
     from prometheus_client.parser import text_string_to_metric_families
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -361,19 +528,28 @@ def metrics(url):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["viewer", "dashboard", "recordings", "metrics", "webrtc"])
+    parser.add_argument("mode", choices=["viewer", "dashboard", "recordings", "metrics", "webrtc", "viewer-frames",
+                                         "viewer-live-edge"])
     parser.add_argument("url")
     parser.add_argument("--screenshot")
-    parser.add_argument("--play", type=float, default=2.5)
+    parser.add_argument("--play", type=float, default=2.5, help="seconds played (viewer-live-edge: sampled)")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--whep", help="webrtc: the WHEP resource to POST the offer to")
-    parser.add_argument("--frames", type=int, default=10, help="webrtc: frames decoded before it reports")
+    parser.add_argument("--frames", type=int, default=10, help="webrtc, viewer-frames: frames decoded before it reports")
     parser.add_argument("--garbage", type=int, default=0, help="webrtc: datagrams of garbage sent to the port while playing")
     parser.add_argument("--authorization", help="webrtc: Authorization header value sent with the WHEP requests")
+    parser.add_argument("--stats", help="viewer-live-edge: the sink's /api/stats URL")
+    parser.add_argument("--gop", type=float, help="viewer-live-edge: the looped file's GOP (and length), seconds")
+    parser.add_argument("--join-at", help="viewer-live-edge: FROM:TO seconds into the GOP to start the viewer at")
+    parser.add_argument("--assets", help="serve /assets/* from this directory instead of camflow")
     args = parser.parse_args()
     if args.mode == "webrtc":
         result = webrtc(args)
+    elif args.mode == "viewer-frames":
+        result = viewer_frames(args)
+    elif args.mode == "viewer-live-edge":
+        result = viewer_live_edge(args)
     elif args.mode == "metrics":
         result = metrics(args.url)
     elif args.mode == "recordings":

@@ -1,6 +1,6 @@
 // camflow player: the INSTAR camera's WebSocket protocol into an HTML5 video
-// element through Media Source Extensions. Works against camflow's /ws and
-// against a camera itself. No dependencies.
+// element through Media Source Extensions (works against camflow's /ws and
+// against a camera itself), and camflow's WHEP (WebRTC) playback. No dependencies.
 "use strict";
 
 // --- MP4 codec strings from an init segment (RFC 6381) ---------------------
@@ -30,6 +30,9 @@ const CamflowMP4 = (() => {
       offset += size;
     }
   }
+
+  // A full box's version.
+  const fullBox = (view, p) => view.getUint8(p);
 
   const hex = (n, width = 2) => n.toString(16).toUpperCase().padStart(width, "0");
 
@@ -139,17 +142,87 @@ const CamflowMP4 = (() => {
     return t === "ftyp" || t === "moov";
   }
 
-  return { codecs, isInitSegment };
+  // Each track's timescale and default sample flags, and which track is video, from an init segment:
+  // what fragmentStart needs to tell where a fragment's keyframes are.
+  function tracks(bytes) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const result = { video: null, timescales: {}, defaultFlags: {} };
+    boxes(view, 0, view.byteLength, (t, s, e, p) => {
+      if (t !== "moov") return;
+      boxes(view, p, e, (t2, s2, e2, p2) => {
+        if (t2 === "mvex") {
+          boxes(view, p2, e2, (t3, s3, e3, p3) => {
+            if (t3 === "trex" && p3 + 24 <= e3) result.defaultFlags[view.getUint32(p3 + 4)] = view.getUint32(p3 + 20);
+          });
+        }
+        if (t2 !== "trak") return;
+        let id = null, timescale = null, handler = null;
+        boxes(view, p2, e2, (t3, s3, e3, p3) => {
+          if (t3 === "tkhd" && p3 + 24 <= e3) id = view.getUint32(p3 + (fullBox(view, p3) === 1 ? 20 : 12));
+          if (t3 !== "mdia") return;
+          boxes(view, p3, e3, (t4, s4, e4, p4) => {
+            if (t4 === "mdhd" && p4 + 24 <= e4) timescale = view.getUint32(p4 + (fullBox(view, p4) === 1 ? 20 : 12));
+            if (t4 === "hdlr" && p4 + 12 <= e4) handler = type(view, p4 + 4);
+          });
+        });
+        if (id === null || !timescale) return;
+        result.timescales[id] = timescale;
+        if (handler === "vide" && result.video === null) result.video = id;
+      });
+    });
+    return result.video === null ? null : result;
+  }
+
+  // Where a fragment's video starts (seconds of decode time) and whether it starts with a keyframe; null when the
+  // fragment has no video of the track or cannot be read.
+  function fragmentStart(bytes, known) {
+    if (!known) return null;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let found = null;
+    boxes(view, 0, view.byteLength, (t, s, e, p) => {
+      if (t !== "moof" || found) return;
+      boxes(view, p, e, (t2, s2, e2, p2) => {
+        if (t2 !== "traf" || found) return;
+        let track = null, flags = null, decodeTime = null, sampleFlags = null;
+        boxes(view, p2, e2, (t3, s3, e3, p3) => {
+          if (t3 === "tfhd" && p3 + 8 <= e3) {
+            const f = view.getUint32(p3) & 0xffffff;
+            track = view.getUint32(p3 + 4);
+            let offset = p3 + 8 + (f & 0x01 ? 8 : 0) + (f & 0x02 ? 4 : 0) + (f & 0x08 ? 4 : 0) + (f & 0x10 ? 4 : 0);
+            if (f & 0x20 && offset + 4 <= e3) flags = view.getUint32(offset);
+          } else if (t3 === "tfdt" && p3 + 8 <= e3) {
+            decodeTime = fullBox(view, p3) === 1 && p3 + 12 <= e3 ? Number(view.getBigUint64(p3 + 4)) : view.getUint32(p3 + 4);
+          } else if (t3 === "trun" && p3 + 8 <= e3 && sampleFlags === null) {
+            const f = view.getUint32(p3) & 0xffffff;
+            let offset = p3 + 8 + (f & 0x01 ? 4 : 0);
+            if (f & 0x04) { if (offset + 4 <= e3) sampleFlags = view.getUint32(offset); }
+            else if (f & 0x400) {
+              offset += (f & 0x100 ? 4 : 0) + (f & 0x200 ? 4 : 0);
+              if (offset + 4 <= e3) sampleFlags = view.getUint32(offset);
+            }
+          }
+        });
+        if (track !== known.video || decodeTime === null) return;
+        const first = sampleFlags ?? flags ?? known.defaultFlags[track] ?? 0;
+        // sample_is_non_sync_sample (ISO/IEC 14496-12 8.8.3.1)
+        found = { time: decodeTime / known.timescales[track], keyframe: (first & 0x10000) === 0 };
+      });
+    });
+    return found;
+  }
+
+  return { codecs, isInitSegment, tracks, fragmentStart };
 })();
 
 // --- The player ---------------------------------------------------------------
 
 class CamflowPlayer {
   // options: url, channel (null for "livestream"), onStatus(state, detail),
-  // onMessage(entry), onError(text), onCodecs(mime), reconnect (true)
+  // onMessage(entry), onError(text), onCodecs(mime), reconnect (true),
+  // liveEdge (true): stay near the newest data (see followLiveEdge)
   constructor(video, options) {
     this.video = video;
-    this.options = Object.assign({ reconnect: true, keepAliveEvery: 10, liveLatency: 3 }, options);
+    this.options = Object.assign({ reconnect: true, keepAliveEvery: 10, liveEdge: true }, options);
     this.state = "disconnected";
     this.socket = null;
     this.mediaSource = null;
@@ -163,11 +236,22 @@ class CamflowPlayer {
     this.timer = null;
     this.errors = [];
     this.playbackStart = null;
+    this.tracks = null;
+    // Decode times (s) of the keyframes appended and still buffered: where the buffer may be cut (see trim).
+    this.keyframes = [];
+    // [time (ms), seconds buffered ahead of the playhead], sampled every 100 ms while playing.
+    this.lagSamples = [];
+    this.lagSince = 0;
+    this.lagTimer = null;
+    // What followLiveEdge did, for the page and its tests.
+    this.live = { slack: null, lag: null, rate: 1, speedups: 0, jumps: 0, trims: 0 };
   }
 
   start() {
     this.wanted = true;
     this.attempt = 0;
+    this.startedAt = performance.now();
+    this.firstFrameSeconds = null;
     this.connect();
   }
 
@@ -255,6 +339,7 @@ class CamflowPlayer {
       this.onInitSegment(bytes);
     } else {
       this.log("in", "fragment, " + bytes.byteLength + " bytes");
+      this.noteKeyframe(bytes);
       this.append(bytes);
     }
   }
@@ -273,6 +358,7 @@ class CamflowPlayer {
       return;
     }
     if (this.options.onCodecs) this.options.onCodecs(mime);
+    try { this.tracks = CamflowMP4.tracks(bytes); } catch (e) { this.tracks = null; }
     if (this.sourceBuffer && mime === this.mime) {
       this.append(bytes);
       return;
@@ -328,36 +414,115 @@ class CamflowPlayer {
     }
   }
 
-  // Drops what lies far behind the playhead, so memory stays bounded.
+  noteKeyframe(bytes) {
+    let start = null;
+    try { start = CamflowMP4.fragmentStart(bytes, this.tracks); } catch (e) { return; } // trim's fallback applies
+    if (!start || !start.keyframe) return;
+    const last = this.keyframes[this.keyframes.length - 1];
+    // A timeline that starts over (a new init segment, a source that restarted) leaves nothing to cut by.
+    if (last !== undefined && start.time <= last) this.keyframes = [];
+    this.keyframes.push(start.time);
+    if (this.keyframes.length > 1000) this.keyframes.splice(0, 500);
+  }
+
+  // Drops what lies behind the playhead, so memory stays bounded over hours: everything before the latest keyframe
+  // that is at least `keepBehind` seconds old. The cut is made at a keyframe, and only where a later keyframe is
+  // already behind the playhead, because removing a frame also removes every frame after it up to the next keyframe
+  // (MSE's coded frame removal): a cut inside the playing GOP would take away what is being shown. Without
+  // keyframe times (a fragment camflow cannot read), only what is over 40 s old goes.
   trim(force) {
     const buffer = this.sourceBuffer;
     if (!buffer.buffered.length) return false;
     const start = buffer.buffered.start(0);
+    const now = this.video.currentTime;
+    const keepBehind = force ? 2 : 4;
+    let cut = null;
+    for (let i = 0; i + 1 < this.keyframes.length; i++) {
+      if (this.keyframes[i] <= now - keepBehind && this.keyframes[i + 1] <= now) cut = this.keyframes[i];
+    }
+    if (cut !== null && cut - start >= (force ? 0.1 : 2)) {
+      buffer.remove(start, cut);
+      this.keyframes = this.keyframes.filter((time) => time >= cut);
+      this.live.trims += 1;
+      return true;
+    }
     const keep = force ? 5 : 30;
-    if (this.video.currentTime - start > keep + 10 || (force && this.video.currentTime - start > keep)) {
-      buffer.remove(start, this.video.currentTime - keep);
+    if (cut === null && (now - start > keep + 10 || (force && now - start > keep))) {
+      buffer.remove(start, now - keep);
+      this.live.trims += 1;
       return true;
     }
     return false;
   }
 
-  // Starts playback at the first buffered picture and stays near the live edge.
+  // Starts playback at the first buffered picture, then keeps it near the newest data. Without this the delay a
+  // viewer starts with stays for as long as it watches, and grows: camflow hands a joining viewer its cache from the
+  // last keyframe (up to a GOP behind the newest frame), and after each stall (a fragment late on the network)
+  // playback resumes where it stopped, not at the newest frame, so an hour of small stalls adds up to seconds.
   followLiveEdge() {
     const ranges = this.sourceBuffer.buffered;
     if (!ranges.length) return;
-    const end = ranges.end(ranges.length - 1);
     const video = this.video;
     if (this.playbackStart === null) {
       this.playbackStart = ranges.start(0);
+      if (video.requestVideoFrameCallback) {
+        video.requestVideoFrameCallback(() => { this.firstFrameSeconds = (performance.now() - this.startedAt) / 1000; });
+      }
       video.currentTime = ranges.start(0);
       video.muted = true;
       const playing = video.play();
       if (playing) playing.catch((e) => this.error("playback did not start: " + e.message));
-    } else if (end - video.currentTime > this.options.liveLatency + 2) {
-      video.currentTime = end - this.options.liveLatency / 2;
+      this.startLagSampling();
     } else if (video.currentTime < ranges.start(0)) {
       video.currentTime = ranges.start(0);
     }
+  }
+
+  startLagSampling() {
+    clearInterval(this.lagTimer);
+    this.lagSamples = [];
+    this.lagSince = performance.now();
+    if (this.options.liveEdge) this.lagTimer = setInterval(() => this.steer(), 100);
+  }
+
+  // The slack is what is buffered ahead of the playhead just before new data arrives: the least lag over the last
+  // LAG_WINDOW ms. Right after a fragment arrives the lag is a whole fragment longer (a camera sending one fragment
+  // per second is always up to 1 s ahead of the playhead), which is no delay to win back; the slack is. Playback
+  // speeds up a little (SPEEDUP, unnoticeable in a camera picture) while the slack is over SLACK_TARGET + 0.25 s and
+  // returns to normal speed once it is down to SLACK_TARGET + 0.05 s; over FAR_BEHIND it jumps instead, since at
+  // 10 % faster each second behind takes 10 s to win back. Some slack stays, so a fragment that comes a little late
+  // does not stall the picture.
+  steer() {
+    const buffer = this.sourceBuffer;
+    const video = this.video;
+    if (!buffer || !buffer.buffered.length || video.paused || video.seeking) return;
+    const now = performance.now();
+    const lag = buffer.buffered.end(buffer.buffered.length - 1) - video.currentTime;
+    this.lagSamples.push([now, lag]);
+    while (this.lagSamples.length && this.lagSamples[0][0] < now - CamflowPlayer.LAG_WINDOW) this.lagSamples.shift();
+    this.live.lag = lag;
+    // Act only on a full window: it must hold a moment just before an arrival.
+    if (now - this.lagSince < CamflowPlayer.LAG_WINDOW) return;
+    const slack = Math.min(...this.lagSamples.map((sample) => sample[1]));
+    this.live.slack = slack;
+    if (slack > CamflowPlayer.FAR_BEHIND) {
+      video.currentTime += slack - CamflowPlayer.SLACK_TARGET;
+      this.setRate(1);
+      this.live.jumps += 1;
+      // The samples before the jump say nothing about the new position.
+      this.lagSamples = [];
+      this.lagSince = now;
+    } else if (slack > CamflowPlayer.SLACK_TARGET + 0.25 && video.playbackRate === 1) {
+      this.setRate(CamflowPlayer.SPEEDUP);
+      this.live.speedups += 1;
+    } else if (slack <= CamflowPlayer.SLACK_TARGET + 0.05 && video.playbackRate !== 1) {
+      this.setRate(1);
+    }
+  }
+
+  setRate(rate) {
+    this.video.playbackRate = rate;
+    this.live.rate = rate;
   }
 
   // Seconds played since playback started.
@@ -377,6 +542,165 @@ class CamflowPlayer {
     this.pending = [];
     this.mime = null;
     this.playbackStart = null;
+    this.keyframes = [];
+    clearInterval(this.lagTimer);
+    this.lagTimer = null;
+    this.video.playbackRate = 1;
+    this.live.rate = 1;
+  }
+}
+
+CamflowPlayer.LAG_WINDOW = 2500;
+CamflowPlayer.SLACK_TARGET = 0.3;
+CamflowPlayer.SPEEDUP = 1.1;
+CamflowPlayer.FAR_BEHIND = 2.5;
+
+// --- WebRTC (WHEP) ------------------------------------------------------------
+
+// Plays a camflow stream over WebRTC: one recvonly offer POSTed to the web sink's WHEP resource (/whep/NAME), its
+// answer applied, the video track shown. camflow is an ICE-lite agent that puts its one candidate in the answer and
+// learns the browser's address from the browser's own connectivity checks, so the offer goes out at once: no
+// trickle (camflow has no PATCH), and no waiting for the browser to gather candidates camflow does not need.
+// Every failure ends in onFailure(reason, { status, refusal }) once, so the page can fall back to MSE.
+class CamflowWebRTCPlayer {
+  // options: url (the WHEP resource), authorization (an Authorization header value; without one the browser sends
+  // the credentials it has for the page), firstFrameTimeout (ms), onStatus(state, detail), onFailure(reason, info),
+  // onNote(text)
+  constructor(video, options) {
+    this.video = video;
+    this.options = Object.assign({ firstFrameTimeout: 6000 }, options);
+    this.state = "disconnected";
+    this.pc = null;
+    this.location = null;
+    this.wanted = false;
+    this.failed = null;
+    this.timer = null;
+    this.frames = 0;
+    this.firstFrameSeconds = null;
+    this.postStatus = null;
+    this.startTime = null;
+    this.errors = [];
+  }
+
+  setState(state, detail) {
+    this.state = state;
+    if (this.options.onStatus) this.options.onStatus(state, detail || "");
+  }
+
+  headers(extra) {
+    return Object.assign(this.options.authorization ? { authorization: this.options.authorization } : {}, extra);
+  }
+
+  async start() {
+    this.wanted = true;
+    this.startedAt = performance.now();
+    this.setState("connecting", "WebRTC");
+    this.timer = setTimeout(() => this.fail("no picture over WebRTC within " + this.options.firstFrameTimeout / 1000
+      + " s (is camflow's WebRTC UDP port reachable from here?)"), this.options.firstFrameTimeout);
+    try {
+      const pc = this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+      // Audio is offered too, so the answer says plainly whether any comes: camflow rejects it (AAC has no place in
+      // WebRTC, and camflow does not transcode).
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.ontrack = (event) => { if (event.track.kind === "video") this.attach(event.track); };
+      pc.onconnectionstatechange = () => {
+        if (pc !== this.pc) return;
+        if (pc.connectionState === "failed") this.fail("the WebRTC connection failed (ICE or DTLS): is camflow's UDP port reachable from here?");
+        if (pc.connectionState === "connected") this.setState("connecting", "WebRTC connected, waiting for a picture");
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      let response;
+      try {
+        response = await fetch(this.options.url, { method: "POST", headers: this.headers({ "content-type": "application/sdp" }),
+                                                   body: pc.localDescription.sdp, cache: "no-store", credentials: "include" });
+      } catch (error) {
+        return this.fail("the WHEP request failed: " + error.message);
+      }
+      const text = await response.text();
+      this.postStatus = response.status;
+      if (!this.wanted || this.failed) return;
+      if (response.status !== 201) {
+        return this.fail("WebRTC refused (" + response.status + "): " + text.trim(), { status: response.status, refusal: text.trim() });
+      }
+      const location = response.headers.get("location");
+      if (location) this.location = new URL(location, new URL(this.options.url, document.baseURI)).href;
+      if (/^m=audio 0 /m.test(text) && this.options.onNote) {
+        this.options.onNote("video only over WebRTC: AAC audio cannot be carried, and camflow does not transcode");
+      }
+      await pc.setRemoteDescription({ type: "answer", sdp: text });
+    } catch (error) {
+      this.fail("WebRTC failed: " + error.message);
+    }
+  }
+
+  attach(track) {
+    const video = this.video;
+    video.srcObject = new MediaStream([track]);
+    video.muted = true;
+    const playing = video.play();
+    if (playing) playing.catch(() => {});
+    const frame = () => {
+      if (!this.pc || video.srcObject === null) return;
+      this.frames += 1;
+      if (this.frames === 1) {
+        clearTimeout(this.timer);
+        this.firstFrameSeconds = (performance.now() - this.startedAt) / 1000;
+        this.startTime = video.currentTime;
+        this.setState("connected", "WebRTC");
+      }
+      video.requestVideoFrameCallback(frame);
+    };
+    video.requestVideoFrameCallback(frame);
+  }
+
+  fail(reason, info) {
+    if (!this.wanted || this.failed) return;
+    this.failed = reason;
+    this.errors.push(reason);
+    this.stop(reason);
+    if (this.options.onFailure) this.options.onFailure(reason, info || {});
+  }
+
+  // Ends the session: DELETE on its Location (keepalive, so it still goes out while the page unloads), then the
+  // peer connection is closed; the other way round, its DTLS close would end the session before the DELETE came.
+  stop(detail) {
+    this.wanted = false;
+    clearTimeout(this.timer);
+    const pc = this.pc;
+    const close = () => { if (pc) pc.close(); };
+    if (this.location) {
+      fetch(this.location, { method: "DELETE", headers: this.headers({}), keepalive: true, credentials: "include" })
+        .catch(() => {}).finally(close);
+      setTimeout(close, 2000);
+      this.location = null;
+    } else {
+      close();
+    }
+    this.pc = null;
+    if (this.video.srcObject) this.video.srcObject = null;
+    this.setState("disconnected", detail || "stopped");
+  }
+
+  // Seconds played since the first picture.
+  playedSeconds() {
+    return this.startTime === null || !this.pc ? 0 : this.video.currentTime - this.startTime;
+  }
+
+  // The receiver's counters (getStats), for the page and its tests.
+  async stats() {
+    const out = { frames: this.frames, firstFrameSeconds: this.firstFrameSeconds, postStatus: this.postStatus };
+    if (!this.pc) return out;
+    (await this.pc.getStats()).forEach((report) => {
+      if (report.type === "transport") Object.assign(out, { iceState: report.iceState, dtlsState: report.dtlsState });
+      if (report.type === "inbound-rtp" && report.kind === "video") {
+        Object.assign(out, { framesDecoded: report.framesDecoded || 0, frameWidth: report.frameWidth,
+                             frameHeight: report.frameHeight, packetsLost: report.packetsLost,
+                             jitterBufferDelay: report.jitterBufferDelay,
+                             jitterBufferEmittedCount: report.jitterBufferEmittedCount });
+      }
+    });
+    return out;
   }
 }
 
