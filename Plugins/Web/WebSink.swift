@@ -169,9 +169,9 @@ struct WebSink: Node {
         let settings = configured
         let clock = context.clock
         let hub = RestreamHub(viewerQueueLimit: settings.viewerQueue, gopCacheLimit: settings.gopCache,
-                              maxStreams: settings.maxStreams, clock: clock)
+                              maxStreams: settings.maxStreams, node: context.id, clock: clock)
         let hls = settings.hls.map { HLSStore(configuration: $0, maxStreams: settings.maxStreams, clock: clock) }
-        let webrtc = await Self.startWebRTC(settings, logger: context.logger, clock: clock)
+        let webrtc = await Self.startWebRTC(settings, node: context.id, logger: context.logger, clock: clock)
         var feed = (try? webrtc.get()).map { WebRTCFeed(endpoint: $0, maxStreams: settings.maxStreams) }
         let server = WebServer(settings: settings, hub: hub, hls: hls, pipeline: context.pipeline, nodeID: context.id,
                                logger: context.logger, clock: clock,
@@ -246,10 +246,12 @@ struct WebSink: Node {
     }
 
     /// The WebRTC endpoint, or why WHEP answers 503: a failure here is logged, the rest of the sink runs.
-    static func startWebRTC(_ settings: WebSettings, logger: Logger, clock: any PipelineClock) async -> Result<WebRTCEndpoint, WebError> {
+    static func startWebRTC(_ settings: WebSettings, node: String, logger: Logger, clock: any PipelineClock) async -> Result<WebRTCEndpoint, WebError> {
         var configuration = WebRTCEndpoint.Configuration()
         configuration.maxStreams = settings.maxStreams
         configuration.gopCacheBytes = settings.gopCache
+        let delivery = DeliveryTimer(node: node, way: "webrtc")
+        configuration.frameSent = { receivedAt, peers in delivery.record(since: receivedAt, count: peers) }
         do {
             let endpoint = try await WebRTCEndpoint.start(host: settings.host, port: settings.webrtcPort, configuration: configuration,
                                                           logger: logger, clock: clock)

@@ -6,11 +6,12 @@ final class ChildProcess {
     let process = Process()
     let output: URL
 
-    init(_ arguments: [String]) throws {
+    /// - Parameter executable: this binary unless told (another camflow, python3).
+    init(_ arguments: [String], executable: String = "/proc/self/exe") throws {
         output = FileManager.default.temporaryDirectory
             .appendingPathComponent("camflow-bench-\(getpid())-\(UUID().uuidString).out")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: output)
         process.standardError = FileHandle.nullDevice

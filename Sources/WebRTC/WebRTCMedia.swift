@@ -45,11 +45,16 @@ public struct WebRTCVideoFrame: Sendable {
     /// Decode time on the stream's continuous timeline, nanoseconds: the RTP
     /// timestamp (90 kHz) and the pacing of a fragment's frames come from it.
     public var time: Int64
+    /// When the frame's fragment arrived (`MonotonicClock` ns), for the time to its send
+    /// (``WebRTCEndpoint/Configuration/frameSent``); 0 when not measured (a fragment's
+    /// later frames, held back on purpose by the pacing).
+    public var receivedAt: UInt64
 
-    public init(sample: ByteBuffer, isKeyframe: Bool, time: Int64) {
+    public init(sample: ByteBuffer, isKeyframe: Bool, time: Int64, receivedAt: UInt64 = 0) {
         self.sample = sample
         self.isKeyframe = isKeyframe
         self.time = time
+        self.receivedAt = receivedAt
     }
 }
 

@@ -21,7 +21,7 @@ import WebPlugin
             switch item {
             case .text(let text): seen.append(text)
             case .initSegment(let buffer): seen.append("init\(buffer.getInteger(at: 0, as: UInt8.self)!)")
-            case .fragment(let buffer, _): seen.append("f\(buffer.getInteger(at: 0, as: UInt8.self)!)")
+            case .fragment(let buffer, _, _): seen.append("f\(buffer.getInteger(at: 0, as: UInt8.self)!)")
             }
         }
         return seen

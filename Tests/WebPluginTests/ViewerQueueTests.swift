@@ -17,7 +17,7 @@ import MediaCache
     func drain(_ queue: inout ViewerQueue) -> [UInt8] {
         var ids: [UInt8] = []
         while let item = queue.pop() {
-            if case .fragment(let buffer, _) = item { ids.append(buffer.getInteger(at: 0)!) }
+            if case .fragment(let buffer, _, _) = item { ids.append(buffer.getInteger(at: 0)!) }
         }
         return ids
     }
@@ -91,7 +91,7 @@ import MediaCache
             switch item {
             case .initSegment: kinds.append("init")
             case .text(let text): kinds.append(text)
-            case .fragment(let buffer, _): kinds.append("f\(buffer.getInteger(at: 0, as: UInt8.self)!)")
+            case .fragment(let buffer, _, _): kinds.append("f\(buffer.getInteger(at: 0, as: UInt8.self)!)")
             }
         }
         #expect(kinds == ["init", "error: something", "f2"])

@@ -92,9 +92,14 @@ public final class RestreamHub: Sendable {
 
     /// What viewers' connection times are read from.
     private let clock: any PipelineClock
+    /// Where each live fragment's time from arrival to a viewer's socket goes; nil without a node.
+    private let delivery: DeliveryTimer?
 
-    public init(viewerQueueLimit: Int, gopCacheLimit: Int, maxStreams: Int = 64, clock: any PipelineClock = SystemClock()) {
+    /// - Parameter node: the web node's id, naming its `camflow_web_delivery_seconds{way="mse"}`; nil records none.
+    public init(viewerQueueLimit: Int, gopCacheLimit: Int, maxStreams: Int = 64, node: String? = nil,
+                clock: any PipelineClock = SystemClock()) {
         self.clock = clock
+        self.delivery = node.map { DeliveryTimer(node: $0, way: "mse") }
         self.viewerQueueLimit = viewerQueueLimit
         self.gopCacheLimit = gopCacheLimit
         self.state = Mutex(State(streams: StreamTable(capacity: maxStreams)))
@@ -136,7 +141,9 @@ public final class RestreamHub: Sendable {
                 }
             } else {
                 for viewer in state.viewers.values where viewer.stream == packet.stream && viewer.playing {
-                    if viewer.queue.push(fragment: packet.payload, startsGOP: starts) { viewer.wake(&resumptions) }
+                    if viewer.queue.push(fragment: packet.payload, startsGOP: starts, receivedAt: packet.receivedAt) {
+                        viewer.wake(&resumptions)
+                    }
                 }
             }
             return evicted
@@ -285,9 +292,11 @@ public final class RestreamHub: Sendable {
         }
     }
 
-    /// Counts an item as sent (after the socket took it).
+    /// Counts an item as sent (after the socket took it) and records a
+    /// live fragment's time from its arrival to now.
     public func sent(_ item: ViewerItem, to id: Int) {
-        guard case .fragment(let buffer, _) = item else { return }
+        guard case .fragment(let buffer, _, let receivedAt) = item else { return }
+        delivery?.record(since: receivedAt)
         state.withLock { state in
             guard let viewer = state.viewers[id] else { return }
             viewer.sentFragments &+= 1

@@ -7,13 +7,15 @@ public enum ViewerItem: Sendable, Equatable {
     case text(String)
     case initSegment(ByteBuffer)
     /// A fragment; `startsGOP` when its video begins with a keyframe, so a
-    /// decoder can start there.
-    case fragment(ByteBuffer, startsGOP: Bool)
+    /// decoder can start there. `receivedAt` is when its bytes arrived at
+    /// camflow (`Packet.receivedAt`), 0 for one sent from the GOP cache to a
+    /// joiner: only live fragments count in the delivery time.
+    case fragment(ByteBuffer, startsGOP: Bool, receivedAt: UInt64 = 0)
 
     var bytes: Int {
         switch self {
         case .text(let text): text.utf8.count
-        case .initSegment(let buffer), .fragment(let buffer, _): buffer.readableBytes
+        case .initSegment(let buffer), .fragment(let buffer, _, _): buffer.readableBytes
         }
     }
 }
@@ -73,7 +75,7 @@ public struct ViewerQueue: Sendable {
 
     /// Offers one fragment. Returns whether it was queued.
     @discardableResult
-    public mutating func push(fragment: ByteBuffer, startsGOP: Bool) -> Bool {
+    public mutating func push(fragment: ByteBuffer, startsGOP: Bool, receivedAt: UInt64 = 0) -> Bool {
         if skipping {
             guard startsGOP else {
                 droppedFragments &+= 1
@@ -104,7 +106,7 @@ public struct ViewerQueue: Sendable {
         }
         if startsGOP { cutInFlight = false }
         bytes += size
-        items.append(.fragment(fragment, startsGOP: startsGOP))
+        items.append(.fragment(fragment, startsGOP: startsGOP, receivedAt: receivedAt))
         return true
     }
 
@@ -138,13 +140,13 @@ public struct ViewerQueue: Sendable {
     /// from the first queued GOP start on. Fragments before it finish the
     /// GOP in flight, so they stay. Returns whether it dropped any.
     private mutating func dropQueuedGOPs() -> Bool {
-        guard let first = items.firstIndex(where: { if case .fragment(_, true) = $0 { true } else { false } }) else {
+        guard let first = items.firstIndex(where: { if case .fragment(_, true, _) = $0 { true } else { false } }) else {
             return false
         }
         var kept = Deque(items[..<first])
         for item in items[first...] {
             switch item {
-            case .fragment(_, let starts):
+            case .fragment(_, let starts, _):
                 droppedFragments &+= 1
                 if starts { droppedGOPs &+= 1 }
             case .text, .initSegment:

@@ -49,7 +49,7 @@ struct ViewerSession: Sendable {
                         case .initSegment(let buffer):
                             timeline.restart(initSegment: buffer)
                             try await outbound.write(.binary(buffer))
-                        case .fragment(let buffer, _):
+                        case .fragment(let buffer, _, _):
                             if let rebased = timeline.rebase(buffer) {
                                 // One frame whose payload is the new moof then the shared mdat:
                                 // NIO writes extension data and data back to back, so the media is not copied.

@@ -81,7 +81,9 @@ struct WebRTCFeed {
             }
             state.lastPTS = max(state.lastPTS, pts)
             let time = Self.nanoseconds(sample.dts, state.timescale) &+ state.offset
-            frames.append(WebRTCVideoFrame(sample: fragment.data(of: sample), isKeyframe: sample.isSync, time: time))
+            // Only the first frame's send measures camflow's delay: the pacing holds the others back on purpose.
+            frames.append(WebRTCVideoFrame(sample: fragment.data(of: sample), isKeyframe: sample.isSync, time: time,
+                                           receivedAt: frames.isEmpty ? packet.receivedAt : 0))
             state.expected = time &+ Self.nanoseconds(Int64(sample.duration), state.timescale)
         }
         streams[packet.stream] = state

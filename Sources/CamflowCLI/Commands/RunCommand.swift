@@ -125,6 +125,11 @@ struct RunCommand: AsyncParsableCommand {
 /// registry, which the `web` node serves on `/metrics`.
 private func bootstrapMetrics() -> PrometheusCollectorRegistry {
     let registry = PrometheusCollectorRegistry()
-    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    var factory = PrometheusMetricsFactory(registry: registry)
+    // camflow's timers measure its own share of a viewer's latency (camflow_web_delivery_seconds):
+    // fine below 10 ms, where the goal lies, instead of the library's default that starts at 5 ms.
+    factory.defaultDurationHistogramBuckets = [0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 20, 50, 100, 250, 1000]
+        .map { Duration.microseconds(Int64($0 * 1000)) }
+    MetricsSystem.bootstrap(factory)
     return registry
 }
