@@ -424,6 +424,7 @@ let package = Package(
                 "ZeroMQPlugin",
                 "WebPlugin",
                 "RTSPProtocol",
+                "WebRTCProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -476,6 +477,12 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The benchmarks' pure parts (no benchmark is run by a test).
+        .testTarget(
+            name: "CamflowBenchTests",
+            dependencies: ["CamflowBench", "WebRTCProtocol"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

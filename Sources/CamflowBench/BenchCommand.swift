@@ -10,7 +10,8 @@ public struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Run a benchmark and print a table (build with -c release for real numbers).",
         subcommands: [EngineBenchCommand.self, MP4BenchCommand.self, IngestBenchCommand.self, ZMQBenchCommand.self,
-                      RecordBenchCommand.self, WebBenchCommand.self, RTSPBenchCommand.self, LatencyShareBenchCommand.self])
+                      RecordBenchCommand.self, WebBenchCommand.self, RTSPBenchCommand.self, LatencyShareBenchCommand.self,
+                      LatencyBenchCommand.self])
 
     public init() {}
 }

@@ -89,7 +89,11 @@ final class WebRTCEndpointCore {
         do {
             sdp = try negotiation.answer(WHEPAnswerParameters(
                 sessionID: random.next(), credentials: credentials, fingerprint: context.certificate.fingerprint.sha256,
-                candidates: [candidate], ssrc: peer.ssrc, cname: "camflow-\(id.prefix(8))", msid: ("camflow", "video")))
+                candidates: [candidate], ssrc: peer.ssrc, cname: "camflow-\(id.prefix(8))", msid: ("camflow", "video"),
+                sessionAttributes: media.mediaClock.map { clock in
+                    [CamflowMediaClock(ssrc: peer.ssrc, rtpTimestamp: peer.timestampBase &+ WebRTCStreamMedia.ticks(clock.time),
+                                       mediaNanoseconds: clock.source).attribute]
+                } ?? []))
         } catch {
             return .failure(WHEPRefusal(status: 500, "cannot write the answer: \(error)"))
         }
@@ -298,7 +302,8 @@ final class WebRTCEndpointCore {
 
     /// Queues a fragment's frames at their decode-time offsets from now, after what is already queued.
     func enqueue(_ frames: [WebRTCVideoFrame], stream: String) {
-        guard let media = streams[stream], let first = frames.first else { return }
+        guard let media = streams[stream], let first = frames.first, let last = frames.last else { return }
+        media.mediaClock = (last.time, last.sourceTime)
         // Nobody watching: cached at once, no timers.
         if media.pending.isEmpty, !peers.values.contains(where: { $0.stream == stream && $0.isConnected }) {
             for frame in frames { media.cache(frame) }

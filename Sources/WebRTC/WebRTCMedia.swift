@@ -49,12 +49,17 @@ public struct WebRTCVideoFrame: Sendable {
     /// (``WebRTCEndpoint/Configuration/frameSent``); 0 when not measured (a fragment's
     /// later frames, held back on purpose by the pacing).
     public var receivedAt: UInt64
+    /// The same frame's decode time as the source gave it (before the
+    /// timeline was made continuous), nanoseconds: the answer's media clock
+    /// (`a=x-camflow-media-clock`) ties RTP timestamps to it.
+    public var sourceTime: Int64
 
-    public init(sample: ByteBuffer, isKeyframe: Bool, time: Int64, receivedAt: UInt64 = 0) {
+    public init(sample: ByteBuffer, isKeyframe: Bool, time: Int64, receivedAt: UInt64 = 0, sourceTime: Int64? = nil) {
         self.sample = sample
         self.isKeyframe = isKeyframe
         self.time = time
         self.receivedAt = receivedAt
+        self.sourceTime = sourceTime ?? time
     }
 }
 

@@ -35,7 +35,8 @@ final class WebRTCPeer {
     let remoteFingerprint: DTLSFingerprint
     let payloadType: UInt8
     let ssrc: UInt32
-    private let timestampBase: UInt32
+    /// Added to every frame's 90 kHz time: a random start (RFC 3550 §5.1).
+    let timestampBase: UInt32
     private var sequence: UInt16
     /// Made at the first DTLS datagram from an address that passed a STUN check.
     var dtls: DTLSTransport?

@@ -27,6 +27,8 @@ final class WebRTCStreamMedia {
     var pendingTimer: Scheduled<Void>?
     /// Where the last frame was put: the next fragment's frames never go before it.
     var lastDue: Duration = .zero
+    /// The latest frame's timeline time and source time (ns): the answer's media clock.
+    var mediaClock: (time: Int64, source: Int64)?
     var badFrames: UInt64 = 0
     /// Frames not sent because pacing fell more than `maxPending` behind.
     var overflowedFrames: UInt64 = 0
@@ -92,9 +94,12 @@ final class WebRTCStreamMedia {
             badFrames &+= 1
             return nil
         }
-        // ns → 90 kHz: time · 90000 / 1e9.
-        let ticks = UInt32(truncatingIfNeeded: frame.time / 100_000 &* 9 &+ (frame.time % 100_000) * 9 / 100_000)
-        return Packetized(payloads: payloads, ticks: ticks, isKeyframe: frame.isKeyframe)
+        return Packetized(payloads: payloads, ticks: Self.ticks(frame.time), isKeyframe: frame.isKeyframe)
+    }
+
+    /// A timeline time (ns) on the 90 kHz clock: time · 90000 / 1e9.
+    static func ticks(_ time: Int64) -> UInt32 {
+        UInt32(truncatingIfNeeded: time / 100_000 &* 9 &+ (time % 100_000) * 9 / 100_000)
     }
 
     static func isParameterSet(_ unit: ByteBuffer, _ codec: WebRTCVideoTrack.Codec) -> Bool {

@@ -83,7 +83,8 @@ struct WebRTCFeed {
             let time = Self.nanoseconds(sample.dts, state.timescale) &+ state.offset
             // Only the first frame's send measures camflow's delay: the pacing holds the others back on purpose.
             frames.append(WebRTCVideoFrame(sample: fragment.data(of: sample), isKeyframe: sample.isSync, time: time,
-                                           receivedAt: frames.isEmpty ? packet.receivedAt : 0))
+                                           receivedAt: frames.isEmpty ? packet.receivedAt : 0,
+                                           sourceTime: Self.nanoseconds(sample.dts, state.timescale)))
             state.expected = time &+ Self.nanoseconds(Int64(sample.duration), state.timescale)
         }
         streams[packet.stream] = state
