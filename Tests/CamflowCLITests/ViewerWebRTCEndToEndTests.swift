@@ -102,6 +102,23 @@ import Testing
         #expect(!run.stderr.contains("WebRTC session"), "no WebRTC session was set up")
     }
 
+    @Test func viewer_inWebRTCMode_fallsBackToMSE_whenNoPictureComes() async throws {
+        // The answer names a UDP port nothing listens on (discard, on loopback): ICE cannot connect.
+        let (run, port) = try await startWeb(path: fixture("h264-baseline.mp4"), webOptions: ", webrtc-public-address: \"127.0.0.1:9\"")
+        defer { run.process.terminate() }
+        let result = try await browserCheck(["viewer-frames", "http://127.0.0.1:\(port)/viewer?mode=webrtc&autostart=1",
+                                             "--frames", "25", "--timeout", "25"])
+        let line = try #require(result["transportLine"] as? String, "\(result)")
+        #expect(line.contains("WebRTC") && line.contains("Playing over MSE instead"), "\(line)")
+        #expect(result["transport"] as? String == "mse")
+        #expect(result["frames"] as? Int ?? 0 >= 25, "\(result)")
+        #expect(result["videoWidth"] as? Int == 320)
+        // The session it gave up on was ended, not left to camflow's connect deadline.
+        try await waitUntil("the abandoned session is closed by DELETE", timeout: .seconds(10)) {
+            run.stderr.contains("closed: DELETE")
+        }
+    }
+
     /// Starts the MSE viewer `joinAt` seconds into the 5 s GOP and samples its lag behind the newest data.
     func liveEdge(joinAt: String, play: Int) async throws -> [String: Any] {
         let (run, port) = try await startWeb(path: try await longGOPFixture())
@@ -124,6 +141,12 @@ import Testing
         #expect(final < 1.0 && final <= first - 0.5, "first \(first), final \(final)")
         #expect(result["videoWidth"] as? Int == 320)
         #expect((result["consoleErrors"] as? [String])?.isEmpty == true, "\(result)")
+        // Over 10 s two keyframes went behind the playhead: the buffer was cut at the first, and playback went on.
+        #expect(live["trims"] as? Int ?? 0 >= 1, "\(live)")
+        let samples = try #require(result["samples"] as? [[String: Any]])
+        let starts = samples.compactMap { $0["bufferedStart"] as? Double }
+        #expect((starts.last ?? 0) > (starts.first ?? 0), "\(starts)")
+        #expect(result["playedSeconds"] as? Double ?? 0 >= 9, "\(result)")
     }
 
     @Test func mse_farBehind_jumpsToTheNewestFrame() async throws {

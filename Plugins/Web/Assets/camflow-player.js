@@ -649,9 +649,11 @@ class CamflowWebRTCPlayer {
         this.startTime = video.currentTime;
         this.setState("connected", "WebRTC");
       }
-      video.requestVideoFrameCallback(frame);
+      if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(frame);
     };
-    video.requestVideoFrameCallback(frame);
+    // Without per-frame callbacks (older browsers), the first picture is when playback starts.
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(frame);
+    else video.addEventListener("playing", frame, { once: true });
   }
 
   fail(reason, info) {
