@@ -21,7 +21,8 @@ struct RTSPNode: Node {
             is never read). RTCP sender reports every 'sender-report-interval'. With 'username' and \
             'password', every request but OPTIONS needs them (Digest or Basic). Metrics: \
             camflow_rtsp_clients, camflow_rtsp_bytes_sent_total, camflow_rtsp_gops_dropped_total, \
-            camflow_rtsp_refused_total.
+            camflow_rtsp_refused_total per stream or node; camflow_rtsp_client_* per playing client (labels \
+            client = its IP:PORT and transport), removed when it leaves.
             """,
         options: [
             OptionSpec("bind", .string, default: "0.0.0.0:8554",

@@ -232,7 +232,7 @@ window.camflowPrometheus = (() => {
       row[field] = sample.value;
     }
     return [...rows.values()].sort((a, b) => a.node.localeCompare(b.node) || a.stream.localeCompare(b.stream)
-      || a.client.localeCompare(b.client));
+      || a.client.localeCompare(b.client, undefined, { numeric: true }));
   }
 
   return { parse, parseLine, rtspClients };
