@@ -255,6 +255,24 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
     }
 
+    @Test func aSilentPlayersSeriesGoWhenItsSessionTimesOut() async throws {
+        // The player sends nothing after PLAY (no RTCP, no keep-alive): the server closes it after 2 s.
+        let (server, metrics) = try await Self.start(options: "session-timeout: 2s")
+        defer { server.stop() }
+        let stop = Self.stopFile()
+        defer { try? FileManager.default.removeItem(atPath: stop) }
+        async let player = python(Self.player, ["\(server.port)", "tcp", stop])
+        let playing = try await Self.wait(metrics) { Self.clients($0).count == 1 }
+        #expect(playing.held, "\(playing.text)")
+        let gone = try await Self.wait(metrics) { text in
+            Self.clientSamples(text).isEmpty && text.contains("camflow_rtsp_refused_total{node=\"rtsp\",reason=\"session-timeout\"}")
+        }
+        #expect(gone.held, "the timed-out player's series are gone:\n\(gone.text)")
+        #expect(FileManager.default.createFile(atPath: stop, contents: nil))
+        let output = try await player
+        #expect(output.stdout.contains("PLAYING"), "\(output.stdout) \(output.stderr)")
+    }
+
     @Test func theDashboardListsThePlayer_untilItLeaves() async throws {
         let (server, metrics) = try await Self.start(options: "")
         defer { server.stop() }
