@@ -26,8 +26,10 @@ TABLE = """(() => {
   const section = document.getElementById('rtsp');
   const table = document.getElementById('rtsp-clients');
   const rows = [...table.querySelectorAll('tr')].map((tr) => [...tr.children].map((cell) => cell.textContent));
-  return { rtspReports: dashboard.rtspReports, sectionShown: !section.hidden, tableShown: !table.hidden,
-           noneShown: !document.getElementById('rtsp-none').hidden,
+  // Shown as the browser lays it out (a stylesheet could override the hidden attribute).
+  const shown = (element) => getComputedStyle(element).display !== 'none' && element.getClientRects().length > 0;
+  return { rtspReports: dashboard.rtspReports, sectionShown: shown(section), tableShown: shown(table),
+           noneShown: shown(document.getElementById('rtsp-none')),
            noneText: document.getElementById('rtsp-none').textContent, header: rows[0] || [], rows: rows.slice(1),
            clients: dashboard.rtspClients,
            // Anything but text inside a cell would mean a value reached the page as markup.

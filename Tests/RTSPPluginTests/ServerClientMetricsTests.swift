@@ -298,9 +298,12 @@ import Testing
             #expect(Double(row[3]) != nil && row[5].hasSuffix(" s"), "\(row)")
         }
         #expect(during["elementsInCells"] as? Int == 0)
+        #expect(during["sectionShown"] as? Bool == true && during["tableShown"] as? Bool == true
+                && during["noneShown"] as? Bool == false, "\(during)")
         let after = try #require(result["after"] as? [String: Any])
         #expect(result["gone"] as? Bool == true, "\(after)")
-        #expect(after["noneText"] as? String == "no RTSP clients" && (after["rows"] as? [Any])?.isEmpty == true, "\(after)")
+        #expect(after["noneText"] as? String == "no RTSP clients" && (after["rows"] as? [Any])?.isEmpty == true
+                && after["sectionShown"] as? Bool == true, "\(after)")
         #expect((result["consoleErrors"] as? [String])?.isEmpty == true, "\(result["consoleErrors"] ?? "")")
 
         // The page's reader on text with escapes and markup in label values.
