@@ -233,6 +233,9 @@ final class WebRTCEndpointCore {
             return
         }
         let feedback = peer.receiveRTCP(datagram)
+        // Consent (RFC 7675) from SRTCP too: a full-ICE agent need not check after nomination (libnice, so
+        // GStreamer's webrtcbin, sends none), and a report keyed from the DTLS handshake proves more than ice-pwd.
+        if feedback.authenticated { peer.lastConsent = now }
         if feedback.bye { return close(peer.id, reason: "the peer said BYE") }
         for packet in feedback.resend { write(packet, to: source) }
         stats.packetsResent &+= UInt64(feedback.resend.count)
@@ -360,7 +363,7 @@ final class WebRTCEndpointCore {
         for peer in Array(peers.values) {
             if let consent = peer.lastConsent, time - consent >= peer.ice.consentTimeout {
                 stats.peersExpired &+= 1
-                close(peer.id, reason: "consent expired (no STUN check from the media address for \(peer.ice.consentTimeout))")
+                close(peer.id, reason: "consent expired (no STUN check or SRTCP from the media address for \(peer.ice.consentTimeout))")
                 continue
             }
             // Checks alone never hold a slot: connected within the timeout of the answer, or gone.

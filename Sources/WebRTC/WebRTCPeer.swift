@@ -49,7 +49,7 @@ final class WebRTCPeer {
     /// is read: the address the DTLS handshake completed with, fixed from then on. A spoofed check
     /// proves knowledge of ice-pwd, not the address; only the keyed peer can finish a handshake.
     private(set) var mediaAddress: SocketAddress?
-    /// The last authenticated check from `mediaAddress` (or the connection): consent (RFC 7675).
+    /// The last authenticated check or SRTCP datagram from `mediaAddress` (or the connection): consent (RFC 7675).
     var lastConsent: Duration?
     private(set) var outbound: SRTPSession?
     private var inbound: SRTPSession?
@@ -156,6 +156,8 @@ final class WebRTCPeer {
         var resend: [ByteBuffer] = []
         var keyframe = false
         var bye = false
+        /// The datagram passed SRTCP authentication: only the keyed peer could have sent it.
+        var authenticated = false
     }
 
     /// Unprotects and reads an SRTCP datagram: NACKed packets still in the
@@ -167,6 +169,7 @@ final class WebRTCPeer {
         let packets: [RTCPPacket]
         do {
             try inbound.unprotect(rtcp: &packet)
+            feedback.authenticated = true
             packets = try RTCPCompound.parse(packet)
         } catch {
             rtcpFailures += 1
