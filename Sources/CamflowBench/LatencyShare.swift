@@ -128,7 +128,7 @@ func measureCamflowShare(binary: String, viewerCounts: [Int], seconds: Int = 15,
             let (histogram, connected) = try await measure(way, viewers: viewers, base: base, port: port, stream: stream,
                                                            seconds: seconds)
             var line = "share \(way.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) "
-                + "\(String(viewers).leftPadded(3)) viewers  \(histogram.summary)  (\(histogram.count) fragments)"
+                + "\(String(viewers).leftPadded(3)) viewers  \(histogram.summary)  (\(histogram.count) fragments, load \(loadAverage()))"
             if connected < viewers { line += "  only \(connected) of \(viewers) viewers connected" }
             if way == .webrtc, viewers < count { line += "  (\(count) asked: a web sink holds \(webrtcSessionCap) WebRTC sessions)" }
             printError(line)
@@ -177,6 +177,11 @@ private func measure(_ way: ShareWay, viewers: Int, base: String, port: Int, str
         throw BenchmarkError(message: "no camflow_web_delivery_seconds{way=\"\(way)\"} in /metrics")
     }
     return (after.subtracting(before), min(connected, connectedNow()))
+}
+
+/// The machine's 1-minute load average: the share is camflow's alone only on a machine that is otherwise idle.
+private func loadAverage() -> String {
+    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").first.map(String.init) ?? "?"
 }
 
 /// Polls `value` every 100 ms until it gives something, for at most `seconds`.

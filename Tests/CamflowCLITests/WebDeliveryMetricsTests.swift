@@ -41,4 +41,18 @@ import Testing
         // WebRTC's histogram is there, empty with nobody watching that way.
         #expect(metrics["camflow_web_delivery_seconds_count{node=\"web\",way=\"webrtc\"}"] == 0)
     }
+
+    @Test func aWHEPPeerSentFrames_recordsTheirDeliveryTimes() async throws {
+        let (run, port) = try await WHEPEndToEndTests().startWeb()
+        defer { run.process.terminate() }
+        let (status, result, output) = try await WHEPGStreamerEndToEndTests().playInGStreamer(
+            "http://127.0.0.1:\(port)/whep/replay", frames: 10)
+        #expect(status == 0, "\(output)")
+        let metrics = Self.samples((try? await rawHTTP(port: port, "/metrics").body) ?? "")
+        let timed = try #require(metrics["camflow_web_delivery_seconds_count{node=\"web\",way=\"webrtc\"}"])
+        // At most one per live frame sent: those decoded, and a second's worth in flight when the peer stopped
+        // (a fragment's later frames, and the GOP sent to the joiner, are not timed).
+        let frames = Double(result["frames"] as? Int ?? 0)
+        #expect(timed > 0 && timed <= frames + 25, "\(timed) timed, \(frames) frames decoded")
+    }
 }
