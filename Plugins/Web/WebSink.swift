@@ -223,8 +223,10 @@ struct WebSink: Node {
                 if let evicted = hub.publish(packet) {
                     await context.reportEvicted(stream: evicted, capacity: settings.maxStreams, emitEvent: false)
                 }
-                hls?.publish(packet)
+                // The live viewers first (WebRTC only hops to its event loop): LL-HLS cuts parts, which its
+                // players fetch in their own time, and would otherwise add to every WebRTC frame's delivery.
                 feed?.publish(packet)
+                hls?.publish(packet)
             }
             // The stream ended: let viewers take what is queued, within bounds.
             hub.finish()
@@ -251,7 +253,7 @@ struct WebSink: Node {
         configuration.maxStreams = settings.maxStreams
         configuration.gopCacheBytes = settings.gopCache
         let delivery = DeliveryTimer(node: node, way: "webrtc")
-        configuration.frameSent = { receivedAt, peers in delivery.record(since: receivedAt, count: peers) }
+        configuration.frameSent = { receivedAt in delivery.record(since: receivedAt) }
         do {
             let endpoint = try await WebRTCEndpoint.start(host: settings.host, port: settings.webrtcPort, configuration: configuration,
                                                           logger: logger, clock: clock)

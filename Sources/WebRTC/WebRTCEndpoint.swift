@@ -28,8 +28,8 @@ public final class WebRTCEndpoint: Sendable {
         /// STUN checks that need an HMAC per second from one source IP address; more are dropped unverified.
         public var stunChecksPerSecondPerAddress = 50
         /// Told, on the event loop, of each measured frame (a nonzero `receivedAt`) once its
-        /// last SRTP packet was flushed to the socket, with how many peers were sent it.
-        public var frameSent: (@Sendable (_ receivedAt: UInt64, _ peers: Int) -> Void)?
+        /// last SRTP packet to a peer was flushed to the socket: once per peer.
+        public var frameSent: (@Sendable (_ receivedAt: UInt64) -> Void)?
 
         public init() {}
     }

@@ -283,7 +283,6 @@ final class WebRTCEndpointCore {
         guard !viewers.isEmpty, let packetized = media.packetize(frame) else { return }
         let writable = channel?.isWritable ?? false
         let time = now
-        var sentTo = 0
         for peer in viewers {
             guard let address = peer.mediaAddress else { continue }
             if !writable { peer.needsKeyframe = true }
@@ -297,10 +296,10 @@ final class WebRTCEndpointCore {
             stats.rtpPacketsSent &+= UInt64(peer.send(packetized.payloads, ticks: packetized.ticks, at: time, allocator: allocator) {
                 write($0, to: address)
             })
-            sentTo += 1
+            // Each peer's packets leave before the next peer's are made: the first peer does not wait for the last.
+            channel?.flush()
+            if frame.receivedAt != 0 { configuration.frameSent?(frame.receivedAt) }
         }
-        channel?.flush()
-        if sentTo > 0, frame.receivedAt != 0 { configuration.frameSent?(frame.receivedAt, sentTo) }
     }
 
     /// Queues a fragment's frames at their decode-time offsets from now, after what is already queued.

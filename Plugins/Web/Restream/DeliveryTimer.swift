@@ -19,12 +19,11 @@ struct DeliveryTimer: Sendable {
         timer = Timer(label: Self.label, dimensions: [("node", node), ("way", way)])
     }
 
-    /// Records the time from `receivedAt` (``MonotonicClock`` ns) to `now`,
-    /// `count` times (once per viewer that was sent it). 0 is a fragment
-    /// without an arrival of its own (a joiner's cached GOP): not recorded.
-    func record(since receivedAt: UInt64, now: UInt64 = MonotonicClock.now(), count: Int = 1) {
-        guard receivedAt != 0, count > 0 else { return }
-        let nanoseconds = Int64(clamping: now >= receivedAt ? now - receivedAt : 0)
-        for _ in 0..<count { timer.recordNanoseconds(nanoseconds) }
+    /// Records the time from `receivedAt` (``MonotonicClock`` ns) to `now`
+    /// for one viewer. 0 is a fragment without an arrival of its own (a
+    /// joiner's cached GOP): not recorded.
+    func record(since receivedAt: UInt64, now: UInt64 = MonotonicClock.now()) {
+        guard receivedAt != 0 else { return }
+        timer.recordNanoseconds(Int64(clamping: now >= receivedAt ? now - receivedAt : 0))
     }
 }
