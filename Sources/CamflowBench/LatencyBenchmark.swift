@@ -48,12 +48,18 @@ struct LatencyBenchCommand: AsyncParsableCommand {
     @Option(help: "The web sink's hls-part (longest LL-HLS part), e.g. 200ms; default: the node's.")
     var hlsPart: String?
 
+    @Option(help: "Viewer counts at which camflow's own share (camera message in -> viewer's socket) is measured afterwards, for the chosen mse and webrtc ways; 'none' skips it.")
+    var share = "1,10,50"
+
     static let allWays = ["webrtc", "mse", "ll-hls"]
     private var chosen: [String] { ways.split(separator: ",").map(String.init) }
 
     func validate() throws {
         guard !chosen.isEmpty, chosen.allSatisfy(Self.allWays.contains), Set(chosen).count == chosen.count else {
             throw ValidationError("--ways: some of webrtc, mse, ll-hls, comma-separated, not '\(ways)'")
+        }
+        guard share == "none" || !LiveBenchOptions.counts(share).isEmpty else {
+            throw ValidationError("--share: viewer counts such as 1,10,50, or none")
         }
         guard duration > 0, warmup >= 0 else { throw ValidationError("--duration must be positive, --warmup not negative") }
         if let hlsPart, hlsPart.contains(where: { !$0.isLetter && !$0.isNumber && $0 != "." }) {
@@ -92,6 +98,14 @@ struct LatencyBenchCommand: AsyncParsableCommand {
             print(LatencyReport.line(way))
             if let goal = LatencyReport.goal(way) { print(goal) }
             if !way.mapping.isEmpty { print(LatencyReport.detail(way, diagnostics: diagnostics)) }
+        }
+        let shareWays = chosen.compactMap { ShareWay(rawValue: $0) }
+        if share != "none", !shareWays.isEmpty {
+            printError("camflow's own share at \(share) viewers...")
+            let lines = try await measureCamflowShare(binary: "/proc/self/exe", viewerCounts: LiveBenchOptions.counts(share),
+                                                      ways: shareWays)
+            print("camflow's own share (camera message in -> viewer's socket):")
+            print(lines.joined(separator: "\n"))
         }
     }
 

@@ -281,11 +281,28 @@ def wait_for_stream(base, deadline):
     raise SystemExit("camflow's web sink has no stream")
 
 
+def wait_for_playlist(base, stream, deadline, segments=3):
+    """Until the LL-HLS playlist has `segments` whole segments: Chromium's HLS player gives up for good
+    on a first 404, and stays paused at 0 when it starts on a playlist of one segment."""
+    url = f"{base}/hls/{urllib.request.quote(stream, safe='')}/index.m3u8"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.read().decode().count("#EXTINF:") >= segments:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"no LL-HLS playlist at {url}")
+
+
 class Page:
     """One way of watching in its window; converts its times to CLOCK_MONOTONIC."""
 
-    def __init__(self, browser, way, base, stream):
+    def __init__(self, browser, way, base, stream, deadline):
         self.browser, self.way, self.base, self.stream = browser, way, base, stream
+        if way == "ll-hls":
+            wait_for_playlist(base, stream, deadline)
         quoted = urllib.request.quote(stream, safe="")
         if way == "mse":
             url = f"{base}/viewer?mode=mse&endpoint=/ws/{quoted}&autostart=1"
@@ -356,7 +373,7 @@ def main():
     stream = wait_for_stream(args.base, deadline)
     browser = Browser()
     try:
-        pages = [Page(browser, way, args.base, stream) for way in ways]
+        pages = [Page(browser, way, args.base, stream, deadline) for way in ways]
         while not all(page.start() for page in pages):
             if time.monotonic() > deadline:
                 raise SystemExit("the pages did not load")
