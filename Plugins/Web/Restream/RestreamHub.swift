@@ -292,11 +292,15 @@ public final class RestreamHub: Sendable {
         }
     }
 
-    /// Counts an item as sent (after the socket took it) and records a
-    /// live fragment's time from its arrival to now.
-    public func sent(_ item: ViewerItem, to id: Int) {
-        guard case .fragment(let buffer, _, let receivedAt) = item else { return }
+    /// Records a live fragment's time from its arrival (`receivedAt`) to now,
+    /// when its bytes went to a viewer's socket.
+    func delivered(since receivedAt: UInt64) {
         delivery?.record(since: receivedAt)
+    }
+
+    /// Counts an item as sent (after the socket took it).
+    public func sent(_ item: ViewerItem, to id: Int) {
+        guard case .fragment(let buffer, _, _) = item else { return }
         state.withLock { state in
             guard let viewer = state.viewers[id] else { return }
             viewer.sentFragments &+= 1

@@ -21,8 +21,10 @@ struct ViewerSession: Sendable {
 
     private enum End: Sendable { case clientClosed, idle, streamEnded, flooded }
 
+    /// - Parameter eventLoop: the connection's loop, which writes what `outbound` is given: a fragment's
+    ///   delivery time is taken there, once the write before it reached the socket.
     func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
-               stream: String?, remote: String) async {
+               stream: String?, remote: String, eventLoop: (any EventLoop)? = nil) async {
         // No stream has a longer name (the packet header's limit): such a path names none, and is not kept.
         if let stream, stream.utf8.count > PacketHeader.Limits.nameBytes {
             logger.notice("refused a viewer from \(remote): a stream name of \(stream.utf8.count) bytes")
@@ -63,6 +65,15 @@ struct ViewerSession: Sendable {
                         return .clientClosed
                     }
                     hub.sent(item, to: id)
+                    if case .fragment(_, _, let receivedAt) = item, receivedAt != 0 {
+                        // The writer hands the frame to the loop, which writes and flushes it in order:
+                        // a task queued behind it runs once the bytes went to the socket.
+                        if let eventLoop {
+                            eventLoop.execute { hub.delivered(since: receivedAt) }
+                        } else {
+                            hub.delivered(since: receivedAt)
+                        }
+                    }
                 }
                 return Task.isCancelled ? nil : .streamEnded
             }

@@ -94,7 +94,7 @@ struct WebServer: Sendable {
             _ = channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: Self.viewerSendBuffer)
             let remote = channel.remoteAddress.map(Self.describe) ?? "unknown"
             return .upgrade([:]) { inbound, outbound, _ in
-                await session.serve(inbound: inbound, outbound: outbound, stream: stream, remote: remote)
+                await session.serve(inbound: inbound, outbound: outbound, stream: stream, remote: remote, eventLoop: channel.eventLoop)
             }
         }
         let configuration = HTTP1WebSocketUpgradeChannel.Configuration(
