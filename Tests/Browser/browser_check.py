@@ -256,6 +256,8 @@ VIEWER_FRAMES_STATE = """(async () => {
   } else if (viewer.transport === 'mse' && player && video.getVideoPlaybackQuality) {
     const quality = video.getVideoPlaybackQuality();
     out.frames = quality.totalVideoFrames - quality.droppedVideoFrames;
+    out.videoFrames = quality.totalVideoFrames;
+    out.currentTime = video.currentTime;
     out.live = player.live;
   }
   return out;
@@ -415,7 +417,8 @@ def webrtc(args):
                         time.sleep(0.005)  # within the receiver's socket buffer: all of them reach camflow
                 sender.close()
                 garbage_at = frames
-            if frames >= args.frames + (garbage_at or 0) and (not args.garbage or garbage_at is not None):
+            if (frames >= args.frames + (garbage_at or 0) and (not args.garbage or garbage_at is not None)
+                    and state.get("videoWidth")):
                 break
             chromium.read(time.monotonic() + 0.2)
         state["secondsToFrames"] = round(time.monotonic() - started, 2)
@@ -443,14 +446,22 @@ def viewer_frames(args):
         started = time.monotonic()
         deadline = started + args.timeout
         state, first_frame_at = {}, None
+        # MSE: the most media time played without a new picture (decoded or dropped), in seconds.
+        longest_freeze, frozen_since, last_frames = 0, None, None
         while time.monotonic() < deadline:
             state = chromium.evaluate(VIEWER_FRAMES_STATE, await_promise=True) or {}
             if state.get("frames", 0) > 0 and first_frame_at is None:
                 first_frame_at = time.monotonic() - started
-            if state.get("frames", 0) >= args.frames and state.get("videoWidth"):
+            if state.get("videoFrames"):
+                if state["videoFrames"] != last_frames or frozen_since is None or state["currentTime"] < frozen_since:
+                    frozen_since, last_frames = state["currentTime"], state["videoFrames"]
+                longest_freeze = max(longest_freeze, state["currentTime"] - frozen_since)
+            # Frames decoded, and the page has seen a picture too (it says so once one was presented).
+            if state.get("frames", 0) >= args.frames and state.get("videoWidth") and state.get("playerState") == "connected":
                 break
             chromium.read(time.monotonic() + 0.1)
         state["secondsToFirstFrame"] = first_frame_at
+        state["longestFreeze"] = round(longest_freeze, 2)
         state["seconds"] = round(time.monotonic() - started, 2)
         state["consoleErrors"] = chromium.console_errors()
         # Leaving the page: its pagehide handler ends a WebRTC session (a keepalive DELETE, which the browser
@@ -501,7 +512,10 @@ def viewer_live_edge(args):
             chromium.read(time.monotonic() + 0.2)
         lags = [s["lag"] for s in samples if "lag" in s]
         last = [s["lag"] for s in samples if "lag" in s and s["at"] >= samples[-1]["at"] - 2.5] if samples else []
-        return {"joinedAt": joined_at, "samples": samples, "firstLag": lags[0] if lags else None,
+        # The lag it started with: the most in the first 1.5 s (the cached GOP is still being appended at first;
+        # the player does nothing about the lag before 2.5 s).
+        early = [s["lag"] for s in samples if "lag" in s and s["at"] <= samples[0]["at"] + 1.5]
+        return {"joinedAt": joined_at, "samples": samples, "firstLag": max(early) if early else None,
                 "maxLag": max(lags) if lags else None,
                 # The least lag over the last 2.5 s: how far playback runs behind the newest data.
                 "finalSlack": min(last) if last else None,

@@ -501,6 +501,7 @@ class CamflowPlayer {
     this.lagSamples.push([now, lag]);
     while (this.lagSamples.length && this.lagSamples[0][0] < now - CamflowPlayer.LAG_WINDOW) this.lagSamples.shift();
     this.live.lag = lag;
+    this.watchFrozenPicture(now);
     // Act only on a full window: it must hold a moment just before an arrival.
     if (now - this.lagSince < CamflowPlayer.LAG_WINDOW) return;
     const slack = Math.min(...this.lagSamples.map((sample) => sample[1]));
@@ -518,6 +519,29 @@ class CamflowPlayer {
     } else if (slack <= CamflowPlayer.SLACK_TARGET + 0.05 && video.playbackRate !== 1) {
       this.setRate(1);
     }
+  }
+
+  // Chromium (156) can stop showing pictures while the sound and the clock go on: seen when data overlapping what
+  // is buffered (a looped or restarted source's timeline, re-based) is appended close to the playhead. A second of
+  // playback without a new picture makes it seek to the next buffered keyframe, where decoding starts afresh.
+  watchFrozenPicture(now) {
+    const video = this.video;
+    if (!video.getVideoPlaybackQuality || !this.tracks) return;
+    const frames = video.getVideoPlaybackQuality().totalVideoFrames;
+    const watch = this.frozenWatch;
+    if (!watch || frames !== watch.frames || video.currentTime < watch.time) {
+      this.frozenWatch = { frames, time: video.currentTime };
+      return;
+    }
+    if (video.currentTime - watch.time < 1) return;
+    const ranges = this.sourceBuffer.buffered;
+    const end = ranges.end(ranges.length - 1);
+    const next = this.keyframes.find((time) => time > video.currentTime + 0.05 && time < end);
+    this.frozenWatch = null;
+    this.live.unfreezes = (this.live.unfreezes || 0) + 1;
+    video.currentTime = next !== undefined ? next + 0.1 : video.currentTime;
+    this.lagSamples = [];
+    this.lagSince = now;
   }
 
   setRate(rate) {
