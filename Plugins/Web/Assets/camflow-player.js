@@ -526,7 +526,11 @@ class CamflowPlayer {
   // playback without a new picture makes it seek to the next buffered keyframe, where decoding starts afresh.
   watchFrozenPicture(now) {
     const video = this.video;
-    if (!video.getVideoPlaybackQuality || !this.tracks) return;
+    // A hidden page's video may rightly get no pictures (browsers stop decoding what nobody sees).
+    if (!video.getVideoPlaybackQuality || !this.tracks || document.hidden) {
+      this.frozenWatch = null;
+      return;
+    }
     const frames = video.getVideoPlaybackQuality().totalVideoFrames;
     const watch = this.frozenWatch;
     if (!watch || frames !== watch.frames || video.currentTime < watch.time) {
