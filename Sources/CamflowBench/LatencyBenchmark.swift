@@ -86,6 +86,7 @@ struct LatencyBenchCommand: AsyncParsableCommand {
         let timeline = SenderTimeline(originMilliseconds: Double(origin) / 1e6, frameDuration: media.loopSeconds / Double(timelineFrames),
                                       framesPerLoop: timelineFrames)
         print("camera: \(clip), 1280x720, \(Int((1 / timeline.frameDuration).rounded())) fps, one fragment per frame; camflow on 127.0.0.1:\(port)")
+        let loadBefore = Self.loadAverage()
         var results: [(WayLatency, [[String: Double]])] = []
         for group in oneAtATime ? chosen.map({ [$0] }) : [chosen] {
             let recording = try await watch(group, base: "http://127.0.0.1:\(port)")
@@ -94,6 +95,8 @@ struct LatencyBenchCommand: AsyncParsableCommand {
                 results.append((way, recording.diagnostics[way.way] ?? []))
             }
         }
+        // Two cores shared with a browser decoding 720p: other work on the machine shows in every number.
+        print("load average (1 min): \(loadBefore) at the start, \(Self.loadAverage()) at the end")
         for (way, diagnostics) in results {
             print(LatencyReport.line(way))
             if let goal = LatencyReport.goal(way) { print(goal) }
@@ -107,6 +110,10 @@ struct LatencyBenchCommand: AsyncParsableCommand {
             print("camflow's own share (camera message in -> viewer's socket):")
             print(lines.joined(separator: "\n"))
         }
+    }
+
+    static func loadAverage() -> String {
+        ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").first.map(String.init) ?? "?"
     }
 
     /// camflow's pipeline: the camera, parsed, restreamed by the web sink (WebRTC on a free UDP port).
