@@ -244,7 +244,7 @@ class CamflowPlayer {
     this.lagSince = 0;
     this.lagTimer = null;
     // What followLiveEdge did, for the page and its tests.
-    this.live = { slack: null, lag: null, rate: 1, speedups: 0, jumps: 0, trims: 0 };
+    this.live = { slack: null, lag: null, rate: 1, speedups: 0, jumps: 0, trims: 0, unfreezes: 0 };
   }
 
   start() {
@@ -542,7 +542,7 @@ class CamflowPlayer {
     const end = ranges.end(ranges.length - 1);
     const next = this.keyframes.find((time) => time > video.currentTime + 0.05 && time < end);
     this.frozenWatch = null;
-    this.live.unfreezes = (this.live.unfreezes || 0) + 1;
+    this.live.unfreezes += 1;
     video.currentTime = next !== undefined ? next + 0.1 : video.currentTime;
     this.lagSamples = [];
     this.lagSince = now;

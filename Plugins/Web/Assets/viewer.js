@@ -22,7 +22,7 @@
 
   // transport: how it plays now (webrtc, mse, hls); fallback: why WebRTC was left for MSE.
   const state = { player: null, messages: 0, errors: [], transport: null, fallback: null, notes: [],
-                  codecs: {} };
+                  codecs: {}, attempt: 0 };
   window.camflowViewer = state;
 
   function toast(text, kind) {
@@ -60,6 +60,7 @@
     event.preventDefault();
     if (state.player) state.player.stop();
     state.player = null;
+    const attempt = ++state.attempt;
     const values = Object.fromEntries(fields.map((name) => [name, $(name).value.trim()]));
     localStorage.setItem("camflow-viewer", JSON.stringify(values));
     state.fallback = null;
@@ -67,9 +68,9 @@
     setTransport("", "info");
     $("start").disabled = true;
     $("stop").disabled = false;
-    if (values.mode === "hls") { playHLS(values); return; }
+    if (values.mode === "hls") { playHLS(values, attempt); return; }
     $("hls-note").hidden = true;
-    if (values.mode === "webrtc") { playWebRTC(values); return; }
+    if (values.mode === "webrtc") { playWebRTC(values, attempt); return; }
     playMSE(values);
   });
 
@@ -109,9 +110,10 @@
   // WebRTC over camflow's WHEP with the form's server and credentials (the WebSocket's), and MSE when it cannot be
   // had: a stream with B-frames (browsers' WebRTC decoders do not take them), H.265, a UDP port not reachable, no
   // picture in time. The reason stays on the page.
-  async function playWebRTC(values) {
+  async function playWebRTC(values, attempt) {
     state.transport = "webrtc";
     const stream = await streamName(values);
+    if (attempt !== state.attempt) return; // stopped, or started again, meanwhile
     const scheme = values.protocol === "wss" ? "https:" : "http:";
     const bracketed = values.host.includes(":") && !values.host.startsWith("[") ? "[" + values.host + "]" : values.host;
     const url = scheme + "//" + bracketed + (values.port ? ":" + values.port : "") + "/whep/" + encodeURIComponent(stream);
@@ -150,9 +152,10 @@
 
   // HLS plays natively where the browser has it (Safari, iOS, Android, some
   // TVs); elsewhere the page says so and gives the URL for VLC or ffplay.
-  async function playHLS(values) {
+  async function playHLS(values, attempt) {
     state.transport = "hls";
     const stream = await streamName(values);
+    if (attempt !== state.attempt) return; // stopped, or started again, meanwhile
     const url = location.protocol + "//" + location.host + "/hls/" + encodeURIComponent(stream) + "/index.m3u8";
     const video = $("video");
     const note = $("hls-note");
@@ -180,6 +183,7 @@
     if (state.transport === "hls") { $("video").removeAttribute("src"); $("video").load(); }
     if (state.player) state.player.stop();
     state.player = null;
+    state.attempt += 1;
     $("start").disabled = false;
     $("stop").disabled = true;
   });
