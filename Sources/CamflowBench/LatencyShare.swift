@@ -149,7 +149,11 @@ private func measure(_ way: ShareWay, viewers: Int, base: String, port: Int, str
     defer { try? FileManager.default.removeItem(at: script) }
     let target = way == .mse ? "\(port)" : "\(base)/whep/\(stream)"
     let peers = try ChildProcess([script.path, target, "\(viewers)", "\(seconds + 60)"], executable: "/usr/bin/python3")
-    defer { peers.process.terminate() }
+    // SIGKILL: GLib's threads block SIGTERM, and peers left running would load the next measurement.
+    defer {
+        kill(peers.process.processIdentifier, SIGKILL)
+        peers.process.waitUntilExit()
+    }
     let metrics = URL(string: "\(base)/metrics")!
     func connectedNow() -> Int {
         if way == .mse {
