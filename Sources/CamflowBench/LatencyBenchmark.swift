@@ -51,6 +51,12 @@ struct LatencyBenchCommand: AsyncParsableCommand {
     @Option(help: "Viewer counts at which camflow's own share (camera message in -> viewer's socket) is measured afterwards, for the chosen mse and webrtc ways; 'none' skips it.")
     var share = "1,10,50"
 
+    @Option(help: "Experiment: seconds the viewer's MSE player keeps behind the newest data (its CamflowPlayer.SLACK_TARGET); default: the page's.")
+    var mseSlackTarget: Double?
+
+    @Option(help: "Also write what the browser recorded (the driver's JSON lines, every frame) to this file.")
+    var save: String?
+
     static let allWays = ["webrtc", "mse", "ll-hls"]
     private var chosen: [String] { ways.split(separator: ",").map(String.init) }
 
@@ -86,6 +92,7 @@ struct LatencyBenchCommand: AsyncParsableCommand {
         let timeline = SenderTimeline(originMilliseconds: Double(origin) / 1e6, frameDuration: media.loopSeconds / Double(timelineFrames),
                                       framesPerLoop: timelineFrames)
         print("camera: \(clip), 1280x720, \(Int((1 / timeline.frameDuration).rounded())) fps, one fragment per frame; camflow on 127.0.0.1:\(port)")
+        if let save { _ = FileManager.default.createFile(atPath: save, contents: nil) }
         let loadBefore = Self.loadAverage()
         var results: [(WayLatency, [[String: Double]])] = []
         for group in oneAtATime ? chosen.map({ [$0] }) : [chosen] {
@@ -142,7 +149,7 @@ struct LatencyBenchCommand: AsyncParsableCommand {
         let driver = Process()
         driver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         driver.arguments = [viewerScript, "--base", base, "--ways", group.joined(separator: ","),
-                            "--duration", "\(duration + warmup)"]
+                            "--duration", "\(duration + warmup)"] + (mseSlackTarget.map { ["--mse-slack-target", "\($0)"] } ?? [])
         driver.standardInput = FileHandle.nullDevice
         driver.standardOutput = try FileHandle(forWritingTo: out)
         driver.standardError = try FileHandle(forWritingTo: err)
@@ -150,6 +157,13 @@ struct LatencyBenchCommand: AsyncParsableCommand {
         try driver.run()
         let status = try await Self.wait(for: driver, atMost: .seconds(duration + warmup + 180))
         let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        if let save {
+            // One file over every --one-at-a-time group: appended.
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: save))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(text.utf8))
+            try handle.close()
+        }
         guard status == 0 else {
             let tail = ((try? String(contentsOf: err, encoding: .utf8)) ?? "").split(separator: "\n").suffix(5).joined(separator: " | ")
             throw BenchmarkError(message: "the Chromium driver failed (status \(status)): \(tail)")

@@ -42,6 +42,8 @@ enum LatencyReport {
         }
         let ahead = diagnostics.compactMap { $0["bufferedAhead"] }.filter { $0 > 0 }.map { $0 * 1000 }
         if let median = ahead.percentile(50) { parts.append("buffered ahead p50 \(ms(median))") }
+        let slack = diagnostics.compactMap { $0["slack"] }.map { $0 * 1000 }
+        if let median = slack.percentile(50) { parts.append("player's slack p50 \(ms(median))") }
         let rates = diagnostics.compactMap { $0["playbackRate"] }
         if let low = rates.min(), let high = rates.max(), low != 1 || high != 1 {
             parts.append("playback rate \(low.text(2))-\(high.text(2))")

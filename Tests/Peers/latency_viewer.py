@@ -247,6 +247,10 @@ POLL = """(async () => {
     out.timestampOffset = player.sourceBuffer.timestampOffset;
     out.pendingAppends = (player.pending || []).length;
   }
+  if (player && player.live) {
+    // The player's live-edge keeping: the least lag over its window, what it steers by.
+    out.slack = player.live.slack; out.jumps = player.live.jumps; out.speedups = player.live.speedups;
+  }
   const w = window.__whep;
   if (w) {
     out.status = w.status; out.error = w.error || null; out.answer = w.answer || null;
@@ -315,11 +319,13 @@ class Page:
         self.clock_sent = False
         self.offsets = []  # Date.now() - performance.now(), recent polls
 
-    def start(self):
+    def start(self, slack_target=None):
         if self.started:
             return True
         if self.browser.evaluate(self.session, "document.readyState") != "complete":
             return False
+        if self.way == "mse" and slack_target is not None:
+            self.browser.evaluate(self.session, f"typeof CamflowPlayer !== 'undefined' && (CamflowPlayer.SLACK_TARGET = {float(slack_target)})")
         if self.way == "webrtc":
             whep = f"/whep/{urllib.request.quote(self.stream, safe='')}"
             self.browser.evaluate(self.session, WHEP_START % json.dumps(whep))
@@ -367,6 +373,8 @@ def main():
     parser.add_argument("--ways", default="webrtc,mse,ll-hls")
     parser.add_argument("--duration", type=float, default=20, help="seconds of recording after the first frame")
     parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for the stream and the first frames")
+    parser.add_argument("--mse-slack-target", type=float,
+                        help="experiment: the viewer player's CamflowPlayer.SLACK_TARGET (seconds kept behind the newest data)")
     args = parser.parse_args()
     ways = [w for w in args.ways.split(",") if w]
     deadline = time.monotonic() + args.timeout
@@ -374,7 +382,7 @@ def main():
     browser = Browser()
     try:
         pages = [Page(browser, way, args.base, stream, deadline) for way in ways]
-        while not all(page.start() for page in pages):
+        while not all(page.start(args.mse_slack_target) for page in pages):
             if time.monotonic() > deadline:
                 raise SystemExit("the pages did not load")
             time.sleep(0.1)
