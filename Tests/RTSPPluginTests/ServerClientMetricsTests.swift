@@ -41,13 +41,15 @@ import Testing
     }
 
     /// A pipeline serving cam1 over RTSP, with a `web` node whose `/metrics` URL is returned.
-    static func start(options: String) async throws -> (server: RTSPServerProcess, metrics: String) {
+    /// With `webPassword`, the web sink asks for it and the URL carries it (`http://viewer:PASSWORD@…`).
+    static func start(options: String, webPassword: String? = nil) async throws -> (server: RTSPServerProcess, metrics: String) {
+        let auth = webPassword.map { ", username: viewer, password: \"\($0)\"" } ?? ""
         let server = try RTSPServerProcess(fixture: "h264-main-aac.mp4", options: options,
-                                           extraNodes: "  web: { type: web, inputs: [parse], bind: \"127.0.0.1:0\", hls: false }")
+                                           extraNodes: "  web: { type: web, inputs: [parse], bind: \"127.0.0.1:0\", hls: false\(auth) }")
         _ = try await server.waitUntilServing()
         let line = try await server.waitForLine(containing: "serving http://127.0.0.1:")
         let port = try #require(line.components(separatedBy: "serving http://127.0.0.1:").last?.prefix { $0.isNumber })
-        return (server, "http://127.0.0.1:\(port)/metrics")
+        return (server, "http://\(webPassword.map { "viewer:\($0)@" } ?? "")127.0.0.1:\(port)/metrics")
     }
 
     static func fetch(_ url: String) async throws -> String {
@@ -274,7 +276,9 @@ import Testing
     }
 
     @Test func theDashboardListsThePlayer_untilItLeaves() async throws {
-        let (server, metrics) = try await Self.start(options: "")
+        // Opened as http://viewer:PASSWORD@host/, as a user may type it: the page's requests must
+        // not be relative to that base, which carries credentials and so is refused by fetch.
+        let (server, metrics) = try await Self.start(options: "", webPassword: "dash-secret")
         defer { server.stop() }
         let stop = Self.stopFile()
         defer { try? FileManager.default.removeItem(atPath: stop) }

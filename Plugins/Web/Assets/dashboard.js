@@ -410,7 +410,7 @@ window.camflowPrometheus = (() => {
     if (rtspBusy) return;
     rtspBusy = true;
     try {
-      const response = await fetch("/metrics", { cache: "no-store" });
+      const response = await fetch(location.origin + "/metrics", { cache: "no-store" });
       if (!response.ok) throw new Error("HTTP " + response.status);
       const text = await response.text();
       // The server's clock, as the connected-since times are: the browser's may be off.
@@ -430,7 +430,7 @@ window.camflowPrometheus = (() => {
 
   async function refresh() {
     try {
-      const response = await fetch("/api/stats", { cache: "no-store" });
+      const response = await fetch(location.origin + "/api/stats", { cache: "no-store" });
       if (!response.ok) throw new Error("HTTP " + response.status);
       const report = await response.json();
       // Rates over the last few seconds: a camera sends a fragment every second

@@ -18,7 +18,7 @@
 
   async function load() {
     const { from, to } = dayRange();
-    const response = await fetch(`/api/recordings?from=${from}&to=${to}`, { cache: "no-store" });
+    const response = await fetch(`${location.origin}/api/recordings?from=${from}&to=${to}`, { cache: "no-store" });
     if (!response.ok) { $("status").textContent = "cannot list recordings: " + response.status; return; }
     listing = await response.json();
     draw();
