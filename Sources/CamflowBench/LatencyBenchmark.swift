@@ -26,8 +26,9 @@ struct LatencyBenchCommand: AsyncParsableCommand {
             the viewer's HLS mode (their media times start at 0 for each viewer, so the frame \
             number read from the picture about once a second maps them). A frame's latency runs \
             from the simulator's send (its fragment ends: origin + (frame + 1) x 40 ms) to its \
-            expected display time. The ways run at the same time in one browser unless \
-            --one-at-a-time. Frames of the first --warmup seconds are left out.
+            expected display time. The ways are watched one after the other (three 720p decodes \
+            at once saturate a small machine), or at the same time with --together (a long run \
+            of two ways). Frames of the first --warmup seconds are left out.
             """)
 
     @Option(help: "Seconds each way is measured.")
@@ -36,8 +37,8 @@ struct LatencyBenchCommand: AsyncParsableCommand {
     @Option(help: "Ways of watching, comma-separated: webrtc, mse, ll-hls.")
     var ways = "webrtc,mse,ll-hls"
 
-    @Flag(help: "Measure one way after the other (one browser window at a time) instead of all at once.")
-    var oneAtATime = false
+    @Flag(help: "Watch the chosen ways at the same time (a window each in one browser) instead of one after the other.")
+    var together = false
 
     @Option(help: "Seconds after a way's first frame that are not measured (joining, catching up).")
     var warmup: Double = 3
@@ -95,7 +96,7 @@ struct LatencyBenchCommand: AsyncParsableCommand {
         if let save { _ = FileManager.default.createFile(atPath: save, contents: nil) }
         let loadBefore = Self.loadAverage()
         var results: [(WayLatency, [[String: Double]])] = []
-        for group in oneAtATime ? chosen.map({ [$0] }) : [chosen] {
+        for group in together ? [chosen] : chosen.map({ [$0] }) {
             let recording = try await watch(group, base: "http://127.0.0.1:\(port)")
             for error in recording.errors { print("error: \(error)") }
             for way in LatencyAnalysis.analyse(recording, timeline: timeline, warmup: warmup, ways: group) {
@@ -158,7 +159,7 @@ struct LatencyBenchCommand: AsyncParsableCommand {
         let status = try await Self.wait(for: driver, atMost: .seconds(duration + warmup + 180))
         let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
         if let save {
-            // One file over every --one-at-a-time group: appended.
+            // One file over every way watched in turn: appended.
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: save))
             try handle.seekToEnd()
             try handle.write(contentsOf: Data(text.utf8))
