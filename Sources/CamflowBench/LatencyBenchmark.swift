@@ -21,9 +21,9 @@ struct LatencyBenchCommand: AsyncParsableCommand {
             fragment per frame, made once with ffmpeg; a strip in its top 16 rows carries the frame \
             number. camflow runs 'instar-camera -> mp4-parse -> web' in a process of its own on free \
             ports. Chromium (--viewer-script, run with /usr/bin/python3) opens one window per way: \
-            WebRTC over WHEP (the answer's a=x-camflow-media-clock maps requestVideoFrameCallback's \
-            rtpTimestamp to the camera's media time), MSE in camflow's viewer page and LL-HLS in \
-            the viewer's HLS mode (their media times start at 0 for each viewer, so the frame \
+            WebRTC in camflow's viewer page, its WHEP mode (the answer's a=x-camflow-media-clock maps \
+            requestVideoFrameCallback's rtpTimestamp to the camera's media time), MSE in the viewer \
+            page and LL-HLS in its HLS mode (their media times start at 0 for each viewer, so the frame \
             number read from the picture about once a second maps them). A frame's latency runs \
             from the simulator's send (its fragment ends: origin + (frame + 1) x 40 ms) to its \
             expected display time. The ways are watched one after the other (three 720p decodes \
@@ -52,6 +52,9 @@ struct LatencyBenchCommand: AsyncParsableCommand {
     @Option(help: "Viewer counts at which camflow's own share (camera message in -> viewer's socket) is measured afterwards, for the chosen mse and webrtc ways; 'none' skips it.")
     var share = "1,10,50"
 
+    @Option(help: "WebRTC in camflow's viewer page (its WHEP mode; an error if it falls back to MSE) or 'own', a bare page of the driver's.")
+    var webrtcPage = "viewer"
+
     @Option(help: "Experiment: seconds the viewer's MSE player keeps behind the newest data (its CamflowPlayer.SLACK_TARGET); default: the page's.")
     var mseSlackTarget: Double?
 
@@ -68,6 +71,7 @@ struct LatencyBenchCommand: AsyncParsableCommand {
         guard share == "none" || !LiveBenchOptions.counts(share).isEmpty else {
             throw ValidationError("--share: viewer counts such as 1,10,50, or none")
         }
+        guard ["viewer", "own"].contains(webrtcPage) else { throw ValidationError("--webrtc-page: viewer or own, not '\(webrtcPage)'") }
         guard duration > 0, warmup >= 0 else { throw ValidationError("--duration must be positive, --warmup not negative") }
         if let hlsPart, hlsPart.contains(where: { !$0.isLetter && !$0.isNumber && $0 != "." }) {
             throw ValidationError("--hls-part: a duration such as 200ms, not '\(hlsPart)'")
@@ -150,7 +154,7 @@ struct LatencyBenchCommand: AsyncParsableCommand {
         let driver = Process()
         driver.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         driver.arguments = [viewerScript, "--base", base, "--ways", group.joined(separator: ","),
-                            "--duration", "\(duration + warmup)"] + (mseSlackTarget.map { ["--mse-slack-target", "\($0)"] } ?? [])
+                            "--duration", "\(duration + warmup)", "--webrtc-page", webrtcPage] + (mseSlackTarget.map { ["--mse-slack-target", "\($0)"] } ?? [])
         driver.standardInput = FileHandle.nullDevice
         driver.standardOutput = try FileHandle(forWritingTo: out)
         driver.standardError = try FileHandle(forWritingTo: err)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Headless Chromium watching one camflow stream by WebRTC (WHEP), MSE (the
-viewer page) and LL-HLS (the viewer's HLS mode) at the same time, one window
-each, for `camflow bench latency`.
+"""Headless Chromium watching one camflow stream by WebRTC (the viewer's WHEP
+mode, or a bare page with --webrtc-page own), MSE (the viewer page) and LL-HLS
+(the viewer's HLS mode) at the same time, one window each, for
+`camflow bench latency`.
 
   latency_viewer.py --base http://127.0.0.1:PORT --ways webrtc,mse,ll-hls --duration SECONDS
 
@@ -124,10 +125,19 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-# Records when each fragment reaches the page (the WebSocket's message event)
+# Before the page's scripts: keeps the WHEP answer's text, and records when
+# each fragment reaches the page (the WebSocket's message event)
 # with its media time (tfdt over the init segment's mdhd timescale): what the
 # browser then takes to present it is its own share.
 ARRIVALS = """(() => {
+  // The WHEP answer as camflow sent it (remoteDescription.sdp is Chromium's rewrite, without unknown attributes).
+  const nativeFetch = window.fetch;
+  window.fetch = async (...args) => {
+    const response = await nativeFetch(...args);
+    const url = String(args[0] && args[0].url ? args[0].url : args[0]);
+    if (url.includes('/whep/') && response.status === 201) response.clone().text().then((text) => { window.__latAnswer = text; });
+    return response;
+  };
   const Native = window.WebSocket;
   const arrivals = window.__latArrivals = [];
   let timescale = 0;
@@ -251,7 +261,11 @@ POLL = """(async () => {
     // The player's live-edge keeping: the least lag over its window, what it steers by.
     out.slack = player.live.slack; out.jumps = player.live.jumps; out.speedups = player.live.speedups;
   }
-  const w = window.__whep;
+  const viewer = window.camflowViewer;
+  // The viewer's WebRTC mode: its peer connection, the answer it took, and whether it fell back to MSE.
+  const w = window.__whep || (viewer && viewer.transport === 'webrtc' && player && player.pc
+    ? { status: 'negotiated', pc: player.pc, answer: window.__latAnswer } : null);
+  if (viewer) { out.transport = viewer.transport; out.fallback = viewer.fallback; }
   if (w) {
     out.status = w.status; out.error = w.error || null; out.answer = w.answer || null;
     if (w.pc) (await w.pc.getStats()).forEach((r) => {
@@ -303,17 +317,14 @@ def wait_for_playlist(base, stream, deadline, segments=3):
 class Page:
     """One way of watching in its window; converts its times to CLOCK_MONOTONIC."""
 
-    def __init__(self, browser, way, base, stream, deadline):
+    def __init__(self, browser, way, base, stream, deadline, webrtc_page="viewer"):
         self.browser, self.way, self.base, self.stream = browser, way, base, stream
         if way == "ll-hls":
             wait_for_playlist(base, stream, deadline)
         quoted = urllib.request.quote(stream, safe="")
-        if way == "mse":
-            url = f"{base}/viewer?mode=mse&endpoint=/ws/{quoted}&autostart=1"
-        elif way == "ll-hls":
-            url = f"{base}/viewer?mode=hls&endpoint=/ws/{quoted}&autostart=1"
-        else:
-            url = f"{base}/viewer"
+        self.own_page = way == "webrtc" and webrtc_page == "own"
+        mode = {"mse": "mse", "ll-hls": "hls", "webrtc": "webrtc"}[way]
+        url = f"{base}/viewer" if self.own_page else f"{base}/viewer?mode={mode}&endpoint=/ws/{quoted}&autostart=1"
         self.session = browser.open(url, before_load=ARRIVALS)
         self.started = False
         self.clock_sent = False
@@ -326,7 +337,7 @@ class Page:
             return False
         if self.way == "mse" and slack_target is not None:
             self.browser.evaluate(self.session, f"typeof CamflowPlayer !== 'undefined' && (CamflowPlayer.SLACK_TARGET = {float(slack_target)})")
-        if self.way == "webrtc":
+        if self.own_page:
             whep = f"/whep/{urllib.request.quote(self.stream, safe='')}"
             self.browser.evaluate(self.session, WHEP_START % json.dumps(whep))
         self.browser.evaluate(self.session, RECORDER)
@@ -359,6 +370,9 @@ class Page:
                 emit({"type": "clock", "way": self.way, "attribute": line[2:]})
             else:
                 emit({"type": "error", "way": self.way, "message": "the WHEP answer has no a=x-camflow-media-clock"})
+        if self.way == "webrtc" and not self.own_page and state.get("fallback"):
+            emit({"type": "error", "way": self.way, "message": f"the viewer left WebRTC for MSE: {state['fallback']}"})
+            raise SystemExit(1)
         if state.get("status") in ("refused", "error"):
             emit({"type": "error", "way": self.way, "message": f"WHEP {state['status']}: {state.get('error')}"})
             raise SystemExit(1)
@@ -373,6 +387,8 @@ def main():
     parser.add_argument("--ways", default="webrtc,mse,ll-hls")
     parser.add_argument("--duration", type=float, default=20, help="seconds of recording after the first frame")
     parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for the stream and the first frames")
+    parser.add_argument("--webrtc-page", choices=["viewer", "own"], default="viewer",
+                        help="webrtc: camflow's viewer in its WebRTC mode, or a bare page of this script's")
     parser.add_argument("--mse-slack-target", type=float,
                         help="experiment: the viewer player's CamflowPlayer.SLACK_TARGET (seconds kept behind the newest data)")
     args = parser.parse_args()
@@ -381,7 +397,7 @@ def main():
     stream = wait_for_stream(args.base, deadline)
     browser = Browser()
     try:
-        pages = [Page(browser, way, args.base, stream, deadline) for way in ways]
+        pages = [Page(browser, way, args.base, stream, deadline, args.webrtc_page) for way in ways]
         while not all(page.start(args.mse_slack_target) for page in pages):
             if time.monotonic() > deadline:
                 raise SystemExit("the pages did not load")
