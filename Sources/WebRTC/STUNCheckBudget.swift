@@ -9,13 +9,8 @@
 struct STUNCheckBudget<Key: Hashable> {
     let limit: Int
     let capacity: Int
-    private var windows: [Key: Window] = [:]
-    private var overflow = Window(start: .zero, count: 0)
-
-    private struct Window {
-        var start: Duration
-        var count: Int
-    }
+    private var windows: [Key: RateWindow] = [:]
+    private var overflow = RateWindow()
 
     init(limit: Int, capacity: Int = 4096) {
         self.limit = limit
@@ -26,20 +21,32 @@ struct STUNCheckBudget<Key: Hashable> {
     mutating func admit(_ key: Key, at now: Duration) -> Bool {
         if windows[key] == nil, windows.count >= capacity {
             windows = windows.filter { now - $0.value.start < .seconds(1) }
-            if windows.count >= capacity { return Self.take(&overflow, limit: limit, at: now) }
+            if windows.count >= capacity { return overflow.take(limit: limit, at: now) }
         }
-        var window = windows[key] ?? Window(start: now, count: 0)
-        let admitted = Self.take(&window, limit: limit, at: now)
+        var window = windows[key] ?? RateWindow(start: now)
+        let admitted = window.take(limit: limit, at: now)
         windows[key] = window
         return admitted
     }
 
     var trackedKeys: Int { windows.count }
+}
 
-    private static func take(_ window: inout Window, limit: Int, at now: Duration) -> Bool {
-        if now - window.start >= .seconds(1) { window = Window(start: now, count: 0) }
-        guard window.count < limit else { return false }
-        window.count += 1
+/// Events counted in one-second windows: at most `limit` in a window that
+/// starts with the first event after the previous one ended.
+struct RateWindow {
+    private(set) var start: Duration = .zero
+    private(set) var count = 0
+
+    init(start: Duration = .zero) {
+        self.start = start
+    }
+
+    /// Counts one event at `now` if the window has room; false when it has none.
+    mutating func take(limit: Int, at now: Duration) -> Bool {
+        if now - start >= .seconds(1) { (start, count) = (now, 0) }
+        guard count < limit else { return false }
+        count += 1
         return true
     }
 }

@@ -25,6 +25,9 @@ public final class WebRTCEndpoint: Sendable {
         public var handshakeTimeout: Duration = .seconds(15)
         /// Sessions one client (the HTTP client's address) may hold at once: a quarter of the cap.
         public var maxSessionsPerClient = 8
+        /// When the slots (all, or a client's) are full, a session not connected this long after its
+        /// answer gives its slot to a new offer: a browser connects within a second.
+        public var pendingGrace: Duration = .seconds(3)
         /// STUN checks that need an HMAC per second from one source IP address; more are dropped unverified.
         public var stunChecksPerSecondPerAddress = 50
         /// Told, on the event loop, of each measured frame (a nonzero `receivedAt`) once its

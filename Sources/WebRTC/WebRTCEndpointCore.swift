@@ -42,22 +42,11 @@ final class WebRTCEndpointCore {
 
     func answer(offer body: ByteBuffer, stream: String, candidateHost: String,
                 candidatePort: Int?, client: String? = nil) -> Result<WHEPAnswerResult, WHEPRefusal> {
-        guard let media = streams[stream] else {
-            return .failure(WHEPRefusal(status: 404, "no stream '\(UntrustedText.printable(stream, limit: 100))' with video here"))
+        switch admission(stream: stream, client: client) {
+        case .refuse(let refusal): return .failure(refusal)
+        case .admit(let stale): if let stale { close(stale, reason: "its slot went to a newer offer (not connected within \(configuration.pendingGrace.shortDescription))") }
         }
-        if media.track.codec == .h265 {
-            return .failure(WHEPRefusal(status: 406, "this stream is H.265, which camflow's WebRTC does not send; use MSE"))
-        }
-        if media.track.hasBFrames {
-            return .failure(WHEPRefusal(status: 406,
-                                        "this stream has B-frames, which browsers' WebRTC decoders do not take; use MSE"))
-        }
-        guard peers.count < configuration.maxSessions else {
-            return .failure(WHEPRefusal(status: 503, "\(configuration.maxSessions) WebRTC sessions at once, the most this web sink serves"))
-        }
-        if let client, peers.values.count(where: { $0.client == client }) >= configuration.maxSessionsPerClient {
-            return .failure(WHEPRefusal(status: 429, "\(configuration.maxSessionsPerClient) WebRTC sessions from this address already, the most one client may hold; DELETE one first"))
-        }
+        guard let media = streams[stream] else { return .failure(WHEPRefusal(status: 404, "no stream '\(stream)'")) }
         let negotiation: WHEPNegotiation
         do {
             let offer = try SDPOffer(parsing: body)
@@ -106,6 +95,13 @@ final class WebRTCEndpointCore {
 
     func close(_ id: String, reason: String) {
         guard let peer = peers.removeValue(forKey: id) else { return }
+        // Told to the peer (a DELETE, expired consent, shutdown): it stops at once instead of
+        // waiting for its own consent checks to fail.
+        if let dtls = peer.dtls, let address = peer.mediaAddress {
+            dtls.close()
+            for output in dtls.outputDatagrams(allocator: allocator) { write(output, to: address) }
+            channel?.flush()
+        }
         byUfrag[peer.check.localUfrag] = nil
         for address in peer.addresses where byAddress[address] === peer { byAddress[address] = nil }
         peer.dtlsTimer?.cancel()
@@ -187,6 +183,10 @@ final class WebRTCEndpointCore {
             logger.notice("WebRTC session \(peer.id.prefix(8)): DTLS failed: \(UntrustedText.printable(reason, limit: 200))")
             close(peer.id, reason: "DTLS failed")
             return
+        case .closed:
+            // A browser closing its RTCPeerConnection says so: an ordinary end, not a failure.
+            close(peer.id, reason: "the peer closed DTLS (close_notify)")
+            return
         case .established where !peer.isConnected:
             do {
                 guard try peer.key(dtls, from: source, at: now) else {
@@ -232,7 +232,7 @@ final class WebRTCEndpointCore {
             stats.datagramsDropped &+= 1
             return
         }
-        let feedback = peer.receiveRTCP(datagram)
+        let feedback = peer.receiveRTCP(datagram, at: now)
         // Consent (RFC 7675) from SRTCP too: a full-ICE agent need not check after nomination (libnice, so
         // GStreamer's webrtcbin, sends none), and a report keyed from the DTLS handshake proves more than ice-pwd.
         if feedback.authenticated { peer.lastConsent = now }

@@ -60,6 +60,11 @@ final class WebRTCPeer {
     /// When the cached GOP was last sent for a PLI/FIR: at most one each 500 ms.
     var lastRefresh: Duration?
     private var ring: RetransmissionRing
+    /// Resends in the current second: a keyed peer NACKing everything in a loop would make the
+    /// endpoint resend without end; beyond ``resendsPerSecond`` a NACK is not answered.
+    private var resends = RateWindow()
+    /// About 10 Mbit/s of 1200-byte packets: twice a 4 Mbit/s stream lost whole.
+    static let resendsPerSecond = 1000
     private(set) var packetCount: UInt32 = 0
     var resent = 0
     private var octetCount: UInt32 = 0
@@ -162,7 +167,7 @@ final class WebRTCPeer {
 
     /// Unprotects and reads an SRTCP datagram: NACKed packets still in the
     /// ring (at most 64 per datagram), PLI/FIR, BYE. Garbage is counted.
-    func receiveRTCP(_ datagram: ByteBuffer) -> Feedback {
+    func receiveRTCP(_ datagram: ByteBuffer, at now: Duration) -> Feedback {
         var feedback = Feedback()
         guard let inbound else { return feedback }
         var packet = datagram
@@ -179,7 +184,9 @@ final class WebRTCPeer {
             switch item {
             case .nack(_, let media, let entries) where media == ssrc:
                 for number in entries.lazy.flatMap(\.sequenceNumbers) where feedback.resend.count < 64 {
-                    if let stored = ring.packet(number) { feedback.resend.append(stored) }
+                    guard let stored = ring.packet(number) else { continue }
+                    guard resends.take(limit: Self.resendsPerSecond, at: now) else { break }
+                    feedback.resend.append(stored)
                 }
             case .pictureLoss(_, let media) where media == ssrc:
                 feedback.keyframe = true

@@ -71,6 +71,41 @@ import WebRTCProtocol
         #expect(statuses == ["201", "201", "429", "201"])
     }
 
+    @Test func fullSlots_goToNewOffers_onlyFromSessionsThatDidNotConnectInTime() async throws {
+        let clock = ManualClock()
+        var configuration = WebRTCEndpoint.Configuration()
+        configuration.maxSessions = 3
+        configuration.maxSessionsPerClient = 2
+        let endpoint = try await Self.start(configuration, clock: clock)
+        defer { Task { await endpoint.shutdown() } }
+        let fingerprint = try DTLSCertificate().fingerprint
+        func offer(from client: String) async -> String {
+            switch await endpoint.answer(offer: Base.offer(fingerprint: fingerprint), stream: "cam", candidateHost: "127.0.0.1",
+                                         client: client) {
+            case .success: "201"
+            case .failure(let refusal): "\(refusal.status)"
+            }
+        }
+        var statuses = [await offer(from: "10.0.0.1"), await offer(from: "10.0.0.1"), await offer(from: "10.0.0.1")]
+        await clock.advance(by: .seconds(1))
+        statuses += [await offer(from: "10.0.0.2"), await offer(from: "10.0.0.3")]
+        #expect(statuses == ["201", "201", "429", "201", "503"], "young sessions keep their slots")
+        // Past the grace, the oldest unconnected session of the client (or of all, when all are full) makes room.
+        await clock.advance(by: .seconds(2))
+        #expect(await offer(from: "10.0.0.1") == "201")
+        #expect(await endpoint.stats().sessions == 3)
+        #expect(await offer(from: "10.0.0.3") == "201", "the other first session, now 3 s old, went")
+        #expect(await offer(from: "10.0.0.4") == "503", "the rest are younger than 3 s")
+        #expect(await endpoint.stats().sessions == 3)
+    }
+
+    @Test func rateWindows_countPerSecond() {
+        var window = RateWindow()
+        let taken = (0..<5).map { _ in window.take(limit: 3, at: .milliseconds(10)) }
+        #expect(taken == [true, true, true, false, false])
+        #expect(!window.take(limit: 3, at: .milliseconds(999)) && window.take(limit: 3, at: .milliseconds(1000)), "a window from 0 ends at 1 s")
+    }
+
     @Test func mediaAndResendsGoOnlyWhereTheHandshakeCompleted() async throws {
         let clock = ManualClock()
         let endpoint = try await Self.start(clock: clock)
