@@ -168,11 +168,14 @@ struct LatencyBenchCommand: AsyncParsableCommand {
             try handle.write(contentsOf: Data(text.utf8))
             try handle.close()
         }
-        guard status == 0 else {
+        var recording = LatencyRecording(jsonLines: text)
+        if status != 0 {
+            // What was recorded until then still counts (an hour's run is not thrown away for its last minute).
             let tail = ((try? String(contentsOf: err, encoding: .utf8)) ?? "").split(separator: "\n").suffix(5).joined(separator: " | ")
-            throw BenchmarkError(message: "the Chromium driver failed (status \(status)): \(tail)")
+            guard !recording.frames.isEmpty else { throw BenchmarkError(message: "the Chromium driver failed (status \(status)): \(tail)") }
+            recording.errors.append("driver: ended with status \(status) before --duration: \(tail)")
         }
-        return LatencyRecording(jsonLines: text)
+        return recording
     }
 
     /// Starts `process` and returns its exit status; it is terminated after `limit`. Told by
