@@ -39,6 +39,7 @@ struct WebSettings: Sendable {
     var webrtcPort = 8189
     /// The address (HOST or HOST:PORT) WHEP answers offer as the candidate, for viewers behind NAT.
     var webrtcPublicAddress: String?
+    var webrtcMaxSessions = 32
 }
 
 /// `web`: restreams init segments and fragments to browsers and camera
@@ -104,6 +105,8 @@ struct WebSink: Node {
                        "UDP port of WebRTC playback (POST a WHEP offer to /whep/STREAM): ICE-lite, DTLS-SRTP, one port for every viewer; 0 picks one. A port that cannot be bound leaves WHEP answering 503, the rest runs."),
             OptionSpec("webrtc-public-address", .string,
                        "IP address (or IP:PORT, a forwarded UDP port) WHEP answers offer to viewers instead of the address the request came to: for viewers behind NAT."),
+            OptionSpec("webrtc-max-sessions", .integer, default: "32", min: "1", max: "1024",
+                       "WebRTC viewers at once (answered but not yet connected ones included); a quarter of them from one client address."),
         ],
         accepts: [.initSegment, .fragment],
         emits: .nothing,
@@ -151,6 +154,7 @@ struct WebSink: Node {
         settings.snapshotDecodes = try options.integer("snapshot-decodes")
         settings.webrtcPort = try options.integer("webrtc-port")
         settings.webrtcPublicAddress = try options.ifSet("webrtc-public-address", options.string)
+        settings.webrtcMaxSessions = try options.integer("webrtc-max-sessions")
         if let address = settings.webrtcPublicAddress {
             let colons = address.filter { $0 == ":" }.count
             let host = address.hasPrefix("[") || colons == 1 ? BindAddress(parsing: address)?.host : address
@@ -252,6 +256,8 @@ struct WebSink: Node {
         var configuration = WebRTCEndpoint.Configuration()
         configuration.maxStreams = settings.maxStreams
         configuration.gopCacheBytes = settings.gopCache
+        configuration.maxSessions = settings.webrtcMaxSessions
+        configuration.maxSessionsPerClient = max(1, settings.webrtcMaxSessions / 4)
         let delivery = DeliveryTimer(node: node, way: "webrtc")
         configuration.frameSent = { receivedAt in delivery.record(since: receivedAt) }
         do {

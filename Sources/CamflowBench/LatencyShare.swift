@@ -84,9 +84,6 @@ enum ShareWay: String, CaseIterable, ExpressibleByArgument {
     case mse, webrtc
 }
 
-/// Most WebRTC sessions a web sink holds (`WebRTCEndpoint.Configuration.maxSessions`, no option sets it).
-private let webrtcSessionCap = 32
-
 /// camflow's own share of a viewer's latency: for each viewer count, a
 /// simulated 720p 25 fps camera (one fragment per frame) into `binary run`
 /// of `instar-camera → mp4-parse → web`, N viewers per way attached from a
@@ -112,7 +109,7 @@ func measureCamflowShare(binary: String, viewerCounts: [Int], seconds: Int = 15,
             nodes:
               cam: { type: instar-camera, url: "\(camera)", username: admin, password: instar }
               parse: { type: mp4-parse, inputs: [cam] }
-              web: { type: web, inputs: [parse], bind: "127.0.0.1:\(port)", webrtc-port: 0,
+              web: { type: web, inputs: [parse], bind: "127.0.0.1:\(port)", webrtc-port: 0, webrtc-max-sessions: \(max(32, count)),
                      max-connections: \(max(256, count + 16)), max-connections-per-client: \(count + 16) }
             """.write(to: pipeline, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: pipeline) }
@@ -124,13 +121,12 @@ func measureCamflowShare(binary: String, viewerCounts: [Int], seconds: Int = 15,
             return ((json as? [String: Any])?["streams"] as? [[String: Any]])?.first?["name"] as? String
         }
         for way in ways {
-            let viewers = way == .webrtc ? min(count, webrtcSessionCap) : count
+            let viewers = count
             let (histogram, connected) = try await measure(way, viewers: viewers, base: base, port: port, stream: stream,
                                                            seconds: seconds)
             var line = "share \(way.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) "
                 + "\(String(viewers).leftPadded(3)) viewers  \(histogram.summary)  (\(histogram.count) fragments, load \(loadAverage()))"
             if connected < viewers { line += "  only \(connected) of \(viewers) viewers connected" }
-            if way == .webrtc, viewers < count { line += "  (\(count) asked: a web sink holds \(webrtcSessionCap) WebRTC sessions)" }
             printError(line)
             lines.append(line)
         }
