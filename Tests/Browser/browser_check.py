@@ -495,6 +495,8 @@ def viewer_live_edge(args):
         while time.monotonic() < deadline:
             position = stream_position(args.stats, args.gop)
             if position is not None and low <= position <= high:
+                if args.setup:
+                    chromium.evaluate(args.setup)
                 chromium.evaluate("document.getElementById('start').click()")
                 joined_at = position
                 break
@@ -556,6 +558,7 @@ def main():
     parser.add_argument("--stats", help="viewer-live-edge: the sink's /api/stats URL")
     parser.add_argument("--gop", type=float, help="viewer-live-edge: the looped file's GOP (and length), seconds")
     parser.add_argument("--join-at", help="viewer-live-edge: FROM:TO seconds into the GOP to start the viewer at")
+    parser.add_argument("--setup", help="viewer-live-edge: JavaScript evaluated in the page before it starts")
     parser.add_argument("--assets", help="serve /assets/* from this directory instead of camflow")
     args = parser.parse_args()
     if args.mode == "webrtc":
