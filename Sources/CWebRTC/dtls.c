@@ -231,9 +231,18 @@ static int fail(cf_dtls *dtls, const char *what) {
     return CF_DTLS_FAILED;
 }
 
+int cf_dtls_close(cf_dtls *dtls) {
+    if (dtls == NULL || dtls->state != CF_DTLS_ESTABLISHED) return -1;
+    cf_fn.SSL_shutdown(dtls->ssl); /* queues close_notify; the peer's answer is not waited for */
+    cf_fn.ERR_clear_error();
+    snprintf(dtls->error, sizeof dtls->error, "closed (close_notify sent)");
+    dtls->state = CF_DTLS_CLOSED;
+    return 0;
+}
+
 int cf_dtls_receive(cf_dtls *dtls, const uint8_t *datagram, size_t len) {
     if (dtls == NULL) return CF_DTLS_FAILED;
-    if (dtls->state == CF_DTLS_FAILED) return CF_DTLS_FAILED;
+    if (dtls->state < 0) return dtls->state;
     if (datagram == NULL || len == 0 || len > CF_DTLS_MAX_DATAGRAM) return dtls->state; /* not a record: ignored */
     if (cf_fn.BIO_write(dtls->input, datagram, (int)len) != (int)len) return fail(dtls, "out of memory");
     int application_data = 0;
@@ -249,7 +258,7 @@ int cf_dtls_receive(cf_dtls *dtls, const uint8_t *datagram, size_t len) {
         if (reason == SSL_ERROR_ZERO_RETURN) {
             cf_fn.ERR_clear_error();
             snprintf(dtls->error, sizeof dtls->error, "the peer closed the connection (close_notify)");
-            dtls->state = CF_DTLS_FAILED;
+            dtls->state = CF_DTLS_CLOSED;
             break;
         }
         fail(dtls, "DTLS handshake or record failed");
@@ -259,7 +268,7 @@ int cf_dtls_receive(cf_dtls *dtls, const uint8_t *datagram, size_t len) {
        never span datagrams, so it must not prefix the next one. */
     if (cf_fn.BIO_ctrl(dtls->input, BIO_CTRL_PENDING, 0, NULL) > 0) cf_fn.BIO_ctrl(dtls->input, BIO_CTRL_RESET, 0, NULL);
     cf_fn.ERR_clear_error();
-    if (dtls->state == CF_DTLS_FAILED) return CF_DTLS_FAILED;
+    if (dtls->state < 0) return dtls->state;
     if (cf_fn.SSL_is_init_finished(dtls->ssl)) dtls->state = CF_DTLS_ESTABLISHED;
     return dtls->state == CF_DTLS_ESTABLISHED && application_data ? CF_DTLS_APPLICATION_DATA : dtls->state;
 }
@@ -283,14 +292,14 @@ size_t cf_dtls_pop_output(cf_dtls *dtls, uint8_t *buf, size_t cap) {
 uint64_t cf_dtls_dropped_output(const cf_dtls *dtls) { return dtls != NULL ? dtls->dropped : 0; }
 
 int64_t cf_dtls_timeout_us(cf_dtls *dtls) {
-    if (dtls == NULL || dtls->state == CF_DTLS_FAILED) return -1;
+    if (dtls == NULL || dtls->state < 0) return -1;
     struct timeval left = {0, 0};
     if (cf_fn.SSL_ctrl(dtls->ssl, DTLS_CTRL_GET_TIMEOUT, 0, &left) != 1) return -1;
     return (int64_t)left.tv_sec * 1000000 + (int64_t)left.tv_usec;
 }
 
 int cf_dtls_handle_timeout(cf_dtls *dtls) {
-    if (dtls == NULL || dtls->state == CF_DTLS_FAILED) return -1;
+    if (dtls == NULL || dtls->state < 0) return -1;
     long result = cf_fn.SSL_ctrl(dtls->ssl, DTLS_CTRL_HANDLE_TIMEOUT, 0, NULL);
     if (result < 0) {
         fail(dtls, "the peer stopped answering (too many retransmissions)");

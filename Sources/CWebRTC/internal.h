@@ -19,7 +19,7 @@
     X(SSL_set_connect_state) X(SSL_do_handshake) X(SSL_read) X(SSL_get_error) X(SSL_is_init_finished) \
     X(SSL_get_selected_srtp_profile) X(SSL_get1_peer_certificate) X(SSL_export_keying_material) \
     X(SSL_set_ex_data) X(SSL_get_ex_data) X(DTLS_set_timer_cb) X(SSL_renegotiate) \
-    X(SSL_clear_options)
+    X(SSL_clear_options) X(SSL_shutdown)
 
 #define CF_LIBCRYPTO_FUNCTIONS(X) \
     X(BIO_new) X(BIO_s_mem) X(BIO_write) X(BIO_ctrl) X(BIO_free) X(BIO_meth_new) X(BIO_meth_set_write) \

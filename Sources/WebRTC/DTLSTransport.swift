@@ -62,6 +62,8 @@ public final class DTLSTransport {
         case established
         /// For good; the reason comes from OpenSSL.
         case failed(String)
+        /// For good, in order: a close_notify came from the peer or was sent by ``close()``.
+        case closed(String)
     }
 
     private let pointer: OpaquePointer
@@ -116,6 +118,7 @@ public final class DTLSTransport {
         switch Int(result) {
         case Int(CF_DTLS_HANDSHAKING): state = .handshaking
         case Int(CF_DTLS_ESTABLISHED), Int(CF_DTLS_APPLICATION_DATA): state = .established
+        case Int(CF_DTLS_CLOSED): state = .closed(String(cString: cf_dtls_error(pointer)))
         default: state = .failed(String(cString: cf_dtls_error(pointer)))
         }
     }
@@ -154,6 +157,14 @@ public final class DTLSTransport {
         let result = cf_dtls_handle_timeout(pointer)
         if result < 0 { state = .failed(String(cString: cf_dtls_error(pointer))) }
         return result > 0
+    }
+
+    /// Ends an established connection in order: a close_notify alert is
+    /// queued (send `outputDatagrams()`), so the peer learns at once rather
+    /// than when its consent checks go unanswered. Nothing when not established.
+    public func close() {
+        guard state == .established, cf_dtls_close(pointer) == 0 else { return }
+        state = .closed(String(cString: cf_dtls_error(pointer)))
     }
 
     /// The peer's certificate (DER) once it sent one.

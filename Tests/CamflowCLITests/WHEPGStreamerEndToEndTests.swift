@@ -13,9 +13,11 @@ import Testing
     func playInGStreamer(_ url: String, frames: Int, arguments: [String] = [],
                          environment: [String: String] = [:]) async throws -> (status: Int32, result: [String: Any], output: String) {
         let script = repositoryRoot.appendingPathComponent("Tests/Peers/whep_gst_client.py").path
-        let peer = try CamflowProcess([script, url, "--frames", "\(frames)", "--timeout", "15"] + arguments,
+        // The offer goes before webrtcbin's gathering completes: camflow takes the peer's address from
+        // its checks, and gathering once took 14 s in a loaded parallel run (0.3-0.7 s otherwise).
+        let peer = try CamflowProcess([script, url, "--frames", "\(frames)", "--timeout", "20", "--early-offer"] + arguments,
                                       environment: environment, executable: "/usr/bin/python3")
-        let status = try await peer.waitForExit(timeout: .seconds(25))
+        let status = try await peer.waitForExit(timeout: .seconds(30))
         let result = try #require(try JSONSerialization.jsonObject(with: Data(peer.stdout.utf8)) as? [String: Any],
                                   "\(peer.stdout) \(peer.stderr)")
         return (status, result, peer.stdout + peer.stderr)

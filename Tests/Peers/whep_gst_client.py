@@ -134,7 +134,9 @@ class Player:
 
     def post_if_gathered(self):
         state = self.webrtc.get_property("ice-gathering-state")
-        if self.posted or self.finished or state != GstWebRTC.WebRTCICEGatheringState.COMPLETE:
+        if self.posted or self.finished:
+            return False
+        if state != GstWebRTC.WebRTCICEGatheringState.COMPLETE and not self.args.early_offer:
             return False
         description = self.webrtc.get_property("local-description")
         if description is None:
@@ -288,6 +290,9 @@ def main():
     parser.add_argument("url")
     parser.add_argument("--frames", type=int, default=25, help="frames to decode (25)")
     parser.add_argument("--timeout", type=float, default=20, help="seconds before giving up (20)")
+    parser.add_argument("--early-offer", action="store_true",
+                        help="POST the offer once it is set, before gathering completes (camflow, ICE-lite, "
+                             "takes the peer's address from its checks, not from the offer's candidates)")
     parser.add_argument("--user", default=os.environ.get("WHEP_USER"),
                         help="Basic auth user (or WHEP_USER); the password is read from WHEP_PASSWORD")
     parser.add_argument("--local-address", action="append", default=[],

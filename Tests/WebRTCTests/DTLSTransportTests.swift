@@ -148,6 +148,30 @@ struct DTLSPair {
         #expect(pair.server.outputDatagrams().isEmpty)
     }
 
+    @Test func aCloseNotifyEndsTheConnectionInOrder_eitherWay() throws {
+        let pair = try DTLSPair()
+        pair.exchange()
+        pair.client.close()
+        let alert = pair.client.outputDatagrams()
+        #expect(alert.count == 1 && alert.first?.getInteger(at: 0, as: UInt8.self) == 21, "one alert record")
+        #expect(pair.server.receive(alert[0]) == .closed("the peer closed the connection (close_notify)"))
+        #expect(pair.server.timeout == nil)
+        #expect(pair.server.receive(alert[0]) == pair.server.state, "closed for good")
+
+        // camflow's side: a closed server sends its alert once, then nothing.
+        let other = try DTLSPair()
+        other.exchange()
+        other.server.close()
+        let sent = other.server.outputDatagrams()
+        #expect(sent.count == 1)
+        #expect(other.client.receive(sent[0]) == .closed("the peer closed the connection (close_notify)"))
+        other.server.close()
+        #expect(other.server.outputDatagrams().isEmpty)
+        let fresh = try DTLSPair()
+        fresh.server.close()
+        #expect(fresh.server.outputDatagrams().isEmpty && fresh.server.state == .handshaking, "nothing to close before the handshake")
+    }
+
     @Test func theServerRefusesRenegotiation() throws {
         let pair = try DTLSPair()
         pair.exchange()
@@ -199,7 +223,7 @@ struct DTLSPair {
             }
             switch server.receive(ByteBuffer(bytes: bytes)) {
             case .handshaking: ignored += 1
-            case .failed:
+            case .failed, .closed:
                 failed += 1
                 server = try DTLSTransport(context: context)
             case .established: Issue.record("garbage completed a handshake")

@@ -56,8 +56,14 @@ cf_dtls *cf_dtls_client_new(cf_dtls_ctx *ctx, uint16_t mtu, uint32_t initial_tim
    made by cf_dtls_new refuse it). 0 = a new ClientHello is queued. */
 int cf_dtls_renegotiate(cf_dtls *dtls);
 
+/* Ends an established connection: a close_notify alert is queued (send
+   the output datagrams) and the connection is CF_DTLS_CLOSED. 0 when one
+   was queued, -1 when the connection was not established. */
+int cf_dtls_close(cf_dtls *dtls);
+
 /* Results of cf_dtls_receive. */
 enum {
+    CF_DTLS_CLOSED = -2,      /* for good: a close_notify was received or sent */
     CF_DTLS_FAILED = -1,      /* for good: cf_dtls_error says why */
     CF_DTLS_HANDSHAKING = 0,
     CF_DTLS_ESTABLISHED = 1,
