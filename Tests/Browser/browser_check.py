@@ -28,89 +28,37 @@ import argparse
 import base64
 import json
 import os
-import select
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cdp_pipe import ChromiumPipe  # noqa: E402
 
-class Chromium:
+
+class Chromium(ChromiumPipe):
     # The sink's pages, served from --assets like /assets/* (the sink serves them under these paths).
     PAGES = {"/viewer": "viewer.html", "/recordings": "recordings.html"}
 
     def __init__(self, width=1280, assets=None):
-        self.profile = tempfile.mkdtemp(prefix="camflow-chromium-")
-        # Keep fds 3 and 4 taken first, so the child's 3 and 4 can be set
-        # in preexec without clobbering a pipe end still to be copied.
-        placeholders = [os.open(os.devnull, os.O_RDONLY) for _ in range(2)]
-        to_chrome_r, self.to_chrome = os.pipe()
-        self.from_chrome, from_chrome_w = os.pipe()
-        binary = shutil.which("chromium") or shutil.which("chromium-browser")
-        if not binary:
-            raise SystemExit("chromium is not installed (apt-get install chromium)")
-
-        def wire_fds():
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
-
-        self.process = subprocess.Popen(
-            [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-             "--user-data-dir=" + self.profile, "--no-first-run", "--no-default-browser-check",
-             "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-extensions",
-             "--allow-loopback-in-peer-connection",
-             f"--window-size={width},900"]
-            # A page the protocol serves has no address, so it counts as public and may not reach loopback.
-            + (["--disable-features=LocalNetworkAccessChecks"] if assets else []) + ["about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire_fds,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        for fd in placeholders:
-            os.close(fd)
-        self.buffer = b""
-        self.next_id = 0
-        self.events = []
+        # A page the protocol serves has no address, so it counts as public and may not reach loopback.
+        super().__init__([f"--window-size={width},900"]
+                         + (["--disable-features=LocalNetworkAccessChecks"] if assets else []))
         self.session = None
+        self.events = []
         self.assets = assets
         self.side_id = 1 << 30
 
     def send(self, method, params=None, session=True, timeout=30):
-        self.next_id += 1
-        message = {"id": self.next_id, "method": method, "params": params or {}}
-        if session and self.session:
-            message["sessionId"] = self.session
-        os.write(self.to_chrome, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self.read(deadline)
-            if reply is None:
-                raise SystemExit(f"chromium did not answer {method} within {timeout}s")
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise SystemExit(f"{method} failed: {reply['error']}")
-                return reply.get("result", {})
-            if "method" in reply:
-                self.events.append(reply)
+        return self.call(method, params, self.session if session else None, timeout)
+
+    def on_event(self, message):
+        self.events.append(message)
 
     def read(self, deadline):
-        while b"\0" not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            ready, _, _ = select.select([self.from_chrome], [], [], left)
-            if not ready:
-                return None
-            chunk = os.read(self.from_chrome, 1 << 20)
-            if not chunk:
-                raise SystemExit("chromium exited")
-            self.buffer += chunk
-        message, self.buffer = self.buffer.split(b"\0", 1)
-        message = json.loads(message)
-        if message.get("method") == "Fetch.requestPaused":
+        message = super().read(deadline)
+        if message is not None and message.get("method") == "Fetch.requestPaused":
             self.serve_asset(message)
         return message
 
@@ -131,7 +79,7 @@ class Chromium:
         else:
             command = {"method": "Fetch.continueRequest", "params": {"requestId": params["requestId"]}}
         command.update(id=self.side_id, sessionId=message.get("sessionId"))
-        os.write(self.to_chrome, json.dumps(command).encode() + b"\0")
+        self.write(command)
 
     def drain(self, until, seconds):
         """Collects events until one satisfies `until`, at most `seconds`."""
@@ -181,16 +129,6 @@ class Chromium:
         with open(path, "wb") as file:
             file.write(base64.b64decode(data))
 
-    def close(self):
-        try:
-            self.send("Browser.close", session=False, timeout=5)
-        except SystemExit:
-            pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 VIEWER_STATE = """(() => {

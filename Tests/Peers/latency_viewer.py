@@ -25,76 +25,25 @@ Chromium speaks the DevTools protocol over a pipe (fds 3 and 4).
 import argparse
 import json
 import os
-import select
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
+# The DevTools pipe driver the browser tests use (Tests/Browser/cdp_pipe.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Browser"))
+from cdp_pipe import ChromiumPipe  # noqa: E402
 
-class Browser:
+
+class Browser(ChromiumPipe):
     """One headless Chromium, a window (not a background tab) per page."""
 
     def __init__(self):
-        self.profile = tempfile.mkdtemp(prefix="camflow-latency-")
-        placeholders = [os.open(os.devnull, os.O_RDONLY) for _ in range(2)]
-        to_chrome_r, self.to_chrome = os.pipe()
-        self.from_chrome, from_chrome_w = os.pipe()
-        binary = shutil.which("chromium") or shutil.which("chromium-browser")
-        if not binary:
-            raise SystemExit("chromium is not installed (apt-get install chromium)")
-
-        def wire_fds():
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
-
-        self.process = subprocess.Popen(
-            [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-             "--user-data-dir=" + self.profile, "--no-first-run", "--no-default-browser-check",
-             "--autoplay-policy=no-user-gesture-required", "--mute-audio", "--disable-extensions",
-             "--allow-loopback-in-peer-connection", "--disable-background-timer-throttling",
-             "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows",
-             "--window-size=1300,800", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire_fds, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_chrome_r)
-        os.close(from_chrome_w)
-        for fd in placeholders:
-            os.close(fd)
-        self.buffer = b""
-        self.next_id = 0
+        super().__init__(["--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                          "--disable-backgrounding-occluded-windows", "--window-size=1300,800"],
+                         profile_prefix="camflow-latency-")
 
     def send(self, method, params=None, session=None, timeout=30):
-        self.next_id += 1
-        message = {"id": self.next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self.to_chrome, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self.read(deadline)
-            if reply is None:
-                raise SystemExit(f"chromium did not answer {method} within {timeout}s")
-            if reply.get("id") == self.next_id:
-                if "error" in reply:
-                    raise SystemExit(f"{method} failed: {reply['error']}")
-                return reply.get("result", {})
-
-    def read(self, deadline):
-        while b"\0" not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            ready, _, _ = select.select([self.from_chrome], [], [], left)
-            if not ready:
-                return None
-            chunk = os.read(self.from_chrome, 1 << 20)
-            if not chunk:
-                raise SystemExit("chromium exited")
-            self.buffer += chunk
-        message, self.buffer = self.buffer.split(b"\0", 1)
-        return json.loads(message)
+        return self.call(method, params, session, timeout)
 
     def open(self, url, before_load=None):
         target = self.send("Target.createTarget", {"url": "about:blank", "newWindow": True})
@@ -112,17 +61,6 @@ class Browser:
         if "exceptionDetails" in result:
             return None
         return result["result"].get("value")
-
-    def close(self):
-        try:
-            self.send("Browser.close", timeout=5)
-        except SystemExit:
-            pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 # Before the page's scripts: keeps the WHEP answer's text, and records when
