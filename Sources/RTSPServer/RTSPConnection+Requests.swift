@@ -175,8 +175,12 @@ extension RTSPConnection {
             RTPInfo(url: "\(base)/trackID=\(track)", sequence: position.sequence, rtpTime: position.timestamp)
         })
         send(RTSPResponse(answering: request, status: 200, headers: headers), context)
-        server.logger.info("RTSP client playing", metadata: ["stream": "\(stream)", "remote": "\(handle.group)",
-                                                            "transport": "\(client.transportName)"])
+        let now = server.clock.now
+        if let told = server.playsTold.withLock({ $0.count(now: now) }) {
+            server.logger.info("RTSP client playing", metadata: ["stream": "\(stream)", "remote": "\(handle.group)",
+                                                                "transport": "\(client.transportName)",
+                                                                "plays-since-last-line": "\(told.sinceLastTold)"])
+        }
         client.enqueue(start.gop)
     }
 }

@@ -24,6 +24,9 @@ public final class RTSPMediaServer: Sendable {
     let credentialFailures: CredentialFailureLimiter
     /// The clock's instant the server's durations count from (sessions, nonces, activity).
     private let origin: ContinuousClock.Instant
+    /// PLAYs told in the log: the first, then at most one line per 10 s with the count, since a
+    /// client without credentials may PLAY thousands of times a second.
+    let playsTold = Mutex(OccasionalReport())
     private let nextID = Atomic<Int>(1)
     private let running = Mutex<(listener: (any Channel)?, tasks: [Task<Void, Never>])>((nil, []))
 

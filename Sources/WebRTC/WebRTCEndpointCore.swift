@@ -130,8 +130,9 @@ final class WebRTCEndpointCore {
             stats.datagramsDropped &+= 1
             return
         }
-        // A flood under a known ufrag with a wrong password would cost an HMAC each: budgeted per IP.
-        guard checkBudget.admit(source.ipAddress ?? "?", at: now) else {
+        // A flood under a known ufrag with a wrong password would cost an HMAC each: budgeted per session and
+        // IP, so junk under one session's ufrag cannot use up the checks of another viewer behind the same IP.
+        guard checkBudget.admit("\(ufrag) \(source.ipAddress ?? "?")", at: now) else {
             stats.datagramsDropped &+= 1
             stats.stunChecksRateLimited &+= 1
             return

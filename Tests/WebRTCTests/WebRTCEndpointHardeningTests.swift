@@ -197,6 +197,23 @@ import WebRTCProtocol
         #expect(try await flood.take(atLeast: 1).count == 1)
     }
 
+    @Test func aFloodUnderOneSessionsUfrag_leavesAnotherViewerOnTheSameIPItsChecks() async throws {
+        var configuration = WebRTCEndpoint.Configuration()
+        configuration.stunChecksPerSecondPerAddress = 5
+        let endpoint = try await Self.start(configuration, clock: ManualClock())
+        defer { Task { await endpoint.shutdown() } }
+        let fingerprint = try DTLSCertificate().fingerprint
+        let (floodedUfrag, _) = try await Self.session(endpoint, fingerprint: fingerprint)
+        let (ufrag, password) = try await Self.session(endpoint, fingerprint: fingerprint)
+        let flood = try await TestSocket.open()
+        for _ in 0..<20 { try await flood.send(try Base.check(ufrag: floodedUfrag, password: "wrongwrongwrongwrongwrong"), to: endpoint.port) }
+        _ = try await Base().waitFor(endpoint) { $0.stunChecksRateLimited >= 15 }
+        // The same IP (loopback), another viewer's session: its budget is its own.
+        let viewer = try await TestSocket.open()
+        try await viewer.send(try Base.check(ufrag: ufrag, password: password), to: endpoint.port)
+        #expect(try await viewer.take(atLeast: 1).count == 1)
+    }
+
     @Test func theBudget_countsPerKeyAndSecond_andItsTableIsBounded() {
         var budget = STUNCheckBudget<String>(limit: 3, capacity: 2)
         var admitted: [Bool] = []

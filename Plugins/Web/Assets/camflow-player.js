@@ -504,6 +504,16 @@ class CamflowPlayer {
     const video = this.video;
     if (!buffer || !buffer.buffered.length || video.paused || video.seeking) return;
     const now = performance.now();
+    // A hole in the buffer (a camera that lost frames sends the next fragment later in media time): playback
+    // stops at its edge and would wait there for ever, so it steps over to the data after it.
+    const ranges = buffer.buffered;
+    for (let i = 0; i + 1 < ranges.length; i++) {
+      if (video.currentTime >= ranges.end(i) - 0.1 && video.currentTime < ranges.start(i + 1)) {
+        video.currentTime = ranges.start(i + 1) + 0.01;
+        this.live.gapJumps = (this.live.gapJumps || 0) + 1;
+        return;
+      }
+    }
     const lag = buffer.buffered.end(buffer.buffered.length - 1) - video.currentTime;
     this.lagSamples.push([now, lag]);
     while (this.lagSamples.length && this.lagSamples[0][0] < now - CamflowPlayer.LAG_WINDOW) this.lagSamples.shift();
