@@ -258,15 +258,16 @@ import Testing
     }
 
     @Test func aSilentPlayersSeriesGoWhenItsSessionTimesOut() async throws {
-        // The player sends nothing after PLAY (no RTCP, no keep-alive): the server closes it after 2 s.
-        let (server, metrics) = try await Self.start(options: "session-timeout: 2s")
+        // The player sends nothing after PLAY (no RTCP, no keep-alive): the server closes it after 6 s, long
+        // enough for a loaded host to see its series first (2 s was missed once by the polling).
+        let (server, metrics) = try await Self.start(options: "session-timeout: 6s")
         defer { server.stop() }
         let stop = Self.stopFile()
         defer { try? FileManager.default.removeItem(atPath: stop) }
         async let player = python(Self.player, ["\(server.port)", "tcp", stop])
         let playing = try await Self.wait(metrics) { Self.clients($0).count == 1 }
         #expect(playing.held, "\(playing.text)")
-        let gone = try await Self.wait(metrics) { text in
+        let gone = try await Self.wait(metrics, timeout: .seconds(20)) { text in
             Self.clientSamples(text).isEmpty && text.contains("camflow_rtsp_refused_total{node=\"rtsp\",reason=\"session-timeout\"}")
         }
         #expect(gone.held, "the timed-out player's series are gone:\n\(gone.text)")
