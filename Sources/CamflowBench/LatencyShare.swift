@@ -227,8 +227,8 @@ struct LatencyShareBenchCommand: AsyncParsableCommand {
         discussion: """
             A simulated 720p 25 fps camera (one fragment per frame) into 'camflow run' of instar-camera -> \
             mp4-parse -> web, with N viewers per way from a Python process: camera-protocol WebSocket \
-            viewers (mse) and WHEP peers (webrtc, GStreamer's webrtcbin without decoding, at most 32: \
-            the web sink's session cap). Quantiles come from camflow_web_delivery_seconds in /metrics, \
+            viewers (mse) and WHEP peers (webrtc, GStreamer's webrtcbin without decoding; the sink's \
+            webrtc-max-sessions is raised to the count). Quantiles come from camflow_web_delivery_seconds in /metrics, \
             placed linearly inside its buckets (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 20, 50, 100 ms ...).
             """)
 

@@ -14,6 +14,16 @@ import Testing
         def connect():
             s = socket.create_connection(("127.0.0.1", port), timeout=20)
             return s
+        def pair():
+            """Two UDP sockets on consecutive ports from an even one: a client's RTP and RTCP."""
+            while True:
+                a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+                port0 = a.getsockname()[1]
+                if port0 % 2: a.close(); continue
+                b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try: b.bind(("127.0.0.1", port0 + 1))
+                except OSError: a.close(); b.close(); continue
+                return a, b, port0
         def request(s, method, uri, cseq, extra=""):
             s.sendall(("%s %s RTSP/1.0\r\nCSeq: %d\r\n%s\r\n" % (method, uri, cseq, extra)).encode())
             data = b""
@@ -116,15 +126,6 @@ import Testing
             fresh = connect()
             out["othersServed"] = request(fresh, "OPTIONS", url, 1).split("\r\n")[0]
         elif mode == "udp":
-            def pair():
-                while True:
-                    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
-                    port0 = a.getsockname()[1]
-                    if port0 % 2: a.close(); continue
-                    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    try: b.bind(("127.0.0.1", port0 + 1))
-                    except OSError: a.close(); b.close(); continue
-                    return a, b, port0
             rtp, rtcp, cport = pair()
             s = connect()
             head = request(s, "SETUP", url + "/trackID=0", 1, "Transport: RTP/AVP;unicast;client_port=%d-%d\r\n" % (cport, cport + 1))
@@ -224,15 +225,6 @@ import Testing
                 pass
             out["floodFramesSent"] = sent
         elif mode == "udpfull":
-            def pair():
-                while True:
-                    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
-                    port0 = a.getsockname()[1]
-                    if port0 % 2: a.close(); continue
-                    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    try: b.bind(("127.0.0.1", port0 + 1))
-                    except OSError: a.close(); b.close(); continue
-                    return a, b, port0
             udp = "RTP/AVP;unicast;client_port=%d-%d"
             sockets = [pair() for _ in range(3)]
             first = connect()
